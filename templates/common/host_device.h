@@ -1,0 +1,100 @@
+// Shared by every template that is compiled for both backends: NVRTC (GPU) and Clang (host).
+// Per-row/per-element logic is written once as MOEJIT_HD functions and wrapped twice.
+#pragma once
+
+#if defined(__CUDACC__) || defined(__CUDACC_RTC__)
+#define MOEJIT_HD __host__ __device__ __forceinline__
+#define MOEJIT_DEVICE_CODE 1
+#else
+#define MOEJIT_HD inline
+#define MOEJIT_DEVICE_CODE 0
+#endif
+
+#if !defined(__CUDACC_RTC__)
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#endif
+
+namespace moejit {
+
+#if defined(__CUDACC_RTC__)
+using int64 = long long;
+using uint16 = unsigned short;
+using uint32 = unsigned int;
+#else
+using int64 = long long;
+using uint16 = unsigned short;
+using uint32 = unsigned int;
+#endif
+
+MOEJIT_HD float bits_to_float(uint32 bits) {
+#if MOEJIT_DEVICE_CODE
+  return __uint_as_float(bits);
+#else
+  float f;
+  std::memcpy(&f, &bits, sizeof f);
+  return f;
+#endif
+}
+
+MOEJIT_HD uint32 float_to_bits(float f) {
+#if MOEJIT_DEVICE_CODE
+  return __float_as_uint(f);
+#else
+  uint32 bits;
+  std::memcpy(&bits, &f, sizeof bits);
+  return bits;
+#endif
+}
+
+MOEJIT_HD float exp_f32(float x) {
+#if MOEJIT_DEVICE_CODE
+  return expf(x);
+#else
+  return std::exp(x);
+#endif
+}
+
+// bfloat16 storage: the top 16 bits of an IEEE float. Conversions round to nearest even, NaN stays
+// NaN; written with integer ops so host and device produce identical bits.
+struct bf16 {
+  uint16 bits;
+};
+
+MOEJIT_HD float to_float(float x) { return x; }
+MOEJIT_HD float to_float(bf16 x) { return bits_to_float(static_cast<uint32>(x.bits) << 16); }
+
+template <typename T>
+MOEJIT_HD T from_float(float x);
+
+template <>
+MOEJIT_HD float from_float<float>(float x) {
+  return x;
+}
+
+template <>
+MOEJIT_HD bf16 from_float<bf16>(float x) {
+  uint32 u = float_to_bits(x);
+  if ((u & 0x7f800000u) == 0x7f800000u && (u & 0x007fffffu)) return bf16{static_cast<uint16>((u >> 16) | 0x40)};
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return bf16{static_cast<uint16>(u >> 16)};
+}
+
+// VEC elements moved as one aligned access (16 bytes for 8 x bf16 or 4 x float).
+template <typename T, int VEC>
+struct alignas(sizeof(T) * VEC) Vec {
+  T v[VEC];
+};
+
+template <typename T, int VEC>
+MOEJIT_HD Vec<T, VEC> load_vec(const T* p) {
+  return *reinterpret_cast<const Vec<T, VEC>*>(p);
+}
+
+template <typename T, int VEC>
+MOEJIT_HD void store_vec(T* p, const Vec<T, VEC>& v) {
+  *reinterpret_cast<Vec<T, VEC>*>(p) = v;
+}
+
+}  // namespace moejit

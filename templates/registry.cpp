@@ -1,0 +1,29 @@
+// The kernel families built into moejit. Each family's spec lives beside its template; this list
+// is explicit so that linking a static library cannot silently drop one.
+#include <algorithm>
+
+#include "moejit/error.hpp"
+#include "moejit/kernel_spec.hpp"
+#include "swiglu/swiglu_spec.hpp"
+
+namespace moejit {
+
+const std::vector<std::unique_ptr<KernelSpec>>& builtin_specs() {
+  static const std::vector<std::unique_ptr<KernelSpec>> specs = [] {
+    std::vector<std::unique_ptr<KernelSpec>> v;
+    v.push_back(std::make_unique<SwigluSpec>(false));
+    v.push_back(std::make_unique<SwigluSpec>(true));
+    return v;
+  }();
+  return specs;
+}
+
+const KernelSpec& find_spec(std::string_view family) {
+  for (const auto& spec : builtin_specs())
+    if (spec->family() == family) return *spec;
+  std::string known;
+  for (const auto& spec : builtin_specs()) known += " " + spec->family();
+  throw Error("unknown kernel family '" + std::string(family) + "'; known:" + known);
+}
+
+}  // namespace moejit

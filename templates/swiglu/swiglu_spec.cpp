@@ -1,0 +1,81 @@
+#include "swiglu/swiglu_spec.hpp"
+
+#include <algorithm>
+
+#include "moejit/error.hpp"
+
+namespace moejit {
+namespace {
+const char* device_type(DType dtype) { return dtype == DType::bf16 ? "moejit::bf16" : "float"; }
+}  // namespace
+
+int64_t SwigluSpec::rows(const Problem& problem) { return problem.tokens * std::max<int64_t>(problem.top_k, 1); }
+
+std::vector<Config> SwigluSpec::space(const Problem&, const DeviceDescription&) const {
+  std::vector<Config> configs;
+  for (int64_t vec : {1, 2, 4, 8})
+    for (int64_t threads : {128, 256, 512, 1024}) configs.push_back(Config{{"vec", vec}, {"threads", threads}});
+  return configs;
+}
+
+std::string SwigluSpec::prune_reason(const Problem& problem, const Config& config, const DeviceDescription&) const {
+  const int64_t vec = config.get("vec"), threads = config.get("threads");
+  if (problem.d_expert <= 0) return "d_expert must be positive";
+  if (vec * static_cast<int64_t>(dtype_bytes(problem.dtype)) > 16) return "vector wider than 16 bytes";
+  if (problem.d_expert % vec != 0) return "d_expert " + std::to_string(problem.d_expert) + " % vec " + std::to_string(vec) + " != 0";
+  if (threads % 32 != 0 || threads > 1024) return "threads must be a multiple of 32, at most 1024";
+  return {};
+}
+
+Config SwigluSpec::heuristic(const Problem& problem, const DeviceDescription&) const {
+  int64_t vec = 16 / static_cast<int64_t>(dtype_bytes(problem.dtype));
+  while (vec > 1 && problem.d_expert % vec != 0) vec /= 2;
+  return Config{{"vec", vec}, {"threads", 256}};
+}
+
+std::string SwigluSpec::entry(const Problem& problem, const Config& config, bool backward) {
+  return std::string(backward ? "moejit::swiglu_bwd_kernel<" : "moejit::swiglu_fwd_kernel<") +
+         device_type(problem.dtype) + ", " + std::to_string(config.get("vec")) + ", " +
+         std::to_string(config.get("threads")) + ">";
+}
+
+Source SwigluSpec::render(const Problem& problem, const Config& config, const DeviceDescription& device) const {
+  if (std::string why = prune_reason(problem, config, device); !why.empty())
+    throw Error(family() + ": config " + config.to_string() + " cannot run " + problem.to_string() + ": " + why);
+  Source s;
+  s.family = family();
+  s.config = std::string(to_string(problem.dtype)) + "_" + config.to_string();
+  s.file_name = s.family + "." + s.config + ".cu";
+  s.code = "// " + family() + " " + s.config + ", rendered by moejit\n#include \"swiglu/swiglu_cuda.cuh\"\n";
+  s.entries = {entry(problem, config, backward_)};
+  return s;
+}
+
+LaunchDims SwigluSpec::launch_dims(const Problem& problem, const Config& config, const DeviceDescription& device) {
+  const int64_t threads = config.get("threads");
+  const int64_t vectors = rows(problem) * (problem.d_expert / config.get("vec"));
+  // Enough blocks to fill every SM several times over; the grid-stride loop covers the rest.
+  const int64_t cap = std::max<int64_t>(1, device.compute_units) * (2048 / threads) * 4;
+  LaunchDims dims;
+  dims.grid[0] = static_cast<unsigned>(std::clamp<int64_t>((vectors + threads - 1) / threads, 1, cap));
+  dims.block[0] = static_cast<unsigned>(threads);
+  return dims;
+}
+
+void launch_swiglu_fwd(Kernel& kernel, const Problem& problem, const Config& config, const DeviceDescription& device,
+                       const void* gate_up, void* out) {
+  int64_t rows = SwigluSpec::rows(problem), width = problem.d_expert;
+  if (rows == 0) return;
+  void* args[] = {&gate_up, &out, &rows, &width};
+  kernel.launch(SwigluSpec::launch_dims(problem, config, device), args);
+}
+
+void launch_swiglu_bwd(Kernel& kernel, const Problem& problem, const Config& config, const DeviceDescription& device,
+                       const void* gate_up, const void* dh, void* d_gate_up) {
+  int64_t rows = SwigluSpec::rows(problem), width = problem.d_expert;
+  if (rows == 0) return;
+  void* args[] = {&gate_up, &dh, &d_gate_up, &rows, &width};
+  kernel.launch(SwigluSpec::launch_dims(problem, config, device), args);
+}
+
+}  // namespace moejit

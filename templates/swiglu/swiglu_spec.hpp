@@ -1,0 +1,34 @@
+// KernelSpec for the SwiGLU activation (families "swiglu_fwd" and "swiglu_bwd").
+// Problem: dtype, d_expert = F (the activation width), rows = tokens * max(top_k, 1).
+// Config: vec (elements per access, at most 16 bytes), threads (per block).
+#pragma once
+#include "moejit/kernel_spec.hpp"
+
+namespace moejit {
+
+class SwigluSpec final : public KernelSpec {
+ public:
+  explicit SwigluSpec(bool backward) : backward_(backward) {}
+  std::string family() const override { return backward_ ? "swiglu_bwd" : "swiglu_fwd"; }
+  bool supports_backend(std::string_view backend) const override { return backend == "cuda"; }
+  std::vector<Config> space(const Problem& problem, const DeviceDescription& device) const override;
+  std::string prune_reason(const Problem& problem, const Config& config, const DeviceDescription& device) const override;
+  Config heuristic(const Problem& problem, const DeviceDescription& device) const override;
+  Source render(const Problem& problem, const Config& config, const DeviceDescription& device) const override;
+
+  static int64_t rows(const Problem& problem);
+  // The one entry of a rendered source.
+  static std::string entry(const Problem& problem, const Config& config, bool backward);
+  static LaunchDims launch_dims(const Problem& problem, const Config& config, const DeviceDescription& device);
+
+ private:
+  bool backward_;
+};
+
+// Runs a loaded SwiGLU kernel. fwd: args (gate_up, out); bwd: (gate_up, dh, d_gate_up).
+void launch_swiglu_fwd(Kernel& kernel, const Problem& problem, const Config& config, const DeviceDescription& device,
+                       const void* gate_up, void* out);
+void launch_swiglu_bwd(Kernel& kernel, const Problem& problem, const Config& config, const DeviceDescription& device,
+                       const void* gate_up, const void* dh, void* d_gate_up);
+
+}  // namespace moejit
