@@ -6,31 +6,48 @@
 
 namespace moejit {
 namespace {
-const char* device_type(DType dtype) { return dtype == DType::bf16 ? "moejit::bf16" : "float"; }
+const char* device_type(DType dtype) {
+  return dtype == DType::bf16 ? "moejit::bf16" : "float";
+}
 }  // namespace
 
-int64_t SwigluSpec::rows(const Problem& problem) { return problem.tokens * std::max<int64_t>(problem.top_k, 1); }
+int64_t SwigluSpec::rows(const Problem& problem) {
+  return problem.tokens * std::max<int64_t>(problem.top_k, 1);
+}
 
-std::vector<Config> SwigluSpec::space(const Problem&, const DeviceDescription&) const {
+std::vector<Config> SwigluSpec::space(const Problem&, const DeviceDescription& device) const {
+  std::vector<int64_t> thread_counts{128, 256, 512, 1024};
+  if (device.backend == "host") {
+    thread_counts = {1};
+    if (device.compute_units > 1) thread_counts.push_back(device.compute_units);
+  }
   std::vector<Config> configs;
   for (int64_t vec : {1, 2, 4, 8})
-    for (int64_t threads : {128, 256, 512, 1024}) configs.push_back(Config{{"vec", vec}, {"threads", threads}});
+    for (int64_t threads : thread_counts) configs.push_back(Config{{"vec", vec}, {"threads", threads}});
   return configs;
 }
 
-std::string SwigluSpec::prune_reason(const Problem& problem, const Config& config, const DeviceDescription&) const {
+std::string SwigluSpec::prune_reason(const Problem& problem, const Config& config,
+                                     const DeviceDescription& device) const {
   const int64_t vec = config.get("vec"), threads = config.get("threads");
   if (problem.d_expert <= 0) return "d_expert must be positive";
   if (vec * static_cast<int64_t>(dtype_bytes(problem.dtype)) > 16) return "vector wider than 16 bytes";
-  if (problem.d_expert % vec != 0) return "d_expert " + std::to_string(problem.d_expert) + " % vec " + std::to_string(vec) + " != 0";
-  if (threads % 32 != 0 || threads > 1024) return "threads must be a multiple of 32, at most 1024";
+  if (problem.d_expert % vec != 0)
+    return "d_expert " + std::to_string(problem.d_expert) + " % vec " + std::to_string(vec) + " != 0";
+  if (device.backend == "host") {
+    if (threads < 1 || (device.compute_units > 0 && threads > device.compute_units))
+      return "threads must be between 1 and the device's " + std::to_string(device.compute_units) + " hardware threads";
+  } else if (threads % 32 != 0 || threads > 1024) {
+    return "threads must be a multiple of 32, at most 1024";
+  }
   return {};
 }
 
-Config SwigluSpec::heuristic(const Problem& problem, const DeviceDescription&) const {
+Config SwigluSpec::heuristic(const Problem& problem, const DeviceDescription& device) const {
   int64_t vec = 16 / static_cast<int64_t>(dtype_bytes(problem.dtype));
   while (vec > 1 && problem.d_expert % vec != 0) vec /= 2;
-  return Config{{"vec", vec}, {"threads", 256}};
+  const int64_t threads = device.backend == "host" ? std::max(1, device.compute_units) : 256;
+  return Config{{"vec", vec}, {"threads", threads}};
 }
 
 std::string SwigluSpec::entry(const Problem& problem, const Config& config, bool backward) {
@@ -45,6 +62,16 @@ Source SwigluSpec::render(const Problem& problem, const Config& config, const De
   Source s;
   s.family = family();
   s.config = std::string(to_string(problem.dtype)) + "_" + config.to_string();
+  if (device.backend == "host") {
+    // The same per-element math as the GPU kernel, in the host loop wrapper.
+    s.file_name = s.family + "." + s.config + ".cpp";
+    s.code = "// " + family() + " " + s.config + ", rendered by moejit\n#include \"swiglu/swiglu_host.h\"\n\n" +
+             "extern \"C\" void " + kHostEntry + "(void** args, const moejit::HostLaunch* launch) {\n" +
+             "  moejit::SwigluHost<" + device_type(problem.dtype) + ", " + std::to_string(config.get("vec")) + ", " +
+             (backward_ ? "true" : "false") + ">::run(args, launch);\n}\n";
+    s.entries = {kHostEntry};
+    return s;
+  }
   s.file_name = s.family + "." + s.config + ".cu";
   s.code = "// " + family() + " " + s.config + ", rendered by moejit\n#include \"swiglu/swiglu_cuda.cuh\"\n";
   s.entries = {entry(problem, config, backward_)};
@@ -53,6 +80,11 @@ Source SwigluSpec::render(const Problem& problem, const Config& config, const De
 
 LaunchDims SwigluSpec::launch_dims(const Problem& problem, const Config& config, const DeviceDescription& device) {
   const int64_t threads = config.get("threads");
+  if (device.backend == "host") {
+    LaunchDims dims;
+    dims.grid[0] = static_cast<unsigned>(threads);  // host: worker threads
+    return dims;
+  }
   const int64_t vectors = rows(problem) * (problem.d_expert / config.get("vec"));
   // Enough blocks to fill every SM several times over; the grid-stride loop covers the rest.
   const int64_t cap = std::max<int64_t>(1, device.compute_units) * (2048 / threads) * 4;

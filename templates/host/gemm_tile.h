@@ -1,0 +1,112 @@
+// Host GEMM building blocks, BLIS-style: a register micro-tile (MR x NR floats held in vector
+// registers) and the packing that lays panels out for it. Compile-time: vector width VW (the ISA:
+// 8 for AVX2, 16 for AVX-512), MR, NR, packing. Runtime: the cache blocks kc, mc, nc.
+// Clang's ext_vector_type keeps this free of intrinsics; -ffp-contract=fast turns a * b + c into FMA.
+#pragma once
+#include "common/host_device.h"
+
+namespace moejit::host {
+
+template <int VW>
+using vfloat = float __attribute__((ext_vector_type(VW)));
+
+template <int VW>
+inline vfloat<VW> load_v(const float* p) {
+  vfloat<VW> v;
+  __builtin_memcpy(&v, p, sizeof v);
+  return v;
+}
+
+template <int VW>
+inline void store_v(float* p, vfloat<VW> v) {
+  __builtin_memcpy(p, &v, sizeof v);
+}
+
+// A strided matrix: element (r, c) at data[r * rs + c * cs].
+struct View {
+  const float* data;
+  int64 rs, cs;
+  const float* ptr(int64 r, int64 c) const { return data + r * rs + c * cs; }
+};
+
+// Packed A: slivers of MR rows, each (kb, MR) column-major, zero rows past `m`.
+template <int MR>
+inline void pack_a(const View& a, int64 row0, int64 col0, int64 m, int64 kb, float* dst) {
+  for (int64 s = 0; s < m; s += MR, dst += MR * kb) {
+    const int64 rows = m - s < MR ? m - s : MR;
+    for (int64 p = 0; p < kb; ++p) {
+      float* out = dst + p * MR;
+      for (int64 i = 0; i < rows; ++i) out[i] = *a.ptr(row0 + s + i, col0 + p);
+      for (int64 i = rows; i < MR; ++i) out[i] = 0.0f;
+    }
+  }
+}
+
+// Packed B: slivers of NR columns, each (kb, NR) row-major, zero columns past `n`.
+template <int NR>
+inline void pack_b(const View& b, int64 row0, int64 col0, int64 kb, int64 n, float* dst) {
+  for (int64 s = 0; s < n; s += NR, dst += NR * kb) {
+    const int64 cols = n - s < NR ? n - s : NR;
+    for (int64 p = 0; p < kb; ++p) {
+      float* out = dst + p * NR;
+      const float* in = b.ptr(row0 + p, col0 + s);
+      if (b.cs == 1 && cols == NR) {
+        for (int64 j = 0; j < NR; ++j) out[j] = in[j];
+      } else {
+        for (int64 j = 0; j < cols; ++j) out[j] = in[j * b.cs];
+        for (int64 j = cols; j < NR; ++j) out[j] = 0.0f;
+      }
+    }
+  }
+}
+
+// C (m x n corner of an MR x NR tile, row stride ldc) = or += A (MR, kb) * B (kb, NR).
+// A element (i, p) at a[i * ars + p * acs] (packed: ars 1, acs MR, known at compile time);
+// B row p is NR contiguous floats at b + p * brs.
+template <int MR, int NR, int VW, bool A_PACKED>
+__attribute__((always_inline)) inline void micro_tile(int64 kb, const float* a, int64 ars, int64 acs, const float* b,
+                                                      int64 brs, float* c, int64 ldc, int64 m, int64 n,
+                                                      bool accumulate) {
+  static_assert(NR % VW == 0, "NR must be a multiple of the vector width");
+  constexpr int NV = NR / VW;
+  if (A_PACKED) {
+    ars = 1;
+    acs = MR;
+  }
+  vfloat<VW> acc[MR][NV];
+#pragma unroll
+  for (int i = 0; i < MR; ++i)
+#pragma unroll
+    for (int j = 0; j < NV; ++j) acc[i][j] = 0.0f;
+#pragma clang loop unroll_count(2)
+  for (int64 p = 0; p < kb; ++p) {
+    vfloat<VW> bv[NV];
+#pragma unroll
+    for (int j = 0; j < NV; ++j) bv[j] = load_v<VW>(b + p * brs + j * VW);
+#pragma unroll
+    for (int i = 0; i < MR; ++i) {
+      const vfloat<VW> av = a[i * ars + p * acs];
+#pragma unroll
+      for (int j = 0; j < NV; ++j) acc[i][j] += av * bv[j];
+    }
+  }
+  if (m == MR && n == NR) {
+#pragma unroll
+    for (int i = 0; i < MR; ++i)
+#pragma unroll
+      for (int j = 0; j < NV; ++j) {
+        float* out = c + i * ldc + j * VW;
+        store_v<VW>(out, accumulate ? load_v<VW>(out) + acc[i][j] : acc[i][j]);
+      }
+    return;
+  }
+  alignas(64) float tile[MR * NR];
+#pragma unroll
+  for (int i = 0; i < MR; ++i)
+#pragma unroll
+    for (int j = 0; j < NV; ++j) store_v<VW>(tile + i * NR + j * VW, acc[i][j]);
+  for (int64 i = 0; i < m; ++i)
+    for (int64 j = 0; j < n; ++j) c[i * ldc + j] = (accumulate ? c[i * ldc + j] : 0.0f) + tile[i * NR + j];
+}
+
+}  // namespace moejit::host

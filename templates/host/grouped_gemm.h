@@ -1,0 +1,147 @@
+// Host grouped GEMM for MoE experts: one GEMM per expert over its segment of the permuted rows
+// (offsets[e] .. offsets[e+1], read by the kernel). Work items are (expert, mc rows, nc columns)
+// blocks handed to the backend's parallel-for; each runs the whole reduction for its block with
+// BLIS loops (kc panels, NR-wide slivers, MR-high micro-tiles) on per-worker packing buffers.
+// The families (forward, fused SwiGLU up-projection, dgrad, wgrad) differ only in how they view
+// their operands: host/grouped_gemm_families.h.
+#pragma once
+#include <cstdlib>
+
+#include "host/gemm_tile.h"
+#include "host/host_launch.h"
+
+namespace moejit::host {
+
+// The compile-time half of a config.
+template <int VW_, int MR_, int NR_, bool PACK_>
+struct Tile {
+  static constexpr int VW = VW_, MR = MR_, NR = NR_;
+  static constexpr bool PACK = PACK_;
+};
+
+// The runtime half.
+struct Blocks {
+  int64 kc, mc, nc;
+};
+
+inline int64 round_up(int64 x, int64 m) {
+  return (x + m - 1) / m * m;
+}
+inline int64 min64(int64 a, int64 b) {
+  return a < b ? a : b;
+}
+
+// One worker's buffers, carved from a single 64-byte aligned allocation per launch.
+struct Scratch {
+  float* a;       // (round_up(mc, MR), kc) packed A block
+  float* b;       // (kc, round_up(nc, NR)) packed B panel
+  float* edge_a;  // (MR, kc) one A sliver, for edge tiles when A is read in place
+  float* edge_b;  // (kc, NR) one B sliver, likewise
+};
+
+template <class T>
+int64 scratch_floats(const Blocks& blk) {
+  return round_up(blk.mc, T::MR) * blk.kc + blk.kc * round_up(blk.nc, T::NR) + T::MR * blk.kc + blk.kc * T::NR;
+}
+
+template <class T>
+Scratch scratch_for(float* base, const Blocks& blk) {
+  Scratch s;
+  s.a = base;
+  s.b = s.a + round_up(blk.mc, T::MR) * blk.kc;
+  s.edge_a = s.b + blk.kc * round_up(blk.nc, T::NR);
+  s.edge_b = s.edge_a + T::MR * blk.kc;
+  return s;
+}
+
+// C (mb, nb) = A (mb, k) * B (k, nb), all three already offset to the block's origin.
+// A is read in place when the tile says so; B too when its rows are contiguous.
+template <class T>
+void gemm_block(const View& a, const View& b, float* c, int64 ldc, int64 mb, int64 nb, int64 k, const Blocks& blk,
+                const Scratch& s) {
+  if (k == 0) {  // an expert with no rows still owes zeros (wgrad)
+    for (int64 i = 0; i < mb; ++i)
+      for (int64 j = 0; j < nb; ++j) c[i * ldc + j] = 0.0f;
+    return;
+  }
+  const bool b_packed = T::PACK || b.cs != 1;
+  for (int64 pc = 0; pc < k; pc += blk.kc) {
+    const int64 kb = min64(blk.kc, k - pc);
+    const bool accumulate = pc > 0;
+    if (b_packed) pack_b<T::NR>(b, pc, 0, kb, nb, s.b);
+    if (T::PACK) pack_a<T::MR>(a, 0, pc, mb, kb, s.a);
+    for (int64 jr = 0; jr < nb; jr += T::NR) {
+      const int64 n = min64(T::NR, nb - jr);
+      const float* bp;
+      int64 brs = T::NR;
+      if (b_packed) {
+        bp = s.b + jr * kb;
+      } else if (n == T::NR) {
+        bp = b.ptr(pc, jr);
+        brs = b.rs;
+      } else {
+        pack_b<T::NR>(b, pc, jr, kb, n, s.edge_b);
+        bp = s.edge_b;
+      }
+      for (int64 ir = 0; ir < mb; ir += T::MR) {
+        const int64 m = min64(T::MR, mb - ir);
+        float* cp = c + ir * ldc + jr;
+        if (T::PACK) {
+          micro_tile<T::MR, T::NR, T::VW, true>(kb, s.a + ir * kb, 1, T::MR, bp, brs, cp, ldc, m, n, accumulate);
+        } else if (m == T::MR) {
+          micro_tile<T::MR, T::NR, T::VW, false>(kb, a.ptr(ir, pc), a.rs, a.cs, bp, brs, cp, ldc, m, n, accumulate);
+        } else {
+          pack_a<T::MR>(a, ir, pc, m, kb, s.edge_a);
+          micro_tile<T::MR, T::NR, T::VW, true>(kb, s.edge_a, 1, T::MR, bp, brs, cp, ldc, m, n, accumulate);
+        }
+      }
+    }
+  }
+}
+
+// Runs family F over every expert: F provides rows(e) (M of expert e, tiled by mc), cols() (N,
+// tiled by nc) and block<T>(e, i0, mb, j0, nb, blocks, scratch).
+template <class T, class F>
+struct GroupedRun {
+  const F* family;
+  Blocks blocks;
+  const int64* first_item;  // (E + 1) prefix counts of work items per expert
+  int64 experts;
+  float* scratch;
+  int64 scratch_stride;
+
+  static void item(void* ctx, int worker, long long index) {
+    const GroupedRun& run = *static_cast<const GroupedRun*>(ctx);
+    int64 lo = 0, hi = run.experts;  // the expert e with first_item[e] <= index < first_item[e + 1]
+    while (hi - lo > 1) {
+      const int64 mid = (lo + hi) / 2;
+      if (run.first_item[mid] <= index)
+        lo = mid;
+      else
+        hi = mid;
+    }
+    const int64 e = lo, local = index - run.first_item[e];
+    const int64 n_blocks = (run.family->cols() + run.blocks.nc - 1) / run.blocks.nc;
+    const int64 i0 = (local / n_blocks) * run.blocks.mc, j0 = (local % n_blocks) * run.blocks.nc;
+    const int64 mb = min64(run.blocks.mc, run.family->rows(e) - i0), nb = min64(run.blocks.nc, run.family->cols() - j0);
+    run.family->template block<T>(e, i0, mb, j0, nb, run.blocks,
+                                  scratch_for<T>(run.scratch + worker * run.scratch_stride, run.blocks));
+  }
+};
+
+template <class T, class F>
+void run_grouped(const F& family, int64 experts, const Blocks& blocks, const HostLaunch* launch) {
+  int64* first_item = static_cast<int64*>(std::malloc(sizeof(int64) * (experts + 1)));
+  const int64 n_blocks = (family.cols() + blocks.nc - 1) / blocks.nc;
+  first_item[0] = 0;
+  for (int64 e = 0; e < experts; ++e)
+    first_item[e + 1] = first_item[e] + (family.rows(e) + blocks.mc - 1) / blocks.mc * n_blocks;
+  const int64 stride = round_up(scratch_floats<T>(blocks), 16);
+  float* scratch = static_cast<float*>(std::aligned_alloc(64, sizeof(float) * stride * launch->threads));
+  GroupedRun<T, F> run{&family, blocks, first_item, experts, scratch, stride};
+  if (first_item[experts] > 0) launch->parallel_for(launch, first_item[experts], &GroupedRun<T, F>::item, &run);
+  std::free(scratch);
+  std::free(first_item);
+}
+
+}  // namespace moejit::host

@@ -1,0 +1,103 @@
+// The four host grouped-GEMM families as views over one engine (host/grouped_gemm.h). Per expert e
+// its rows are offsets[e] .. offsets[e+1] of the permuted token rows; K is the model width, N the
+// weight's column count (d_expert, or 2 * d_expert for the fused gate|up weights).
+//   fwd:    Y (rows, N)  = X (rows, K) . W_e (K, N)
+//   swiglu: GU (rows, 2F) = X . W_e (K, 2F) with W_e = [gate | up]; H (rows, F) = silu(g) * u.
+//           GU is kept: it is what the backward pass (swiglu_bwd, then dgrad) needs.
+//   dgrad:  dX (rows, K) = dY (rows, N) . W_e^T
+//   wgrad:  dW_e (K, N)  = X_e^T . dY_e, reduction over the expert's rows (ragged, maybe zero)
+#pragma once
+#include "host/grouped_gemm.h"
+#include "swiglu/swiglu.h"
+
+namespace moejit::host {
+
+struct GemmFwd {
+  const float *x, *w;
+  float* y;
+  const int64* offsets;
+  int64 k, n;
+  int64 rows(int64 e) const { return offsets[e + 1] - offsets[e]; }
+  int64 cols() const { return n; }
+  template <class T>
+  void block(int64 e, int64 i0, int64 mb, int64 j0, int64 nb, const Blocks& blk, const Scratch& s) const {
+    const int64 r0 = offsets[e] + i0;
+    gemm_block<T>(View{x + r0 * k, k, 1}, View{w + e * k * n + j0, n, 1}, y + r0 * n + j0, n, mb, nb, k, blk, s);
+  }
+};
+
+struct GemmSwiglu {
+  const float *x, *w;  // w: (E, K, 2F)
+  float *gate_up, *h;  // (rows, 2F), (rows, F)
+  const int64* offsets;
+  int64 k, f;
+  int64 rows(int64 e) const { return offsets[e + 1] - offsets[e]; }
+  int64 cols() const { return f; }
+  // The gate block and the matching up block, then the activation while both are in cache.
+  template <class T>
+  void block(int64 e, int64 i0, int64 mb, int64 j0, int64 nb, const Blocks& blk, const Scratch& s) const {
+    const int64 r0 = offsets[e] + i0, ld = 2 * f;
+    const float* we = w + e * k * ld;
+    const View a{x + r0 * k, k, 1};
+    float* gu = gate_up + r0 * ld;
+    gemm_block<T>(a, View{we + j0, ld, 1}, gu + j0, ld, mb, nb, k, blk, s);
+    gemm_block<T>(a, View{we + f + j0, ld, 1}, gu + f + j0, ld, mb, nb, k, blk, s);
+    for (int64 i = 0; i < mb; ++i)
+      for (int64 j = j0; j < j0 + nb; ++j) h[(r0 + i) * f + j] = swiglu_forward(gu[i * ld + j], gu[i * ld + f + j]);
+  }
+};
+
+struct GemmDgrad {
+  const float *dy, *w;
+  float* dx;
+  const int64* offsets;
+  int64 k, n;
+  int64 rows(int64 e) const { return offsets[e + 1] - offsets[e]; }
+  int64 cols() const { return k; }
+  template <class T>
+  void block(int64 e, int64 i0, int64 mb, int64 j0, int64 nb, const Blocks& blk, const Scratch& s) const {
+    const int64 r0 = offsets[e] + i0;
+    // B (n, k) = W_e^T: element (p, c) at W_e[c * n + p].
+    gemm_block<T>(View{dy + r0 * n, n, 1}, View{w + e * k * n + j0 * n, 1, n}, dx + r0 * k + j0, k, mb, nb, n, blk, s);
+  }
+};
+
+struct GemmWgrad {
+  const float *x, *dy;
+  float* dw;
+  const int64* offsets;
+  int64 k, n;
+  int64 rows(int64) const { return k; }
+  int64 cols() const { return n; }
+  template <class T>
+  void block(int64 e, int64 i0, int64 mb, int64 j0, int64 nb, const Blocks& blk, const Scratch& s) const {
+    const int64 r0 = offsets[e], m = offsets[e + 1] - offsets[e];
+    // A (k, m) = X_e^T: element (i, p) at X[(r0 + p) * k + i].
+    gemm_block<T>(View{x + r0 * k + i0, 1, k}, View{dy + r0 * n + j0, n, 1}, dw + e * k * n + i0 * n + j0, n, mb, nb, m,
+                  blk, s);
+  }
+};
+
+enum class Family { fwd, swiglu, dgrad, wgrad };
+
+// Entry bodies. args: fwd (x, w, y, offsets, E, K, N, kc, mc, nc); swiglu (x, w, gate_up, h,
+// offsets, E, K, F, kc, mc, nc); dgrad (dy, w, dx, offsets, E, K, N, ...); wgrad (x, dy, dw, ...).
+template <class T, Family FAMILY>
+void grouped_gemm_entry(void** args, const HostLaunch* launch) {
+  auto ptr = [&](int i) { return *static_cast<float* const*>(args[i]); };
+  auto num = [&](int i) { return *static_cast<const int64*>(args[i]); };
+  constexpr int tail = FAMILY == Family::swiglu ? 5 : 4;  // index of E
+  const int64* offsets = *static_cast<const int64* const*>(args[tail - 1]);
+  const int64 experts = num(tail), k = num(tail + 1), n = num(tail + 2);
+  const Blocks blk{num(tail + 3), num(tail + 4), num(tail + 5)};
+  if constexpr (FAMILY == Family::fwd)
+    run_grouped<T>(GemmFwd{ptr(0), ptr(1), ptr(2), offsets, k, n}, experts, blk, launch);
+  else if constexpr (FAMILY == Family::swiglu)
+    run_grouped<T>(GemmSwiglu{ptr(0), ptr(1), ptr(2), ptr(3), offsets, k, n}, experts, blk, launch);
+  else if constexpr (FAMILY == Family::dgrad)
+    run_grouped<T>(GemmDgrad{ptr(0), ptr(1), ptr(2), offsets, k, n}, experts, blk, launch);
+  else
+    run_grouped<T>(GemmWgrad{ptr(0), ptr(1), ptr(2), offsets, k, n}, experts, blk, launch);
+}
+
+}  // namespace moejit::host

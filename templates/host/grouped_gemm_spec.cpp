@@ -1,0 +1,182 @@
+#include "host/grouped_gemm_spec.hpp"
+
+#include <algorithm>
+#include <array>
+
+#include "moejit/error.hpp"
+
+namespace moejit {
+namespace {
+
+bool has_feature(const DeviceDescription& device, std::string_view feature) {
+  return ("," + device.features + ",").find("," + std::string(feature) + ",") != std::string::npos;
+}
+
+int vector_width(int64_t isa) {
+  return isa == 2 ? 16 : 8;
+}
+int vector_registers(int64_t isa) {
+  return isa == 2 ? 32 : 16;
+}
+
+struct TileShape {
+  int64_t mr, nr;
+};
+// Micro-tiles worth trying per ISA: accumulators + one B row + one broadcast fit the registers.
+std::vector<TileShape> tiles_for(int64_t isa) {
+  if (isa == 2) return {{6, 32}, {12, 32}, {8, 48}};
+  return {{6, 16}, {4, 24}};
+}
+
+std::vector<int64_t> available_isas(const DeviceDescription& device) {
+  std::vector<int64_t> isas;
+  if (has_feature(device, "avx2") && has_feature(device, "fma")) isas.push_back(1);
+  if (has_feature(device, "avx512f")) isas.push_back(2);
+  return isas;
+}
+
+Config make_config(int64_t isa, TileShape t, int64_t pack, int64_t kc, int64_t mc, int64_t nc, int64_t threads) {
+  return Config{{"isa", isa}, {"mr", t.mr}, {"nr", t.nr}, {"pack", pack},
+                {"kc", kc},   {"mc", mc},   {"nc", nc},   {"threads", threads}};
+}
+
+}  // namespace
+
+std::string HostGroupedGemmSpec::family() const {
+  switch (kind_) {
+    case Kind::fwd:
+      return "host_grouped_gemm_fwd";
+    case Kind::swiglu:
+      return "host_grouped_gemm_swiglu";
+    case Kind::dgrad:
+      return "host_grouped_gemm_dgrad";
+    case Kind::wgrad:
+      return "host_grouped_gemm_wgrad";
+  }
+  return {};
+}
+
+int64_t HostGroupedGemmSpec::rows(const Problem& problem) {
+  return problem.tokens * std::max<int64_t>(problem.top_k, 1);
+}
+
+std::string HostGroupedGemmSpec::compiled_config(const Config& config) {
+  return Config{
+      {"isa", config.get("isa")}, {"mr", config.get("mr")}, {"nr", config.get("nr")}, {"pack", config.get("pack")}}
+      .to_string();
+}
+
+std::vector<Config> HostGroupedGemmSpec::space(const Problem&, const DeviceDescription& device) const {
+  std::vector<int64_t> thread_counts{1};
+  if (device.compute_units > 1) thread_counts.push_back(device.compute_units);
+  std::vector<Config> configs;
+  for (int64_t isa : available_isas(device))
+    for (TileShape t : tiles_for(isa))
+      for (int64_t pack : {0, 1})
+        for (int64_t kc : {128, 256})
+          for (int64_t mc : {8 * t.mr, 16 * t.mr})
+            for (int64_t nc : {4 * t.nr, 16 * t.nr})
+              for (int64_t threads : thread_counts) configs.push_back(make_config(isa, t, pack, kc, mc, nc, threads));
+  return configs;
+}
+
+std::string HostGroupedGemmSpec::prune_reason(const Problem& problem, const Config& config,
+                                              const DeviceDescription& device) const {
+  if (problem.dtype != DType::f32) return "host grouped GEMM stores f32 only; use dtype f32";
+  if (problem.num_experts <= 0 || problem.d_model <= 0 || problem.d_expert <= 0)
+    return "needs E, d_model and d_expert > 0";
+  if (problem.tokens < 0 || problem.top_k < 0) return "tokens and top_k must not be negative";
+  const int64_t isa = config.get("isa"), mr = config.get("mr"), nr = config.get("nr"), pack = config.get("pack");
+  if (isa == 1 && !(has_feature(device, "avx2") && has_feature(device, "fma"))) return "isa 1 needs AVX2 and FMA";
+  if (isa == 2 && !has_feature(device, "avx512f")) return "isa 2 needs AVX-512F";
+  if (isa != 1 && isa != 2) return "isa must be 1 (AVX2) or 2 (AVX-512)";
+  if (pack != 0 && pack != 1) return "pack must be 0 or 1";
+  if (mr < 1 || nr < 1 || nr % vector_width(isa) != 0)
+    return "nr " + std::to_string(nr) + " must be a positive multiple of the vector width " +
+           std::to_string(vector_width(isa));
+  const int64_t registers = mr * (nr / vector_width(isa)) + nr / vector_width(isa) + 1;
+  if (registers > vector_registers(isa))
+    return "micro-tile " + std::to_string(mr) + "x" + std::to_string(nr) + " needs " + std::to_string(registers) +
+           " vector registers, the ISA has " + std::to_string(vector_registers(isa));
+  const int64_t kc = config.get("kc"), mc = config.get("mc"), nc = config.get("nc"), threads = config.get("threads");
+  if (kc < 1 || mc < 1 || nc < 1) return "kc, mc and nc must be positive";
+  if (mc % mr != 0) return "mc " + std::to_string(mc) + " % mr " + std::to_string(mr) + " != 0";
+  if (nc % nr != 0) return "nc " + std::to_string(nc) + " % nr " + std::to_string(nr) + " != 0";
+  if (threads < 1) return "threads must be at least 1";
+  if (device.compute_units > 0 && threads > device.compute_units)
+    return "threads " + std::to_string(threads) + " > the device's " + std::to_string(device.compute_units) +
+           " hardware threads";
+  return {};
+}
+
+Config HostGroupedGemmSpec::heuristic(const Problem&, const DeviceDescription& device) const {
+  // Measured best on the reference machine (bench/results/host_grouped_gemm.md); any problem runs.
+  const auto isas = available_isas(device);
+  const int64_t isa = isas.empty() ? 1 : isas.back();
+  const TileShape t = tiles_for(isa).front();
+  return make_config(isa, t, 1, 256, 16 * t.mr, 16 * t.nr, std::max(1, device.compute_units));
+}
+
+Source HostGroupedGemmSpec::render(const Problem& problem, const Config& config,
+                                   const DeviceDescription& device) const {
+  if (std::string why = prune_reason(problem, config, device); !why.empty())
+    throw Error(family() + ": config " + config.to_string() + " cannot run " + problem.to_string() + ": " + why);
+  static constexpr std::array<const char*, 4> kFamilyEnum{"fwd", "swiglu", "dgrad", "wgrad"};
+  const int64_t isa = config.get("isa");
+  Source s;
+  s.family = family();
+  s.config = compiled_config(config);
+  s.file_name = s.family + "." + s.config + ".cpp";
+  s.code = "// " + s.family + " " + s.config + ", rendered by moejit\n" +
+           "#include \"host/grouped_gemm_families.h\"\n\n"
+           "extern \"C\" void " +
+           kEntry +
+           "(void** args, const moejit::HostLaunch* launch) {\n"
+           "  using Tile = moejit::host::Tile</*vw=*/" +
+           std::to_string(vector_width(isa)) + ", /*mr=*/" + std::to_string(config.get("mr")) + ", /*nr=*/" +
+           std::to_string(config.get("nr")) + ", /*pack=*/" + (config.get("pack") ? "true" : "false") + ">;\n" +
+           "  moejit::host::grouped_gemm_entry<Tile, moejit::host::Family::" + kFamilyEnum[static_cast<int>(kind_)] +
+           ">(args, launch);\n}\n";
+  s.entries = {kEntry};
+  if (isa == 1) s.options = {"-mno-avx512f"};  // an AVX2 kernel must not pick up AVX-512 from the host features
+  return s;
+}
+
+namespace {
+
+LaunchDims host_dims(const Config& config) {
+  LaunchDims dims;
+  dims.grid[0] = static_cast<unsigned>(config.get("threads"));  // host: worker threads
+  return dims;
+}
+
+void launch_gemm(Kernel& kernel, const Problem& problem, const Config& config, std::vector<const void*> pointers,
+                 const int64_t* offsets) {
+  int64_t e = problem.num_experts, k = problem.d_model, n = problem.d_expert, kc = config.get("kc"),
+          mc = config.get("mc"), nc = config.get("nc");
+  std::vector<void*> args;
+  for (auto& p : pointers) args.push_back(&p);
+  args.insert(args.end(), {&offsets, &e, &k, &n, &kc, &mc, &nc});
+  kernel.launch(host_dims(config), args.data());
+}
+
+}  // namespace
+
+void launch_host_gemm_fwd(Kernel& kernel, const Problem& problem, const Config& config, const float* x, const float* w,
+                          float* y, const int64_t* offsets) {
+  launch_gemm(kernel, problem, config, {x, w, y}, offsets);
+}
+void launch_host_gemm_swiglu(Kernel& kernel, const Problem& problem, const Config& config, const float* x,
+                             const float* w_gate_up, float* gate_up, float* h, const int64_t* offsets) {
+  launch_gemm(kernel, problem, config, {x, w_gate_up, gate_up, h}, offsets);
+}
+void launch_host_gemm_dgrad(Kernel& kernel, const Problem& problem, const Config& config, const float* dy,
+                            const float* w, float* dx, const int64_t* offsets) {
+  launch_gemm(kernel, problem, config, {dy, w, dx}, offsets);
+}
+void launch_host_gemm_wgrad(Kernel& kernel, const Problem& problem, const Config& config, const float* x,
+                            const float* dy, float* dw, const int64_t* offsets) {
+  launch_gemm(kernel, problem, config, {x, dy, dw}, offsets);
+}
+
+}  // namespace moejit
