@@ -1,0 +1,259 @@
+// Host grouped GEMM families vs a plain double-precision reference, on random ragged expert loads
+// (experts with 0 and 1 rows, sizes that are multiples of no tile), every config of the space.
+// Tolerance: |got - ref| <= 1e-4 + 1e-4 * |ref| (fp32 accumulation over at most a few hundred terms
+// of values in [-1, 1]).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <map>
+#include <random>
+
+#include "binary_cache.hpp"
+#include "compile_pool.hpp"
+#include "host/grouped_gemm_spec.hpp"
+#include "host_backend.hpp"
+
+using namespace moejit;
+using Kind = HostGroupedGemmSpec::Kind;
+
+namespace {
+
+HostBackend& backend() {
+  static HostBackend b(nullptr, 2);
+  return b;
+}
+
+Kernel& kernel_for(const Source& source) {
+  static std::map<std::string, std::unique_ptr<Kernel>> kernels;  // by binary key
+  auto binary = backend().build(source);
+  auto& k = kernels[binary->key];
+  if (!k) k = backend().load(binary, HostGroupedGemmSpec::kEntry);
+  return *k;
+}
+
+// Row counts per expert summing to tokens * top_k: skewed, expert 0 empty, expert 1 one row.
+std::vector<int64_t> make_offsets(int64_t experts, int64_t rows, std::mt19937& rng) {
+  std::vector<int64_t> counts(experts, 0);
+  int64_t left = rows;
+  if (experts > 2 && left > 0) counts[1] = 1, --left;
+  std::uniform_real_distribution<double> u(0, 1);
+  for (int64_t r = 0; r < left; ++r) {
+    int64_t e = static_cast<int64_t>(std::pow(u(rng), 2.0) * experts);  // skewed towards low ids
+    if (experts > 1 && e == 0) e = experts - 1;                         // keeps expert 0 empty
+    ++counts[std::min(e, experts - 1)];
+  }
+  std::vector<int64_t> offsets{0};
+  for (auto c : counts) offsets.push_back(offsets.back() + c);
+  return offsets;
+}
+
+std::vector<float> random_floats(size_t n, std::mt19937& rng) {
+  std::uniform_real_distribution<float> dist(-1, 1);
+  std::vector<float> v(n);
+  for (auto& x : v) x = dist(rng);
+  return v;
+}
+
+struct Data {
+  Problem problem;
+  std::vector<int64_t> offsets;
+  std::vector<float> x, w, dy;  // (rows, K), (E, K, Ncols), (rows, N)
+  int64_t rows, k, n, ncols;
+};
+
+Data make_data(Kind kind, Problem p, uint32_t seed) {
+  std::mt19937 rng(seed);
+  Data d;
+  d.problem = p;
+  d.rows = HostGroupedGemmSpec::rows(p);
+  d.k = p.d_model;
+  d.n = p.d_expert;
+  d.ncols = kind == Kind::swiglu ? 2 * d.n : d.n;
+  d.offsets = make_offsets(p.num_experts, d.rows, rng);
+  d.x = random_floats(d.rows * d.k, rng);
+  d.w = random_floats(p.num_experts * d.k * d.ncols, rng);
+  d.dy = random_floats(d.rows * d.n, rng);
+  return d;
+}
+
+// The expected outputs, in double. swiglu returns {gate_up, h}; others one tensor.
+std::vector<std::vector<double>> reference(Kind kind, const Data& d) {
+  const int64_t E = d.problem.num_experts, K = d.k, N = d.n, NC = d.ncols;
+  std::vector<std::vector<double>> out;
+  if (kind == Kind::fwd || kind == Kind::swiglu) {
+    std::vector<double> y(d.rows * NC, 0.0);
+    for (int64_t e = 0; e < E; ++e)
+      for (int64_t r = d.offsets[e]; r < d.offsets[e + 1]; ++r)
+        for (int64_t j = 0; j < NC; ++j) {
+          double s = 0;
+          for (int64_t k = 0; k < K; ++k) s += double(d.x[r * K + k]) * d.w[(e * K + k) * NC + j];
+          y[r * NC + j] = s;
+        }
+    out.push_back(y);
+    if (kind == Kind::swiglu) {
+      std::vector<double> h(d.rows * N);
+      for (int64_t r = 0; r < d.rows; ++r)
+        for (int64_t j = 0; j < N; ++j) {
+          double g = y[r * NC + j], u = y[r * NC + N + j];
+          h[r * N + j] = g / (1 + std::exp(-g)) * u;
+        }
+      out.push_back(h);
+    }
+  } else if (kind == Kind::dgrad) {
+    std::vector<double> dx(d.rows * K, 0.0);
+    for (int64_t e = 0; e < E; ++e)
+      for (int64_t r = d.offsets[e]; r < d.offsets[e + 1]; ++r)
+        for (int64_t k = 0; k < K; ++k) {
+          double s = 0;
+          for (int64_t j = 0; j < N; ++j) s += double(d.dy[r * N + j]) * d.w[(e * K + k) * N + j];
+          dx[r * K + k] = s;
+        }
+    out.push_back(dx);
+  } else {
+    std::vector<double> dw(E * K * N, 0.0);
+    for (int64_t e = 0; e < E; ++e)
+      for (int64_t r = d.offsets[e]; r < d.offsets[e + 1]; ++r)
+        for (int64_t k = 0; k < K; ++k)
+          for (int64_t j = 0; j < N; ++j) dw[(e * K + k) * N + j] += double(d.x[r * K + k]) * d.dy[r * N + j];
+    out.push_back(dw);
+  }
+  return out;
+}
+
+// Runs the kernel on poisoned (NaN) outputs and returns them.
+std::vector<std::vector<float>> run(Kind kind, const Data& d, const Config& config) {
+  const HostGroupedGemmSpec spec(kind);
+  Kernel& kernel = kernel_for(spec.render(d.problem, config, backend().device()));
+  const float nan = std::nanf("");
+  const int64_t E = d.problem.num_experts;
+  switch (kind) {
+    case Kind::fwd: {
+      std::vector<float> y(d.rows * d.n, nan);
+      launch_host_gemm_fwd(kernel, d.problem, config, d.x.data(), d.w.data(), y.data(), d.offsets.data());
+      return {y};
+    }
+    case Kind::swiglu: {
+      std::vector<float> gu(d.rows * 2 * d.n, nan), h(d.rows * d.n, nan);
+      launch_host_gemm_swiglu(kernel, d.problem, config, d.x.data(), d.w.data(), gu.data(), h.data(), d.offsets.data());
+      return {gu, h};
+    }
+    case Kind::dgrad: {
+      std::vector<float> dx(d.rows * d.k, nan);
+      launch_host_gemm_dgrad(kernel, d.problem, config, d.dy.data(), d.w.data(), dx.data(), d.offsets.data());
+      return {dx};
+    }
+    case Kind::wgrad: {
+      std::vector<float> dw(E * d.k * d.n, nan);
+      launch_host_gemm_wgrad(kernel, d.problem, config, d.x.data(), d.dy.data(), dw.data(), d.offsets.data());
+      return {dw};
+    }
+  }
+  return {};
+}
+
+void expect_close(const std::vector<std::vector<float>>& got, const std::vector<std::vector<double>>& want,
+                  const std::string& what) {
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t t = 0; t < got.size(); ++t) {
+    ASSERT_EQ(got[t].size(), want[t].size()) << what;
+    for (size_t i = 0; i < got[t].size(); ++i) {
+      const double tol = 1e-4 + 1e-4 * std::abs(want[t][i]);
+      ASSERT_TRUE(std::abs(got[t][i] - want[t][i]) <= tol)  // NaN (unwritten) fails too
+          << what << " output " << t << " element " << i << ": got " << got[t][i] << ", want " << want[t][i];
+    }
+  }
+}
+
+Problem problem_for(Kind kind, int64_t experts, int64_t top_k, int64_t tokens, int64_t d_model, int64_t d_expert) {
+  Problem p;
+  p.family = HostGroupedGemmSpec(kind).family();
+  p.dtype = DType::f32;
+  p.num_experts = experts;
+  p.top_k = top_k;
+  p.tokens = tokens;
+  p.d_model = d_model;
+  p.d_expert = d_expert;
+  return p;
+}
+
+class HostGroupedGemm : public ::testing::TestWithParam<Kind> {};
+
+// Every config of the space: ~10 distinct binaries per family (blocks and threads are launch
+// arguments), compiled on two threads through the binary cache, then each config checked.
+TEST_P(HostGroupedGemm, EveryConfigInTheSpaceAgreesWithTheReference) {
+  const Kind kind = GetParam();
+  const HostGroupedGemmSpec spec(kind);
+  // rows 123 > every mc tried at mr 6; K 150 > kc 128; N 137 > nc 128; none a multiple of a tile.
+  const Problem p = problem_for(kind, 6, 3, 41, 150, 137);
+  const auto configs = spec.space(p, backend().device());
+  ASSERT_FALSE(configs.empty());
+  std::vector<Source> sources;
+  for (const auto& c : configs) {
+    ASSERT_EQ(spec.prune_reason(p, c, backend().device()), "") << c.to_string();
+    sources.push_back(spec.render(p, c, backend().device()));
+  }
+  ThreadPool pool(2);
+  for (auto& f : compile_all(pool, BinaryCache::global(), backend().compiler(), sources)) f.get();
+
+  const Data d = make_data(kind, p, 11);
+  const auto want = reference(kind, d);
+  for (const auto& c : configs) expect_close(run(kind, d, c), want, spec.family() + " " + c.to_string());
+}
+
+// The heuristic config over expert counts 1..256 and top-k up to 8, including decode-sized calls.
+TEST_P(HostGroupedGemm, HeuristicHandlesRaggedShapes) {
+  const Kind kind = GetParam();
+  const HostGroupedGemmSpec spec(kind);
+  struct Shape {
+    int64_t experts, top_k, tokens, d_model, d_expert;
+  };
+  for (Shape s : {Shape{1, 1, 5, 16, 24}, Shape{1, 1, 0, 8, 8}, Shape{3, 2, 1, 33, 17}, Shape{92, 7, 40, 71, 45},
+                  Shape{256, 8, 64, 40, 35}}) {
+    const Problem p = problem_for(kind, s.experts, s.top_k, s.tokens, s.d_model, s.d_expert);
+    const Config c = spec.heuristic(p, backend().device());
+    ASSERT_EQ(spec.prune_reason(p, c, backend().device()), "") << p.to_string();
+    const Data d = make_data(kind, p, 5 + static_cast<uint32_t>(s.experts));
+    expect_close(run(kind, d, c), reference(kind, d), p.to_string() + " " + c.to_string());
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Families, HostGroupedGemm,
+                         ::testing::Values(Kind::fwd, Kind::swiglu, Kind::dgrad, Kind::wgrad),
+                         [](const auto& param_info) { return HostGroupedGemmSpec(param_info.param).family(); });
+
+TEST(HostGroupedGemmSpec, PrunesWithReasons) {
+  const HostGroupedGemmSpec spec(Kind::fwd);
+  DeviceDescription avx2_only;
+  avx2_only.backend = "host";
+  avx2_only.features = "avx,avx2,fma";
+  avx2_only.compute_units = 4;
+  Problem p = problem_for(Kind::fwd, 8, 2, 100, 64, 64);
+  const Config avx512{{"isa", 2},  {"mr", 6},  {"nr", 32},  {"pack", 1},
+                      {"kc", 256}, {"mc", 96}, {"nc", 512}, {"threads", 4}};
+  EXPECT_EQ(spec.prune_reason(p, avx512, avx2_only), "isa 2 needs AVX-512F");
+  for (const auto& c : spec.space(p, avx2_only)) EXPECT_EQ(c.get("isa"), 1) << c.to_string();
+  const Config too_big{{"isa", 1},  {"mr", 8},  {"nr", 16},  {"pack", 1},
+                       {"kc", 256}, {"mc", 96}, {"nc", 512}, {"threads", 4}};
+  EXPECT_NE(spec.prune_reason(p, too_big, avx2_only).find("vector registers"), std::string::npos);
+  Config many_threads = spec.heuristic(p, avx2_only);
+  many_threads.set("threads", 5);
+  EXPECT_NE(spec.prune_reason(p, many_threads, avx2_only).find("hardware threads"), std::string::npos);
+  p.dtype = DType::bf16;
+  EXPECT_NE(spec.prune_reason(p, spec.heuristic(p, avx2_only), avx2_only).find("f32 only"), std::string::npos);
+  EXPECT_FALSE(spec.supports_backend("cuda"));
+  EXPECT_TRUE(spec.supports_backend("host"));
+}
+
+TEST(HostGroupedGemmSpec, BlocksAndThreadsShareOneBinary) {
+  const HostGroupedGemmSpec spec(Kind::fwd);
+  const Problem p = problem_for(Kind::fwd, 8, 2, 100, 64, 64);
+  Config a = spec.heuristic(p, backend().device()), b = a;
+  b.set("kc", 128);
+  b.set("threads", 1);
+  const Source sa = spec.render(p, a, backend().device()), sb = spec.render(p, b, backend().device());
+  EXPECT_EQ(sa.code, sb.code);
+  EXPECT_EQ(sa.config, sb.config);
+  EXPECT_EQ(sa.config.find("kc"), std::string::npos) << sa.config;
+}
+
+}  // namespace
