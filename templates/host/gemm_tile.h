@@ -47,6 +47,13 @@ template <int NR>
 inline void pack_b(const View& b, int64 row0, int64 col0, int64 kb, int64 n, float* dst) {
   for (int64 s = 0; s < n; s += NR, dst += NR * kb) {
     const int64 cols = n - s < NR ? n - s : NR;
+    if (b.rs == 1 && b.cs != 1) {  // B is a transposed matrix (dgrad's W_e^T): walk its contiguous rows
+      for (int64 j = 0; j < NR; ++j) {
+        const float* in = b.ptr(row0, col0 + s + j);
+        for (int64 p = 0; p < kb; ++p) dst[p * NR + j] = j < cols ? in[p] : 0.0f;
+      }
+      continue;
+    }
     for (int64 p = 0; p < kb; ++p) {
       float* out = dst + p * NR;
       const float* in = b.ptr(row0 + p, col0 + s);

@@ -110,11 +110,12 @@ std::string HostGroupedGemmSpec::prune_reason(const Problem& problem, const Conf
 }
 
 Config HostGroupedGemmSpec::heuristic(const Problem&, const DeviceDescription& device) const {
-  // Measured best on the reference machine (bench/results/host_grouped_gemm.md); any problem runs.
+  // The widest ISA; the tile, in-place A (packing A costs more than it saves on experts of a few
+  // hundred rows) and blocks that won the sweep in bench/results/host_grouped_gemm.md. Runs any problem.
   const auto isas = available_isas(device);
   const int64_t isa = isas.empty() ? 1 : isas.back();
-  const TileShape t = tiles_for(isa).front();
-  return make_config(isa, t, 1, 256, 16 * t.mr, 16 * t.nr, std::max(1, device.compute_units));
+  const TileShape t = isa == 2 ? TileShape{8, 48} : TileShape{6, 16};
+  return make_config(isa, t, 0, 256, 16 * t.mr, 16 * t.nr, std::max(1, device.compute_units));
 }
 
 Source HostGroupedGemmSpec::render(const Problem& problem, const Config& config,
