@@ -19,7 +19,7 @@ export MOEJIT_BENCH_OUT="$out"
 cd "$root"
 exec > >(tee "$final/summary.txt") 2>&1
 {
-  echo "== $(date -u +%FT%TZ) commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  echo "== $(date -u +%FT%TZ) commit ${MOEJIT_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}"
   nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv 2>&1
 } | tee "$out/device.txt"
 
