@@ -6,8 +6,9 @@
 
 namespace moejit {
 
-// fwd args: (gate_up (rows, 2F), out (rows, F), rows, F); bwd: (gate_up, dh (rows, F),
-// d_gate_up (rows, 2F), rows, F). F % VEC == 0 (the spec prunes the rest).
+// fwd args: (gate_up (rows, 2F), out (rows, F), unsigned rows, unsigned F); bwd: (gate_up,
+// dh (rows, F), d_gate_up (rows, 2F), unsigned rows, unsigned F), as the GPU kernel takes them
+// (launch_swiglu_fwd/bwd). F % VEC == 0 (the spec prunes the rest).
 template <typename T, int VEC, bool BACKWARD>
 struct SwigluHost {
   static constexpr int64 kRowsPerItem = 16;
@@ -33,8 +34,8 @@ struct SwigluHost {
     int next = 1;
     if constexpr (BACKWARD) s.dh = *static_cast<const T* const*>(args[next++]);
     s.out = *static_cast<T* const*>(args[next++]);
-    s.rows = *static_cast<const int64*>(args[next++]);
-    s.width = *static_cast<const int64*>(args[next]);
+    s.rows = *static_cast<const unsigned*>(args[next++]);
+    s.width = *static_cast<const unsigned*>(args[next]);
     const long long items = (s.rows + kRowsPerItem - 1) / kRowsPerItem;
     if (items > 0) launch->parallel_for(launch, items, &SwigluHost::item, &s);
   }
