@@ -4,7 +4,7 @@
 // again against OpenBLAS, checks the results against OpenBLAS, and measures Clang compile time per
 // kernel and the warm start (disk cache -> loaded kernel, no Clang).
 // Usage: bench_host_grouped_gemm [--tokens N] [--threads N] [--reps N]
-// Writes $MOEJIT_BENCH_OUT/host_grouped_gemm.{json,md} when MOEJIT_BENCH_OUT is set.
+// Writes bench_host_grouped_gemm.json to $MOEJIT_BENCH_OUT (or bench/results/ with MOEJIT_BENCH_SAVE=1).
 #include <cblas.h>
 
 #include <unistd.h>
@@ -22,6 +22,7 @@
 #include <random>
 #include <string>
 
+#include "bench_util.hpp"
 #include "binary_cache.hpp"
 #include "compile_pool.hpp"
 #include "host/grouped_gemm_spec.hpp"
@@ -37,24 +38,6 @@ struct Shape {
   std::string name;
   int64_t d_model, d_expert, experts, top_k;
 };
-
-std::string shell_line(const std::string& cmd) {
-  std::string out;
-  if (FILE* p = popen(cmd.c_str(), "r")) {
-    char buf[256];
-    if (fgets(buf, sizeof buf, p)) out = buf;
-    pclose(p);
-  }
-  while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
-  return out;
-}
-
-std::string utc_now() {
-  std::time_t t = std::time(nullptr);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
-  return buf;
-}
 
 double now_ms() {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now().time_since_epoch()).count();
@@ -247,13 +230,9 @@ int main(int argc, char** argv) {
   printf("warm start (new process view: disk cache -> ORC -> callable): %.1f ms, Clang runs: %ld\n", warm_ms,
          warm_clang);
 
-  json result = {{"benchmark", "host_grouped_gemm"},
-                 {"device", device.name},
-                 {"arch", device.arch},
+  json result = {{"arch", device.arch},
                  {"threads", threads},
                  {"tokens", tokens},
-                 {"date", utc_now()},
-                 {"commit", shell_line("git -C " MOEJIT_SOURCE_DIR " rev-parse --short HEAD 2>/dev/null")},
                  {"compiler", backend.compiler().id()},
                  {"openblas", openblas_get_config()},
                  {"compile_seconds",
@@ -348,10 +327,6 @@ int main(int argc, char** argv) {
   }
   fs::remove_all(cache_dir);
 
-  if (const char* out = std::getenv("MOEJIT_BENCH_OUT")) {
-    fs::create_directories(out);
-    std::ofstream(fs::path(out) / "host_grouped_gemm.json") << result.dump(1) << "\n";
-    std::cout << "\nwrote " << (fs::path(out) / "host_grouped_gemm.json").string() << "\n";
-  }
+  bench::save("bench_host_grouped_gemm", result, device.name);
   return 0;
 }
