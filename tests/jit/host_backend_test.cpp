@@ -92,7 +92,7 @@ TEST(HostBackend, CompilesLoadsAndRunsOnEveryWorker) {
   kernel->launch(dims, args);
   auto y = dy.to_host<float>();
   for (long long i = 0; i < n; ++i) ASSERT_NEAR(y[i], 1.5 * x[i] + 1.0, 1e-6 + 1e-6 * std::abs(x[i])) << i;
-  EXPECT_EQ(seen[0], 1);  // the caller works too; worker 1 may or may not win an item
+  EXPECT_GE(seen[0] + seen[1], 1);  // worker ids stay in [0, 2); which worker wins items is up to timing
 }
 
 TEST(HostBackend, CacheHitSkipsClangAcrossProcessesAndInMemory) {
@@ -145,5 +145,29 @@ TEST(HostBackend, MissingEntrySaysExternC) {
     FAIL() << "expected an Error";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("extern \"C\""), std::string::npos) << e.what();
+  }
+}
+
+// An error inside a template header names that header's file and line, with the line's text.
+TEST(HostBackend, CompileErrorInATemplateNamesTheTemplate) {
+  HostCompiler compiler;
+  Source s;
+  s.family = "test_bad_tile";
+  s.config = "nr24";
+  s.file_name = "test_bad_tile.nr24.cpp";
+  s.code =
+      "#include \"host/grouped_gemm_families.h\"\n"
+      "extern \"C\" void bad(void** args, const moejit::HostLaunch* launch) {\n"
+      "  moejit::host::grouped_gemm_entry<moejit::host::Tile<16, 6, 24, true>, moejit::host::Family::fwd>(args, "
+      "launch);\n"
+      "}\n";
+  s.entries = {"bad"};
+  try {
+    compiler.compile(s);
+    FAIL() << "expected a CompileError";
+  } catch (const CompileError& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("host/gemm_tile.h:"), std::string::npos) << what;
+    EXPECT_NE(what.find("NR must be a multiple of the vector width"), std::string::npos) << what;
   }
 }
