@@ -86,9 +86,12 @@ void run_design(const PlanOptions& o) {
     const ModelConfig base = find_model_config(o.config);
     q = design_query_for_baseline(base, o.tokens, o.target_ra);
     if (o.compute > 0) q.compute = o.compute;
+    if (o.params > 0) q.target_n = static_cast<int64_t>(o.params);
   } else {
     if (o.params <= 0)
       throw Error("plan --target-ra needs a baseline config or --params N (and optionally --compute C)");
+    if (o.tokens > 0)
+      throw Error("plan --target-ra --tokens D needs a baseline config (D is its token count); use --compute C");
     if (o.layers.empty() || o.d_model.empty()) {
       throw Error("plan --target-ra without a baseline needs --layers lo:hi and --d-model lo:hi");
     }
@@ -147,7 +150,7 @@ void add_plan_command(CLI::App& app) {
       ->excludes(tokens);
   cmd->add_option("--target-ra", opts->target_ra, "Design MoE models at this activation rate (e.g. 0.2)")
       ->check(CLI::Range(0.0, 1.0));
-  cmd->add_option("--params", opts->params, "N to match when no baseline config is given (e.g. 2.15e9)");
+  cmd->add_option("--params", opts->params, "N to match (default: the baseline's N), e.g. 2.15e9");
   cmd->add_option("--unique-tokens", opts->unique_tokens, "Unique-token pool: reports the epochs each design needs");
   cmd->add_option("--tolerance", opts->tolerance, "Accepted |N/target - 1| (default 0.01)");
   cmd->add_option("--ra-tolerance", opts->ra_tolerance, "Accepted |r_a - target| in absolute terms (default 0.01)");
