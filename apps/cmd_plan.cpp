@@ -7,6 +7,7 @@
 #include <optional>
 
 #include "commands.hpp"
+#include "files.hpp"
 #include "model_config.hpp"
 #include "moejit/error.hpp"
 #include "plan_report.hpp"
@@ -33,6 +34,7 @@ struct PlanOptions {
   int64_t vocab = 65536, seq_len = 2048, head_dim = 128;
   size_t max_results = 20;
   size_t per_shape = 2;
+  std::string save;  // write the best design here as a config file
 };
 
 // "lo:hi" or a single value.
@@ -120,6 +122,11 @@ void run_design(const PlanOptions& o) {
   const auto designs = design_equal_resource(q);
   const DesignCandidate* b = baseline ? &*baseline : nullptr;
   print(o, design_plan_json(q, b, designs), design_plan_table(q, b, designs));
+  if (!o.save.empty()) {
+    if (designs.empty()) throw Error("plan --save: no design to save (widen the tolerances or ranges)");
+    write_file_atomic(o.save, to_json(designs.front().config).dump(2) + "\n");
+    std::cerr << "saved " << designs.front().config.name << " to " << o.save << "\n";
+  }
 }
 
 void run(const PlanOptions& o) {
@@ -171,6 +178,7 @@ void add_plan_command(CLI::App& app) {
   cmd->add_option("--head-dim", opts->head_dim, "Head dim without a baseline (128)");
   cmd->add_option("--max-results", opts->max_results, "Designs to print, best first (20)");
   cmd->add_option("--per-shape", opts->per_shape, "Designs per (layers, d_model) pair (2)");
+  cmd->add_option("--save", opts->save, "With --target-ra: write the best design as a config .json (loadable by plan)");
   cmd->callback([opts] { run(*opts); });
 }
 
