@@ -124,6 +124,9 @@ std::vector<DesignCandidate> design_equal_resource(const DesignQuery& q) {
   if (q.base.head_dim <= 0 || q.base.vocab <= 0 || q.base.seq_len <= 0) {
     throw Error("planner: the base config needs head_dim, vocab and seq_len");
   }
+  if (q.width_multiple <= 0 || q.dense_layers < 0 || q.per_shape == 0 || q.n_tolerance < 0 || q.ra_tolerance < 0) {
+    throw Error("planner: width_multiple and per_shape must be positive, dense_layers and tolerances >= 0");
+  }
   check_range(q.layers, "layers");
   check_range(q.d_model, "d_model");
   check_range(q.experts, "experts");

@@ -175,6 +175,9 @@ TEST(Planner, BadQueriesFailClearly) {
   q = paper_query("dense-2b", 0.2);
   q.layers = {10, 5};
   EXPECT_THROW(design_equal_resource(q), Error);
+  q = paper_query("dense-2b", 0.2);
+  q.width_multiple = 0;
+  EXPECT_THROW(design_equal_resource(q), Error);
   EXPECT_THROW(design_query_for_baseline(find_model_config("mixtral-8x7b"), 0, 0.2), Error);
 }
 
