@@ -43,14 +43,20 @@ void check_lt(cublasStatus_t s, const char* what) {
 // column-major, so it computes C^T = B^T A^T.
 class LtGemm {
  public:
-  LtGemm(cublasLtHandle_t handle, int64_t m, int64_t n, int64_t k, bool a_transposed, void* workspace, size_t ws_bytes)
+  // a_transposed: A is stored (k x m) row-major (wgrad: X^T). b_transposed: B is stored (n x k)
+  // row-major (dgrad: W_e^T).
+  LtGemm(cublasLtHandle_t handle, int64_t m, int64_t n, int64_t k, bool a_transposed, bool b_transposed,
+         void* workspace, size_t ws_bytes)
       : handle_(handle), workspace_(workspace), ws_bytes_(ws_bytes) {
     check_lt(cublasLtMatmulDescCreate(&desc_, CUBLAS_COMPUTE_32F, CUDA_R_32F), "desc");
-    if (a_transposed) {  // A stored (k x m) row-major (wgrad: X^T)
-      cublasOperation_t t = CUBLAS_OP_T;
+    cublasOperation_t t = CUBLAS_OP_T;
+    if (a_transposed)
       check_lt(cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_TRANSB, &t, sizeof t), "transb");
-    }
-    check_lt(cublasLtMatrixLayoutCreate(&b_, CUDA_R_16BF, n, k, n), "layout B");
+    if (b_transposed)
+      check_lt(cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_TRANSA, &t, sizeof t), "transa");
+    check_lt(b_transposed ? cublasLtMatrixLayoutCreate(&b_, CUDA_R_16BF, k, n, k)
+                          : cublasLtMatrixLayoutCreate(&b_, CUDA_R_16BF, n, k, n),
+             "layout B");
     check_lt(a_transposed ? cublasLtMatrixLayoutCreate(&a_, CUDA_R_16BF, m, k, m)
                           : cublasLtMatrixLayoutCreate(&a_, CUDA_R_16BF, k, m, k),
              "layout A");
@@ -229,7 +235,7 @@ int run(const std::vector<int64_t>& token_counts) {
           const int64_t m_d = op == gg::kWgrad ? k : rows,
                         n_d = op == gg::kDgrad ? k : (op == gg::kUpSwiglu ? 2 * n : n),
                         k_d = op == gg::kWgrad ? rows : (op == gg::kDgrad ? n : k);
-          LtGemm dense(lt, m_d, n_d, k_d, op == gg::kWgrad, workspace.get(), ws_bytes);
+          LtGemm dense(lt, m_d, n_d, k_d, op == gg::kWgrad, op == gg::kDgrad, workspace.get(), ws_bytes);
           dense_ms =
               median_ms(be, [&] { dense.run(args.a, op == gg::kWgrad ? dy.get() : w.get(), out.get(), be.stream()); });
           std::vector<std::unique_ptr<LtGemm>> gemms(e);
@@ -237,7 +243,7 @@ int run(const std::vector<int64_t>& token_counts) {
             if (lens[ex] > 0)
               gemms[ex] =
                   std::make_unique<LtGemm>(lt, op == gg::kWgrad ? k : lens[ex], n_d, op == gg::kWgrad ? lens[ex] : k_d,
-                                           op == gg::kWgrad, workspace.get(), ws_bytes);
+                                           op == gg::kWgrad, op == gg::kDgrad, workspace.get(), ws_bytes);
           const int64_t a_cols = op == gg::kDgrad ? n : k, b_width = op == gg::kUpSwiglu ? 2 * n : n;
           expert_ms = median_ms(be, [&] {
             for (int64_t ex = 0; ex < e; ++ex) {
