@@ -11,11 +11,10 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
-#include <ctime>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "bench_util.hpp"
 #include "binary_cache.hpp"
 #include "compile_pool.hpp"
 #include "cuda_backend.hpp"
@@ -131,7 +130,7 @@ void add_torch_baseline(nlohmann::json& results) {
   const char* dir = std::getenv("MOEJIT_BENCH_OUT");
   const std::string file = std::string(dir ? dir : "/tmp") + "/grouped_gemm_torch_cases.json";
   write_file_atomic(file, cases.dump());
-  const std::string cmd = "python3 " MOEJIT_BENCH_SOURCE_DIR "/grouped_gemm_torch.py " + file + " 2>/dev/null";
+  const std::string cmd = "python3 " MOEJIT_SOURCE_DIR "/bench/grouped_gemm_torch.py " + file + " 2>/dev/null";
   std::string text;
   if (FILE* pipe = popen(cmd.c_str(), "r")) {
     char buf[4096];
@@ -286,17 +285,9 @@ int run(const std::vector<int64_t>& token_counts) {
   cublasLtDestroy(lt);
   add_torch_baseline(results);
 
-  const char* dir = std::getenv("MOEJIT_BENCH_OUT");
-  char date[32];
-  const std::time_t now = std::time(nullptr);
-  std::strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
-  nlohmann::json doc = {{"bench", "grouped_gemm"},     {"device", dev.name},   {"arch", dev.arch},
-                        {"sms", dev.compute_units},    {"driver", dev.driver}, {"date", date},
-                        {"commit", MOEJIT_GIT_COMMIT}, {"results", results}};
-  if (dir) {
-    write_file_atomic(std::string(dir) + "/grouped_gemm.json", doc.dump(2));
-    std::printf("wrote %s/grouped_gemm.json\n", dir);
-  }
+  bench::save("grouped_gemm",
+              {{"arch", dev.arch}, {"sms", dev.compute_units}, {"driver", dev.driver}, {"results", results}},
+              dev.name);
   return 0;
 }
 
