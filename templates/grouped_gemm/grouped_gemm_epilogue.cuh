@@ -9,14 +9,18 @@
 namespace moejit {
 namespace gg {
 
+// One aligned 2-element store (col and every row stride are even, so p is 2-element aligned).
 template <typename OutT>
 __device__ __forceinline__ void store2(OutT* p, float v0, float v1, bool accumulate) {
+  Vec<OutT, 2> v;
   if (accumulate) {
-    v0 += to_float(p[0]);
-    v1 += to_float(p[1]);
+    v = load_vec<OutT, 2>(p);
+    v0 += to_float(v.v[0]);
+    v1 += to_float(v.v[1]);
   }
-  p[0] = from_float<OutT>(v0);
-  p[1] = from_float<OutT>(v1);
+  v.v[0] = from_float<OutT>(v0);
+  v.v[1] = from_float<OutT>(v1);
+  store_vec<OutT, 2>(p, v);
 }
 
 // Output matrix of a tile: element (0, 0) of the expert's output and its row stride.

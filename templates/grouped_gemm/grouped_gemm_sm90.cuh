@@ -138,6 +138,9 @@ __global__ void __launch_bounds__(128 * (CONSUMERS + 1), 1)
           ptx::Wgmma<BN>::template run<a_k_major(OP) ? 0 : 1, b_k_major(OP) ? 0 : 1>(acc, da, db, 1);
         }
         ptx::wgmma_commit();
+        // Waiting for this block before releasing its stage keeps ptxas from serialising the
+        // wgmma pipeline (wait_group 1 here triggers C7514 with this accumulator handling); the
+        // two consumer warpgroups still overlap each other's waits. Deeper overlap: perf issue.
         ptx::wgmma_wait<0>();
         if (lane == 0) ptx::mbarrier_arrive(empty_bar + 8 * stage);
       }
