@@ -258,6 +258,54 @@ MOEJIT_HD int swizzle128_offset(int r, int c) {
   return r * 128 + chunk * 16 + (c & 7) * 2;
 }
 
+// Swizzle<3,4,3> on a shared-memory byte offset from a 1024-byte aligned base: the 16-byte chunk
+// bits [4, 7) are XORed with the 128-byte row bits [7, 10).
+MOEJIT_HD uint32 swizzle128(uint32 offset) {
+  return offset ^ (((offset >> 7) & 7u) << 4);
+}
+
+// A wgmma shared-memory operand (128B swizzle) relative to its stage base: start offset, leading
+// and stride byte offsets, and whether it is M-/N-major (imm-trans = 1).
+struct WgmmaOperand {
+  uint32 offset = 0, lbo = 0, sbo = 0;
+  int mn_major = 0;
+};
+
+// A: the consumer's 64 rows for k16 step kk. K-major [BM][64] rows of 128 B: consumer rows start
+// 8 KiB apart, a k16 step is 32 B inside the swizzle atom. M-major (wgrad): box `consumer`
+// [bk tokens][64 K], a k16 step is 16 rows = 2 KiB; LBO = box stride (next 64 M elements).
+MOEJIT_HD WgmmaOperand wgmma_a_operand(int op, int consumer, int kk, int bk) {
+  WgmmaOperand d;
+  if (a_k_major(op)) {
+    d.offset = static_cast<uint32>(consumer * 64 * 128 + kk * 32), d.lbo = 16, d.sbo = 1024;
+  } else {
+    d.offset = static_cast<uint32>(consumer * bk * 128 + kk * 2048), d.lbo = static_cast<uint32>(bk * 128);
+    d.sbo = 1024, d.mn_major = 1;
+  }
+  return d;
+}
+
+// B for k16 step kk. N-major boxes [bk][64] (LBO = box stride), dgrad K-major [BN][64].
+MOEJIT_HD WgmmaOperand wgmma_b_operand(int op, int kk, int bk) {
+  WgmmaOperand d;
+  if (b_k_major(op)) {
+    d.offset = static_cast<uint32>(kk * 32), d.lbo = 16, d.sbo = 1024;
+  } else {
+    d.offset = static_cast<uint32>(kk * 2048), d.lbo = static_cast<uint32>(bk * 128), d.sbo = 1024, d.mn_major = 1;
+  }
+  return d;
+}
+
+// Where wgmma reads element (mn, k) of an operand (mn: M or N index, k < 16), by the PTX ISA's
+// canonical 128B-swizzle layouts for 16-bit types (T = 8 elements per 16 bytes):
+//   K-major:  ((8, m), (T, 2k)) : ((8T, SBO), (1, T))     MN-major: ((T, 8, m), (8, k)) : ((1, T, LBO), (8T, SBO))
+// then Swizzle<3,4,3> on the address. The tests check this against where TMA wrote the element.
+MOEJIT_HD uint32 wgmma_read_offset(const WgmmaOperand& d, int mn, int k) {
+  const uint32 linear = d.mn_major ? d.offset + (mn % 64) * 2 + (mn / 64) * d.lbo + (k % 8) * 128 + (k / 8) * d.sbo
+                                   : d.offset + (mn % 8) * 128 + (mn / 8) * d.sbo + k * 2;
+  return swizzle128(linear);
+}
+
 // cp.async tiles (mma.sync path) are swizzled the same way per row of `row_elems` bf16: the 16-byte
 // chunk index is XORed with the row (mod the chunks a row holds, at most 8), so the eight rows an
 // ldmatrix reads land in distinct banks.

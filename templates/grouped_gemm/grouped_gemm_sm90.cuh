@@ -128,13 +128,9 @@ __global__ void __launch_bounds__(128 * (CONSUMERS + 1), 1)
         ptx::wgmma_fence();
 #pragma unroll
         for (int kk = 0; kk < BK / 16; ++kk) {
-          // A: K-major [BM][64] rows of 128 B (consumer's 64 rows at +8 KiB each), k16 step = 32 B;
-          //    wgrad M-major: box `consumer` [64 tokens][64 K], k16 step = 16 rows = 2 KiB.
-          const uint32 a_addr = a_k_major(OP) ? a + consumer * 64 * 128 + kk * 32 : a + consumer * BK * 128 + kk * 2048;
-          // B: N-major boxes [64][64] 8 KiB apart (LBO), k16 step = 2 KiB; dgrad K-major [BN][64], step 32 B.
-          const uint32 b_addr = b_k_major(OP) ? b + kk * 32 : b + kk * 2048;
-          const ptx::uint64 da = ptx::wgmma_desc_sw128(a_addr, a_k_major(OP) ? 16 : BK * 128, 1024);
-          const ptx::uint64 db = ptx::wgmma_desc_sw128(b_addr, b_k_major(OP) ? 16 : BK * 128, 1024);
+          const WgmmaOperand oa = wgmma_a_operand(OP, consumer, kk, BK), ob = wgmma_b_operand(OP, kk, BK);
+          const ptx::uint64 da = ptx::wgmma_desc_sw128(a + oa.offset, oa.lbo, oa.sbo);
+          const ptx::uint64 db = ptx::wgmma_desc_sw128(b + ob.offset, ob.lbo, ob.sbo);
           ptx::Wgmma<BN>::template run<a_k_major(OP) ? 0 : 1, b_k_major(OP) ? 0 : 1>(acc, da, db, 1);
         }
         ptx::wgmma_commit();

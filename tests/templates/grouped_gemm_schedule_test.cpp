@@ -216,6 +216,51 @@ TEST(GroupedGemmSchedule, TmaCoordinatesMatchOperandTiles) {
       }
 }
 
+// The wgmma descriptors read each operand element exactly where the TMA boxes put it: for every
+// op, consumer, k16 step and element, the canonical-layout read offset (wgmma_read_offset) equals
+// the TMA write offset (box j at j * box bytes, element (row, col) of a box at
+// swizzle128(row * 128 + col * 2)).
+TEST(GroupedGemmSchedule, WgmmaDescriptorsReadWhereTmaWrote) {
+  const int bk = 64;
+  for (int op : kOps)
+    for (int consumers : {1, 2})
+      for (int bn : {64, 128, 256}) {
+        const int bm = 64 * consumers;
+        const uint32 a_box = stage_bytes_a(bm, bk) / tma_a_boxes(op, bm);
+        const uint32 b_box = stage_bytes_b(bn, bk) / tma_b_boxes(op, bn);
+        for (int kk = 0; kk < bk / 16; ++kk)
+          for (int k = 0; k < 16; ++k) {
+            const int red = kk * 16 + k;  // reduction index inside the stage
+            for (int consumer = 0; consumer < consumers; ++consumer)
+              for (int m = 0; m < 64; ++m) {
+                const int row = consumer * 64 + m;                                    // tile row
+                const uint32 wrote = a_k_major(op) ? swizzle128(row * 128 + red * 2)  // one box [bm][64 red]
+                                                   : (row / 64) * a_box + swizzle128(red * 128 + (row % 64) * 2);
+                ASSERT_EQ(wgmma_read_offset(wgmma_a_operand(op, consumer, kk, bk), m, k), wrote)
+                    << "A op " << op << " consumer " << consumer << " kk " << kk << " m " << m << " k " << k;
+              }
+            for (int n = 0; n < bn; ++n) {
+              const uint32 wrote = b_k_major(op) ? swizzle128(n * 128 + red * 2)  // one box [bn][64 red]
+                                                 : (n / 64) * b_box + swizzle128(red * 128 + (n % 64) * 2);
+              ASSERT_EQ(wgmma_read_offset(wgmma_b_operand(op, kk, bk), n, k), wrote)
+                  << "B op " << op << " bn " << bn << " kk " << kk << " n " << n << " k " << k;
+            }
+          }
+      }
+}
+
+// Every operand wgmma reads lies inside its stage, and the stage layouts keep every TMA box on
+// a 1024-byte swizzle atom boundary (the swizzle is applied to absolute address bits).
+TEST(GroupedGemmSchedule, TmaBoxesAreAtomAligned) {
+  for (int op : kOps)
+    for (int bm : {64, 128})
+      for (int bn : {64, 128, 256}) {
+        EXPECT_EQ(stage_bytes_a(bm, 64) % 1024, 0);
+        EXPECT_EQ((stage_bytes_a(bm, 64) / tma_a_boxes(op, bm)) % 1024, 0);
+        EXPECT_EQ((stage_bytes_b(bn, 64) / tma_b_boxes(op, bn)) % 1024, 0);
+      }
+}
+
 // The swizzles are permutations of 16-byte chunks within a row, and ldmatrix row groups hit
 // distinct chunk slots.
 TEST(GroupedGemmSchedule, SwizzlesArePermutations) {
