@@ -1,5 +1,6 @@
 // Launching grouped GEMM kernels: kernel parameters and, for the Hopper path, TMA tensor maps.
 #include <cstring>
+#include <string>
 
 #include "cuda_driver.hpp"
 #include "grouped_gemm/grouped_gemm_spec.hpp"
@@ -53,7 +54,8 @@ void launch_grouped_gemm(Kernel& kernel, int op, const Problem& problem, const C
   p.dims = gg::Dims{k, n, static_cast<int>(e)};
   p.raster = 0;
   p.accumulate = args.accumulate ? 1 : 0;
-  if (op == gg::kUpSwiglu && !p.out_gate_up) throw Error("grouped_gemm_up_swiglu needs out_gate_up (M_total, 2N)");
+  if (op == gg::kUpSwiglu && !p.out_gate_up)
+    throw Error("grouped_gemm_up_swiglu needs out_gate_up: the (M_total, 2N) pre-activations for the backward");
 
   const LaunchDims dims = GroupedGemmSpec::launch_dims(op, problem, config, device);
   if (config.get("tc") != 90) {
@@ -74,8 +76,9 @@ void launch_grouped_gemm(Kernel& kernel, int op, const Problem& problem, const C
       map_b = weight_map(args.b, e, k, n, bn);
       break;
     default:  // wgrad: X boxes {64 K, bk tokens}, dY boxes {64 N, bk tokens}
-      map_a = activation_map(args.a, m, k, bk);
-      map_b = activation_map(args.b, m, n, bk);
+      // No rows at all: every segment is empty and nothing is loaded, but the maps need an address.
+      map_a = activation_map(m > 0 ? args.a : args.out, m, k, bk);
+      map_b = activation_map(m > 0 ? args.b : args.out, m, n, bk);
       break;
   }
   void* kernel_args[] = {&map_a, &map_b, &p};
