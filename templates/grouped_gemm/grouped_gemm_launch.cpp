@@ -44,6 +44,11 @@ CUtensorMap weight_map(const void* base, int64_t e, int64_t rows, int64_t cols, 
 void launch_grouped_gemm(Kernel& kernel, int op, const Problem& problem, const Config& config,
                          const DeviceDescription& device, const GroupedGemmArgs& args) {
   const int64_t m = GroupedGemmSpec::rows(problem), k = problem.d_model, n = problem.d_expert, e = problem.num_experts;
+  const std::string family = GroupedGemmSpec::family_of(op);
+  if (std::string why = GroupedGemmSpec(op).prune_reason(problem, config, device); !why.empty())
+    throw Error(family + ": config " + config.to_string() + " cannot run " + problem.to_string() + ": " + why);
+  if (!args.offsets || !args.out || (m > 0 && (!args.a || !args.b)))
+    throw Error(family + ": a, b, out and offsets must be device pointers (got a null one)");
   if (m == 0 && op != gg::kWgrad) return;  // no rows: nothing to compute
   gg::Params p;
   p.in.a = static_cast<const bf16*>(args.a);
