@@ -2,6 +2,7 @@
 // is explicit so that linking a static library cannot silently drop one.
 #include <algorithm>
 
+#include "grouped_gemm/grouped_gemm_spec.hpp"
 #include "moejit/error.hpp"
 #include "moejit/kernel_spec.hpp"
 #include "swiglu/swiglu_spec.hpp"
@@ -13,6 +14,7 @@ const std::vector<std::unique_ptr<KernelSpec>>& builtin_specs() {
     std::vector<std::unique_ptr<KernelSpec>> v;
     v.push_back(std::make_unique<SwigluSpec>(false));
     v.push_back(std::make_unique<SwigluSpec>(true));
+    for (int op : {gg::kFwd, gg::kUpSwiglu, gg::kDgrad, gg::kWgrad}) v.push_back(std::make_unique<GroupedGemmSpec>(op));
     return v;
   }();
   return specs;
