@@ -4,6 +4,7 @@
 
 #include "moejit/error.hpp"
 #include "moejit/kernel_spec.hpp"
+#include "routing/routing_spec.hpp"
 #include "swiglu/swiglu_spec.hpp"
 
 namespace moejit {
@@ -13,6 +14,10 @@ const std::vector<std::unique_ptr<KernelSpec>>& builtin_specs() {
     std::vector<std::unique_ptr<KernelSpec>> v;
     v.push_back(std::make_unique<SwigluSpec>(false));
     v.push_back(std::make_unique<SwigluSpec>(true));
+    for (RoutingKernel kind : {RoutingKernel::gate_fwd, RoutingKernel::gate_bwd, RoutingKernel::plan,
+                               RoutingKernel::permute_fwd, RoutingKernel::combine_bwd, RoutingKernel::combine_fwd,
+                               RoutingKernel::permute_bwd})
+      v.push_back(std::make_unique<RoutingSpec>(kind));
     return v;
   }();
   return specs;

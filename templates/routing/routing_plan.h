@@ -1,0 +1,54 @@
+// Plan arithmetic shared by both backends: the load-balance and z losses from per-expert totals.
+//   aux = aux_coef * E * sum_e f_e * p_e,  f_e = routed_e / (T * K),  p_e = (1/T) sum_t score_{t,e}
+//   z   = z_coef * (1/T) sum_t lse_t^2,    lse_t = logsumexp of token t's logits
+// f_e counts choices before capacity drops and carries no gradient, so
+//   d aux / d score_{t,e} = aux_coef * E * f_e / T       (the aux_scale the gating backward adds)
+//   d z / d logit_{t,e}   = z_coef * 2 / T * lse_t * softmax_{t,e}
+#pragma once
+#include "common/host_device.h"
+
+namespace moejit {
+
+struct LossParams {
+  float aux_coef = 0.0f;
+  float z_coef = 0.0f;
+};
+
+struct LossTerms {
+  float aux_scale;         // d aux / d score_{t,e}
+  float aux_contribution;  // f_e * p_e
+};
+
+template <int E, int K>
+MOEJIT_HD LossTerms loss_terms(const LossParams& loss, int routed, float prob_sum, int64 tokens) {
+  LossTerms terms{0.0f, 0.0f};
+  if (tokens <= 0) return terms;
+  const float f = static_cast<float>(routed) / static_cast<float>(tokens * K);
+  terms.aux_scale = loss.aux_coef * static_cast<float>(E) * f / static_cast<float>(tokens);
+  terms.aux_contribution = f * (prob_sum / static_cast<float>(tokens));
+  return terms;
+}
+
+template <int E>
+MOEJIT_HD float finish_aux_loss(const LossParams& loss, float sum_f_p) {
+  return loss.aux_coef * static_cast<float>(E) * sum_f_p;
+}
+
+MOEJIT_HD float finish_z_loss(const LossParams& loss, float sum_lse_squared, int64 tokens) {
+  return tokens > 0 ? loss.z_coef * sum_lse_squared / static_cast<float>(tokens) : 0.0f;
+}
+
+// sum_i values[i * stride] for i < count, in index order.
+MOEJIT_HD float ordered_column_sum(const float* values, int64 count, int64 stride) {
+  float sum = 0.0f;
+  for (int64 i = 0; i < count; ++i) sum += values[i * stride];
+  return sum;
+}
+
+MOEJIT_HD float ordered_square_sum(const float* values, int64 count) {
+  float sum = 0.0f;
+  for (int64 i = 0; i < count; ++i) sum += values[i] * values[i];
+  return sum;
+}
+
+}  // namespace moejit
