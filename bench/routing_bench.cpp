@@ -15,6 +15,7 @@
 #include <random>
 #include <string>
 
+#include "bench_util.hpp"
 #include "cuda_backend.hpp"
 #include "cuda_driver.hpp"
 #include "files.hpp"
@@ -280,12 +281,7 @@ int run(int argc, char** argv) {
     }
   }
   nlohmann::json result;
-  const std::time_t now = std::time(nullptr);
-  char date[32];
-  std::strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
-  result["benchmark"] = "routing_bench";
-  result["date"] = date;
-  result["commit"] = MOEJIT_BENCH_COMMIT;
+  std::string device = "none";
   result["shape"] = {{"tokens", tokens}, {"d_model", kD}, {"top_k", kK}, {"experts", kE}, {"dtype", "bf16"}};
 
   if (!host_only) {
@@ -294,9 +290,7 @@ int run(int argc, char** argv) {
       std::cout << "GPU part skipped: no GPU (" << why << ")\n";
       result["gpu"] = "skipped: no GPU";
     } else {
-      std::string device;
       const auto rows = bench_gpu(tokens, &device);
-      result["device"] = device;
       std::printf("device: %s  (T=%lld, d_model=%d, top-%d, E=%d, bf16; copy fraction goal >= 0.80)\n", device.c_str(),
                   static_cast<long long>(tokens), kD, kK, kE);
       std::printf("| step | ms | GB/s moved | fraction of d2d copy | Mtokens/s | config |\n|---|---|---|---|---|---|\n");
@@ -318,10 +312,7 @@ int run(int argc, char** argv) {
       result["host_rows"].push_back({{"step", r.step}, {"ms", r.ms}, {"reference_ms", r.reference_ms}});
     }
   }
-  if (const char* dir = std::getenv("MOEJIT_BENCH_OUT"); dir && *dir) {
-    std::filesystem::create_directories(dir);
-    write_file_atomic(std::filesystem::path(dir) / "routing_bench.json", result.dump(2) + "\n");
-  }
+  bench::save("routing_bench", result, device);
   return 0;
 }
 

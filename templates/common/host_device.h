@@ -10,6 +10,13 @@
 #define MOEJIT_DEVICE_CODE 0
 #endif
 
+// Loop unrolling in code shared by NVRTC, Clang (host JIT) and g++ (tests).
+#if MOEJIT_DEVICE_CODE || defined(__clang__)
+#define MOEJIT_UNROLL _Pragma("unroll")
+#else
+#define MOEJIT_UNROLL _Pragma("GCC unroll 16")
+#endif
+
 #if !defined(__CUDACC_RTC__)
 #include <cmath>
 #include <cstdint>

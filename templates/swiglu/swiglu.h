@@ -21,7 +21,7 @@ template <typename T, int VEC>
 MOEJIT_HD void swiglu_forward_vec(const T* gate_up, T* out, int64 row, int64 column, int64 width) {
   const T* g = gate_up + row * 2 * width + column;
   Vec<T, VEC> gv = load_vec<T, VEC>(g), uv = load_vec<T, VEC>(g + width), o;
-#pragma unroll
+MOEJIT_UNROLL
   for (int k = 0; k < VEC; ++k) o.v[k] = from_float<T>(swiglu_forward(to_float(gv.v[k]), to_float(uv.v[k])));
   store_vec<T, VEC>(out + row * width + column, o);
 }
@@ -32,7 +32,7 @@ MOEJIT_HD void swiglu_backward_vec(const T* gate_up, const T* dh, T* d_gate_up, 
   const T* g = gate_up + row * 2 * width + column;
   Vec<T, VEC> gv = load_vec<T, VEC>(g), uv = load_vec<T, VEC>(g + width),
               hv = load_vec<T, VEC>(dh + row * width + column), dg, du;
-#pragma unroll
+MOEJIT_UNROLL
   for (int k = 0; k < VEC; ++k) {
     float a, b;
     swiglu_backward(to_float(gv.v[k]), to_float(uv.v[k]), to_float(hv.v[k]), &a, &b);
