@@ -68,9 +68,14 @@ __global__ void __launch_bounds__(WARPS * 32)
 MOEJIT_UNROLL
     for (int w = 0; w < WARPS; ++w) n += __popc(masks[w][e]);
     chunk_counts[blockIdx.x * E + e] = n;
-    if (probs) chunk_probs[blockIdx.x * E + e] = ordered_column_sum(probs + first * E + e, count, E);
+    if (probs) chunk_probs[blockIdx.x * E + e] = ordered_sum<false>(probs + first * E + e, count, E);
   }
-  if (lse && threadIdx.x == 0) chunk_z[blockIdx.x] = ordered_square_sum(lse + first, count);
+  if (lse) {  // stage the chunk's lse in shared memory: one coalesced load, then one ordered sum
+    __shared__ float chunk_lse[WARPS * 32];
+    if (threadIdx.x < count) chunk_lse[threadIdx.x] = lse[first + threadIdx.x];
+    __syncthreads();
+    if (threadIdx.x == 0) chunk_z[blockIdx.x] = ordered_sum<true>(chunk_lse, count, 1);
+  }
 }
 
 // Block-wide exclusive scan of one int per thread (blockDim.x <= 1024); returns the total too.
@@ -138,12 +143,8 @@ __global__ void __launch_bounds__(BLOCK)
     contrib[e] = e < E ? terms.aux_contribution : 0.0f;
     __syncthreads();
     if (e == 0) {
-      float aux = 0.0f, z = 0.0f;
-      for (int i = 0; i < E; ++i) aux += contrib[i];
-      if (chunk_z)
-        for (int c = 0; c < chunks; ++c) z += chunk_z[c];
-      losses[0] = finish_aux_loss<E>(loss, aux);
-      losses[1] = finish_z_loss(loss, z, tokens);
+      losses[0] = finish_aux_loss<E>(loss, ordered_sum<false>(contrib, E, 1));
+      losses[1] = finish_z_loss(loss, chunk_z ? ordered_sum<false>(chunk_z, chunks, 1) : 0.0f, tokens);
     }
   }
 }

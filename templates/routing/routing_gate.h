@@ -10,16 +10,7 @@
 // go to the lower expert index (groups: lower group index). The reductions compare (key, index)
 // pairs with a total order, so the winner does not depend on the reduction tree.
 #pragma once
-#include "common/host_device.h"
-
-// `#pragma unroll` for NVRTC and Clang; GCC (tests compile the host loops directly) has no such pragma.
-#ifndef MOEJIT_UNROLL
-#if MOEJIT_DEVICE_CODE || defined(__clang__)
-#define MOEJIT_UNROLL _Pragma("unroll")
-#else
-#define MOEJIT_UNROLL
-#endif
-#endif
+#include "routing/routing_common.h"
 
 namespace moejit {
 

@@ -63,8 +63,8 @@ void route_count_host(void** a) {
     for (int e = 0; e < E; ++e) n[e] = 0;
     for (int64 i = first * K; i < (first + count) * K; ++i) ++n[index[i]];
     if (probs)
-      for (int e = 0; e < E; ++e) chunk_probs[c * E + e] = ordered_column_sum(probs + first * E + e, count, E);
-    if (lse) chunk_z[c] = ordered_square_sum(lse + first, count);
+      for (int e = 0; e < E; ++e) chunk_probs[c * E + e] = ordered_sum<false>(probs + first * E + e, count, E);
+    if (lse) chunk_z[c] = ordered_sum<true>(lse + first, count, 1);
   }
 }
 
@@ -86,7 +86,7 @@ void route_offsets_host(void** a) {
   float* aux_scale = host_arg<float*>(a, 12);
   float* losses = host_arg<float*>(a, 13);
   int offset = 0;
-  float aux = 0.0f;
+  float contribution[E];
   for (int e = 0; e < E; ++e) {
     int routed = 0;
     float prob_sum = 0.0f;
@@ -104,15 +104,12 @@ void route_offsets_host(void** a) {
     offset += seg.rows;
     const LossTerms terms = loss_terms<E, K>(loss, routed, prob_sum, tokens);
     if (aux_scale) aux_scale[e] = terms.aux_scale;
-    aux += terms.aux_contribution;
+    contribution[e] = terms.aux_contribution;
   }
   offsets[E] = offset;
   if (losses) {
-    float z = 0.0f;
-    if (chunk_z)
-      for (int c = 0; c < chunks; ++c) z += chunk_z[c];
-    losses[0] = finish_aux_loss<E>(loss, aux);
-    losses[1] = finish_z_loss(loss, z, tokens);
+    losses[0] = finish_aux_loss<E>(loss, ordered_sum<false>(contribution, E, 1));
+    losses[1] = finish_z_loss(loss, chunk_z ? ordered_sum<false>(chunk_z, chunks, 1) : 0.0f, tokens);
   }
 }
 

@@ -5,7 +5,7 @@
 //   d aux / d score_{t,e} = aux_coef * E * f_e / T       (the aux_scale the gating backward adds)
 //   d z / d logit_{t,e}   = z_coef * 2 / T * lse_t * softmax_{t,e}
 #pragma once
-#include "common/host_device.h"
+#include "routing/routing_common.h"
 
 namespace moejit {
 
@@ -38,17 +38,25 @@ MOEJIT_HD float finish_z_loss(const LossParams& loss, float sum_lse_squared, int
   return tokens > 0 ? loss.z_coef * sum_lse_squared / static_cast<float>(tokens) : 0.0f;
 }
 
-// sum_i values[i * stride] for i < count, in index order.
-MOEJIT_HD float ordered_column_sum(const float* values, int64 count, int64 stride) {
-  float sum = 0.0f;
-  for (int64 i = 0; i < count; ++i) sum += values[i * stride];
-  return sum;
-}
-
-MOEJIT_HD float ordered_square_sum(const float* values, int64 count) {
-  float sum = 0.0f;
-  for (int64 i = 0; i < count; ++i) sum += values[i] * values[i];
-  return sum;
+// sum_i values[i * stride] (squared if SQUARE) for i < count, in one fixed order: eight interleaved
+// accumulators (independent loads in flight on the GPU) combined as a tree. Both backends call
+// this very function, so the sums agree bit for bit.
+template <bool SQUARE>
+MOEJIT_HD float ordered_sum(const float* values, int64 count, int64 stride) {
+  float acc[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+  int64 i = 0;
+  for (; i + 8 <= count; i += 8) {
+    MOEJIT_UNROLL
+    for (int j = 0; j < 8; ++j) {
+      const float v = values[(i + j) * stride];
+      acc[j] = add_rn(acc[j], SQUARE ? mul_rn(v, v) : v);
+    }
+  }
+  for (int j = 0; j < 8 && i + j < count; ++j) {
+    const float v = values[(i + j) * stride];
+    acc[j] = add_rn(acc[j], SQUARE ? mul_rn(v, v) : v);
+  }
+  return add_rn(add_rn(add_rn(acc[0], acc[4]), add_rn(acc[2], acc[6])), add_rn(add_rn(acc[1], acc[5]), add_rn(acc[3], acc[7])));
 }
 
 }  // namespace moejit

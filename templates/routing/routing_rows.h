@@ -7,16 +7,7 @@
 //   offsets         (E + 1) int32: first row of each expert's segment; offsets[E] = R
 //   x, dx, out      (T, D)  activations; permuted rows (R, D)
 #pragma once
-#include "common/host_device.h"
-
-// `#pragma unroll` for NVRTC and Clang; GCC (tests compile the host loops directly) has no such pragma.
-#ifndef MOEJIT_UNROLL
-#if MOEJIT_DEVICE_CODE || defined(__clang__)
-#define MOEJIT_UNROLL _Pragma("unroll")
-#else
-#define MOEJIT_UNROLL
-#endif
-#endif
+#include "routing/routing_common.h"
 
 namespace moejit {
 
@@ -42,22 +33,6 @@ MOEJIT_HD int slot_of(int expert_offset, int rank, int capacity) {
   return (capacity >= 0 && rank >= capacity) ? -1 : expert_offset + rank;
 }
 
-// Rounding-exact fp32 arithmetic: never contracted into an FMA, so host and GPU agree bit for bit.
-MOEJIT_HD float mul_rn(float a, float b) {
-#if MOEJIT_DEVICE_CODE
-  return __fmul_rn(a, b);
-#else
-  return a * b;
-#endif
-}
-MOEJIT_HD float add_rn(float a, float b) {
-#if MOEJIT_DEVICE_CODE
-  return __fadd_rn(a, b);
-#else
-  return a + b;
-#endif
-}
-
 // Scatter one VEC-wide column vector of token t's row to its K permuted rows:
 //   permute forward:  dst[slot] = src[t]                           (weight == nullptr)
 //   combine backward: dst[slot] = weight * src[t] (d_out -> d_y),  and dot[r] += <src[t], y[slot]>
@@ -66,25 +41,32 @@ template <typename T, int VEC, int K>
 MOEJIT_HD void scatter_vec(const T* src, const int* slot, const float* weight, const T* y, T* dst, int64 t,
                            int64 column, int64 width, float* dot) {
   const Vec<T, VEC> v = load_vec<T, VEC>(src + t * width + column);
-MOEJIT_UNROLL
+  if (dot) {  // all K loads of y first (they may not move past the stores below), then the dots
+    Vec<T, VEC> yv[K];
+    MOEJIT_UNROLL
+    for (int r = 0; r < K; ++r)  // a dropped choice loads its own d_out vector (always valid), unused
+      yv[r] = load_vec<T, VEC>(slot[r] >= 0 ? y + slot[r] * width + column : src + t * width + column);
+    MOEJIT_UNROLL
+    for (int r = 0; r < K; ++r) {
+      if (slot[r] < 0) continue;
+      float acc = dot[r];
+      MOEJIT_UNROLL
+      for (int i = 0; i < VEC; ++i) acc = add_rn(acc, mul_rn(to_float(v.v[i]), to_float(yv[r].v[i])));
+      dot[r] = acc;
+    }
+  }
+  MOEJIT_UNROLL
   for (int r = 0; r < K; ++r) {
     const int row = slot[r];
     if (row < 0) continue;
     Vec<T, VEC> o;
     if (weight) {
-MOEJIT_UNROLL
+      MOEJIT_UNROLL
       for (int i = 0; i < VEC; ++i) o.v[i] = from_float<T>(mul_rn(weight[r], to_float(v.v[i])));
     } else {
       o = v;
     }
     store_vec<T, VEC>(dst + row * width + column, o);
-    if (dot) {
-      const Vec<T, VEC> yv = load_vec<T, VEC>(y + row * width + column);
-      float acc = dot[r];
-MOEJIT_UNROLL
-      for (int i = 0; i < VEC; ++i) acc = add_rn(acc, mul_rn(to_float(v.v[i]), to_float(yv.v[i])));
-      dot[r] = acc;
-    }
   }
 }
 

@@ -215,7 +215,7 @@ void check_pipeline(CudaBackend& gpu, const Case& c, unsigned seed) {
   launch_route_scatter(host_scatter, p, host_rows, hcb);
   EXPECT_TRUE(same_bits(download<T>(gpu, gdy, rows * D), h_dy)) << "combine backward d_y";
   const auto dw = download<float>(gpu, gdw, T_ * K);
-  for (int64_t i = 0; i < T_ * K; ++i) ASSERT_TRUE(near(dw[i], h_dw[i], 1e-4, 1e-4, "d_weight"));
+  for (int64_t i = 0; i < T_ * K; ++i) ASSERT_TRUE(near(dw[i], h_dw[i], 5e-3, 1e-4, "d_weight"));  // 2048-term fp32 dots, different trees
 
   // ---- gating backward ----
   auto gate_bwd_k = load(gpu, "route_gate_bwd", p, c.gate_config);
@@ -234,7 +234,7 @@ void check_pipeline(CudaBackend& gpu, const Case& c, unsigned seed) {
     launch_route_gate_bwd(host, p, Config{{"lanes", 1}, {"tokens", 1}}, hb);
   }
   const auto dl = download<float>(gpu, gdl, T_ * E);
-  for (int64_t i = 0; i < T_ * E; ++i) ASSERT_TRUE(near(dl[i], h_dl[i], 1e-6, 1e-4, "d_logits"));
+  for (int64_t i = 0; i < T_ * E; ++i) ASSERT_TRUE(near(dl[i], h_dl[i], 1e-3, 1e-3, "d_logits"));  // |d_weight| ~ 100: fp32 cancellation
 
   // ---- determinism: the same launch again gives the same bits ----
   launch_route_gather(gather_k[0], p, c.rows_config, gaa);
@@ -253,7 +253,7 @@ Case make_case(int64_t tokens, Config gate, Config plan, Config rows) {
 TEST(RoutingGpu, Qwen3ShapeAcrossConfigs) {
   MOEJIT_REQUIRE_GPU();
   CudaBackend gpu;
-  for (int64_t tokens : {1, 1000, 16384}) {
+  for (int64_t tokens : {0, 1, 1000, 16384}) {
     Case c = make_case(tokens, {{"lanes", 32}, {"tokens", 4}}, {{"warps", 8}}, {{"vec", 8}, {"lanes", 32}, {"rows", 4}});
     c.gate.renormalize = 1;
     c.pad_to = 128;
