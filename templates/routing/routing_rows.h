@@ -85,8 +85,9 @@ MOEJIT_UNROLL
     const int row = slot[r];
     if (row < 0) continue;
     const Vec<T, VEC> v = load_vec<T, VEC>(rows + row * width + column);
+    const float w = weight ? weight[r] : 1.0f;  // x * 1 is exact: the unweighted sum is unchanged
 MOEJIT_UNROLL
-    for (int i = 0; i < VEC; ++i) acc[i] = add_rn(acc[i], weight ? mul_rn(weight[r], to_float(v.v[i])) : to_float(v.v[i]));
+    for (int i = 0; i < VEC; ++i) acc[i] = add_rn(acc[i], mul_rn(w, to_float(v.v[i])));
   }
   if (shared) {
     const Vec<T, VEC> s = load_vec<T, VEC>(shared + t * width + column);
