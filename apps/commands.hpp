@@ -14,5 +14,6 @@ inline constexpr int kUnavailable = 3;  // the requested backend cannot run here
 void add_info_command(CLI::App& app);
 void add_cache_command(CLI::App& app);
 void add_compile_command(CLI::App& app);
+void add_plan_command(CLI::App& app);
 
 }  // namespace moejit::cli
