@@ -32,8 +32,8 @@ using Act = bf16;
 struct Row {
   std::string step;
   double ms = 0;
-  double bytes = 0;         // bytes the step must move (reads + writes of activations)
-  double copy_fraction = 0; // (bytes / ms) / (copy bandwidth)
+  double bytes = 0;          // bytes the step must move (reads + writes of activations)
+  double copy_fraction = 0;  // (bytes / ms) / (copy bandwidth)
   double tokens_per_s = 0;
   std::string config;
 };
@@ -78,9 +78,11 @@ std::vector<Row> bench_gpu(int64_t tokens, std::string* device_name) {
   const size_t act = sizeof(Act);
 
   DeviceBuffer d_logits = DeviceBuffer::from(gpu, logits);
-  DeviceBuffer index(gpu, tokens * kK * 4), weight(gpu, tokens * kK * 4), probs(gpu, tokens * kE * 4), lse(gpu, tokens * 4);
+  DeviceBuffer index(gpu, tokens * kK * 4), weight(gpu, tokens * kK * 4), probs(gpu, tokens * kE * 4),
+      lse(gpu, tokens * 4);
   DeviceBuffer counts(gpu, kE * 4), dropped(gpu, kE * 4), offsets(gpu, (kE + 1) * 4), slot(gpu, tokens * kK * 4);
-  DeviceBuffer row_source(gpu, max_rows * 4), aux_scale(gpu, kE * 4), losses(gpu, 8), d_logits_out(gpu, tokens * kE * 4);
+  DeviceBuffer row_source(gpu, max_rows * 4), aux_scale(gpu, kE * 4), losses(gpu, 8),
+      d_logits_out(gpu, tokens * kE * 4);
   DeviceBuffer x(gpu, tokens * kD * act), out(gpu, tokens * kD * act), permuted(gpu, max_rows * kD * act);
   DeviceBuffer y(gpu, max_rows * kD * act), d_y(gpu, max_rows * kD * act), d_weight(gpu, tokens * kK * 4);
   x.fill(0x3c), y.fill(0x3c), out.fill(0);
@@ -127,10 +129,12 @@ std::vector<Row> bench_gpu(int64_t tokens, std::string* device_name) {
     rows.push_back(r);
   };
   const double row_bytes = kD * act, tk = static_cast<double>(tokens * kK);
-  add("gate fwd (softmax, top-8)", tokens * (kE * 4.0 + kK * 8.0), cg, [&] { launch_route_gate_fwd(*gate[0], p, cg, ga); });
+  add("gate fwd (softmax, top-8)", tokens * (kE * 4.0 + kK * 8.0), cg,
+      [&] { launch_route_gate_fwd(*gate[0], p, cg, ga); });
   add("gate fwd + probs/lse (losses)", tokens * (2 * kE * 4.0 + kK * 8.0 + 4), cg,
       [&] { launch_route_gate_fwd(*gate[0], p, cg, ga_loss); });
-  add("plan (counts, offsets, slots, losses)", 0, cp, [&] { launch_route_plan(*plan[0], *plan[1], *plan[2], p, cp, pa); });
+  add("plan (counts, offsets, slots, losses)", 0, cp,
+      [&] { launch_route_plan(*plan[0], *plan[1], *plan[2], p, cp, pa); });
   ScatterArgs sa;
   sa.src = x.get(), sa.slot = pa.slot, sa.dst = permuted.get(), sa.offsets = pa.offsets, sa.row_source = pa.row_source;
   add("permute fwd", tokens * row_bytes + tk * row_bytes, cs, [&] { launch_route_scatter(*scatter[0], p, cs, sa); });
@@ -147,8 +151,10 @@ std::vector<Row> bench_gpu(int64_t tokens, std::string* device_name) {
       [&] { launch_route_scatter(*scatter[0], p, cs, cb); });
   GateBackwardArgs gb;
   gb.logits = ga.logits, gb.index = ga.index, gb.d_weight = cb.d_weight, gb.aux_scale = pa.aux_scale;
-  gb.params = ga.params, gb.grad.z_scale = route_z_scale(0.001f, tokens), gb.d_logits = static_cast<float*>(d_logits_out.get());
-  add("gate bwd (+aux, z)", tokens * (2 * kE * 4.0 + kK * 8.0), cgb, [&] { launch_route_gate_bwd(*gate_bwd[0], p, cgb, gb); });
+  gb.params = ga.params, gb.grad.z_scale = route_z_scale(0.001f, tokens),
+  gb.d_logits = static_cast<float*>(d_logits_out.get());
+  add("gate bwd (+aux, z)", tokens * (2 * kE * 4.0 + kK * 8.0), cgb,
+      [&] { launch_route_gate_bwd(*gate_bwd[0], p, cgb, gb); });
   return rows;
 }
 
@@ -189,7 +195,8 @@ std::vector<HostRow> bench_host(int64_t tokens) {
     void launch(const LaunchDims&, void** a) override { fn(a); }
     const std::string& name() const override { return n; }
   };
-  const Config gate_cfg{{"lanes", 1}, {"tokens", 1}}, plan_cfg{{"warps", 8}}, rows_cfg{{"vec", 8}, {"lanes", 1}, {"rows", 1}};
+  const Config gate_cfg{{"lanes", 1}, {"tokens", 1}}, plan_cfg{{"warps", 8}},
+      rows_cfg{{"vec", 8}, {"lanes", 1}, {"rows", 1}};
   Fn gate(&route_gate_fwd_host<kE, kK>), count(&route_count_host<kE, kK, 256>), offs(&route_offsets_host<kE, kK>),
       slots(&route_slots_host<kE, kK, 256>), scatter(&route_scatter_host<Act, 8, kK, kD>),
       gather(&route_gather_host<Act, 8, kK, kD>);
@@ -271,10 +278,14 @@ int run(int argc, char** argv) {
   bool gpu_only = false, host_only = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    if (a == "--tokens" && i + 1 < argc) tokens = std::atoll(argv[++i]);
-    else if (a == "--host-tokens" && i + 1 < argc) host_tokens = std::atoll(argv[++i]);
-    else if (a == "--gpu-only") gpu_only = true;
-    else if (a == "--host-only") host_only = true;
+    if (a == "--tokens" && i + 1 < argc)
+      tokens = std::atoll(argv[++i]);
+    else if (a == "--host-tokens" && i + 1 < argc)
+      host_tokens = std::atoll(argv[++i]);
+    else if (a == "--gpu-only")
+      gpu_only = true;
+    else if (a == "--host-only")
+      host_only = true;
     else {
       std::cerr << "usage: routing_bench [--tokens N] [--host-tokens N] [--gpu-only] [--host-only]\n";
       return 2;
@@ -293,12 +304,17 @@ int run(int argc, char** argv) {
       const auto rows = bench_gpu(tokens, &device);
       std::printf("device: %s  (T=%lld, d_model=%d, top-%d, E=%d, bf16; copy fraction goal >= 0.80)\n", device.c_str(),
                   static_cast<long long>(tokens), kD, kK, kE);
-      std::printf("| step | ms | GB/s moved | fraction of d2d copy | Mtokens/s | config |\n|---|---|---|---|---|---|\n");
+      std::printf(
+          "| step | ms | GB/s moved | fraction of d2d copy | Mtokens/s | config |\n|---|---|---|---|---|---|\n");
       for (const auto& r : rows) {
         std::printf("| %s | %.4f | %.0f | %.2f | %.1f | %s |\n", r.step.c_str(), r.ms, r.bytes / r.ms * 1e-6,
                     r.copy_fraction, r.tokens_per_s * 1e-6, r.config.c_str());
-        result["gpu_rows"].push_back({{"step", r.step}, {"ms", r.ms}, {"bytes", r.bytes}, {"copy_fraction", r.copy_fraction},
-                                      {"tokens_per_s", r.tokens_per_s}, {"config", r.config}});
+        result["gpu_rows"].push_back({{"step", r.step},
+                                      {"ms", r.ms},
+                                      {"bytes", r.bytes},
+                                      {"copy_fraction", r.copy_fraction},
+                                      {"tokens_per_s", r.tokens_per_s},
+                                      {"config", r.config}});
       }
     }
   }

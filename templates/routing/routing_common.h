@@ -2,12 +2,13 @@
 #pragma once
 #include "common/host_device.h"
 
-// `#pragma unroll` for NVRTC and Clang; GCC (tests compile the host loops directly) has no such pragma.
+// `#pragma unroll` for NVRTC and Clang; GCC (tests compile the host loops directly) spells it
+// `#pragma GCC unroll n`.
 #ifndef MOEJIT_UNROLL
 #if MOEJIT_DEVICE_CODE || defined(__clang__)
 #define MOEJIT_UNROLL _Pragma("unroll")
 #else
-#define MOEJIT_UNROLL
+#define MOEJIT_UNROLL _Pragma("GCC unroll 16")
 #endif
 #endif
 

@@ -30,8 +30,8 @@ __global__ void __launch_bounds__(LANES* TOKENS)
   const int64 t = static_cast<int64>(blockIdx.x) * TOKENS + threadIdx.x / LANES;
   const bool active = t < tokens;
   const int64 row = active ? t : 0;
-  gate_token_backward<E, K>(logits + row * E, index + row * K, d_weight ? d_weight + row * K : nullptr, aux_scale, p,
-                            g, WarpLanes<LANES>(threadIdx.x % LANES), active, d_logits + row * E);
+  gate_token_backward<E, K>(logits + row * E, index + row * K, d_weight ? d_weight + row * K : nullptr, aux_scale, p, g,
+                            WarpLanes<LANES>(threadIdx.x % LANES), active, d_logits + row * E);
 }
 
 // ---- plan: counts, offsets and slots, deterministic without atomics deciding positions ------
@@ -47,7 +47,7 @@ __device__ void build_chunk_masks(const int* __restrict__ index, int64 tokens, u
   __syncthreads();
   const int64 t = static_cast<int64>(blockIdx.x) * WARPS * 32 + threadIdx.x;
   if (t < tokens) {
-MOEJIT_UNROLL
+    MOEJIT_UNROLL
     for (int r = 0; r < K; ++r) atomicOr(&masks[threadIdx.x / 32][index[t * K + r]], 1u << (threadIdx.x % 32));
   }
   __syncthreads();
@@ -65,7 +65,7 @@ __global__ void __launch_bounds__(WARPS * 32)
   const int64 count = tokens - first < WARPS * 32 ? tokens - first : WARPS * 32;
   for (int e = threadIdx.x; e < E; e += WARPS * 32) {
     int n = 0;
-MOEJIT_UNROLL
+    MOEJIT_UNROLL
     for (int w = 0; w < WARPS; ++w) n += __popc(masks[w][e]);
     chunk_counts[blockIdx.x * E + e] = n;
     if (probs) chunk_probs[blockIdx.x * E + e] = ordered_sum<false>(probs + first * E + e, count, E);
@@ -83,7 +83,7 @@ __device__ int block_exclusive_scan(int value, int* total) {
   __shared__ int warp_sums[32];
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = (blockDim.x + 31) / 32;
   int inclusive = value;
-MOEJIT_UNROLL
+  MOEJIT_UNROLL
   for (int o = 1; o < 32; o *= 2) {
     const int up = __shfl_up_sync(0xffffffffu, inclusive, o);
     if (lane >= o) inclusive += up;
@@ -92,7 +92,7 @@ MOEJIT_UNROLL
   __syncthreads();
   if (warp == 0) {
     int s = lane < warps ? warp_sums[lane] : 0;
-MOEJIT_UNROLL
+    MOEJIT_UNROLL
     for (int o = 1; o < 32; o *= 2) {
       const int up = __shfl_up_sync(0xffffffffu, s, o);
       if (lane >= o) s += up;
@@ -160,7 +160,7 @@ __global__ void __launch_bounds__(WARPS * 32)
   build_chunk_masks<E, K, WARPS>(index, tokens, masks);
   for (int e = threadIdx.x; e < E; e += WARPS * 32) {
     int n = chunk_prefix[blockIdx.x * E + e];
-MOEJIT_UNROLL
+    MOEJIT_UNROLL
     for (int w = 0; w < WARPS; ++w) {
       below[w][e] = n;
       n += __popc(masks[w][e]);
@@ -171,7 +171,7 @@ MOEJIT_UNROLL
   if (t >= tokens) return;
   const int w = threadIdx.x / 32;
   const unsigned lower = (1u << (threadIdx.x % 32)) - 1u;
-MOEJIT_UNROLL
+  MOEJIT_UNROLL
   for (int r = 0; r < K; ++r) {
     const int e = index[t * K + r];
     const int s = slot_of(offsets[e], below[w][e] + __popc(masks[w][e] & lower), capacity);
@@ -217,7 +217,7 @@ __global__ void __launch_bounds__(LANES* ROWS)
   if (team >= tokens) return;  // whole teams leave together
   int s[K];
   float w[K], dot[K];
-MOEJIT_UNROLL
+  MOEJIT_UNROLL
   for (int r = 0; r < K; ++r) {
     s[r] = slot[team * K + r];
     w[r] = weight ? weight[team * K + r] : 1.0f;
@@ -228,10 +228,10 @@ MOEJIT_UNROLL
     scatter_vec<T, VEC, K>(src, s, weight ? w : nullptr, y, dst, team, c, D, d_weight ? dot : nullptr);
   if (d_weight) {
     const unsigned mask = team_mask<LANES>();
-MOEJIT_UNROLL
+    MOEJIT_UNROLL
     for (int r = 0; r < K; ++r) {
       float v = dot[r];
-MOEJIT_UNROLL
+      MOEJIT_UNROLL
       for (int o = LANES / 2; o > 0; o /= 2) v += __shfl_xor_sync(mask, v, o, LANES);
       if (lane == 0) d_weight[team * K + r] = s[r] >= 0 ? v : 0.0f;
     }
@@ -249,7 +249,7 @@ __global__ void __launch_bounds__(LANES* ROWS)
   if (team >= tokens) return;
   int s[K];
   float w[K];
-MOEJIT_UNROLL
+  MOEJIT_UNROLL
   for (int r = 0; r < K; ++r) {
     s[r] = slot[team * K + r];
     w[r] = weight ? weight[team * K + r] : 1.0f;

@@ -33,7 +33,9 @@ struct GateGradParams {
 
 inline constexpr float kRenormEps = 1e-20f;
 
-MOEJIT_HD float neg_inf_f32() { return bits_to_float(0xff800000u); }
+MOEJIT_HD float neg_inf_f32() {
+  return bits_to_float(0xff800000u);
+}
 
 MOEJIT_HD float log_f32(float x) {
 #if MOEJIT_DEVICE_CODE
@@ -63,7 +65,7 @@ MOEJIT_HD void compute_scores(const float* logits, int score_fn, const Lanes& la
   constexpr int LANES = Lanes::kCount, PER = TokenScores<E, LANES>::kPerLane;
   float logit[PER];
   float local_max = neg_inf_f32();
-MOEJIT_UNROLL
+  MOEJIT_UNROLL
   for (int j = 0; j < PER; ++j) {
     const int e = lanes.lane() + LANES * j;
     logit[j] = (active && e < E) ? logits[e] : neg_inf_f32();
@@ -71,7 +73,7 @@ MOEJIT_UNROLL
   }
   const float max = lanes.max(active ? local_max : 0.0f);
   float local_sum = 0.0f;
-MOEJIT_UNROLL
+  MOEJIT_UNROLL
   for (int j = 0; j < PER; ++j) {
     out.softmax[j] = exp_f32(logit[j] - max);  // exp(-inf) = 0 for padding slots
     local_sum += out.softmax[j];
@@ -79,7 +81,7 @@ MOEJIT_UNROLL
   const float sum = lanes.sum(local_sum);
   const float safe_sum = sum > 0.0f ? sum : 1.0f;
   out.lse = max + log_f32(safe_sum);
-MOEJIT_UNROLL
+  MOEJIT_UNROLL
   for (int j = 0; j < PER; ++j) {
     out.softmax[j] = out.softmax[j] / safe_sum;
     const int e = lanes.lane() + LANES * j;
@@ -102,7 +104,7 @@ MOEJIT_HD void gate_token_forward(const float* logits, const float* bias, const 
 
   // Selection keys: score + bias; -inf marks experts that cannot be chosen (padding, masked, taken).
   float key[PER];
-MOEJIT_UNROLL
+  MOEJIT_UNROLL
   for (int j = 0; j < PER; ++j) {
     const int e = lane + LANES * j;
     key[j] = (active && e < E) ? s.score[j] + (bias ? bias[e] : 0.0f) : neg_inf_f32();
@@ -116,7 +118,7 @@ MOEJIT_UNROLL
     for (int g = 0; g < p.n_groups; ++g) {
       float best1 = neg_inf_f32(), best2 = neg_inf_f32();
       int i1 = E, i2 = E;
-MOEJIT_UNROLL
+      MOEJIT_UNROLL
       for (int j = 0; j < PER; ++j) {
         const int e = lane + LANES * j;
         if (e / group_size != g || key[j] == neg_inf_f32()) continue;
@@ -135,7 +137,7 @@ MOEJIT_UNROLL
         if (!(keep >> g & 1u) && (best < 0 || key_beats(group_score[g], g, group_score[best], best))) best = g;
       keep |= 1u << best;
     }
-MOEJIT_UNROLL
+    MOEJIT_UNROLL
     for (int j = 0; j < PER; ++j) {
       const int e = lane + LANES * j;
       if (e < E && !(keep >> (e / group_size) & 1u)) key[j] = neg_inf_f32();
@@ -144,17 +146,18 @@ MOEJIT_UNROLL
 
   int chosen[K];
   float chosen_score[K];
-MOEJIT_UNROLL
+  MOEJIT_UNROLL
   for (int r = 0; r < K; ++r) {
     float best_key = neg_inf_f32(), best_score = 0.0f;
     int best = E;  // E: "none" (loses to every real expert at equal key)
-MOEJIT_UNROLL
+    MOEJIT_UNROLL
     for (int j = 0; j < PER; ++j) {
       const int e = lane + LANES * j;
-      if (key[j] != neg_inf_f32() && key_beats(key[j], e, best_key, best)) best_key = key[j], best = e, best_score = s.score[j];
+      if (key[j] != neg_inf_f32() && key_beats(key[j], e, best_key, best))
+        best_key = key[j], best = e, best_score = s.score[j];
     }
     lanes.argmax(best_key, best, best_score);
-MOEJIT_UNROLL
+    MOEJIT_UNROLL
     for (int j = 0; j < PER; ++j)
       if (lane + LANES * j == best) key[j] = neg_inf_f32();
     chosen[r] = best;
@@ -164,19 +167,19 @@ MOEJIT_UNROLL
   float norm = 1.0f;
   if (p.renormalize) {
     float sum = 0.0f;
-MOEJIT_UNROLL
+    MOEJIT_UNROLL
     for (int r = 0; r < K; ++r) sum += chosen_score[r];
     norm = sum + kRenormEps;
   }
   if (active) {
-MOEJIT_UNROLL
+    MOEJIT_UNROLL
     for (int r = 0; r < K; ++r)
       if (r % LANES == lane) {
         index[r] = chosen[r];
         weight[r] = (p.renormalize ? chosen_score[r] / norm : chosen_score[r]) * p.scaling;
       }
     if (probs) {
-MOEJIT_UNROLL
+      MOEJIT_UNROLL
       for (int j = 0; j < PER; ++j)
         if (lane + LANES * j < E) probs[lane + LANES * j] = s.score[j];
     }
@@ -197,7 +200,7 @@ MOEJIT_HD void gate_token_backward(const float* logits, const int* index, const 
   const int lane = lanes.lane();
 
   float d_score[PER];
-MOEJIT_UNROLL
+  MOEJIT_UNROLL
   for (int j = 0; j < PER; ++j) {
     const int e = lane + LANES * j;
     d_score[j] = (aux_scale && e < E) ? aux_scale[e] : 0.0f;
@@ -205,7 +208,7 @@ MOEJIT_UNROLL
   if (d_weight) {
     int chosen[K];
     float dw[K];
-MOEJIT_UNROLL
+    MOEJIT_UNROLL
     for (int r = 0; r < K; ++r) {
       chosen[r] = active ? index[r] : E;
       dw[r] = active ? d_weight[r] : 0.0f;
@@ -214,40 +217,37 @@ MOEJIT_UNROLL
     float z = 0.0f, dot = 0.0f;
     if (p.renormalize) {
       float local_z = 0.0f, local_dot = 0.0f;
-MOEJIT_UNROLL
-      for (int r = 0; r < K; ++r)
-MOEJIT_UNROLL
-        for (int j = 0; j < PER; ++j)
-          if (lane + LANES * j == chosen[r]) local_z += s.score[j], local_dot += dw[r] * s.score[j];
+      MOEJIT_UNROLL
+      for (int r = 0; r < K; ++r) MOEJIT_UNROLL
+      for (int j = 0; j < PER; ++j)
+        if (lane + LANES * j == chosen[r]) local_z += s.score[j], local_dot += dw[r] * s.score[j];
       z = lanes.sum(local_z) + kRenormEps;
       dot = lanes.sum(local_dot);
     }
-MOEJIT_UNROLL
-    for (int r = 0; r < K; ++r)
-MOEJIT_UNROLL
-      for (int j = 0; j < PER; ++j)
-        if (lane + LANES * j == chosen[r])
-          d_score[j] += p.scaling * (p.renormalize ? dw[r] / z - dot / (z * z) : dw[r]);
+    MOEJIT_UNROLL
+    for (int r = 0; r < K; ++r) MOEJIT_UNROLL
+    for (int j = 0; j < PER; ++j)
+      if (lane + LANES * j == chosen[r]) d_score[j] += p.scaling * (p.renormalize ? dw[r] / z - dot / (z * z) : dw[r]);
   }
 
   float d_logit[PER];
   if (p.score == kScoreSigmoid) {
-MOEJIT_UNROLL
+    MOEJIT_UNROLL
     for (int j = 0; j < PER; ++j) d_logit[j] = d_score[j] * s.score[j] * (1.0f - s.score[j]);
   } else {
     float local_dot = 0.0f;
-MOEJIT_UNROLL
+    MOEJIT_UNROLL
     for (int j = 0; j < PER; ++j) local_dot += d_score[j] * s.score[j];
     const float dot = lanes.sum(local_dot);
-MOEJIT_UNROLL
+    MOEJIT_UNROLL
     for (int j = 0; j < PER; ++j) d_logit[j] = s.score[j] * (d_score[j] - dot);
   }
   if (g.z_scale != 0.0f) {
-MOEJIT_UNROLL
+    MOEJIT_UNROLL
     for (int j = 0; j < PER; ++j) d_logit[j] += g.z_scale * s.lse * s.softmax[j];
   }
   if (active) {
-MOEJIT_UNROLL
+    MOEJIT_UNROLL
     for (int j = 0; j < PER; ++j)
       if (lane + LANES * j < E) d_logits[lane + LANES * j] = d_logit[j];
   }

@@ -164,12 +164,15 @@ void route_scatter_host(void** a) {
       if (row_source[r] < 0)
         for (int c = 0; c < D; c += VEC) zero_vec<T, VEC>(dst, r, c, D);
   for (int64 t = 0; t < tokens; ++t) {
-    float dot[K] = {};
+    // Choices in locals, as the GPU kernel holds them in registers: the vector stores below may
+    // alias anything as far as the compiler knows, so pointers would be re-read every vector.
+    int s[K];
+    float w[K], dot[K];
+    for (int r = 0; r < K; ++r) s[r] = slot[t * K + r], w[r] = weight ? weight[t * K + r] : 1.0f, dot[r] = 0.0f;
     for (int c = 0; c < D; c += VEC)
-      scatter_vec<T, VEC, K>(src, slot + t * K, weight ? weight + t * K : nullptr, y, dst, t, c, D,
-                             d_weight ? dot : nullptr);
+      scatter_vec<T, VEC, K>(src, s, weight ? w : nullptr, y, dst, t, c, D, d_weight ? dot : nullptr);
     if (d_weight)
-      for (int r = 0; r < K; ++r) d_weight[t * K + r] = slot[t * K + r] >= 0 ? dot[r] : 0.0f;
+      for (int r = 0; r < K; ++r) d_weight[t * K + r] = s[r] >= 0 ? dot[r] : 0.0f;
   }
 }
 
@@ -182,9 +185,12 @@ void route_gather_host(void** a) {
   const T* shared = host_arg<const T*>(a, 3);
   T* out = host_arg<T*>(a, 4);
   const int64 tokens = host_arg<int64>(a, 5);
-  for (int64 t = 0; t < tokens; ++t)
-    for (int c = 0; c < D; c += VEC)
-      gather_vec<T, VEC, K>(rows, slot + t * K, weight ? weight + t * K : nullptr, shared, out, t, c, D);
+  for (int64 t = 0; t < tokens; ++t) {
+    int s[K];
+    float w[K];
+    for (int r = 0; r < K; ++r) s[r] = slot[t * K + r], w[r] = weight ? weight[t * K + r] : 1.0f;
+    for (int c = 0; c < D; c += VEC) gather_vec<T, VEC, K>(rows, s, weight ? w : nullptr, shared, out, t, c, D);
+  }
 }
 
 }  // namespace moejit

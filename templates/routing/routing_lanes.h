@@ -26,18 +26,18 @@ struct WarpLanes {
   __device__ explicit WarpLanes(int lane) : lane_(lane) {}
   __device__ int lane() const { return lane_; }
   __device__ float sum(float v) const {
-MOEJIT_UNROLL
+    MOEJIT_UNROLL
     for (int o = N / 2; o > 0; o /= 2) v += __shfl_xor_sync(0xffffffffu, v, o, N);
     return v;
   }
   __device__ float max(float v) const {
-MOEJIT_UNROLL
+    MOEJIT_UNROLL
     for (int o = N / 2; o > 0; o /= 2) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o, N));
     return v;
   }
   // (key, index) winner by key_beats; `payload` travels with the winner.
   __device__ void argmax(float& key, int& index, float& payload) const {
-MOEJIT_UNROLL
+    MOEJIT_UNROLL
     for (int o = N / 2; o > 0; o /= 2) {
       const float k2 = __shfl_xor_sync(0xffffffffu, key, o, N), p2 = __shfl_xor_sync(0xffffffffu, payload, o, N);
       const int i2 = __shfl_xor_sync(0xffffffffu, index, o, N);
@@ -46,13 +46,16 @@ MOEJIT_UNROLL
   }
   // Merges each lane's best two (k1, i1) >= (k2, i2) into the team's best two.
   __device__ void top2(float& k1, int& i1, float& k2, int& i2) const {
-MOEJIT_UNROLL
+    MOEJIT_UNROLL
     for (int o = N / 2; o > 0; o /= 2) {
       const float a1 = __shfl_xor_sync(0xffffffffu, k1, o, N), a2 = __shfl_xor_sync(0xffffffffu, k2, o, N);
       const int j1 = __shfl_xor_sync(0xffffffffu, i1, o, N), j2 = __shfl_xor_sync(0xffffffffu, i2, o, N);
       if (key_beats(a1, j1, k1, i1)) {
         // Theirs is best; second is the better of our best and their second.
-        if (key_beats(a2, j2, k1, i1)) k2 = a2, i2 = j2; else k2 = k1, i2 = i1;
+        if (key_beats(a2, j2, k1, i1))
+          k2 = a2, i2 = j2;
+        else
+          k2 = k1, i2 = i1;
         k1 = a1, i1 = j1;
       } else if (key_beats(a1, j1, k2, i2)) {
         k2 = a1, i2 = j1;

@@ -56,7 +56,8 @@ MOEJIT_HD float ordered_sum(const float* values, int64 count, int64 stride) {
     const float v = values[(i + j) * stride];
     acc[j] = add_rn(acc[j], SQUARE ? mul_rn(v, v) : v);
   }
-  return add_rn(add_rn(add_rn(acc[0], acc[4]), add_rn(acc[2], acc[6])), add_rn(add_rn(acc[1], acc[5]), add_rn(acc[3], acc[7])));
+  return add_rn(add_rn(add_rn(acc[0], acc[4]), add_rn(acc[2], acc[6])),
+                add_rn(add_rn(acc[1], acc[5]), add_rn(acc[3], acc[7])));
 }
 
 }  // namespace moejit

@@ -78,23 +78,24 @@ template <typename T, int VEC, int K>
 MOEJIT_HD void gather_vec(const T* rows, const int* slot, const float* weight, const T* shared, T* out, int64 t,
                           int64 column, int64 width) {
   float acc[VEC];
-MOEJIT_UNROLL
+  MOEJIT_UNROLL
   for (int i = 0; i < VEC; ++i) acc[i] = 0.0f;
-MOEJIT_UNROLL
+  MOEJIT_UNROLL
   for (int r = 0; r < K; ++r) {
     const int row = slot[r];
     if (row < 0) continue;
     const Vec<T, VEC> v = load_vec<T, VEC>(rows + row * width + column);
-MOEJIT_UNROLL
-    for (int i = 0; i < VEC; ++i) acc[i] = add_rn(acc[i], weight ? mul_rn(weight[r], to_float(v.v[i])) : to_float(v.v[i]));
+    const float w = weight ? weight[r] : 1.0f;  // x * 1 is exact: the unweighted sum is unchanged
+    MOEJIT_UNROLL
+    for (int i = 0; i < VEC; ++i) acc[i] = add_rn(acc[i], mul_rn(w, to_float(v.v[i])));
   }
   if (shared) {
     const Vec<T, VEC> s = load_vec<T, VEC>(shared + t * width + column);
-MOEJIT_UNROLL
+    MOEJIT_UNROLL
     for (int i = 0; i < VEC; ++i) acc[i] = add_rn(acc[i], to_float(s.v[i]));
   }
   Vec<T, VEC> o;
-MOEJIT_UNROLL
+  MOEJIT_UNROLL
   for (int i = 0; i < VEC; ++i) o.v[i] = from_float<T>(acc[i]);
   store_vec<T, VEC>(out + t * width + column, o);
 }
@@ -103,7 +104,7 @@ MOEJIT_UNROLL
 template <typename T, int VEC>
 MOEJIT_HD void zero_vec(T* dst, int64 row, int64 column, int64 width) {
   Vec<T, VEC> o;
-MOEJIT_UNROLL
+  MOEJIT_UNROLL
   for (int i = 0; i < VEC; ++i) o.v[i] = from_float<T>(0.0f);
   store_vec<T, VEC>(dst + row * width + column, o);
 }

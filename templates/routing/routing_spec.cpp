@@ -13,16 +13,30 @@ constexpr int kBiasUpdateBlock = 128;
 constexpr int kMaxValuesPerLane = 32;  // beyond this the gating registers spill
 constexpr int64_t kPlanSharedLimit = 48 * 1024;
 
-bool is_host(const DeviceDescription& device) { return device.backend == "host"; }
-bool gate_kind(RoutingKernel k) { return k == RoutingKernel::gate_fwd || k == RoutingKernel::gate_bwd; }
-bool scatter_kind(RoutingKernel k) { return k == RoutingKernel::permute_fwd || k == RoutingKernel::combine_bwd; }
-const char* device_type(DType dtype) { return dtype == DType::bf16 ? "moejit::bf16" : "float"; }
-std::string str(int64_t v) { return std::to_string(v); }
-int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+bool is_host(const DeviceDescription& device) {
+  return device.backend == "host";
+}
+bool gate_kind(RoutingKernel k) {
+  return k == RoutingKernel::gate_fwd || k == RoutingKernel::gate_bwd;
+}
+bool scatter_kind(RoutingKernel k) {
+  return k == RoutingKernel::permute_fwd || k == RoutingKernel::combine_bwd;
+}
+const char* device_type(DType dtype) {
+  return dtype == DType::bf16 ? "moejit::bf16" : "float";
+}
+std::string str(int64_t v) {
+  return std::to_string(v);
+}
+int64_t ceil_div(int64_t a, int64_t b) {
+  return (a + b - 1) / b;
+}
 int plan_offsets_block(int64_t experts) {
   return static_cast<int>(std::max<int64_t>(kPlanOffsetsBlockMin, ceil_div(experts, 32) * 32));
 }
-int64_t plan_chunk(const Config& config) { return 32 * config.get("warps"); }
+int64_t plan_chunk(const Config& config) {
+  return 32 * config.get("warps");
+}
 
 // The template arguments of each entry, CUDA name first, then the host loop's.
 struct EntryText {
@@ -61,13 +75,20 @@ std::vector<EntryText> entry_texts(RoutingKernel kind, const Problem& p, const C
 
 std::string RoutingSpec::family() const {
   switch (kind_) {
-    case RoutingKernel::gate_fwd: return "route_gate_fwd";
-    case RoutingKernel::gate_bwd: return "route_gate_bwd";
-    case RoutingKernel::plan: return "route_plan";
-    case RoutingKernel::permute_fwd: return "route_permute_fwd";
-    case RoutingKernel::combine_bwd: return "route_combine_bwd";
-    case RoutingKernel::combine_fwd: return "route_combine_fwd";
-    case RoutingKernel::permute_bwd: return "route_permute_bwd";
+    case RoutingKernel::gate_fwd:
+      return "route_gate_fwd";
+    case RoutingKernel::gate_bwd:
+      return "route_gate_bwd";
+    case RoutingKernel::plan:
+      return "route_plan";
+    case RoutingKernel::permute_fwd:
+      return "route_permute_fwd";
+    case RoutingKernel::combine_bwd:
+      return "route_combine_bwd";
+    case RoutingKernel::combine_fwd:
+      return "route_combine_fwd";
+    case RoutingKernel::permute_bwd:
+      return "route_permute_bwd";
   }
   return "route_unknown";
 }
@@ -104,14 +125,17 @@ std::string RoutingSpec::prune_reason(const Problem& problem, const Config& conf
   if (gate_kind(kind_)) {
     const int64_t lanes = config.get("lanes"), threads = lanes * config.get("tokens");
     if (is_host(device) && lanes != 1) return "host gating runs one lane per token";
-    if (!is_host(device) && (threads % 32 != 0 || threads > 1024)) return "lanes*tokens must be a multiple of 32 <= 1024";
+    if (!is_host(device) && (threads % 32 != 0 || threads > 1024))
+      return "lanes*tokens must be a multiple of 32 <= 1024";
     if (ceil_div(experts, lanes) > kMaxValuesPerLane && !is_host(device))
-      return "E/lanes = " + str(ceil_div(experts, lanes)) + " values per lane > " + str(kMaxValuesPerLane) + " (spills)";
+      return "E/lanes = " + str(ceil_div(experts, lanes)) + " values per lane > " + str(kMaxValuesPerLane) +
+             " (spills)";
     return {};
   }
   if (kind_ == RoutingKernel::plan) {
     const int64_t shared = 2 * config.get("warps") * experts * 4;
-    if (shared > std::min(kPlanSharedLimit, device.shared_per_block_optin > 0 ? device.shared_per_block_optin : kPlanSharedLimit))
+    if (shared > std::min(kPlanSharedLimit,
+                          device.shared_per_block_optin > 0 ? device.shared_per_block_optin : kPlanSharedLimit))
       return "shared memory " + str(shared) + " B for the chunk masks exceeds 48 KiB";
     return {};
   }
@@ -190,11 +214,14 @@ size_t route_plan_workspace_bytes(const Problem& problem, const Config& config) 
   return static_cast<size_t>(chunks * problem.num_experts * 8 + chunks * 4);
 }
 
-float route_z_scale(float z_coef, int64_t tokens) { return tokens > 0 ? z_coef * 2.0f / static_cast<float>(tokens) : 0.0f; }
+float route_z_scale(float z_coef, int64_t tokens) {
+  return tokens > 0 ? z_coef * 2.0f / static_cast<float>(tokens) : 0.0f;
+}
 
 namespace {
 void check_problem(const Problem& p, std::string_view what) {
-  if (p.num_experts < 1 || p.num_experts > kMaxRoutedExperts || p.top_k < 1 || p.top_k > std::min<int64_t>(p.num_experts, kMaxTopK))
+  if (p.num_experts < 1 || p.num_experts > kMaxRoutedExperts || p.top_k < 1 ||
+      p.top_k > std::min<int64_t>(p.num_experts, kMaxTopK))
     throw Error(std::string(what) + ": unsupported routing problem " + p.to_string() +
                 " (need 1 <= E <= 512, 1 <= top_k <= min(E, 16))");
 }
@@ -223,9 +250,14 @@ void launch_route_gate_fwd(Kernel& kernel, const Problem& problem, const Config&
   int64_t tokens = problem.tokens;
   if (tokens == 0) return;
   GateParams params = a.params;
-  void* args[] = {const_cast<float**>(&a.logits), const_cast<float**>(&a.bias), &params,
-                  const_cast<int**>(&a.index), const_cast<float**>(&a.weight), const_cast<float**>(&a.probs),
-                  const_cast<float**>(&a.lse), &tokens};
+  void* args[] = {const_cast<float**>(&a.logits),
+                  const_cast<float**>(&a.bias),
+                  &params,
+                  const_cast<int**>(&a.index),
+                  const_cast<float**>(&a.weight),
+                  const_cast<float**>(&a.probs),
+                  const_cast<float**>(&a.lse),
+                  &tokens};
   const int64_t per_block = config.get("tokens");
   kernel.launch(dims_1d(ceil_div(tokens, per_block), per_block * config.get("lanes")), args);
 }
@@ -236,8 +268,14 @@ void launch_route_gate_bwd(Kernel& kernel, const Problem& problem, const Config&
   if (tokens == 0) return;
   GateParams params = a.params;
   GateGradParams grad = a.grad;
-  void* args[] = {const_cast<float**>(&a.logits), const_cast<int**>(&a.index), const_cast<float**>(&a.d_weight),
-                  const_cast<float**>(&a.aux_scale), &params, &grad, const_cast<float**>(&a.d_logits), &tokens};
+  void* args[] = {const_cast<float**>(&a.logits),
+                  const_cast<int**>(&a.index),
+                  const_cast<float**>(&a.d_weight),
+                  const_cast<float**>(&a.aux_scale),
+                  &params,
+                  &grad,
+                  const_cast<float**>(&a.d_logits),
+                  &tokens};
   const int64_t per_block = config.get("tokens");
   kernel.launch(dims_1d(ceil_div(tokens, per_block), per_block * config.get("lanes")), args);
 }
@@ -252,23 +290,43 @@ void launch_route_plan(Kernel& count, Kernel& offsets, Kernel& slots, const Prob
   float* chunk_probs = a.probs ? reinterpret_cast<float*>(chunk_counts + chunks * experts) : nullptr;
   float* chunk_z = a.lse ? reinterpret_cast<float*>(chunk_counts + 2 * chunks * experts) : nullptr;
   if (chunks > 0) {
-    void* args[] = {const_cast<int**>(&a.index), const_cast<float**>(&a.probs), const_cast<float**>(&a.lse),
-                    &chunk_counts, &chunk_probs, &chunk_z, &tokens};
+    void* args[] = {const_cast<int**>(&a.index),
+                    const_cast<float**>(&a.probs),
+                    const_cast<float**>(&a.lse),
+                    &chunk_counts,
+                    &chunk_probs,
+                    &chunk_z,
+                    &tokens};
     count.launch(dims_1d(chunks, chunk), args);
   }
   {
     int capacity = a.capacity, pad_to = std::max(1, a.pad_to);
     LossParams loss = a.loss;
-    void* args[] = {&chunk_counts, &chunk_probs, &chunk_z, &chunks, &tokens, &capacity, &pad_to, &loss,
-                    const_cast<int**>(&a.counts), const_cast<int**>(&a.dropped), const_cast<int**>(&a.offsets),
-                    const_cast<int**>(&a.row_source), const_cast<float**>(&a.aux_scale),
+    void* args[] = {&chunk_counts,
+                    &chunk_probs,
+                    &chunk_z,
+                    &chunks,
+                    &tokens,
+                    &capacity,
+                    &pad_to,
+                    &loss,
+                    const_cast<int**>(&a.counts),
+                    const_cast<int**>(&a.dropped),
+                    const_cast<int**>(&a.offsets),
+                    const_cast<int**>(&a.row_source),
+                    const_cast<float**>(&a.aux_scale),
                     const_cast<float**>(&a.losses)};
     offsets.launch(dims_1d(1, plan_offsets_block(experts)), args);
   }
   if (chunks > 0) {
     int capacity = a.capacity;
-    void* args[] = {const_cast<int**>(&a.index), &chunk_counts, const_cast<int**>(&a.offsets), &capacity,
-                    const_cast<int**>(&a.slot), const_cast<int**>(&a.row_source), &tokens};
+    void* args[] = {const_cast<int**>(&a.index),
+                    &chunk_counts,
+                    const_cast<int**>(&a.offsets),
+                    &capacity,
+                    const_cast<int**>(&a.slot),
+                    const_cast<int**>(&a.row_source),
+                    &tokens};
     slots.launch(dims_1d(chunks, chunk), args);
   }
 }
@@ -289,9 +347,16 @@ void launch_route_scatter(Kernel& kernel, const Problem& problem, const Config& 
   const bool pad = a.offsets && a.row_source;
   const int* offsets = pad ? a.offsets : nullptr;
   const int* row_source = pad ? a.row_source : nullptr;
-  void* args[] = {const_cast<void**>(&a.src), const_cast<int**>(&a.slot), const_cast<float**>(&a.weight),
-                  const_cast<void**>(&a.y), const_cast<void**>(&a.dst), const_cast<float**>(&a.d_weight),
-                  &offsets, &row_source, &experts, &tokens};
+  void* args[] = {const_cast<void**>(&a.src),
+                  const_cast<int**>(&a.slot),
+                  const_cast<float**>(&a.weight),
+                  const_cast<void**>(&a.y),
+                  const_cast<void**>(&a.dst),
+                  const_cast<float**>(&a.d_weight),
+                  &offsets,
+                  &row_source,
+                  &experts,
+                  &tokens};
   const int64_t rows = config.get("rows");
   LaunchDims dims = dims_1d(ceil_div(tokens, rows), rows * config.get("lanes"));
   dims.grid[1] = pad ? 2 : 1;
@@ -302,7 +367,7 @@ void launch_route_gather(Kernel& kernel, const Problem& problem, const Config& c
   check_problem(problem, "route_gather");
   int64_t tokens = problem.tokens;
   if (tokens == 0) return;
-  void* args[] = {const_cast<void**>(&a.rows), const_cast<int**>(&a.slot), const_cast<float**>(&a.weight),
+  void* args[] = {const_cast<void**>(&a.rows),   const_cast<int**>(&a.slot), const_cast<float**>(&a.weight),
                   const_cast<void**>(&a.shared), const_cast<void**>(&a.out), &tokens};
   const int64_t rows = config.get("rows");
   kernel.launch(dims_1d(ceil_div(tokens, rows), rows * config.get("lanes")), args);

@@ -24,7 +24,8 @@ class RoutingSpec final : public KernelSpec {
   std::string family() const override;
   bool supports_backend(std::string_view backend) const override { return backend == "cuda" || backend == "host"; }
   std::vector<Config> space(const Problem& problem, const DeviceDescription& device) const override;
-  std::string prune_reason(const Problem& problem, const Config& config, const DeviceDescription& device) const override;
+  std::string prune_reason(const Problem& problem, const Config& config,
+                           const DeviceDescription& device) const override;
   Config heuristic(const Problem& problem, const DeviceDescription& device) const override;
   // device.backend "host" renders the host loops with extern "C" entries taking `void** args`.
   Source render(const Problem& problem, const Config& config, const DeviceDescription& device) const override;
@@ -59,43 +60,43 @@ struct GateBackwardArgs {
   const float* d_weight = nullptr;   // (T, K), optional
   const float* aux_scale = nullptr;  // (E) from the plan, optional
   GateParams params;
-  GateGradParams grad;  // z_scale = z_coef * 2 / T (see route_z_scale)
+  GateGradParams grad;        // z_scale = z_coef * 2 / T (see route_z_scale)
   float* d_logits = nullptr;  // (T, E)
 };
 float route_z_scale(float z_coef, int64_t tokens);
 
 struct PlanArgs {
-  const int* index = nullptr;  // (T, K)
+  const int* index = nullptr;    // (T, K)
   const float* probs = nullptr;  // (T, E), optional: aux loss
   const float* lse = nullptr;    // (T), optional: z loss
   int capacity = -1;             // route_capacity()
   int pad_to = 1;                // segment padding (GEMM tile M)
   LossParams loss;
-  void* workspace = nullptr;     // route_plan_workspace_bytes()
-  int* counts = nullptr;         // (E) routed choices per expert (before capacity)
-  int* dropped = nullptr;        // (E)
-  int* offsets = nullptr;        // (E + 1)
-  int* slot = nullptr;           // (T, K)
-  int* row_source = nullptr;     // (max rows)
-  float* aux_scale = nullptr;    // (E), optional: aux-loss gradient for the gating backward
-  float* losses = nullptr;       // (2): aux, z; optional
+  void* workspace = nullptr;   // route_plan_workspace_bytes()
+  int* counts = nullptr;       // (E) routed choices per expert (before capacity)
+  int* dropped = nullptr;      // (E)
+  int* offsets = nullptr;      // (E + 1)
+  int* slot = nullptr;         // (T, K)
+  int* row_source = nullptr;   // (max rows)
+  float* aux_scale = nullptr;  // (E), optional: aux-loss gradient for the gating backward
+  float* losses = nullptr;     // (2): aux, z; optional
 };
 struct ScatterArgs {
-  const void* src = nullptr;     // (T, D) x (permute) or d_out (combine backward)
-  const int* slot = nullptr;     // (T, K)
-  const float* weight = nullptr; // (T, K) combine backward only
-  const void* y = nullptr;       // (R, D) expert outputs, combine backward only
-  void* dst = nullptr;           // (R, D)
-  float* d_weight = nullptr;     // (T, K) combine backward only
-  const int* offsets = nullptr;  // with row_source: zero the padding rows of dst
+  const void* src = nullptr;      // (T, D) x (permute) or d_out (combine backward)
+  const int* slot = nullptr;      // (T, K)
+  const float* weight = nullptr;  // (T, K) combine backward only
+  const void* y = nullptr;        // (R, D) expert outputs, combine backward only
+  void* dst = nullptr;            // (R, D)
+  float* d_weight = nullptr;      // (T, K) combine backward only
+  const int* offsets = nullptr;   // with row_source: zero the padding rows of dst
   const int* row_source = nullptr;
 };
 struct GatherArgs {
-  const void* rows = nullptr;    // (R, D) y (combine) or d_permuted (permute backward)
-  const int* slot = nullptr;     // (T, K)
-  const float* weight = nullptr; // (T, K) combine only
-  const void* shared = nullptr;  // (T, D) shared-expert output, optional
-  void* out = nullptr;           // (T, D)
+  const void* rows = nullptr;     // (R, D) y (combine) or d_permuted (permute backward)
+  const int* slot = nullptr;      // (T, K)
+  const float* weight = nullptr;  // (T, K) combine only
+  const void* shared = nullptr;   // (T, D) shared-expert output, optional
+  void* out = nullptr;            // (T, D)
 };
 
 void launch_route_gate_fwd(Kernel& kernel, const Problem& problem, const Config& config, const GateForwardArgs& a);

@@ -57,7 +57,8 @@ GateRun<E, K> run_forward(const GateCase& c, int64_t tokens, std::mt19937& rng) 
   a.weight = run.weight.data();
   a.probs = run.probs.data();
   a.lse = run.lse.data();
-  launch_route_gate_fwd(kernel, routing_problem("route_gate_fwd", E, K, tokens), Config{{"lanes", 1}, {"tokens", 1}}, a);
+  launch_route_gate_fwd(kernel, routing_problem("route_gate_fwd", E, K, tokens), Config{{"lanes", 1}, {"tokens", 1}},
+                        a);
   return run;
 }
 
@@ -83,7 +84,8 @@ void check_forward(const GateCase& c, int64_t tokens, unsigned seed) {
         ASSERT_EQ(got[r], want[r]) << "token " << t << " choice " << r;
       } else if (got[r] != want[r]) {
         // Only a near tie (|key difference| < 1e-6) may order differently in fp32.
-        const double kg = s[got[r]] + (c.bias ? run.bias[got[r]] : 0), kw = s[want[r]] + (c.bias ? run.bias[want[r]] : 0);
+        const double kg = s[got[r]] + (c.bias ? run.bias[got[r]] : 0),
+                     kw = s[want[r]] + (c.bias ? run.bias[want[r]] : 0);
         ASSERT_LT(std::abs(kg - kw), 1e-6) << "token " << t << " choice " << r << ": " << got[r] << " vs " << want[r];
       }
     }
@@ -97,8 +99,8 @@ void check_forward(const GateCase& c, int64_t tokens, unsigned seed) {
 // Backward: d_logits of L = sum dw*w + sum aux_scale*s + z/T*lse^2 against central differences.
 template <int E, int K>
 void check_backward(const GateCase& c, int64_t tokens, unsigned seed) {
-  SCOPED_TRACE("backward E=" + std::to_string(E) + " K=" + std::to_string(K) + " sigmoid=" +
-               std::to_string(c.router.sigmoid) + " renorm=" + std::to_string(c.router.renormalize));
+  SCOPED_TRACE("backward E=" + std::to_string(E) + " K=" + std::to_string(K) +
+               " sigmoid=" + std::to_string(c.router.sigmoid) + " renorm=" + std::to_string(c.router.renormalize));
   std::mt19937 rng(seed);
   const auto run = run_forward<E, K>(c, tokens, rng);
   const auto dw = random_floats(tokens * K, rng, -1.0f, 1.0f);
@@ -114,7 +116,8 @@ void check_backward(const GateCase& c, int64_t tokens, unsigned seed) {
   a.params = to_params(c.router);
   a.grad.z_scale = route_z_scale(z_coef, tokens);
   a.d_logits = d_logits.data();
-  launch_route_gate_bwd(kernel, routing_problem("route_gate_bwd", E, K, tokens), Config{{"lanes", 1}, {"tokens", 1}}, a);
+  launch_route_gate_bwd(kernel, routing_problem("route_gate_bwd", E, K, tokens), Config{{"lanes", 1}, {"tokens", 1}},
+                        a);
   const std::vector<double> aux_d(aux.begin(), aux.end());
   const double h = 1e-4;
   for (int64_t t = 0; t < tokens; ++t) {
@@ -151,12 +154,24 @@ void check_shape(RefRouter router, unsigned seed) {
 }
 
 // The E / top-k pairs of ../shared/reference/moe-shapes.md, plus group-limited and limit shapes.
-TEST(RoutingGate, Mixtral_E8_K2) { check_shape<8, 2>({}, 1); }
-TEST(RoutingGate, DeepSeekMoE_E64_K6) { check_shape<64, 6>({}, 2); }
-TEST(RoutingGate, OLMoE_E64_K8) { check_shape<64, 8>({}, 3); }
-TEST(RoutingGate, Qwen3_E128_K8) { check_shape<128, 8>({}, 4); }
-TEST(RoutingGate, PaperMoe2b_E92_K7) { check_shape<92, 7>({}, 5); }
-TEST(RoutingGate, PaperMoe7b_E78_K6) { check_shape<78, 6>({}, 6); }
+TEST(RoutingGate, Mixtral_E8_K2) {
+  check_shape<8, 2>({}, 1);
+}
+TEST(RoutingGate, DeepSeekMoE_E64_K6) {
+  check_shape<64, 6>({}, 2);
+}
+TEST(RoutingGate, OLMoE_E64_K8) {
+  check_shape<64, 8>({}, 3);
+}
+TEST(RoutingGate, Qwen3_E128_K8) {
+  check_shape<128, 8>({}, 4);
+}
+TEST(RoutingGate, PaperMoe2b_E92_K7) {
+  check_shape<92, 7>({}, 5);
+}
+TEST(RoutingGate, PaperMoe7b_E78_K6) {
+  check_shape<78, 6>({}, 6);
+}
 TEST(RoutingGate, GroupLimited_E256_K8_G8_Top4) {
   RefRouter r;
   r.n_groups = 8, r.topk_groups = 4;
@@ -167,8 +182,12 @@ TEST(RoutingGate, GroupLimited_E64_K6_G8_Top3) {
   r.n_groups = 8, r.topk_groups = 3;
   check_shape<64, 6>(r, 8);
 }
-TEST(RoutingGate, Limits_E512_K16) { check_shape<512, 16>({}, 9); }
-TEST(RoutingGate, TopOne_E16_K1) { check_shape<16, 1>({}, 10); }
+TEST(RoutingGate, Limits_E512_K16) {
+  check_shape<512, 16>({}, 9);
+}
+TEST(RoutingGate, TopOne_E16_K1) {
+  check_shape<16, 1>({}, 10);
+}
 
 TEST(RoutingGate, AllEqualLogitsPickLowestIndices) {
   std::vector<float> equal(4 * 64, 0.25f);
@@ -192,7 +211,8 @@ TEST(RoutingGate, RejectsBadGroups) {
   GateForwardArgs a;
   a.params.n_groups = 7;  // does not divide E = 64
   a.params.topk_groups = 1;
-  EXPECT_THROW(launch_route_gate_fwd(kernel, routing_problem("route_gate_fwd", 64, 8, 4), Config{{"lanes", 1}, {"tokens", 1}}, a),
+  EXPECT_THROW(launch_route_gate_fwd(kernel, routing_problem("route_gate_fwd", 64, 8, 4),
+                                     Config{{"lanes", 1}, {"tokens", 1}}, a),
                Error);
 }
 

@@ -64,9 +64,9 @@ struct Case {
 // Runs the whole pipeline on the GPU and on the host loops; compares.
 template <typename T, int E, int K, int D>
 void check_pipeline(CudaBackend& gpu, const Case& c, unsigned seed) {
-  SCOPED_TRACE("E=" + std::to_string(E) + " K=" + std::to_string(K) + " D=" + std::to_string(D) + " T=" +
-               std::to_string(c.tokens) + " gate " + c.gate_config.to_string() + " plan " + c.plan_config.to_string() +
-               " rows " + c.rows_config.to_string());
+  SCOPED_TRACE("E=" + std::to_string(E) + " K=" + std::to_string(K) + " D=" + std::to_string(D) +
+               " T=" + std::to_string(c.tokens) + " gate " + c.gate_config.to_string() + " plan " +
+               c.plan_config.to_string() + " rows " + c.rows_config.to_string());
   const DType dtype = std::is_same_v<T, bf16> ? DType::bf16 : DType::f32;
   const Problem p = routing_problem("", E, K, c.tokens, D, dtype);
   const int64_t T_ = c.tokens;
@@ -101,7 +101,8 @@ void check_pipeline(CudaBackend& gpu, const Case& c, unsigned seed) {
   {
     FunctionKernel host(&route_gate_fwd_host<E, K>);
     GateForwardArgs ha = ga;
-    ha.logits = logits.data(), ha.bias = c.ties ? nullptr : bias.data(), ha.index = h_index.data(), ha.weight = h_weight.data();
+    ha.logits = logits.data(), ha.bias = c.ties ? nullptr : bias.data(), ha.index = h_index.data(),
+    ha.weight = h_weight.data();
     ha.probs = h_probs.data(), ha.lse = h_lse.data();
     launch_route_gate_fwd(host, p, Config{{"lanes", 1}, {"tokens", 1}}, ha);
   }
@@ -215,7 +216,8 @@ void check_pipeline(CudaBackend& gpu, const Case& c, unsigned seed) {
   launch_route_scatter(host_scatter, p, host_rows, hcb);
   EXPECT_TRUE(same_bits(download<T>(gpu, gdy, rows * D), h_dy)) << "combine backward d_y";
   const auto dw = download<float>(gpu, gdw, T_ * K);
-  for (int64_t i = 0; i < T_ * K; ++i) ASSERT_TRUE(near(dw[i], h_dw[i], 5e-3, 1e-4, "d_weight"));  // 2048-term fp32 dots, different trees
+  for (int64_t i = 0; i < T_ * K; ++i)
+    ASSERT_TRUE(near(dw[i], h_dw[i], 5e-3, 1e-4, "d_weight"));  // 2048-term fp32 dots, different trees
 
   // ---- gating backward ----
   auto gate_bwd_k = load(gpu, "route_gate_bwd", p, c.gate_config);
@@ -234,7 +236,8 @@ void check_pipeline(CudaBackend& gpu, const Case& c, unsigned seed) {
     launch_route_gate_bwd(host, p, Config{{"lanes", 1}, {"tokens", 1}}, hb);
   }
   const auto dl = download<float>(gpu, gdl, T_ * E);
-  for (int64_t i = 0; i < T_ * E; ++i) ASSERT_TRUE(near(dl[i], h_dl[i], 1e-3, 1e-3, "d_logits"));  // |d_weight| ~ 100: fp32 cancellation
+  for (int64_t i = 0; i < T_ * E; ++i)
+    ASSERT_TRUE(near(dl[i], h_dl[i], 1e-3, 1e-3, "d_logits"));  // |d_weight| ~ 100: fp32 cancellation
 
   // ---- determinism: the same launch again gives the same bits ----
   launch_route_gather(gather_k[0], p, c.rows_config, gaa);
@@ -254,7 +257,8 @@ TEST(RoutingGpu, Qwen3ShapeAcrossConfigs) {
   MOEJIT_REQUIRE_GPU();
   CudaBackend gpu;
   for (int64_t tokens : {0, 1, 1000, 16384}) {
-    Case c = make_case(tokens, {{"lanes", 32}, {"tokens", 4}}, {{"warps", 8}}, {{"vec", 8}, {"lanes", 32}, {"rows", 4}});
+    Case c =
+        make_case(tokens, {{"lanes", 32}, {"tokens", 4}}, {{"warps", 8}}, {{"vec", 8}, {"lanes", 32}, {"rows", 4}});
     c.gate.renormalize = 1;
     c.pad_to = 128;
     check_pipeline<bf16, 128, 8, 2048>(gpu, c, 1);
@@ -273,7 +277,8 @@ TEST(RoutingGpu, PaperShapesFp32SigmoidCapacityGroups) {
   paper.capacity = route_capacity(1.0, routing_problem("", 92, 7, 777));
   paper.pad_to = 64;
   check_pipeline<float, 92, 7, 1408>(gpu, paper, 3);
-  Case groups = make_case(2048, {{"lanes", 32}, {"tokens", 4}}, {{"warps", 2}}, {{"vec", 8}, {"lanes", 32}, {"rows", 4}});
+  Case groups =
+      make_case(2048, {{"lanes", 32}, {"tokens", 4}}, {{"warps", 2}}, {{"vec", 8}, {"lanes", 32}, {"rows", 4}});
   groups.gate.score = kScoreSigmoid, groups.gate.renormalize = 1, groups.gate.scaling = 2.5f;
   groups.gate.n_groups = 8, groups.gate.topk_groups = 4;
   check_pipeline<bf16, 256, 8, 512>(gpu, groups, 4);
@@ -284,7 +289,7 @@ TEST(RoutingGpu, PaperShapesFp32SigmoidCapacityGroups) {
 TEST(RoutingGpu, TiesRouteLikeTheHostForEveryLaneCount) {
   MOEJIT_REQUIRE_GPU();
   CudaBackend gpu;
-  for (int64_t lanes : {1, 4, 32}) {
+  for (int64_t lanes : {2, 8, 32}) {
     Case c = make_case(513, {{"lanes", lanes}, {"tokens", 64 / lanes}}, {{"warps", 8}},
                        {{"vec", 8}, {"lanes", 32}, {"rows", 1}});
     c.ties = true;

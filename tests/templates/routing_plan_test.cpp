@@ -52,8 +52,8 @@ PlanOut run_plan(const std::vector<int>& index, const std::vector<float>* probs,
 
 template <int E, int K>
 void check_plan(int64_t tokens, Load load, int capacity, int pad_to, unsigned seed) {
-  SCOPED_TRACE("E=" + std::to_string(E) + " K=" + std::to_string(K) + " T=" + std::to_string(tokens) + " load=" +
-               std::to_string(static_cast<int>(load)) + " capacity=" + std::to_string(capacity) +
+  SCOPED_TRACE("E=" + std::to_string(E) + " K=" + std::to_string(K) + " T=" + std::to_string(tokens) +
+               " load=" + std::to_string(static_cast<int>(load)) + " capacity=" + std::to_string(capacity) +
                " pad=" + std::to_string(pad_to));
   std::mt19937 rng(seed);
   const auto index = random_choices(tokens, E, K, load, rng);
@@ -107,7 +107,9 @@ TEST(RoutingPlan, ShapesUniformSkewedOneExpert) {
   }
 }
 
-TEST(RoutingPlan, SixteenThousandTokens) { check_plan<128, 8>(16384, Load::skewed, -1, 128, 20); }
+TEST(RoutingPlan, SixteenThousandTokens) {
+  check_plan<128, 8>(16384, Load::skewed, -1, 128, 20);
+}
 
 TEST(RoutingPlan, CapacityDropsLatestTokens) {
   for (Load load : {Load::uniform, Load::skewed, Load::one_expert}) {

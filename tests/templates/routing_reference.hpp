@@ -43,7 +43,8 @@ inline std::vector<int> ref_select(const std::vector<double>& scores, const floa
       std::sort(k.rbegin(), k.rend());
       groups.push_back({size >= 2 ? k[0] + k[1] : k[0], g});
     }
-    std::sort(groups.begin(), groups.end(), [](auto a, auto b) { return a.first > b.first || (a.first == b.first && a.second < b.second); });
+    std::sort(groups.begin(), groups.end(),
+              [](auto a, auto b) { return a.first > b.first || (a.first == b.first && a.second < b.second); });
     std::fill(allowed.begin(), allowed.end(), 0);
     for (int i = 0; i < r.topk_groups; ++i)
       for (int e = 0; e < size; ++e) allowed[groups[i].second * size + e] = 1;
@@ -68,8 +69,8 @@ inline std::vector<double> ref_weights(const std::vector<double>& scores, const 
 
 // The scalar whose gradient the gating backward computes, for one token with a fixed choice:
 //   L = sum_r dw_r w_r + sum_e aux_scale_e s_e + z_coef / T * lse^2.
-inline double ref_token_loss(const double* logits, const int* index, const float* dw, const std::vector<double>& aux_scale,
-                             double z_coef_over_t, const RefRouter& r) {
+inline double ref_token_loss(const double* logits, const int* index, const float* dw,
+                             const std::vector<double>& aux_scale, double z_coef_over_t, const RefRouter& r) {
   double lse = 0;
   const auto s = ref_scores(logits, r, &lse);
   const auto w = ref_weights(s, index, r);
@@ -83,7 +84,8 @@ struct RefPlan {
   std::vector<int> counts, dropped, offsets, slot, row_source;
 };
 
-inline RefPlan ref_plan(const std::vector<int>& index, int64_t tokens, int experts, int top_k, int capacity, int pad_to) {
+inline RefPlan ref_plan(const std::vector<int>& index, int64_t tokens, int experts, int top_k, int capacity,
+                        int pad_to) {
   RefPlan p;
   p.counts.assign(experts, 0);
   p.dropped.assign(experts, 0);

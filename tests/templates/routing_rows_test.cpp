@@ -142,8 +142,12 @@ void check_all(unsigned seed) {
   check_rows<T, 6>({78, 64, Load::skewed, -1, 8, true}, seed + 7);
 }
 
-TEST(RoutingRows, Bf16) { check_all<bf16>(100); }
-TEST(RoutingRows, Fp32) { check_all<float>(200); }
+TEST(RoutingRows, Bf16) {
+  check_all<bf16>(100);
+}
+TEST(RoutingRows, Fp32) {
+  check_all<float>(200);
+}
 
 }  // namespace
 }  // namespace moejit::test

@@ -19,14 +19,15 @@
 namespace moejit::test {
 namespace {
 
-const std::vector<std::string> kFamilies{"route_gate_fwd",    "route_gate_bwd",    "route_plan",       "route_permute_fwd",
-                                         "route_combine_bwd", "route_combine_fwd", "route_permute_bwd"};
+const std::vector<std::string> kFamilies{"route_gate_fwd",    "route_gate_bwd",    "route_plan",
+                                         "route_permute_fwd", "route_combine_bwd", "route_combine_fwd",
+                                         "route_permute_bwd"};
 
 // (E, K, d_model, dtype) of the shapes file, plus group-limited and limit shapes.
 std::vector<Problem> shapes() {
-  return {routing_problem("", 8, 2, 4096, 4096), routing_problem("", 64, 6, 4096, 2048),
-          routing_problem("", 64, 8, 4096, 2048), routing_problem("", 128, 8, 16384, 2048),
-          routing_problem("", 92, 7, 4096, 1408), routing_problem("", 78, 6, 4096, 2048, DType::f32),
+  return {routing_problem("", 8, 2, 4096, 4096),   routing_problem("", 64, 6, 4096, 2048),
+          routing_problem("", 64, 8, 4096, 2048),  routing_problem("", 128, 8, 16384, 2048),
+          routing_problem("", 92, 7, 4096, 1408),  routing_problem("", 78, 6, 4096, 2048, DType::f32),
           routing_problem("", 256, 8, 4096, 7168), routing_problem("", 512, 16, 1, 1024, DType::f32)};
 }
 
@@ -51,16 +52,20 @@ TEST(RoutingSpec, RegisteredAndHeuristicsValid) {
 TEST(RoutingSpec, PruneReasonsNameTheLimit) {
   const auto& gate = find_spec("route_gate_fwd");
   const auto device = arch_limits("sm_90a");
-  EXPECT_NE(gate.prune_reason(routing_problem("", 600, 8, 1), Config{{"lanes", 32}, {"tokens", 4}}, device).find("E 600"),
-            std::string::npos);
-  EXPECT_NE(gate.prune_reason(routing_problem("", 64, 17, 1), Config{{"lanes", 32}, {"tokens", 4}}, device).find("top_k"),
-            std::string::npos);
-  EXPECT_NE(gate.prune_reason(routing_problem("", 512, 8, 1), Config{{"lanes", 4}, {"tokens", 16}}, device).find("spills"),
-            std::string::npos);
+  EXPECT_NE(
+      gate.prune_reason(routing_problem("", 600, 8, 1), Config{{"lanes", 32}, {"tokens", 4}}, device).find("E 600"),
+      std::string::npos);
+  EXPECT_NE(
+      gate.prune_reason(routing_problem("", 64, 17, 1), Config{{"lanes", 32}, {"tokens", 4}}, device).find("top_k"),
+      std::string::npos);
+  EXPECT_NE(
+      gate.prune_reason(routing_problem("", 512, 8, 1), Config{{"lanes", 4}, {"tokens", 16}}, device).find("spills"),
+      std::string::npos);
   const auto& rows = find_spec("route_permute_fwd");
-  EXPECT_NE(rows.prune_reason(routing_problem("", 64, 8, 1, 100), Config{{"vec", 8}, {"lanes", 32}, {"rows", 4}}, device)
-                .find("% vec"),
-            std::string::npos);
+  EXPECT_NE(
+      rows.prune_reason(routing_problem("", 64, 8, 1, 100), Config{{"vec", 8}, {"lanes", 32}, {"rows", 4}}, device)
+          .find("% vec"),
+      std::string::npos);
   EXPECT_THROW(rows.render(routing_problem("", 64, 8, 1, 100), Config{{"vec", 8}, {"lanes", 32}, {"rows", 4}}, device),
                Error);
 }
