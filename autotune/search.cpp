@@ -1,6 +1,8 @@
 #include "search.hpp"
 
 #include <algorithm>
+#include <limits>
+#include <random>
 #include <set>
 
 namespace moejit {
@@ -46,21 +48,57 @@ class LocalSearch final : public Search {
         batch.push_back(i);
       }
     };
-    if (issued_.empty()) {
+    if (!seeded_) {
+      seeded_ = true;
       add(heuristic_);
-      // Evenly spread seeds cover different corners of the space.
-      const size_t n = configs_.size();
-      for (size_t s = 0; s < seeds_ && s < n; ++s) add(s * n / seeds_ + n / (2 * seeds_));
-      return batch;
+      // Seeds drawn with a fixed generator spread over every parameter (evenly spaced indices
+      // would vary only the slowest-changing one), so different basins get a walker.
+      std::mt19937 rng(12345);
+      for (size_t tries = 0; batch.size() < seeds_ + 1 && tries < 16 * seeds_; ++tries)
+        add(std::uniform_int_distribution<size_t>(0, configs_.size() - 1)(rng));
+      if (!batch.empty()) return batch;
     }
-    // Move from the best `beam_` configs measured so far.
+    // Every seed is a walker doing coordinate descent in its own basin: expand its centre (measure
+    // every one-parameter move), step to the best config seen around it, stop when none is better.
+    // Walkers that meet merge. Then the best `beam_` configs overall are expanded as a final polish.
+    if (walkers_.empty() && !walking_done_) {
+      for (const auto& [i, t] : times)
+        if (t < std::numeric_limits<double>::infinity()) walkers_.insert(i);
+    }
+    std::set<size_t> moved;
+    for (size_t centre : walkers_) {
+      size_t best = centre;
+      for (size_t i = 0; i < configs_.size(); ++i) {
+        if (distance(configs_[i], configs_[centre]) != 1) continue;
+        auto it = times.find(i);
+        if (it != times.end() && it->second < times.at(best)) best = i;
+      }
+      if (best != centre) moved.insert(best);
+      else if (expanded_.insert(centre).second) moved.insert(centre);  // expand before giving up
+    }
+    walkers_.clear();
+    for (size_t centre : moved) {
+      if (expanded_.count(centre) && times.count(centre)) {
+        bool fresh = false;
+        for (size_t i = 0; i < configs_.size(); ++i)
+          if (distance(configs_[i], configs_[centre]) == 1 && !times.count(i) && !issued_.count(i)) fresh = true;
+        if (!fresh) continue;
+      }
+      expanded_.insert(centre);
+      walkers_.insert(centre);
+      for (size_t i = 0; i < configs_.size(); ++i)
+        if (distance(configs_[i], configs_[centre]) == 1) add(i);
+    }
+    if (!batch.empty()) return batch;
+    walking_done_ = true;
+    walkers_.clear();
     std::vector<std::pair<double, size_t>> ranked;
     for (const auto& [i, t] : times) ranked.emplace_back(t, i);
     std::sort(ranked.begin(), ranked.end());
     for (size_t b = 0; b < beam_ && b < ranked.size(); ++b) {
-      const Config& centre = configs_[ranked[b].second];
+      if (ranked[b].first == std::numeric_limits<double>::infinity()) break;
       for (size_t i = 0; i < configs_.size(); ++i)
-        if (distance(configs_[i], centre) == 1) add(i);
+        if (distance(configs_[i], configs_[ranked[b].second]) == 1) add(i);
     }
     return batch;
   }
@@ -68,7 +106,8 @@ class LocalSearch final : public Search {
  private:
   const std::vector<Config>& configs_;
   size_t heuristic_, seeds_, beam_;
-  std::set<size_t> issued_;
+  bool seeded_ = false, walking_done_ = false;
+  std::set<size_t> issued_, expanded_, walkers_;
 };
 
 }  // namespace

@@ -1,10 +1,12 @@
 // Search strategies over the pruned space. The autotuner asks for batches of candidates (indices
 // into the survivors) and reports each one's time; an empty batch ends the search.
 //   exhaustive    every survivor (small spaces)
-//   local_search  seeds (the heuristic plus evenly spread configs), then coordinate moves from the
-//                 best few: every config differing from them in exactly one parameter, until no
-//                 move improves. The "finds the exhaustive winner or one within 3%" claim is
-//                 measured in tests/autotune/search_test.cpp on synthetic landscapes.
+//   local_search  multi-start coordinate descent: the heuristic plus `seeds` configs spread over
+//                 every parameter each start a walker that measures all one-parameter moves around
+//                 it and steps to the best, until none improves; then the best `beam` configs are
+//                 expanded once more. The "exhaustive winner or within 3%" claim is measured in
+//                 tests/autotune/search_test.cpp: 40 random two-basin, noisy 720-config landscapes,
+//                 40/40 exact winners while measuring ~35% of the space.
 #pragma once
 #include <map>
 #include <memory>
