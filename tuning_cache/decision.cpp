@@ -166,8 +166,9 @@ Decision decision_from_json(const json& j, const std::string& where) {
     throw Error(where + ".family: '" + d.problem.family + "' must be lowercase letters, digits and '_'");
   const json& p = field(j, "problem", where);
   const std::string pw = where + ".problem";
+  const std::string dtype_text = get_string(p, "dtype", pw);
   try {
-    d.problem.dtype = parse_dtype(get_string(p, "dtype", pw));
+    d.problem.dtype = parse_dtype(dtype_text);
   } catch (const Error& e) {
     throw Error(pw + ".dtype: " + e.what());
   }
@@ -180,8 +181,9 @@ Decision decision_from_json(const json& j, const std::string& where) {
     throw Error(pw + ".token_bucket: " + std::to_string(d.problem.tokens) + " is not a power of two in [1, 65536]");
   if (get_string(j, "key", where) != d.key())
     throw Error(where + ".key: '" + get_string(j, "key", where) + "' does not match its problem ('" + d.key() + "')");
+  const std::string config_text = get_string(j, "config", where);
   try {
-    d.config = Config::parse(get_string(j, "config", where));
+    d.config = Config::parse(config_text);
   } catch (const Error& e) {
     throw Error(where + ".config: " + e.what());
   }

@@ -15,6 +15,11 @@ std::array<std::atomic<long>, kRungCount>& global_served() {
   return served;
 }
 
+// log_once remembers a message even when the level hides it; only hand it messages that print.
+void info_once(const std::string& message) {
+  if (log_level() >= LogLevel::info) log_once(LogLevel::info, message);
+}
+
 bool same_problem_but_tokens(const Problem& a, const Problem& b) {
   return a.family == b.family && a.dtype == b.dtype && a.num_experts == b.num_experts && a.top_k == b.top_k &&
          a.d_model == b.d_model && a.d_expert == b.d_expert;
@@ -107,11 +112,11 @@ LookupResult TuningLookup::lookup(const KernelSpec& spec, const Problem& problem
     current.template_hash = hash_of(spec, d, device, compiler);
     const std::string where = problem.family + " decision " + d.key() + " " + d.config.to_string();
     if (d.validators.template_hash != current.template_hash) {
-      log_once(LogLevel::info, where + " not used: template hash changed since it was tuned; re-run moejit tune");
+      info_once(where + " not used: template hash changed since it was tuned; re-run moejit tune");
       continue;
     }
     if (std::string why = spec.prune_reason(problem, d.config, device); !why.empty()) {
-      log_once(LogLevel::info, where + " not used: " + why);
+      info_once(where + " not used: " + why);
       continue;
     }
     const std::string mismatch = d.validators.mismatch(current);
@@ -120,7 +125,7 @@ LookupResult TuningLookup::lookup(const KernelSpec& spec, const Problem& problem
     if (mismatch.empty()) {
       rung = d.problem.tokens == wanted ? Rung::exact : Rung::nearest_bucket;
     } else {
-      log_once(LogLevel::info, where + " from " + d.validators.device + " not exact here: " + mismatch);
+      info_once(where + " from " + d.validators.device + " not exact here: " + mismatch);
       rung = Rung::same_arch;
     }
     const int r = static_cast<int>(rung);
@@ -149,7 +154,7 @@ LookupResult TuningLookup::lookup(const KernelSpec& spec, const Problem& problem
   if (result.decision)
     from = " tuned on " + result.decision->validators.device + " at bucket " +
            std::to_string(result.decision->problem.tokens);
-  log_once(LogLevel::info, "tuning lookup " + problem.key() + " on " + device.name + ": " +
+  info_once("tuning lookup " + problem.key() + " on " + device.name + ": " +
                                result.config.to_string() + " (rung " + to_string(result.rung) + from + ")");
   return result;
 }
