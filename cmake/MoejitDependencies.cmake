@@ -50,8 +50,13 @@ target_include_directories(moejit_xxhash SYSTEM INTERFACE "${MOEJIT_XXHASH_INCLU
 find_package(Threads REQUIRED)
 
 # LLVM/Clang 16 for the host backend.
-find_package(LLVM 16 CONFIG QUIET HINTS /usr/lib/llvm-16/lib/cmake/llvm)
-find_package(Clang CONFIG QUIET HINTS /usr/lib/llvm-16/lib/cmake/clang)
+# Not even looked for when explicitly OFF (a half-installed LLVM must not break a GPU-only build).
+if(NOT DEFINED MOEJIT_WITH_LLVM OR MOEJIT_WITH_LLVM)
+  find_package(LLVM 16 CONFIG QUIET HINTS /usr/lib/llvm-16/lib/cmake/llvm)
+  if(LLVM_FOUND)
+    find_package(Clang CONFIG QUIET HINTS /usr/lib/llvm-16/lib/cmake/clang)
+  endif()
+endif()
 if(LLVM_FOUND AND Clang_FOUND)
   set(_llvm_default ON)
 else()

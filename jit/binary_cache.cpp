@@ -66,9 +66,15 @@ BinaryCache& BinaryCache::global() {
 std::string BinaryCache::key(const Compiler& compiler, const Source& source) {
   Hasher h;
   h.field("moejit-binary-v1").field(compiler.id()).field(compiler.arch()).field(source.code);
-  for (const auto& option : compiler.effective_options(source)) h.field(option);
+  // Include paths a source adds through its options are searched too, so their files are hashed.
+  std::vector<std::string> dirs = compiler.include_dirs();
+  for (const auto& option : compiler.effective_options(source)) {
+    h.field(option);
+    for (std::string_view prefix : {"--include-path=", "-I"})
+      if (option.rfind(prefix, 0) == 0) dirs.push_back(option.substr(prefix.size()));
+  }
   for (const auto& entry : source.entries) h.field(entry);
-  h.field(hash_includes(source.code, compiler.include_dirs()));
+  h.field(hash_includes(source.code, dirs));
   return h.hex();
 }
 
@@ -90,7 +96,8 @@ bool BinaryCache::ensure_directory() {
   return true;
 }
 
-std::shared_ptr<const Binary> BinaryCache::load_from_disk(const std::string& stem, const std::string& key) {
+std::shared_ptr<const Binary> BinaryCache::load_from_disk(const std::string& stem, const std::string& key,
+                                                          bool report_corruption) {
   std::optional<std::string> meta_text;
   try {
     meta_text = read_file(dir_ / (stem + ".json"));
@@ -99,9 +106,10 @@ std::shared_ptr<const Binary> BinaryCache::load_from_disk(const std::string& ste
   }
   if (!meta_text) return nullptr;
   auto corrupt = [&](const std::string& why) -> std::shared_ptr<const Binary> {
+    if (!report_corruption) return nullptr;  // the locked re-read reports it once
     ++corrupt_;
-    log_message(LogLevel::warn, "corrupt kernel cache entry " + (dir_ / stem).string() + " (" + why +
-                                    "): recompiling it");
+    log_message(LogLevel::warn,
+                "corrupt kernel cache entry " + (dir_ / stem).string() + " (" + why + "): recompiling it");
     return nullptr;
   };
   try {
@@ -190,14 +198,14 @@ std::shared_ptr<const Binary> BinaryCache::get_or_compile(const Compiler& compil
   try {
     const std::string stem = entry_name(compiler, source, k);
     bool disk = ensure_directory();
-    if (disk) result = load_from_disk(stem, k);
+    if (disk) result = load_from_disk(stem, k, /*report_corruption=*/false);
     if (result) {
       ++disk_hits_;
     } else {
       std::unique_ptr<FileLock> file_lock;
       if (disk) {
         file_lock = std::make_unique<FileLock>(dir_ / (stem + ".lock"));
-        result = load_from_disk(stem, k);  // another process may have finished it meanwhile
+        result = load_from_disk(stem, k, /*report_corruption=*/true);  // another process may have finished it meanwhile
         if (result) ++disk_hits_;
       }
       if (!result) {
@@ -242,7 +250,8 @@ std::vector<BinaryCache::Entry> BinaryCache::list() const {
       json meta = json::parse(read_file(file.path()).value_or("{}"));
       e.uri = meta.value("uri", "?");
       e.bytes = file.file_size() + meta.value("image_bytes", uint64_t{0});
-      if (std::error_code ec2; fs::exists(dir_ / (e.name + ".ptx"), ec2)) e.bytes += fs::file_size(dir_ / (e.name + ".ptx"), ec2);
+      if (std::error_code ec2; fs::exists(dir_ / (e.name + ".ptx"), ec2))
+        e.bytes += fs::file_size(dir_ / (e.name + ".ptx"), ec2);
     } catch (const std::exception&) {
       e.uri = "(unreadable metadata)";
     }

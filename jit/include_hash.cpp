@@ -1,5 +1,7 @@
 #include "include_hash.hpp"
 
+#include <sys/stat.h>
+
 #include <filesystem>
 #include <map>
 #include <mutex>
@@ -13,29 +15,6 @@ namespace fs = std::filesystem;
 
 namespace moejit {
 namespace {
-
-struct FileInfo {
-  fs::file_time_type mtime;
-  uintmax_t size = 0;
-  std::string content;
-};
-
-// Memoised by path; re-read when mtime or size changes, so a warm start reads each template once.
-const std::string& cached_content(const fs::path& path) {
-  static std::mutex m;
-  static std::map<std::string, FileInfo> files;
-  std::error_code ec;
-  auto mtime = fs::last_write_time(path, ec);
-  auto size = fs::file_size(path, ec);
-  std::lock_guard lock(m);
-  FileInfo& info = files[path.string()];
-  if (info.content.empty() || info.mtime != mtime || info.size != size) {
-    info.content = read_file(path).value_or("");
-    info.mtime = mtime;
-    info.size = size;
-  }
-  return info.content;
-}
 
 std::vector<std::string> quoted_includes(const std::string& code) {
   std::vector<std::string> names;
@@ -55,28 +34,64 @@ std::vector<std::string> quoted_includes(const std::string& code) {
   return names;
 }
 
-void visit(const std::string& code, const fs::path& current_dir, const std::vector<std::string>& dirs,
-           std::set<std::string>& seen, Hasher& hasher) {
-  for (const std::string& name : quoted_includes(code)) {
-    fs::path found;
-    std::vector<fs::path> candidates;
-    if (!current_dir.empty()) candidates.push_back(current_dir / name);
-    for (const auto& d : dirs) candidates.push_back(fs::path(d) / name);
-    for (const auto& c : candidates) {
-      std::error_code ec;
-      if (fs::is_regular_file(c, ec)) {
-        found = fs::weakly_canonical(c, ec);
-        break;
-      }
+// What a template file contributes, memoised per path and re-read when its mtime or size changes:
+// a warm process pays one stat() per included file per key, not a read and parse.
+struct FileInfo {
+  timespec mtime{};
+  off_t size = -1;
+  std::string content_hash;
+  std::vector<std::string> includes;
+};
+
+class FileMemo {
+ public:
+  // nullptr if `path` is not a readable regular file.
+  const FileInfo* get(const std::string& path) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return nullptr;
+    std::lock_guard lock(mutex_);
+    FileInfo& info = files_[path];
+    if (info.size != st.st_size || info.mtime.tv_sec != st.st_mtim.tv_sec || info.mtime.tv_nsec != st.st_mtim.tv_nsec) {
+      std::string content = read_file(path).value_or("");
+      info.content_hash = hash_hex(content);
+      info.includes = quoted_includes(content);
+      info.size = st.st_size;
+      info.mtime = st.st_mtim;
     }
-    if (found.empty()) {
+    return &info;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::map<std::string, FileInfo> files_;  // node-based: pointers stay valid
+};
+
+FileMemo& memo() {
+  static FileMemo m;
+  return m;
+}
+
+void visit(const std::vector<std::string>& includes, const std::string& current_dir,
+           const std::vector<std::string>& dirs, std::set<std::string>& seen, Hasher& hasher) {
+  for (const std::string& name : includes) {
+    const FileInfo* info = nullptr;
+    std::string found;
+    if (!current_dir.empty()) {
+      found = current_dir + "/" + name;
+      info = memo().get(found);
+    }
+    for (size_t i = 0; !info && i < dirs.size(); ++i) {
+      found = dirs[i] + "/" + name;
+      info = memo().get(found);
+    }
+    if (!info) {
       hasher.field("missing:" + name);
       continue;
     }
-    if (!seen.insert(found.string()).second) continue;
-    const std::string& content = cached_content(found);
-    hasher.field(name).field(content);
-    visit(content, found.parent_path(), dirs, seen, hasher);
+    found = fs::path(found).lexically_normal().string();
+    if (!seen.insert(found).second) continue;
+    hasher.field(name).field(info->content_hash);
+    visit(info->includes, fs::path(found).parent_path().string(), dirs, seen, hasher);
   }
 }
 
@@ -85,7 +100,7 @@ void visit(const std::string& code, const fs::path& current_dir, const std::vect
 std::string hash_includes(const std::string& code, const std::vector<std::string>& dirs) {
   Hasher hasher;
   std::set<std::string> seen;
-  visit(code, {}, dirs, seen, hasher);
+  visit(quoted_includes(code), {}, dirs, seen, hasher);
   return hasher.hex();
 }
 

@@ -10,6 +10,13 @@
 #define MOEJIT_DEVICE_CODE 0
 #endif
 
+// Loop unrolling in code shared by NVRTC, Clang (host JIT) and g++ (tests).
+#if MOEJIT_DEVICE_CODE || defined(__clang__)
+#define MOEJIT_UNROLL _Pragma("unroll")
+#else
+#define MOEJIT_UNROLL _Pragma("GCC unroll 16")
+#endif
+
 #if !defined(__CUDACC_RTC__)
 #include <cmath>
 #include <cstdint>
@@ -62,8 +69,12 @@ struct bf16 {
   uint16 bits;
 };
 
-MOEJIT_HD float to_float(float x) { return x; }
-MOEJIT_HD float to_float(bf16 x) { return bits_to_float(static_cast<uint32>(x.bits) << 16); }
+MOEJIT_HD float to_float(float x) {
+  return x;
+}
+MOEJIT_HD float to_float(bf16 x) {
+  return bits_to_float(static_cast<uint32>(x.bits) << 16);
+}
 
 template <typename T>
 MOEJIT_HD T from_float(float x);

@@ -6,10 +6,14 @@
 
 namespace moejit {
 namespace {
-const char* device_type(DType dtype) { return dtype == DType::bf16 ? "moejit::bf16" : "float"; }
+const char* device_type(DType dtype) {
+  return dtype == DType::bf16 ? "moejit::bf16" : "float";
+}
 }  // namespace
 
-int64_t SwigluSpec::rows(const Problem& problem) { return problem.tokens * std::max<int64_t>(problem.top_k, 1); }
+int64_t SwigluSpec::rows(const Problem& problem) {
+  return problem.tokens * std::max<int64_t>(problem.top_k, 1);
+}
 
 std::vector<Config> SwigluSpec::space(const Problem&, const DeviceDescription&) const {
   std::vector<Config> configs;
@@ -22,8 +26,10 @@ std::string SwigluSpec::prune_reason(const Problem& problem, const Config& confi
   const int64_t vec = config.get("vec"), threads = config.get("threads");
   if (problem.d_expert <= 0) return "d_expert must be positive";
   if (vec * static_cast<int64_t>(dtype_bytes(problem.dtype)) > 16) return "vector wider than 16 bytes";
-  if (problem.d_expert % vec != 0) return "d_expert " + std::to_string(problem.d_expert) + " % vec " + std::to_string(vec) + " != 0";
+  if (problem.d_expert % vec != 0)
+    return "d_expert " + std::to_string(problem.d_expert) + " % vec " + std::to_string(vec) + " != 0";
   if (threads % 32 != 0 || threads > 1024) return "threads must be a multiple of 32, at most 1024";
+  if (problem.d_expert / vec >= (int64_t{1} << 31)) return "d_expert too wide for 32-bit indexing";
   return {};
 }
 
@@ -62,20 +68,44 @@ LaunchDims SwigluSpec::launch_dims(const Problem& problem, const Config& config,
   return dims;
 }
 
+namespace {
+// Calls `launch(first_row, row_count)` over chunks whose vector count fits the kernel's 32-bit index.
+template <typename F>
+void for_each_row_chunk(const Problem& problem, const Config& config, F&& launch) {
+  const int64_t rows = SwigluSpec::rows(problem), per_row = problem.d_expert / config.get("vec");
+  const int64_t chunk = std::max<int64_t>(1, (int64_t{1} << 31) / std::max<int64_t>(per_row, 1));
+  for (int64_t first = 0; first < rows; first += chunk) launch(first, std::min(chunk, rows - first));
+}
+}  // namespace
+
 void launch_swiglu_fwd(Kernel& kernel, const Problem& problem, const Config& config, const DeviceDescription& device,
                        const void* gate_up, void* out) {
-  int64_t rows = SwigluSpec::rows(problem), width = problem.d_expert;
-  if (rows == 0) return;
-  void* args[] = {&gate_up, &out, &rows, &width};
-  kernel.launch(SwigluSpec::launch_dims(problem, config, device), args);
+  const int64_t width = problem.d_expert;
+  for_each_row_chunk(problem, config, [&](int64_t first, int64_t count) {
+    const void* in = static_cast<const char*>(gate_up) + first * 2 * width * dtype_bytes(problem.dtype);
+    void* o = static_cast<char*>(out) + first * width * dtype_bytes(problem.dtype);
+    unsigned r = static_cast<unsigned>(count), w = static_cast<unsigned>(width);
+    void* args[] = {&in, &o, &r, &w};
+    Problem chunk = problem;
+    chunk.tokens = count, chunk.top_k = 1;
+    kernel.launch(SwigluSpec::launch_dims(chunk, config, device), args);
+  });
 }
 
 void launch_swiglu_bwd(Kernel& kernel, const Problem& problem, const Config& config, const DeviceDescription& device,
                        const void* gate_up, const void* dh, void* d_gate_up) {
-  int64_t rows = SwigluSpec::rows(problem), width = problem.d_expert;
-  if (rows == 0) return;
-  void* args[] = {&gate_up, &dh, &d_gate_up, &rows, &width};
-  kernel.launch(SwigluSpec::launch_dims(problem, config, device), args);
+  const int64_t width = problem.d_expert;
+  for_each_row_chunk(problem, config, [&](int64_t first, int64_t count) {
+    const size_t b = dtype_bytes(problem.dtype);
+    const void* in = static_cast<const char*>(gate_up) + first * 2 * width * b;
+    const void* d = static_cast<const char*>(dh) + first * width * b;
+    void* o = static_cast<char*>(d_gate_up) + first * 2 * width * b;
+    unsigned r = static_cast<unsigned>(count), w = static_cast<unsigned>(width);
+    void* args[] = {&in, &d, &o, &r, &w};
+    Problem chunk = problem;
+    chunk.tokens = count, chunk.top_k = 1;
+    kernel.launch(SwigluSpec::launch_dims(chunk, config, device), args);
+  });
 }
 
 }  // namespace moejit

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The project's single entry for ALL GPU checks: run it on a machine with a GPU (the `device` tool,
+# carrying .deps from scripts/stage-device-deps.sh). It builds without LLVM, runs every GPU test
+# (ctest -L gpu) and every GPU benchmark, and packs logs and results into $OUT/gpu-check.tar.gz
+# (the device tool brings back few files) plus $OUT/summary.txt. $OUT defaults to ./gpu-out.
+#   bench/gpu-benchmarks.txt         lines "<bench target> [args...]", run as build-gpu/bench/<target>
+#   bench/gpu-python-benchmarks.txt  lines "<script.py> [args...]", run with python3
+# Each benchmark writes $MOEJIT_BENCH_OUT/<name>.json. Exit status: non-zero if any test failed.
+set -uo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+final=${OUT:-$root/gpu-out}
+out=$(mktemp -d /tmp/gpu-check.XXXXXX)
+mkdir -p "$final"
+pack() { tar czf "$final/gpu-check.tar.gz" -C "$out" . ; }
+trap pack EXIT
+build="$root/build-gpu"
+export MOEJIT_CACHE_DIR=${MOEJIT_CACHE_DIR:-/tmp/moejit-gpu-cache}
+export MOEJIT_BENCH_OUT="$out"
+cd "$root"
+exec > >(tee "$final/summary.txt") 2>&1
+{
+  echo "== $(date -u +%FT%TZ) commit ${MOEJIT_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}"
+  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv 2>&1
+} | tee "$out/device.txt"
+
+cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DMOEJIT_WITH_LLVM=OFF -DMOEJIT_WERROR=ON \
+  > "$out/configure.log" 2>&1 || { tail -50 "$out/configure.log"; exit 1; }
+ninja -C "$build" > "$out/build.log" 2>&1 || { grep -B2 -A20 -m3 "error" "$out/build.log"; exit 1; }
+echo "build ok"
+
+status=0
+ctest --test-dir "$build" -L gpu --output-on-failure --timeout 300 > "$out/ctest-gpu.log" 2>&1 || status=1
+tail -n 25 "$out/ctest-gpu.log"
+
+run_list() {  # $1 = list file, $2 = command prefix
+  [[ -f "$1" ]] || return 0
+  while read -r name args; do
+    [[ -z "$name" || "$name" == \#* ]] && continue
+    echo "== bench $name $args"
+    # shellcheck disable=SC2086
+    timeout 300 $2$name $args > "$out/bench-$(basename "$name" .py).log" 2>&1 || { echo "   FAILED"; status=1; }
+    tail -n 15 "$out/bench-$(basename "$name" .py).log"
+  done < "$1"
+}
+run_list bench/gpu-benchmarks.txt "$build/bench/"
+run_list bench/gpu-python-benchmarks.txt "python3 "
+echo "gpu-check: status $status; results in $out"
+exit $status

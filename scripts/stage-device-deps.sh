@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Stages into .deps/ (git-ignored) everything the GPU machine lacks for a build: it has the CUDA
+# toolkit, CMake and ninja but no Debian packages. Run here, then pass `carry: [".deps"]` to the
+# device call, which runs scripts/gpu-check.sh.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+deps="$root/.deps"
+rm -rf "$deps"
+mkdir -p "$deps/include"
+need() { [[ -e "$1" ]] || { echo "stage-device-deps: $1 missing: run scripts/setup.sh first" >&2; exit 1; }; }
+need /usr/include/nlohmann/json.hpp
+need /usr/include/CLI/CLI.hpp
+need /usr/include/xxhash.h
+need /usr/src/googletest/CMakeLists.txt
+cp -r /usr/include/nlohmann "$deps/include/"
+cp -r /usr/include/CLI "$deps/include/"
+cp /usr/include/xxhash.h "$deps/include/"
+cp -r /usr/src/googletest "$deps/googletest"
+echo "staged into $deps ($(du -sh "$deps" | cut -f1))"
