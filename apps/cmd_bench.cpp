@@ -59,15 +59,23 @@ void run_bench(const BenchFlags& f) {
         std::printf("%-12s %7lld  %-10s %-24s %10.4f %10.1f %7.2fx%s\n", p.family.c_str(), static_cast<long long>(t),
                     which.c_str(), config.to_string().c_str(), r.time_ms, gbs, ratio,
                     ok ? "" : ("  " + std::string(to_string(r.status)) + ": " + r.detail).c_str());
-        rows.push_back({{"family", p.family}, {"tokens", t}, {"which", which}, {"config", config.to_string()},
-                        {"status", to_string(r.status)}, {"time_ms", r.time_ms}, {"gbps", gbs},
+        rows.push_back({{"family", p.family},
+                        {"tokens", t},
+                        {"which", which},
+                        {"config", config.to_string()},
+                        {"status", to_string(r.status)},
+                        {"time_ms", r.time_ms},
+                        {"gbps", gbs},
                         {"speedup_vs_baseline", ratio}});
       }
     }
   }
   if (!f.json.empty()) {
-    nlohmann::json doc = {{"device", backend->device().name}, {"arch", backend->device().arch},
-                          {"backend", backend->name()}, {"shape", f.shape}, {"rows", rows}};
+    nlohmann::json doc = {{"device", backend->device().name},
+                          {"arch", backend->device().arch},
+                          {"backend", backend->name()},
+                          {"shape", f.shape},
+                          {"rows", rows}};
     write_file_atomic(f.json, doc.dump(2) + "\n");
   }
 }

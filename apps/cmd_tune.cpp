@@ -27,8 +27,9 @@ struct TuneFlags {
 
 int run_tune(const TuneFlags& f) {
   if (!f.model.empty())
-    throw Error("--model needs the model configs (models/), which are not in this build yet; use --shape "
-                "d_model,d_expert,E,topk instead");
+    throw Error(
+        "--model needs the model configs (models/), which are not in this build yet; use --shape "
+        "d_model,d_expert,E,topk instead");
   if (f.shape.empty()) throw Error("give --shape d_model,d_expert,E,topk (or --model NAME)");
   const Problem base = parse_shape(f.shape, f.dtype);
   const std::vector<int64_t> tokens = parse_tokens(f.tokens);
@@ -41,7 +42,7 @@ int run_tune(const TuneFlags& f) {
   options.candidate_timeout_s = f.timeout;
   options.max_candidates = f.max_candidates;
   options.exhaustive_limit = f.exhaustive_limit;
-  options.isolation = !f.isolate.empty() ? parse_isolation(f.isolate)
+  options.isolation = !f.isolate.empty()          ? parse_isolation(f.isolate)
                       : backend->name() == "cuda" ? Isolation::spawn
                                                   : Isolation::fork;
   if (options.isolation == Isolation::spawn)
@@ -130,9 +131,7 @@ void add_tune_command(CLI::App& app) {
   cmd->add_option("--warmup", f->warmup, "Warm-up samples")->capture_default_str();
   cmd->add_option("--repeats", f->repeats, "Timed samples (median)")->capture_default_str();
   cmd->add_flag("--cold", f->cold, "Cold-cache timing: rotate inputs larger than the last-level cache");
-  cmd->callback([f] {
-    run_tune(*f);
-  });
+  cmd->callback([f] { run_tune(*f); });
 
   auto w = std::make_shared<WorkerFlags>();
   auto* worker = app.add_subcommand("tune-worker", "")->group("");  // internal: spawn isolation

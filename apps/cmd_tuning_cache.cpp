@@ -49,7 +49,8 @@ void add_tuning_cache_subcommands(CLI::App& cache) {
     print_report(import_bundle(store, b));
   });
 
-  auto a = std::make_shared<std::string>(), bpath = std::make_shared<std::string>(), c = std::make_shared<std::string>();
+  auto a = std::make_shared<std::string>(), bpath = std::make_shared<std::string>(),
+       c = std::make_shared<std::string>();
   auto* merge = cache.add_subcommand("merge", "Merge bundles A and B into C (the faster decision wins, both kept)");
   merge->add_option("a", *a, "First bundle")->required();
   merge->add_option("b", *bpath, "Second bundle")->required();
@@ -71,8 +72,8 @@ void add_tuning_cache_subcommands(CLI::App& cache) {
     for (const Decision& d : all)
       std::cout << "  " << d.key() << "  " << d.config.to_string() << "  " << std::setprecision(4) << d.time_ms
                 << " ms  " << d.validators.device << " (" << d.validators.arch << ")  " << d.provenance.user << " "
-                << d.provenance.date << (d.alternatives.empty() ? "" : "  +" + std::to_string(d.alternatives.size()) + " alt")
-                << "\n";
+                << d.provenance.date
+                << (d.alternatives.empty() ? "" : "  +" + std::to_string(d.alternatives.size()) + " alt") << "\n";
   });
 }
 

@@ -8,7 +8,9 @@
 
 namespace moejit::cli {
 
-std::string default_backend_name() { return CudaDriver::available() ? "cuda" : "host"; }
+std::string default_backend_name() {
+  return CudaDriver::available() ? "cuda" : "host";
+}
 
 std::unique_ptr<Backend> open_backend(const std::string& requested) {
   const std::string name = requested.empty() ? default_backend_name() : requested;

@@ -52,7 +52,8 @@ std::string journal_file(const KernelSpec& spec, const Problem& p, const Backend
 }  // namespace
 
 int TuneResult::count(CandidateStatus status) const {
-  return static_cast<int>(std::count_if(results.begin(), results.end(), [&](const auto& r) { return r.status == status; }));
+  return static_cast<int>(
+      std::count_if(results.begin(), results.end(), [&](const auto& r) { return r.status == status; }));
 }
 
 std::string TuneResult::summary() const {
@@ -62,17 +63,24 @@ std::string TuneResult::summary() const {
                   CandidateStatus::compile_error, CandidateStatus::failed})
     if (int n = count(st)) s += ", " + std::to_string(n) + " " + to_string(st);
   if (partial) s += ", stopped by budget";
-  if (decision) s += " -> " + decision->config.to_string() + " " + format_ms(decision->time_ms);
-  else s += " -> no candidate passed";
+  if (decision)
+    s += " -> " + decision->config.to_string() + " " + format_ms(decision->time_ms);
+  else
+    s += " -> no candidate passed";
   return s;
 }
 
 std::vector<std::string> worker_arguments(const Problem& p, const Config& config, const TimingOptions& t) {
-  std::vector<std::string> a = {"--family",  p.family,  "--dtype",    std::string(to_string(p.dtype)),
-                                "--experts", std::to_string(p.num_experts), "--topk", std::to_string(p.top_k),
-                                "--d-model", std::to_string(p.d_model), "--d-expert", std::to_string(p.d_expert),
-                                "--tokens",  std::to_string(p.tokens), "--config", config.to_string(),
-                                "--warmup",  std::to_string(t.warmup), "--repeats", std::to_string(t.repeats),
+  std::vector<std::string> a = {"--family",        p.family,
+                                "--dtype",         std::string(to_string(p.dtype)),
+                                "--experts",       std::to_string(p.num_experts),
+                                "--topk",          std::to_string(p.top_k),
+                                "--d-model",       std::to_string(p.d_model),
+                                "--d-expert",      std::to_string(p.d_expert),
+                                "--tokens",        std::to_string(p.tokens),
+                                "--config",        config.to_string(),
+                                "--warmup",        std::to_string(t.warmup),
+                                "--repeats",       std::to_string(t.repeats),
                                 "--min-sample-ms", std::to_string(t.min_sample_ms)};
   if (t.cold) a.push_back("--cold");
   return a;
@@ -109,7 +117,8 @@ TuneResult tune(Backend& backend, const KernelSpec& spec, Workload& workload, co
   out.prune = enumerate_and_prune(spec, problem, device);
   const std::vector<Config>& configs = out.prune.survivors;
   if (configs.empty())
-    throw Error(problem.key() + ": every config was pruned (" + out.prune.summary() + "); the problem is not supported");
+    throw Error(problem.key() + ": every config was pruned (" + out.prune.summary() +
+                "); the problem is not supported");
   MOEJIT_LOG(info, "tune ", problem.key(), " on ", device.name, ": ", out.prune.summary());
 
   const Config heuristic = spec.heuristic(problem, device);
@@ -119,7 +128,9 @@ TuneResult tune(Backend& backend, const KernelSpec& spec, Workload& workload, co
   for (size_t i = 0; i < configs.size(); ++i) index_of[configs[i].to_string()] = i;
 
   const std::filesystem::path dir = options.tuning_dir.empty() ? TuningStore::default_dir() : options.tuning_dir;
-  Journal journal(dir / "journal" / journal_file(spec, problem, backend, configs[heuristic_index < configs.size() ? heuristic_index : 0], options.timing));
+  Journal journal(dir / "journal" /
+                  journal_file(spec, problem, backend, configs[heuristic_index < configs.size() ? heuristic_index : 0],
+                               options.timing));
   std::map<size_t, double> times;
   for (const auto& [text, r] : journal.load()) {
     auto it = index_of.find(text);
@@ -128,7 +139,8 @@ TuneResult tune(Backend& backend, const KernelSpec& spec, Workload& workload, co
     out.results.push_back(r);
     ++out.resumed;
   }
-  if (out.resumed) MOEJIT_LOG(info, "resuming ", problem.key(), ": ", out.resumed, " candidates from ", journal.path().string());
+  if (out.resumed)
+    MOEJIT_LOG(info, "resuming ", problem.key(), ": ", out.resumed, " candidates from ", journal.path().string());
 
   const int copies = rotation_copies(options.timing, device, workload.bytes_per_copy(problem));
   workload.prepare(backend, problem, copies);
@@ -139,8 +151,9 @@ TuneResult tune(Backend& backend, const KernelSpec& spec, Workload& workload, co
   if (configs.size() > options.exhaustive_limit) progress.set_total(-1);
   auto best_text = [&] {
     auto best = std::min_element(times.begin(), times.end(), [](auto& a, auto& b) { return a.second < b.second; });
-    return best == times.end() || best->second == kInf ? std::string("-")
-                                                      : configs[best->first].to_string() + " " + format_ms(best->second);
+    return best == times.end() || best->second == kInf
+               ? std::string("-")
+               : configs[best->first].to_string() + " " + format_ms(best->second);
   };
 
   ThreadPool pool(options.compile_threads);
@@ -202,13 +215,14 @@ TuneResult tune(Backend& backend, const KernelSpec& spec, Workload& workload, co
         }
       }
       if (result.status != CandidateStatus::ok)
-        MOEJIT_LOG(info, problem.key(), " ", result.config, " rejected (", to_string(result.status), "): ", result.detail);
+        MOEJIT_LOG(info, problem.key(), " ", result.config, " rejected (", to_string(result.status),
+                   "): ", result.detail);
       journal.append(result);
       times[batch[k]] = result.status == CandidateStatus::ok ? result.time_ms : kInf;
       out.results.push_back(result);
       ++out.measured;
-      progress.step(result.config + " " + (result.status == CandidateStatus::ok ? format_ms(result.time_ms)
-                                                                                 : to_string(result.status)),
+      progress.step(result.config + " " +
+                        (result.status == CandidateStatus::ok ? format_ms(result.time_ms) : to_string(result.status)),
                     best_text());
     }
     // A budget stop leaves at most `window` compiles running; they write into `sources`, so wait.
@@ -262,8 +276,7 @@ TuneResult tune(Backend& backend, const KernelSpec& spec, Workload& workload, co
     const size_t i = finalists[k].index;
     const double t = out.retimed[k].second;
     if (t > best * (1 + options.tie_tolerance)) continue;
-    const bool better = winner == configs.size() || (i == heuristic_index) ||
-                        (winner != heuristic_index && i < winner);
+    const bool better = winner == configs.size() || (i == heuristic_index) || (winner != heuristic_index && i < winner);
     if (better) {
       winner = i;
       winner_time = t;

@@ -14,8 +14,8 @@
 #include "candidate.hpp"
 #include "decision.hpp"
 #include "isolation.hpp"
-#include "progress.hpp"
 #include "moejit/kernel_spec.hpp"
+#include "progress.hpp"
 #include "prune.hpp"
 #include "workload.hpp"
 
@@ -28,12 +28,12 @@ struct TuneOptions {
   // "--backend", "cuda"}; worker_arguments() supplies the rest.
   std::vector<std::string> worker_command;
   double candidate_timeout_s = 60;
-  double max_seconds = 0;   // 0: no limit. Stops starting new candidates once exceeded.
-  int max_candidates = 0;   // 0: no limit. Counts every measured candidate, journal included.
+  double max_seconds = 0;  // 0: no limit. Stops starting new candidates once exceeded.
+  int max_candidates = 0;  // 0: no limit. Counts every measured candidate, journal included.
   size_t exhaustive_limit = 64;
   int retime_top = 3;
-  double tie_tolerance = 0.01;  // configs within 1% of the best are ties
-  unsigned compile_threads = 0; // 0: one per hardware thread
+  double tie_tolerance = 0.01;       // configs within 1% of the best are ties
+  unsigned compile_threads = 0;      // 0: one per hardware thread
   std::filesystem::path tuning_dir;  // journal + store; empty: TuningStore::default_dir()
   bool record = true;                // store the decision in tuning_dir
   std::FILE* progress = stderr;      // nullptr: silent
@@ -44,11 +44,11 @@ struct TuneResult {
   PruneReport prune;
   std::string strategy;
   std::vector<CandidateResult> results;  // journal entries first, then this run's, in order
-  int resumed = 0;   // results taken from the journal
-  int measured = 0;  // results measured by this run
+  int resumed = 0;                       // results taken from the journal
+  int measured = 0;                      // results measured by this run
   bool partial = false;
   std::vector<std::pair<std::string, double>> retimed;  // top few after interleaved re-timing
-  std::optional<Decision> decision;  // empty when no candidate passed the gate
+  std::optional<Decision> decision;                     // empty when no candidate passed the gate
   int count(CandidateStatus status) const;
   std::string summary() const;
 };

@@ -10,12 +10,18 @@ namespace moejit {
 
 const char* to_string(CandidateStatus status) {
   switch (status) {
-    case CandidateStatus::ok: return "ok";
-    case CandidateStatus::wrong: return "wrong";
-    case CandidateStatus::crashed: return "crashed";
-    case CandidateStatus::timeout: return "timeout";
-    case CandidateStatus::compile_error: return "compile_error";
-    case CandidateStatus::failed: return "failed";
+    case CandidateStatus::ok:
+      return "ok";
+    case CandidateStatus::wrong:
+      return "wrong";
+    case CandidateStatus::crashed:
+      return "crashed";
+    case CandidateStatus::timeout:
+      return "timeout";
+    case CandidateStatus::compile_error:
+      return "compile_error";
+    case CandidateStatus::failed:
+      return "failed";
   }
   return "failed";
 }
@@ -30,8 +36,11 @@ CandidateStatus parse_candidate_status(const std::string& text) {
 nlohmann::json to_json(const CandidateResult& r) {
   // max_error may be NaN (an unwritten output): JSON has no NaN, so store it as a string then.
   nlohmann::json error = std::isfinite(r.max_error) ? nlohmann::json(r.max_error) : nlohmann::json("nan");
-  return {{"config", r.config}, {"status", to_string(r.status)}, {"time_ms", r.time_ms},
-          {"max_error", error},  {"detail", r.detail}};
+  return {{"config", r.config},
+          {"status", to_string(r.status)},
+          {"time_ms", r.time_ms},
+          {"max_error", error},
+          {"detail", r.detail}};
 }
 
 CandidateResult candidate_result_from_json(const nlohmann::json& j) {

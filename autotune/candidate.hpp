@@ -18,9 +18,9 @@ CandidateStatus parse_candidate_status(const std::string& text);  // throws Erro
 struct CandidateResult {
   std::string config;  // canonical Config text
   CandidateStatus status = CandidateStatus::failed;
-  double time_ms = 0;     // median per call (ok only)
-  double max_error = 0;   // wrong: the largest error seen
-  std::string detail;     // why it is not ok, in words
+  double time_ms = 0;    // median per call (ok only)
+  double max_error = 0;  // wrong: the largest error seen
+  std::string detail;    // why it is not ok, in words
   bool operator==(const CandidateResult&) const = default;
 };
 

@@ -54,13 +54,16 @@ CandidateResult collect(pid_t pid, int fd, const std::string& config, double tim
   }
   if (WIFSIGNALED(status)) {
     result.status = CandidateStatus::crashed;
-    result.detail = "worker killed by signal " + std::to_string(WTERMSIG(status)) + " (" + strsignal(WTERMSIG(status)) + ")";
+    result.detail =
+        "worker killed by signal " + std::to_string(WTERMSIG(status)) + " (" + strsignal(WTERMSIG(status)) + ")";
     return result;
   }
   // The result is the last non-empty line (a worker may print logs before it).
   size_t end = output.find_last_not_of("\n ");
   size_t begin = end == std::string::npos ? std::string::npos : output.rfind('\n', end);
-  std::string line = end == std::string::npos ? "" : output.substr(begin == std::string::npos ? 0 : begin + 1, end - (begin == std::string::npos ? 0 : begin + 1) + 1);
+  std::string line = end == std::string::npos ? ""
+                                              : output.substr(begin == std::string::npos ? 0 : begin + 1,
+                                                              end - (begin == std::string::npos ? 0 : begin + 1) + 1);
   try {
     CandidateResult parsed = candidate_result_from_json(nlohmann::json::parse(line));
     parsed.config = config;
@@ -77,9 +80,12 @@ CandidateResult collect(pid_t pid, int fd, const std::string& config, double tim
 
 const char* to_string(Isolation isolation) {
   switch (isolation) {
-    case Isolation::none: return "none";
-    case Isolation::fork: return "fork";
-    case Isolation::spawn: return "spawn";
+    case Isolation::none:
+      return "none";
+    case Isolation::fork:
+      return "fork";
+    case Isolation::spawn:
+      return "spawn";
   }
   return "none";
 }
@@ -91,8 +97,7 @@ Isolation parse_isolation(const std::string& text) {
   throw Error("unknown isolation '" + text + "': use none, fork or spawn");
 }
 
-CandidateResult run_in_fork(const std::string& config, const std::function<CandidateResult()>& work,
-                            double timeout_s) {
+CandidateResult run_in_fork(const std::string& config, const std::function<CandidateResult()>& work, double timeout_s) {
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) throw Error(std::string("cannot create a pipe: ") + std::strerror(errno));
   pid_t pid = ::fork();

@@ -18,8 +18,7 @@ enum class Isolation { none, fork, spawn };
 const char* to_string(Isolation isolation);
 Isolation parse_isolation(const std::string& text);  // "none" | "fork" | "spawn"; throws Error
 
-CandidateResult run_in_fork(const std::string& config, const std::function<CandidateResult()>& work,
-                            double timeout_s);
+CandidateResult run_in_fork(const std::string& config, const std::function<CandidateResult()>& work, double timeout_s);
 CandidateResult run_in_worker(const std::string& config, const std::vector<std::string>& argv, double timeout_s);
 
 }  // namespace moejit

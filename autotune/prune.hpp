@@ -11,10 +11,10 @@ namespace moejit {
 
 struct PruneReport {
   int total = 0;
-  std::vector<Config> survivors;        // in the spec's order
-  std::map<std::string, int> reasons;   // reason text -> how many configs it dropped
+  std::vector<Config> survivors;       // in the spec's order
+  std::map<std::string, int> reasons;  // reason text -> how many configs it dropped
   int pruned() const { return total - static_cast<int>(survivors.size()); }
-  std::string summary() const;          // "16 configs, 6 pruned: 4 x d_expert 1000 % vec 8 != 0; ..."
+  std::string summary() const;  // "16 configs, 6 pruned: 4 x d_expert 1000 % vec 8 != 0; ..."
 };
 
 PruneReport enumerate_and_prune(const KernelSpec& spec, const Problem& problem, const DeviceDescription& device);

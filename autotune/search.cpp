@@ -73,8 +73,10 @@ class LocalSearch final : public Search {
         auto it = times.find(i);
         if (it != times.end() && it->second < times.at(best)) best = i;
       }
-      if (best != centre) moved.insert(best);
-      else if (expanded_.insert(centre).second) moved.insert(centre);  // expand before giving up
+      if (best != centre)
+        moved.insert(best);
+      else if (expanded_.insert(centre).second)
+        moved.insert(centre);  // expand before giving up
     }
     walkers_.clear();
     for (size_t centre : moved) {
@@ -112,7 +114,9 @@ class LocalSearch final : public Search {
 
 }  // namespace
 
-std::unique_ptr<Search> make_exhaustive_search(size_t count) { return std::make_unique<Exhaustive>(count); }
+std::unique_ptr<Search> make_exhaustive_search(size_t count) {
+  return std::make_unique<Exhaustive>(count);
+}
 
 std::unique_ptr<Search> make_local_search(const std::vector<Config>& configs, size_t heuristic, size_t seeds,
                                           size_t beam) {

@@ -46,9 +46,13 @@ double value_at(DType dtype, const std::vector<char>& bytes, size_t i) {
   return to_float(b);
 }
 
-double sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
+double sigmoid(double x) {
+  return 1.0 / (1.0 + std::exp(-x));
+}
 
-DeviceBuffer upload(Backend& backend, const std::vector<char>& bytes) { return DeviceBuffer::from(backend, bytes); }
+DeviceBuffer upload(Backend& backend, const std::vector<char>& bytes) {
+  return DeviceBuffer::from(backend, bytes);
+}
 
 }  // namespace
 

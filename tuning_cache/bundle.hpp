@@ -13,8 +13,8 @@
 namespace moejit {
 
 struct Bundle {
-  Provenance exported;               // who wrote this file, when, where
-  std::vector<Provenance> sources;   // bundles merged into this one
+  Provenance exported;              // who wrote this file, when, where
+  std::vector<Provenance> sources;  // bundles merged into this one
   std::vector<Decision> decisions;
 };
 

@@ -54,9 +54,10 @@ std::string env_or(const char* name, const std::string& fallback) {
 }  // namespace
 
 nlohmann::json provenance_to_json(const Provenance& p) {
-  return {{"user", p.user},         {"host", p.host},     {"date", p.date},
-          {"moejit_version", p.moejit_version},     {"strategy", p.strategy},
-          {"candidates", p.candidates}, {"partial", p.partial}};
+  return {{"user", p.user},         {"host", p.host},
+          {"date", p.date},         {"moejit_version", p.moejit_version},
+          {"strategy", p.strategy}, {"candidates", p.candidates},
+          {"partial", p.partial}};
 }
 
 Provenance provenance_from_json(const json& j, const std::string& where) {
@@ -131,7 +132,8 @@ json to_json(const Decision& d) {
   const Validators& v = d.validators;
   json alternatives = json::array();
   for (const Alternative& a : d.alternatives)
-    alternatives.push_back({{"config", a.config}, {"time_ms", a.time_ms}, {"provenance", provenance_to_json(a.provenance)}});
+    alternatives.push_back(
+        {{"config", a.config}, {"time_ms", a.time_ms}, {"provenance", provenance_to_json(a.provenance)}});
   return {{"family", p.family},
           {"key", d.key()},
           {"problem",
@@ -194,8 +196,9 @@ Decision decision_from_json(const json& j, const std::string& where) {
   const std::string vw = where + ".validators";
   d.validators.schema = static_cast<int>(get_int(v, "schema", vw));
   if (d.validators.schema != kTuningSchemaVersion)
-    throw Error(vw + ".schema: version " + std::to_string(d.validators.schema) + " is not supported (this moejit reads " +
-                std::to_string(kTuningSchemaVersion) + "); re-tune or use a matching moejit");
+    throw Error(vw + ".schema: version " + std::to_string(d.validators.schema) +
+                " is not supported (this moejit reads " + std::to_string(kTuningSchemaVersion) +
+                "); re-tune or use a matching moejit");
   d.validators.backend = get_string(v, "backend", vw);
   d.validators.device = get_string(v, "device", vw);
   d.validators.arch = get_string(v, "arch", vw);

@@ -37,13 +37,13 @@ struct Validators {
 };
 
 struct Provenance {
-  std::string user;            // who tuned ($USER)
-  std::string host;            // machine name
-  std::string date;            // ISO-8601 UTC, "2026-11-25T12:00:00Z"
+  std::string user;  // who tuned ($USER)
+  std::string host;  // machine name
+  std::string date;  // ISO-8601 UTC, "2026-11-25T12:00:00Z"
   std::string moejit_version;
-  std::string strategy;        // "exhaustive", "local_search", "imported", ...
-  int64_t candidates = 0;      // how many were measured
-  bool partial = false;        // a budget stopped the search early
+  std::string strategy;    // "exhaustive", "local_search", "imported", ...
+  int64_t candidates = 0;  // how many were measured
+  bool partial = false;    // a budget stopped the search early
   bool operator==(const Provenance&) const = default;
   static Provenance here(std::string strategy = {});  // filled for this process, now
 };
@@ -57,7 +57,7 @@ struct Alternative {
 };
 
 struct Decision {
-  Problem problem;     // tokens holds the token bucket
+  Problem problem;  // tokens holds the token bucket
   Config config;
   double time_ms = 0;  // median of the re-timed winner
   double throughput = 0;

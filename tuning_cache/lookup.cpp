@@ -35,10 +35,14 @@ double bucket_distance(int64_t tuned, int64_t wanted) {
 
 const char* to_string(Rung rung) {
   switch (rung) {
-    case Rung::exact: return "exact";
-    case Rung::nearest_bucket: return "nearest_bucket";
-    case Rung::same_arch: return "same_arch";
-    case Rung::heuristic: return "heuristic";
+    case Rung::exact:
+      return "exact";
+    case Rung::nearest_bucket:
+      return "nearest_bucket";
+    case Rung::same_arch:
+      return "same_arch";
+    case Rung::heuristic:
+      return "heuristic";
   }
   return "?";
 }
@@ -129,8 +133,7 @@ LookupResult TuningLookup::lookup(const KernelSpec& spec, const Problem& problem
       rung = Rung::same_arch;
     }
     const int r = static_cast<int>(rung);
-    if (!best[r] || distance < best_distance[r] ||
-        (distance == best_distance[r] && d.time_ms < best[r]->time_ms)) {
+    if (!best[r] || distance < best_distance[r] || (distance == best_distance[r] && d.time_ms < best[r]->time_ms)) {
       best[r] = &d;
       best_distance[r] = distance;
     }
@@ -154,8 +157,8 @@ LookupResult TuningLookup::lookup(const KernelSpec& spec, const Problem& problem
   if (result.decision)
     from = " tuned on " + result.decision->validators.device + " at bucket " +
            std::to_string(result.decision->problem.tokens);
-  info_once("tuning lookup " + problem.key() + " on " + device.name + ": " +
-                               result.config.to_string() + " (rung " + to_string(result.rung) + from + ")");
+  info_once("tuning lookup " + problem.key() + " on " + device.name + ": " + result.config.to_string() + " (rung " +
+            to_string(result.rung) + from + ")");
   return result;
 }
 

@@ -31,7 +31,9 @@ std::string describe_conflict(const Decision& a, const Decision& b, const Decisi
 
 TuningStore::TuningStore(fs::path dir) : dir_(std::move(dir)) {}
 
-fs::path TuningStore::default_dir() { return cache_root() / "tuning"; }
+fs::path TuningStore::default_dir() {
+  return cache_root() / "tuning";
+}
 
 fs::path TuningStore::file_of(const std::string& family) const {
   if (!valid_family_name(family)) throw Error("invalid kernel family name '" + family + "'");
@@ -144,7 +146,8 @@ TuningStore::WriteReport TuningStore::record(const std::vector<Decision>& decisi
         existing = parse_store_file(*text, path.string());
       } catch (const Error& e) {
         // Never overwrite what we cannot read: keep it aside for inspection and start afresh.
-        fs::path aside = fs::path(path) += ".corrupt-" + std::to_string(std::chrono::system_clock::now().time_since_epoch().count());
+        fs::path aside = fs::path(path) +=
+            ".corrupt-" + std::to_string(std::chrono::system_clock::now().time_since_epoch().count());
         fs::rename(path, aside, ec);
         log_message(LogLevel::warn, std::string(e.what()) + "; moved it to " + aside.string());
       }

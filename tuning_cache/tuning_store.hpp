@@ -24,8 +24,8 @@ class TuningStore {
   std::vector<std::string> families() const;
 
   enum class Policy {
-    replace,       // a new local tuning replaces the stored decision with the same identity
-    keep_faster,   // imports and merges: the faster measurement wins, the other is kept as alternative
+    replace,      // a new local tuning replaces the stored decision with the same identity
+    keep_faster,  // imports and merges: the faster measurement wins, the other is kept as alternative
   };
   struct WriteReport {
     int added = 0, replaced = 0, unchanged = 0;

@@ -172,7 +172,7 @@ TEST_F(AutotuneTest, LargeSpacesUseLocalSearchAndStillFindTheOptimum) {
 TEST_F(AutotuneTest, ColdCacheRotatesThroughSetsLargerThanTheCache) {
   TimingOptions cold;
   cold.cold = true;
-  DeviceDescription device = backend_.device();  // 1 MiB "L2"
+  DeviceDescription device = backend_.device();             // 1 MiB "L2"
   EXPECT_EQ(rotation_copies(cold, device, 256 * 1024), 9);  // 2 MiB / 256 KiB + 1
   EXPECT_EQ(rotation_copies(TimingOptions{}, device, 256 * 1024), 1);
   options_.timing.cold = true;

@@ -10,8 +10,8 @@
 
 #include "arch_limits.hpp"
 #include "binary_cache.hpp"
-#include "isolation.hpp"
 #include "common/host_device.h"
+#include "isolation.hpp"
 #include "moejit/error.hpp"
 #include "nvrtc_compiler.hpp"
 #include "prune.hpp"
@@ -73,7 +73,8 @@ TEST(Prune, DivisibilityPrunedConfigsWouldComputeWrongResults) {
         return r;
       },
       30);
-  EXPECT_TRUE(pruned.status == CandidateStatus::crashed || (pruned.status == CandidateStatus::ok && pruned.max_error > 0))
+  EXPECT_TRUE(pruned.status == CandidateStatus::crashed ||
+              (pruned.status == CandidateStatus::ok && pruned.max_error > 0))
       << to_string(pruned.status) << " " << pruned.detail;
 }
 
@@ -111,7 +112,8 @@ TEST(Prune, KeptConfigsCompileWithNvrtcAndFitSm80AndSm90a) {
       std::vector<Config> sample;
       for (const Config& c : report.survivors) {
         const int64_t vec = c.get("vec"), threads = c.get("threads");
-        const bool extreme_vec = vec == report.survivors.front().get("vec") || vec == report.survivors.back().get("vec");
+        const bool extreme_vec =
+            vec == report.survivors.front().get("vec") || vec == report.survivors.back().get("vec");
         if (extreme_vec && (threads == 128 || threads == 1024) && (arch == "sm_90a" || threads == 1024))
           sample.push_back(c);
       }

@@ -1,7 +1,8 @@
 // Search strategies. The claim "local search finds the exhaustive winner or one within 3% of it"
 // is measured here on 40 random synthetic landscapes shaped like tile-size spaces: a separable
 // bowl per parameter with a second basin up to 10% worse (two good tile shapes), a pairwise
-// interaction, and +-5% unstructured noise (what makes a greedy search stop early). Each landscape has 4 parameters, 6*6*5*4 = 720 configs.
+// interaction, and +-5% unstructured noise (what makes a greedy search stop early). Each landscape has 4 parameters,
+// 6*6*5*4 = 720 configs.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -101,8 +102,8 @@ TEST(Search, LocalSearchIsWithinThreePercentOfExhaustive) {
     EXPECT_LE(gap, 0.03) << "landscape " << k;
   }
   const double fraction = double(measured) / (landscapes * configs.size());
-  std::printf("local search: %zu/%d exact winners, worst gap %.2f%%, measured %.1f%% of the space\n", exact,
-              landscapes, 100 * worst, 100 * fraction);
+  std::printf("local search: %zu/%d exact winners, worst gap %.2f%%, measured %.1f%% of the space\n", exact, landscapes,
+              100 * worst, 100 * fraction);
   EXPECT_LT(fraction, 0.45);  // and much cheaper than exhaustive (measured: 35% of 720 configs)
 }
 

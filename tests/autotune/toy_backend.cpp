@@ -114,11 +114,21 @@ void* ToyBackend::allocate(size_t bytes) {
   if (!p) throw Error("toy backend: out of memory");
   return p;
 }
-void ToyBackend::release(void* ptr) noexcept { std::free(ptr); }
-void ToyBackend::copy_to_device(void* dst, const void* src, size_t bytes) { std::memcpy(dst, src, bytes); }
-void ToyBackend::copy_to_host(void* dst, const void* src, size_t bytes) { std::memcpy(dst, src, bytes); }
-void ToyBackend::copy_device_to_device(void* dst, const void* src, size_t bytes) { std::memcpy(dst, src, bytes); }
-void ToyBackend::fill_bytes(void* dst, uint8_t value, size_t bytes) { std::memset(dst, value, bytes); }
+void ToyBackend::release(void* ptr) noexcept {
+  std::free(ptr);
+}
+void ToyBackend::copy_to_device(void* dst, const void* src, size_t bytes) {
+  std::memcpy(dst, src, bytes);
+}
+void ToyBackend::copy_to_host(void* dst, const void* src, size_t bytes) {
+  std::memcpy(dst, src, bytes);
+}
+void ToyBackend::copy_device_to_device(void* dst, const void* src, size_t bytes) {
+  std::memcpy(dst, src, bytes);
+}
+void ToyBackend::fill_bytes(void* dst, uint8_t value, size_t bytes) {
+  std::memset(dst, value, bytes);
+}
 
 double ToyBackend::time_ms(const std::function<void()>& work) {
   const long before = world().virtual_ns.load();
@@ -149,7 +159,9 @@ std::string ToySpec::prune_reason(const Problem&, const Config& config, const De
   return {};
 }
 
-Config ToySpec::heuristic(const Problem&, const DeviceDescription&) const { return world().heuristic; }
+Config ToySpec::heuristic(const Problem&, const DeviceDescription&) const {
+  return world().heuristic;
+}
 
 Source ToySpec::render(const Problem& problem, const Config& config, const DeviceDescription& device) const {
   if (std::string why = prune_reason(problem, config, device); !why.empty()) throw Error("toy: " + why);
@@ -223,7 +235,8 @@ CheckResult ToyWorkload::check(LoadedCandidate& candidate) {
   for (size_t i = 0; i < y.size(); ++i) {
     const double want = 2.0 * host_x_[i] + 1.0, error = std::fabs(y[i] - want);
     if (!(error <= 1e-6 + std::fabs(want) * 1e-6)) {
-      if (r.ok) r.detail = "y[" + std::to_string(i) + "] = " + std::to_string(y[i]) + ", expected " + std::to_string(want);
+      if (r.ok)
+        r.detail = "y[" + std::to_string(i) + "] = " + std::to_string(y[i]) + ", expected " + std::to_string(want);
       r.ok = false;
       if (!(error <= r.max_error)) r.max_error = error;
     }

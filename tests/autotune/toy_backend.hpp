@@ -22,7 +22,7 @@ enum class Plan { normal, wrong, crash, hang, compile_error };
 // Shared by the backend, spec and workload of a test (and inherited by forked workers).
 struct World {
   std::map<std::string, std::vector<int64_t>> params = {{"a", {1, 2, 3, 4, 5, 6, 7, 8}}, {"b", {1, 2, 4, 8}}};
-  int64_t max_product = 32;                     // a*b above this is pruned ("too big")
+  int64_t max_product = 32;  // a*b above this is pruned ("too big")
   Config heuristic{{"a", 2}, {"b", 2}};
   std::function<double(const Config&)> cost_us;  // virtual microseconds per call
   std::map<std::string, Plan> plans;             // by config text
@@ -30,8 +30,8 @@ struct World {
   int check_sleep_ms = 0;                        // slow measurement down (resume tests)
   std::atomic<long> compiles{0};
   std::atomic<long> virtual_ns{0};
-  std::vector<std::string> include_dirs;          // for template-hash tests
-  std::string template_include;                   // rendered as #include "..." when set
+  std::vector<std::string> include_dirs;  // for template-hash tests
+  std::string template_include;           // rendered as #include "..." when set
 };
 World& world();
 void reset_world();
@@ -79,7 +79,8 @@ class ToySpec final : public KernelSpec {
   std::string family() const override { return family_; }
   bool supports_backend(std::string_view backend) const override { return backend == "toy"; }
   std::vector<Config> space(const Problem& problem, const DeviceDescription& device) const override;
-  std::string prune_reason(const Problem& problem, const Config& config, const DeviceDescription& device) const override;
+  std::string prune_reason(const Problem& problem, const Config& config,
+                           const DeviceDescription& device) const override;
   Config heuristic(const Problem& problem, const DeviceDescription& device) const override;
   Source render(const Problem& problem, const Config& config, const DeviceDescription& device) const override;
 

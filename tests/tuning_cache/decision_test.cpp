@@ -32,8 +32,10 @@ TEST(DecisionJson, ErrorsNameTheField) {
   const nlohmann::json good = to_json(make_decision("toy", 1024, "a5_b4", 0.125));
   auto without = [&](const char* a, const char* b = nullptr) {
     nlohmann::json j = good;
-    if (b) j[a].erase(b);
-    else j.erase(a);
+    if (b)
+      j[a].erase(b);
+    else
+      j.erase(a);
     return j;
   };
   EXPECT_EQ(error_of(without("validators", "arch")), "d.validators.arch: missing");

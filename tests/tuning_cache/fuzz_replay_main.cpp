@@ -13,7 +13,9 @@
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size);
 
 namespace {
-void feed(const std::string& s) { LLVMFuzzerTestOneInput(reinterpret_cast<const uint8_t*>(s.data()), s.size()); }
+void feed(const std::string& s) {
+  LLVMFuzzerTestOneInput(reinterpret_cast<const uint8_t*>(s.data()), s.size());
+}
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -31,8 +33,24 @@ int main(int argc, char** argv) {
   }
   for (const auto& s : seeds)
     for (size_t n = 0; n <= s.size(); ++n) feed(s.substr(0, n));
-  const char* tokens[] = {"{", "}", "[", "]", ",", ":", "\"", "null", "true", "-1", "1e999", "0", "\"\"",
-                          "\"moejit_bundle\"", "\"decisions\"", "\\u0000", "9223372036854775807", "65536"};
+  const char* tokens[] = {"{",
+                          "}",
+                          "[",
+                          "]",
+                          ",",
+                          ":",
+                          "\"",
+                          "null",
+                          "true",
+                          "-1",
+                          "1e999",
+                          "0",
+                          "\"\"",
+                          "\"moejit_bundle\"",
+                          "\"decisions\"",
+                          "\\u0000",
+                          "9223372036854775807",
+                          "65536"};
   std::mt19937_64 rng(20261125);
   for (long i = 0; i < iterations; ++i) {
     std::string s = seeds[rng() % seeds.size()];
@@ -40,10 +58,18 @@ int main(int argc, char** argv) {
     for (int e = 0; e < edits && !s.empty(); ++e) {
       const size_t at = rng() % s.size();
       switch (rng() % 4) {
-        case 0: s[at] = static_cast<char>(rng()); break;
-        case 1: s.erase(at, 1 + rng() % 16); break;
-        case 2: s.insert(at, tokens[rng() % (sizeof tokens / sizeof *tokens)]); break;
-        case 3: s.insert(at, s.substr(rng() % s.size(), rng() % 64)); break;
+        case 0:
+          s[at] = static_cast<char>(rng());
+          break;
+        case 1:
+          s.erase(at, 1 + rng() % 16);
+          break;
+        case 2:
+          s.insert(at, tokens[rng() % (sizeof tokens / sizeof *tokens)]);
+          break;
+        case 3:
+          s.insert(at, s.substr(rng() % s.size(), rng() % 64));
+          break;
       }
     }
     feed(s);
