@@ -48,7 +48,11 @@ TEST_P(SwigluTuneGpu, TunesStoresAndLooksUp) {
 }
 
 INSTANTIATE_TEST_SUITE_P(FwdBwd, SwigluTuneGpu,
-                         ::testing::Combine(::testing::Bool(), ::testing::Values(Isolation::none, Isolation::spawn)));
+                         ::testing::Combine(::testing::Bool(), ::testing::Values(Isolation::none, Isolation::spawn)),
+                         [](const auto& param_info) {
+                           return std::string(std::get<0>(param_info.param) ? "bwd_" : "fwd_") +
+                                  to_string(std::get<1>(param_info.param));
+                         });
 
 }  // namespace
 }  // namespace moejit
