@@ -16,6 +16,7 @@ void add_cache_command(CLI::App& app) {
     std::cout << "kernel cache " << c.directory().string() << ": " << entries.size() << " entries\n";
     for (const auto& e : entries) std::cout << "  " << e.uri << "  " << e.bytes << " B  " << e.name << "\n";
   });
+  add_tuning_cache_subcommands(*cache);
   auto* clear = cache->add_subcommand("clear", "Remove every cached kernel (they are rebuilt on demand)");
   clear->callback([] {
     auto& c = BinaryCache::global();

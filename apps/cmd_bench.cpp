@@ -1,0 +1,98 @@
+// `moejit bench`: for each kernel family of the MoE layer and each token count, times the tuned
+// config (tuning-cache lookup, rung shown) against the built-in heuristic and a baseline (the
+// first config of the spec's space that survives pruning: no tuning, no heuristic), in one process
+// on one device, with the correctness gate applied to each.
+#include <cstdio>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "autotuner.hpp"
+#include "commands.hpp"
+#include "files.hpp"
+#include "lookup.hpp"
+#include "moejit/error.hpp"
+#include "moejit/kernel_spec.hpp"
+#include "tuning_common.hpp"
+
+namespace moejit::cli {
+namespace {
+
+struct BenchFlags {
+  std::string shape, tokens = "4096", dtype = "bf16", backend, json;
+  std::vector<std::string> families;
+  int repeats = 20;
+};
+
+void run_bench(const BenchFlags& f) {
+  if (f.shape.empty()) throw Error("give --shape d_model,d_expert,E,topk");
+  const Problem base = parse_shape(f.shape, f.dtype);
+  std::unique_ptr<Backend> backend = open_backend(f.backend);
+  TimingOptions timing;
+  timing.repeats = f.repeats;
+  TuningLookup lookup;
+  nlohmann::json rows = nlohmann::json::array();
+  std::printf("device: %s (%s)\n%-12s %7s  %-10s %-24s %10s %10s %8s\n", backend->device().name.c_str(),
+              backend->device().arch.c_str(), "family", "tokens", "which", "config", "ms", "GB/s", "vs base");
+  for (const auto& spec : builtin_specs()) {
+    if (!spec->supports_backend(backend->name())) continue;
+    if (!f.families.empty() && std::find(f.families.begin(), f.families.end(), spec->family()) == f.families.end())
+      continue;
+    auto workload = make_workload(spec->family());
+    if (!workload) continue;
+    for (int64_t t : parse_tokens(f.tokens)) {
+      Problem p = base;
+      p.family = spec->family();
+      p.tokens = t;
+      PruneReport pruned = enumerate_and_prune(*spec, p, backend->device());
+      if (pruned.survivors.empty()) continue;
+      LookupResult tuned = lookup.lookup(*spec, p, *backend);
+      const std::pair<std::string, Config> runs[] = {{"baseline", pruned.survivors.front()},
+                                                     {"heuristic", spec->heuristic(p, backend->device())},
+                                                     {std::string("tuned:") + to_string(tuned.rung), tuned.config}};
+      double baseline_ms = 0;
+      for (const auto& [which, config] : runs) {
+        CandidateResult r = measure_candidate(*backend, *spec, *workload, p, config, timing);
+        const bool ok = r.status == CandidateStatus::ok;
+        if (which == "baseline") baseline_ms = ok ? r.time_ms : 0;
+        const double gbs = ok ? workload->throughput(p, r.time_ms).value : 0;
+        const double ratio = ok && baseline_ms > 0 ? baseline_ms / r.time_ms : 0;
+        std::printf("%-12s %7lld  %-10s %-24s %10.4f %10.1f %7.2fx%s\n", p.family.c_str(), static_cast<long long>(t),
+                    which.c_str(), config.to_string().c_str(), r.time_ms, gbs, ratio,
+                    ok ? "" : ("  " + std::string(to_string(r.status)) + ": " + r.detail).c_str());
+        rows.push_back({{"family", p.family},
+                        {"tokens", t},
+                        {"which", which},
+                        {"config", config.to_string()},
+                        {"status", to_string(r.status)},
+                        {"time_ms", r.time_ms},
+                        {"gbps", gbs},
+                        {"speedup_vs_baseline", ratio}});
+      }
+    }
+  }
+  if (!f.json.empty()) {
+    nlohmann::json doc = {{"device", backend->device().name},
+                          {"arch", backend->device().arch},
+                          {"backend", backend->name()},
+                          {"shape", f.shape},
+                          {"rows", rows}};
+    write_file_atomic(f.json, doc.dump(2) + "\n");
+  }
+}
+
+}  // namespace
+
+void add_bench_command(CLI::App& app) {
+  auto f = std::make_shared<BenchFlags>();
+  auto* cmd = app.add_subcommand("bench", "Time tuned vs heuristic vs baseline configs of the MoE layer's kernels");
+  cmd->add_option("--shape", f->shape, "d_model,d_expert,E,topk")->required();
+  cmd->add_option("--tokens", f->tokens, "Token counts, comma separated, or 'all'")->capture_default_str();
+  cmd->add_option("--dtype", f->dtype, "bf16 or f32")->capture_default_str();
+  cmd->add_option("--backend", f->backend, "host or cuda (default: cuda if a GPU is usable)");
+  cmd->add_option("--families", f->families, "Only these kernel families")->delimiter(',');
+  cmd->add_option("--repeats", f->repeats, "Timed samples (median)")->capture_default_str();
+  cmd->add_option("--json", f->json, "Also write the results as JSON here");
+  cmd->callback([f] { run_bench(*f); });
+}
+
+}  // namespace moejit::cli

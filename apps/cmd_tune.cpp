@@ -1,0 +1,154 @@
+// `moejit tune`: tunes every kernel family of the MoE layer for the given shapes and token buckets
+// and writes the winners to the tuning cache. `moejit tune-worker` (hidden) measures one candidate
+// in a separate process for spawn isolation (CUDA) and prints its result as one JSON line.
+#include <chrono>
+#include <filesystem>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "autotuner.hpp"
+#include "commands.hpp"
+#include "moejit/error.hpp"
+#include "moejit/kernel_spec.hpp"
+#include "tuning_common.hpp"
+#include "tuning_store.hpp"
+
+namespace moejit::cli {
+namespace {
+
+struct TuneFlags {
+  std::string model, shape, tokens = "4096", dtype = "bf16", backend, isolate;
+  std::vector<std::string> families;
+  double max_seconds = 0, timeout = 60;
+  int max_candidates = 0, repeats = 15, warmup = 3;
+  size_t exhaustive_limit = 64;
+  bool cold = false;
+};
+
+int run_tune(const TuneFlags& f) {
+  if (!f.model.empty())
+    throw Error(
+        "--model needs the model configs (models/), which are not in this build yet; use --shape "
+        "d_model,d_expert,E,topk instead");
+  if (f.shape.empty()) throw Error("give --shape d_model,d_expert,E,topk (or --model NAME)");
+  const Problem base = parse_shape(f.shape, f.dtype);
+  const std::vector<int64_t> tokens = parse_tokens(f.tokens);
+  std::unique_ptr<Backend> backend = open_backend(f.backend);
+
+  TuneOptions options;
+  options.timing.warmup = f.warmup;
+  options.timing.repeats = f.repeats;
+  options.timing.cold = f.cold;
+  options.candidate_timeout_s = f.timeout;
+  options.max_candidates = f.max_candidates;
+  options.exhaustive_limit = f.exhaustive_limit;
+  options.isolation = !f.isolate.empty()          ? parse_isolation(f.isolate)
+                      : backend->name() == "cuda" ? Isolation::spawn
+                                                  : Isolation::fork;
+  if (options.isolation == Isolation::spawn)
+    options.worker_command = {std::filesystem::read_symlink("/proc/self/exe").string(), "tune-worker", "--backend",
+                              backend->name()};
+
+  std::cout << "tuning on " << backend->device().name << " (" << backend->device().arch << ", " << backend->name()
+            << " backend), isolation " << to_string(options.isolation) << "\n";
+  const auto start = std::chrono::steady_clock::now();
+  int decisions = 0, untuned = 0;
+  for (const auto& spec : builtin_specs()) {
+    if (!spec->supports_backend(backend->name())) continue;
+    if (!f.families.empty() && std::find(f.families.begin(), f.families.end(), spec->family()) == f.families.end())
+      continue;
+    auto workload = make_workload(spec->family());
+    if (!workload) {
+      std::cout << "  " << spec->family() << ": skipped (no workload registered in autotune/workloads.cpp)\n";
+      ++untuned;
+      continue;
+    }
+    for (int64_t t : tokens) {
+      const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      if (f.max_seconds > 0 && elapsed >= f.max_seconds) {
+        std::cout << "  time budget spent: " << spec->family() << " tokens " << t << " and later not tuned\n";
+        break;
+      }
+      if (f.max_seconds > 0) options.max_seconds = f.max_seconds - elapsed;
+      Problem p = base;
+      p.family = spec->family();
+      p.tokens = t;
+      TuneResult r = tune(*backend, *spec, *workload, p, options);
+      std::cout << "  " << r.summary() << "\n";
+      if (r.decision) ++decisions;
+    }
+  }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::cout << decisions << " decision(s) written to " << TuningStore::default_dir().string() << " in " << seconds
+            << " s" << (untuned ? " (" + std::to_string(untuned) + " famil(ies) without a workload)" : "") << "\n";
+  if (decisions == 0) throw Error("no decision was made: see the candidate results above");
+  return kOk;
+}
+
+struct WorkerFlags {
+  std::string backend, family, dtype = "bf16", config;
+  int64_t experts = 0, topk = 0, d_model = 0, d_expert = 0, tokens = 0;
+  TimingOptions timing;
+};
+
+void run_worker(const WorkerFlags& f) {
+  CandidateResult result;
+  result.config = f.config;
+  try {
+    std::unique_ptr<Backend> backend = open_backend(f.backend);
+    const KernelSpec& spec = find_spec(f.family);
+    auto workload = make_workload(f.family);
+    if (!workload) throw Error("no workload for family " + f.family);
+    Problem p;
+    p.family = f.family;
+    p.dtype = parse_dtype(f.dtype);
+    p.num_experts = f.experts, p.top_k = f.topk, p.d_model = f.d_model, p.d_expert = f.d_expert, p.tokens = f.tokens;
+    result = measure_candidate(*backend, spec, *workload, p, Config::parse(f.config), f.timing);
+  } catch (const std::exception& e) {
+    result.status = CandidateStatus::failed;
+    result.detail = e.what();
+  }
+  std::cout << to_json(result).dump() << std::endl;
+}
+
+}  // namespace
+
+void add_tune_command(CLI::App& app) {
+  auto f = std::make_shared<TuneFlags>();
+  auto* cmd = app.add_subcommand("tune", "Autotune the MoE layer's kernels for a shape and write the tuning cache");
+  auto* model = cmd->add_option("--model", f->model, "Model config name (needs models/)");
+  cmd->add_option("--shape", f->shape, "d_model,d_expert,E,topk")->excludes(model);
+  cmd->add_option("--tokens", f->tokens, "Token counts, comma separated, or 'all' buckets 1..65536")
+      ->capture_default_str();
+  cmd->add_option("--dtype", f->dtype, "bf16 or f32")->capture_default_str();
+  cmd->add_option("--backend", f->backend, "host or cuda (default: cuda if a GPU is usable)");
+  cmd->add_option("--families", f->families, "Only these kernel families")->delimiter(',');
+  cmd->add_option("--max-seconds", f->max_seconds, "Stop starting new candidates after this many seconds");
+  cmd->add_option("--max-candidates", f->max_candidates, "Measure at most this many candidates per problem");
+  cmd->add_option("--isolate", f->isolate, "none, fork (host default) or spawn (cuda default)");
+  cmd->add_option("--timeout", f->timeout, "Seconds a candidate may take before it is killed")->capture_default_str();
+  cmd->add_option("--exhaustive-limit", f->exhaustive_limit, "Larger spaces use local search")->capture_default_str();
+  cmd->add_option("--warmup", f->warmup, "Warm-up samples")->capture_default_str();
+  cmd->add_option("--repeats", f->repeats, "Timed samples (median)")->capture_default_str();
+  cmd->add_flag("--cold", f->cold, "Cold-cache timing: rotate inputs larger than the last-level cache");
+  cmd->callback([f] { run_tune(*f); });
+
+  auto w = std::make_shared<WorkerFlags>();
+  auto* worker = app.add_subcommand("tune-worker", "")->group("");  // internal: spawn isolation
+  worker->add_option("--backend", w->backend)->required();
+  worker->add_option("--family", w->family)->required();
+  worker->add_option("--dtype", w->dtype);
+  worker->add_option("--experts", w->experts);
+  worker->add_option("--topk", w->topk);
+  worker->add_option("--d-model", w->d_model);
+  worker->add_option("--d-expert", w->d_expert);
+  worker->add_option("--tokens", w->tokens);
+  worker->add_option("--config", w->config)->required();
+  worker->add_option("--warmup", w->timing.warmup);
+  worker->add_option("--repeats", w->timing.repeats);
+  worker->add_option("--min-sample-ms", w->timing.min_sample_ms);
+  worker->add_flag("--cold", w->timing.cold);
+  worker->callback([w] { run_worker(*w); });
+}
+
+}  // namespace moejit::cli

@@ -1,0 +1,60 @@
+// One candidate's outcome and how it is measured: correctness gate first, then warm-up, repeated
+// samples and the median. Shared by the in-process, forked and spawned (worker) paths.
+#pragma once
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "moejit/backend.hpp"
+#include "workload.hpp"
+
+namespace moejit {
+
+enum class CandidateStatus { ok, wrong, crashed, timeout, compile_error, failed };
+const char* to_string(CandidateStatus status);
+CandidateStatus parse_candidate_status(const std::string& text);  // throws Error on unknown text
+
+struct CandidateResult {
+  std::string config;  // canonical Config text
+  CandidateStatus status = CandidateStatus::failed;
+  double time_ms = 0;    // median per call (ok only)
+  double max_error = 0;  // wrong: the largest error seen
+  std::string detail;    // why it is not ok, in words
+  bool operator==(const CandidateResult&) const = default;
+};
+
+nlohmann::json to_json(const CandidateResult& result);
+CandidateResult candidate_result_from_json(const nlohmann::json& j);  // throws Error on bad fields
+
+struct TimingOptions {
+  int warmup = 3;
+  int repeats = 15;
+  // Cold cache: rotate through enough input/output sets to exceed the device's last-level cache
+  // (twice its size), so every sample reads from memory as a large training step would.
+  bool cold = false;
+  // Very short kernels are timed in batches of calls so each sample lasts at least this long.
+  double min_sample_ms = 0.05;
+};
+
+// How many input/output sets the workload should prepare for these options on this device.
+int rotation_copies(const TimingOptions& timing, const DeviceDescription& device, size_t bytes_per_copy);
+
+// Median time per call of `candidate` (samples of `batch` calls, rotating through `copies` sets).
+struct Timer {
+  Backend& backend;
+  Workload& workload;
+  int copies = 1;
+  int next_copy = 0;
+  int batch = 1;
+  void calibrate(LoadedCandidate& candidate, const TimingOptions& timing);
+  double sample(LoadedCandidate& candidate);  // ms per call
+};
+
+// Correctness gate, then timing: the whole measurement of one loaded candidate.
+CandidateResult evaluate_loaded(Backend& backend, Workload& workload, LoadedCandidate& candidate,
+                                const TimingOptions& timing, int copies);
+
+double median(std::vector<double> values);
+
+}  // namespace moejit

@@ -1,0 +1,42 @@
+// The workloads built into moejit, one per tunable kernel family. Owners of new families add a
+// line here (explicit: a static library cannot silently drop a self-registering object).
+#include <map>
+#include <mutex>
+
+#include "swiglu_workload.hpp"
+#include "workload.hpp"
+
+namespace moejit {
+namespace {
+
+struct Registry {
+  std::mutex mutex;
+  std::map<std::string, WorkloadFactory, std::less<>> factories;
+};
+
+Registry& registry() {
+  static Registry* r = [] {
+    auto* reg = new Registry;
+    reg->factories["swiglu_fwd"] = [] { return std::make_unique<SwigluWorkload>(false); };
+    reg->factories["swiglu_bwd"] = [] { return std::make_unique<SwigluWorkload>(true); };
+    return reg;
+  }();
+  return *r;
+}
+
+}  // namespace
+
+std::unique_ptr<Workload> make_workload(std::string_view family) {
+  Registry& r = registry();
+  std::lock_guard lock(r.mutex);
+  auto it = r.factories.find(family);
+  return it == r.factories.end() ? nullptr : it->second();
+}
+
+void register_workload(std::string family, WorkloadFactory factory) {
+  Registry& r = registry();
+  std::lock_guard lock(r.mutex);
+  r.factories[std::move(family)] = std::move(factory);
+}
+
+}  // namespace moejit

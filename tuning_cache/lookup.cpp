@@ -1,0 +1,165 @@
+#include "lookup.hpp"
+
+#include <cmath>
+#include <cstdlib>
+
+#include "moejit/error.hpp"
+#include "moejit/log.hpp"
+#include "validators.hpp"
+
+namespace moejit {
+namespace {
+
+std::array<std::atomic<long>, kRungCount>& global_served() {
+  static std::array<std::atomic<long>, kRungCount> served{};
+  return served;
+}
+
+// log_once remembers a message even when the level hides it; only hand it messages that print.
+void info_once(const std::string& message) {
+  if (log_level() >= LogLevel::info) log_once(LogLevel::info, message);
+}
+
+bool same_problem_but_tokens(const Problem& a, const Problem& b) {
+  return a.family == b.family && a.dtype == b.dtype && a.num_experts == b.num_experts && a.top_k == b.top_k &&
+         a.d_model == b.d_model && a.d_expert == b.d_expert;
+}
+
+// Distance between buckets in powers of two; ties prefer the larger bucket (closer to steady state).
+double bucket_distance(int64_t tuned, int64_t wanted) {
+  double d = std::fabs(std::log2(static_cast<double>(tuned)) - std::log2(static_cast<double>(wanted)));
+  return tuned > wanted ? d - 0.25 : d;
+}
+
+}  // namespace
+
+const char* to_string(Rung rung) {
+  switch (rung) {
+    case Rung::exact:
+      return "exact";
+    case Rung::nearest_bucket:
+      return "nearest_bucket";
+    case Rung::same_arch:
+      return "same_arch";
+    case Rung::heuristic:
+      return "heuristic";
+  }
+  return "?";
+}
+
+TuningLookup::TuningLookup(TuningStore store) : store_(std::move(store)) {}
+
+void TuningLookup::refresh() {
+  std::lock_guard lock(mutex_);
+  loaded_.clear();
+}
+
+RungCounts TuningLookup::counts() const {
+  RungCounts c;
+  for (int i = 0; i < kRungCount; ++i) c.served[i] = served_[i].load();
+  return c;
+}
+
+RungCounts global_rung_counts() {
+  RungCounts c;
+  for (int i = 0; i < kRungCount; ++i) c.served[i] = global_served()[i].load();
+  return c;
+}
+
+const std::vector<Decision>& TuningLookup::decisions_of(const std::string& family) {
+  auto it = loaded_.find(family);
+  if (it != loaded_.end()) return it->second;
+  std::vector<Decision> decisions;
+  try {
+    decisions = store_.load(family);
+  } catch (const Error& e) {
+    // A damaged tuning file must not stop training: fall down the ladder, loudly.
+    log_once(LogLevel::warn, std::string(e.what()) + "; using built-in heuristics for " + family);
+  }
+  return loaded_.emplace(family, std::move(decisions)).first->second;
+}
+
+const std::string& TuningLookup::hash_of(const KernelSpec& spec, const Decision& d, const DeviceDescription& device,
+                                         const Compiler& compiler) {
+  const std::string id = d.key() + "|" + d.config.to_string() + "|" + device.arch + "|" + compiler.id();
+  auto it = hashes_.find(id);
+  if (it != hashes_.end()) return it->second;
+  std::string hash;
+  try {
+    hash = template_hash(spec, d.problem, d.config, device, compiler);
+  } catch (const Error& e) {
+    hash = std::string("unrenderable: ") + e.what();  // the config no longer exists in the template
+  }
+  return hashes_.emplace(id, std::move(hash)).first->second;
+}
+
+LookupResult TuningLookup::lookup(const KernelSpec& spec, const Problem& problem, const DeviceDescription& device,
+                                  const Compiler& compiler) {
+  std::lock_guard lock(mutex_);
+  const std::vector<Decision>& decisions = decisions_of(problem.family);
+  const int64_t wanted = token_bucket(problem.tokens);
+
+  const Decision* best[kRungCount] = {};
+  double best_distance[kRungCount] = {0, 1e9, 1e9};
+  for (const Decision& d : decisions) {
+    if (!same_problem_but_tokens(d.problem, problem)) continue;
+    Validators current = d.validators;
+    current.backend = device.backend;
+    current.device = device.name;
+    current.arch = device.arch;
+    current.features = device.features;
+    current.compute_units = device.compute_units;
+    current.driver = device.driver;
+    current.compiler = compiler.id();
+    current.schema = kTuningSchemaVersion;
+    if (current.backend != d.validators.backend || current.arch != d.validators.arch) continue;
+    current.template_hash = hash_of(spec, d, device, compiler);
+    const std::string where = problem.family + " decision " + d.key() + " " + d.config.to_string();
+    if (d.validators.template_hash != current.template_hash) {
+      info_once(where + " not used: template hash changed since it was tuned; re-run moejit tune");
+      continue;
+    }
+    if (std::string why = spec.prune_reason(problem, d.config, device); !why.empty()) {
+      info_once(where + " not used: " + why);
+      continue;
+    }
+    const std::string mismatch = d.validators.mismatch(current);
+    const double distance = bucket_distance(d.problem.tokens, wanted);
+    Rung rung;
+    if (mismatch.empty()) {
+      rung = d.problem.tokens == wanted ? Rung::exact : Rung::nearest_bucket;
+    } else {
+      info_once(where + " from " + d.validators.device + " not exact here: " + mismatch);
+      rung = Rung::same_arch;
+    }
+    const int r = static_cast<int>(rung);
+    if (!best[r] || distance < best_distance[r] || (distance == best_distance[r] && d.time_ms < best[r]->time_ms)) {
+      best[r] = &d;
+      best_distance[r] = distance;
+    }
+  }
+
+  LookupResult result;
+  for (int r = 0; r < static_cast<int>(Rung::heuristic); ++r) {
+    if (!best[r]) continue;
+    result.rung = static_cast<Rung>(r);
+    result.config = best[r]->config;
+    result.decision = *best[r];
+    break;
+  }
+  if (!result.decision) {
+    result.rung = Rung::heuristic;
+    result.config = spec.heuristic(problem, device);
+  }
+  served_[static_cast<int>(result.rung)].fetch_add(1);
+  global_served()[static_cast<int>(result.rung)].fetch_add(1);
+  std::string from;
+  if (result.decision)
+    from = " tuned on " + result.decision->validators.device + " at bucket " +
+           std::to_string(result.decision->problem.tokens);
+  info_once("tuning lookup " + problem.key() + " on " + device.name + ": " + result.config.to_string() + " (rung " +
+            to_string(result.rung) + from + ")");
+  return result;
+}
+
+}  // namespace moejit

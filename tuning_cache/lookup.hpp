@@ -1,0 +1,69 @@
+// The lookup ladder: which config to run for a problem on this device.
+//   exact           a decision for this key whose validators all match
+//   nearest_bucket  same problem at the nearest tuned token bucket, validators matching
+//   same_arch       same key (or nearest bucket) tuned on another device of the same arch, template unchanged
+//   heuristic       the KernelSpec's built-in choice
+// The rung is returned and logged at MOEJIT_LOG=info (once per problem key), never silent; each
+// rejected decision is logged with its reason. Counters say which rungs served a run.
+#pragma once
+#include <array>
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "decision.hpp"
+#include "moejit/backend.hpp"
+#include "moejit/kernel_spec.hpp"
+#include "tuning_store.hpp"
+
+namespace moejit {
+
+enum class Rung { exact = 0, nearest_bucket = 1, same_arch = 2, heuristic = 3 };
+inline constexpr int kRungCount = 4;
+const char* to_string(Rung rung);
+
+struct LookupResult {
+  Config config;
+  Rung rung = Rung::heuristic;
+  std::optional<Decision> decision;  // the decision that answered (not for the heuristic rung)
+};
+
+struct RungCounts {
+  std::array<long, kRungCount> served{};  // indexed by Rung
+  long operator[](Rung r) const { return served[static_cast<int>(r)]; }
+  long total() const { return served[0] + served[1] + served[2] + served[3]; }
+};
+
+class TuningLookup {
+ public:
+  explicit TuningLookup(TuningStore store = TuningStore(TuningStore::default_dir()));
+
+  LookupResult lookup(const KernelSpec& spec, const Problem& problem, const DeviceDescription& device,
+                      const Compiler& compiler);
+  LookupResult lookup(const KernelSpec& spec, const Problem& problem, Backend& backend) {
+    return lookup(spec, problem, backend.device(), backend.compiler());
+  }
+
+  // Which rungs answered this object's lookups (the runtime reports these after a run).
+  RungCounts counts() const;
+  // Re-reads the store on the next lookup (after a tune or an import).
+  void refresh();
+
+ private:
+  const std::vector<Decision>& decisions_of(const std::string& family);
+  const std::string& hash_of(const KernelSpec& spec, const Decision& d, const DeviceDescription& device,
+                             const Compiler& compiler);
+
+  TuningStore store_;
+  std::mutex mutex_;
+  std::map<std::string, std::vector<Decision>> loaded_;  // by family
+  std::map<std::string, std::string> hashes_;            // template hash by key + config + arch + compiler
+  std::array<std::atomic<long>, kRungCount> served_{};
+};
+
+// Process-wide counts over every TuningLookup.
+RungCounts global_rung_counts();
+
+}  // namespace moejit
