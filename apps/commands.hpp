@@ -14,5 +14,7 @@ inline constexpr int kUnavailable = 3;  // the requested backend cannot run here
 void add_info_command(CLI::App& app);
 void add_cache_command(CLI::App& app);
 void add_compile_command(CLI::App& app);
+void add_train_command(CLI::App& app);
+void add_eval_command(CLI::App& app);
 
 }  // namespace moejit::cli

@@ -12,6 +12,8 @@ int main(int argc, char** argv) {
   moejit::cli::add_info_command(app);
   moejit::cli::add_cache_command(app);
   moejit::cli::add_compile_command(app);
+  moejit::cli::add_train_command(app);
+  moejit::cli::add_eval_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

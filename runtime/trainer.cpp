@@ -152,6 +152,12 @@ void Trainer::resume_from(const fs::path& checkpoint) {
   reader_->seek(std::stoll(m["data_position"]), std::stoll(m["data_epoch"]));
 }
 
+void Trainer::load_weights(const fs::path& checkpoint) {
+  std::vector<float> params(model_->params().size());
+  load_checkpoint(checkpoint, {&model_->tensors(), params.data(), nullptr, nullptr});
+  model_->params() = std::move(params);
+}
+
 EvalStats run_training(Trainer& trainer, bool resume, const RunCallbacks& cb) {
   const auto& o = trainer.options();
   auto say = [&](const std::string& s) {

@@ -65,6 +65,8 @@ class Trainer {
   // Restores weights, optimiser state, step, RNG and data position. Throws Error (the model is
   // untouched then) for a corrupt file or one written with other options.
   void resume_from(const std::filesystem::path& checkpoint);
+  // Weights only (for `moejit eval`); the checkpoint's model config must equal this trainer's.
+  void load_weights(const std::filesystem::path& checkpoint);
   // The newest checkpoint in out_dir, or nullopt.
   std::optional<std::filesystem::path> latest_checkpoint() const;
 
