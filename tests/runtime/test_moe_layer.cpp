@@ -16,7 +16,9 @@ namespace {
 
 using D = std::vector<double>;
 
-double silu(double g) { return g / (1 + std::exp(-g)); }
+double silu(double g) {
+  return g / (1 + std::exp(-g));
+}
 double dsilu(double g) {
   double s = 1 / (1 + std::exp(-g));
   return s * (1 + g * (1 - s));
@@ -100,7 +102,8 @@ struct Naive {  // weights in double, same layouts as MoeWeights
         for (int64_t c = 0; c < C; ++c) dy[c] = gate * g[c];
         ffn(xr, &up[e * 2 * F * C], &down[e * C * F], F, y.data(), dy.data(), dxr.data(), &dup[e * 2 * F * C],
             &ddown[e * C * F]);
-        for (int64_t c = 0; c < C; ++c) out[t * C + c] += gate * y[c], dx[t * C + c] += dxr[c], dprobs[e] += g[c] * y[c];
+        for (int64_t c = 0; c < C; ++c)
+          out[t * C + c] += gate * y[c], dx[t * C + c] += dxr[c], dprobs[e] += g[c] * y[c];
       }
       double pd = 0;
       for (int64_t e = 0; e < E; ++e) pd += probs[t * E + e] * dprobs[e];
@@ -112,7 +115,9 @@ struct Naive {  // weights in double, same layouts as MoeWeights
   }
 };
 
-std::vector<float> to_float(const D& v) { return std::vector<float>(v.begin(), v.end()); }
+std::vector<float> to_float(const D& v) {
+  return std::vector<float>(v.begin(), v.end());
+}
 
 void check_against_naive(int64_t N, MoeDims d, bool skew, uint64_t seed) {
   SCOPED_TRACE("seed " + std::to_string(seed) + ", N " + std::to_string(N));
