@@ -27,8 +27,8 @@ void add_info_command(CLI::App& app) {
         const auto& d = devices[i];
         std::cout << "  [" << i << "] " << d.name << "  " << d.arch << ", " << d.compute_units << " SMs, "
                   << (d.memory_bytes >> 20) << " MiB, L2 " << (d.l2_bytes >> 10) << " KiB, smem/block opt-in "
-                  << (d.shared_per_block_optin >> 10) << " KiB, smem/SM " << (d.shared_per_sm >> 10)
-                  << " KiB, regs/SM " << d.registers_per_sm << ", clock " << d.clock_khz / 1000 << " MHz\n";
+                  << (d.shared_per_block_optin >> 10) << " KiB, smem/SM " << (d.shared_per_sm >> 10) << " KiB, regs/SM "
+                  << d.registers_per_sm << ", clock " << d.clock_khz / 1000 << " MHz\n";
       }
       std::cout << "backend cuda: available\n";
     } else {
@@ -44,8 +44,8 @@ void add_info_command(CLI::App& app) {
     auto entries = cache.list();
     uint64_t bytes = 0;
     for (const auto& e : entries) bytes += e.bytes;
-    std::cout << "cache dir " << cache_root().string() << ": " << entries.size() << " kernel(s), "
-              << bytes / 1024 << " KiB\n";
+    std::cout << "cache dir " << cache_root().string() << ": " << entries.size() << " kernel(s), " << bytes / 1024
+              << " KiB\n";
   });
 }
 

@@ -15,7 +15,9 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
 
 // Every SwiGLU kernel (both directions, both dtypes, every surviving config) for one arch.
 std::vector<Source> swiglu_sources(const std::string& arch) {
@@ -114,7 +116,8 @@ int main() {
             << "warm start: " << warm.size() << " cached kernels found and verified from disk in " << warm_start_ms
             << " ms (target <= 50 ms)\n"
             << "memory-cache lookup (key hash + map): " << lookup_us << " us\n";
-  if (load_ms >= 0) std::cout << "driver load of " << swiglu_sources("sm_80").size() << " cubins: " << load_ms << " ms\n";
+  if (load_ms >= 0)
+    std::cout << "driver load of " << swiglu_sources("sm_80").size() << " cubins: " << load_ms << " ms\n";
   bench::save("bench_jit",
               {{"cores", cores},
                {"cold_kernels", cold_n},

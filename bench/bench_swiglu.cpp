@@ -40,12 +40,15 @@ int main() {
   const size_t copy_bytes = size_t{1} << 30;
   DeviceBuffer src(backend, copy_bytes), dst(backend, copy_bytes);
   src.fill(0x3c);
-  double copy_ms = bench::median_ms([&] { return backend.time_ms([&] { backend.copy_device_to_device(dst.get(), src.get(), copy_bytes); }); });
+  double copy_ms = bench::median_ms(
+      [&] { return backend.time_ms([&] { backend.copy_device_to_device(dst.get(), src.get(), copy_bytes); }); });
   const double copy_gbs = 2.0 * copy_bytes / (copy_ms * 1e6);
   std::cout << "device: " << dev.name << "  D2D copy " << std::fixed << std::setprecision(0) << copy_gbs << " GB/s\n";
 
-  const Shape shapes[] = {{"qwen3-30b-a3b", 16384, 8, 768}, {"paper-moe-2b", 16384, 7, 320},
-                          {"paper-moe-7b", 16384, 6, 512}, {"mixtral-8x7b", 8192, 2, 14336}};
+  const Shape shapes[] = {{"qwen3-30b-a3b", 16384, 8, 768},
+                          {"paper-moe-2b", 16384, 7, 320},
+                          {"paper-moe-7b", 16384, 6, 512},
+                          {"mixtral-8x7b", 8192, 2, 14336}};
   nlohmann::json results = nlohmann::json::array();
   std::cout << std::left << std::setw(16) << "shape" << std::setw(5) << "dir" << std::setw(20) << "best config"
             << std::right << std::setw(10) << "best GB/s" << std::setw(8) << "/copy" << std::setw(12) << "heur GB/s"
@@ -67,8 +70,10 @@ int main() {
         auto kernel = backend.load(backend.build(source), source.entries[0]);
         double ms = bench::median_ms([&] {
           return backend.time_ms([&] {
-            if (backward) launch_swiglu_bwd(*kernel, p, config, dev, gu.get(), dh.get(), out.get());
-            else launch_swiglu_fwd(*kernel, p, config, dev, gu.get(), out.get());
+            if (backward)
+              launch_swiglu_bwd(*kernel, p, config, dev, gu.get(), dh.get(), out.get());
+            else
+              launch_swiglu_fwd(*kernel, p, config, dev, gu.get(), out.get());
           });
         });
         double gbs = bytes / (ms * 1e6);
@@ -80,9 +85,15 @@ int main() {
                 << best_config << std::right << std::setprecision(0) << std::setw(10) << best << std::setprecision(2)
                 << std::setw(8) << best / copy_gbs << std::setprecision(0) << std::setw(12) << heur << std::setw(12)
                 << worst << '\n';
-      results.push_back({{"shape", s.name}, {"direction", backward ? "bwd" : "fwd"}, {"rows", rows},
-                         {"width", s.width}, {"best_config", best_config}, {"best_gbs", best},
-                         {"heuristic_gbs", heur}, {"worst_gbs", worst}, {"fraction_of_copy", best / copy_gbs}});
+      results.push_back({{"shape", s.name},
+                         {"direction", backward ? "bwd" : "fwd"},
+                         {"rows", rows},
+                         {"width", s.width},
+                         {"best_config", best_config},
+                         {"best_gbs", best},
+                         {"heuristic_gbs", heur},
+                         {"worst_gbs", worst},
+                         {"fraction_of_copy", best / copy_gbs}});
     }
   }
   bench::save("bench_swiglu", {{"copy_gbs", copy_gbs}, {"results", results}}, dev.name);

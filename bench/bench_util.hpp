@@ -64,7 +64,8 @@ inline void save(const std::string& name, nlohmann::json result, const std::stri
   result["date"] = utc_now();
   result["commit"] = commit();
   std::filesystem::path dir;
-  if (const char* out = std::getenv("MOEJIT_BENCH_OUT"); out && *out) dir = out;
+  if (const char* out = std::getenv("MOEJIT_BENCH_OUT"); out && *out)
+    dir = out;
   else if (const char* save = std::getenv("MOEJIT_BENCH_SAVE"); save && std::string(save) == "1")
     dir = std::filesystem::path(MOEJIT_SOURCE_DIR) / "bench" / "results";
   if (dir.empty()) return;

@@ -108,8 +108,8 @@ std::shared_ptr<const Binary> BinaryCache::load_from_disk(const std::string& ste
   auto corrupt = [&](const std::string& why) -> std::shared_ptr<const Binary> {
     if (!report_corruption) return nullptr;  // the locked re-read reports it once
     ++corrupt_;
-    log_message(LogLevel::warn, "corrupt kernel cache entry " + (dir_ / stem).string() + " (" + why +
-                                    "): recompiling it");
+    log_message(LogLevel::warn,
+                "corrupt kernel cache entry " + (dir_ / stem).string() + " (" + why + "): recompiling it");
     return nullptr;
   };
   try {
@@ -250,7 +250,8 @@ std::vector<BinaryCache::Entry> BinaryCache::list() const {
       json meta = json::parse(read_file(file.path()).value_or("{}"));
       e.uri = meta.value("uri", "?");
       e.bytes = file.file_size() + meta.value("image_bytes", uint64_t{0});
-      if (std::error_code ec2; fs::exists(dir_ / (e.name + ".ptx"), ec2)) e.bytes += fs::file_size(dir_ / (e.name + ".ptx"), ec2);
+      if (std::error_code ec2; fs::exists(dir_ / (e.name + ".ptx"), ec2))
+        e.bytes += fs::file_size(dir_ / (e.name + ".ptx"), ec2);
     } catch (const std::exception&) {
       e.uri = "(unreadable metadata)";
     }

@@ -52,8 +52,7 @@ class BinaryCache {
   const std::filesystem::path& directory() const { return dir_; }
 
  private:
-  std::shared_ptr<const Binary> load_from_disk(const std::string& stem, const std::string& key,
-                                               bool report_corruption);
+  std::shared_ptr<const Binary> load_from_disk(const std::string& stem, const std::string& key, bool report_corruption);
   void store_to_disk(const std::string& stem, const Binary& binary);
   bool ensure_directory();
 

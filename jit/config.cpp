@@ -66,8 +66,7 @@ Config Config::parse(std::string_view text) {
     while (digits < part.size() && std::isalpha(static_cast<unsigned char>(part[digits]))) ++digits;
     std::string_view name = part.substr(0, digits), value = part.substr(digits);
     if (!valid_name(name) || value.empty() ||
-        !std::all_of(value.begin(), value.end(), [](char c) { return c >= '0' && c <= '9'; }) ||
-        value.size() > 18)
+        !std::all_of(value.begin(), value.end(), [](char c) { return c >= '0' && c <= '9'; }) || value.size() > 18)
       throw Error("malformed config text '" + std::string(text) + "': expected name+value pairs like bm128_bn64");
     config.set(std::string(name), std::stoll(std::string(value)));
     pos = end + 1;

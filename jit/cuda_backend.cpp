@@ -122,7 +122,9 @@ CudaBackend::~CudaBackend() {
   driver_.cuDevicePrimaryCtxRelease(device_handle_);
 }
 
-void CudaBackend::make_current() const { check_cuda(driver_.cuCtxSetCurrent(context_), "cuCtxSetCurrent"); }
+void CudaBackend::make_current() const {
+  check_cuda(driver_.cuCtxSetCurrent(context_), "cuCtxSetCurrent");
+}
 
 std::shared_ptr<const Binary> CudaBackend::build(const Source& source) {
   return cache_->get_or_compile(*compiler_, source);

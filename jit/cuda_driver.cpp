@@ -29,16 +29,15 @@ LoadResult load() {
               std::to_string(CUDA_VERSION / 1000) + "." + std::to_string(CUDA_VERSION % 1000 / 10);
     return r;
   }
-#define MOEJIT_LOAD_FN(name)                                                                        \
-  {                                                                                                 \
-    void* fn = nullptr;                                                                             \
-    CUdriverProcAddressQueryResult status{};                                                        \
-    if (get_proc(#name, &fn, CUDA_VERSION, CU_GET_PROC_ADDRESS_DEFAULT, &status) != CUDA_SUCCESS || \
-        !fn) {                                                                                      \
-      r.error = std::string("the CUDA driver lacks ") + #name + ": update it";                     \
-      return r;                                                                                     \
-    }                                                                                               \
-    r.driver.name = reinterpret_cast<decltype(r.driver.name)>(fn);                                  \
+#define MOEJIT_LOAD_FN(name)                                                                               \
+  {                                                                                                        \
+    void* fn = nullptr;                                                                                    \
+    CUdriverProcAddressQueryResult status{};                                                               \
+    if (get_proc(#name, &fn, CUDA_VERSION, CU_GET_PROC_ADDRESS_DEFAULT, &status) != CUDA_SUCCESS || !fn) { \
+      r.error = std::string("the CUDA driver lacks ") + #name + ": update it";                             \
+      return r;                                                                                            \
+    }                                                                                                      \
+    r.driver.name = reinterpret_cast<decltype(r.driver.name)>(fn);                                         \
   }
   MOEJIT_CUDA_DRIVER_FUNCTIONS(MOEJIT_LOAD_FN)
 #undef MOEJIT_LOAD_FN

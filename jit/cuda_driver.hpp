@@ -8,16 +8,16 @@
 
 namespace moejit {
 
-#define MOEJIT_CUDA_DRIVER_FUNCTIONS(X)                                                           \
-  X(cuInit) X(cuDriverGetVersion) X(cuDeviceGetCount) X(cuDeviceGet) X(cuDeviceGetName)           \
-  X(cuDeviceGetAttribute) X(cuDeviceTotalMem) X(cuDevicePrimaryCtxRetain)                         \
-  X(cuDevicePrimaryCtxRelease) X(cuCtxSetCurrent) X(cuCtxSynchronize) X(cuModuleLoadData)         \
-  X(cuModuleUnload) X(cuModuleGetFunction) X(cuFuncSetAttribute) X(cuFuncGetAttribute)            \
-  X(cuLaunchKernelEx) X(cuMemAlloc) X(cuMemFree) X(cuMemGetInfo) X(cuMemcpyHtoD) X(cuMemcpyDtoH)   \
-  X(cuMemcpyDtoD) X(cuMemsetD8) X(cuStreamCreate) X(cuStreamDestroy) X(cuStreamSynchronize)       \
-  X(cuEventCreate) X(cuEventDestroy) X(cuEventRecord) X(cuEventSynchronize) X(cuEventElapsedTime) \
-  X(cuGetErrorString) X(cuGetErrorName) X(cuTensorMapEncodeTiled)                                 \
-  X(cuOccupancyMaxActiveBlocksPerMultiprocessor)
+#define MOEJIT_CUDA_DRIVER_FUNCTIONS(X)                                                                                \
+  X(cuInit)                                                                                                            \
+  X(cuDriverGetVersion) X(cuDeviceGetCount) X(cuDeviceGet) X(cuDeviceGetName) X(cuDeviceGetAttribute)                  \
+      X(cuDeviceTotalMem) X(cuDevicePrimaryCtxRetain) X(cuDevicePrimaryCtxRelease) X(cuCtxSetCurrent)                  \
+          X(cuCtxSynchronize) X(cuModuleLoadData) X(cuModuleUnload) X(cuModuleGetFunction) X(cuFuncSetAttribute)       \
+              X(cuFuncGetAttribute) X(cuLaunchKernelEx) X(cuMemAlloc) X(cuMemFree) X(cuMemGetInfo) X(cuMemcpyHtoD)     \
+                  X(cuMemcpyDtoH) X(cuMemcpyDtoD) X(cuMemsetD8) X(cuStreamCreate) X(cuStreamDestroy)                   \
+                      X(cuStreamSynchronize) X(cuEventCreate) X(cuEventDestroy) X(cuEventRecord) X(cuEventSynchronize) \
+                          X(cuEventElapsedTime) X(cuGetErrorString) X(cuGetErrorName) X(cuTensorMapEncodeTiled)        \
+                              X(cuOccupancyMaxActiveBlocksPerMultiprocessor)
 
 struct CudaDriver {
 #define MOEJIT_DECLARE_FN(name) decltype(&::name) name = nullptr;

@@ -17,7 +17,9 @@ namespace fs = std::filesystem;
 
 namespace moejit {
 namespace {
-std::string errno_text() { return std::strerror(errno); }
+std::string errno_text() {
+  return std::strerror(errno);
+}
 }  // namespace
 
 void write_file_atomic(const fs::path& path, std::string_view bytes) {

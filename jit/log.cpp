@@ -32,18 +32,26 @@ std::mutex& output_mutex() {
 
 const char* tag(LogLevel level) {
   switch (level) {
-    case LogLevel::error: return "error";
-    case LogLevel::warn: return "warning";
-    case LogLevel::info: return "info";
-    case LogLevel::debug: return "debug";
+    case LogLevel::error:
+      return "error";
+    case LogLevel::warn:
+      return "warning";
+    case LogLevel::info:
+      return "info";
+    case LogLevel::debug:
+      return "debug";
   }
   return "?";
 }
 
 }  // namespace
 
-LogLevel log_level() { return static_cast<LogLevel>(level_storage().load(std::memory_order_relaxed)); }
-void set_log_level(LogLevel level) { level_storage().store(static_cast<int>(level)); }
+LogLevel log_level() {
+  return static_cast<LogLevel>(level_storage().load(std::memory_order_relaxed));
+}
+void set_log_level(LogLevel level) {
+  level_storage().store(static_cast<int>(level));
+}
 
 void log_message(LogLevel level, const std::string& message) {
   std::lock_guard lock(output_mutex());

@@ -92,7 +92,8 @@ Binary NvrtcCompiler::do_compile(const Source& source) const {
   Program program;
   check(nvrtcCreateProgram(&program.handle, source.code.c_str(), source.file_name.c_str(), 0, nullptr, nullptr),
         "create program");
-  for (const auto& entry : source.entries) check(nvrtcAddNameExpression(program.handle, entry.c_str()), "name expression");
+  for (const auto& entry : source.entries)
+    check(nvrtcAddNameExpression(program.handle, entry.c_str()), "name expression");
 
   auto options = effective_options(source);
   std::vector<const char*> argv;

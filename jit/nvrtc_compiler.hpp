@@ -18,7 +18,7 @@ class NvrtcCompiler final : public Compiler {
   std::vector<std::string> effective_options(const Source& source) const override;
   std::vector<std::string> include_dirs() const override { return include_dirs_; }
 
-  static std::string version();                   // "13.0"
+  static std::string version();                       // "13.0"
   static std::vector<std::string> supported_archs();  // "sm_75", ..., "sm_90a", "sm_100a", ...
 
  protected:

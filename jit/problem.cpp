@@ -6,7 +6,9 @@
 
 namespace moejit {
 
-std::string_view to_string(DType dtype) { return dtype == DType::f32 ? "f32" : "bf16"; }
+std::string_view to_string(DType dtype) {
+  return dtype == DType::f32 ? "f32" : "bf16";
+}
 
 DType parse_dtype(std::string_view text) {
   if (text == "f32" || text == "fp32" || text == "float") return DType::f32;
@@ -14,7 +16,9 @@ DType parse_dtype(std::string_view text) {
   throw Error("unknown dtype '" + std::string(text) + "': use f32 or bf16");
 }
 
-size_t dtype_bytes(DType dtype) { return dtype == DType::f32 ? 4 : 2; }
+size_t dtype_bytes(DType dtype) {
+  return dtype == DType::f32 ? 4 : 2;
+}
 
 int64_t token_bucket(int64_t tokens) {
   int64_t bucket = 1;
@@ -25,13 +29,17 @@ int64_t token_bucket(int64_t tokens) {
 namespace {
 std::string format(const Problem& p, const char* token_label, int64_t token_value) {
   std::ostringstream os;
-  os << p.family << '[' << to_string(p.dtype) << ",E=" << p.num_experts << ",k=" << p.top_k
-     << ",d=" << p.d_model << ",f=" << p.d_expert << ',' << token_label << '=' << token_value << ']';
+  os << p.family << '[' << to_string(p.dtype) << ",E=" << p.num_experts << ",k=" << p.top_k << ",d=" << p.d_model
+     << ",f=" << p.d_expert << ',' << token_label << '=' << token_value << ']';
   return os.str();
 }
 }  // namespace
 
-std::string Problem::to_string() const { return format(*this, "t", tokens); }
-std::string Problem::key() const { return format(*this, "tb", token_bucket(tokens)); }
+std::string Problem::to_string() const {
+  return format(*this, "t", tokens);
+}
+std::string Problem::key() const {
+  return format(*this, "tb", token_bucket(tokens));
+}
 
 }  // namespace moejit

@@ -12,8 +12,7 @@ namespace moejit {
 //   ptxas info    : Used 10 registers, used 1 barriers, 256 bytes smem, 360 bytes cmem[0]
 std::vector<ResourceUsage> parse_ptxas_report(const std::string& log) {
   static const std::regex entry_re(R"(Compiling entry function '([^']+)')");
-  static const std::regex frame_re(
-      R"((\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads)");
+  static const std::regex frame_re(R"((\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads)");
   static const std::regex regs_re(R"(Used (\d+) registers)");
   static const std::regex smem_re(R"((\d+) bytes smem)");
   static const std::regex cmem_re(R"((\d+) bytes cmem\[0\])");

@@ -18,16 +18,16 @@ class BinaryCache;
 
 // What a device is and what it can do: validators for tuning decisions, limits for pruning.
 struct DeviceDescription {
-  std::string backend;  // "cuda" | "host"
-  std::string name;     // "NVIDIA H100 80GB HBM3", or the CPU model
-  std::string arch;     // "sm_90a", or the host CPU name ("skylake-avx512")
-  std::string features; // host: CPU feature list; cuda: empty
-  std::string driver;   // driver version ("13.0"), host: empty
-  int compute_units = 0;                 // SMs, or hardware threads
-  int64_t shared_per_block_optin = 0;    // bytes a block may opt in to
+  std::string backend;                 // "cuda" | "host"
+  std::string name;                    // "NVIDIA H100 80GB HBM3", or the CPU model
+  std::string arch;                    // "sm_90a", or the host CPU name ("skylake-avx512")
+  std::string features;                // host: CPU feature list; cuda: empty
+  std::string driver;                  // driver version ("13.0"), host: empty
+  int compute_units = 0;               // SMs, or hardware threads
+  int64_t shared_per_block_optin = 0;  // bytes a block may opt in to
   int64_t shared_per_sm = 0;
   int64_t registers_per_sm = 0;
-  int64_t l2_bytes = 0;                  // last-level cache
+  int64_t l2_bytes = 0;  // last-level cache
   int64_t memory_bytes = 0;
   int clock_khz = 0;
 };

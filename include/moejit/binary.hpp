@@ -22,15 +22,15 @@ struct ResourceUsage {
 struct Binary {
   std::string family;
   std::string config;
-  std::string arch;        // "sm_90a", or the host CPU target ("x86_64-skylake-avx512")
-  std::string kind;        // file suffix: "cubin" or "o"
-  std::string compiler;    // compiler id and version, e.g. "nvrtc-13.0"
-  std::string key;         // content hash of everything that determines the image (hex)
-  std::vector<char> image; // cubin or relocatable object
-  std::string ptx;         // CUDA only; may be empty
+  std::string arch;                                  // "sm_90a", or the host CPU target ("x86_64-skylake-avx512")
+  std::string kind;                                  // file suffix: "cubin" or "o"
+  std::string compiler;                              // compiler id and version, e.g. "nvrtc-13.0"
+  std::string key;                                   // content hash of everything that determines the image (hex)
+  std::vector<char> image;                           // cubin or relocatable object
+  std::string ptx;                                   // CUDA only; may be empty
   std::map<std::string, std::string> lowered_names;  // entry name expression -> symbol
   std::vector<ResourceUsage> resources;
-  std::string log;         // compiler log of a successful compile (warnings, ptxas info)
+  std::string log;  // compiler log of a successful compile (warnings, ptxas info)
   double compile_seconds = 0;
 
   // "family/arch/config": the kernel's stable readable name.

@@ -28,8 +28,7 @@ class KernelSpec {
                                    const DeviceDescription& device) const = 0;
   // The built-in heuristic: a config that runs for any problem the family supports.
   virtual Config heuristic(const Problem& problem, const DeviceDescription& device) const = 0;
-  virtual Source render(const Problem& problem, const Config& config,
-                        const DeviceDescription& device) const = 0;
+  virtual Source render(const Problem& problem, const Config& config, const DeviceDescription& device) const = 0;
 };
 
 // The specs built into moejit (templates/registry.cpp lists them explicitly: no static-init magic).

@@ -22,9 +22,9 @@ std::string concat(const Args&... args) {
 }
 }  // namespace detail
 
-#define MOEJIT_LOG(level, ...)                                                          \
-  do {                                                                                  \
-    if (::moejit::log_level() >= ::moejit::LogLevel::level)                              \
+#define MOEJIT_LOG(level, ...)                                                                 \
+  do {                                                                                         \
+    if (::moejit::log_level() >= ::moejit::LogLevel::level)                                    \
       ::moejit::log_message(::moejit::LogLevel::level, ::moejit::detail::concat(__VA_ARGS__)); \
   } while (0)
 

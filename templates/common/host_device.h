@@ -69,8 +69,12 @@ struct bf16 {
   uint16 bits;
 };
 
-MOEJIT_HD float to_float(float x) { return x; }
-MOEJIT_HD float to_float(bf16 x) { return bits_to_float(static_cast<uint32>(x.bits) << 16); }
+MOEJIT_HD float to_float(float x) {
+  return x;
+}
+MOEJIT_HD float to_float(bf16 x) {
+  return bits_to_float(static_cast<uint32>(x.bits) << 16);
+}
 
 template <typename T>
 MOEJIT_HD T from_float(float x);

@@ -9,8 +9,8 @@
 namespace moejit {
 
 template <typename T, int VEC, int THREADS>
-__global__ void __launch_bounds__(THREADS) swiglu_fwd_kernel(const T* __restrict__ gate_up, T* __restrict__ out,
-                                                             unsigned rows, unsigned width) {
+__global__ void __launch_bounds__(THREADS)
+    swiglu_fwd_kernel(const T* __restrict__ gate_up, T* __restrict__ out, unsigned rows, unsigned width) {
   const unsigned per_row = width / VEC, total = rows * per_row;
   for (unsigned i = blockIdx.x * THREADS + threadIdx.x; i < total; i += gridDim.x * THREADS) {
     unsigned row = i / per_row;

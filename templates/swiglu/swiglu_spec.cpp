@@ -6,10 +6,14 @@
 
 namespace moejit {
 namespace {
-const char* device_type(DType dtype) { return dtype == DType::bf16 ? "moejit::bf16" : "float"; }
+const char* device_type(DType dtype) {
+  return dtype == DType::bf16 ? "moejit::bf16" : "float";
+}
 }  // namespace
 
-int64_t SwigluSpec::rows(const Problem& problem) { return problem.tokens * std::max<int64_t>(problem.top_k, 1); }
+int64_t SwigluSpec::rows(const Problem& problem) {
+  return problem.tokens * std::max<int64_t>(problem.top_k, 1);
+}
 
 std::vector<Config> SwigluSpec::space(const Problem&, const DeviceDescription&) const {
   std::vector<Config> configs;
@@ -22,7 +26,8 @@ std::string SwigluSpec::prune_reason(const Problem& problem, const Config& confi
   const int64_t vec = config.get("vec"), threads = config.get("threads");
   if (problem.d_expert <= 0) return "d_expert must be positive";
   if (vec * static_cast<int64_t>(dtype_bytes(problem.dtype)) > 16) return "vector wider than 16 bytes";
-  if (problem.d_expert % vec != 0) return "d_expert " + std::to_string(problem.d_expert) + " % vec " + std::to_string(vec) + " != 0";
+  if (problem.d_expert % vec != 0)
+    return "d_expert " + std::to_string(problem.d_expert) + " % vec " + std::to_string(vec) + " != 0";
   if (threads % 32 != 0 || threads > 1024) return "threads must be a multiple of 32, at most 1024";
   if (problem.d_expert / vec >= (int64_t{1} << 31)) return "d_expert too wide for 32-bit indexing";
   return {};

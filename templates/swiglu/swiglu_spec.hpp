@@ -12,7 +12,8 @@ class SwigluSpec final : public KernelSpec {
   std::string family() const override { return backward_ ? "swiglu_bwd" : "swiglu_fwd"; }
   bool supports_backend(std::string_view backend) const override { return backend == "cuda"; }
   std::vector<Config> space(const Problem& problem, const DeviceDescription& device) const override;
-  std::string prune_reason(const Problem& problem, const Config& config, const DeviceDescription& device) const override;
+  std::string prune_reason(const Problem& problem, const Config& config,
+                           const DeviceDescription& device) const override;
   Config heuristic(const Problem& problem, const DeviceDescription& device) const override;
   Source render(const Problem& problem, const Config& config, const DeviceDescription& device) const override;
 

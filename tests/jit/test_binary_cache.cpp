@@ -50,8 +50,9 @@ TEST(BinaryCache, KeyCoversSourceOptionsArchAndIncludedFiles) {
   std::ofstream(dir.path() / "inc.cuh") << "#pragma once\n#include \"inner.cuh\"\n";
   std::ofstream(dir.path() / "inner.cuh") << "#pragma once\n__device__ int value() { return 1; }\n";
   NvrtcCompiler sm80("sm_80"), sm90("sm_90a");
-  Source s{"t", "default", "t.cu", "#include \"inc.cuh\"\n__global__ void k(int* x) { x[0] = value(); }\n",
-           {"k"}, {"--include-path=" + dir.path().string()}};
+  Source s{"t",    "default",
+           "t.cu", "#include \"inc.cuh\"\n__global__ void k(int* x) { x[0] = value(); }\n",
+           {"k"},  {"--include-path=" + dir.path().string()}};
   const std::string base = BinaryCache::key(sm80, s);
   EXPECT_EQ(base, BinaryCache::key(sm80, s));
   EXPECT_NE(base, BinaryCache::key(sm90, s));

@@ -53,9 +53,12 @@ INSTANTIATE_TEST_SUITE_P(Archs, EveryBuiltinKernel, ::testing::Values("sm_80", "
 
 TEST(NvrtcCompiler, SyntaxErrorNamesFileLineAndShowsTheLine) {
   NvrtcCompiler compiler("sm_90a");
-  Source source{"broken", "default", "broken.default.cu",
+  Source source{"broken",
+                "default",
+                "broken.default.cu",
                 "#include \"common/host_device.h\"\n__global__ void k(float* x) {\n  x[0] = 1.0f +;\n}\n",
-                {"k"}, {}};
+                {"k"},
+                {}};
   try {
     compiler.compile(source);
     FAIL() << "expected a CompileError";
@@ -68,11 +71,12 @@ TEST(NvrtcCompiler, SyntaxErrorNamesFileLineAndShowsTheLine) {
 
 TEST(NvrtcCompiler, ErrorInsideAnIncludedTemplateNamesThatFile) {
   test::TempDir dir;
-  std::ofstream(dir.path() / "bad_header.cuh") << "#pragma once\n\ninline __device__ int f() { return undefined_name; }\n";
+  std::ofstream(dir.path() / "bad_header.cuh")
+      << "#pragma once\n\ninline __device__ int f() { return undefined_name; }\n";
   NvrtcCompiler compiler("sm_80");
-  Source source{"broken", "default", "uses_bad.cu",
-                "#include \"bad_header.cuh\"\n__global__ void k(int* x) { x[0] = f(); }\n",
-                {"k"}, {"--include-path=" + dir.path().string()}};
+  Source source{"broken",      "default",
+                "uses_bad.cu", "#include \"bad_header.cuh\"\n__global__ void k(int* x) { x[0] = f(); }\n",
+                {"k"},         {"--include-path=" + dir.path().string()}};
   try {
     compiler.compile(source);
     FAIL() << "expected a CompileError";

@@ -4,8 +4,8 @@
 
 #include "../common/test_util.hpp"
 #include "arch_limits.hpp"
-#include "compile_pool.hpp"
 #include "binary_cache.hpp"
+#include "compile_pool.hpp"
 #include "cuda_backend.hpp"
 #include "nvrtc_compiler.hpp"
 #include "swiglu/swiglu.h"
@@ -14,13 +14,16 @@
 namespace moejit {
 namespace {
 
-double silu(double g) { return g / (1.0 + std::exp(-g)); }
+double silu(double g) {
+  return g / (1.0 + std::exp(-g));
+}
 
 // (rows, 2F) -> (rows, F)
 std::vector<double> reference_forward(const std::vector<float>& gate_up, int64_t rows, int64_t width) {
   std::vector<double> out(rows * width);
   for (int64_t r = 0; r < rows; ++r)
-    for (int64_t c = 0; c < width; ++c) out[r * width + c] = silu(gate_up[r * 2 * width + c]) * gate_up[r * 2 * width + width + c];
+    for (int64_t c = 0; c < width; ++c)
+      out[r * width + c] = silu(gate_up[r * 2 * width + c]) * gate_up[r * 2 * width + width + c];
   return out;
 }
 
