@@ -14,8 +14,10 @@ namespace {
 std::string duration_text(double seconds) {
   long s = long(seconds + 0.5);
   char buf[32];
-  if (s >= 3600) std::snprintf(buf, sizeof buf, "%ldh%02ldm", s / 3600, (s / 60) % 60);
-  else std::snprintf(buf, sizeof buf, "%ldm%02lds", s / 60, s % 60);
+  if (s >= 3600)
+    std::snprintf(buf, sizeof buf, "%ldh%02ldm", s / 3600, (s / 60) % 60);
+  else
+    std::snprintf(buf, sizeof buf, "%ldm%02lds", s / 60, s % 60);
   return buf;
 }
 
@@ -42,8 +44,8 @@ void run(TrainFlags& f) {
             << trainer.dataset().val.size() << " val tokens; unigram entropy "
             << runtime::unigram_entropy_nats(trainer.dataset().train) << " nats\n"
             << "schedule " << trainer.total_steps() << " steps x " << trainer.tokens_per_step() << " tokens, warm-up "
-            << trainer.schedule().warmup_steps << ", lr " << f.o.max_lr << " -> " << f.o.min_lr << ", "
-            << f.o.threads << " threads\n";
+            << trainer.schedule().warmup_steps << ", lr " << f.o.max_lr << " -> " << f.o.min_lr << ", " << f.o.threads
+            << " threads\n";
   const char* unit = trainer.dataset().byte_level ? "bits/byte" : "bits/token";
   double tokens_per_s = 0;
   runtime::RunCallbacks cb;
@@ -55,13 +57,15 @@ void run(TrainFlags& f) {
     char line[256];
     std::snprintf(line, sizeof line, "step %lld/%lld | loss %.4f | lr %.2e | %.0f tok/s | ETA %s", (long long)s.step,
                   (long long)t.total_steps(), s.loss, s.lr, tokens_per_s, duration_text(eta).c_str());
-    if (tty) std::cout << "\r\033[K" << line << std::flush;
-    else if (s.step % 10 == 0 || s.step == t.total_steps()) std::cout << line << "\n" << std::flush;
+    if (tty)
+      std::cout << "\r\033[K" << line << std::flush;
+    else if (s.step % 10 == 0 || s.step == t.total_steps())
+      std::cout << line << "\n" << std::flush;
   };
   cb.on_eval = [&](const runtime::Trainer& t, const runtime::EvalStats& e) {
     char line[160];
-    std::snprintf(line, sizeof line, "step %lld: val loss %.4f, %.4f %s", (long long)t.step(), e.loss,
-                  e.bits_per_token, unit);
+    std::snprintf(line, sizeof line, "step %lld: val loss %.4f, %.4f %s", (long long)t.step(), e.loss, e.bits_per_token,
+                  unit);
     std::cout << (tty ? "\r\033[K" : "") << line << "\n" << std::flush;
   };
   runtime::run_training(trainer, f.resume, cb);

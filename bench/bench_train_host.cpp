@@ -38,8 +38,8 @@ static Result run(const std::string& name, int steps, unsigned threads) {
   r.tokens_per_s = bench::median(rates);
   r.flops_per_token = train_flops_per_token(t.model().config());
   r.families = t.profiler().entries();
-  r.tuning = t.model().config().layout == "dense" ? "no MoE kernels"
-                                                  : summarize_tuning(t.model().kernels().kernel_choices());
+  r.tuning =
+      t.model().config().layout == "dense" ? "no MoE kernels" : summarize_tuning(t.model().kernels().kernel_choices());
   return r;
 }
 

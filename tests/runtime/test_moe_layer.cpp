@@ -196,7 +196,8 @@ TEST(MoeLayer, TuningSummaryNamesFallbacks) {
   EXPECT_EQ(summarize_tuning(c), "1 of 3 kernels fell back: c (heuristic)");
   Parallel par(1);
   EXPECT_EQ(ReferenceMoeKernels<float>(par).kernel_choices().size(), moe_kernel_names().size());
-  EXPECT_EQ(summarize_tuning(ReferenceMoeKernels<float>(par).kernel_choices()), "16 of 16 kernels fell back: 16 reference");
+  EXPECT_EQ(summarize_tuning(ReferenceMoeKernels<float>(par).kernel_choices()),
+            "16 of 16 kernels fell back: 16 reference");
 }
 
 }  // namespace

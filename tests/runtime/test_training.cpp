@@ -53,7 +53,7 @@ TEST(Training, LossFallsWellBelowUnigramEntropyOnFortunes) {
   o.warmup = 20;
   o.max_lr = 6e-3;
   o.threads = 2;
-  o.eval_batches = 4;
+  o.eval_batches = 2;
   Trainer t(o);
   double unigram = unigram_entropy_nats(t.dataset().train);
   double before = t.evaluate().loss;
