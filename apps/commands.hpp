@@ -16,5 +16,6 @@ void add_cache_command(CLI::App& app);
 void add_compile_command(CLI::App& app);
 void add_train_command(CLI::App& app);
 void add_eval_command(CLI::App& app);
+void add_plan_command(CLI::App& app);
 
 }  // namespace moejit::cli

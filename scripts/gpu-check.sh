@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The project's single entry for ALL GPU checks: run it on a machine with a GPU (the `device` tool,
-# carrying .deps from scripts/stage-device-deps.sh). It builds without LLVM, runs every GPU test
+# carrying .deps from scripts/stage-device-deps.sh). It builds without LLVM (warnings are not errors
+# there: its GCC differs from CI's, which enforces them), runs every GPU test
 # (ctest -L gpu) and every GPU benchmark, and packs logs and results into $OUT/gpu-check.tar.gz
 # (the device tool brings back few files) plus $OUT/summary.txt. $OUT defaults to ./gpu-out.
 #   bench/gpu-benchmarks.txt         lines "<bench target> [args...]", run as build-gpu/bench/<target>
@@ -23,7 +24,7 @@ exec > >(tee "$final/summary.txt") 2>&1
   nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv 2>&1
 } | tee "$out/device.txt"
 
-cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DMOEJIT_WITH_LLVM=OFF -DMOEJIT_WERROR=ON \
+cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DMOEJIT_WITH_LLVM=OFF -DMOEJIT_WERROR=OFF \
   > "$out/configure.log" 2>&1 || { tail -50 "$out/configure.log"; exit 1; }
 ninja -C "$build" > "$out/build.log" 2>&1 || { grep -B2 -A20 -m3 "error" "$out/build.log"; exit 1; }
 echo "build ok"

@@ -1,0 +1,190 @@
+// Routing host loops (plain C++ for the host JIT backend; tests also compile them directly): each
+// entry takes the same CUDA-style argument array as its GPU kernel (routing_cuda.cuh) and loops over
+// tokens / chunks / rows calling the very same per-token and per-row code with SingleLane teams.
+// The plan loops cut tokens into the GPU's chunks too, so counts, offsets, slots and the loss sums
+// come out bit-identical to the GPU's.
+#pragma once
+#include "routing/routing_lanes.h"
+#include "routing/routing_plan.h"
+#include "routing/routing_rows.h"
+
+namespace moejit {
+
+template <class A>
+inline A host_arg(void** args, int i) {
+  return *static_cast<A*>(args[i]);
+}
+
+// args: logits, bias, GateParams, index, weight, probs, lse, tokens (as route_gate_fwd_kernel).
+template <int E, int K>
+void route_gate_fwd_host(void** a) {
+  const float* logits = host_arg<const float*>(a, 0);
+  const float* bias = host_arg<const float*>(a, 1);
+  const GateParams p = host_arg<GateParams>(a, 2);
+  int* index = host_arg<int*>(a, 3);
+  float* weight = host_arg<float*>(a, 4);
+  float* probs = host_arg<float*>(a, 5);
+  float* lse = host_arg<float*>(a, 6);
+  const int64 tokens = host_arg<int64>(a, 7);
+  for (int64 t = 0; t < tokens; ++t)
+    gate_token_forward<E, K>(logits + t * E, bias, p, SingleLane{}, true, index + t * K, weight + t * K,
+                             probs ? probs + t * E : nullptr, lse ? lse + t : nullptr);
+}
+
+// args: logits, index, d_weight, aux_scale, GateParams, GateGradParams, d_logits, tokens.
+template <int E, int K>
+void route_gate_bwd_host(void** a) {
+  const float* logits = host_arg<const float*>(a, 0);
+  const int* index = host_arg<const int*>(a, 1);
+  const float* d_weight = host_arg<const float*>(a, 2);
+  const float* aux_scale = host_arg<const float*>(a, 3);
+  const GateParams p = host_arg<GateParams>(a, 4);
+  const GateGradParams g = host_arg<GateGradParams>(a, 5);
+  float* d_logits = host_arg<float*>(a, 6);
+  const int64 tokens = host_arg<int64>(a, 7);
+  for (int64 t = 0; t < tokens; ++t)
+    gate_token_backward<E, K>(logits + t * E, index + t * K, d_weight ? d_weight + t * K : nullptr, aux_scale, p, g,
+                              SingleLane{}, true, d_logits + t * E);
+}
+
+// args: index, probs, lse, chunk_counts, chunk_probs, chunk_z, tokens (as route_count_kernel).
+template <int E, int K, int CHUNK>
+void route_count_host(void** a) {
+  const int* index = host_arg<const int*>(a, 0);
+  const float* probs = host_arg<const float*>(a, 1);
+  const float* lse = host_arg<const float*>(a, 2);
+  int* chunk_counts = host_arg<int*>(a, 3);
+  float* chunk_probs = host_arg<float*>(a, 4);
+  float* chunk_z = host_arg<float*>(a, 5);
+  const int64 tokens = host_arg<int64>(a, 6);
+  for (int64 c = 0, first = 0; first < tokens; ++c, first += CHUNK) {
+    const int64 count = tokens - first < CHUNK ? tokens - first : CHUNK;
+    int* n = chunk_counts + c * E;
+    for (int e = 0; e < E; ++e) n[e] = 0;
+    for (int64 i = first * K; i < (first + count) * K; ++i) ++n[index[i]];
+    if (probs)
+      for (int e = 0; e < E; ++e) chunk_probs[c * E + e] = ordered_sum<false>(probs + first * E + e, count, E);
+    if (lse) chunk_z[c] = ordered_sum<true>(lse + first, count, 1);
+  }
+}
+
+// args: chunk_counts, chunk_probs, chunk_z, chunks, tokens, capacity, pad_to, LossParams, counts,
+// dropped, offsets, row_source, aux_scale, losses (as route_offsets_kernel).
+template <int E, int K>
+void route_offsets_host(void** a) {
+  int* chunk_counts = host_arg<int*>(a, 0);
+  const float* chunk_probs = host_arg<const float*>(a, 1);
+  const float* chunk_z = host_arg<const float*>(a, 2);
+  const int chunks = host_arg<int>(a, 3);
+  const int64 tokens = host_arg<int64>(a, 4);
+  const int capacity = host_arg<int>(a, 5), pad_to = host_arg<int>(a, 6);
+  const LossParams loss = host_arg<LossParams>(a, 7);
+  int* counts = host_arg<int*>(a, 8);
+  int* dropped = host_arg<int*>(a, 9);
+  int* offsets = host_arg<int*>(a, 10);
+  int* row_source = host_arg<int*>(a, 11);
+  float* aux_scale = host_arg<float*>(a, 12);
+  float* losses = host_arg<float*>(a, 13);
+  int offset = 0;
+  float contribution[E];
+  for (int e = 0; e < E; ++e) {
+    int routed = 0;
+    float prob_sum = 0.0f;
+    for (int c = 0; c < chunks; ++c) {
+      const int n = chunk_counts[c * E + e];
+      chunk_counts[c * E + e] = routed;
+      routed += n;
+      if (chunk_probs) prob_sum += chunk_probs[c * E + e];
+    }
+    const ExpertSegment seg = expert_segment(routed, capacity, pad_to);
+    counts[e] = routed;
+    dropped[e] = seg.dropped;
+    offsets[e] = offset;
+    for (int r = offset + seg.kept; r < offset + seg.rows; ++r) row_source[r] = -1;
+    offset += seg.rows;
+    const LossTerms terms = loss_terms<E, K>(loss, routed, prob_sum, tokens);
+    if (aux_scale) aux_scale[e] = terms.aux_scale;
+    contribution[e] = terms.aux_contribution;
+  }
+  offsets[E] = offset;
+  if (losses) {
+    losses[0] = finish_aux_loss<E>(loss, ordered_sum<false>(contribution, E, 1));
+    losses[1] = finish_z_loss(loss, chunk_z ? ordered_sum<false>(chunk_z, chunks, 1) : 0.0f, tokens);
+  }
+}
+
+// args: index, chunk_prefix, offsets, capacity, slot, row_source, tokens (as route_slots_kernel).
+template <int E, int K, int CHUNK>
+void route_slots_host(void** a) {
+  const int* index = host_arg<const int*>(a, 0);
+  const int* chunk_prefix = host_arg<const int*>(a, 1);
+  const int* offsets = host_arg<const int*>(a, 2);
+  const int capacity = host_arg<int>(a, 3);
+  int* slot = host_arg<int*>(a, 4);
+  int* row_source = host_arg<int*>(a, 5);
+  const int64 tokens = host_arg<int64>(a, 6);
+  int rank[E];
+  for (int64 c = 0, first = 0; first < tokens; ++c, first += CHUNK) {
+    for (int e = 0; e < E; ++e) rank[e] = chunk_prefix[c * E + e];
+    const int64 end = tokens - first < CHUNK ? tokens : first + CHUNK;
+    for (int64 i = first * K; i < end * K; ++i) {
+      const int e = index[i];
+      slot[i] = slot_of(offsets[e], rank[e]++, capacity);
+      if (slot[i] >= 0) row_source[slot[i]] = static_cast<int>(i);
+    }
+  }
+}
+
+// args: counts, bias, gamma, tokens, top_k (as route_bias_update_kernel).
+template <int E>
+void route_bias_update_host(void** a) {
+  const int* counts = host_arg<const int*>(a, 0);
+  float* bias = host_arg<float*>(a, 1);
+  const float gamma = host_arg<float>(a, 2);
+  const int64 tokens = host_arg<int64>(a, 3);
+  const int top_k = host_arg<int>(a, 4);
+  for (int e = 0; e < E; ++e) bias[e] = bias_update(bias[e], counts[e], static_cast<float>(tokens * top_k) / E, gamma);
+}
+
+// args: src, slot, weight, y, dst, d_weight, offsets, row_source, num_experts, tokens.
+template <typename T, int VEC, int K, int D>
+void route_scatter_host(void** a) {
+  const T* src = host_arg<const T*>(a, 0);
+  const int* slot = host_arg<const int*>(a, 1);
+  const float* weight = host_arg<const float*>(a, 2);
+  const T* y = host_arg<const T*>(a, 3);
+  T* dst = host_arg<T*>(a, 4);
+  float* d_weight = host_arg<float*>(a, 5);
+  const int* offsets = host_arg<const int*>(a, 6);
+  const int* row_source = host_arg<const int*>(a, 7);
+  const int num_experts = host_arg<int>(a, 8);
+  const int64 tokens = host_arg<int64>(a, 9);
+  if (offsets && row_source)
+    for (int64 r = 0; r < offsets[num_experts]; ++r)
+      if (row_source[r] < 0)
+        for (int c = 0; c < D; c += VEC) zero_vec<T, VEC>(dst, r, c, D);
+  for (int64 t = 0; t < tokens; ++t) {
+    float dot[K] = {};
+    for (int c = 0; c < D; c += VEC)
+      scatter_vec<T, VEC, K>(src, slot + t * K, weight ? weight + t * K : nullptr, y, dst, t, c, D,
+                             d_weight ? dot : nullptr);
+    if (d_weight)
+      for (int r = 0; r < K; ++r) d_weight[t * K + r] = slot[t * K + r] >= 0 ? dot[r] : 0.0f;
+  }
+}
+
+// args: rows, slot, weight, shared, out, tokens (as route_gather_kernel).
+template <typename T, int VEC, int K, int D>
+void route_gather_host(void** a) {
+  const T* rows = host_arg<const T*>(a, 0);
+  const int* slot = host_arg<const int*>(a, 1);
+  const float* weight = host_arg<const float*>(a, 2);
+  const T* shared = host_arg<const T*>(a, 3);
+  T* out = host_arg<T*>(a, 4);
+  const int64 tokens = host_arg<int64>(a, 5);
+  for (int64 t = 0; t < tokens; ++t)
+    for (int c = 0; c < D; c += VEC)
+      gather_vec<T, VEC, K>(rows, slot + t * K, weight ? weight + t * K : nullptr, shared, out, t, c, D);
+}
+
+}  // namespace moejit

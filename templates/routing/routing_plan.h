@@ -1,0 +1,62 @@
+// Plan arithmetic shared by both backends: the load-balance and z losses from per-expert totals.
+//   aux = aux_coef * E * sum_e f_e * p_e,  f_e = routed_e / (T * K),  p_e = (1/T) sum_t score_{t,e}
+//   z   = z_coef * (1/T) sum_t lse_t^2,    lse_t = logsumexp of token t's logits
+// f_e counts choices before capacity drops and carries no gradient, so
+//   d aux / d score_{t,e} = aux_coef * E * f_e / T       (the aux_scale the gating backward adds)
+//   d z / d logit_{t,e}   = z_coef * 2 / T * lse_t * softmax_{t,e}
+#pragma once
+#include "routing/routing_common.h"
+
+namespace moejit {
+
+struct LossParams {
+  float aux_coef = 0.0f;
+  float z_coef = 0.0f;
+};
+
+struct LossTerms {
+  float aux_scale;         // d aux / d score_{t,e}
+  float aux_contribution;  // f_e * p_e
+};
+
+template <int E, int K>
+MOEJIT_HD LossTerms loss_terms(const LossParams& loss, int routed, float prob_sum, int64 tokens) {
+  LossTerms terms{0.0f, 0.0f};
+  if (tokens <= 0) return terms;
+  const float f = static_cast<float>(routed) / static_cast<float>(tokens * K);
+  terms.aux_scale = loss.aux_coef * static_cast<float>(E) * f / static_cast<float>(tokens);
+  terms.aux_contribution = f * (prob_sum / static_cast<float>(tokens));
+  return terms;
+}
+
+template <int E>
+MOEJIT_HD float finish_aux_loss(const LossParams& loss, float sum_f_p) {
+  return loss.aux_coef * static_cast<float>(E) * sum_f_p;
+}
+
+MOEJIT_HD float finish_z_loss(const LossParams& loss, float sum_lse_squared, int64 tokens) {
+  return tokens > 0 ? loss.z_coef * sum_lse_squared / static_cast<float>(tokens) : 0.0f;
+}
+
+// sum_i values[i * stride] (squared if SQUARE) for i < count, in one fixed order: eight interleaved
+// accumulators (independent loads in flight on the GPU) combined as a tree. Both backends call
+// this very function, so the sums agree bit for bit.
+template <bool SQUARE>
+MOEJIT_HD float ordered_sum(const float* values, int64 count, int64 stride) {
+  float acc[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+  int64 i = 0;
+  for (; i + 8 <= count; i += 8) {
+    MOEJIT_UNROLL
+    for (int j = 0; j < 8; ++j) {
+      const float v = values[(i + j) * stride];
+      acc[j] = add_rn(acc[j], SQUARE ? mul_rn(v, v) : v);
+    }
+  }
+  for (int j = 0; j < 8 && i + j < count; ++j) {
+    const float v = values[(i + j) * stride];
+    acc[j] = add_rn(acc[j], SQUARE ? mul_rn(v, v) : v);
+  }
+  return add_rn(add_rn(add_rn(acc[0], acc[4]), add_rn(acc[2], acc[6])), add_rn(add_rn(acc[1], acc[5]), add_rn(acc[3], acc[7])));
+}
+
+}  // namespace moejit

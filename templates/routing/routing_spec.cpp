@@ -1,0 +1,311 @@
+#include "routing/routing_spec.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include "moejit/error.hpp"
+
+namespace moejit {
+namespace {
+
+constexpr int kPlanOffsetsBlockMin = 32;
+constexpr int kBiasUpdateBlock = 128;
+constexpr int kMaxValuesPerLane = 32;  // beyond this the gating registers spill
+constexpr int64_t kPlanSharedLimit = 48 * 1024;
+
+bool is_host(const DeviceDescription& device) { return device.backend == "host"; }
+bool gate_kind(RoutingKernel k) { return k == RoutingKernel::gate_fwd || k == RoutingKernel::gate_bwd; }
+bool scatter_kind(RoutingKernel k) { return k == RoutingKernel::permute_fwd || k == RoutingKernel::combine_bwd; }
+const char* device_type(DType dtype) { return dtype == DType::bf16 ? "moejit::bf16" : "float"; }
+std::string str(int64_t v) { return std::to_string(v); }
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+int plan_offsets_block(int64_t experts) {
+  return static_cast<int>(std::max<int64_t>(kPlanOffsetsBlockMin, ceil_div(experts, 32) * 32));
+}
+int64_t plan_chunk(const Config& config) { return 32 * config.get("warps"); }
+
+// The template arguments of each entry, CUDA name first, then the host loop's.
+struct EntryText {
+  std::string cuda, host;
+};
+
+std::vector<EntryText> entry_texts(RoutingKernel kind, const Problem& p, const Config& c) {
+  const std::string ek = str(p.num_experts) + ", " + str(p.top_k);
+  switch (kind) {
+    case RoutingKernel::gate_fwd:
+    case RoutingKernel::gate_bwd: {
+      const std::string name = kind == RoutingKernel::gate_fwd ? "route_gate_fwd" : "route_gate_bwd";
+      return {{name + "_kernel<" + ek + ", " + str(c.get("lanes")) + ", " + str(c.get("tokens")) + ">",
+               name + "_host<" + ek + ">"}};
+    }
+    case RoutingKernel::plan:
+      return {{"route_count_kernel<" + ek + ", " + str(c.get("warps")) + ">",
+               "route_count_host<" + ek + ", " + str(plan_chunk(c)) + ">"},
+              {"route_offsets_kernel<" + ek + ", " + str(plan_offsets_block(p.num_experts)) + ">",
+               "route_offsets_host<" + ek + ">"},
+              {"route_slots_kernel<" + ek + ", " + str(c.get("warps")) + ">",
+               "route_slots_host<" + ek + ", " + str(plan_chunk(c)) + ">"},
+              {"route_bias_update_kernel<" + str(p.num_experts) + ", " + str(kBiasUpdateBlock) + ">",
+               "route_bias_update_host<" + str(p.num_experts) + ">"}};
+    default: {
+      const std::string name = scatter_kind(kind) ? "route_scatter" : "route_gather";
+      const std::string t = device_type(p.dtype), vec = str(c.get("vec")), k = str(p.top_k), d = str(p.d_model);
+      return {{name + "_kernel<" + t + ", " + vec + ", " + k + ", " + str(c.get("lanes")) + ", " + str(c.get("rows")) +
+                   ", " + d + ">",
+               name + "_host<" + t + ", " + vec + ", " + k + ", " + d + ">"}};
+    }
+  }
+}
+
+}  // namespace
+
+std::string RoutingSpec::family() const {
+  switch (kind_) {
+    case RoutingKernel::gate_fwd: return "route_gate_fwd";
+    case RoutingKernel::gate_bwd: return "route_gate_bwd";
+    case RoutingKernel::plan: return "route_plan";
+    case RoutingKernel::permute_fwd: return "route_permute_fwd";
+    case RoutingKernel::combine_bwd: return "route_combine_bwd";
+    case RoutingKernel::combine_fwd: return "route_combine_fwd";
+    case RoutingKernel::permute_bwd: return "route_permute_bwd";
+  }
+  return "route_unknown";
+}
+
+std::vector<Config> RoutingSpec::space(const Problem& problem, const DeviceDescription& device) const {
+  std::vector<Config> configs;
+  const bool host = is_host(device);
+  if (gate_kind(kind_)) {
+    if (host) return {Config{{"lanes", 1}, {"tokens", 1}}};
+    for (int64_t lanes : {1, 2, 4, 8, 16, 32})
+      for (int64_t threads : {64, 128, 256}) configs.push_back(Config{{"lanes", lanes}, {"tokens", threads / lanes}});
+  } else if (kind_ == RoutingKernel::plan) {
+    for (int64_t warps : {1, 2, 4, 8}) configs.push_back(Config{{"warps", warps}});
+  } else {
+    for (int64_t vec : {1, 2, 4, 8}) {
+      if (host) {
+        configs.push_back(Config{{"vec", vec}, {"lanes", 1}, {"rows", 1}});
+        continue;
+      }
+      for (int64_t lanes : {8, 16, 32})
+        for (int64_t rows : {1, 2, 4, 8}) configs.push_back(Config{{"vec", vec}, {"lanes", lanes}, {"rows", rows}});
+    }
+  }
+  (void)problem;
+  return configs;
+}
+
+std::string RoutingSpec::prune_reason(const Problem& problem, const Config& config,
+                                      const DeviceDescription& device) const {
+  const int64_t experts = problem.num_experts, k = problem.top_k;
+  if (experts < 1 || experts > kMaxRoutedExperts)
+    return "E " + str(experts) + " outside [1, " + str(kMaxRoutedExperts) + "]";
+  if (k < 1 || k > kMaxTopK || k > experts) return "top_k " + str(k) + " outside [1, min(E, " + str(kMaxTopK) + ")]";
+  if (gate_kind(kind_)) {
+    const int64_t lanes = config.get("lanes"), threads = lanes * config.get("tokens");
+    if (is_host(device) && lanes != 1) return "host gating runs one lane per token";
+    if (!is_host(device) && (threads % 32 != 0 || threads > 1024)) return "lanes*tokens must be a multiple of 32 <= 1024";
+    if (ceil_div(experts, lanes) > kMaxValuesPerLane && !is_host(device))
+      return "E/lanes = " + str(ceil_div(experts, lanes)) + " values per lane > " + str(kMaxValuesPerLane) + " (spills)";
+    return {};
+  }
+  if (kind_ == RoutingKernel::plan) {
+    const int64_t shared = 2 * config.get("warps") * experts * 4;
+    if (shared > std::min(kPlanSharedLimit, device.shared_per_block_optin > 0 ? device.shared_per_block_optin : kPlanSharedLimit))
+      return "shared memory " + str(shared) + " B for the chunk masks exceeds 48 KiB";
+    return {};
+  }
+  const int64_t vec = config.get("vec"), lanes = config.get("lanes"), rows = config.get("rows");
+  if (problem.d_model <= 0) return "d_model must be positive";
+  if (vec * static_cast<int64_t>(dtype_bytes(problem.dtype)) > 16) return "vector wider than 16 bytes";
+  if (problem.d_model % vec != 0) return "d_model " + str(problem.d_model) + " % vec " + str(vec) + " != 0";
+  if (is_host(device) && (lanes != 1 || rows != 1)) return "host rows run one lane per row";
+  if (!is_host(device) && (lanes * rows) % 32 != 0) return "lanes*rows must be a multiple of 32";
+  return {};
+}
+
+Config RoutingSpec::heuristic(const Problem& problem, const DeviceDescription& device) const {
+  if (gate_kind(kind_)) {
+    if (is_host(device)) return Config{{"lanes", 1}, {"tokens", 1}};
+    // About 4 experts per lane: enough parallel reductions to hide shuffles, few registers.
+    int64_t lanes = 1;
+    while (lanes < 32 && lanes * 4 < problem.num_experts) lanes *= 2;
+    return Config{{"lanes", lanes}, {"tokens", std::max<int64_t>(1, 128 / lanes)}};
+  }
+  if (kind_ == RoutingKernel::plan) return Config{{"warps", problem.num_experts > 256 ? 4 : 8}};
+  int64_t vec = 16 / static_cast<int64_t>(dtype_bytes(problem.dtype));
+  while (vec > 1 && problem.d_model % vec != 0) vec /= 2;
+  if (is_host(device)) return Config{{"vec", vec}, {"lanes", 1}, {"rows", 1}};
+  return Config{{"vec", vec}, {"lanes", 32}, {"rows", 4}};
+}
+
+std::vector<std::string> RoutingSpec::entries(const Problem& problem, const Config& config,
+                                              const std::string& backend) const {
+  std::vector<std::string> names;
+  int n = 0;
+  for (const auto& text : entry_texts(kind_, problem, config))
+    names.push_back(backend == "host" ? "moejit_" + family() + "_" + str(n++) : "moejit::" + text.cuda);
+  return names;
+}
+
+Source RoutingSpec::render(const Problem& problem, const Config& config, const DeviceDescription& device) const {
+  if (std::string why = prune_reason(problem, config, device); !why.empty())
+    throw Error(family() + ": config " + config.to_string() + " cannot run " + problem.to_string() + ": " + why);
+  const bool host = is_host(device);
+  Source s;
+  s.family = family();
+  s.config = "e" + str(problem.num_experts) + "_k" + str(problem.top_k);
+  if (!gate_kind(kind_) && kind_ != RoutingKernel::plan)
+    s.config += "_d" + str(problem.d_model) + "_" + std::string(to_string(problem.dtype));
+  s.config += "_" + config.to_string();
+  s.file_name = s.family + "." + s.config + (host ? ".cpp" : ".cu");
+  s.code = "// " + s.family + " " + s.config + ", rendered by moejit\n";
+  s.entries = entries(problem, config, host ? "host" : "cuda");
+  if (!host) {
+    s.code += "#include \"routing/routing_cuda.cuh\"\n";
+    return s;
+  }
+  s.code += "#include \"routing/routing_host.h\"\n";
+  const auto texts = entry_texts(kind_, problem, config);
+  for (size_t i = 0; i < texts.size(); ++i)
+    s.code += "extern \"C\" void " + s.entries[i] + "(void** args) { moejit::" + texts[i].host + "(args); }\n";
+  return s;
+}
+
+int64_t route_max_rows(const Problem& problem, int capacity, int pad_to) {
+  int64_t kept = problem.tokens * problem.top_k;
+  if (capacity >= 0) kept = std::min<int64_t>(kept, static_cast<int64_t>(capacity) * problem.num_experts);
+  return kept + problem.num_experts * std::max(0, pad_to - 1);
+}
+
+int route_capacity(double capacity_factor, const Problem& problem) {
+  if (capacity_factor <= 0) return -1;
+  return static_cast<int>(
+      std::ceil(capacity_factor * static_cast<double>(problem.tokens * problem.top_k) / problem.num_experts));
+}
+
+size_t route_plan_workspace_bytes(const Problem& problem, const Config& config) {
+  const int64_t chunks = ceil_div(problem.tokens, plan_chunk(config));
+  // chunk_counts (int), chunk_probs (float): chunks * E each; chunk_z: chunks.
+  return static_cast<size_t>(chunks * problem.num_experts * 8 + chunks * 4);
+}
+
+float route_z_scale(float z_coef, int64_t tokens) { return tokens > 0 ? z_coef * 2.0f / static_cast<float>(tokens) : 0.0f; }
+
+namespace {
+void check_problem(const Problem& p, std::string_view what) {
+  if (p.num_experts < 1 || p.num_experts > kMaxRoutedExperts || p.top_k < 1 || p.top_k > std::min<int64_t>(p.num_experts, kMaxTopK))
+    throw Error(std::string(what) + ": unsupported routing problem " + p.to_string() +
+                " (need 1 <= E <= 512, 1 <= top_k <= min(E, 16))");
+}
+void check_gate(const Problem& p, const GateParams& g, std::string_view what) {
+  check_problem(p, what);
+  if (g.n_groups > 1) {
+    if (g.n_groups > 32 || p.num_experts % g.n_groups != 0)
+      throw Error(std::string(what) + ": n_groups " + str(g.n_groups) + " must divide E " + str(p.num_experts) +
+                  " and be <= 32");
+    if (g.topk_groups < 1 || g.topk_groups > g.n_groups ||
+        static_cast<int64_t>(g.topk_groups) * (p.num_experts / g.n_groups) < p.top_k)
+      throw Error(std::string(what) + ": topk_groups " + str(g.topk_groups) +
+                  " must be in [1, n_groups] and keep at least top_k experts");
+  }
+}
+LaunchDims dims_1d(int64_t blocks, int64_t threads) {
+  LaunchDims d;
+  d.grid[0] = static_cast<unsigned>(std::max<int64_t>(blocks, 1));
+  d.block[0] = static_cast<unsigned>(threads);
+  return d;
+}
+}  // namespace
+
+void launch_route_gate_fwd(Kernel& kernel, const Problem& problem, const Config& config, const GateForwardArgs& a) {
+  check_gate(problem, a.params, "route_gate_fwd");
+  int64_t tokens = problem.tokens;
+  if (tokens == 0) return;
+  GateParams params = a.params;
+  void* args[] = {const_cast<float**>(&a.logits), const_cast<float**>(&a.bias), &params,
+                  const_cast<int**>(&a.index), const_cast<float**>(&a.weight), const_cast<float**>(&a.probs),
+                  const_cast<float**>(&a.lse), &tokens};
+  const int64_t per_block = config.get("tokens");
+  kernel.launch(dims_1d(ceil_div(tokens, per_block), per_block * config.get("lanes")), args);
+}
+
+void launch_route_gate_bwd(Kernel& kernel, const Problem& problem, const Config& config, const GateBackwardArgs& a) {
+  check_gate(problem, a.params, "route_gate_bwd");
+  int64_t tokens = problem.tokens;
+  if (tokens == 0) return;
+  GateParams params = a.params;
+  GateGradParams grad = a.grad;
+  void* args[] = {const_cast<float**>(&a.logits), const_cast<int**>(&a.index), const_cast<float**>(&a.d_weight),
+                  const_cast<float**>(&a.aux_scale), &params, &grad, const_cast<float**>(&a.d_logits), &tokens};
+  const int64_t per_block = config.get("tokens");
+  kernel.launch(dims_1d(ceil_div(tokens, per_block), per_block * config.get("lanes")), args);
+}
+
+void launch_route_plan(Kernel& count, Kernel& offsets, Kernel& slots, const Problem& problem, const Config& config,
+                       const PlanArgs& a) {
+  check_problem(problem, "route_plan");
+  int64_t tokens = problem.tokens;
+  const int64_t chunk = plan_chunk(config), experts = problem.num_experts;
+  int chunks = static_cast<int>(ceil_div(tokens, chunk));
+  int* chunk_counts = static_cast<int*>(a.workspace);
+  float* chunk_probs = a.probs ? reinterpret_cast<float*>(chunk_counts + chunks * experts) : nullptr;
+  float* chunk_z = a.lse ? reinterpret_cast<float*>(chunk_counts + 2 * chunks * experts) : nullptr;
+  if (chunks > 0) {
+    void* args[] = {const_cast<int**>(&a.index), const_cast<float**>(&a.probs), const_cast<float**>(&a.lse),
+                    &chunk_counts, &chunk_probs, &chunk_z, &tokens};
+    count.launch(dims_1d(chunks, chunk), args);
+  }
+  {
+    int capacity = a.capacity, pad_to = std::max(1, a.pad_to);
+    LossParams loss = a.loss;
+    void* args[] = {&chunk_counts, &chunk_probs, &chunk_z, &chunks, &tokens, &capacity, &pad_to, &loss,
+                    const_cast<int**>(&a.counts), const_cast<int**>(&a.dropped), const_cast<int**>(&a.offsets),
+                    const_cast<int**>(&a.row_source), const_cast<float**>(&a.aux_scale),
+                    const_cast<float**>(&a.losses)};
+    offsets.launch(dims_1d(1, plan_offsets_block(experts)), args);
+  }
+  if (chunks > 0) {
+    int capacity = a.capacity;
+    void* args[] = {const_cast<int**>(&a.index), &chunk_counts, const_cast<int**>(&a.offsets), &capacity,
+                    const_cast<int**>(&a.slot), const_cast<int**>(&a.row_source), &tokens};
+    slots.launch(dims_1d(chunks, chunk), args);
+  }
+}
+
+void launch_route_bias_update(Kernel& kernel, const Problem& problem, const int* counts, float* bias, float gamma) {
+  check_problem(problem, "route_bias_update");
+  int64_t tokens = problem.tokens;
+  int top_k = static_cast<int>(problem.top_k);
+  void* args[] = {const_cast<int**>(&counts), &bias, &gamma, &tokens, &top_k};
+  kernel.launch(dims_1d(ceil_div(problem.num_experts, kBiasUpdateBlock), kBiasUpdateBlock), args);
+}
+
+void launch_route_scatter(Kernel& kernel, const Problem& problem, const Config& config, const ScatterArgs& a) {
+  check_problem(problem, "route_scatter");
+  int64_t tokens = problem.tokens;
+  if (tokens == 0) return;
+  int experts = static_cast<int>(problem.num_experts);
+  const bool pad = a.offsets && a.row_source;
+  const int* offsets = pad ? a.offsets : nullptr;
+  const int* row_source = pad ? a.row_source : nullptr;
+  void* args[] = {const_cast<void**>(&a.src), const_cast<int**>(&a.slot), const_cast<float**>(&a.weight),
+                  const_cast<void**>(&a.y), const_cast<void**>(&a.dst), const_cast<float**>(&a.d_weight),
+                  &offsets, &row_source, &experts, &tokens};
+  const int64_t rows = config.get("rows");
+  LaunchDims dims = dims_1d(ceil_div(tokens, rows), rows * config.get("lanes"));
+  dims.grid[1] = pad ? 2 : 1;
+  kernel.launch(dims, args);
+}
+
+void launch_route_gather(Kernel& kernel, const Problem& problem, const Config& config, const GatherArgs& a) {
+  check_problem(problem, "route_gather");
+  int64_t tokens = problem.tokens;
+  if (tokens == 0) return;
+  void* args[] = {const_cast<void**>(&a.rows), const_cast<int**>(&a.slot), const_cast<float**>(&a.weight),
+                  const_cast<void**>(&a.shared), const_cast<void**>(&a.out), &tokens};
+  const int64_t rows = config.get("rows");
+  kernel.launch(dims_1d(ceil_div(tokens, rows), rows * config.get("lanes")), args);
+}
+
+}  // namespace moejit

@@ -1,0 +1,141 @@
+// Counts, offsets, slots, capacity, padding, losses and the bias update on the host loops, against
+// the reference's stable sort; every chunk size must give bit-identical results.
+#include <gtest/gtest.h>
+
+#include "routing/routing_host.h"
+#include "routing/routing_spec.hpp"
+#include "routing_reference.hpp"
+#include "routing_test_util.hpp"
+
+namespace moejit::test {
+namespace {
+
+struct PlanOut {
+  std::vector<int> counts, dropped, offsets, slot, row_source;
+  std::vector<float> aux_scale, losses;
+};
+
+template <int E, int K, int WARPS>
+PlanOut run_plan(const std::vector<int>& index, const std::vector<float>* probs, const std::vector<float>* lse,
+                 int64_t tokens, int capacity, int pad_to, LossParams loss) {
+  const Problem problem = routing_problem("route_plan", E, K, tokens);
+  const Config config{{"warps", WARPS}};
+  PlanOut out;
+  out.counts = poisoned<int>(E);
+  out.dropped = poisoned<int>(E);
+  out.offsets = poisoned<int>(E + 1);
+  out.slot = poisoned<int>(tokens * K);
+  out.row_source = poisoned<int>(route_max_rows(problem, capacity, pad_to));
+  out.aux_scale = poisoned<float>(E);
+  out.losses = poisoned<float>(2);
+  std::vector<char> workspace(route_plan_workspace_bytes(problem, config));
+  FunctionKernel count(&route_count_host<E, K, WARPS * 32>), offsets(&route_offsets_host<E, K>),
+      slots(&route_slots_host<E, K, WARPS * 32>);
+  PlanArgs a;
+  a.index = index.data();
+  a.probs = probs ? probs->data() : nullptr;
+  a.lse = lse ? lse->data() : nullptr;
+  a.capacity = capacity;
+  a.pad_to = pad_to;
+  a.loss = loss;
+  a.workspace = workspace.data();
+  a.counts = out.counts.data();
+  a.dropped = out.dropped.data();
+  a.offsets = out.offsets.data();
+  a.slot = out.slot.data();
+  a.row_source = out.row_source.data();
+  a.aux_scale = out.aux_scale.data();
+  a.losses = out.losses.data();
+  launch_route_plan(count, offsets, slots, problem, config, a);
+  return out;
+}
+
+template <int E, int K>
+void check_plan(int64_t tokens, Load load, int capacity, int pad_to, unsigned seed) {
+  SCOPED_TRACE("E=" + std::to_string(E) + " K=" + std::to_string(K) + " T=" + std::to_string(tokens) + " load=" +
+               std::to_string(static_cast<int>(load)) + " capacity=" + std::to_string(capacity) +
+               " pad=" + std::to_string(pad_to));
+  std::mt19937 rng(seed);
+  const auto index = random_choices(tokens, E, K, load, rng);
+  auto probs = random_floats(tokens * E, rng, 0.0f, 1.0f);
+  const auto lse = random_floats(tokens, rng, 0.0f, 5.0f);
+  const LossParams loss{0.01f, 0.001f};
+  const auto want = ref_plan(index, tokens, E, K, capacity, pad_to);
+  const auto got = run_plan<E, K, 8>(index, &probs, &lse, tokens, capacity, pad_to, loss);
+  EXPECT_EQ(got.counts, want.counts);
+  EXPECT_EQ(got.dropped, want.dropped);
+  EXPECT_EQ(got.offsets, want.offsets);
+  EXPECT_EQ(got.slot, want.slot);
+  ASSERT_GE(got.row_source.size(), want.row_source.size());
+  EXPECT_EQ(std::vector<int>(got.row_source.begin(), got.row_source.begin() + want.row_source.size()), want.row_source);
+
+  // Losses in double: aux = c * E * sum f p, z = c_z * mean lse^2.
+  double aux = 0, z = 0;
+  for (int e = 0; e < E; ++e) {
+    double p = 0;
+    for (int64_t t = 0; t < tokens; ++t) p += probs[t * E + e];
+    const double f = tokens ? double(want.counts[e]) / (tokens * K) : 0;
+    aux += f * (tokens ? p / tokens : 0);
+    EXPECT_TRUE(near(got.aux_scale[e], tokens ? loss.aux_coef * E * f / tokens : 0, 1e-9, 1e-5, "aux_scale"));
+  }
+  for (int64_t t = 0; t < tokens; ++t) z += double(lse[t]) * lse[t];
+  EXPECT_TRUE(near(got.losses[0], loss.aux_coef * E * aux, 1e-7, 1e-4, "aux loss"));
+  EXPECT_TRUE(near(got.losses[1], tokens ? loss.z_coef * z / tokens : 0, 1e-7, 1e-4, "z loss"));
+
+  // Every chunk size gives the same bits (the GPU cuts tokens the same way).
+  const auto one = run_plan<E, K, 1>(index, &probs, &lse, tokens, capacity, pad_to, loss);
+  EXPECT_TRUE(same_bits(one.slot, got.slot) && same_bits(one.offsets, got.offsets) &&
+              same_bits(one.row_source, got.row_source));
+}
+
+TEST(RoutingPlan, EmptyAndSingleToken) {
+  check_plan<8, 2>(0, Load::uniform, -1, 1, 1);
+  check_plan<8, 2>(1, Load::uniform, -1, 1, 2);
+  check_plan<128, 8>(0, Load::uniform, -1, 64, 3);
+  check_plan<128, 8>(1, Load::uniform, -1, 64, 4);
+}
+
+TEST(RoutingPlan, ShapesUniformSkewedOneExpert) {
+  for (Load load : {Load::uniform, Load::skewed, Load::one_expert}) {
+    check_plan<8, 2>(1000, load, -1, 1, 10);
+    check_plan<64, 6>(777, load, -1, 1, 11);
+    check_plan<64, 8>(1024, load, -1, 128, 12);
+    check_plan<128, 8>(4099, load, -1, 64, 13);
+    check_plan<92, 7>(513, load, -1, 16, 14);
+    check_plan<78, 6>(300, load, -1, 1, 15);
+    check_plan<512, 16>(257, load, -1, 8, 16);
+  }
+}
+
+TEST(RoutingPlan, SixteenThousandTokens) { check_plan<128, 8>(16384, Load::skewed, -1, 128, 20); }
+
+TEST(RoutingPlan, CapacityDropsLatestTokens) {
+  for (Load load : {Load::uniform, Load::skewed, Load::one_expert}) {
+    const Problem p = routing_problem("route_plan", 64, 8, 1000);
+    check_plan<64, 8>(1000, load, route_capacity(1.0, p), 1, 30);
+    check_plan<64, 8>(1000, load, route_capacity(1.25, p), 64, 31);
+    check_plan<64, 8>(1000, load, 0, 1, 32);  // capacity 0: everything dropped
+  }
+  EXPECT_EQ(route_capacity(0.0, routing_problem("route_plan", 64, 8, 1000)), -1);
+  EXPECT_EQ(route_capacity(1.0, routing_problem("route_plan", 64, 8, 1000)), 125);
+}
+
+TEST(RoutingPlan, WithoutOptionalLossInputs) {
+  std::mt19937 rng(40);
+  const auto index = random_choices(100, 64, 6, Load::uniform, rng);
+  const auto got = run_plan<64, 6, 2>(index, nullptr, nullptr, 100, -1, 1, LossParams{});
+  EXPECT_EQ(got.offsets, ref_plan(index, 100, 64, 6, -1, 1).offsets);
+  EXPECT_EQ(got.losses[0], 0.0f);
+  EXPECT_EQ(got.losses[1], 0.0f);
+}
+
+TEST(RoutingPlan, BiasUpdateMovesTowardMeanLoad) {
+  const std::vector<int> counts{10, 30, 20, 20};  // T*K/E = 20
+  std::vector<float> bias{0.5f, 0.5f, 0.5f, -1.0f};
+  FunctionKernel kernel(&route_bias_update_host<4>);
+  launch_route_bias_update(kernel, routing_problem("route_plan", 4, 2, 40), counts.data(), bias.data(), 0.125f);
+  EXPECT_EQ(bias, (std::vector<float>{0.625f, 0.375f, 0.5f, -1.0f}));
+}
+
+}  // namespace
+}  // namespace moejit::test
