@@ -18,6 +18,8 @@ void add_tune_command(CLI::App& app);   // also the internal `tune-worker`
 void add_bench_command(CLI::App& app);
 // `cache export|import|merge|decisions` (tuning bundles), called from add_cache_command.
 void add_tuning_cache_subcommands(CLI::App& cache);
+void add_train_command(CLI::App& app);
+void add_eval_command(CLI::App& app);
 void add_plan_command(CLI::App& app);
 
 }  // namespace moejit::cli

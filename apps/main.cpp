@@ -14,6 +14,8 @@ int main(int argc, char** argv) {
   moejit::cli::add_compile_command(app);
   moejit::cli::add_tune_command(app);
   moejit::cli::add_bench_command(app);
+  moejit::cli::add_train_command(app);
+  moejit::cli::add_eval_command(app);
   moejit::cli::add_plan_command(app);
   try {
     app.parse(argc, argv);

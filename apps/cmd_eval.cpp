@@ -1,0 +1,38 @@
+// `moejit eval`: validation loss and bits per byte of a checkpoint.
+#include <iostream>
+
+#include "checkpoint.hpp"
+#include "commands.hpp"
+#include "trainer.hpp"
+
+namespace moejit::cli {
+
+void add_eval_command(CLI::App& app) {
+  struct Flags {
+    std::string checkpoint, data;
+    int64_t batches = 32;
+    unsigned threads = 2;
+  };
+  auto f = std::make_shared<Flags>();
+  auto* cmd = app.add_subcommand("eval", "Validation loss and bits per byte of a training checkpoint");
+  cmd->add_option("checkpoint", f->checkpoint, "A ckpt_step*.safetensors file written by `moejit train`")->required();
+  cmd->add_option("--data", f->data, "Data as for `moejit train` (default: the fortunes corpus)");
+  cmd->add_option("--batches", f->batches, "Validation batches")->capture_default_str();
+  cmd->add_option("--threads", f->threads, "Worker threads")->capture_default_str();
+  cmd->callback([f] {
+    auto meta = runtime::read_checkpoint_metadata(f->checkpoint);
+    runtime::TrainOptions o;
+    o.config = runtime::config_from_json(meta["config"]);
+    o.data = f->data;
+    o.eval_batches = f->batches;
+    o.threads = f->threads;
+    runtime::Trainer trainer(o);
+    trainer.load_weights(f->checkpoint);
+    auto e = trainer.evaluate();
+    std::cout << "checkpoint " << f->checkpoint << " (step " << meta["step"] << ", " << o.config.name << ")\n"
+              << "val loss " << e.loss << " nats, " << e.bits_per_token
+              << (trainer.dataset().byte_level ? " bits/byte" : " bits/token") << "\n";
+  });
+}
+
+}  // namespace moejit::cli

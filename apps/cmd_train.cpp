@@ -1,0 +1,104 @@
+// `moejit train`: train a built-in config on the host (fp32) with a progress line, JSONL metrics,
+// checkpoints and exact resume. See docs/training.md.
+#include <unistd.h>
+
+#include <cstdio>
+#include <iostream>
+
+#include "commands.hpp"
+#include "trainer.hpp"
+
+namespace moejit::cli {
+namespace {
+
+std::string duration_text(double seconds) {
+  long s = long(seconds + 0.5);
+  char buf[32];
+  if (s >= 3600)
+    std::snprintf(buf, sizeof buf, "%ldh%02ldm", s / 3600, (s / 60) % 60);
+  else
+    std::snprintf(buf, sizeof buf, "%ldm%02lds", s / 60, s % 60);
+  return buf;
+}
+
+struct TrainFlags {
+  std::string config = "tiny-moe";
+  int64_t tokens = 0;
+  double compute = 0;
+  std::string data, out;
+  bool resume = false;
+  runtime::TrainOptions o;
+};
+
+void run(TrainFlags& f) {
+  f.o.config = runtime::find_config(f.config);
+  f.o.tokens = f.tokens;
+  f.o.compute = f.compute;
+  f.o.data = f.data;
+  f.o.out_dir = f.out;
+  if (f.resume && f.out.empty()) throw CLI::ValidationError("--resume", "needs --out DIR (where the checkpoints are)");
+  runtime::Trainer trainer(f.o);
+  const bool tty = isatty(STDOUT_FILENO);
+  std::cout << "model " << runtime::describe(trainer.model().config()) << "\n"
+            << "data " << trainer.dataset().description << ": " << trainer.dataset().train.size() << " train / "
+            << trainer.dataset().val.size() << " val tokens; unigram entropy "
+            << runtime::unigram_entropy_nats(trainer.dataset().train) << " nats\n"
+            << "schedule " << trainer.total_steps() << " steps x " << trainer.tokens_per_step() << " tokens, warm-up "
+            << trainer.schedule().warmup_steps << ", lr " << f.o.max_lr << " -> " << f.o.min_lr << ", " << f.o.threads
+            << " threads\n";
+  const char* unit = trainer.dataset().byte_level ? "bits/byte" : "bits/token";
+  double tokens_per_s = 0;
+  runtime::RunCallbacks cb;
+  cb.on_message = [&](const std::string& m) { std::cout << (tty ? "\r\033[K" : "") << m << "\n" << std::flush; };
+  cb.on_step = [&](const runtime::Trainer& t, const runtime::StepStats& s) {
+    double now = double(s.tokens) / s.seconds;
+    tokens_per_s = tokens_per_s == 0 ? now : 0.9 * tokens_per_s + 0.1 * now;
+    double eta = double((t.total_steps() - s.step) * s.tokens) / tokens_per_s;
+    char line[256];
+    std::snprintf(line, sizeof line, "step %lld/%lld | loss %.4f | lr %.2e | %.0f tok/s | ETA %s", (long long)s.step,
+                  (long long)t.total_steps(), s.loss, s.lr, tokens_per_s, duration_text(eta).c_str());
+    if (tty)
+      std::cout << "\r\033[K" << line << std::flush;
+    else if (s.step % 10 == 0 || s.step == t.total_steps())
+      std::cout << line << "\n" << std::flush;
+  };
+  cb.on_eval = [&](const runtime::Trainer& t, const runtime::EvalStats& e) {
+    char line[160];
+    std::snprintf(line, sizeof line, "step %lld: val loss %.4f, %.4f %s", (long long)t.step(), e.loss, e.bits_per_token,
+                  unit);
+    std::cout << (tty ? "\r\033[K" : "") << line << "\n" << std::flush;
+  };
+  runtime::run_training(trainer, f.resume, cb);
+  if (tty) std::cout << "\n";
+  if (trainer.model().config().layout != "dense")
+    std::cout << "MoE kernels (" << trainer.model().kernels().backend()
+              << "): " << runtime::summarize_tuning(trainer.model().kernels().kernel_choices()) << "\n";
+  if (!f.out.empty()) std::cout << "metrics " << (std::filesystem::path(f.out) / "metrics.jsonl").string() << "\n";
+}
+
+}  // namespace
+
+void add_train_command(CLI::App& app) {
+  auto flags = std::make_shared<TrainFlags>();
+  auto* cmd = app.add_subcommand("train", "Train a model on the host (fp32), default data: the fortunes corpus");
+  cmd->add_option("--config", flags->config, "Model config: tiny-dense, tiny-moe, micro-dense, micro-moe")
+      ->capture_default_str();
+  auto* tokens = cmd->add_option("--tokens", flags->tokens, "Training tokens D (default 2^20)");
+  cmd->add_option("--compute", flags->compute, "Training FLOPs C; D = C / (6 N_a + 12 L D_m S)")->excludes(tokens);
+  cmd->add_option("--data", flags->data, "Token shard(s) (.bin, llm.c format), text file or fortunes directory");
+  cmd->add_option("--out", flags->out, "Directory for checkpoints and metrics.jsonl");
+  cmd->add_flag("--resume", flags->resume, "Continue from the newest checkpoint in --out");
+  cmd->add_option("--batch", flags->o.batch, "Sequences per micro-batch")->capture_default_str();
+  cmd->add_option("--grad-accum", flags->o.grad_accum, "Micro-batches per step")->capture_default_str();
+  cmd->add_option("--lr", flags->o.max_lr, "Peak learning rate")->capture_default_str();
+  cmd->add_option("--warmup", flags->o.warmup,
+                  "Warm-up steps (default: clip(0.01 steps, 200, 2000), at most half the run)");
+  cmd->add_option("--eval-every", flags->o.eval_every, "Validate every N steps")->capture_default_str();
+  cmd->add_option("--checkpoint-every", flags->o.checkpoint_every, "Checkpoint every N steps (0: at the end)");
+  cmd->add_option("--threads", flags->o.threads, "Worker threads")->capture_default_str();
+  cmd->add_option("--seed", flags->o.seed, "Initialisation and data-order seed")->capture_default_str();
+  cmd->add_option("--stop-after", flags->o.stop_after, "Stop after N steps, keeping the full run's schedule");
+  cmd->callback([flags] { run(*flags); });
+}
+
+}  // namespace moejit::cli

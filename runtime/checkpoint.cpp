@@ -1,0 +1,182 @@
+#include "checkpoint.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <nlohmann/json.hpp>
+
+#include "files.hpp"
+#include "hash.hpp"
+#include "moejit/error.hpp"
+
+namespace moejit::runtime {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+static constexpr const char* kFormat = "moejit-checkpoint-1";
+static const char* kGroups[3] = {"param.", "adam_m.", "adam_v."};
+
+void save_checkpoint(const fs::path& path, const CheckpointTensors& t, const Metadata& metadata) {
+  json header = json::object();
+  std::string payload;
+  size_t total = 0;
+  for (const auto& p : *t.tensors) total += size_t(p.size) * 4;
+  payload.reserve(3 * total);
+  float* groups[3] = {t.params, t.adam_m, t.adam_v};
+  for (int g = 0; g < 3; ++g) {
+    if (!groups[g]) continue;
+    for (const auto& p : *t.tensors) {
+      size_t begin = payload.size();
+      payload.append(reinterpret_cast<const char*>(groups[g] + p.offset), size_t(p.size) * 4);
+      header[kGroups[g] + p.name] = {{"dtype", "F32"}, {"shape", p.shape}, {"data_offsets", {begin, payload.size()}}};
+    }
+  }
+  json meta = metadata;
+  meta["format"] = kFormat;
+  meta["payload_xxh3"] = hash_hex(payload);
+  header["__metadata__"] = meta;
+  std::string text = header.dump();
+  while ((8 + text.size()) % 8) text += ' ';  // the format suggests 8-byte aligned data
+  uint64_t n = text.size();
+  std::string bytes(reinterpret_cast<const char*>(&n), 8);  // little-endian on every host we build for
+  bytes += text;
+  bytes += payload;
+  fs::create_directories(path.parent_path().empty() ? fs::path(".") : path.parent_path());
+  write_file_atomic(path, bytes);
+}
+
+namespace {
+
+struct Parsed {
+  json header;
+  std::string bytes;
+  size_t data_start = 0;
+};
+
+Parsed parse(const fs::path& path) {
+  auto corrupt = [&](const std::string& why) {
+    return Error("checkpoint " + path.string() + " is corrupt: " + why +
+                 ". Delete it to resume from the previous checkpoint in its directory.");
+  };
+  auto bytes = read_file(path);
+  if (!bytes) throw Error("checkpoint " + path.string() + " does not exist");
+  if (bytes->size() < 8) throw corrupt("shorter than the 8-byte header length");
+  uint64_t n;
+  std::memcpy(&n, bytes->data(), 8);
+  if (n > bytes->size() - 8) throw corrupt("header length " + std::to_string(n) + " runs past the end of the file");
+  Parsed p;
+  try {
+    p.header = json::parse(bytes->substr(8, n));
+  } catch (const std::exception& e) {
+    throw corrupt(std::string("header is not valid JSON (") + e.what() + ")");
+  }
+  if (!p.header.is_object() || !p.header.contains("__metadata__") ||
+      p.header["__metadata__"].value("format", "") != kFormat)
+    throw corrupt(std::string("not a ") + kFormat + " file");
+  p.data_start = 8 + n;
+  p.bytes = std::move(*bytes);
+  std::string payload_hash = hash_hex(std::string_view(p.bytes).substr(p.data_start));
+  if (payload_hash != p.header["__metadata__"].value("payload_xxh3", ""))
+    throw corrupt("payload checksum mismatch (truncated or damaged tensor data)");
+  return p;
+}
+
+Metadata metadata_of(const Parsed& p) {
+  Metadata m;
+  for (const auto& [k, v] : p.header["__metadata__"].items())
+    if (v.is_string()) m[k] = v.get<std::string>();
+  return m;
+}
+
+}  // namespace
+
+Metadata read_checkpoint_metadata(const fs::path& path) {
+  return metadata_of(parse(path));
+}
+
+Metadata load_checkpoint(const fs::path& path, const CheckpointTensors& t) {
+  Parsed p = parse(path);
+  float* groups[3] = {t.params, t.adam_m, t.adam_v};
+  struct Copy {
+    float* dst;
+    size_t src, bytes;
+  };
+  std::vector<Copy> copies;  // validate everything before touching any buffer
+  for (int g = 0; g < 3; ++g) {
+    if (!groups[g]) continue;
+    for (const auto& tensor : *t.tensors) {
+      std::string key = kGroups[g] + tensor.name;
+      if (!p.header.contains(key))
+        throw Error("checkpoint " + path.string() + " has no tensor '" + key +
+                    "': it was written for a different model config");
+      const json& e = p.header[key];
+      if (e.value("dtype", "") != "F32" || e["shape"].get<std::vector<int64_t>>() != tensor.shape)
+        throw Error("checkpoint " + path.string() + ": tensor '" + key + "' has dtype/shape " + e["dtype"].dump() +
+                    e["shape"].dump() + ", the model wants F32" + json(tensor.shape).dump());
+      auto off = e["data_offsets"].get<std::vector<size_t>>();
+      if (off.size() != 2 || off[1] < off[0] || off[1] - off[0] != size_t(tensor.size) * 4 ||
+          p.data_start + off[1] > p.bytes.size())
+        throw Error("checkpoint " + path.string() + " is corrupt: bad data_offsets for '" + key + "'");
+      copies.push_back({groups[g] + tensor.offset, p.data_start + off[0], off[1] - off[0]});
+    }
+  }
+  for (const auto& c : copies) std::memcpy(c.dst, p.bytes.data() + c.src, c.bytes);
+  return metadata_of(p);
+}
+
+fs::path checkpoint_path(const fs::path& dir, int64_t step) {
+  char name[64];
+  std::snprintf(name, sizeof name, "ckpt_step%08lld.safetensors", static_cast<long long>(step));
+  return dir / name;
+}
+
+std::vector<fs::path> list_checkpoints(const fs::path& dir) {
+  std::vector<fs::path> v;
+  if (!fs::is_directory(dir)) return v;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    auto name = e.path().filename().string();
+    if (name.starts_with("ckpt_step") && name.ends_with(".safetensors")) v.push_back(e.path());
+  }
+  std::sort(v.begin(), v.end());
+  return v;
+}
+
+std::string config_to_json(const ModelConfig& c) {
+  json j = {{"name", c.name},
+            {"vocab", c.vocab},
+            {"seq_len", c.seq_len},
+            {"n_layers", c.n_layers},
+            {"d_model", c.d_model},
+            {"n_heads", c.n_heads},
+            {"d_ffn", c.d_ffn},
+            {"layout", c.layout},
+            {"n_experts", c.n_experts},
+            {"top_k", c.top_k},
+            {"d_expert", c.d_expert},
+            {"d_shared", c.d_shared},
+            {"aux_loss_coef", c.aux_loss_coef},
+            {"z_loss_coef", c.z_loss_coef}};
+  return j.dump();
+}
+
+ModelConfig config_from_json(const std::string& text) {
+  json j = json::parse(text);
+  ModelConfig c;
+  c.name = j.at("name");
+  c.vocab = j.at("vocab");
+  c.seq_len = j.at("seq_len");
+  c.n_layers = j.at("n_layers");
+  c.d_model = j.at("d_model");
+  c.n_heads = j.at("n_heads");
+  c.d_ffn = j.at("d_ffn");
+  c.layout = j.at("layout");
+  c.n_experts = j.at("n_experts");
+  c.top_k = j.at("top_k");
+  c.d_expert = j.at("d_expert");
+  c.d_shared = j.at("d_shared");
+  c.aux_loss_coef = j.at("aux_loss_coef");
+  c.z_loss_coef = j.at("z_loss_coef");
+  c.validate();
+  return c;
+}
+
+}  // namespace moejit::runtime

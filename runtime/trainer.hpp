@@ -1,0 +1,107 @@
+// The training loop: batches -> forward/backward with gradient accumulation -> clip -> AdamW with the
+// cosine schedule; periodic validation (loss, bits per byte), JSONL metrics, atomic checkpoints, exact
+// resume. Deterministic: the same options give bit-identical losses, interrupted-and-resumed or not.
+#pragma once
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+
+#include "checkpoint.hpp"
+#include "data.hpp"
+#include "model.hpp"
+#include "optimizer.hpp"
+
+namespace moejit::runtime {
+
+struct TrainOptions {
+  ModelConfig config;
+  int64_t tokens = 0;             // training tokens D; 0: from `compute`, else kDefaultTokens
+  double compute = 0;             // training FLOPs C: D = C / train_flops_per_token
+  std::string data;               // see load_dataset(); empty: the fortunes corpus
+  std::filesystem::path out_dir;  // checkpoints + metrics.jsonl; empty: nothing written
+  int64_t batch = 8;              // sequences per micro-batch
+  int64_t grad_accum = 1;         // micro-batches per optimiser step
+  double max_lr = 3e-3, min_lr = 1e-5;
+  int64_t warmup = -1;       // -1: LrSchedule::warmup_rule
+  int64_t eval_every = 100;  // steps; 0: only at the end
+  int64_t eval_batches = 8;
+  int64_t checkpoint_every = 0;  // steps; 0: only at the end
+  unsigned threads = 2;
+  uint64_t seed = 1337;
+  int64_t stop_after = -1;  // stop after this many steps without changing the schedule (tests)
+
+  static constexpr int64_t kDefaultTokens = 1 << 20;
+};
+
+struct StepStats {
+  int64_t step = 0;  // steps done after this one
+  double loss = 0;   // training loss incl. router losses, mean over micro-batches
+  double ce = 0;     // cross-entropy part
+  double lr = 0, grad_norm = 0, seconds = 0;
+  int64_t tokens = 0;
+};
+
+struct EvalStats {
+  double loss = 0;            // mean cross-entropy (nats per token)
+  double bits_per_token = 0;  // = bits per byte for byte-level data
+};
+
+class Trainer {
+ public:
+  // kernels: the MoE backend (null: reference). Loads the data; builds and initialises the model.
+  explicit Trainer(TrainOptions options, MoeKernels<float>* kernels = nullptr);
+  ~Trainer();
+
+  int64_t step() const { return opt_.step(); }
+  int64_t total_steps() const { return schedule_.total_steps; }
+  bool done() const;
+  StepStats train_step();
+  EvalStats evaluate();
+  // Writes <out_dir>/ckpt_step<N>.safetensors atomically; returns its path.
+  std::filesystem::path save_checkpoint();
+  // Restores weights, optimiser state, step, RNG and data position. Throws Error (the model is
+  // untouched then) for a corrupt file or one written with other options.
+  void resume_from(const std::filesystem::path& checkpoint);
+  // Weights only (for `moejit eval`); the checkpoint's model config must equal this trainer's.
+  void load_weights(const std::filesystem::path& checkpoint);
+  // The newest checkpoint in out_dir, or nullopt.
+  std::optional<std::filesystem::path> latest_checkpoint() const;
+
+  Model<float>& model() { return *model_; }
+  const Dataset& dataset() const { return data_; }
+  const TrainOptions& options() const { return o_; }
+  const LrSchedule& schedule() const { return schedule_; }
+  Profiler& profiler() { return profiler_; }
+  int64_t tokens_per_step() const { return o_.batch * seq_len_ * o_.grad_accum; }
+
+ private:
+  Metadata metadata() const;
+
+  TrainOptions o_;
+  Dataset data_;
+  int64_t seq_len_;
+  Parallel par_;
+  Profiler profiler_;
+  std::unique_ptr<Model<float>> model_;
+  AdamW opt_;
+  LrSchedule schedule_;
+  std::vector<uint8_t> decay_;
+  std::mt19937_64 rng_;
+  std::unique_ptr<BatchReader> reader_;
+  std::vector<int32_t> inputs_, targets_;
+};
+
+// The whole run as the CLI does it: resume if asked, train, evaluate every eval_every steps, append
+// metrics to <out_dir>/metrics.jsonl, checkpoint, final evaluation. `on_step`/`on_eval` drive the
+// progress display.
+struct RunCallbacks {
+  std::function<void(const Trainer&, const StepStats&)> on_step;
+  std::function<void(const Trainer&, const EvalStats&)> on_eval;
+  std::function<void(const std::string&)> on_message;
+};
+EvalStats run_training(Trainer& trainer, bool resume, const RunCallbacks& callbacks);
+
+}  // namespace moejit::runtime
