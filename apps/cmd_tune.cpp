@@ -42,9 +42,11 @@ int run_tune(const TuneFlags& f) {
   options.candidate_timeout_s = f.timeout;
   options.max_candidates = f.max_candidates;
   options.exhaustive_limit = f.exhaustive_limit;
-  options.isolation = !f.isolate.empty()          ? parse_isolation(f.isolate)
-                      : backend->name() == "cuda" ? Isolation::spawn
-                                                  : Isolation::fork;
+  // spawn by default on both backends: a forked child has no CUDA context to reuse, and the host
+  // backend's kernels run on a worker pool whose threads do not survive fork().
+  options.isolation = !f.isolate.empty() ? parse_isolation(f.isolate) : Isolation::spawn;
+  if (options.isolation == Isolation::fork && backend->name() == "host")
+    throw Error("--isolate fork cannot run host kernels (their worker threads do not survive fork()): use spawn or none");
   if (options.isolation == Isolation::spawn)
     options.worker_command = {std::filesystem::read_symlink("/proc/self/exe").string(), "tune-worker", "--backend",
                               backend->name()};
@@ -125,7 +127,7 @@ void add_tune_command(CLI::App& app) {
   cmd->add_option("--families", f->families, "Only these kernel families")->delimiter(',');
   cmd->add_option("--max-seconds", f->max_seconds, "Stop starting new candidates after this many seconds");
   cmd->add_option("--max-candidates", f->max_candidates, "Measure at most this many candidates per problem");
-  cmd->add_option("--isolate", f->isolate, "none, fork (host default) or spawn (cuda default)");
+  cmd->add_option("--isolate", f->isolate, "spawn (default), none, or fork (toy backends only)");
   cmd->add_option("--timeout", f->timeout, "Seconds a candidate may take before it is killed")->capture_default_str();
   cmd->add_option("--exhaustive-limit", f->exhaustive_limit, "Larger spaces use local search")->capture_default_str();
   cmd->add_option("--warmup", f->warmup, "Warm-up samples")->capture_default_str();

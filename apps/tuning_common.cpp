@@ -5,6 +5,9 @@
 #include "cuda_backend.hpp"
 #include "cuda_driver.hpp"
 #include "moejit/error.hpp"
+#ifdef MOEJIT_WITH_LLVM
+#include "host_backend.hpp"
+#endif
 
 namespace moejit::cli {
 
@@ -15,9 +18,13 @@ std::string default_backend_name() {
 std::unique_ptr<Backend> open_backend(const std::string& requested) {
   const std::string name = requested.empty() ? default_backend_name() : requested;
   if (name == "cuda") return std::make_unique<CudaBackend>();
-  if (name == "host")
-    // The LLVM host backend (issue 4) plugs in here once it is merged: nothing else changes.
-    throw UnavailableError("the host backend is not part of this build yet; use --backend cuda on a GPU machine");
+  if (name == "host") {
+#ifdef MOEJIT_WITH_LLVM
+    return std::make_unique<HostBackend>();
+#else
+    throw UnavailableError("the host backend is not part of this build (configure with -DMOEJIT_WITH_LLVM=ON)");
+#endif
+  }
   throw Error("unknown backend '" + name + "': use host or cuda");
 }
 
