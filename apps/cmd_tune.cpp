@@ -6,6 +6,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "../models/model_config.hpp"  // not runtime/model_config.hpp (the runtime's stand-in)
 #include "autotuner.hpp"
 #include "commands.hpp"
 #include "moejit/error.hpp"
@@ -26,12 +27,16 @@ struct TuneFlags {
 };
 
 int run_tune(const TuneFlags& f) {
-  if (!f.model.empty())
-    throw Error(
-        "--model needs the model configs (models/), which are not in this build yet; use --shape "
-        "d_model,d_expert,E,topk instead");
-  if (f.shape.empty()) throw Error("give --shape d_model,d_expert,E,topk (or --model NAME)");
-  const Problem base = parse_shape(f.shape, f.dtype);
+  std::string shape = f.shape;
+  if (!f.model.empty()) {  // the MoE layer's shape of a model config (models/configs/)
+    const ModelConfig config = find_model_config(f.model);
+    if (!config.is_moe())
+      throw Error("model '" + f.model + "' has no MoE layer to tune: pick an MoE config (moejit plan --list)");
+    shape = std::to_string(config.d_model) + "," + std::to_string(config.moe->d_expert) + "," +
+            std::to_string(config.moe->experts) + "," + std::to_string(config.moe->top_k);
+  }
+  if (shape.empty()) throw Error("give --shape d_model,d_expert,E,topk or --model NAME");
+  const Problem base = parse_shape(shape, f.dtype);
   const std::vector<int64_t> tokens = parse_tokens(f.tokens);
   std::unique_ptr<Backend> backend = open_backend(f.backend);
 
@@ -46,7 +51,8 @@ int run_tune(const TuneFlags& f) {
   // backend's kernels run on a worker pool whose threads do not survive fork().
   options.isolation = !f.isolate.empty() ? parse_isolation(f.isolate) : Isolation::spawn;
   if (options.isolation == Isolation::fork && backend->name() == "host")
-    throw Error("--isolate fork cannot run host kernels (their worker threads do not survive fork()): use spawn or none");
+    throw Error(
+        "--isolate fork cannot run host kernels (their worker threads do not survive fork()): use spawn or none");
   if (options.isolation == Isolation::spawn)
     options.worker_command = {std::filesystem::read_symlink("/proc/self/exe").string(), "tune-worker", "--backend",
                               backend->name()};
@@ -118,7 +124,7 @@ void run_worker(const WorkerFlags& f) {
 void add_tune_command(CLI::App& app) {
   auto f = std::make_shared<TuneFlags>();
   auto* cmd = app.add_subcommand("tune", "Autotune the MoE layer's kernels for a shape and write the tuning cache");
-  auto* model = cmd->add_option("--model", f->model, "Model config name (needs models/)");
+  auto* model = cmd->add_option("--model", f->model, "Model config name or path (its MoE layer's shape)");
   cmd->add_option("--shape", f->shape, "d_model,d_expert,E,topk")->excludes(model);
   cmd->add_option("--tokens", f->tokens, "Token counts, comma separated, or 'all' buckets 1..65536")
       ->capture_default_str();

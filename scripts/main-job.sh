@@ -7,5 +7,5 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 bash "$root/scripts/build.sh"
 moejit="$root/build/apps/moejit"
 "$moejit" info
-"$moejit" tune --shape 1408,320,92,7 --tokens 1024,4096 --dtype f32
+"$moejit" tune --model moe-2b --tokens 1024,4096 --dtype f32
 "$moejit" cache decisions

@@ -73,9 +73,12 @@ TEST(CacheCli, ImportExportMergeAndRefuseBadBundles) {
 
 TEST(TuneCli, ClearErrorsForModelAndBadShape) {
   TempDir cache("cli-tune");
-  CliRun r = moejit_cli(cache, "tune --model moe-7b");
+  CliRun r = moejit_cli(cache, "tune --model dense-7b");
   EXPECT_EQ(r.code, 1);
-  EXPECT_NE(r.output.find("use --shape"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("has no MoE layer to tune"), std::string::npos) << r.output;
+  r = moejit_cli(cache, "tune --model no-such-model");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.output.find("no model config named 'no-such-model'"), std::string::npos) << r.output;
   r = moejit_cli(cache, "tune --shape 1,2 --backend cuda");
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.output.find("--shape wants four positive numbers"), std::string::npos) << r.output;
