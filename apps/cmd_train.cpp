@@ -36,6 +36,7 @@ void run(TrainFlags& f) {
   f.o.compute = f.compute;
   f.o.data = f.data;
   f.o.out_dir = f.out;
+  if (f.o.kernels.empty()) f.o.kernels = runtime::jit_kernels_available() ? "jit" : "reference";
   if (f.resume && f.out.empty()) throw CLI::ValidationError("--resume", "needs --out DIR (where the checkpoints are)");
   runtime::Trainer trainer(f.o);
   const bool tty = isatty(STDOUT_FILENO);
@@ -70,9 +71,16 @@ void run(TrainFlags& f) {
   };
   runtime::run_training(trainer, f.resume, cb);
   if (tty) std::cout << "\n";
-  if (trainer.model().config().layout != "dense")
-    std::cout << "MoE kernels (" << trainer.model().kernels().backend()
-              << "): " << runtime::summarize_tuning(trainer.model().kernels().kernel_choices()) << "\n";
+  if (const auto& c = trainer.model().config(); c.layout != "dense") {
+    const auto choices = trainer.model().kernels().kernel_choices();
+    std::cout << "MoE kernels (" << trainer.model().kernels().backend() << "): " << runtime::summarize_tuning(choices)
+              << "\n";
+    bool heuristic = false;
+    for (const auto& k : choices) heuristic |= k.rung == runtime::TuningRung::kHeuristic;
+    if (heuristic)
+      std::cout << "  tune them: moejit tune --backend host --dtype f32 --shape " << c.d_model << "," << c.d_expert
+                << "," << c.n_experts << "," << c.top_k << " --tokens " << f.o.batch * c.seq_len << "\n";
+  }
   if (!f.out.empty()) std::cout << "metrics " << (std::filesystem::path(f.out) / "metrics.jsonl").string() << "\n";
 }
 
@@ -98,6 +106,11 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--threads", flags->o.threads, "Worker threads")->capture_default_str();
   cmd->add_option("--seed", flags->o.seed, "Initialisation and data-order seed")->capture_default_str();
   cmd->add_option("--stop-after", flags->o.stop_after, "Stop after N steps, keeping the full run's schedule");
+  flags->o.kernels.clear();  // default: jit where the host backend is built, else reference
+  cmd->add_option("--kernels", flags->o.kernels,
+                  "MoE kernels: jit (host JIT, configs from the tuning cache) or reference (plain C++); "
+                  "default jit when built with the host backend")
+      ->check(CLI::IsMember({"jit", "reference"}));
   cmd->callback([flags] { run(*flags); });
 }
 

@@ -1,6 +1,8 @@
-// Host training throughput: the small MoE vs the small dense config of equal active FLOPs, in the same
-// run on the same data and threads. Reports tokens/s, throughput per active FLOP (goal: MoE >= 0.8 of
-// dense) and the time per kernel family. Usage: bench_train_host [steps=8] [threads=2]
+// Host training throughput, in one run on the same data and threads: the small dense config, and the
+// small MoE config of equal active FLOPs on the reference MoE kernels and on the JIT host kernels
+// (configs from the tuning cache; where it lacks them, the heuristics, as the printed summary says).
+// Reports tokens/s, throughput per active FLOP vs dense (goal: MoE >= 0.8 of dense) and the time per
+// kernel family. Usage: bench_train_host [steps=8] [threads=2] [moe config=tiny-moe]
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
@@ -12,24 +14,25 @@ using namespace moejit;
 using namespace moejit::runtime;
 
 struct Result {
-  std::string config;
+  std::string label;
   double tokens_per_s = 0, flops_per_token = 0;
   std::map<std::string, Profiler::Entry> families;
   double total_s = 0;
   std::string tuning;
 };
 
-static Result run(const std::string& name, int steps, unsigned threads) {
+static Result run(const std::string& config, const std::string& kernels, int steps, unsigned threads) {
   TrainOptions o;
-  o.config = find_config(name);
+  o.config = find_config(config);
   o.threads = threads;
+  o.kernels = kernels;
   o.tokens = int64_t(steps + 2) * o.batch * o.config.seq_len;
   Trainer t(o);
-  t.train_step();  // warm-up: first-touch allocations
+  t.train_step();  // warm-up: first-touch allocations, JIT builds (or binary-cache loads)
   t.train_step();
   t.profiler().clear();
   std::vector<double> rates;
-  Result r{name};
+  Result r{o.config.layout == "dense" ? config : config + " (" + kernels + ")"};
   for (int i = 0; i < steps; ++i) {
     StepStats s = t.train_step();
     rates.push_back(double(s.tokens) / s.seconds);
@@ -38,51 +41,63 @@ static Result run(const std::string& name, int steps, unsigned threads) {
   r.tokens_per_s = bench::median(rates);
   r.flops_per_token = train_flops_per_token(t.model().config());
   r.families = t.profiler().entries();
-  r.tuning =
-      t.model().config().layout == "dense" ? "no MoE kernels" : summarize_tuning(t.model().kernels().kernel_choices());
+  r.tuning = o.config.layout == "dense" ? "no MoE kernels" : summarize_tuning(t.model().kernels().kernel_choices());
   return r;
 }
 
 int main(int argc, char** argv) {
   int steps = argc > 1 ? std::atoi(argv[1]) : 8;
   unsigned threads = argc > 2 ? unsigned(std::atoi(argv[2])) : 2;
+  std::string moe_config = argc > 3 ? argv[3] : "tiny-moe";
   std::string device = bench::cpu_model() + " (" + std::to_string(threads) + " threads)";
-  std::cout << "bench_train_host on " << device << ", " << steps << " steps per config, fp32, reference MoE kernels\n";
-  Result dense, moe;
+  std::cout << "bench_train_host on " << device << ", " << steps << " steps per run, fp32\n";
+  std::vector<Result> results;
   try {
-    dense = run("tiny-dense", steps, threads);
-    moe = run("tiny-moe", steps, threads);
+    results.push_back(run("tiny-dense", "reference", steps, threads));
+    results.push_back(run(moe_config, "reference", steps, threads));
+    if (jit_kernels_available()) results.push_back(run(moe_config, "jit", steps, threads));
   } catch (const std::exception& e) {
     std::cout << "skipped: " << e.what() << "\n";
     return 0;
   }
-  double ratio = (moe.tokens_per_s * moe.flops_per_token) / (dense.tokens_per_s * dense.flops_per_token);
+  const Result& dense = results[0];
   nlohmann::json j;
-  std::printf("%-11s %12s %14s %12s\n", "config", "tokens/s", "FLOPs/token", "GFLOP/s");
-  for (const Result* r : {&dense, &moe}) {
-    std::printf("%-11s %12.0f %14.3e %12.2f\n", r->config.c_str(), r->tokens_per_s, r->flops_per_token,
-                r->tokens_per_s * r->flops_per_token * 1e-9);
+  std::printf("%-20s %10s %12s %9s %16s\n", "run", "tokens/s", "FLOPs/token", "GFLOP/s", "vs dense per FLOP");
+  for (const Result& r : results) {
+    const double ratio = (r.tokens_per_s * r.flops_per_token) / (dense.tokens_per_s * dense.flops_per_token);
+    std::printf("%-20s %10.0f %12.3e %9.2f %16.3f\n", r.label.c_str(), r.tokens_per_s, r.flops_per_token,
+                r.tokens_per_s * r.flops_per_token * 1e-9, ratio);
     nlohmann::json fam;
-    for (const auto& [k, e] : r->families) fam[k] = {{"seconds", e.seconds}, {"calls", e.calls}};
-    j[r->config] = {{"tokens_per_s", r->tokens_per_s},
-                    {"train_flops_per_token", r->flops_per_token},
-                    {"families", fam},
-                    {"tuning", r->tuning}};
+    for (const auto& [k, e] : r.families) fam[k] = {{"seconds", e.seconds}, {"calls", e.calls}};
+    j["runs"][r.label] = {{"tokens_per_s", r.tokens_per_s},
+                          {"train_flops_per_token", r.flops_per_token},
+                          {"per_active_flop_vs_dense", ratio},
+                          {"families", fam},
+                          {"tuning", r.tuning}};
   }
-  std::printf("MoE / dense throughput per active FLOP: %.3f (goal >= 0.8)\n", ratio);
-  std::printf("\ntime per kernel family (share of measured step time)\n%-24s %10s %10s\n", "family", "dense", "moe");
+  std::printf("goal: MoE >= 0.8 of dense per active FLOP\n");
+  if (results.size() == 3) {
+    const double speedup = results[2].tokens_per_s / results[1].tokens_per_s;
+    std::printf("MoE JIT / reference kernels tokens/s: %.3f\n", speedup);
+    j["moe_jit_over_reference"] = speedup;
+  }
+  std::printf("\nseconds per step by kernel family (share of the step)\n%-20s", "family");
+  for (const Result& r : results) std::printf(" %22s", r.label.c_str());
+  std::printf("\n");
   std::map<std::string, int> names;
-  for (const Result* r : {&dense, &moe})
-    for (const auto& [k, e] : r->families) names[k] = 1;
+  for (const Result& r : results)
+    for (const auto& [k, e] : r.families) names[k] = 1;
   for (const auto& [k, _] : names) {
-    auto share = [&](const Result& r) {
+    std::printf("%-20s", k.c_str());
+    for (const Result& r : results) {
       auto it = r.families.find(k);
-      return it == r.families.end() ? 0.0 : 100.0 * it->second.seconds / r.total_s;
-    };
-    std::printf("%-24s %9.1f%% %9.1f%%\n", k.c_str(), share(dense), share(moe));
+      const double s = it == r.families.end() ? 0.0 : it->second.seconds;
+      std::printf(" %13.4f (%5.1f%%)", s / steps, 100.0 * s / r.total_s);
+    }
+    std::printf("\n");
   }
-  std::printf("MoE kernels: %s\n", moe.tuning.c_str());
-  j["moe_over_dense_per_active_flop"] = ratio;
+  for (const Result& r : results)
+    if (r.tuning != "no MoE kernels") std::printf("MoE kernels, %s: %s\n", r.label.c_str(), r.tuning.c_str());
   j["steps"] = steps;
   j["threads"] = threads;
   bench::save("bench_train_host", j, device);

@@ -51,13 +51,14 @@ Model<T>::Model(const ModelConfig& config, Parallel& par, MoeKernels<T>* kernels
     if (c_.is_moe_layer(l)) {
       const int64_t E = c_.n_experts, F = c_.d_expert, Fs = c_.d_shared;
       add(pre + "moe.w_router", {E, C});
-      add(pre + "moe.w_up", {E, 2 * F, C});
-      add(pre + "moe.w_down", {E, C, F});
+      add(pre + "moe.w_up", {E, C, 2 * F});  // the grouped GEMMs' W (E, K, N) layout
+      add(pre + "moe.w_down", {E, F, C});
       if (Fs) {
         add(pre + "moe.shared_up", {2 * Fs, C});
         add(pre + "moe.shared_down", {C, Fs});
       }
-      layer->moe = std::make_unique<MoeLayer<T>>(*kernels_, par_, MoeDims{C, E, c_.top_k, F, Fs});
+      layer->moe = std::make_unique<MoeLayer<T>>(*kernels_, par_,
+                                                 MoeDims{C, E, c_.top_k, F, Fs, {c_.aux_loss_coef, c_.z_loss_coef}});
     } else {
       add(pre + "ffn.w_up", {2 * int64_t(c_.d_ffn), C});
       add(pre + "ffn.w_down", {C, int64_t(c_.d_ffn)});
@@ -165,7 +166,7 @@ T Model<T>::forward(const int32_t* tokens, const int32_t* targets, i64 B, i64 S)
     }
     if (L.moe) {
       L.moe->forward(profiler, L.ffn_out.data(), L.ln2.data(), N, moe_weights(l));
-      router_losses += T(c_.aux_loss_coef) * L.moe->aux_loss() + T(c_.z_loss_coef) * L.moe->z_loss();
+      router_losses += L.moe->aux_loss() + L.moe->z_loss();  // weighted by the plan
     } else {
       ffn_forward(par_, profiler, L.ffn, L.ffn_out.data(), L.ln2.data(), p(pre + "ffn.w_up"), p(pre + "ffn.w_down"), N,
                   C, i64(c_.d_ffn));
@@ -218,7 +219,7 @@ void Model<T>::backward(T loss_scale) {
     std::fill(d_ln.begin(), d_ln.end(), T(0));
     if (L.moe) {
       L.moe->backward(profiler, d_ln.data(), moe_grads(l), d_resid_.data(), L.ln2.data(), N, moe_weights(l),
-                      loss_scale * T(c_.aux_loss_coef), loss_scale * T(c_.z_loss_coef));
+                      loss_scale);
     } else {
       ffn_backward(par_, profiler, L.ffn, d_ln.data(), g(pre + "ffn.w_up"), g(pre + "ffn.w_down"), d_resid_.data(),
                    L.ln2.data(), p(pre + "ffn.w_up"), p(pre + "ffn.w_down"), N, C, i64(c_.d_ffn));

@@ -22,26 +22,6 @@ const char* to_string(TuningRung r) {
   return "?";
 }
 
-const std::vector<std::string>& moe_kernel_names() {
-  static const std::vector<std::string> names = {"moe_router",
-                                                 "moe_gate_topk",
-                                                 "moe_route",
-                                                 "moe_permute",
-                                                 "moe_expert_up_swiglu",
-                                                 "moe_expert_down",
-                                                 "moe_combine",
-                                                 "moe_router_losses",
-                                                 "moe_combine_bwd",
-                                                 "moe_expert_down_bwd",
-                                                 "moe_expert_up_bwd",
-                                                 "moe_unpermute_bwd",
-                                                 "moe_gate_bwd",
-                                                 "moe_router_bwd",
-                                                 "moe_expert_down_bwd_weight",
-                                                 "moe_expert_up_bwd_weight"};
-  return names;
-}
-
 std::string summarize_tuning(const std::vector<KernelChoice>& choices) {
   std::string listed;
   std::map<std::string, int> per_rung;

@@ -8,6 +8,10 @@
 
 #include "checkpoint.hpp"
 #include "moejit/error.hpp"
+#include "reference_moe_kernels.hpp"
+#ifdef MOEJIT_WITH_LLVM
+#include "jit_host_moe_kernels.hpp"
+#endif
 
 namespace moejit::runtime {
 namespace fs = std::filesystem;
@@ -25,6 +29,10 @@ Trainer::Trainer(TrainOptions options, MoeKernels<float>* kernels)
     else
       throw Error("the data holds token id " + std::to_string(data_.max_token()) + " but config " + o_.config.name +
                   " has vocab " + std::to_string(o_.config.vocab) + ": use a config with a larger vocab");
+  }
+  if (!kernels && o_.config.layout != "dense") {
+    owned_kernels_ = make_moe_kernels(o_.kernels, par_);
+    kernels = owned_kernels_.get();
   }
   model_ = std::make_unique<Model<float>>(o_.config, par_, kernels);
   model_->profiler = &profiler_;
@@ -198,7 +206,39 @@ EvalStats run_training(Trainer& trainer, bool resume, const RunCallbacks& cb) {
     if (!o.out_dir.empty() && ((o.checkpoint_every > 0 && s.step % o.checkpoint_every == 0) || end))
       say("checkpoint " + trainer.save_checkpoint().string());
   }
+  if (trainer.model().config().layout != "dense") {
+    MoeKernels<float>& k = trainer.model().kernels();
+    nlohmann::json kernels = nlohmann::json::array();
+    for (const auto& c : k.kernel_choices())
+      kernels.push_back({{"kernel", c.kernel}, {"config", c.config}, {"rung", to_string(c.rung)}});
+    log({{"step", trainer.step()},
+         {"moe_kernels", k.backend()},
+         {"tuning", summarize_tuning(k.kernel_choices())},
+         {"kernels", kernels}});
+  }
   return last;
+}
+
+bool jit_kernels_available() {
+#ifdef MOEJIT_WITH_LLVM
+  return true;
+#else
+  return false;
+#endif
+}
+
+std::unique_ptr<MoeKernels<float>> make_moe_kernels(const std::string& name, Parallel& par) {
+  if (name == "reference") return std::make_unique<ReferenceMoeKernels<float>>(par);
+  if (name == "jit") {
+#ifdef MOEJIT_WITH_LLVM
+    return std::make_unique<JitHostMoeKernels>();
+#else
+    throw Error(
+        "--kernels jit needs the host backend, which this build lacks (configure with -DMOEJIT_WITH_LLVM=ON) "
+        "or use --kernels reference");
+#endif
+  }
+  throw Error("unknown MoE kernels '" + name + "': use jit or reference");
 }
 
 }  // namespace moejit::runtime

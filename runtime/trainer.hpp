@@ -32,6 +32,9 @@ struct TrainOptions {
   unsigned threads = 2;
   uint64_t seed = 1337;
   int64_t stop_after = -1;  // stop after this many steps without changing the schedule (tests)
+  // The MoE layer's kernels: "reference" (plain C++) or "jit" (JIT-compiled host kernels with configs
+  // from the tuning cache; needs the host backend). `moejit train` defaults to "jit" where it exists.
+  std::string kernels = "reference";
 
   static constexpr int64_t kDefaultTokens = 1 << 20;
 };
@@ -51,7 +54,8 @@ struct EvalStats {
 
 class Trainer {
  public:
-  // kernels: the MoE backend (null: reference). Loads the data; builds and initialises the model.
+  // kernels: the MoE backend (null: the one options.kernels names). Loads the data; builds and
+  // initialises the model.
   explicit Trainer(TrainOptions options, MoeKernels<float>* kernels = nullptr);
   ~Trainer();
 
@@ -81,6 +85,7 @@ class Trainer {
   Metadata metadata() const;
 
   TrainOptions o_;
+  std::unique_ptr<MoeKernels<float>> owned_kernels_;
   Dataset data_;
   int64_t seq_len_;
   Parallel par_;
@@ -102,6 +107,11 @@ struct RunCallbacks {
   std::function<void(const Trainer&, const EvalStats&)> on_eval;
   std::function<void(const std::string&)> on_message;
 };
+// At the end it logs which config and tuning-cache rung served each MoE kernel (summarize_tuning).
 EvalStats run_training(Trainer& trainer, bool resume, const RunCallbacks& callbacks);
+
+// The MoE kernels named `name` ("reference" or "jit"); throws Error naming the choices.
+std::unique_ptr<MoeKernels<float>> make_moe_kernels(const std::string& name, Parallel& par);
+bool jit_kernels_available();
 
 }  // namespace moejit::runtime

@@ -108,9 +108,9 @@ TEST(LayerGradients, MoeLayerWithRouterLosses) {
   std::mt19937_64 rng(test::test_seed());
   Parallel par(2);
   ReferenceMoeKernels<double> kernels(par);
-  const MoeDims d{5, 4, 2, 3, 2};  // C, E, K, De, Dse
+  const MoeDims d{5, 4, 2, 3, 2, {0.3, 0.2}};  // C, E, K, De, Dse, {aux_coef, z_coef}
   const i64 N = 7, C = d.d_model, E = d.n_experts;
-  const double aux_coef = 0.3, z_coef = 0.2;
+  const double scale = 0.5;  // the loss scale (gradient accumulation) reaches the router-loss terms too
   V x = random_doubles(N * C, rng), router = random_doubles(E * C, rng), up = random_doubles(E * 2 * 3 * C, rng),
     down = random_doubles(E * C * 3, rng), sup = random_doubles(2 * 2 * C, rng), sdown = random_doubles(C * 2, rng),
     r = random_doubles(N * C, rng), out(N * C);
@@ -120,13 +120,15 @@ TEST(LayerGradients, MoeLayerWithRouterLosses) {
   };
   auto loss = [&] {
     layer.forward(nullptr, out.data(), x.data(), N, weights());
-    return weighted_sum(out, r) + aux_coef * layer.aux_loss() + z_coef * layer.z_loss();
+    return scale * (weighted_sum(out, r) + layer.aux_loss() + layer.z_loss());  // losses carry their coefs
   };
   loss();
   V dx(x.size(), 0), drouter(router.size(), 0), dup(up.size(), 0), ddown(down.size(), 0), dsup(sup.size(), 0),
       dsdown(sdown.size(), 0);
-  layer.backward(nullptr, dx.data(), {drouter.data(), dup.data(), ddown.data(), dsup.data(), dsdown.data()}, r.data(),
-                 x.data(), N, weights(), aux_coef, z_coef);
+  V dout(r.size());
+  for (size_t i = 0; i < r.size(); ++i) dout[i] = scale * r[i];
+  layer.backward(nullptr, dx.data(), {drouter.data(), dup.data(), ddown.data(), dsup.data(), dsdown.data()},
+                 dout.data(), x.data(), N, weights(), scale);
   expect_gradient("moe dx", x, dx, loss);
   expect_gradient("moe d_router", router, drouter, loss);
   expect_gradient("moe d_w_up", up, dup, loss);

@@ -1,0 +1,65 @@
+// The MoE layer on JIT-compiled host kernels: each call takes its step's Problem from
+// moe_layer_kernels(shape, tokens, "host") (exactly what `moejit tune --model` tunes), asks the
+// tuning cache's lookup ladder for the config, renders, builds (through the binary cache) and loads
+// the kernel once per (problem key, config), and launches it with the spec's launch helper on the
+// runtime's own std::vector buffers (host backend memory is plain process memory).
+// kernel_choices() says which rung served each of the 14 steps. Only built with MOEJIT_WITH_LLVM.
+#pragma once
+#include <filesystem>
+#include <memory>
+
+#include "moe_kernels.hpp"
+
+namespace moejit::runtime {
+
+class JitHostMoeKernels final : public MoeKernels<float> {
+ public:
+  struct Options {
+    // The host backend's worker pool (0: one per hardware thread, as `moejit tune` uses, so that the
+    // tuned decisions' validators match).
+    unsigned threads = 0;
+    // The tuning store to look configs up in (empty: $MOEJIT_CACHE_DIR/tuning). Binaries always go
+    // through the global binary cache ($MOEJIT_CACHE_DIR/kernels).
+    std::filesystem::path tuning_dir;
+  };
+  JitHostMoeKernels() : JitHostMoeKernels(Options{}) {}
+  explicit JitHostMoeKernels(const Options& options);
+  ~JitHostMoeKernels() override;
+
+  std::string backend() const override { return "jit-host"; }
+  // Per step: the config of its latest call and the lowest rung that served it during the run; a
+  // step not run yet reports the heuristic rung with config "(not run)".
+  std::vector<KernelChoice> kernel_choices() const override;
+
+  void gate_fwd(const MoeShape& s, int32_t* index, float* weight, float* probs, float* lse,
+                const float* logits) override;
+  void plan(const MoeShape& s, const RouterLossCoefs& coefs, int32_t* counts, int32_t* offsets, int32_t* slot,
+            int32_t* row_source, float* aux_scale, float* losses, const int32_t* index, const float* probs,
+            const float* lse) override;
+  void permute_fwd(const MoeShape& s, float* x_perm, const float* x, const int32_t* slot) override;
+  void up_swiglu(const MoeShape& s, float* gate_up, float* h, const float* x_perm, const float* w_up,
+                 const int32_t* offsets) override;
+  void down_fwd(const MoeShape& s, float* y_perm, const float* h, const float* w_down, const int32_t* offsets) override;
+  void combine_fwd(const MoeShape& s, float* out, const float* shared, const float* y_perm, const float* weight,
+                   const int32_t* slot) override;
+  void combine_bwd(const MoeShape& s, float* d_y_perm, float* d_weight, const float* d_out, const float* y_perm,
+                   const float* weight, const int32_t* slot) override;
+  void down_dgrad(const MoeShape& s, float* d_h, const float* d_y_perm, const float* w_down,
+                  const int32_t* offsets) override;
+  void down_wgrad(const MoeShape& s, float* d_w_down, const float* h, const float* d_y_perm,
+                  const int32_t* offsets) override;
+  void swiglu_bwd(const MoeShape& s, float* d_gate_up, const float* gate_up, const float* d_h) override;
+  void up_dgrad(const MoeShape& s, float* d_x_perm, const float* d_gate_up, const float* w_up,
+                const int32_t* offsets) override;
+  void up_wgrad(const MoeShape& s, float* d_w_up, const float* x_perm, const float* d_gate_up,
+                const int32_t* offsets) override;
+  void permute_bwd(const MoeShape& s, float* d_x, const float* d_x_perm, const int32_t* slot) override;
+  void gate_bwd(const MoeShape& s, float* d_logits, const float* logits, const int32_t* index, const float* d_weight,
+                const float* aux_scale, float z_scale) override;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace moejit::runtime

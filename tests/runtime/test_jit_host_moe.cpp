@@ -1,0 +1,107 @@
+// JitHostMoeKernels: the MoE layer on JIT-compiled host kernels, forward and backward, against the
+// naive per-token double reference (naive_moe.hpp) and the reference kernels, on random, empty-expert
+// and skewed routings; and the tuning-rung report: an empty tuning cache falls back to the heuristic
+// for all 14 kernels, a cache tuned for the layer's 14 problems serves every kernel exactly.
+// ctest runs every test in its own process: binaries go to one cache directory in the build tree
+// (MOEJIT_TEST_JIT_CACHE) so that the 14 kernels compile cold once, not once per test; tuning
+// decisions go to a fresh temporary directory per test.
+#include <cstdlib>
+
+#include "autotuner.hpp"
+#include "host_backend.hpp"
+#include "jit_host_moe_kernels.hpp"
+#include "moe_layer_kernels.hpp"
+#include "naive_moe.hpp"
+#include "reference_moe_kernels.hpp"
+
+namespace moejit::runtime {
+namespace {
+
+// The micro-moe layer shape (C 64, E 8, top-2, De 32), a smaller shared expert.
+constexpr MoeDims kDims{64, 8, 2, 32, 16, {0.05, 0.01}};
+constexpr LayerShape kShape{DType::f32, 64, 32, 8, 2};
+
+// Before anything touches the global binary cache.
+void use_suite_binary_cache() {
+  setenv("MOEJIT_CACHE_DIR", MOEJIT_TEST_JIT_CACHE, 1);
+}
+
+// fp32 on both sides; the JIT GEMMs block and vectorise their sums (up to 64 terms) differently from
+// the reference loops and the naive double reference.
+constexpr double kAtol = 3e-5, kRtol = 3e-4;
+
+void expect_same(const test_moe::LayerResult& ref, const test_moe::LayerResult& got) {
+  auto d = [](const std::vector<float>& v) { return std::vector<double>(v.begin(), v.end()); };
+  EXPECT_EQ(got.counts, ref.counts);
+  EXPECT_EQ(test::count_mismatches(d(ref.out), got.out, kAtol, kRtol, "out vs reference kernels"), 0u);
+  EXPECT_EQ(test::count_mismatches(d(ref.dx), got.dx, kAtol, kRtol, "dx vs reference kernels"), 0u);
+  EXPECT_EQ(test::count_mismatches(d(ref.drouter), got.drouter, kAtol, kRtol, "d_router vs reference"), 0u);
+  EXPECT_EQ(test::count_mismatches(d(ref.dup), got.dup, kAtol, kRtol, "d_w_up vs reference kernels"), 0u);
+  EXPECT_EQ(test::count_mismatches(d(ref.ddown), got.ddown, kAtol, kRtol, "d_w_down vs reference"), 0u);
+}
+
+// JIT and reference kernels on the same random problem, both against the naive double reference.
+void check_case(JitHostMoeKernels& jit, int64_t N, bool skew, uint64_t seed) {
+  SCOPED_TRACE("N " + std::to_string(N) + (skew ? ", skewed" : "") + ", seed " + std::to_string(seed));
+  const test_moe::Naive naive = test_moe::make_problem(N, kDims, skew, seed);
+  Parallel par(2);
+  ReferenceMoeKernels<float> reference(par);
+  const test_moe::LayerResult want = test_moe::run_layer(reference, par, kDims, naive);
+  const test_moe::LayerResult got = test_moe::run_layer(jit, par, kDims, naive);
+  test_moe::expect_matches(naive, got, skew, kAtol, kRtol);
+  expect_same(want, got);
+}
+
+TEST(JitHostMoe, EmptyTuningCacheFallsBackToHeuristicAndMatchesReference) {
+  use_suite_binary_cache();
+  test::TempDir tuning;
+  JitHostMoeKernels jit({.threads = 0, .tuning_dir = tuning.path()});
+  EXPECT_EQ(summarize_tuning(jit.kernel_choices()), "14 of 14 kernels fell back: 14 heuristic");  // nothing ran
+  const uint64_t seed = test::test_seed();
+  check_case(jit, 37, false, seed);     // random routing
+  check_case(jit, 3, false, seed + 1);  // 6 choices over 8 experts: some stay empty
+  check_case(jit, 29, true, seed + 2);  // skewed: experts 0 and 1 take everything
+  const auto choices = jit.kernel_choices();
+  ASSERT_EQ(choices.size(), size_t(kLayerSteps));
+  for (int i = 0; i < kLayerSteps; ++i) {
+    EXPECT_EQ(choices[i].kernel, to_string(LayerStep(i)));
+    EXPECT_EQ(choices[i].rung, TuningRung::kHeuristic) << choices[i].kernel;
+    EXPECT_NE(choices[i].config, "(not run)") << choices[i].kernel;
+  }
+  EXPECT_EQ(summarize_tuning(choices), "14 of 14 kernels fell back: 14 heuristic");
+}
+
+TEST(JitHostMoe, TunedLayerProblemsServeEveryKernelExactly) {
+  use_suite_binary_cache();
+  const int64_t N = 37;
+  const auto problems = moe_layer_kernels(kShape, N, "host");
+  std::string missing;
+  for (const auto& k : problems)
+    if (!make_workload(k.problem.family)) missing += " " + k.problem.family;
+  if (!missing.empty()) GTEST_SKIP() << "no autotune workload registered for:" << missing;
+
+  test::TempDir tuning;
+  {
+    HostBackend backend;  // as `moejit tune --backend host`: one worker per hardware thread
+    TuneOptions options;
+    options.isolation = Isolation::none;
+    options.timing.warmup = 1;
+    options.timing.repeats = 2;
+    options.max_candidates = 2;
+    options.retime_top = 1;
+    options.tuning_dir = tuning.path();
+    options.progress = nullptr;
+    for (const auto& k : problems) {
+      auto workload = make_workload(k.problem.family);
+      TuneResult r = tune(backend, find_spec(k.problem.family), *workload, k.problem, options);
+      ASSERT_TRUE(r.decision) << to_string(k.step) << ": " << r.summary();
+    }
+  }
+  JitHostMoeKernels jit({.threads = 0, .tuning_dir = tuning.path()});
+  check_case(jit, N, false, test::test_seed());
+  for (const auto& c : jit.kernel_choices()) EXPECT_EQ(c.rung, TuningRung::kExact) << c.kernel << " " << c.config;
+  EXPECT_EQ(summarize_tuning(jit.kernel_choices()), "all 14 kernels tuned");
+}
+
+}  // namespace
+}  // namespace moejit::runtime
