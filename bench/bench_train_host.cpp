@@ -2,7 +2,7 @@
 // small MoE config of equal active FLOPs on the reference MoE kernels and on the JIT host kernels
 // (configs from the tuning cache; where it lacks them, the heuristics, as the printed summary says).
 // Reports tokens/s, throughput per active FLOP vs dense (goal: MoE >= 0.8 of dense) and the time per
-// kernel family. Usage: bench_train_host [steps=8] [threads=2] [moe config=tiny-moe]
+// kernel family. The runs' steps are interleaved. Usage: bench_train_host [steps=8] [threads=2] [moe config=tiny-moe]
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
@@ -21,28 +21,39 @@ struct Result {
   std::string tuning;
 };
 
-static Result run(const std::string& config, const std::string& kernels, int steps, unsigned threads) {
+struct Run {
+  std::unique_ptr<Trainer> trainer;
+  Result result;
+  std::vector<double> rates;
+};
+
+static Run start(const std::string& config, const std::string& kernels, int steps, unsigned threads) {
   TrainOptions o;
   o.config = find_config(config);
   o.threads = threads;
   o.kernels = kernels;
   o.tokens = int64_t(steps + 2) * o.batch * o.config.seq_len;
-  Trainer t(o);
-  t.train_step();  // warm-up: first-touch allocations, JIT builds (or binary-cache loads)
-  t.train_step();
-  t.profiler().clear();
-  std::vector<double> rates;
-  Result r{o.config.layout == "dense" ? config : config + " (" + kernels + ")"};
-  for (int i = 0; i < steps; ++i) {
-    StepStats s = t.train_step();
-    rates.push_back(double(s.tokens) / s.seconds);
-    r.total_s += s.seconds;
-  }
-  r.tokens_per_s = bench::median(rates);
-  r.flops_per_token = train_flops_per_token(t.model().config());
-  r.families = t.profiler().entries();
-  r.tuning = o.config.layout == "dense" ? "no MoE kernels" : summarize_tuning(t.model().kernels().kernel_choices());
+  Run r{std::make_unique<Trainer>(o), Result{o.config.layout == "dense" ? config : config + " (" + kernels + ")"}, {}};
+  r.trainer->train_step();  // warm-up: first-touch allocations, JIT builds (or binary-cache loads)
+  r.trainer->train_step();
+  r.trainer->profiler().clear();
   return r;
+}
+
+static void step(Run& r) {
+  StepStats s = r.trainer->train_step();
+  r.rates.push_back(double(s.tokens) / s.seconds);
+  r.result.total_s += s.seconds;
+}
+
+static Result finish(Run& r) {
+  Trainer& t = *r.trainer;
+  r.result.tokens_per_s = bench::median(r.rates);
+  r.result.flops_per_token = train_flops_per_token(t.model().config());
+  r.result.families = t.profiler().entries();
+  r.result.tuning =
+      t.model().config().layout == "dense" ? "no MoE kernels" : summarize_tuning(t.model().kernels().kernel_choices());
+  return r.result;
 }
 
 int main(int argc, char** argv) {
@@ -53,9 +64,15 @@ int main(int argc, char** argv) {
   std::cout << "bench_train_host on " << device << ", " << steps << " steps per run, fp32\n";
   std::vector<Result> results;
   try {
-    results.push_back(run("tiny-dense", "reference", steps, threads));
-    results.push_back(run(moe_config, "reference", steps, threads));
-    if (jit_kernels_available()) results.push_back(run(moe_config, "jit", steps, threads));
+    std::vector<Run> runs;
+    runs.push_back(start("tiny-dense", "reference", steps, threads));
+    runs.push_back(start(moe_config, "reference", steps, threads));
+    if (jit_kernels_available()) runs.push_back(start(moe_config, "jit", steps, threads));
+    // Steps interleaved round-robin, so that load from other processes on a shared machine hits every
+    // run alike; each run's throughput is the median over its steps.
+    for (int i = 0; i < steps; ++i)
+      for (Run& r : runs) step(r);
+    for (Run& r : runs) results.push_back(finish(r));
   } catch (const std::exception& e) {
     std::cout << "skipped: " << e.what() << "\n";
     return 0;
