@@ -7,9 +7,9 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
-#include "../models/model_config.hpp"  // not runtime/model_config.hpp (the runtime's stand-in)
 #include "autotuner.hpp"
 #include "commands.hpp"
+#include "model_config.hpp"
 #include "moe_layer_kernels.hpp"
 #include "moejit/error.hpp"
 #include "moejit/kernel_spec.hpp"

@@ -1,13 +1,17 @@
-// Host training throughput, in one run on the same data and threads: the small dense config, and the
-// small MoE config of equal active FLOPs on the reference MoE kernels and on the JIT host kernels
+// Host training throughput, in one run on the same data and threads: the small dense config
+// (tiny-dense), and the default small MoE (tiny-moe-r20, equal N) on the reference MoE kernels and on
+// the JIT host kernels
 // (configs from the tuning cache; where it lacks them, the heuristics, as the printed summary says).
-// Reports tokens/s, throughput per active FLOP vs dense (goal: MoE >= 0.8 of dense) and the time per
-// kernel family. The runs' steps are interleaved. Usage: bench_train_host [steps=8] [threads=2] [moe config=tiny-moe]
+// Reports tokens/s, throughput per active training FLOP, M_train = 6 N_a + 12 L D_m S, vs dense (goal:
+// MoE >= 0.8 of dense) and the time per
+// kernel family. The runs' steps are interleaved. Usage: bench_train_host [steps=8] [threads=2] [moe
+// config=tiny-moe-r20]
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
 
 #include "bench_util.hpp"
+#include "model_config.hpp"
 #include "trainer.hpp"
 
 using namespace moejit;
@@ -29,11 +33,11 @@ struct Run {
 
 static Run start(const std::string& config, const std::string& kernels, int steps, unsigned threads) {
   TrainOptions o;
-  o.config = find_config(config);
+  o.config = find_model_config(config);
   o.threads = threads;
   o.kernels = kernels;
   o.tokens = int64_t(steps + 2) * o.batch * o.config.seq_len;
-  Run r{std::make_unique<Trainer>(o), Result{o.config.layout == "dense" ? config : config + " (" + kernels + ")"}, {}};
+  Run r{std::make_unique<Trainer>(o), Result{!o.config.is_moe() ? config : config + " (" + kernels + ")"}, {}};
   r.trainer->train_step();  // warm-up: first-touch allocations, JIT builds (or binary-cache loads)
   r.trainer->train_step();
   r.trainer->profiler().clear();
@@ -52,14 +56,14 @@ static Result finish(Run& r) {
   r.result.flops_per_token = train_flops_per_token(t.model().config());
   r.result.families = t.profiler().entries();
   r.result.tuning =
-      t.model().config().layout == "dense" ? "no MoE kernels" : summarize_tuning(t.model().kernels().kernel_choices());
+      !t.model().config().is_moe() ? "no MoE kernels" : summarize_tuning(t.model().kernels().kernel_choices());
   return r.result;
 }
 
 int main(int argc, char** argv) {
   int steps = argc > 1 ? std::atoi(argv[1]) : 8;
   unsigned threads = argc > 2 ? unsigned(std::atoi(argv[2])) : 2;
-  std::string moe_config = argc > 3 ? argv[3] : "tiny-moe";
+  std::string moe_config = argc > 3 ? argv[3] : std::string(kDefaultSmallConfig);
   std::string device = bench::cpu_model() + " (" + std::to_string(threads) + " threads)";
   std::cout << "bench_train_host on " << device << ", " << steps << " steps per run, fp32\n";
   std::vector<Result> results;

@@ -23,14 +23,12 @@ Trainer::Trainer(TrainOptions options, MoeKernels<float>* kernels)
       par_(o_.threads),
       rng_(o_.seed) {
   if (o_.batch < 1 || o_.grad_accum < 1) throw Error("--batch and --grad-accum must be >= 1");
-  if (data_.max_token() >= uint32_t(o_.config.vocab)) {
-    if (data_.byte_level && o_.config.vocab < kByteVocab)
-      o_.config.vocab = kByteVocab;
-    else
-      throw Error("the data holds token id " + std::to_string(data_.max_token()) + " but config " + o_.config.name +
-                  " has vocab " + std::to_string(o_.config.vocab) + ": use a config with a larger vocab");
-  }
-  if (!kernels && o_.config.layout != "dense") {
+  if (data_.max_token() >= uint64_t(o_.config.vocab))
+    throw Error(
+        "the data holds token id " + std::to_string(data_.max_token()) + " but config " + o_.config.name +
+        " has vocab " + std::to_string(o_.config.vocab) + ": use a config with a larger vocab" +
+        (data_.byte_level ? " (byte-level text needs " + std::to_string(kByteVocab) + ": bytes + end-of-text)" : ""));
+  if (!kernels && o_.config.is_moe()) {
     owned_kernels_ = make_moe_kernels(o_.kernels, par_);
     kernels = owned_kernels_.get();
   }
@@ -206,7 +204,7 @@ EvalStats run_training(Trainer& trainer, bool resume, const RunCallbacks& cb) {
     if (!o.out_dir.empty() && ((o.checkpoint_every > 0 && s.step % o.checkpoint_every == 0) || end))
       say("checkpoint " + trainer.save_checkpoint().string());
   }
-  if (trainer.model().config().layout != "dense") {
+  if (trainer.model().config().is_moe()) {
     MoeKernels<float>& k = trainer.model().kernels();
     nlohmann::json kernels = nlohmann::json::array();
     for (const auto& c : k.kernel_choices())

@@ -120,7 +120,7 @@ TEST(JitHostMoe, TrainingMatchesReferenceAndLogsTheRungs) {
   }
   auto losses = [&](const std::string& kernels) {
     TrainOptions o;
-    o.config = find_config("micro-moe");
+    o.config = find_model_config("micro-moe");
     o.config.seq_len = 32;
     o.data = (dir.path() / "corpus.txt").string();
     o.out_dir = dir.path() / kernels;
