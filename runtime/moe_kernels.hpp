@@ -48,8 +48,8 @@ class MoeKernels {
  public:
   virtual ~MoeKernels() = default;
   virtual std::string backend() const = 0;
-  // One entry per LayerStep (14), with the config and the rung that chose it; until the first call
-  // of a step its rung is the one its lookup would answer.
+  // One entry per LayerStep (14, in step order, named by to_string(LayerStep)), with the config and
+  // the rung that chose it.
   virtual std::vector<KernelChoice> kernel_choices() const = 0;
 
   // ---- forward ----
