@@ -188,7 +188,8 @@ void route_bias_update_host(void** a, const HostLaunch*) {
   for (int e = 0; e < E; ++e) bias[e] = bias_update(bias[e], counts[e], static_cast<float>(tokens * top_k) / E, gamma);
 }
 
-// args: src, slot, weight, y, dst, d_weight, offsets, row_source, num_experts, tokens.
+// args: src, slot, weight, y, dst, d_weight, offsets, row_source, num_experts, tokens. The rows are
+// moved by the whole-row forms (scatter_row / gather_row); VEC only sizes the padding rows' zeroing.
 template <typename T, int VEC, int K, int D>
 void route_scatter_host(void** a, const HostLaunch* launch) {
   const T* src = host_arg<const T*>(a, 0);
@@ -209,13 +210,10 @@ void route_scatter_host(void** a, const HostLaunch* launch) {
     });
   host_for_ranges(launch, tokens, row_grain<T, K, D>(), [&](int64 begin, int64 end) {
     for (int64 t = begin; t < end; ++t) {
-      // Choices in locals, as the GPU kernel holds them in registers: the vector stores below may
-      // alias anything as far as the compiler knows, so pointers would be re-read every vector.
       int s[K];
       float w[K], dot[K];
       for (int r = 0; r < K; ++r) s[r] = slot[t * K + r], w[r] = weight ? weight[t * K + r] : 1.0f, dot[r] = 0.0f;
-      for (int c = 0; c < D; c += VEC)
-        scatter_vec<T, VEC, K>(src, s, weight ? w : nullptr, y, dst, t, c, D, d_weight ? dot : nullptr);
+      scatter_row<T, K>(src + t * D, s, weight ? w : nullptr, y, dst, D, d_weight ? dot : nullptr);
       if (d_weight)
         for (int r = 0; r < K; ++r) d_weight[t * K + r] = s[r] >= 0 ? dot[r] : 0.0f;
     }
@@ -236,7 +234,7 @@ void route_gather_host(void** a, const HostLaunch* launch) {
       int s[K];
       float w[K];
       for (int r = 0; r < K; ++r) s[r] = slot[t * K + r], w[r] = weight ? weight[t * K + r] : 1.0f;
-      for (int c = 0; c < D; c += VEC) gather_vec<T, VEC, K>(rows, s, weight ? w : nullptr, shared, out, t, c, D);
+      gather_row<T, K>(rows, s, weight ? w : nullptr, shared ? shared + t * D : nullptr, out + t * D, D);
     }
   });
 }

@@ -118,8 +118,10 @@ std::vector<Config> RoutingSpec::space(const Problem& problem, const DeviceDescr
       } else if (kind_ == RoutingKernel::plan) {
         for (int64_t warps : {1, 8}) configs.push_back(Config{{"warps", warps}, {"threads", threads}});
       } else {
-        for (int64_t vec : {1, 2, 4, 8})
-          configs.push_back(Config{{"vec", vec}, {"lanes", 1}, {"rows", 1}, {"threads", threads}});
+        // The host rows move whole rows (scatter_row / gather_row): vec only sizes the padding
+        // zeroing, so one width is enough.
+        configs.push_back(
+            Config{{"vec", heuristic(problem, device).get("vec")}, {"lanes", 1}, {"rows", 1}, {"threads", threads}});
       }
     }
     return configs;
