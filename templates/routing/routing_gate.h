@@ -223,20 +223,36 @@ MOEJIT_HD void gate_token_backward(const float* logits, const int* index, const 
       dw[r] = active ? d_weight[r] : 0.0f;
     }
     // Renormalised: w_r = c * s_r / Z, Z = sum s + eps -> ds_m = c * (dw_m / Z - sum_r dw_r s_r / Z^2).
+    // The GPU scans its register arrays (compile-time indices); the host (one lane, arrays in
+    // memory) indexes the chosen experts directly. Same operations in the same order either way.
+    constexpr bool kDirect = !MOEJIT_DEVICE_CODE && LANES == 1;
     float z = 0.0f, dot = 0.0f;
     if (p.renormalize) {
       float local_z = 0.0f, local_dot = 0.0f;
       MOEJIT_UNROLL
-      for (int r = 0; r < K; ++r) MOEJIT_UNROLL_EXPERTS
-      for (int j = 0; j < PER; ++j)
-        if (lane + LANES * j == chosen[r]) local_z += s.score[j], local_dot += dw[r] * s.score[j];
+      for (int r = 0; r < K; ++r) {
+        if constexpr (kDirect) {
+          if (chosen[r] < E) local_z += s.score[chosen[r]], local_dot += dw[r] * s.score[chosen[r]];
+        } else {
+          MOEJIT_UNROLL_EXPERTS
+          for (int j = 0; j < PER; ++j)
+            if (lane + LANES * j == chosen[r]) local_z += s.score[j], local_dot += dw[r] * s.score[j];
+        }
+      }
       z = lanes.sum(local_z) + kRenormEps;
       dot = lanes.sum(local_dot);
     }
     MOEJIT_UNROLL
-    for (int r = 0; r < K; ++r) MOEJIT_UNROLL_EXPERTS
-    for (int j = 0; j < PER; ++j)
-      if (lane + LANES * j == chosen[r]) d_score[j] += p.scaling * (p.renormalize ? dw[r] / z - dot / (z * z) : dw[r]);
+    for (int r = 0; r < K; ++r) {
+      if constexpr (kDirect) {
+        if (chosen[r] < E) d_score[chosen[r]] += p.scaling * (p.renormalize ? dw[r] / z - dot / (z * z) : dw[r]);
+      } else {
+        MOEJIT_UNROLL_EXPERTS
+        for (int j = 0; j < PER; ++j)
+          if (lane + LANES * j == chosen[r])
+            d_score[j] += p.scaling * (p.renormalize ? dw[r] / z - dot / (z * z) : dw[r]);
+      }
+    }
   }
 
   float d_logit[PER];
