@@ -3,6 +3,7 @@
 #include <map>
 #include <mutex>
 
+#include "routing_workload.hpp"
 #include "swiglu_workload.hpp"
 #include "workload.hpp"
 
@@ -19,6 +20,10 @@ Registry& registry() {
     auto* reg = new Registry;
     reg->factories["swiglu_fwd"] = [] { return std::make_unique<SwigluWorkload>(false); };
     reg->factories["swiglu_bwd"] = [] { return std::make_unique<SwigluWorkload>(true); };
+    for (RoutingKernel kind :
+         {RoutingKernel::gate_fwd, RoutingKernel::gate_bwd, RoutingKernel::plan, RoutingKernel::permute_fwd,
+          RoutingKernel::combine_bwd, RoutingKernel::combine_fwd, RoutingKernel::permute_bwd})
+      reg->factories[RoutingSpec(kind).family()] = [kind] { return std::make_unique<RoutingWorkload>(kind); };
     return reg;
   }();
   return *r;
