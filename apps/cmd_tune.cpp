@@ -20,7 +20,7 @@ namespace {
 struct TuneFlags {
   std::string model, shape, tokens = "4096", dtype = "bf16", backend, isolate;
   std::vector<std::string> families;
-  double max_seconds = 0, timeout = 60;
+  double max_seconds = 0, timeout = 60, race = 1.5;
   int max_candidates = 0, repeats = 15, warmup = 3;
   size_t exhaustive_limit = 64;
   bool cold = false;
@@ -47,6 +47,7 @@ int run_tune(const TuneFlags& f) {
   options.candidate_timeout_s = f.timeout;
   options.max_candidates = f.max_candidates;
   options.exhaustive_limit = f.exhaustive_limit;
+  options.abandon_factor = f.race;
   // spawn by default on both backends: a forked child has no CUDA context to reuse, and the host
   // backend's kernels run on a worker pool whose threads do not survive fork().
   options.isolation = !f.isolate.empty() ? parse_isolation(f.isolate) : Isolation::spawn;
@@ -138,6 +139,9 @@ void add_tune_command(CLI::App& app) {
   cmd->add_option("--exhaustive-limit", f->exhaustive_limit, "Larger spaces use local search")->capture_default_str();
   cmd->add_option("--warmup", f->warmup, "Warm-up samples")->capture_default_str();
   cmd->add_option("--repeats", f->repeats, "Timed samples (median)")->capture_default_str();
+  cmd->add_option("--race", f->race,
+                  "Stop timing a candidate whose first samples are all this many times the best so far (0: off)")
+      ->capture_default_str();
   cmd->add_flag("--cold", f->cold, "Cold-cache timing: rotate inputs larger than the last-level cache");
   cmd->callback([f] { run_tune(*f); });
 
@@ -156,6 +160,7 @@ void add_tune_command(CLI::App& app) {
   worker->add_option("--repeats", w->timing.repeats);
   worker->add_option("--min-sample-ms", w->timing.min_sample_ms);
   worker->add_flag("--cold", w->timing.cold);
+  worker->add_option("--abandon-above-ms", w->timing.abandon_above_ms);
   worker->callback([w] { run_worker(*w); });
 }
 
