@@ -8,6 +8,7 @@
 #include "grouped_gemm/grouped_gemm_spec.hpp"
 #include "host/grouped_gemm_spec.hpp"
 #include "moejit/error.hpp"
+#include "parallel.hpp"
 
 // Tolerance, per output element with reference value ref and sum|terms| = S over a reduction of
 // length R (K for fwd/swiglu, N for dgrad, the expert's segment length for wgrad):
@@ -180,46 +181,48 @@ void GroupedGemmWorkload::prepare(Backend& backend, const Problem& problem, int 
   const int64_t cols = s.out_cols;
   want_.assign(rows_.size() * cols, 0.0);
   tol_.assign(rows_.size() * cols, 0.0);
-  std::vector<double> abs_sum(static_cast<size_t>(cols));
-  for (size_t i = 0; i < rows_.size(); ++i) {
-    const int64_t r = rows_[i];
-    double* want = &want_[i * cols];
-    std::fill(abs_sum.begin(), abs_sum.end(), 0.0);
-    int64_t reduction = 0;
-    if (op_ == gg::kWgrad) {  // dW_e[kk, :] = sum over the segment of X[t, kk] * dY[t, :]
-      const int64_t e = r / s.k, kk = r % s.k;
-      reduction = offsets[e + 1] - offsets[e];
-      for (int64_t t = offsets[e]; t < offsets[e + 1]; ++t) {
-        const double x = a[t * s.k + kk];
-        for (int64_t j = 0; j < cols; ++j) {
-          const double p = x * b[t * s.n + j];
-          want[j] += p, abs_sum[j] += std::fabs(p);
-        }
-      }
-    } else {
-      const int64_t e = std::upper_bound(offsets.begin(), offsets.end(), r) - offsets.begin() - 1;
-      const size_t w0 = static_cast<size_t>(e * s.k * s.w_cols);
-      if (op_ == gg::kDgrad) {  // dX[r, j] = sum_q dY[r, q] * W_e[j, q]
-        reduction = s.n;
-        for (int64_t j = 0; j < cols; ++j)
-          for (int64_t q = 0; q < s.n; ++q) {
-            const double p = static_cast<double>(a[r * s.n + q]) * b[w0 + j * s.n + q];
-            want[j] += p, abs_sum[j] += std::fabs(p);
-          }
-      } else {  // Y or GU[r, j] = sum_q X[r, q] * W_e[q, j]
-        reduction = s.k;
-        for (int64_t q = 0; q < s.k; ++q) {
-          const double x = a[r * s.k + q];
+  parallel_chunks(static_cast<int64_t>(rows_.size()), 4, [&](int64_t first, int64_t last) {
+    std::vector<double> abs_sum(static_cast<size_t>(cols));
+    for (size_t i = static_cast<size_t>(first); i < static_cast<size_t>(last); ++i) {
+      const int64_t r = rows_[i];
+      double* want = &want_[i * cols];
+      std::fill(abs_sum.begin(), abs_sum.end(), 0.0);
+      int64_t reduction = 0;
+      if (op_ == gg::kWgrad) {  // dW_e[kk, :] = sum over the segment of X[t, kk] * dY[t, :]
+        const int64_t e = r / s.k, kk = r % s.k;
+        reduction = offsets[e + 1] - offsets[e];
+        for (int64_t t = offsets[e]; t < offsets[e + 1]; ++t) {
+          const double x = a[t * s.k + kk];
           for (int64_t j = 0; j < cols; ++j) {
-            const double p = x * b[w0 + q * s.w_cols + j];
+            const double p = x * b[t * s.n + j];
             want[j] += p, abs_sum[j] += std::fabs(p);
           }
         }
+      } else {
+        const int64_t e = std::upper_bound(offsets.begin(), offsets.end(), r) - offsets.begin() - 1;
+        const size_t w0 = static_cast<size_t>(e * s.k * s.w_cols);
+        if (op_ == gg::kDgrad) {  // dX[r, j] = sum_q dY[r, q] * W_e[j, q]
+          reduction = s.n;
+          for (int64_t j = 0; j < cols; ++j)
+            for (int64_t q = 0; q < s.n; ++q) {
+              const double p = static_cast<double>(a[r * s.n + q]) * b[w0 + j * s.n + q];
+              want[j] += p, abs_sum[j] += std::fabs(p);
+            }
+        } else {  // Y or GU[r, j] = sum_q X[r, q] * W_e[q, j]
+          reduction = s.k;
+          for (int64_t q = 0; q < s.k; ++q) {
+            const double x = a[r * s.k + q];
+            for (int64_t j = 0; j < cols; ++j) {
+              const double p = x * b[w0 + q * s.w_cols + j];
+              want[j] += p, abs_sum[j] += std::fabs(p);
+            }
+          }
+        }
       }
+      for (int64_t j = 0; j < cols; ++j)
+        tol_[i * cols + j] = 1e-6 + static_cast<double>(reduction) * kUlp32 * abs_sum[j] + eps * std::fabs(want[j]);
     }
-    for (int64_t j = 0; j < cols; ++j)
-      tol_[i * cols + j] = 1e-6 + static_cast<double>(reduction) * kUlp32 * abs_sum[j] + eps * std::fabs(want[j]);
-  }
+  });
   want_h_.clear(), tol_h_.clear();
   if (op_ == gg::kUpSwiglu) {
     want_h_.resize(rows_.size() * s.n), tol_h_.resize(rows_.size() * s.n);
@@ -268,30 +271,45 @@ void GroupedGemmWorkload::run(LoadedCandidate& candidate, int copy) {
 namespace {
 
 // Compares one output tensor (rows x cols, row-major) with the reference of its checked rows;
-// unchecked rows must at least have been written (the NaN poison is gone).
+// unchecked rows must at least have been written (the NaN poison is gone). Rows in parallel
+// chunks; the first bad element in index order is reported.
 void compare(const char* name, DType dtype, const std::vector<char>& got, int64_t cols,
              const std::vector<int64_t>& slot, const std::vector<double>& want, const std::vector<double>& tol,
              CheckResult& result) {
+  struct Partial {
+    CheckResult found{true, 0, {}};
+  };
   const int64_t rows = static_cast<int64_t>(slot.size());
-  for (int64_t r = 0; r < rows; ++r) {
-    const int64_t s = slot[r];
-    for (int64_t j = 0; j < cols; ++j) {
-      const double value = value_at(dtype, got, static_cast<size_t>(r * cols + j));
-      double expected = 0, error = 0;
-      bool bad = !std::isfinite(value);
-      if (s >= 0) {
-        expected = want[s * cols + j];
-        error = std::fabs(value - expected);
-        bad = !(error <= tol[s * cols + j]);  // NaN fails too
-        if (!std::isnan(result.max_error) && !(error - tol[s * cols + j] <= result.max_error))
-          result.max_error = error - tol[s * cols + j];  // NaN sticks
+  const int64_t chunks = std::min<int64_t>(rows, 256);
+  std::vector<Partial> parts(static_cast<size_t>(std::max<int64_t>(chunks, 0)));
+  parallel_chunks(chunks, 1, [&](int64_t first, int64_t last) {
+    for (int64_t k = first; k < last; ++k) {
+      CheckResult& part = parts[static_cast<size_t>(k)].found;
+      for (int64_t r = rows * k / chunks; r < rows * (k + 1) / chunks; ++r) {
+        const int64_t s = slot[r];
+        for (int64_t j = 0; j < cols; ++j) {
+          const double value = value_at(dtype, got, static_cast<size_t>(r * cols + j));
+          double expected = 0;
+          bool bad = !std::isfinite(value);
+          if (s >= 0) {
+            expected = want[s * cols + j];
+            const double excess = std::fabs(value - expected) - tol[s * cols + j];
+            bad = !(excess <= 0);                                                                     // NaN fails too
+            if (!std::isnan(part.max_error) && !(excess <= part.max_error)) part.max_error = excess;  // NaN sticks
+          }
+          if (bad && part.ok)
+            part.detail = std::string(name) + "[" + std::to_string(r) + ", " + std::to_string(j) +
+                          "] = " + std::to_string(value) +
+                          (s >= 0 ? ", expected " + std::to_string(expected) : ", never written (row not sampled)");
+          if (bad) part.ok = false;
+        }
       }
-      if (bad && result.ok)
-        result.detail = std::string(name) + "[" + std::to_string(r) + ", " + std::to_string(j) +
-                        "] = " + std::to_string(value) +
-                        (s >= 0 ? ", expected " + std::to_string(expected) : ", never written (row not sampled)");
-      if (bad) result.ok = false;
     }
+  });
+  for (const Partial& p : parts) {
+    if (!p.found.ok && result.ok) result.detail = p.found.detail;
+    if (!p.found.ok) result.ok = false;
+    if (!std::isnan(result.max_error) && !(p.found.max_error <= result.max_error)) result.max_error = p.found.max_error;
   }
 }
 
