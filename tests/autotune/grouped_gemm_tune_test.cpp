@@ -1,4 +1,5 @@
-// The grouped GEMM workloads under the autotuner: for every family (4 host, 4 GPU) a small MoE
+// The grouped GEMM workloads under the autotuner: for every family (4 host, 4 GPU; and the host
+// SwiGLU families, whose check runs in parallel chunks) a small MoE
 // problem is tuned end to end (isolation none, few repeats, few candidates); the decision's winner
 // and the heuristic pass the workload's check, and planted wrong results fail it: a kernel that
 // never runs (outputs stay NaN-poisoned) and one whose first output element is off by 1000.
@@ -73,7 +74,7 @@ void tune_and_verify(Backend& backend, const Problem& p, const std::function<voi
   std::filesystem::remove_all(dir);
   ASSERT_TRUE(r.decision) << r.summary();
   EXPECT_EQ(r.count(CandidateStatus::ok), static_cast<int>(r.results.size())) << r.summary();
-  EXPECT_EQ(r.decision->throughput_unit, "TFLOP/s");
+  EXPECT_EQ(r.decision->throughput_unit, p.family.find("swiglu_") == 0 ? "GB/s" : "TFLOP/s");
   EXPECT_GT(r.decision->throughput, 0);
 
   // tune() left the workload prepared for the bucketed problem: check configs against it.
@@ -134,6 +135,20 @@ INSTANTIATE_TEST_SUITE_P(Families, GroupedGemmTuneHost,
                          ::testing::Values("host_grouped_gemm_fwd", "host_grouped_gemm_swiglu",
                                            "host_grouped_gemm_dgrad", "host_grouped_gemm_wgrad"),
                          [](const auto& param) { return std::string(param.param).substr(18); });
+
+// The SwiGLU workloads' parallel check (rows x F >= 2^19 elements: several chunks) under the same
+// end-to-end run; host SwiGLU kernels' output is argument 1 (fwd) or 2 (bwd), f32 here.
+TEST(SwigluTuneHost, TunesAndTheParallelCheckCatchesWrongResults) {
+  for (const auto& [family, out_arg] : {std::pair<const char*, int>{"swiglu_fwd", 1}, {"swiglu_bwd", 2}}) {
+    SCOPED_TRACE(family);
+    Problem p = small_problem(family, DType::f32, 64, 64);
+    p.tokens = 4096;
+    tune_and_verify(host(), p, [out_arg = out_arg](void** args) {
+      host().synchronize();
+      (*static_cast<float**>(args[out_arg]))[0] += 1000.0f;
+    });
+  }
+}
 
 // Beyond kReferenceMacs the reference covers a sample of rows; an unwritten output anywhere still fails.
 TEST(GroupedGemmWorkload, LargeProblemSamplesTheReferenceButSeesEveryUnwrittenRow) {
