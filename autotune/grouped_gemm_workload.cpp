@@ -34,33 +34,6 @@ uint64_t mix(uint64_t x) {
   return x ^ (x >> 31);
 }
 
-// One input tensor: f32 (host) or bf16 (GPU), read as the exact float the kernel sees.
-struct Input {
-  std::vector<float> f32;
-  std::vector<bf16> b16;
-  float operator[](size_t i) const { return b16.empty() ? f32[i] : to_float(b16[i]); }
-};
-
-Input random_input(size_t count, uint64_t seed, bool bf16_values) {
-  Input t;
-  if (bf16_values)
-    t.b16.resize(count);
-  else
-    t.f32.resize(count);
-  for (size_t i = 0; i < count; ++i) {
-    const float x = static_cast<float>(static_cast<double>(mix(seed * 0x100000001b3ull + i) >> 40) * 0x1p-23 - 1.0);
-    if (bf16_values)
-      t.b16[i] = from_float<bf16>(x);
-    else
-      t.f32[i] = x;
-  }
-  return t;
-}
-
-DeviceBuffer upload(Backend& backend, const Input& t) {
-  return t.b16.empty() ? DeviceBuffer::from(backend, t.f32) : DeviceBuffer::from(backend, t.b16);
-}
-
 double value_at(DType dtype, const std::vector<char>& bytes, size_t i) {
   if (dtype == DType::f32) {
     float f;
@@ -86,6 +59,32 @@ const char* output_name(int op) {
 }
 
 }  // namespace
+
+float GroupedGemmWorkload::HostInput::operator[](size_t i) const {
+  return b16.empty() ? f32[i] : bits_to_float(static_cast<uint32>(b16[i]) << 16);
+}
+
+const GroupedGemmWorkload::HostInput& GroupedGemmWorkload::input(HostInput& cache, size_t count, uint64_t seed) const {
+  if (cache.seed == seed && cache.size() >= count && (cache.b16.empty() || gpu_) && (cache.f32.empty() || !gpu_))
+    return cache;
+  cache.seed = seed;
+  cache.f32.clear(), cache.b16.clear();
+  if (gpu_)
+    cache.b16.resize(count);
+  else
+    cache.f32.resize(count);
+  parallel_chunks(static_cast<int64_t>(count), 1 << 16, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const uint64_t bits = mix(seed * 0x100000001b3ull + static_cast<uint64_t>(i)) >> 40;  // 24 bits
+      const float x = static_cast<float>(static_cast<double>(bits) * 0x1p-23 - 1.0);        // [-1, 1)
+      if (gpu_)
+        cache.b16[i] = from_float<bf16>(x).bits;
+      else
+        cache.f32[i] = x;
+    }
+  });
+  return cache;
+}
 
 std::vector<int64_t> skewed_offsets(int64_t rows, int64_t experts) {
   if (experts <= 0) throw Error("skewed_offsets: needs at least one expert");
@@ -141,14 +140,22 @@ void GroupedGemmWorkload::prepare(Backend& backend, const Problem& problem, int 
   if (gpu_ && (s.m >= (int64_t{1} << 31))) throw Error(problem.family + ": more rows than int32 offsets hold");
   const std::vector<int64_t> offsets = skewed_offsets(s.m, s.e);
   const uint64_t seed = 0x6e6d0000u + static_cast<uint64_t>(op_);
-  const Input a = random_input(static_cast<size_t>(s.a_elems), seed, gpu_);
-  const Input b = random_input(static_cast<size_t>(s.b_elems), seed + 100, gpu_);
+  const size_t a_count = static_cast<size_t>(s.a_elems), b_count = static_cast<size_t>(s.b_elems);
+  const HostInput& a = input(a_cache_, a_count, seed);
+  const HostInput& b = input(b_cache_, b_count, seed + 100);
+  auto upload = [&](const HostInput& t, size_t count) {  // the first `count` elements
+    const size_t bytes = count * (gpu_ ? 2 : 4);
+    DeviceBuffer buffer(backend, bytes);
+    if (bytes)
+      backend.copy_to_device(buffer.get(), gpu_ ? static_cast<const void*>(t.b16.data()) : t.f32.data(), bytes);
+    return buffer;
+  };
   const std::vector<int> offsets32(offsets.begin(), offsets.end());
   const size_t out_bytes = gpu_ ? dtype_bytes(problem.dtype) : 4;
   for (int c = 0; c < copies; ++c) {
     Set set;
-    set.a = upload(backend, a);
-    set.b = upload(backend, b);
+    set.a = upload(a, a_count);
+    set.b = upload(b, b_count);
     set.offsets = gpu_ ? DeviceBuffer::from(backend, offsets32) : DeviceBuffer::from(backend, offsets);
     if (op_ == gg::kUpSwiglu) {
       set.gate_up = DeviceBuffer(backend, static_cast<size_t>(s.m * 2 * s.n) * out_bytes);

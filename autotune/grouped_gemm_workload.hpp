@@ -42,6 +42,17 @@ class GroupedGemmWorkload final : public Workload {
     DeviceBuffer a, b, out, gate_up, offsets;  // a: X or dY; b: W or dY (wgrad); gate_up: swiglu only
   };
   struct Shape;
+  // A generated input on the host: f32 (host families) or bf16 bits (GPU). Value i depends only on
+  // (seed, i), so a later bucket reuses what an earlier one generated: W is the same at every
+  // token count, X and dY of a smaller bucket are a prefix of a larger one's.
+  struct HostInput {
+    uint64_t seed = 0;
+    std::vector<float> f32;
+    std::vector<uint16_t> b16;
+    size_t size() const { return b16.empty() ? f32.size() : b16.size(); }
+    float operator[](size_t i) const;
+  };
+  const HostInput& input(HostInput& cache, size_t count, uint64_t seed) const;
   Shape shape(const Problem& problem) const;
   DType in_type() const { return gpu_ ? DType::bf16 : DType::f32; }
   DType out_type() const { return gpu_ ? problem_.dtype : DType::f32; }
@@ -51,6 +62,7 @@ class GroupedGemmWorkload final : public Workload {
   Backend* backend_ = nullptr;
   Problem problem_;
   std::vector<Set> sets_;
+  HostInput a_cache_, b_cache_;
   // Reference of the checked rows of the GEMM output (GU for swiglu): value and tolerance per
   // element, row-major over rows_; swiglu also H's. slot_[row] = index into rows_ or -1.
   std::vector<int64_t> rows_;

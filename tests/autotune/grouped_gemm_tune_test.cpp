@@ -150,7 +150,8 @@ TEST(SwigluTuneHost, TunesAndTheParallelCheckCatchesWrongResults) {
   }
 }
 
-// Beyond kReferenceMacs the reference covers a sample of rows; an unwritten output anywhere still fails.
+// Beyond kReferenceMacs the reference covers a sample of rows; an unwritten output anywhere still
+// fails.
 TEST(GroupedGemmWorkload, LargeProblemSamplesTheReferenceButSeesEveryUnwrittenRow) {
   const Problem p = small_problem("host_grouped_gemm_fwd", DType::f32, 64, 48);
   Problem big = p;
@@ -166,6 +167,11 @@ TEST(GroupedGemmWorkload, LargeProblemSamplesTheReferenceButSeesEveryUnwrittenRo
   LoadedCandidate bad = load(host(), spec, big, heuristic);
   bad.kernels[0] = std::make_unique<PlantedKernel>(std::move(bad.kernels[0]), true, nullptr);
   EXPECT_FALSE(workload.check(bad).ok);
+  // The next bucket reuses the inputs generated for this one (a prefix of X, all of W): still right.
+  workload.prepare(host(), p, 1);
+  EXPECT_EQ(workload.checked_rows(), 128u);
+  LoadedCandidate small = load(host(), spec, p, heuristic);
+  EXPECT_TRUE(workload.check(small).ok);
 }
 #endif
 
