@@ -1,4 +1,4 @@
-// `moejit train`: train a built-in config on the host (fp32) with a progress line, JSONL metrics,
+// `moejit train`: train a model config (models/configs) on the host (fp32) with a progress line, JSONL metrics,
 // checkpoints and exact resume. See docs/training.md.
 #include <unistd.h>
 
@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include "commands.hpp"
+#include "model_config.hpp"
 #include "trainer.hpp"
 
 namespace moejit::cli {
@@ -22,7 +23,7 @@ std::string duration_text(double seconds) {
 }
 
 struct TrainFlags {
-  std::string config = "tiny-moe";
+  std::string config{kDefaultSmallConfig};
   int64_t tokens = 0;
   double compute = 0;
   std::string data, out;
@@ -31,7 +32,7 @@ struct TrainFlags {
 };
 
 void run(TrainFlags& f) {
-  f.o.config = runtime::find_config(f.config);
+  f.o.config = find_model_config(f.config);
   f.o.tokens = f.tokens;
   f.o.compute = f.compute;
   f.o.data = f.data;
@@ -70,7 +71,7 @@ void run(TrainFlags& f) {
   };
   runtime::run_training(trainer, f.resume, cb);
   if (tty) std::cout << "\n";
-  if (trainer.model().config().layout != "dense")
+  if (trainer.model().config().is_moe())
     std::cout << "MoE kernels (" << trainer.model().kernels().backend()
               << "): " << runtime::summarize_tuning(trainer.model().kernels().kernel_choices()) << "\n";
   if (!f.out.empty()) std::cout << "metrics " << (std::filesystem::path(f.out) / "metrics.jsonl").string() << "\n";
@@ -81,7 +82,7 @@ void run(TrainFlags& f) {
 void add_train_command(CLI::App& app) {
   auto flags = std::make_shared<TrainFlags>();
   auto* cmd = app.add_subcommand("train", "Train a model on the host (fp32), default data: the fortunes corpus");
-  cmd->add_option("--config", flags->config, "Model config: tiny-dense, tiny-moe, micro-dense, micro-moe")
+  cmd->add_option("--config", flags->config, "Model config name (moejit plan --list) or a .json path")
       ->capture_default_str();
   auto* tokens = cmd->add_option("--tokens", flags->tokens, "Training tokens D (default 2^20)");
   cmd->add_option("--compute", flags->compute, "Training FLOPs C; D = C / (6 N_a + 12 L D_m S)")->excludes(tokens);

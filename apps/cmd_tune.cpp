@@ -1,14 +1,17 @@
-// `moejit tune`: tunes every kernel family of the MoE layer for the given shapes and token buckets
-// and writes the winners to the tuning cache. `moejit tune-worker` (hidden) measures one candidate
+// `moejit tune`: tunes every kernel call of the MoE layer (runtime/moe_layer_kernels.hpp: the same
+// Problems the runtime looks up) for the given shape and token counts and writes the winners to the
+// tuning cache. `moejit tune-worker` (hidden) measures one candidate
 // in a separate process for spawn isolation (CUDA) and prints its result as one JSON line.
 #include <chrono>
 #include <filesystem>
 #include <iostream>
+#include <map>
 #include <nlohmann/json.hpp>
 
-#include "../models/model_config.hpp"  // not runtime/model_config.hpp (the runtime's stand-in)
 #include "autotuner.hpp"
 #include "commands.hpp"
+#include "model_config.hpp"
+#include "moe_layer_kernels.hpp"
 #include "moejit/error.hpp"
 #include "moejit/kernel_spec.hpp"
 #include "tuning_common.hpp"
@@ -18,7 +21,7 @@ namespace moejit::cli {
 namespace {
 
 struct TuneFlags {
-  std::string model, shape, tokens = "4096", dtype = "bf16", backend, isolate;
+  std::string model, shape, tokens = "4096", dtype, backend, isolate;
   std::vector<std::string> families;
   double max_seconds = 0, timeout = 60, race = 1.5;
   int max_candidates = 0, repeats = 15, warmup = 3;
@@ -36,9 +39,10 @@ int run_tune(const TuneFlags& f) {
             std::to_string(config.moe->experts) + "," + std::to_string(config.moe->top_k);
   }
   if (shape.empty()) throw Error("give --shape d_model,d_expert,E,topk or --model NAME");
-  const Problem base = parse_shape(shape, f.dtype);
-  const std::vector<int64_t> tokens = parse_tokens(f.tokens);
+  Problem base = parse_shape(shape, f.dtype.empty() ? "f32" : f.dtype);
   std::unique_ptr<Backend> backend = open_backend(f.backend);
+  if (f.dtype.empty()) base.dtype = backend->name() == "host" ? DType::f32 : DType::bf16;  // host kernels train in f32
+  const std::vector<int64_t> tokens = parse_tokens(f.tokens);
 
   TuneOptions options;
   options.timing.warmup = f.warmup;
@@ -62,34 +66,42 @@ int run_tune(const TuneFlags& f) {
             << " backend), isolation " << to_string(options.isolation) << "\n";
   const auto start = std::chrono::steady_clock::now();
   int decisions = 0, untuned = 0;
-  for (const auto& spec : builtin_specs()) {
-    if (!spec->supports_backend(backend->name())) continue;
-    if (!f.families.empty() && std::find(f.families.begin(), f.families.end(), spec->family()) == f.families.end())
-      continue;
-    auto workload = make_workload(spec->family());
-    if (!workload) {
-      std::cout << "  " << spec->family() << ": skipped (no workload registered in autotune/workloads.cpp)\n";
-      ++untuned;
-      continue;
-    }
-    for (int64_t t : tokens) {
+  const runtime::LayerShape layer{base.dtype, base.d_model, base.d_expert, base.num_experts, base.top_k};
+  bool out_of_time = false;
+  std::map<std::string, std::unique_ptr<Workload>> workloads;
+  for (int64_t t : tokens) {
+    // The layer's own kernel list, so that the runtime later looks up exactly these problems.
+    for (const runtime::LayerKernel& k : runtime::moe_layer_kernels(layer, t, backend->name())) {
+      const Problem& p = k.problem;
+      if (!f.families.empty() && std::find(f.families.begin(), f.families.end(), p.family) == f.families.end())
+        continue;
+      const KernelSpec& spec = find_spec(p.family);
+      // One workload per family for the whole run: a workload may keep what it generated for one
+      // bucket for the next (the grouped GEMMs' inputs depend only on seed and index).
+      auto& workload = workloads[p.family];
+      if (!workload) workload = make_workload(p.family);
+      if (!workload) {
+        std::cout << "  " << runtime::to_string(k.step) << " (" << p.family
+                  << "): skipped (no workload registered in autotune/workloads.cpp)\n";
+        ++untuned;
+        continue;
+      }
       const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       if (f.max_seconds > 0 && elapsed >= f.max_seconds) {
-        std::cout << "  time budget spent: " << spec->family() << " tokens " << t << " and later not tuned\n";
+        std::cout << "  time budget spent: " << p.to_string() << " and later not tuned\n";
+        out_of_time = true;
         break;
       }
       if (f.max_seconds > 0) options.max_seconds = f.max_seconds - elapsed;
-      Problem p = base;
-      p.family = spec->family();
-      p.tokens = t;
-      TuneResult r = tune(*backend, *spec, *workload, p, options);
-      std::cout << "  " << r.summary() << "\n";
+      TuneResult r = tune(*backend, spec, *workload, p, options);
+      std::cout << "  " << runtime::to_string(k.step) << ": " << r.summary() << "\n";
       if (r.decision) ++decisions;
     }
+    if (out_of_time) break;
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::cout << decisions << " decision(s) written to " << TuningStore::default_dir().string() << " in " << seconds
-            << " s" << (untuned ? " (" + std::to_string(untuned) + " famil(ies) without a workload)" : "") << "\n";
+            << " s" << (untuned ? " (" + std::to_string(untuned) + " kernel(s) without a workload)" : "") << "\n";
   if (decisions == 0) throw Error("no decision was made: see the candidate results above");
   return kOk;
 }
@@ -129,7 +141,7 @@ void add_tune_command(CLI::App& app) {
   cmd->add_option("--shape", f->shape, "d_model,d_expert,E,topk")->excludes(model);
   cmd->add_option("--tokens", f->tokens, "Token counts, comma separated, or 'all' buckets 1..65536")
       ->capture_default_str();
-  cmd->add_option("--dtype", f->dtype, "bf16 or f32")->capture_default_str();
+  cmd->add_option("--dtype", f->dtype, "bf16 or f32 (default: f32 on the host backend, bf16 on cuda)");
   cmd->add_option("--backend", f->backend, "host or cuda (default: cuda if a GPU is usable)");
   cmd->add_option("--families", f->families, "Only these kernel families")->delimiter(',');
   cmd->add_option("--max-seconds", f->max_seconds, "Stop starting new candidates after this many seconds");

@@ -1,11 +1,13 @@
-// Host training throughput: the small MoE vs the small dense config of equal active FLOPs, in the same
-// run on the same data and threads. Reports tokens/s, throughput per active FLOP (goal: MoE >= 0.8 of
-// dense) and the time per kernel family. Usage: bench_train_host [steps=8] [threads=2]
+// Host training throughput: the default small MoE (tiny-moe-r20) vs the small dense config (tiny-dense,
+// equal N), in the same run on the same data and threads. Reports tokens/s, throughput per active
+// training FLOP, M_train = 6 N_a + 12 L D_m S (goal: MoE >= 0.8 of dense) and the time per kernel family. Usage:
+// bench_train_host [steps=8] [threads=2]
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
 
 #include "bench_util.hpp"
+#include "model_config.hpp"
 #include "trainer.hpp"
 
 using namespace moejit;
@@ -21,7 +23,7 @@ struct Result {
 
 static Result run(const std::string& name, int steps, unsigned threads) {
   TrainOptions o;
-  o.config = find_config(name);
+  o.config = find_model_config(name);
   o.threads = threads;
   o.tokens = int64_t(steps + 2) * o.batch * o.config.seq_len;
   Trainer t(o);
@@ -38,8 +40,7 @@ static Result run(const std::string& name, int steps, unsigned threads) {
   r.tokens_per_s = bench::median(rates);
   r.flops_per_token = train_flops_per_token(t.model().config());
   r.families = t.profiler().entries();
-  r.tuning =
-      t.model().config().layout == "dense" ? "no MoE kernels" : summarize_tuning(t.model().kernels().kernel_choices());
+  r.tuning = !t.model().config().is_moe() ? "no MoE kernels" : summarize_tuning(t.model().kernels().kernel_choices());
   return r;
 }
 
@@ -51,7 +52,7 @@ int main(int argc, char** argv) {
   Result dense, moe;
   try {
     dense = run("tiny-dense", steps, threads);
-    moe = run("tiny-moe", steps, threads);
+    moe = run(std::string(kDefaultSmallConfig), steps, threads);
   } catch (const std::exception& e) {
     std::cout << "skipped: " << e.what() << "\n";
     return 0;

@@ -141,42 +141,11 @@ std::vector<fs::path> list_checkpoints(const fs::path& dir) {
 }
 
 std::string config_to_json(const ModelConfig& c) {
-  json j = {{"name", c.name},
-            {"vocab", c.vocab},
-            {"seq_len", c.seq_len},
-            {"n_layers", c.n_layers},
-            {"d_model", c.d_model},
-            {"n_heads", c.n_heads},
-            {"d_ffn", c.d_ffn},
-            {"layout", c.layout},
-            {"n_experts", c.n_experts},
-            {"top_k", c.top_k},
-            {"d_expert", c.d_expert},
-            {"d_shared", c.d_shared},
-            {"aux_loss_coef", c.aux_loss_coef},
-            {"z_loss_coef", c.z_loss_coef}};
-  return j.dump();
+  return to_json(c).dump();
 }
 
 ModelConfig config_from_json(const std::string& text) {
-  json j = json::parse(text);
-  ModelConfig c;
-  c.name = j.at("name");
-  c.vocab = j.at("vocab");
-  c.seq_len = j.at("seq_len");
-  c.n_layers = j.at("n_layers");
-  c.d_model = j.at("d_model");
-  c.n_heads = j.at("n_heads");
-  c.d_ffn = j.at("d_ffn");
-  c.layout = j.at("layout");
-  c.n_experts = j.at("n_experts");
-  c.top_k = j.at("top_k");
-  c.d_expert = j.at("d_expert");
-  c.d_shared = j.at("d_shared");
-  c.aux_loss_coef = j.at("aux_loss_coef");
-  c.z_loss_coef = j.at("z_loss_coef");
-  c.validate();
-  return c;
+  return model_config_from_json(json::parse(text), "checkpoint metadata");
 }
 
 }  // namespace moejit::runtime

@@ -25,7 +25,8 @@ struct Model<T>::Layer {
 
 template <typename T>
 Model<T>::Model(const ModelConfig& config, Parallel& par, MoeKernels<T>* kernels) : c_(config), par_(par) {
-  c_.validate();
+  validate(c_, "model config '" + c_.name + "'");
+  check_trainable(c_);
   if (!kernels) {
     owned_kernels_ = std::make_unique<ReferenceMoeKernels<T>>(par_);
     kernels = owned_kernels_.get();
@@ -41,15 +42,15 @@ Model<T>::Model(const ModelConfig& config, Parallel& par, MoeKernels<T>* kernels
     offset += size;
   };
   add("wte", {V, C});
-  for (int l = 0; l < c_.n_layers; ++l) {
+  for (int l = 0; l < c_.layers; ++l) {
     std::string pre = "layers." + std::to_string(l) + ".";
     add(pre + "ln1", {C});
     add(pre + "attn.w_qkv", {3 * C, C});
     add(pre + "attn.w_o", {C, C});
     add(pre + "ln2", {C});
     auto layer = std::make_unique<Layer>();
-    if (c_.is_moe_layer(l)) {
-      const int64_t E = c_.n_experts, F = c_.d_expert, Fs = c_.d_shared;
+    if (is_moe_layer(c_, l)) {
+      const int64_t E = c_.moe->experts, F = c_.moe->d_expert, Fs = d_ffn_shared(c_);
       add(pre + "moe.w_router", {E, C});
       add(pre + "moe.w_up", {E, 2 * F, C});
       add(pre + "moe.w_down", {E, C, F});
@@ -57,7 +58,7 @@ Model<T>::Model(const ModelConfig& config, Parallel& par, MoeKernels<T>* kernels
         add(pre + "moe.shared_up", {2 * Fs, C});
         add(pre + "moe.shared_down", {C, Fs});
       }
-      layer->moe = std::make_unique<MoeLayer<T>>(*kernels_, par_, MoeDims{C, E, c_.top_k, F, Fs});
+      layer->moe = std::make_unique<MoeLayer<T>>(*kernels_, par_, MoeDims{C, E, c_.moe->top_k, F, Fs});
     } else {
       add(pre + "ffn.w_up", {2 * int64_t(c_.d_ffn), C});
       add(pre + "ffn.w_down", {C, int64_t(c_.d_ffn)});
@@ -83,7 +84,7 @@ const ParamTensor& Model<T>::tensor(const std::string& name) const {
 template <typename T>
 void Model<T>::init(std::mt19937_64& rng) {
   std::normal_distribution<double> normal(0.0, 0.02);
-  const double residual_scale = 1.0 / std::sqrt(2.0 * c_.n_layers);
+  const double residual_scale = 1.0 / std::sqrt(2.0 * c_.layers);
   for (const auto& t : tensors_) {
     T* w = params_.data() + t.offset;
     if (t.shape.size() == 1) {
@@ -98,7 +99,7 @@ void Model<T>::init(std::mt19937_64& rng) {
 template <typename T>
 MoeWeights<const T> Model<T>::moe_weights(int l) {
   std::string pre = "layers." + std::to_string(l) + ".moe.";
-  bool shared = c_.d_shared > 0;
+  bool shared = d_ffn_shared(c_) > 0;
   return {p(pre + "w_router"), p(pre + "w_up"), p(pre + "w_down"), shared ? p(pre + "shared_up") : nullptr,
           shared ? p(pre + "shared_down") : nullptr};
 }
@@ -106,7 +107,7 @@ MoeWeights<const T> Model<T>::moe_weights(int l) {
 template <typename T>
 MoeWeights<T> Model<T>::moe_grads(int l) {
   std::string pre = "layers." + std::to_string(l) + ".moe.";
-  bool shared = c_.d_shared > 0;
+  bool shared = d_ffn_shared(c_) > 0;
   return {g(pre + "w_router"), g(pre + "w_up"), g(pre + "w_down"), shared ? g(pre + "shared_up") : nullptr,
           shared ? g(pre + "shared_down") : nullptr};
 }
@@ -114,7 +115,7 @@ MoeWeights<T> Model<T>::moe_grads(int l) {
 template <typename T>
 T Model<T>::forward(const int32_t* tokens, const int32_t* targets, i64 B, i64 S) {
   if (S < 1 || S > c_.seq_len) throw Error("sequence length " + std::to_string(S) + " outside [1, seq_len]");
-  const i64 N = B * S, C = c_.d_model, H = c_.n_heads, V = c_.vocab;
+  const i64 N = B * S, C = c_.d_model, H = c_.heads, V = c_.vocab;
   for (i64 i = 0; i < N; ++i)
     if (tokens[i] < 0 || tokens[i] >= V || targets[i] < 0 || targets[i] >= V)
       throw Error("token id outside the vocabulary [0, " + std::to_string(V) + ") at position " + std::to_string(i));
@@ -129,7 +130,7 @@ T Model<T>::forward(const int32_t* tokens, const int32_t* targets, i64 B, i64 S)
   }
   T router_losses = 0;
   const T* x = x0_.data();
-  for (int l = 0; l < c_.n_layers; ++l) {
+  for (int l = 0; l < c_.layers; ++l) {
     Layer& L = *layers_[l];
     std::string pre = "layers." + std::to_string(l) + ".";
     L.resid_in.assign(x, x + N * C);
@@ -165,7 +166,8 @@ T Model<T>::forward(const int32_t* tokens, const int32_t* targets, i64 B, i64 S)
     }
     if (L.moe) {
       L.moe->forward(profiler, L.ffn_out.data(), L.ln2.data(), N, moe_weights(l));
-      router_losses += T(c_.aux_loss_coef) * L.moe->aux_loss() + T(c_.z_loss_coef) * L.moe->z_loss();
+      router_losses +=
+          T(c_.moe->router.aux_loss_coef) * L.moe->aux_loss() + T(c_.moe->router.z_loss_coef) * L.moe->z_loss();
     } else {
       ffn_forward(par_, profiler, L.ffn, L.ffn_out.data(), L.ln2.data(), p(pre + "ffn.w_up"), p(pre + "ffn.w_down"), N,
                   C, i64(c_.d_ffn));
@@ -192,7 +194,7 @@ T Model<T>::forward(const int32_t* tokens, const int32_t* targets, i64 B, i64 S)
 
 template <typename T>
 void Model<T>::backward(T loss_scale) {
-  const i64 B = B_, S = S_, N = B * S, C = c_.d_model, H = c_.n_heads, V = c_.vocab;
+  const i64 B = B_, S = S_, N = B * S, C = c_.d_model, H = c_.heads, V = c_.vocab;
   if (N == 0) throw Error("Model::backward called before forward");
   d_logits_.resize(N * V);
   d_lnf_.assign(N * C, T(0));
@@ -211,14 +213,14 @@ void Model<T>::backward(T loss_scale) {
     rmsnorm_backward(d_resid_.data(), g("ln_f"), d_lnf_.data(), x_last, p("ln_f"), lnf_rstd_.data(), N, C);
   }
   std::vector<T>& d_ln = d_lnf_;  // (N, C) scratch from here on
-  for (int l = c_.n_layers - 1; l >= 0; --l) {
+  for (int l = c_.layers - 1; l >= 0; --l) {
     Layer& L = *layers_[l];
     std::string pre = "layers." + std::to_string(l) + ".";
     // d_resid: gradient of the layer's output = resid_mid + ffn(ln2(resid_mid)).
     std::fill(d_ln.begin(), d_ln.end(), T(0));
     if (L.moe) {
       L.moe->backward(profiler, d_ln.data(), moe_grads(l), d_resid_.data(), L.ln2.data(), N, moe_weights(l),
-                      loss_scale * T(c_.aux_loss_coef), loss_scale * T(c_.z_loss_coef));
+                      loss_scale * T(c_.moe->router.aux_loss_coef), loss_scale * T(c_.moe->router.z_loss_coef));
     } else {
       ffn_backward(par_, profiler, L.ffn, d_ln.data(), g(pre + "ffn.w_up"), g(pre + "ffn.w_down"), d_resid_.data(),
                    L.ln2.data(), p(pre + "ffn.w_up"), p(pre + "ffn.w_down"), N, C, i64(c_.d_ffn));

@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "model_config.hpp"
 #include "moe_layer.hpp"
+#include "trainable_config.hpp"
 
 namespace moejit::runtime {
 

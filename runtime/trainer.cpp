@@ -19,13 +19,11 @@ Trainer::Trainer(TrainOptions options, MoeKernels<float>* kernels)
       par_(o_.threads),
       rng_(o_.seed) {
   if (o_.batch < 1 || o_.grad_accum < 1) throw Error("--batch and --grad-accum must be >= 1");
-  if (data_.max_token() >= uint32_t(o_.config.vocab)) {
-    if (data_.byte_level && o_.config.vocab < kByteVocab)
-      o_.config.vocab = kByteVocab;
-    else
-      throw Error("the data holds token id " + std::to_string(data_.max_token()) + " but config " + o_.config.name +
-                  " has vocab " + std::to_string(o_.config.vocab) + ": use a config with a larger vocab");
-  }
+  if (data_.max_token() >= uint64_t(o_.config.vocab))
+    throw Error(
+        "the data holds token id " + std::to_string(data_.max_token()) + " but config " + o_.config.name +
+        " has vocab " + std::to_string(o_.config.vocab) + ": use a config with a larger vocab" +
+        (data_.byte_level ? " (byte-level text needs " + std::to_string(kByteVocab) + ": bytes + end-of-text)" : ""));
   model_ = std::make_unique<Model<float>>(o_.config, par_, kernels);
   model_->profiler = &profiler_;
   model_->init(rng_);

@@ -5,19 +5,22 @@
 #include "../common/test_util.hpp"
 #include "grad_check.hpp"
 #include "model.hpp"
+#include "moejit/error.hpp"
+#include "param_count.hpp"
 
 namespace moejit::runtime {
 namespace {
 
 TEST(ModelGradients, TwoLayerMoeEveryParameter) {
-  ModelConfig c{.name = "grad-moe", .vocab = 11, .seq_len = 5, .n_layers = 2, .d_model = 8, .n_heads = 2, .d_ffn = 6};
-  c.layout = "1dense+SE";
-  c.n_experts = 4;
-  c.top_k = 2;
-  c.d_expert = 3;
-  c.d_shared = 4;
-  c.aux_loss_coef = 0.1;  // larger than the default so that their gradients matter in the check
-  c.z_loss_coef = 0.05;
+  ModelConfig c;
+  c.name = "grad-moe";
+  c.vocab = 11, c.seq_len = 5, c.layers = 2, c.d_model = 8, c.heads = 2, c.head_dim = 4, c.d_ffn = 6;
+  MoeConfig moe;
+  moe.experts = 4, moe.top_k = 2, moe.d_expert = 3, moe.shared_experts = 1, moe.d_shared = 4;
+  moe.dense_layers = {0};
+  moe.router.aux_loss_coef = 0.1;  // larger than the default so that their gradients matter in the check
+  moe.router.z_loss_coef = 0.05;
+  c.moe = moe;
   Parallel par(2);
   Model<double> model(c, par);
   std::mt19937_64 rng(test::test_seed());
@@ -44,13 +47,49 @@ TEST(ModelGradients, TwoLayerMoeEveryParameter) {
   }
 }
 
-// Hook for "the parameter count of an instantiated model equals `moejit plan`'s count": until models/
-// (issue 8) lands, count_params() is the planner's formula; swap in the planner's call here.
+// What a runtime tensor is, in models/'s grouping (param_count.hpp).
+ParamGroup group_of(const std::string& name) {
+  if (name == "wte") return ParamGroup::embedding;
+  if (name == "lm_head") return ParamGroup::lm_head;
+  if (name.ends_with("ln1") || name.ends_with("ln2") || name == "ln_f") return ParamGroup::norm;
+  if (name.find(".attn.") != std::string::npos) return ParamGroup::attention;
+  if (name.find(".ffn.") != std::string::npos) return ParamGroup::dense_ffn;
+  if (name.find(".moe.shared_") != std::string::npos) return ParamGroup::shared_expert;
+  if (name.ends_with("moe.w_router")) return ParamGroup::router;
+  if (name.find(".moe.w_") != std::string::npos) return ParamGroup::routed_expert;
+  ADD_FAILURE() << "unknown tensor " << name;
+  return ParamGroup::norm;
+}
+
+// The parameters an instantiated model allocates are `moejit plan`'s count (models/count_params),
+// in total and per group, for every shipped config small enough to instantiate here.
 TEST(ModelGradients, ParameterCountMatchesPlan) {
   Parallel par(1);
-  for (const auto& c : builtin_configs()) {
+  int checked = 0;
+  for (const auto& name : list_model_configs()) {
+    const ModelConfig c = find_model_config(name);
+    const ParamCounts plan = count_params(c);
+    if (c.scope != ModelScope::model || plan.total > 20'000'000) continue;
     Model<float> model(c, par);
-    EXPECT_EQ(int64_t(model.params().size()), count_params(c).total) << c.name;
+    EXPECT_EQ(int64_t(model.params().size()), plan.total) << name;
+    int64_t by_group[kParamGroupCount] = {};
+    for (const auto& t : model.tensors()) by_group[static_cast<int>(group_of(t.name))] += t.size;
+    for (int g = 0; g < kParamGroupCount; ++g)
+      EXPECT_EQ(by_group[g], plan.by_group[g]) << name << " " << to_string(static_cast<ParamGroup>(g));
+    ++checked;
+  }
+  EXPECT_GE(checked, 6) << "tiny-* and micro-* configs";
+}
+
+TEST(ModelGradients, UntrainableConfigIsAClearError) {
+  ModelConfig c = find_model_config("micro-moe");
+  c.moe->router.renormalize = true;
+  Parallel par(1);
+  try {
+    Model<float> model(c, par);
+    FAIL() << "renormalised routing was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("renormalize"), std::string::npos) << e.what();
   }
 }
 

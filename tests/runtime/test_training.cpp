@@ -9,6 +9,7 @@
 #include "../common/test_util.hpp"
 #include "files.hpp"
 #include "hash.hpp"
+#include "model_config.hpp"
 #include "moejit/error.hpp"
 #include "trainer.hpp"
 
@@ -29,7 +30,7 @@ fs::path write_text_corpus(const fs::path& dir) {
 
 TrainOptions micro_options(const std::string& config, const fs::path& data, const fs::path& out) {
   TrainOptions o;
-  o.config = find_config(config);
+  o.config = find_model_config(config);
   o.config.seq_len = 32;
   o.data = data.string();
   o.out_dir = out;
@@ -47,7 +48,7 @@ TEST(Training, LossFallsWellBelowUnigramEntropyOnFortunes) {
   if (!fs::is_directory(dir ? dir : "/usr/share/games/fortunes"))
     GTEST_SKIP() << "fortunes corpus not installed (scripts/setup.sh installs it)";
   TrainOptions o;
-  o.config = find_config("micro-moe");
+  o.config = find_model_config("micro-moe");
   o.batch = 8;
   o.tokens = 200 * o.batch * o.config.seq_len;  // 200 steps, ~100k tokens (~2.9 nats at the end)
   o.warmup = 20;
