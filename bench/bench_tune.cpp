@@ -4,6 +4,7 @@
 // built-in heuristic's, measured in the same process.
 //   bench_tune [--backend cuda|host] [--shape d_model,d_expert,E,topk] [--tokens all|1,2,...]
 //              [--isolate none|spawn] [--families a,b] [--dtype bf16|f32] [--race F] [--compare-race]
+//              [--tag NAME]
 // --race F: TuneOptions::abandon_factor (0: off); --race 0 --compare-race is the noise control
 // (two identical passes: how often do winners differ without racing?).
 // --compare-race: tunes everything twice in this process, racing off (abandon_factor 0) then on, binaries precompiled
@@ -81,6 +82,7 @@ void precompile(Backend& backend, const std::vector<const KernelSpec*>& specs, c
 
 int main(int argc, char** argv) {
   std::string shape = "2048,512,78,6", tokens = "all", isolate = "spawn", backend_name = "cuda", families, dtype;
+  std::string tag;  // appended to the result's name, so several runs can share $MOEJIT_BENCH_OUT
   bool compare_race = false;
   double race = TuneOptions{}.abandon_factor;
   for (int i = 1; i < argc; ++i) {
@@ -94,6 +96,7 @@ int main(int argc, char** argv) {
     if (!std::strcmp(argv[i], "--families")) families = argv[i + 1];
     if (!std::strcmp(argv[i], "--dtype")) dtype = argv[i + 1];
     if (!std::strcmp(argv[i], "--race")) race = std::stod(argv[i + 1]);
+    if (!std::strcmp(argv[i], "--tag")) tag = argv[i + 1];
   }
   std::unique_ptr<Backend> backend;
   if (backend_name == "host") {
@@ -205,7 +208,8 @@ int main(int argc, char** argv) {
     result["winners_agree"] = agree;
   }
   bench::save("bench_tune" + std::string(backend_name == "host" ? "_host" : "") +
-                  (isolate == "spawn" ? "" : "_" + isolate) + (compare_race ? "_race" : ""),
+                  (isolate == "spawn" ? "" : "_" + isolate) + (compare_race ? "_race" : "") +
+                  (tag.empty() ? "" : "_" + tag),
               result, backend->device().name);
   return 0;
 }
