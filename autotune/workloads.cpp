@@ -5,6 +5,7 @@
 
 #include "grouped_gemm/grouped_gemm_schedule.h"
 #include "grouped_gemm_workload.hpp"
+#include "routing_workload.hpp"
 #include "swiglu_workload.hpp"
 #include "workload.hpp"
 
@@ -31,6 +32,10 @@ Registry& registry() {
         return std::make_unique<GroupedGemmWorkload>(op, false);
       };
     }
+    for (RoutingKernel kind :
+         {RoutingKernel::gate_fwd, RoutingKernel::gate_bwd, RoutingKernel::plan, RoutingKernel::permute_fwd,
+          RoutingKernel::combine_bwd, RoutingKernel::combine_fwd, RoutingKernel::permute_bwd})
+      reg->factories[RoutingSpec(kind).family()] = [kind] { return std::make_unique<RoutingWorkload>(kind); };
     return reg;
   }();
   return *r;

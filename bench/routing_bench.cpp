@@ -189,10 +189,10 @@ std::vector<HostRow> bench_host(int64_t tokens) {
   std::vector<HostRow> rows;
 
   struct Fn final : Kernel {
-    void (*fn)(void**);
+    void (*fn)(void**, const HostLaunch*);
     std::string n = "host";
-    explicit Fn(void (*f)(void**)) : fn(f) {}
-    void launch(const LaunchDims&, void** a) override { fn(a); }
+    explicit Fn(void (*f)(void**, const HostLaunch*)) : fn(f) {}
+    void launch(const LaunchDims&, void** a) override { fn(a, nullptr); }
     const std::string& name() const override { return n; }
   };
   const Config gate_cfg{{"lanes", 1}, {"tokens", 1}}, plan_cfg{{"warps", 8}},

@@ -15,10 +15,15 @@
 namespace moejit {
 
 // Rounding-exact fp32 arithmetic: never contracted into an FMA, so host and GPU agree bit for bit.
+// The host JIT compiles with -ffp-contract=fast; the pragma keeps these two operations separate
+// there (an operation without the contract flag is never fused, even after inlining).
 MOEJIT_HD float mul_rn(float a, float b) {
 #if MOEJIT_DEVICE_CODE
   return __fmul_rn(a, b);
 #else
+#if defined(__clang__)
+#pragma clang fp contract(off)
+#endif
   return a * b;
 #endif
 }
@@ -26,6 +31,9 @@ MOEJIT_HD float add_rn(float a, float b) {
 #if MOEJIT_DEVICE_CODE
   return __fadd_rn(a, b);
 #else
+#if defined(__clang__)
+#pragma clang fp contract(off)
+#endif
   return a + b;
 #endif
 }

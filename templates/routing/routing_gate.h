@@ -12,6 +12,15 @@
 #pragma once
 #include "routing/routing_common.h"
 
+// Loops over a lane's experts (PER = E / LANES values): unrolled on the GPU, where they live in
+// registers; left to the compiler on the host (one lane, PER = E), where fully unrolling E (and K x E
+// nests) makes Clang's compile time grow with E (minutes at E = 256) for no speed.
+#if MOEJIT_DEVICE_CODE
+#define MOEJIT_UNROLL_EXPERTS _Pragma("unroll")
+#else
+#define MOEJIT_UNROLL_EXPERTS
+#endif
+
 namespace moejit {
 
 enum RouterScore : int { kScoreSoftmax = 0, kScoreSigmoid = 1 };
@@ -65,7 +74,7 @@ MOEJIT_HD void compute_scores(const float* logits, int score_fn, const Lanes& la
   constexpr int LANES = Lanes::kCount, PER = TokenScores<E, LANES>::kPerLane;
   float logit[PER];
   float local_max = neg_inf_f32();
-  MOEJIT_UNROLL
+  MOEJIT_UNROLL_EXPERTS
   for (int j = 0; j < PER; ++j) {
     const int e = lanes.lane() + LANES * j;
     logit[j] = (active && e < E) ? logits[e] : neg_inf_f32();
@@ -73,7 +82,7 @@ MOEJIT_HD void compute_scores(const float* logits, int score_fn, const Lanes& la
   }
   const float max = lanes.max(active ? local_max : 0.0f);
   float local_sum = 0.0f;
-  MOEJIT_UNROLL
+  MOEJIT_UNROLL_EXPERTS
   for (int j = 0; j < PER; ++j) {
     out.softmax[j] = exp_f32(logit[j] - max);  // exp(-inf) = 0 for padding slots
     local_sum += out.softmax[j];
@@ -81,7 +90,7 @@ MOEJIT_HD void compute_scores(const float* logits, int score_fn, const Lanes& la
   const float sum = lanes.sum(local_sum);
   const float safe_sum = sum > 0.0f ? sum : 1.0f;
   out.lse = max + log_f32(safe_sum);
-  MOEJIT_UNROLL
+  MOEJIT_UNROLL_EXPERTS
   for (int j = 0; j < PER; ++j) {
     out.softmax[j] = out.softmax[j] / safe_sum;
     const int e = lanes.lane() + LANES * j;
@@ -104,7 +113,7 @@ MOEJIT_HD void gate_token_forward(const float* logits, const float* bias, const 
 
   // Selection keys: score + bias; -inf marks experts that cannot be chosen (padding, masked, taken).
   float key[PER];
-  MOEJIT_UNROLL
+  MOEJIT_UNROLL_EXPERTS
   for (int j = 0; j < PER; ++j) {
     const int e = lane + LANES * j;
     key[j] = (active && e < E) ? s.score[j] + (bias ? bias[e] : 0.0f) : neg_inf_f32();
@@ -118,7 +127,7 @@ MOEJIT_HD void gate_token_forward(const float* logits, const float* bias, const 
     for (int g = 0; g < p.n_groups; ++g) {
       float best1 = neg_inf_f32(), best2 = neg_inf_f32();
       int i1 = E, i2 = E;
-      MOEJIT_UNROLL
+      MOEJIT_UNROLL_EXPERTS
       for (int j = 0; j < PER; ++j) {
         const int e = lane + LANES * j;
         if (e / group_size != g || key[j] == neg_inf_f32()) continue;
@@ -137,7 +146,7 @@ MOEJIT_HD void gate_token_forward(const float* logits, const float* bias, const 
         if (!(keep >> g & 1u) && (best < 0 || key_beats(group_score[g], g, group_score[best], best))) best = g;
       keep |= 1u << best;
     }
-    MOEJIT_UNROLL
+    MOEJIT_UNROLL_EXPERTS
     for (int j = 0; j < PER; ++j) {
       const int e = lane + LANES * j;
       if (e < E && !(keep >> (e / group_size) & 1u)) key[j] = neg_inf_f32();
@@ -150,14 +159,14 @@ MOEJIT_HD void gate_token_forward(const float* logits, const float* bias, const 
   for (int r = 0; r < K; ++r) {
     float best_key = neg_inf_f32(), best_score = 0.0f;
     int best = E;  // E: "none" (loses to every real expert at equal key)
-    MOEJIT_UNROLL
+    MOEJIT_UNROLL_EXPERTS
     for (int j = 0; j < PER; ++j) {
       const int e = lane + LANES * j;
       if (key[j] != neg_inf_f32() && key_beats(key[j], e, best_key, best))
         best_key = key[j], best = e, best_score = s.score[j];
     }
     lanes.argmax(best_key, best, best_score);
-    MOEJIT_UNROLL
+    MOEJIT_UNROLL_EXPERTS
     for (int j = 0; j < PER; ++j)
       if (lane + LANES * j == best) key[j] = neg_inf_f32();
     chosen[r] = best;
@@ -179,7 +188,7 @@ MOEJIT_HD void gate_token_forward(const float* logits, const float* bias, const 
         weight[r] = (p.renormalize ? chosen_score[r] / norm : chosen_score[r]) * p.scaling;
       }
     if (probs) {
-      MOEJIT_UNROLL
+      MOEJIT_UNROLL_EXPERTS
       for (int j = 0; j < PER; ++j)
         if (lane + LANES * j < E) probs[lane + LANES * j] = s.score[j];
     }
@@ -200,7 +209,7 @@ MOEJIT_HD void gate_token_backward(const float* logits, const int* index, const 
   const int lane = lanes.lane();
 
   float d_score[PER];
-  MOEJIT_UNROLL
+  MOEJIT_UNROLL_EXPERTS
   for (int j = 0; j < PER; ++j) {
     const int e = lane + LANES * j;
     d_score[j] = (aux_scale && e < E) ? aux_scale[e] : 0.0f;
@@ -214,40 +223,56 @@ MOEJIT_HD void gate_token_backward(const float* logits, const int* index, const 
       dw[r] = active ? d_weight[r] : 0.0f;
     }
     // Renormalised: w_r = c * s_r / Z, Z = sum s + eps -> ds_m = c * (dw_m / Z - sum_r dw_r s_r / Z^2).
+    // The GPU scans its register arrays (compile-time indices); the host (one lane, arrays in
+    // memory) indexes the chosen experts directly. Same operations in the same order either way.
+    constexpr bool kDirect = !MOEJIT_DEVICE_CODE && LANES == 1;
     float z = 0.0f, dot = 0.0f;
     if (p.renormalize) {
       float local_z = 0.0f, local_dot = 0.0f;
       MOEJIT_UNROLL
-      for (int r = 0; r < K; ++r) MOEJIT_UNROLL
-      for (int j = 0; j < PER; ++j)
-        if (lane + LANES * j == chosen[r]) local_z += s.score[j], local_dot += dw[r] * s.score[j];
+      for (int r = 0; r < K; ++r) {
+        if constexpr (kDirect) {
+          if (chosen[r] < E) local_z += s.score[chosen[r]], local_dot += dw[r] * s.score[chosen[r]];
+        } else {
+          MOEJIT_UNROLL_EXPERTS
+          for (int j = 0; j < PER; ++j)
+            if (lane + LANES * j == chosen[r]) local_z += s.score[j], local_dot += dw[r] * s.score[j];
+        }
+      }
       z = lanes.sum(local_z) + kRenormEps;
       dot = lanes.sum(local_dot);
     }
     MOEJIT_UNROLL
-    for (int r = 0; r < K; ++r) MOEJIT_UNROLL
-    for (int j = 0; j < PER; ++j)
-      if (lane + LANES * j == chosen[r]) d_score[j] += p.scaling * (p.renormalize ? dw[r] / z - dot / (z * z) : dw[r]);
+    for (int r = 0; r < K; ++r) {
+      if constexpr (kDirect) {
+        if (chosen[r] < E) d_score[chosen[r]] += p.scaling * (p.renormalize ? dw[r] / z - dot / (z * z) : dw[r]);
+      } else {
+        MOEJIT_UNROLL_EXPERTS
+        for (int j = 0; j < PER; ++j)
+          if (lane + LANES * j == chosen[r])
+            d_score[j] += p.scaling * (p.renormalize ? dw[r] / z - dot / (z * z) : dw[r]);
+      }
+    }
   }
 
   float d_logit[PER];
   if (p.score == kScoreSigmoid) {
-    MOEJIT_UNROLL
+    MOEJIT_UNROLL_EXPERTS
     for (int j = 0; j < PER; ++j) d_logit[j] = d_score[j] * s.score[j] * (1.0f - s.score[j]);
   } else {
     float local_dot = 0.0f;
-    MOEJIT_UNROLL
+    MOEJIT_UNROLL_EXPERTS
     for (int j = 0; j < PER; ++j) local_dot += d_score[j] * s.score[j];
     const float dot = lanes.sum(local_dot);
-    MOEJIT_UNROLL
+    MOEJIT_UNROLL_EXPERTS
     for (int j = 0; j < PER; ++j) d_logit[j] = s.score[j] * (d_score[j] - dot);
   }
   if (g.z_scale != 0.0f) {
-    MOEJIT_UNROLL
+    MOEJIT_UNROLL_EXPERTS
     for (int j = 0; j < PER; ++j) d_logit[j] += g.z_scale * s.lse * s.softmax[j];
   }
   if (active) {
-    MOEJIT_UNROLL
+    MOEJIT_UNROLL_EXPERTS
     for (int j = 0; j < PER; ++j)
       if (lane + LANES * j < E) d_logits[lane + LANES * j] = d_logit[j];
   }

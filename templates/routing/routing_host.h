@@ -1,9 +1,13 @@
 // Routing host loops (plain C++ for the host JIT backend; tests also compile them directly): each
-// entry takes the same CUDA-style argument array as its GPU kernel (routing_cuda.cuh) and loops over
-// tokens / chunks / rows calling the very same per-token and per-row code with SingleLane teams.
+// entry takes the same CUDA-style argument array as its GPU kernel (routing_cuda.cuh) plus the host
+// launch (host/host_launch.h), and loops over tokens / chunks / rows calling the very same per-token
+// and per-row code with SingleLane teams. Work is cut into contiguous ranges of tokens (or chunks,
+// or padding rows) run by the backend's worker threads; no output element is written by two
+// ranges and nothing is reduced across tokens, so results are bit-identical for any thread count.
 // The plan loops cut tokens into the GPU's chunks too, so counts, offsets, slots and the loss sums
 // come out bit-identical to the GPU's.
 #pragma once
+#include "host/host_launch.h"
 #include "routing/routing_lanes.h"
 #include "routing/routing_plan.h"
 #include "routing/routing_rows.h"
@@ -15,9 +19,38 @@ inline A host_arg(void** args, int i) {
   return *static_cast<A*>(args[i]);
 }
 
+// Calls body(begin, end) on contiguous ranges covering [0, n), at least `grain` long, about four per
+// worker (loads are uneven: skewed experts, padding). launch == nullptr runs serially (tests).
+template <class Body>
+void host_for_ranges(const HostLaunch* launch, int64 n, int64 grain, const Body& body) {
+  if (n <= 0) return;
+  const int64 threads = launch ? launch->threads : 1;
+  int64 per = (n + 4 * threads - 1) / (4 * threads);
+  per = per < grain ? grain : per;
+  const int64 items = (n + per - 1) / per;
+  if (threads <= 1 || items <= 1) return body(int64{0}, n);
+  struct Ranges {
+    const Body* body;
+    int64 n, per;
+    static void run(void* ctx, int, long long item) {
+      const Ranges& r = *static_cast<const Ranges*>(ctx);
+      const int64 begin = item * r.per;
+      (*r.body)(begin, begin + r.per < r.n ? begin + r.per : r.n);
+    }
+  } ranges{&body, n, per};
+  launch->parallel_for(launch, items, &Ranges::run, &ranges);
+}
+
+// Tokens per range for row kernels: about 64 KiB of row traffic, so a range outweighs its hand-off.
+template <typename T, int K, int D>
+constexpr int64 row_grain() {
+  constexpr int64 bytes = static_cast<int64>(K + 1) * D * static_cast<int64>(sizeof(T));
+  return bytes >= 65536 ? 1 : 65536 / bytes;
+}
+
 // args: logits, bias, GateParams, index, weight, probs, lse, tokens (as route_gate_fwd_kernel).
 template <int E, int K>
-void route_gate_fwd_host(void** a) {
+void route_gate_fwd_host(void** a, const HostLaunch* launch) {
   const float* logits = host_arg<const float*>(a, 0);
   const float* bias = host_arg<const float*>(a, 1);
   const GateParams p = host_arg<GateParams>(a, 2);
@@ -26,14 +59,16 @@ void route_gate_fwd_host(void** a) {
   float* probs = host_arg<float*>(a, 5);
   float* lse = host_arg<float*>(a, 6);
   const int64 tokens = host_arg<int64>(a, 7);
-  for (int64 t = 0; t < tokens; ++t)
-    gate_token_forward<E, K>(logits + t * E, bias, p, SingleLane{}, true, index + t * K, weight + t * K,
-                             probs ? probs + t * E : nullptr, lse ? lse + t : nullptr);
+  host_for_ranges(launch, tokens, 16, [&](int64 begin, int64 end) {
+    for (int64 t = begin; t < end; ++t)
+      gate_token_forward<E, K>(logits + t * E, bias, p, SingleLane{}, true, index + t * K, weight + t * K,
+                               probs ? probs + t * E : nullptr, lse ? lse + t : nullptr);
+  });
 }
 
 // args: logits, index, d_weight, aux_scale, GateParams, GateGradParams, d_logits, tokens.
 template <int E, int K>
-void route_gate_bwd_host(void** a) {
+void route_gate_bwd_host(void** a, const HostLaunch* launch) {
   const float* logits = host_arg<const float*>(a, 0);
   const int* index = host_arg<const int*>(a, 1);
   const float* d_weight = host_arg<const float*>(a, 2);
@@ -42,14 +77,17 @@ void route_gate_bwd_host(void** a) {
   const GateGradParams g = host_arg<GateGradParams>(a, 5);
   float* d_logits = host_arg<float*>(a, 6);
   const int64 tokens = host_arg<int64>(a, 7);
-  for (int64 t = 0; t < tokens; ++t)
-    gate_token_backward<E, K>(logits + t * E, index + t * K, d_weight ? d_weight + t * K : nullptr, aux_scale, p, g,
-                              SingleLane{}, true, d_logits + t * E);
+  host_for_ranges(launch, tokens, 16, [&](int64 begin, int64 end) {
+    for (int64 t = begin; t < end; ++t)
+      gate_token_backward<E, K>(logits + t * E, index + t * K, d_weight ? d_weight + t * K : nullptr, aux_scale, p, g,
+                                SingleLane{}, true, d_logits + t * E);
+  });
 }
 
 // args: index, probs, lse, chunk_counts, chunk_probs, chunk_z, tokens (as route_count_kernel).
+// Chunks are independent (their own counts and sums), so they are the work items.
 template <int E, int K, int CHUNK>
-void route_count_host(void** a) {
+void route_count_host(void** a, const HostLaunch* launch) {
   const int* index = host_arg<const int*>(a, 0);
   const float* probs = host_arg<const float*>(a, 1);
   const float* lse = host_arg<const float*>(a, 2);
@@ -57,21 +95,23 @@ void route_count_host(void** a) {
   float* chunk_probs = host_arg<float*>(a, 4);
   float* chunk_z = host_arg<float*>(a, 5);
   const int64 tokens = host_arg<int64>(a, 6);
-  for (int64 c = 0, first = 0; first < tokens; ++c, first += CHUNK) {
-    const int64 count = tokens - first < CHUNK ? tokens - first : CHUNK;
-    int* n = chunk_counts + c * E;
-    for (int e = 0; e < E; ++e) n[e] = 0;
-    for (int64 i = first * K; i < (first + count) * K; ++i) ++n[index[i]];
-    if (probs)
-      for (int e = 0; e < E; ++e) chunk_probs[c * E + e] = ordered_sum<false>(probs + first * E + e, count, E);
-    if (lse) chunk_z[c] = ordered_sum<true>(lse + first, count, 1);
-  }
+  host_for_ranges(launch, (tokens + CHUNK - 1) / CHUNK, 1, [&](int64 begin, int64 end) {
+    for (int64 c = begin; c < end; ++c) {
+      const int64 first = c * CHUNK, count = tokens - first < CHUNK ? tokens - first : CHUNK;
+      int* n = chunk_counts + c * E;
+      for (int e = 0; e < E; ++e) n[e] = 0;
+      for (int64 i = first * K; i < (first + count) * K; ++i) ++n[index[i]];
+      if (probs)
+        for (int e = 0; e < E; ++e) chunk_probs[c * E + e] = ordered_sum<false>(probs + first * E + e, count, E);
+      if (lse) chunk_z[c] = ordered_sum<true>(lse + first, count, 1);
+    }
+  });
 }
 
 // args: chunk_counts, chunk_probs, chunk_z, chunks, tokens, capacity, pad_to, LossParams, counts,
-// dropped, offsets, row_source, aux_scale, losses (as route_offsets_kernel).
+// dropped, offsets, row_source, aux_scale, losses (as route_offsets_kernel). O(chunks * E): serial.
 template <int E, int K>
-void route_offsets_host(void** a) {
+void route_offsets_host(void** a, const HostLaunch*) {
   int* chunk_counts = host_arg<int*>(a, 0);
   const float* chunk_probs = host_arg<const float*>(a, 1);
   const float* chunk_z = host_arg<const float*>(a, 2);
@@ -115,7 +155,7 @@ void route_offsets_host(void** a) {
 
 // args: index, chunk_prefix, offsets, capacity, slot, row_source, tokens (as route_slots_kernel).
 template <int E, int K, int CHUNK>
-void route_slots_host(void** a) {
+void route_slots_host(void** a, const HostLaunch* launch) {
   const int* index = host_arg<const int*>(a, 0);
   const int* chunk_prefix = host_arg<const int*>(a, 1);
   const int* offsets = host_arg<const int*>(a, 2);
@@ -123,21 +163,23 @@ void route_slots_host(void** a) {
   int* slot = host_arg<int*>(a, 4);
   int* row_source = host_arg<int*>(a, 5);
   const int64 tokens = host_arg<int64>(a, 6);
-  int rank[E];
-  for (int64 c = 0, first = 0; first < tokens; ++c, first += CHUNK) {
-    for (int e = 0; e < E; ++e) rank[e] = chunk_prefix[c * E + e];
-    const int64 end = tokens - first < CHUNK ? tokens : first + CHUNK;
-    for (int64 i = first * K; i < end * K; ++i) {
-      const int e = index[i];
-      slot[i] = slot_of(offsets[e], rank[e]++, capacity);
-      if (slot[i] >= 0) row_source[slot[i]] = static_cast<int>(i);
+  host_for_ranges(launch, (tokens + CHUNK - 1) / CHUNK, 1, [&](int64 begin, int64 end) {
+    int rank[E];
+    for (int64 c = begin; c < end; ++c) {
+      for (int e = 0; e < E; ++e) rank[e] = chunk_prefix[c * E + e];
+      const int64 last = tokens - c * CHUNK < CHUNK ? tokens : (c + 1) * CHUNK;
+      for (int64 i = c * CHUNK * K; i < last * K; ++i) {
+        const int e = index[i];
+        slot[i] = slot_of(offsets[e], rank[e]++, capacity);
+        if (slot[i] >= 0) row_source[slot[i]] = static_cast<int>(i);
+      }
     }
-  }
+  });
 }
 
 // args: counts, bias, gamma, tokens, top_k (as route_bias_update_kernel).
 template <int E>
-void route_bias_update_host(void** a) {
+void route_bias_update_host(void** a, const HostLaunch*) {
   const int* counts = host_arg<const int*>(a, 0);
   float* bias = host_arg<float*>(a, 1);
   const float gamma = host_arg<float>(a, 2);
@@ -146,9 +188,10 @@ void route_bias_update_host(void** a) {
   for (int e = 0; e < E; ++e) bias[e] = bias_update(bias[e], counts[e], static_cast<float>(tokens * top_k) / E, gamma);
 }
 
-// args: src, slot, weight, y, dst, d_weight, offsets, row_source, num_experts, tokens.
+// args: src, slot, weight, y, dst, d_weight, offsets, row_source, num_experts, tokens. The rows are
+// moved by the whole-row forms (scatter_row / gather_row); VEC only sizes the padding rows' zeroing.
 template <typename T, int VEC, int K, int D>
-void route_scatter_host(void** a) {
+void route_scatter_host(void** a, const HostLaunch* launch) {
   const T* src = host_arg<const T*>(a, 0);
   const int* slot = host_arg<const int*>(a, 1);
   const float* weight = host_arg<const float*>(a, 2);
@@ -160,37 +203,40 @@ void route_scatter_host(void** a) {
   const int num_experts = host_arg<int>(a, 8);
   const int64 tokens = host_arg<int64>(a, 9);
   if (offsets && row_source)
-    for (int64 r = 0; r < offsets[num_experts]; ++r)
-      if (row_source[r] < 0)
-        for (int c = 0; c < D; c += VEC) zero_vec<T, VEC>(dst, r, c, D);
-  for (int64 t = 0; t < tokens; ++t) {
-    // Choices in locals, as the GPU kernel holds them in registers: the vector stores below may
-    // alias anything as far as the compiler knows, so pointers would be re-read every vector.
-    int s[K];
-    float w[K], dot[K];
-    for (int r = 0; r < K; ++r) s[r] = slot[t * K + r], w[r] = weight ? weight[t * K + r] : 1.0f, dot[r] = 0.0f;
-    for (int c = 0; c < D; c += VEC)
-      scatter_vec<T, VEC, K>(src, s, weight ? w : nullptr, y, dst, t, c, D, d_weight ? dot : nullptr);
-    if (d_weight)
-      for (int r = 0; r < K; ++r) d_weight[t * K + r] = s[r] >= 0 ? dot[r] : 0.0f;
-  }
+    host_for_ranges(launch, offsets[num_experts], row_grain<T, 0, D>(), [&](int64 begin, int64 end) {
+      for (int64 r = begin; r < end; ++r)
+        if (row_source[r] < 0)
+          for (int c = 0; c < D; c += VEC) zero_vec<T, VEC>(dst, r, c, D);
+    });
+  host_for_ranges(launch, tokens, row_grain<T, K, D>(), [&](int64 begin, int64 end) {
+    for (int64 t = begin; t < end; ++t) {
+      int s[K];
+      float w[K], dot[K];
+      for (int r = 0; r < K; ++r) s[r] = slot[t * K + r], w[r] = weight ? weight[t * K + r] : 1.0f, dot[r] = 0.0f;
+      scatter_row<T, K>(src + t * D, s, weight ? w : nullptr, y, dst, D, d_weight ? dot : nullptr);
+      if (d_weight)
+        for (int r = 0; r < K; ++r) d_weight[t * K + r] = s[r] >= 0 ? dot[r] : 0.0f;
+    }
+  });
 }
 
 // args: rows, slot, weight, shared, out, tokens (as route_gather_kernel).
 template <typename T, int VEC, int K, int D>
-void route_gather_host(void** a) {
+void route_gather_host(void** a, const HostLaunch* launch) {
   const T* rows = host_arg<const T*>(a, 0);
   const int* slot = host_arg<const int*>(a, 1);
   const float* weight = host_arg<const float*>(a, 2);
   const T* shared = host_arg<const T*>(a, 3);
   T* out = host_arg<T*>(a, 4);
   const int64 tokens = host_arg<int64>(a, 5);
-  for (int64 t = 0; t < tokens; ++t) {
-    int s[K];
-    float w[K];
-    for (int r = 0; r < K; ++r) s[r] = slot[t * K + r], w[r] = weight ? weight[t * K + r] : 1.0f;
-    for (int c = 0; c < D; c += VEC) gather_vec<T, VEC, K>(rows, s, weight ? w : nullptr, shared, out, t, c, D);
-  }
+  host_for_ranges(launch, tokens, row_grain<T, K, D>(), [&](int64 begin, int64 end) {
+    for (int64 t = begin; t < end; ++t) {
+      int s[K];
+      float w[K];
+      for (int r = 0; r < K; ++r) s[r] = slot[t * K + r], w[r] = weight ? weight[t * K + r] : 1.0f;
+      gather_row<T, K>(rows, s, weight ? w : nullptr, shared ? shared + t * D : nullptr, out + t * D, D);
+    }
+  });
 }
 
 }  // namespace moejit

@@ -100,6 +100,62 @@ MOEJIT_HD void gather_vec(const T* rows, const int* slot, const float* weight, c
   store_vec<T, VEC>(out + t * width + column, o);
 }
 
+// Host forms of scatter_vec / gather_vec for whole rows: the same operations on every element, in
+// the same order (combine: acc = 0, += w_r * y[slot_r] in choice order, += shared, one rounding),
+// but with the choice loop outside a branch-free column loop, which Clang vectorises (AVX2 /
+// AVX-512 conversions included). Permute, combine, d_x and d_y are therefore bit-identical to the
+// GPU's (RoutingGpu compares them). d_weight's dot product is summed in kDotLanes interleaved
+// partial sums, then in lane order: fixed on every compiler, close to the GPU's team reduction.
+inline constexpr int kDotLanes = 16;
+inline constexpr int kGatherColumns = 512;  // fp32 accumulators per block: 2 KiB, stays in L1
+
+template <typename T, int K>
+MOEJIT_HD void scatter_row(const T* __restrict__ x, const int* slot, const float* weight, const T* y, T* dst,
+                           int64 width, float* dot) {
+  for (int r = 0; r < K; ++r) {
+    if (slot[r] < 0) continue;
+    T* __restrict__ out = dst + slot[r] * width;
+    if (weight) {
+      const float w = weight[r];
+      for (int64 c = 0; c < width; ++c) out[c] = from_float<T>(mul_rn(w, to_float(x[c])));
+    } else {
+      for (int64 c = 0; c < width; ++c) out[c] = x[c];
+    }
+    if (dot) {
+      const T* __restrict__ yr = y + slot[r] * width;
+      float part[kDotLanes];
+      for (int i = 0; i < kDotLanes; ++i) part[i] = 0.0f;
+      int64 c = 0;
+      for (; c + kDotLanes <= width; c += kDotLanes)
+        for (int i = 0; i < kDotLanes; ++i) part[i] = add_rn(part[i], mul_rn(to_float(x[c + i]), to_float(yr[c + i])));
+      for (int i = 0; c + i < width; ++i)  // the tail (< kDotLanes columns) into the first lanes
+        part[i] = add_rn(part[i], mul_rn(to_float(x[c + i]), to_float(yr[c + i])));
+      float sum = dot[r];
+      for (int i = 0; i < kDotLanes; ++i) sum = add_rn(sum, part[i]);
+      dot[r] = sum;
+    }
+  }
+}
+
+template <typename T, int K>
+MOEJIT_HD void gather_row(const T* rows, const int* slot, const float* weight, const T* shared, T* out, int64 width) {
+  float acc[kGatherColumns];
+  for (int64 begin = 0; begin < width; begin += kGatherColumns) {
+    const int64 n = width - begin < kGatherColumns ? width - begin : kGatherColumns;
+    for (int64 c = 0; c < n; ++c) acc[c] = 0.0f;
+    for (int r = 0; r < K; ++r) {
+      if (slot[r] < 0) continue;
+      const T* __restrict__ y = rows + slot[r] * width + begin;
+      const float w = weight ? weight[r] : 1.0f;  // x * 1 is exact: the unweighted sum is unchanged
+      for (int64 c = 0; c < n; ++c) acc[c] = add_rn(acc[c], mul_rn(w, to_float(y[c])));
+    }
+    if (shared)
+      for (int64 c = 0; c < n; ++c) acc[c] = add_rn(acc[c], to_float(shared[begin + c]));
+    T* __restrict__ o = out + begin;
+    for (int64 c = 0; c < n; ++c) o[c] = from_float<T>(acc[c]);
+  }
+}
+
 // Zeroes one VEC-wide column vector of a padding row.
 template <typename T, int VEC>
 MOEJIT_HD void zero_vec(T* dst, int64 row, int64 column, int64 width) {

@@ -37,6 +37,22 @@ int plan_offsets_block(int64_t experts) {
 int64_t plan_chunk(const Config& config) {
   return 32 * config.get("warps");
 }
+// Host worker-thread counts worth trying: 1, powers of two, and every hardware thread.
+std::vector<int64_t> host_thread_counts(const DeviceDescription& device) {
+  const int64_t most = std::max(1, device.compute_units);
+  std::vector<int64_t> counts;
+  for (int64_t t = 1; t < most; t *= 2) counts.push_back(t);
+  counts.push_back(most);
+  return counts;
+}
+// The config text of a rendered source: `threads` is a launch parameter only (the host code does
+// not depend on it), so every thread count shares one binary.
+std::string code_config(const Config& config) {
+  Config code;
+  for (const auto& [name, value] : config.params())
+    if (name != "threads") code.set(name, value);
+  return code.to_string();
+}
 
 // The template arguments of each entry, CUDA name first, then the host loop's.
 struct EntryText {
@@ -95,22 +111,30 @@ std::string RoutingSpec::family() const {
 
 std::vector<Config> RoutingSpec::space(const Problem& problem, const DeviceDescription& device) const {
   std::vector<Config> configs;
-  const bool host = is_host(device);
+  if (is_host(device)) {  // one lane per token; the tunables are the vector width and the threads
+    for (int64_t threads : host_thread_counts(device)) {
+      if (gate_kind(kind_)) {
+        configs.push_back(Config{{"lanes", 1}, {"tokens", 1}, {"threads", threads}});
+      } else if (kind_ == RoutingKernel::plan) {
+        for (int64_t warps : {1, 8}) configs.push_back(Config{{"warps", warps}, {"threads", threads}});
+      } else {
+        // The host rows move whole rows (scatter_row / gather_row): vec only sizes the padding
+        // zeroing, so one width is enough.
+        configs.push_back(
+            Config{{"vec", heuristic(problem, device).get("vec")}, {"lanes", 1}, {"rows", 1}, {"threads", threads}});
+      }
+    }
+    return configs;
+  }
   if (gate_kind(kind_)) {
-    if (host) return {Config{{"lanes", 1}, {"tokens", 1}}};
     for (int64_t lanes : {1, 2, 4, 8, 16, 32})
       for (int64_t threads : {64, 128, 256}) configs.push_back(Config{{"lanes", lanes}, {"tokens", threads / lanes}});
   } else if (kind_ == RoutingKernel::plan) {
     for (int64_t warps : {1, 2, 4, 8}) configs.push_back(Config{{"warps", warps}});
   } else {
-    for (int64_t vec : {1, 2, 4, 8}) {
-      if (host) {
-        configs.push_back(Config{{"vec", vec}, {"lanes", 1}, {"rows", 1}});
-        continue;
-      }
+    for (int64_t vec : {1, 2, 4, 8})
       for (int64_t lanes : {8, 16, 32})
         for (int64_t rows : {1, 2, 4, 8}) configs.push_back(Config{{"vec", vec}, {"lanes", lanes}, {"rows", rows}});
-    }
   }
   (void)problem;
   return configs;
@@ -122,6 +146,14 @@ std::string RoutingSpec::prune_reason(const Problem& problem, const Config& conf
   if (experts < 1 || experts > kMaxRoutedExperts)
     return "E " + str(experts) + " outside [1, " + str(kMaxRoutedExperts) + "]";
   if (k < 1 || k > kMaxTopK || k > experts) return "top_k " + str(k) + " outside [1, min(E, " + str(kMaxTopK) + ")]";
+  if (is_host(device)) {
+    const int64_t threads = config.get_or("threads", 1);
+    if (threads < 1 || (device.compute_units > 0 && threads > device.compute_units))
+      return "threads " + str(threads) + " outside [1, the device's " + str(device.compute_units) +
+             " hardware threads]";
+  } else if (config.has("threads")) {
+    return "threads is a host parameter (GPU launches size their grid from the problem)";
+  }
   if (gate_kind(kind_)) {
     const int64_t lanes = config.get("lanes"), threads = lanes * config.get("tokens");
     if (is_host(device) && lanes != 1) return "host gating runs one lane per token";
@@ -149,17 +181,22 @@ std::string RoutingSpec::prune_reason(const Problem& problem, const Config& conf
 }
 
 Config RoutingSpec::heuristic(const Problem& problem, const DeviceDescription& device) const {
+  const int64_t threads = std::max(1, device.compute_units);
   if (gate_kind(kind_)) {
-    if (is_host(device)) return Config{{"lanes", 1}, {"tokens", 1}};
+    if (is_host(device)) return Config{{"lanes", 1}, {"tokens", 1}, {"threads", threads}};
     // About 4 experts per lane: enough parallel reductions to hide shuffles, few registers.
     int64_t lanes = 1;
     while (lanes < 32 && lanes * 4 < problem.num_experts) lanes *= 2;
     return Config{{"lanes", lanes}, {"tokens", std::max<int64_t>(1, 128 / lanes)}};
   }
-  if (kind_ == RoutingKernel::plan) return Config{{"warps", problem.num_experts > 256 ? 4 : 8}};
+  if (kind_ == RoutingKernel::plan) {
+    Config c{{"warps", problem.num_experts > 256 ? 4 : 8}};
+    if (is_host(device)) c.set("threads", threads);
+    return c;
+  }
   int64_t vec = 16 / static_cast<int64_t>(dtype_bytes(problem.dtype));
   while (vec > 1 && problem.d_model % vec != 0) vec /= 2;
-  if (is_host(device)) return Config{{"vec", vec}, {"lanes", 1}, {"rows", 1}};
+  if (is_host(device)) return Config{{"vec", vec}, {"lanes", 1}, {"rows", 1}, {"threads", threads}};
   return Config{{"vec", vec}, {"lanes", 32}, {"rows", 4}};
 }
 
@@ -181,7 +218,7 @@ Source RoutingSpec::render(const Problem& problem, const Config& config, const D
   s.config = "e" + str(problem.num_experts) + "_k" + str(problem.top_k);
   if (!gate_kind(kind_) && kind_ != RoutingKernel::plan)
     s.config += "_d" + str(problem.d_model) + "_" + std::string(to_string(problem.dtype));
-  s.config += "_" + config.to_string();
+  s.config += "_" + (host ? code_config(config) : config.to_string());
   s.file_name = s.family + "." + s.config + (host ? ".cpp" : ".cu");
   s.code = "// " + s.family + " " + s.config + ", rendered by moejit\n";
   s.entries = entries(problem, config, host ? "host" : "cuda");
@@ -192,7 +229,8 @@ Source RoutingSpec::render(const Problem& problem, const Config& config, const D
   s.code += "#include \"routing/routing_host.h\"\n";
   const auto texts = entry_texts(kind_, problem, config);
   for (size_t i = 0; i < texts.size(); ++i)
-    s.code += "extern \"C\" void " + s.entries[i] + "(void** args) { moejit::" + texts[i].host + "(args); }\n";
+    s.code += "extern \"C\" void " + s.entries[i] +
+              "(void** args, const moejit::HostLaunch* launch) { moejit::" + texts[i].host + "(args, launch); }\n";
   return s;
 }
 
@@ -243,6 +281,11 @@ LaunchDims dims_1d(int64_t blocks, int64_t threads) {
   d.block[0] = static_cast<unsigned>(threads);
   return d;
 }
+// A host config (it has `threads`) launches that many workers: grid[0] is the thread count there.
+LaunchDims dims_of(const Config& config, int64_t blocks, int64_t threads) {
+  if (config.has("threads")) return dims_1d(config.get("threads"), 1);
+  return dims_1d(blocks, threads);
+}
 }  // namespace
 
 void launch_route_gate_fwd(Kernel& kernel, const Problem& problem, const Config& config, const GateForwardArgs& a) {
@@ -259,7 +302,7 @@ void launch_route_gate_fwd(Kernel& kernel, const Problem& problem, const Config&
                   const_cast<float**>(&a.lse),
                   &tokens};
   const int64_t per_block = config.get("tokens");
-  kernel.launch(dims_1d(ceil_div(tokens, per_block), per_block * config.get("lanes")), args);
+  kernel.launch(dims_of(config, ceil_div(tokens, per_block), per_block * config.get("lanes")), args);
 }
 
 void launch_route_gate_bwd(Kernel& kernel, const Problem& problem, const Config& config, const GateBackwardArgs& a) {
@@ -277,7 +320,7 @@ void launch_route_gate_bwd(Kernel& kernel, const Problem& problem, const Config&
                   const_cast<float**>(&a.d_logits),
                   &tokens};
   const int64_t per_block = config.get("tokens");
-  kernel.launch(dims_1d(ceil_div(tokens, per_block), per_block * config.get("lanes")), args);
+  kernel.launch(dims_of(config, ceil_div(tokens, per_block), per_block * config.get("lanes")), args);
 }
 
 void launch_route_plan(Kernel& count, Kernel& offsets, Kernel& slots, const Problem& problem, const Config& config,
@@ -297,7 +340,7 @@ void launch_route_plan(Kernel& count, Kernel& offsets, Kernel& slots, const Prob
                     &chunk_probs,
                     &chunk_z,
                     &tokens};
-    count.launch(dims_1d(chunks, chunk), args);
+    count.launch(dims_of(config, chunks, chunk), args);
   }
   {
     int capacity = a.capacity, pad_to = std::max(1, a.pad_to);
@@ -327,7 +370,7 @@ void launch_route_plan(Kernel& count, Kernel& offsets, Kernel& slots, const Prob
                     const_cast<int**>(&a.slot),
                     const_cast<int**>(&a.row_source),
                     &tokens};
-    slots.launch(dims_1d(chunks, chunk), args);
+    slots.launch(dims_of(config, chunks, chunk), args);
   }
 }
 
@@ -358,8 +401,8 @@ void launch_route_scatter(Kernel& kernel, const Problem& problem, const Config& 
                   &experts,
                   &tokens};
   const int64_t rows = config.get("rows");
-  LaunchDims dims = dims_1d(ceil_div(tokens, rows), rows * config.get("lanes"));
-  dims.grid[1] = pad ? 2 : 1;
+  LaunchDims dims = dims_of(config, ceil_div(tokens, rows), rows * config.get("lanes"));
+  if (!config.has("threads")) dims.grid[1] = pad ? 2 : 1;
   kernel.launch(dims, args);
 }
 
@@ -370,7 +413,7 @@ void launch_route_gather(Kernel& kernel, const Problem& problem, const Config& c
   void* args[] = {const_cast<void**>(&a.rows),   const_cast<int**>(&a.slot), const_cast<float**>(&a.weight),
                   const_cast<void**>(&a.shared), const_cast<void**>(&a.out), &tokens};
   const int64_t rows = config.get("rows");
-  kernel.launch(dims_1d(ceil_div(tokens, rows), rows * config.get("lanes")), args);
+  kernel.launch(dims_of(config, ceil_div(tokens, rows), rows * config.get("lanes")), args);
 }
 
 }  // namespace moejit

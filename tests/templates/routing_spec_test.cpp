@@ -79,7 +79,8 @@ TEST(RoutingSpec, RendersEntriesForBothBackends) {
   EXPECT_NE(gpu.code.find("routing/routing_cuda.cuh"), std::string::npos);
   const Source host = plan.render(p, plan.heuristic(p, host_device()), host_device());
   ASSERT_EQ(host.entries.size(), 4u);
-  EXPECT_NE(host.code.find("extern \"C\" void " + host.entries[1] + "(void** args)"), std::string::npos);
+  EXPECT_NE(host.code.find("extern \"C\" void " + host.entries[1] + "(void** args, const moejit::HostLaunch* launch)"),
+            std::string::npos);
   EXPECT_NE(host.code.find("route_slots_host<128, 8, 256>"), std::string::npos);
 }
 

@@ -9,17 +9,19 @@
 #include <vector>
 
 #include "common/host_device.h"
+#include "host/host_launch.h"
 #include "moejit/backend.hpp"
 #include "moejit/problem.hpp"
 
 namespace moejit::test {
 
-// A host loop behind the Kernel interface: launch() hands the argument array to the loop.
+// A host loop behind the Kernel interface: launch() hands the argument array to the loop, which
+// runs serially (no HostLaunch: the host backend's worker threads are tested through the JIT).
 class FunctionKernel final : public Kernel {
  public:
-  using Fn = void (*)(void**);
+  using Fn = void (*)(void**, const HostLaunch*);
   explicit FunctionKernel(Fn fn, std::string name = "host-loop") : fn_(fn), name_(std::move(name)) {}
-  void launch(const LaunchDims&, void** args) override { fn_(args); }
+  void launch(const LaunchDims&, void** args) override { fn_(args, nullptr); }
   const std::string& name() const override { return name_; }
 
  private:

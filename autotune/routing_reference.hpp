@@ -1,5 +1,6 @@
 // Plain double-precision reference for routing (independent of the templates' code paths: sorts
-// instead of team reductions, a stable sort instead of chunk masks).
+// instead of team reductions, a stable sort instead of chunk masks). Used by the routing workloads
+// (autotune/routing_workload.cpp) and the routing tests.
 #pragma once
 #include <algorithm>
 #include <cmath>
@@ -7,7 +8,7 @@
 #include <numeric>
 #include <vector>
 
-namespace moejit::test {
+namespace moejit {
 
 struct RefRouter {
   int experts = 8, top_k = 2;
@@ -80,6 +81,35 @@ inline double ref_token_loss(const double* logits, const int* index, const float
   return loss;
 }
 
+// d ref_token_loss / d logits in closed form (the autotuner's check; the tests validate it
+// against central differences): dL/ds from the weights and the aux term, then through the softmax
+// (or the sigmoid), plus the z term 2 * z_coef_over_t * lse * softmax.
+inline std::vector<double> ref_logit_grad(const double* logits, const int* index, const float* dw,
+                                          const std::vector<double>& aux_scale, double z_coef_over_t,
+                                          const RefRouter& r) {
+  const int e_count = r.experts;
+  double lse = 0;
+  const auto s = ref_scores(logits, r, &lse);
+  std::vector<double> g(e_count, 0.0);  // dL/ds
+  for (int e = 0; e < e_count && !aux_scale.empty(); ++e) g[e] = aux_scale[e];
+  double sum = 0, dot = 0;
+  for (int i = 0; i < r.top_k; ++i) sum += s[index[i]], dot += (dw ? dw[i] : 0.0) * s[index[i]];
+  for (int i = 0; i < r.top_k; ++i) {
+    const double d = dw ? dw[i] : 0.0;
+    const double denom = sum + 1e-20;
+    g[index[i]] += r.renormalize ? r.scaling * (d / denom - dot / (denom * denom)) : r.scaling * d;
+  }
+  std::vector<double> grad(e_count);
+  double gs = 0;
+  for (int e = 0; e < e_count; ++e) gs += g[e] * s[e];
+  for (int e = 0; e < e_count; ++e) {
+    const double softmax = std::exp(logits[e] - lse);
+    grad[e] = r.sigmoid ? g[e] * s[e] * (1.0 - s[e]) : s[e] * (g[e] - gs);
+    grad[e] += 2.0 * z_coef_over_t * lse * softmax;
+  }
+  return grad;
+}
+
 struct RefPlan {
   std::vector<int> counts, dropped, offsets, slot, row_source;
 };
@@ -113,4 +143,4 @@ inline RefPlan ref_plan(const std::vector<int>& index, int64_t tokens, int exper
   return p;
 }
 
-}  // namespace moejit::test
+}  // namespace moejit
