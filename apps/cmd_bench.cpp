@@ -31,8 +31,9 @@ void run_bench(const BenchFlags& f) {
   timing.repeats = f.repeats;
   TuningLookup lookup;
   nlohmann::json rows = nlohmann::json::array();
-  std::printf("device: %s (%s)\n%-12s %7s  %-10s %-24s %10s %10s %8s\n", backend->device().name.c_str(),
-              backend->device().arch.c_str(), "family", "tokens", "which", "config", "ms", "GB/s", "vs base");
+  std::printf("device: %s (%s)\n%-24s %7s  %-11s %-46s %10s %10s %-7s %8s\n", backend->device().name.c_str(),
+              backend->device().arch.c_str(), "family", "tokens", "which", "config", "ms", "throughput", "unit",
+              "vs base");
   for (const auto& spec : builtin_specs()) {
     if (!spec->supports_backend(backend->name())) continue;
     if (!f.families.empty() && std::find(f.families.begin(), f.families.end(), spec->family()) == f.families.end())
@@ -54,10 +55,12 @@ void run_bench(const BenchFlags& f) {
         CandidateResult r = measure_candidate(*backend, *spec, *workload, p, config, timing);
         const bool ok = r.status == CandidateStatus::ok;
         if (which == "baseline") baseline_ms = ok ? r.time_ms : 0;
-        const double gbs = ok ? workload->throughput(p, r.time_ms).value : 0;
+        const Throughput tp = workload->throughput(p, ok ? r.time_ms : 0);  // GB/s or TFLOP/s by family
+        const double value = ok ? tp.value : 0;
         const double ratio = ok && baseline_ms > 0 ? baseline_ms / r.time_ms : 0;
-        std::printf("%-12s %7lld  %-10s %-24s %10.4f %10.1f %7.2fx%s\n", p.family.c_str(), static_cast<long long>(t),
-                    which.c_str(), config.to_string().c_str(), r.time_ms, gbs, ratio,
+        std::printf("%-24s %7lld  %-11s %-46s %10.4f %10.3f %-7s %7.2fx%s\n", p.family.c_str(),
+                    static_cast<long long>(t), which.c_str(), config.to_string().c_str(), r.time_ms, value,
+                    tp.unit.c_str(), ratio,
                     ok ? "" : ("  " + std::string(to_string(r.status)) + ": " + r.detail).c_str());
         rows.push_back({{"family", p.family},
                         {"tokens", t},
@@ -65,7 +68,8 @@ void run_bench(const BenchFlags& f) {
                         {"config", config.to_string()},
                         {"status", to_string(r.status)},
                         {"time_ms", r.time_ms},
-                        {"gbps", gbs},
+                        {"throughput", value},
+                        {"throughput_unit", tp.unit},
                         {"speedup_vs_baseline", ratio}});
       }
     }

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <filesystem>
 #include <iostream>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "autotuner.hpp"
@@ -22,7 +23,7 @@ namespace {
 struct TuneFlags {
   std::string model, shape, tokens = "4096", dtype, backend, isolate;
   std::vector<std::string> families;
-  double max_seconds = 0, timeout = 60;
+  double max_seconds = 0, timeout = 60, race = 1.5;
   int max_candidates = 0, repeats = 15, warmup = 3;
   size_t exhaustive_limit = 64;
   bool cold = false;
@@ -50,6 +51,7 @@ int run_tune(const TuneFlags& f) {
   options.candidate_timeout_s = f.timeout;
   options.max_candidates = f.max_candidates;
   options.exhaustive_limit = f.exhaustive_limit;
+  options.abandon_factor = f.race;
   // spawn by default on both backends: a forked child has no CUDA context to reuse, and the host
   // backend's kernels run on a worker pool whose threads do not survive fork().
   options.isolation = !f.isolate.empty() ? parse_isolation(f.isolate) : Isolation::spawn;
@@ -66,6 +68,7 @@ int run_tune(const TuneFlags& f) {
   int decisions = 0, untuned = 0;
   const runtime::LayerShape layer{base.dtype, base.d_model, base.d_expert, base.num_experts, base.top_k};
   bool out_of_time = false;
+  std::map<std::string, std::unique_ptr<Workload>> workloads;
   for (int64_t t : tokens) {
     // The layer's own kernel list, so that the runtime later looks up exactly these problems.
     for (const runtime::LayerKernel& k : runtime::moe_layer_kernels(layer, t, backend->name())) {
@@ -73,7 +76,10 @@ int run_tune(const TuneFlags& f) {
       if (!f.families.empty() && std::find(f.families.begin(), f.families.end(), p.family) == f.families.end())
         continue;
       const KernelSpec& spec = find_spec(p.family);
-      auto workload = make_workload(p.family);
+      // One workload per family for the whole run: a workload may keep what it generated for one
+      // bucket for the next (the grouped GEMMs' inputs depend only on seed and index).
+      auto& workload = workloads[p.family];
+      if (!workload) workload = make_workload(p.family);
       if (!workload) {
         std::cout << "  " << runtime::to_string(k.step) << " (" << p.family
                   << "): skipped (no workload registered in autotune/workloads.cpp)\n";
@@ -145,6 +151,9 @@ void add_tune_command(CLI::App& app) {
   cmd->add_option("--exhaustive-limit", f->exhaustive_limit, "Larger spaces use local search")->capture_default_str();
   cmd->add_option("--warmup", f->warmup, "Warm-up samples")->capture_default_str();
   cmd->add_option("--repeats", f->repeats, "Timed samples (median)")->capture_default_str();
+  cmd->add_option("--race", f->race,
+                  "Stop timing a candidate whose first samples are all this many times the best so far (0: off)")
+      ->capture_default_str();
   cmd->add_flag("--cold", f->cold, "Cold-cache timing: rotate inputs larger than the last-level cache");
   cmd->callback([f] { run_tune(*f); });
 
@@ -163,6 +172,7 @@ void add_tune_command(CLI::App& app) {
   worker->add_option("--repeats", w->timing.repeats);
   worker->add_option("--min-sample-ms", w->timing.min_sample_ms);
   worker->add_flag("--cold", w->timing.cold);
+  worker->add_option("--abandon-above-ms", w->timing.abandon_above_ms);
   worker->callback([w] { run_worker(*w); });
 }
 

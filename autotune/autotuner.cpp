@@ -83,6 +83,7 @@ std::vector<std::string> worker_arguments(const Problem& p, const Config& config
                                 "--repeats",       std::to_string(t.repeats),
                                 "--min-sample-ms", std::to_string(t.min_sample_ms)};
   if (t.cold) a.push_back("--cold");
+  if (t.abandon_above_ms > 0) a.insert(a.end(), {"--abandon-above-ms", std::to_string(t.abandon_above_ms)});
   return a;
 }
 
@@ -187,6 +188,12 @@ TuneResult tune(Backend& backend, const KernelSpec& spec, Workload& workload, co
       compiling.pop_front();
       submit_more();  // keep the pool busy while this candidate is measured
       const Config& config = configs[batch[k]];
+      TimingOptions timing = options.timing;
+      if (options.abandon_factor > 0) {
+        double best = kInf;
+        for (const auto& [i, t] : times) best = std::min(best, t);
+        if (best < kInf) timing.abandon_above_ms = best * options.abandon_factor;
+      }
       CandidateResult result;
       result.config = config.to_string();
       std::shared_ptr<const Binary> binary;
@@ -200,11 +207,11 @@ TuneResult tune(Backend& backend, const KernelSpec& spec, Workload& workload, co
         try {
           if (options.isolation == Isolation::spawn) {
             std::vector<std::string> argv = options.worker_command;
-            for (auto& a : worker_arguments(problem, config, options.timing)) argv.push_back(std::move(a));
+            for (auto& a : worker_arguments(problem, config, timing)) argv.push_back(std::move(a));
             result = run_in_worker(result.config, argv, options.candidate_timeout_s);
           } else {
             LoadedCandidate loaded = load_candidate(backend, binary, sources[k], config);
-            auto measure = [&] { return evaluate_loaded(backend, workload, loaded, options.timing, copies); };
+            auto measure = [&] { return evaluate_loaded(backend, workload, loaded, timing, copies); };
             result = options.isolation == Isolation::fork
                          ? run_in_fork(result.config, measure, options.candidate_timeout_s)
                          : measure();

@@ -32,7 +32,11 @@ struct TuneOptions {
   int max_candidates = 0;  // 0: no limit. Counts every measured candidate, journal included.
   size_t exhaustive_limit = 64;
   int retime_top = 3;
-  double tie_tolerance = 0.01;       // configs within 1% of the best are ties
+  double tie_tolerance = 0.01;  // configs within 1% of the best are ties
+  // Racing: a candidate whose first kRaceSamples timed samples are all slower than the best time so
+  // far times this factor stops sampling (its time is the median of what it took). The margin
+  // keeps the winner: the finalists are re-timed in full anyway. 0: time every candidate fully.
+  double abandon_factor = 1.5;
   unsigned compile_threads = 0;      // 0: one per hardware thread
   std::filesystem::path tuning_dir;  // journal + store; empty: TuningStore::default_dir()
   bool record = true;                // store the decision in tuning_dir

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <nlohmann/json.hpp>
 
 #include "moejit/error.hpp"
@@ -105,7 +106,18 @@ CandidateResult evaluate_loaded(Backend& backend, Workload& workload, LoadedCand
     timer.calibrate(candidate, timing);
     for (int i = 0; i < timing.warmup; ++i) timer.sample(candidate);
     std::vector<double> samples;
-    for (int i = 0; i < std::max(timing.repeats, 1); ++i) samples.push_back(timer.sample(candidate));
+    const int repeats = std::max(timing.repeats, 1);
+    double fastest = std::numeric_limits<double>::infinity();
+    for (int i = 0; i < repeats; ++i) {
+      samples.push_back(timer.sample(candidate));
+      fastest = std::min(fastest, samples.back());
+      if (timing.abandon_above_ms > 0 && i + 1 >= kRaceSamples && i + 1 < repeats &&
+          fastest > timing.abandon_above_ms) {
+        result.detail = "raced out after " + std::to_string(i + 1) + " of " + std::to_string(repeats) +
+                        " samples: none below " + std::to_string(timing.abandon_above_ms) + " ms";
+        break;
+      }
+    }
     result.time_ms = median(samples);
     result.status = CandidateStatus::ok;
   } catch (const std::exception& e) {

@@ -35,7 +35,12 @@ struct TimingOptions {
   bool cold = false;
   // Very short kernels are timed in batches of calls so each sample lasts at least this long.
   double min_sample_ms = 0.05;
+  // Racing: once kRaceSamples timed samples are all above this (ms per call), stop sampling: the
+  // candidate cannot win. The autotuner sets it per candidate to the best time so far times
+  // TuneOptions::abandon_factor; 0 (the default, e.g. for benchmarks) times every repeat.
+  double abandon_above_ms = 0;
 };
+constexpr int kRaceSamples = 3;
 
 // How many input/output sets the workload should prepare for these options on this device.
 int rotation_copies(const TimingOptions& timing, const DeviceDescription& device, size_t bytes_per_copy);

@@ -2,37 +2,33 @@
 
 #include <cmath>
 #include <cstring>
-#include <random>
 
 #include "common/host_device.h"
+#include "parallel.hpp"
 #include "swiglu/swiglu_spec.hpp"
 
 namespace moejit {
 namespace {
 
-// Host copies of a tensor in the problem's dtype, plus their exact values as doubles.
-struct HostTensor {
-  std::vector<char> bytes;
-  std::vector<double> values;
-};
-
-HostTensor random_tensor(DType dtype, size_t count, std::mt19937_64& rng) {
-  std::uniform_real_distribution<float> dist(-4.0f, 4.0f);
-  HostTensor t;
-  t.bytes.resize(count * dtype_bytes(dtype));
-  t.values.resize(count);
-  for (size_t i = 0; i < count; ++i) {
-    float x = dist(rng);
-    if (dtype == DType::bf16) {
-      bf16 b = from_float<bf16>(x);
-      std::memcpy(t.bytes.data() + i * 2, &b, 2);
-      t.values[i] = to_float(b);
-    } else {
-      std::memcpy(t.bytes.data() + i * 4, &x, 4);
-      t.values[i] = x;
+// Host bytes of a tensor in the problem's dtype, values in [-4, 4) from a counter-based hash of
+// (seed, index): reproducible and generated in parallel.
+std::vector<char> random_tensor(DType dtype, size_t count, uint64_t seed) {
+  std::vector<char> bytes(count * dtype_bytes(dtype));
+  parallel_chunks(static_cast<int64_t>(count), 1 << 16, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      uint64_t x = seed * 0x100000001b3ull + static_cast<uint64_t>(i) + 0x9e3779b97f4a7c15ull;
+      x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+      x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+      const float v = static_cast<float>(static_cast<double>((x ^ (x >> 31)) >> 40) * 0x1p-21 - 4.0);
+      if (dtype == DType::bf16) {
+        const bf16 b = from_float<bf16>(v);
+        std::memcpy(bytes.data() + i * 2, &b, 2);
+      } else {
+        std::memcpy(bytes.data() + i * 4, &v, 4);
+      }
     }
-  }
-  return t;
+  });
+  return bytes;
 }
 
 double value_at(DType dtype, const std::vector<char>& bytes, size_t i) {
@@ -54,6 +50,12 @@ DeviceBuffer upload(Backend& backend, const std::vector<char>& bytes) {
   return DeviceBuffer::from(backend, bytes);
 }
 
+// The check's findings over a range of elements; merged in index order.
+struct Partial {
+  int64_t first_bad = -1;
+  double got = 0, want = 0, max_error = 0;
+};
+
 }  // namespace
 
 size_t SwigluWorkload::bytes_per_copy(const Problem& p) const {
@@ -67,30 +69,31 @@ void SwigluWorkload::prepare(Backend& backend, const Problem& problem, int copie
   problem_ = problem;
   sets_.clear();
   const size_t rows = static_cast<size_t>(SwigluSpec::rows(problem)), f = static_cast<size_t>(problem.d_expert);
-  std::mt19937_64 rng(0x5eed0000u + (backward_ ? 1 : 0));
-  HostTensor gate_up = random_tensor(problem.dtype, rows * 2 * f, rng);
-  HostTensor dh = random_tensor(problem.dtype, backward_ ? rows * f : 0, rng);
+  const DType dt = problem.dtype;
+  const std::vector<char> gate_up = random_tensor(dt, rows * 2 * f, 0x5eed0000u + (backward_ ? 1 : 0));
+  const std::vector<char> dh = random_tensor(dt, backward_ ? rows * f : 0, 0x5eed0100u);
   for (int c = 0; c < copies; ++c) {
     Set set;
-    set.gate_up = upload(backend, gate_up.bytes);
-    if (backward_) set.dh = upload(backend, dh.bytes);
-    set.out = DeviceBuffer(backend, (backward_ ? 2 : 1) * rows * f * dtype_bytes(problem.dtype));
+    set.gate_up = upload(backend, gate_up);
+    if (backward_) set.dh = upload(backend, dh);
+    set.out = DeviceBuffer(backend, (backward_ ? 2 : 1) * rows * f * dtype_bytes(dt));
     sets_.push_back(std::move(set));
   }
   reference_.assign((backward_ ? 2 : 1) * rows * f, 0.0);
-  for (size_t r = 0; r < rows; ++r) {
-    for (size_t c = 0; c < f; ++c) {
-      const double g = gate_up.values[r * 2 * f + c], u = gate_up.values[r * 2 * f + f + c];
-      const double s = sigmoid(g);
-      if (!backward_) {
-        reference_[r * f + c] = g * s * u;
-      } else {
-        const double h = dh.values[r * f + c];
-        reference_[r * 2 * f + c] = h * u * s * (1.0 + g * (1.0 - s));
-        reference_[r * 2 * f + f + c] = h * g * s;
+  parallel_chunks(static_cast<int64_t>(rows), 1024, [&](int64_t begin, int64_t end) {
+    for (size_t r = static_cast<size_t>(begin); r < static_cast<size_t>(end); ++r)
+      for (size_t c = 0; c < f; ++c) {
+        const double g = value_at(dt, gate_up, r * 2 * f + c), u = value_at(dt, gate_up, r * 2 * f + f + c);
+        const double s = sigmoid(g);
+        if (!backward_) {
+          reference_[r * f + c] = g * s * u;
+        } else {
+          const double h = value_at(dt, dh, r * f + c);
+          reference_[r * 2 * f + c] = h * u * s * (1.0 + g * (1.0 - s));
+          reference_[r * 2 * f + f + c] = h * g * s;
+        }
       }
-    }
-  }
+  });
 }
 
 void SwigluWorkload::run(LoadedCandidate& candidate, int copy) {
@@ -111,18 +114,32 @@ CheckResult SwigluWorkload::check(LoadedCandidate& candidate) {
   const std::vector<char> out = set.out.to_host<char>();
   const double abs_tol = 1e-5, eps = problem_.dtype == DType::bf16 ? 1.0 / 128 : 1e-5;
   const size_t width = (backward_ ? 2 : 1) * static_cast<size_t>(problem_.d_expert);
+  // Chunks of elements compared in parallel (hundreds of millions at the large buckets).
+  const int64_t n = static_cast<int64_t>(reference_.size()), min_chunk = 1 << 18;
+  std::vector<Partial> parts(static_cast<size_t>(std::max<int64_t>(1, n / min_chunk) + 1));
+  const int64_t chunk_size = (n + static_cast<int64_t>(parts.size()) - 1) / static_cast<int64_t>(parts.size());
+  parallel_chunks(static_cast<int64_t>(parts.size()), 1, [&](int64_t first, int64_t last) {
+    for (int64_t k = first; k < last; ++k) {
+      Partial& part = parts[static_cast<size_t>(k)];
+      for (int64_t i = k * chunk_size; i < std::min(n, (k + 1) * chunk_size); ++i) {
+        const double got = value_at(problem_.dtype, out, static_cast<size_t>(i)), want = reference_[i];
+        const double error = std::fabs(got - want);
+        if (!(error <= abs_tol + std::fabs(want) * eps) && part.first_bad < 0)  // NaN fails too
+          part.first_bad = i, part.got = got, part.want = want;
+        if (!std::isnan(part.max_error) && !(error <= part.max_error)) part.max_error = error;  // NaN sticks
+      }
+    }
+  });
   CheckResult result;
   result.ok = true;
-  for (size_t i = 0; i < reference_.size(); ++i) {
-    const double got = value_at(problem_.dtype, out, i), want = reference_[i];
-    const double error = std::fabs(got - want);
-    const bool bad = !(error <= abs_tol + std::fabs(want) * eps);  // NaN fails too
-    if (bad && result.ok) {
+  for (const Partial& part : parts) {
+    if (part.first_bad >= 0 && result.ok) {
+      result.ok = false;
+      const size_t i = static_cast<size_t>(part.first_bad);
       result.detail = "out[" + std::to_string(i / width) + ", " + std::to_string(i % width) +
-                      "] = " + std::to_string(got) + ", expected " + std::to_string(want);
+                      "] = " + std::to_string(part.got) + ", expected " + std::to_string(part.want);
     }
-    if (bad) result.ok = false;
-    if (!std::isnan(result.max_error) && !(error <= result.max_error)) result.max_error = error;  // NaN sticks
+    if (!std::isnan(result.max_error) && !(part.max_error <= result.max_error)) result.max_error = part.max_error;
   }
   return result;
 }

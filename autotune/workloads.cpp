@@ -3,6 +3,8 @@
 #include <map>
 #include <mutex>
 
+#include "grouped_gemm/grouped_gemm_schedule.h"
+#include "grouped_gemm_workload.hpp"
 #include "routing_workload.hpp"
 #include "swiglu_workload.hpp"
 #include "workload.hpp"
@@ -20,6 +22,16 @@ Registry& registry() {
     auto* reg = new Registry;
     reg->factories["swiglu_fwd"] = [] { return std::make_unique<SwigluWorkload>(false); };
     reg->factories["swiglu_bwd"] = [] { return std::make_unique<SwigluWorkload>(true); };
+    // Grouped GEMMs: one workload class, GPU (grouped_gemm_*) and host (host_grouped_gemm_*).
+    const std::pair<int, const char*> gemms[] = {
+        {gg::kFwd, "fwd"}, {gg::kUpSwiglu, "swiglu"}, {gg::kDgrad, "dgrad"}, {gg::kWgrad, "wgrad"}};
+    for (const auto& [op, name] : gemms) {
+      const std::string gpu = op == gg::kUpSwiglu ? "up_swiglu" : name;
+      reg->factories["grouped_gemm_" + gpu] = [op = op] { return std::make_unique<GroupedGemmWorkload>(op, true); };
+      reg->factories["host_grouped_gemm_" + std::string(name)] = [op = op] {
+        return std::make_unique<GroupedGemmWorkload>(op, false);
+      };
+    }
     for (RoutingKernel kind :
          {RoutingKernel::gate_fwd, RoutingKernel::gate_bwd, RoutingKernel::plan, RoutingKernel::permute_fwd,
           RoutingKernel::combine_bwd, RoutingKernel::combine_fwd, RoutingKernel::permute_bwd})

@@ -1,8 +1,15 @@
-// Tuning cost and benefit: tunes every family with a workload (today SwiGLU fwd/bwd) of one paper
-// shape for every token bucket on a GPU, from an empty tuning cache, and reports the wall time
-// (goal for moe-7b: <= 120 s for all buckets) and, per bucket, the tuned config's time against
-// the built-in heuristic's, measured in the same process.
-//   bench_tune [--shape d_model,d_expert,E,topk] [--tokens all|1,2,...] [--isolate none|spawn]
+// Tuning cost and benefit: tunes every family with a workload (SwiGLU, grouped GEMMs) of one shape
+// for every token bucket, from an empty tuning cache, and reports the wall time (goal for moe-7b
+// on an H100: <= 120 s for all buckets) and, per bucket, the tuned config's time against the
+// built-in heuristic's, measured in the same process.
+//   bench_tune [--backend cuda|host] [--shape d_model,d_expert,E,topk] [--tokens all|1,2,...]
+//              [--isolate none|spawn] [--families a,b] [--dtype bf16|f32] [--race F] [--compare-race]
+//              [--tag NAME]
+// --race F: TuneOptions::abandon_factor (0: off); --race 0 --compare-race is the noise control
+// (two identical passes: how often do winners differ without racing?).
+// --compare-race: tunes everything twice in this process, racing off (abandon_factor 0) then on, binaries precompiled
+// first so neither pass pays for compiles; reports both wall times, their ratio and whether the winners agree
+// (differing winners re-timed side by side).
 #include <chrono>
 #include <cstring>
 #include <filesystem>
@@ -13,91 +20,196 @@
 #include "bench_util.hpp"
 #include "cuda_backend.hpp"
 #include "moejit/kernel_spec.hpp"
+#if MOEJIT_WITH_LLVM
+#include "host_backend.hpp"
+#endif
 
 using namespace moejit;
 
-int main(int argc, char** argv) {
-  std::string shape = "2048,512,78,6", tokens = "all", isolate = "spawn";  // paper moe-7b
-  for (int i = 1; i + 1 < argc; i += 2) {
-    if (!std::strcmp(argv[i], "--shape")) shape = argv[i + 1];
-    if (!std::strcmp(argv[i], "--tokens")) tokens = argv[i + 1];
-    if (!std::strcmp(argv[i], "--isolate")) isolate = argv[i + 1];
-  }
-  std::string why;
-  if (!CudaDriver::available(&why)) {
-    std::cout << "bench_tune skipped: no GPU (" << why << ")\n";
-    return 0;
-  }
-  CudaBackend backend;
-  Problem base;
-  std::sscanf(shape.c_str(), "%lld,%lld,%lld,%lld", reinterpret_cast<long long*>(&base.d_model),
-              reinterpret_cast<long long*>(&base.d_expert), reinterpret_cast<long long*>(&base.num_experts),
-              reinterpret_cast<long long*>(&base.top_k));
-  std::vector<int64_t> counts;
-  if (tokens == "all") {
-    for (int64_t t = 1; t <= kMaxTokenBucket; t *= 2) counts.push_back(t);
-  } else {
-    std::istringstream in(tokens);
-    for (std::string part; std::getline(in, part, ',');) counts.push_back(std::stoll(part));
-  }
-  const auto dir = std::filesystem::temp_directory_path() / ("moejit-bench-tune-" + std::to_string(::getpid()));
-  TuneOptions options;
-  options.tuning_dir = dir;
-  options.progress = nullptr;
-  options.isolation = parse_isolation(isolate);
-  options.worker_command = {MOEJIT_CLI, "tune-worker", "--backend", "cuda"};
-  std::cout << "device: " << backend.device().name << "  shape " << shape << "  isolation " << isolate << "\n"
-            << std::left << std::setw(12) << "family" << std::right << std::setw(7) << "tokens" << std::setw(26)
-            << "tuned" << std::setw(11) << "ms" << std::setw(24) << "heuristic" << std::setw(11) << "ms" << std::setw(9)
-            << "speedup"
-            << "\n";
-  nlohmann::json rows = nlohmann::json::array();
-  const auto start = std::chrono::steady_clock::now();
-  int candidates = 0;
+namespace {
+
+std::vector<std::string> split(const std::string& text) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  for (std::string part; std::getline(in, part, ',');) out.push_back(part);
+  return out;
+}
+
+struct Pass {
+  double seconds = 0;
+  int candidates = 0, raced = 0;
   std::vector<std::tuple<const KernelSpec*, Problem, Decision>> tuned;
-  for (const auto& spec : builtin_specs()) {
+};
+
+Pass tune_all(Backend& backend, const std::vector<const KernelSpec*>& specs, const Problem& base,
+              const std::vector<int64_t>& counts, TuneOptions options) {
+  Pass pass;
+  options.tuning_dir = std::filesystem::temp_directory_path() / ("moejit-bench-tune-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(options.tuning_dir);
+  const auto start = std::chrono::steady_clock::now();
+  for (const KernelSpec* spec : specs) {
     auto workload = make_workload(spec->family());
-    if (!workload || !spec->supports_backend("cuda")) continue;
     for (int64_t t : counts) {
       Problem p = base;
       p.family = spec->family();
       p.tokens = t;
       TuneResult r = tune(backend, *spec, *workload, p, options);
-      candidates += static_cast<int>(r.results.size());
-      if (r.decision) tuned.emplace_back(spec.get(), r.problem, *r.decision);
+      pass.candidates += static_cast<int>(r.results.size());
+      for (const auto& c : r.results) pass.raced += c.detail.rfind("raced out", 0) == 0;
+      if (r.decision) pass.tuned.emplace_back(spec, r.problem, *r.decision);
     }
   }
-  const double tune_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  pass.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::filesystem::remove_all(options.tuning_dir);
+  return pass;
+}
+
+// Fills the binary cache with every surviving config of every problem, so timed passes compare
+// tuning, not compiling.
+void precompile(Backend& backend, const std::vector<const KernelSpec*>& specs, const Problem& base,
+                const std::vector<int64_t>& counts) {
+  for (const KernelSpec* spec : specs)
+    for (int64_t t : counts) {
+      Problem p = base;
+      p.family = spec->family();
+      p.tokens = token_bucket(t);
+      for (const Config& c : enumerate_and_prune(*spec, p, backend.device()).survivors)
+        backend.build(spec->render(p, c, backend.device()));
+    }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string shape = "2048,512,78,6", tokens = "all", isolate = "spawn", backend_name = "cuda", families, dtype;
+  std::string tag;  // appended to the result's name, so several runs can share $MOEJIT_BENCH_OUT
+  bool compare_race = false;
+  double race = TuneOptions{}.abandon_factor;
+  for (int i = 1; i < argc; ++i) {
+    const bool has_value = i + 1 < argc;
+    if (!std::strcmp(argv[i], "--compare-race")) compare_race = true;
+    if (!has_value) continue;
+    if (!std::strcmp(argv[i], "--shape")) shape = argv[i + 1];
+    if (!std::strcmp(argv[i], "--tokens")) tokens = argv[i + 1];
+    if (!std::strcmp(argv[i], "--isolate")) isolate = argv[i + 1];
+    if (!std::strcmp(argv[i], "--backend")) backend_name = argv[i + 1];
+    if (!std::strcmp(argv[i], "--families")) families = argv[i + 1];
+    if (!std::strcmp(argv[i], "--dtype")) dtype = argv[i + 1];
+    if (!std::strcmp(argv[i], "--race")) race = std::stod(argv[i + 1]);
+    if (!std::strcmp(argv[i], "--tag")) tag = argv[i + 1];
+  }
+  std::unique_ptr<Backend> backend;
+  if (backend_name == "host") {
+#if MOEJIT_WITH_LLVM
+    backend = std::make_unique<HostBackend>();
+#else
+    std::cout << "bench_tune skipped: built without LLVM (no host backend)\n";
+    return 0;
+#endif
+  } else {
+    std::string why;
+    if (!CudaDriver::available(&why)) {
+      std::cout << "bench_tune skipped: no GPU (" << why << ")\n";
+      return 0;
+    }
+    backend = std::make_unique<CudaBackend>();
+  }
+  Problem base;
+  std::sscanf(shape.c_str(), "%lld,%lld,%lld,%lld", reinterpret_cast<long long*>(&base.d_model),
+              reinterpret_cast<long long*>(&base.d_expert), reinterpret_cast<long long*>(&base.num_experts),
+              reinterpret_cast<long long*>(&base.top_k));
+  base.dtype = dtype.empty() ? (backend_name == "host" ? DType::f32 : DType::bf16) : parse_dtype(dtype);
+  std::vector<int64_t> counts;
+  if (tokens == "all") {
+    for (int64_t t = 1; t <= kMaxTokenBucket; t *= 2) counts.push_back(t);
+  } else {
+    for (const std::string& t : split(tokens)) counts.push_back(std::stoll(t));
+  }
+  std::vector<const KernelSpec*> specs;
+  const std::vector<std::string> only = split(families);
+  for (const auto& spec : builtin_specs()) {
+    if (!make_workload(spec->family()) || !spec->supports_backend(backend->name())) continue;
+    if (!only.empty() && std::find(only.begin(), only.end(), spec->family()) == only.end()) continue;
+    Problem p = base;
+    p.family = spec->family();
+    if (!enumerate_and_prune(*spec, p, backend->device()).survivors.empty()) specs.push_back(spec.get());
+  }
+  TuneOptions options;
+  options.progress = nullptr;
+  options.abandon_factor = race;
+  options.isolation = parse_isolation(isolate);
+  options.worker_command = {MOEJIT_CLI, "tune-worker", "--backend", backend->name()};
+  std::cout << "device: " << backend->device().name << "  shape " << shape << "  isolation " << isolate << "\n";
+
+  Pass off;
+  if (compare_race) {
+    precompile(*backend, specs, base, counts);
+    TuneOptions no_race = options;
+    no_race.abandon_factor = 0;
+    off = tune_all(*backend, specs, base, counts, no_race);
+  }
+  const Pass on = tune_all(*backend, specs, base, counts, options);
+
+  std::cout << std::left << std::setw(26) << "family" << std::right << std::setw(7) << "tokens" << std::setw(48)
+            << "tuned" << std::setw(11) << "ms" << std::setw(48) << "heuristic" << std::setw(11) << "ms" << std::setw(9)
+            << "speedup"
+            << "\n";
+  nlohmann::json rows = nlohmann::json::array();
   double geo = 0;
-  for (const auto& [spec, p, d] : tuned) {
+  int agree = 0;
+  for (size_t i = 0; i < on.tuned.size(); ++i) {
+    const auto& [spec, p, d] = on.tuned[i];
     auto workload = make_workload(spec->family());
-    const Config heuristic = spec->heuristic(p, backend.device());
-    CandidateResult h = measure_candidate(backend, *spec, *workload, p, heuristic, options.timing);
-    CandidateResult w = measure_candidate(backend, *spec, *workload, p, d.config, options.timing);
+    const Config heuristic = spec->heuristic(p, backend->device());
+    CandidateResult h = measure_candidate(*backend, *spec, *workload, p, heuristic, options.timing);
+    CandidateResult w = measure_candidate(*backend, *spec, *workload, p, d.config, options.timing);
     const double speedup = w.time_ms > 0 ? h.time_ms / w.time_ms : 0;
     geo += std::log(std::max(speedup, 1e-9));
-    std::cout << std::left << std::setw(12) << p.family << std::right << std::setw(7) << p.tokens << std::setw(26)
-              << d.config.to_string() << std::setw(11) << std::setprecision(4) << w.time_ms << std::setw(24)
+    std::cout << std::left << std::setw(26) << p.family << std::right << std::setw(7) << p.tokens << std::setw(48)
+              << d.config.to_string() << std::setw(11) << std::setprecision(4) << w.time_ms << std::setw(48)
               << heuristic.to_string() << std::setw(11) << h.time_ms << std::setw(8) << speedup << "x\n";
-    rows.push_back({{"family", p.family},
-                    {"tokens", p.tokens},
-                    {"tuned", d.config.to_string()},
-                    {"tuned_ms", w.time_ms},
-                    {"heuristic", heuristic.to_string()},
-                    {"heuristic_ms", h.time_ms},
-                    {"speedup", speedup}});
+    nlohmann::json row = {{"family", p.family},
+                          {"tokens", p.tokens},
+                          {"tuned", d.config.to_string()},
+                          {"tuned_ms", w.time_ms},
+                          {"heuristic", heuristic.to_string()},
+                          {"heuristic_ms", h.time_ms},
+                          {"speedup", speedup}};
+    if (compare_race && i < off.tuned.size()) {
+      const Config& other = std::get<2>(off.tuned[i]).config;
+      row["winner_without_racing"] = other.to_string();
+      if (other == d.config) {
+        ++agree;
+      } else {  // a different winner: is it as fast? (timing noise between near-ties)
+        CandidateResult o = measure_candidate(*backend, *spec, *workload, p, other, options.timing);
+        row["winner_without_racing_ms"] = o.time_ms;
+        std::cout << "    winner without racing: " << other.to_string() << " " << o.time_ms << " ms\n";
+      }
+    }
+    rows.push_back(row);
   }
-  geo = tuned.empty() ? 0 : std::exp(geo / static_cast<double>(tuned.size()));
-  std::cout << "tuning wall time " << std::setprecision(3) << tune_seconds << " s for " << tuned.size() << " problems, "
-            << candidates << " candidates (goal <= 120 s); tuned vs heuristic geomean " << geo << "x\n";
-  bench::save("bench_tune" + std::string(isolate == "spawn" ? "" : "_" + isolate),
-              {{"shape", shape},
-               {"isolation", isolate},
-               {"tune_seconds", tune_seconds},
-               {"candidates", candidates},
-               {"geomean_speedup_vs_heuristic", geo},
-               {"rows", rows}},
-              backend.device().name);
-  std::filesystem::remove_all(dir);
+  geo = on.tuned.empty() ? 0 : std::exp(geo / static_cast<double>(on.tuned.size()));
+  std::cout << "tuning wall time " << std::setprecision(3) << on.seconds << " s for " << on.tuned.size()
+            << " problems, " << on.candidates << " candidates (" << on.raced
+            << " raced out; goal for moe-7b on an H100 <= 120 s); tuned vs heuristic geomean " << geo << "x\n";
+  nlohmann::json result = {{"shape", shape},
+                           {"backend", backend->name()},
+                           {"isolation", isolate},
+                           {"tune_seconds", on.seconds},
+                           {"candidates", on.candidates},
+                           {"raced_out", on.raced},
+                           {"geomean_speedup_vs_heuristic", geo},
+                           {"rows", rows}};
+  if (compare_race) {
+    std::cout << "racing off: " << off.seconds << " s, on: " << on.seconds << " s, on/off " << on.seconds / off.seconds
+              << "; winners agree on " << agree << " of " << on.tuned.size() << " problems\n";
+    result["tune_seconds_without_racing"] = off.seconds;
+    result["racing_time_ratio"] = on.seconds / off.seconds;
+    result["winners_agree"] = agree;
+  }
+  bench::save("bench_tune" + std::string(backend_name == "host" ? "_host" : "") +
+                  (isolate == "spawn" ? "" : "_" + isolate) + (compare_race ? "_race" : "") +
+                  (tag.empty() ? "" : "_" + tag),
+              result, backend->device().name);
   return 0;
 }

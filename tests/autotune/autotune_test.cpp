@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -167,6 +168,35 @@ TEST_F(AutotuneTest, LargeSpacesUseLocalSearchAndStillFindTheOptimum) {
   EXPECT_LT(r.results.size(), 128u * 2 / 3);
   ASSERT_TRUE(r.decision);
   EXPECT_EQ(r.decision->config.to_string(), "a6_b2_c3");
+}
+
+// Racing: candidates clearly slower than the best so far stop after kRaceSamples samples. Same
+// winner as timing everything; far fewer kernel calls (the toy clock counts them).
+TEST_F(AutotuneTest, RacingStopsSlowCandidatesEarlyWithTheSameWinner) {
+  options_.isolation = Isolation::none;
+  options_.timing.repeats = 15;
+  world().cost_us = [](const Config& c) {  // best first in space order: later ones race against it
+    return 100.0 + 30.0 * static_cast<double>(c.get("a") - 1) + 20.0 * std::log2(static_cast<double>(c.get("b")));
+  };
+  std::map<double, std::pair<std::string, long>> runs;  // abandon factor -> (winner, virtual ns)
+  for (double factor : {0.0, 1.5}) {
+    fs::remove_all(dir_);
+    options_.abandon_factor = factor;
+    const long before = world().virtual_ns.load();
+    TuneResult r = run();
+    ASSERT_TRUE(r.decision);
+    runs[factor] = {r.decision->config.to_string(), world().virtual_ns.load() - before};
+    int raced = 0;
+    for (const auto& c : r.results) raced += c.detail.find("raced out after 3 of 15") != std::string::npos;
+    if (factor == 0) {
+      EXPECT_EQ(raced, 0);
+    } else {
+      EXPECT_GT(raced, 10) << "most of the 28 toy configs cost over 1.5x the best";
+    }
+  }
+  EXPECT_EQ(runs[0.0].first, "a1_b1");
+  EXPECT_EQ(runs[1.5].first, "a1_b1");
+  EXPECT_LT(runs[1.5].second, runs[0.0].second / 2);
 }
 
 TEST_F(AutotuneTest, ColdCacheRotatesThroughSetsLargerThanTheCache) {
