@@ -1,7 +1,7 @@
-// `moejit bench`: for each kernel family of the MoE layer and each token count, times the tuned
-// config (tuning-cache lookup, rung shown) against the built-in heuristic and a baseline (the
-// first config of the spec's space that survives pruning: no tuning, no heuristic), in one process
-// on one device, with the correctness gate applied to each.
+// `moejit bench`: for each kernel call of the MoE layer (runtime/moe_layer_kernels.hpp) and each token count, times the
+// tuned config (tuning-cache lookup, rung shown) against the built-in heuristic and a baseline (the first config of the
+// spec's space that survives pruning: no tuning, no heuristic), in one process on one device, with the correctness gate
+// applied to each.
 #include <cstdio>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -10,6 +10,7 @@
 #include "commands.hpp"
 #include "files.hpp"
 #include "lookup.hpp"
+#include "moe_layer_kernels.hpp"
 #include "moejit/error.hpp"
 #include "moejit/kernel_spec.hpp"
 #include "tuning_common.hpp"
@@ -18,32 +19,33 @@ namespace moejit::cli {
 namespace {
 
 struct BenchFlags {
-  std::string shape, tokens = "4096", dtype = "bf16", backend, json;
+  std::string shape, tokens = "4096", dtype, backend, json;
   std::vector<std::string> families;
   int repeats = 20;
 };
 
 void run_bench(const BenchFlags& f) {
   if (f.shape.empty()) throw Error("give --shape d_model,d_expert,E,topk");
-  const Problem base = parse_shape(f.shape, f.dtype);
+  Problem base = parse_shape(f.shape, f.dtype.empty() ? "f32" : f.dtype);
   std::unique_ptr<Backend> backend = open_backend(f.backend);
+  if (f.dtype.empty()) base.dtype = backend->name() == "host" ? DType::f32 : DType::bf16;
+  const runtime::LayerShape layer{base.dtype, base.d_model, base.d_expert, base.num_experts, base.top_k};
   TimingOptions timing;
   timing.repeats = f.repeats;
   TuningLookup lookup;
   nlohmann::json rows = nlohmann::json::array();
   std::printf("device: %s (%s)\n%-24s %7s  %-11s %-46s %10s %10s %-7s %8s\n", backend->device().name.c_str(),
-              backend->device().arch.c_str(), "family", "tokens", "which", "config", "ms", "throughput", "unit",
+              backend->device().arch.c_str(), "step", "tokens", "which", "config", "ms", "throughput", "unit",
               "vs base");
-  for (const auto& spec : builtin_specs()) {
-    if (!spec->supports_backend(backend->name())) continue;
-    if (!f.families.empty() && std::find(f.families.begin(), f.families.end(), spec->family()) == f.families.end())
-      continue;
-    auto workload = make_workload(spec->family());
-    if (!workload) continue;
-    for (int64_t t : parse_tokens(f.tokens)) {
-      Problem p = base;
-      p.family = spec->family();
-      p.tokens = t;
+  for (int64_t t : parse_tokens(f.tokens)) {
+    // The MoE layer's own kernel calls, each at the Problem `moejit tune` tuned and the runtime looks up.
+    for (const runtime::LayerKernel& k : runtime::moe_layer_kernels(layer, t, backend->name())) {
+      const Problem& p = k.problem;
+      if (!f.families.empty() && std::find(f.families.begin(), f.families.end(), p.family) == f.families.end())
+        continue;
+      auto workload = make_workload(p.family);
+      if (!workload) continue;
+      const KernelSpec* spec = &find_spec(p.family);
       PruneReport pruned = enumerate_and_prune(*spec, p, backend->device());
       if (pruned.survivors.empty()) continue;
       LookupResult tuned = lookup.lookup(*spec, p, *backend);
@@ -58,11 +60,13 @@ void run_bench(const BenchFlags& f) {
         const Throughput tp = workload->throughput(p, ok ? r.time_ms : 0);  // GB/s or TFLOP/s by family
         const double value = ok ? tp.value : 0;
         const double ratio = ok && baseline_ms > 0 ? baseline_ms / r.time_ms : 0;
-        std::printf("%-24s %7lld  %-11s %-46s %10.4f %10.3f %-7s %7.2fx%s\n", p.family.c_str(),
+        std::printf("%-24s %7lld  %-11s %-46s %10.4f %10.3f %-7s %7.2fx%s\n", runtime::to_string(k.step),
                     static_cast<long long>(t), which.c_str(), config.to_string().c_str(), r.time_ms, value,
                     tp.unit.c_str(), ratio,
                     ok ? "" : ("  " + std::string(to_string(r.status)) + ": " + r.detail).c_str());
-        rows.push_back({{"family", p.family},
+        rows.push_back({{"step", runtime::to_string(k.step)},
+                        {"family", p.family},
+                        {"problem", p.to_string()},
                         {"tokens", t},
                         {"which", which},
                         {"config", config.to_string()},
@@ -91,7 +95,7 @@ void add_bench_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("bench", "Time tuned vs heuristic vs baseline configs of the MoE layer's kernels");
   cmd->add_option("--shape", f->shape, "d_model,d_expert,E,topk")->required();
   cmd->add_option("--tokens", f->tokens, "Token counts, comma separated, or 'all'")->capture_default_str();
-  cmd->add_option("--dtype", f->dtype, "bf16 or f32")->capture_default_str();
+  cmd->add_option("--dtype", f->dtype, "bf16 or f32 (default: f32 on the host backend, bf16 on cuda)");
   cmd->add_option("--backend", f->backend, "host or cuda (default: cuda if a GPU is usable)");
   cmd->add_option("--families", f->families, "Only these kernel families")->delimiter(',');
   cmd->add_option("--repeats", f->repeats, "Timed samples (median)")->capture_default_str();

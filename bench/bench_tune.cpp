@@ -1,7 +1,7 @@
-// Tuning cost and benefit: tunes every family with a workload (SwiGLU, grouped GEMMs) of one shape
-// for every token bucket, from an empty tuning cache, and reports the wall time (goal for moe-7b
-// on an H100: <= 120 s for all buckets) and, per bucket, the tuned config's time against the
-// built-in heuristic's, measured in the same process.
+// Tuning cost and benefit: tunes the kernel calls of one MoE layer shape (runtime/moe_layer_kernels.hpp:
+// routing, grouped GEMMs, SwiGLU backward; --families narrows it) for every token bucket, from an empty tuning cache,
+// and reports the wall time (goal for moe-7b on an H100: <= 120 s for all buckets) and, per bucket, the tuned config's
+// time against the built-in heuristic's, measured in the same process.
 //   bench_tune [--backend cuda|host] [--shape d_model,d_expert,E,topk] [--tokens all|1,2,...]
 //              [--isolate none|spawn] [--families a,b] [--dtype bf16|f32] [--race F] [--compare-race]
 //              [--tag NAME]
@@ -14,11 +14,13 @@
 #include <cstring>
 #include <filesystem>
 #include <iomanip>
+#include <map>
 #include <sstream>
 
 #include "autotuner.hpp"
 #include "bench_util.hpp"
 #include "cuda_backend.hpp"
+#include "moe_layer_kernels.hpp"
 #include "moejit/kernel_spec.hpp"
 #if MOEJIT_WITH_LLVM
 #include "host_backend.hpp"
@@ -41,23 +43,20 @@ struct Pass {
   std::vector<std::tuple<const KernelSpec*, Problem, Decision>> tuned;
 };
 
-Pass tune_all(Backend& backend, const std::vector<const KernelSpec*>& specs, const Problem& base,
-              const std::vector<int64_t>& counts, TuneOptions options) {
+Pass tune_all(Backend& backend, const std::vector<Problem>& problems, TuneOptions options) {
   Pass pass;
   options.tuning_dir = std::filesystem::temp_directory_path() / ("moejit-bench-tune-" + std::to_string(::getpid()));
   std::filesystem::remove_all(options.tuning_dir);
   const auto start = std::chrono::steady_clock::now();
-  for (const KernelSpec* spec : specs) {
-    auto workload = make_workload(spec->family());
-    for (int64_t t : counts) {
-      Problem p = base;
-      p.family = spec->family();
-      p.tokens = t;
-      TuneResult r = tune(backend, *spec, *workload, p, options);
-      pass.candidates += static_cast<int>(r.results.size());
-      for (const auto& c : r.results) pass.raced += c.detail.rfind("raced out", 0) == 0;
-      if (r.decision) pass.tuned.emplace_back(spec, r.problem, *r.decision);
-    }
+  std::map<std::string, std::unique_ptr<Workload>> workloads;  // one per family: inputs reused across buckets
+  for (const Problem& p : problems) {
+    const KernelSpec& spec = find_spec(p.family);
+    auto& workload = workloads[p.family];
+    if (!workload) workload = make_workload(p.family);
+    TuneResult r = tune(backend, spec, *workload, p, options);
+    pass.candidates += static_cast<int>(r.results.size());
+    for (const auto& c : r.results) pass.raced += c.detail.rfind("raced out", 0) == 0;
+    if (r.decision) pass.tuned.emplace_back(&spec, r.problem, *r.decision);
   }
   pass.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::filesystem::remove_all(options.tuning_dir);
@@ -66,16 +65,14 @@ Pass tune_all(Backend& backend, const std::vector<const KernelSpec*>& specs, con
 
 // Fills the binary cache with every surviving config of every problem, so timed passes compare
 // tuning, not compiling.
-void precompile(Backend& backend, const std::vector<const KernelSpec*>& specs, const Problem& base,
-                const std::vector<int64_t>& counts) {
-  for (const KernelSpec* spec : specs)
-    for (int64_t t : counts) {
-      Problem p = base;
-      p.family = spec->family();
-      p.tokens = token_bucket(t);
-      for (const Config& c : enumerate_and_prune(*spec, p, backend.device()).survivors)
-        backend.build(spec->render(p, c, backend.device()));
-    }
+void precompile(Backend& backend, const std::vector<Problem>& problems) {
+  for (const Problem& problem : problems) {
+    const KernelSpec& spec = find_spec(problem.family);
+    Problem p = problem;
+    p.tokens = token_bucket(p.tokens);
+    for (const Config& c : enumerate_and_prune(spec, p, backend.device()).survivors)
+      backend.build(spec.render(p, c, backend.device()));
+  }
 }
 
 }  // namespace
@@ -125,15 +122,17 @@ int main(int argc, char** argv) {
   } else {
     for (const std::string& t : split(tokens)) counts.push_back(std::stoll(t));
   }
-  std::vector<const KernelSpec*> specs;
+  // The MoE layer's own kernel calls (runtime/moe_layer_kernels.hpp), as `moejit tune` tunes them.
+  std::vector<Problem> problems;
   const std::vector<std::string> only = split(families);
-  for (const auto& spec : builtin_specs()) {
-    if (!make_workload(spec->family()) || !spec->supports_backend(backend->name())) continue;
-    if (!only.empty() && std::find(only.begin(), only.end(), spec->family()) == only.end()) continue;
-    Problem p = base;
-    p.family = spec->family();
-    if (!enumerate_and_prune(*spec, p, backend->device()).survivors.empty()) specs.push_back(spec.get());
-  }
+  const runtime::LayerShape layer{base.dtype, base.d_model, base.d_expert, base.num_experts, base.top_k};
+  for (int64_t t : counts)
+    for (const runtime::LayerKernel& k : runtime::moe_layer_kernels(layer, t, backend->name())) {
+      const Problem& p = k.problem;
+      if (!make_workload(p.family)) continue;
+      if (!only.empty() && std::find(only.begin(), only.end(), p.family) == only.end()) continue;
+      if (!enumerate_and_prune(find_spec(p.family), p, backend->device()).survivors.empty()) problems.push_back(p);
+    }
   TuneOptions options;
   options.progress = nullptr;
   options.abandon_factor = race;
@@ -143,12 +142,12 @@ int main(int argc, char** argv) {
 
   Pass off;
   if (compare_race) {
-    precompile(*backend, specs, base, counts);
+    precompile(*backend, problems);
     TuneOptions no_race = options;
     no_race.abandon_factor = 0;
-    off = tune_all(*backend, specs, base, counts, no_race);
+    off = tune_all(*backend, problems, no_race);
   }
-  const Pass on = tune_all(*backend, specs, base, counts, options);
+  const Pass on = tune_all(*backend, problems, options);
 
   std::cout << std::left << std::setw(26) << "family" << std::right << std::setw(7) << "tokens" << std::setw(48)
             << "tuned" << std::setw(11) << "ms" << std::setw(48) << "heuristic" << std::setw(11) << "ms" << std::setw(9)

@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
-# The main job: set up, build, show what this machine offers, then autotune the paper moe-2b MoE
-# layer's kernels for two token buckets on the local GPU (or the host CPU backend without one) and
-# show the decisions written to the tuning cache. A few minutes on 2 cores.
+# The main job: set up, build, show what this machine offers, then
+#   1. autotune the 14 kernels of the default small MoE config's layer (tiny-moe-r20, r_a ~20%) on
+#      the host backend for its training micro-batch (8 sequences x 256 tokens), and show the
+#      decisions written to the tuning cache;
+#   2. train that config for a few minutes on the embedded corpus (Debian's fortunes) with the
+#      tuned kernels, printing the falling validation loss in bits per byte and, at the end, which
+#      tuning-cache rung served each kernel ("all 14 kernels tuned").
+# About 5 minutes on 2 cores after the build.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bash "$root/scripts/build.sh"
 moejit="$root/build/apps/moejit"
+config=tiny-moe-r20
 "$moejit" info
-"$moejit" tune --model moe-2b --tokens 1024,4096 --dtype f32
+"$moejit" tune --model "$config" --backend host --tokens 2048
 "$moejit" cache decisions
+"$moejit" train --config "$config" --tokens 204800 --eval-every 20 --out "$root/runs/main-job"
