@@ -9,6 +9,7 @@
 #include "host/grouped_gemm_spec.hpp"
 #include "moejit/error.hpp"
 #include "parallel.hpp"
+#include "workload_data.hpp"
 
 // Tolerance, per output element with reference value ref and sum|terms| = S over a reduction of
 // length R (K for fwd/swiglu, N for dgrad, the expert's segment length for wgrad):
@@ -24,26 +25,6 @@ namespace moejit {
 namespace {
 
 constexpr double kUlp32 = 1.0 / (1 << 24);
-
-// Values in [-1, 1) from a counter-based hash: fast for the large buckets and the same on
-// every run (the inputs of a tune are reproducible).
-uint64_t mix(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
-
-double value_at(DType dtype, const std::vector<char>& bytes, size_t i) {
-  if (dtype == DType::f32) {
-    float f;
-    std::memcpy(&f, bytes.data() + i * 4, 4);
-    return f;
-  }
-  bf16 b;
-  std::memcpy(&b, bytes.data() + i * 2, 2);
-  return to_float(b);
-}
 
 const char* output_name(int op) {
   switch (op) {
@@ -75,8 +56,8 @@ const GroupedGemmWorkload::HostInput& GroupedGemmWorkload::input(HostInput& cach
     cache.f32.resize(count);
   parallel_chunks(static_cast<int64_t>(count), 1 << 16, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
-      const uint64_t bits = mix(seed * 0x100000001b3ull + static_cast<uint64_t>(i)) >> 40;  // 24 bits
-      const float x = static_cast<float>(static_cast<double>(bits) * 0x1p-23 - 1.0);        // [-1, 1)
+      const uint64_t bits = hash_bits(seed, static_cast<uint64_t>(i)) >> 40;          // 24 bits
+      const float x = static_cast<float>(static_cast<double>(bits) * 0x1p-23 - 1.0);  // [-1, 1)
       if (gpu_)
         cache.b16[i] = from_float<bf16>(x).bits;
       else

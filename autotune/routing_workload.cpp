@@ -9,6 +9,7 @@
 #include "common/host_device.h"
 #include "moejit/error.hpp"
 #include "routing_reference.hpp"
+#include "workload_data.hpp"
 
 namespace moejit {
 
@@ -47,17 +48,6 @@ std::vector<float> uniform(size_t n, float lo, float hi, std::mt19937_64& rng) {
   std::vector<float> v(n);
   for (auto& x : v) x = dist(rng);
   return v;
-}
-
-double load_value(DType dtype, const std::vector<char>& bytes, size_t i) {
-  if (dtype == DType::f32) {
-    float f;
-    std::memcpy(&f, bytes.data() + i * 4, 4);
-    return f;
-  }
-  bf16 b;
-  std::memcpy(&b, bytes.data() + i * 2, 2);
-  return to_float(b);
 }
 
 std::vector<char> activations(DType dtype, size_t n, std::mt19937_64& rng) {
@@ -223,8 +213,7 @@ void RoutingWorkload::prepare(Backend& backend, const Problem& problem, int copi
         if (s < 0) continue;
         const double w = r.weight[t * K + k];
         for (int64_t d = 0; d < D; ++d) {
-          const double x = load_value(problem.dtype, r.src, t * D + d),
-                       y = load_value(problem.dtype, r.rows, s * D + d);
+          const double x = value_at(problem.dtype, r.src, t * D + d), y = value_at(problem.dtype, r.rows, s * D + d);
           switch (kind_) {
             case RoutingKernel::permute_fwd:
               r.expect[s * D + d] = x;
@@ -413,7 +402,7 @@ CheckResult RoutingWorkload::check(LoadedCandidate& candidate) {
                        : kind_ == RoutingKernel::combine_fwd ? "out"
                                                              : "d_x";
     for (size_t i = 0; i < r.expect.size() && c.result.ok; ++i)
-      c.value(at(name, static_cast<int64_t>(i), D), load_value(problem_.dtype, dst, i), r.expect[i],
+      c.value(at(name, static_cast<int64_t>(i), D), value_at(problem_.dtype, dst, i), r.expect[i],
               exact_copy ? 0.0 : tol, exact_copy ? 0.0 : tol);
     if (kind_ == RoutingKernel::combine_bwd) {
       const auto d_weight = s.d_weight.to_host<float>();

@@ -6,6 +6,7 @@
 #include "common/host_device.h"
 #include "parallel.hpp"
 #include "swiglu/swiglu_spec.hpp"
+#include "workload_data.hpp"
 
 namespace moejit {
 namespace {
@@ -16,10 +17,8 @@ std::vector<char> random_tensor(DType dtype, size_t count, uint64_t seed) {
   std::vector<char> bytes(count * dtype_bytes(dtype));
   parallel_chunks(static_cast<int64_t>(count), 1 << 16, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
-      uint64_t x = seed * 0x100000001b3ull + static_cast<uint64_t>(i) + 0x9e3779b97f4a7c15ull;
-      x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-      x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-      const float v = static_cast<float>(static_cast<double>((x ^ (x >> 31)) >> 40) * 0x1p-21 - 4.0);
+      const uint64_t bits = hash_bits(seed, static_cast<uint64_t>(i)) >> 40;  // 24 bits
+      const float v = static_cast<float>(static_cast<double>(bits) * 0x1p-21 - 4.0);
       if (dtype == DType::bf16) {
         const bf16 b = from_float<bf16>(v);
         std::memcpy(bytes.data() + i * 2, &b, 2);
@@ -29,17 +28,6 @@ std::vector<char> random_tensor(DType dtype, size_t count, uint64_t seed) {
     }
   });
   return bytes;
-}
-
-double value_at(DType dtype, const std::vector<char>& bytes, size_t i) {
-  if (dtype == DType::f32) {
-    float f;
-    std::memcpy(&f, bytes.data() + i * 4, 4);
-    return f;
-  }
-  bf16 b;
-  std::memcpy(&b, bytes.data() + i * 2, 2);
-  return to_float(b);
 }
 
 double sigmoid(double x) {
