@@ -35,12 +35,15 @@ tail -n 25 "$out/ctest-gpu.log"
 
 run_list() {  # $1 = list file, $2 = command prefix
   [[ -f "$1" ]] || return 0
+  local n=0
   while read -r name args; do
     [[ -z "$name" || "$name" == \#* ]] && continue
+    n=$((n + 1))
     echo "== bench $name $args"
+    local log="$out/bench-$(basename "$name" .py)-$n.log"  # numbered: a bench may be listed twice
     # shellcheck disable=SC2086
-    timeout 300 $2$name $args > "$out/bench-$(basename "$name" .py).log" 2>&1 || { echo "   FAILED"; status=1; }
-    tail -n 15 "$out/bench-$(basename "$name" .py).log"
+    timeout 300 $2$name $args > "$log" 2>&1 || { echo "   FAILED"; status=1; }
+    tail -n 15 "$log"
   done < "$1"
 }
 run_list bench/gpu-benchmarks.txt "$build/bench/"
