@@ -169,6 +169,12 @@ EvalStats run_training(Trainer& trainer, bool resume, const RunCallbacks& cb) {
   auto say = [&](const std::string& s) {
     if (cb.on_message) cb.on_message(s);
   };
+  // A fresh run into a folder holding another run's checkpoints would interleave the two (a later
+  // --resume picks the highest step, whichever run wrote it): refuse and name the ways out.
+  if (!resume && !o.out_dir.empty())
+    if (auto latest = trainer.latest_checkpoint())
+      throw Error(o.out_dir.string() + " already holds checkpoints of a run (newest: " + latest->filename().string() +
+                  "): pass --resume to continue it, or choose another --out (or delete that folder) to start afresh");
   std::ofstream metrics;
   if (!o.out_dir.empty()) {
     fs::create_directories(o.out_dir);

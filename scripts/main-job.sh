@@ -15,4 +15,6 @@ config=tiny-moe-r20
 "$moejit" info
 "$moejit" tune --model "$config" --backend host --tokens 2048
 "$moejit" cache decisions
+# A fresh run each time: train refuses to mix a new run into a folder holding another run's checkpoints.
+rm -rf "$root/runs/main-job"
 "$moejit" train --config "$config" --tokens 204800 --eval-every 20 --out "$root/runs/main-job"

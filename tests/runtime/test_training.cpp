@@ -152,5 +152,24 @@ TEST(Training, ResumeWithOtherOptionsIsRefused) {
   EXPECT_THROW(t.resume_from(ckpt), Error);
 }
 
+TEST(Training, FreshRunIntoAFolderWithCheckpointsIsRefused) {
+  test::TempDir dir;
+  fs::path data = write_text_corpus(dir.path());
+  TrainOptions o = micro_options("micro-dense", data, dir.path() / "run");
+  {
+    Trainer t(o);
+    t.train_step();
+    t.save_checkpoint();
+  }
+  Trainer t(o);
+  try {
+    run_training(t, /*resume=*/false, {});
+    FAIL() << "a fresh run mixed its checkpoints with another run's";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--resume"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(list_checkpoints(dir.path() / "run").size(), 1u);
+}
+
 }  // namespace
 }  // namespace moejit::runtime
