@@ -20,16 +20,6 @@ struct GateCase {
   bool ties = false;  // logits from {-1, 0, 1}: many exactly equal scores
 };
 
-GateParams to_params(const RefRouter& r) {
-  GateParams p;
-  p.score = r.sigmoid ? kScoreSigmoid : kScoreSoftmax;
-  p.renormalize = r.renormalize;
-  p.scaling = static_cast<float>(r.scaling);
-  p.n_groups = r.n_groups;
-  p.topk_groups = r.topk_groups;
-  return p;
-}
-
 template <int E, int K>
 struct GateRun {
   std::vector<float> logits, bias;

@@ -42,16 +42,6 @@ Config variant(const std::string& family, const Problem& p, int64_t threads, con
   return c;
 }
 
-GateParams to_params(const RefRouter& r) {
-  GateParams p;
-  p.score = r.sigmoid ? kScoreSigmoid : kScoreSoftmax;
-  p.renormalize = r.renormalize;
-  p.scaling = static_cast<float>(r.scaling);
-  p.n_groups = r.n_groups;
-  p.topk_groups = r.topk_groups;
-  return p;
-}
-
 // ---- gating: forward against the reference, backward against central differences ----
 template <int E, int K>
 void check_gate(RefRouter router, bool with_bias, bool ties, int64_t tokens, unsigned seed) {

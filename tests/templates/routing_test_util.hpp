@@ -12,6 +12,8 @@
 #include "host/host_launch.h"
 #include "moejit/backend.hpp"
 #include "moejit/problem.hpp"
+#include "routing/routing_gate.h"
+#include "routing_reference.hpp"
 
 namespace moejit::test {
 
@@ -28,6 +30,17 @@ class FunctionKernel final : public Kernel {
   Fn fn_;
   std::string name_;
 };
+
+// The kernels' gate parameters for a reference router.
+inline GateParams to_params(const RefRouter& r) {
+  GateParams p;
+  p.score = r.sigmoid ? kScoreSigmoid : kScoreSoftmax;
+  p.renormalize = r.renormalize;
+  p.scaling = static_cast<float>(r.scaling);
+  p.n_groups = r.n_groups;
+  p.topk_groups = r.topk_groups;
+  return p;
+}
 
 inline DeviceDescription host_device() {
   DeviceDescription d;
