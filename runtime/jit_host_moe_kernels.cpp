@@ -58,10 +58,17 @@ struct JitHostMoeKernels::Impl {
   std::map<std::string, LookupResult> configs;  // by problem key: one lookup per key and run
   std::map<std::string, Loaded> loaded;         // by problem key + config: one build and load each
   std::array<StepChoice, kLayerSteps> choices;
-  // The 14 problems of the last (shape, token count).
+  // The 14 problems of the last (shape, token count) and, per step, what they resolved to (pointers
+  // into `configs` and `loaded`, whose nodes are stable): the hot path looks nothing up twice.
   LayerShape shape;
   int64_t tokens = -1;
   std::vector<LayerKernel> problems;
+  struct Resolved {
+    const KernelSpec* spec = nullptr;
+    const LookupResult* result = nullptr;
+    std::vector<std::unique_ptr<Kernel>>* kernels = nullptr;
+  };
+  std::array<Resolved, kLayerSteps> resolved;
   // Scratch: int64 offsets for the GEMMs, a weight gradient before it is accumulated, plan buffers.
   std::vector<int64_t> offsets64;
   std::vector<float> dw, plan_workspace;
@@ -74,26 +81,38 @@ struct JitHostMoeKernels::Impl {
       problems = moe_layer_kernels(want, s.tokens, "host");
       shape = want;
       tokens = s.tokens;
+      resolved = {};
     }
     const Problem& problem = problems[static_cast<int>(step)].problem;
-    const KernelSpec& spec = find_spec(problem.family);
-    auto found = configs.find(problem.key());
-    if (found == configs.end()) found = configs.emplace(problem.key(), lookup.lookup(spec, problem, backend)).first;
-    const LookupResult& result = found->second;
-    const std::string loaded_key = problem.key() + "|" + result.config.to_string();
+    Resolved& r = resolved[static_cast<int>(step)];
+    if (!r.kernels) {  // the step's config and rung change only here
+      resolve(problem, r);
+      StepChoice& choice = choices[static_cast<int>(step)];
+      choice.config = r.result->config.to_string();
+      choice.worst = choice.ran ? std::max(choice.worst, r.result->rung) : r.result->rung;
+      choice.ran = true;
+    }
+    return {problem, r.result->config, *r.kernels};
+  }
+
+  // Looks the problem's config up (once per key and run) and builds + loads its kernels (once per
+  // key and config).
+  void resolve(const Problem& problem, Resolved& r) {
+    r.spec = &find_spec(problem.family);
+    const std::string key = problem.key();
+    auto found = configs.find(key);
+    if (found == configs.end()) found = configs.emplace(key, lookup.lookup(*r.spec, problem, backend)).first;
+    r.result = &found->second;
+    const std::string loaded_key = key + "|" + r.result->config.to_string();
     auto it = loaded.find(loaded_key);
     if (it == loaded.end()) {
-      const Source source = spec.render(problem, result.config, backend.device());
+      const Source source = r.spec->render(problem, r.result->config, backend.device());
       auto binary = backend.build(source);
       Loaded l;
       for (const auto& entry : source.entries) l.kernels.push_back(backend.load(binary, entry));
       it = loaded.emplace(loaded_key, std::move(l)).first;
     }
-    StepChoice& choice = choices[static_cast<int>(step)];
-    choice.config = result.config.to_string();
-    choice.worst = choice.ran ? std::max(choice.worst, result.rung) : result.rung;
-    choice.ran = true;
-    return {problem, result.config, it->second.kernels};
+    r.kernels = &it->second.kernels;
   }
 
   const int64_t* gemm_offsets(const int32_t* offsets, int64_t experts) {
