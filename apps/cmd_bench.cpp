@@ -28,7 +28,7 @@ void run_bench(const BenchFlags& f) {
   if (f.shape.empty()) throw Error("give --shape d_model,d_expert,E,topk");
   Problem base = parse_shape(f.shape, f.dtype.empty() ? "f32" : f.dtype);
   std::unique_ptr<Backend> backend = open_backend(f.backend);
-  if (f.dtype.empty()) base.dtype = backend->name() == "host" ? DType::f32 : DType::bf16;
+  if (f.dtype.empty()) base.dtype = runtime::default_layer_dtype(backend->name());
   const runtime::LayerShape layer{base.dtype, base.d_model, base.d_expert, base.num_experts, base.top_k};
   TimingOptions timing;
   timing.repeats = f.repeats;

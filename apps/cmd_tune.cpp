@@ -41,7 +41,7 @@ int run_tune(const TuneFlags& f) {
   if (shape.empty()) throw Error("give --shape d_model,d_expert,E,topk or --model NAME");
   Problem base = parse_shape(shape, f.dtype.empty() ? "f32" : f.dtype);
   std::unique_ptr<Backend> backend = open_backend(f.backend);
-  if (f.dtype.empty()) base.dtype = backend->name() == "host" ? DType::f32 : DType::bf16;  // host kernels train in f32
+  if (f.dtype.empty()) base.dtype = runtime::default_layer_dtype(backend->name());
   const std::vector<int64_t> tokens = parse_tokens(f.tokens);
 
   TuneOptions options;

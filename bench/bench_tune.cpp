@@ -115,7 +115,7 @@ int main(int argc, char** argv) {
   std::sscanf(shape.c_str(), "%lld,%lld,%lld,%lld", reinterpret_cast<long long*>(&base.d_model),
               reinterpret_cast<long long*>(&base.d_expert), reinterpret_cast<long long*>(&base.num_experts),
               reinterpret_cast<long long*>(&base.top_k));
-  base.dtype = dtype.empty() ? (backend_name == "host" ? DType::f32 : DType::bf16) : parse_dtype(dtype);
+  base.dtype = dtype.empty() ? runtime::default_layer_dtype(backend->name()) : parse_dtype(dtype);
   std::vector<int64_t> counts;
   if (tokens == "all") {
     for (int64_t t = 1; t <= kMaxTokenBucket; t *= 2) counts.push_back(t);

@@ -50,6 +50,12 @@ struct LayerKernel {
 // The kernel family a step runs on `backend` ("host" or "cuda"); throws Error for another backend.
 std::string family_of(LayerStep step, std::string_view backend);
 
+// The activation dtype the layer's kernels run in by default: f32 on the host (the host GEMMs and
+// trainer are f32), bf16 on GPUs.
+inline DType default_layer_dtype(std::string_view backend) {
+  return backend == "host" ? DType::f32 : DType::bf16;
+}
+
 // The kLayerSteps kernel calls of one layer step for `tokens` tokens, in step order.
 std::vector<LayerKernel> moe_layer_kernels(const LayerShape& shape, int64_t tokens, std::string_view backend);
 
