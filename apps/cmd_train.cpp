@@ -77,7 +77,7 @@ void run(TrainFlags& f) {
     std::cout << "MoE kernels (" << trainer.model().kernels().backend() << "): " << runtime::summarize_tuning(choices)
               << "\n";
     bool heuristic = false;
-    for (const auto& k : choices) heuristic |= k.rung == runtime::TuningRung::kHeuristic;
+    for (const auto& k : choices) heuristic |= k.rung == Rung::heuristic;
     if (heuristic)
       std::cout << "  tune them: moejit tune --backend host --model " << c.name << " --tokens " << f.o.batch * c.seq_len
                 << "\n";

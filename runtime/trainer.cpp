@@ -214,7 +214,7 @@ EvalStats run_training(Trainer& trainer, bool resume, const RunCallbacks& cb) {
     MoeKernels<float>& k = trainer.model().kernels();
     nlohmann::json kernels = nlohmann::json::array();
     for (const auto& c : k.kernel_choices())
-      kernels.push_back({{"kernel", c.kernel}, {"config", c.config}, {"rung", to_string(c.rung)}});
+      kernels.push_back({{"kernel", c.kernel}, {"config", c.config}, {"rung", rung_name(c.rung)}});
     log({{"step", trainer.step()},
          {"moe_kernels", k.backend()},
          {"tuning", summarize_tuning(k.kernel_choices())},
