@@ -28,7 +28,7 @@
 #include <mutex>
 
 #include "compile_log.hpp"
-#include "files.hpp"
+#include "kernel_dirs.hpp"
 #include "hash.hpp"
 #include "moejit/error.hpp"
 

@@ -8,7 +8,7 @@
 #include <filesystem>
 
 #include "compile_log.hpp"
-#include "files.hpp"
+#include "kernel_dirs.hpp"
 #include "moejit/error.hpp"
 #include "ptxas_report.hpp"
 

@@ -11,6 +11,7 @@
 #include "binary_cache.hpp"
 #include "compile_pool.hpp"
 #include "files.hpp"
+#include "kernel_dirs.hpp"
 #include "moejit/error.hpp"
 #include "nvrtc_compiler.hpp"
 #include "routing/routing_spec.hpp"
