@@ -18,7 +18,7 @@
 
 #include "binary_cache.hpp"
 #include "compile_pool.hpp"
-#include "host/host_launch.h"
+#include "moejit/abi/host_launch.h"
 #include "moejit/error.hpp"
 
 namespace moejit {

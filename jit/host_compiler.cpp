@@ -120,7 +120,7 @@ std::string HostCompiler::version() {
 HostCompiler::HostCompiler(HostTarget target)
     : target_(std::move(target)),
       id_("clang-" + version() + "-llvm-" + LLVM_VERSION_STRING),
-      include_dirs_{template_dir().string()} {
+      include_dirs_(kernel_include_dirs()) {
   initialize_llvm_once();
   std::string error;
   if (!llvm::TargetRegistry::lookupTarget(target_.triple, error))

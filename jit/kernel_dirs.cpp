@@ -14,4 +14,12 @@ fs::path template_dir() {
   return MOEJIT_SOURCE_TEMPLATE_DIR;
 }
 
+fs::path abi_include_dir() {
+  return MOEJIT_SOURCE_ABI_INCLUDE_DIR;
+}
+
+std::vector<std::string> kernel_include_dirs() {
+  return {template_dir().string(), abi_include_dir().string()};
+}
+
 }  // namespace moejit
