@@ -8,12 +8,12 @@
 #include <limits>
 #include <map>
 
-#include "compile_pool.hpp"
 #include "hash.hpp"
 #include "journal.hpp"
 #include "moejit/error.hpp"
 #include "moejit/log.hpp"
 #include "search.hpp"
+#include "thread_pool.hpp"
 #include "tuning_store.hpp"
 #include "validators.hpp"
 
@@ -88,7 +88,7 @@ std::vector<std::string> worker_arguments(const Problem& p, const Config& config
 }
 
 CandidateResult measure_candidate(Backend& backend, const KernelSpec& spec, Workload& workload, const Problem& problem,
-                                  const Config& config, const TimingOptions& timing) {
+                                  const Config& config, const TimingOptions& timing, unsigned cpu_threads) {
   CandidateResult result;
   result.config = config.to_string();
   Source source;
@@ -102,7 +102,7 @@ CandidateResult measure_candidate(Backend& backend, const KernelSpec& spec, Work
     return result;
   }
   const int copies = rotation_copies(timing, backend.device(), workload.bytes_per_copy(problem));
-  workload.prepare(backend, problem, copies);
+  workload.prepare(backend, problem, copies, std::make_shared<ThreadPool>(cpu_threads));
   LoadedCandidate loaded = load_candidate(backend, binary, source, config);
   return evaluate_loaded(backend, workload, loaded, timing, copies);
 }
@@ -144,7 +144,7 @@ TuneResult tune(Backend& backend, const KernelSpec& spec, Workload& workload, co
     MOEJIT_LOG(info, "resuming ", problem.key(), ": ", out.resumed, " candidates from ", journal.path().string());
 
   const int copies = rotation_copies(options.timing, device, workload.bytes_per_copy(problem));
-  workload.prepare(backend, problem, copies);
+  workload.prepare(backend, problem, copies, std::make_shared<ThreadPool>(options.cpu_threads));
 
   std::unique_ptr<Search> search = make_search(configs, heuristic_index, options.exhaustive_limit);
   out.strategy = search->name();
@@ -158,7 +158,7 @@ TuneResult tune(Backend& backend, const KernelSpec& spec, Workload& workload, co
   };
 
   ThreadPool pool(options.compile_threads);
-  const size_t window = std::max<size_t>(2, 2 * pool.size());
+  const size_t window = std::max<size_t>(2, 2 * pool.threads());
   bool stop = false;
   while (!stop) {
     std::vector<size_t> batch = search->next(times);

@@ -8,7 +8,6 @@
 #include "grouped_gemm/grouped_gemm_spec.hpp"
 #include "host/grouped_gemm_spec.hpp"
 #include "moejit/error.hpp"
-#include "parallel.hpp"
 #include "workload_data.hpp"
 
 // Tolerance, per output element with reference value ref and sum|terms| = S over a reduction of
@@ -45,7 +44,8 @@ float GroupedGemmWorkload::HostInput::operator[](size_t i) const {
   return b16.empty() ? f32[i] : bits_to_float(static_cast<uint32>(b16[i]) << 16);
 }
 
-const GroupedGemmWorkload::HostInput& GroupedGemmWorkload::input(HostInput& cache, size_t count, uint64_t seed) const {
+const GroupedGemmWorkload::HostInput& GroupedGemmWorkload::input(HostInput& cache, size_t count, uint64_t seed,
+                                                                 ThreadPool& cpu) const {
   if (cache.seed == seed && cache.size() >= count && (cache.b16.empty() || gpu_) && (cache.f32.empty() || !gpu_))
     return cache;
   cache.seed = seed;
@@ -54,7 +54,7 @@ const GroupedGemmWorkload::HostInput& GroupedGemmWorkload::input(HostInput& cach
     cache.b16.resize(count);
   else
     cache.f32.resize(count);
-  parallel_chunks(static_cast<int64_t>(count), 1 << 16, [&](int64_t begin, int64_t end) {
+  cpu.for_range(static_cast<int64_t>(count), 1 << 16, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
       const uint64_t bits = hash_bits(seed, static_cast<uint64_t>(i)) >> 40;          // 24 bits
       const float x = static_cast<float>(static_cast<double>(bits) * 0x1p-23 - 1.0);  // [-1, 1)
@@ -113,8 +113,10 @@ size_t GroupedGemmWorkload::bytes_per_copy(const Problem& p) const {
   return bytes + static_cast<size_t>(s.e + 1) * (gpu_ ? 4 : 8);
 }
 
-void GroupedGemmWorkload::prepare(Backend& backend, const Problem& problem, int copies) {
+void GroupedGemmWorkload::prepare(Backend& backend, const Problem& problem, int copies,
+                                  std::shared_ptr<ThreadPool> cpu) {
   backend_ = &backend;
+  cpu_ = std::move(cpu);
   problem_ = problem;
   sets_.clear();
   const Shape s = shape(problem);
@@ -122,8 +124,8 @@ void GroupedGemmWorkload::prepare(Backend& backend, const Problem& problem, int 
   const std::vector<int64_t> offsets = skewed_offsets(s.m, s.e);
   const uint64_t seed = 0x6e6d0000u + static_cast<uint64_t>(op_);
   const size_t a_count = static_cast<size_t>(s.a_elems), b_count = static_cast<size_t>(s.b_elems);
-  const HostInput& a = input(a_cache_, a_count, seed);
-  const HostInput& b = input(b_cache_, b_count, seed + 100);
+  const HostInput& a = input(a_cache_, a_count, seed, *cpu_);
+  const HostInput& b = input(b_cache_, b_count, seed + 100, *cpu_);
   auto upload = [&](const HostInput& t, size_t count) {  // the first `count` elements
     const size_t bytes = count * (gpu_ ? 2 : 4);
     DeviceBuffer buffer(backend, bytes);
@@ -169,7 +171,7 @@ void GroupedGemmWorkload::prepare(Backend& backend, const Problem& problem, int 
   const int64_t cols = s.out_cols;
   want_.assign(rows_.size() * cols, 0.0);
   tol_.assign(rows_.size() * cols, 0.0);
-  parallel_chunks(static_cast<int64_t>(rows_.size()), 4, [&](int64_t first, int64_t last) {
+  cpu_->for_range(static_cast<int64_t>(rows_.size()), 4, [&](int64_t first, int64_t last) {
     std::vector<double> abs_sum(static_cast<size_t>(cols));
     for (size_t i = static_cast<size_t>(first); i < static_cast<size_t>(last); ++i) {
       const int64_t r = rows_[i];
@@ -261,7 +263,7 @@ namespace {
 // Compares one output tensor (rows x cols, row-major) with the reference of its checked rows;
 // unchecked rows must at least have been written (the NaN poison is gone). Rows in parallel
 // chunks; the first bad element in index order is reported.
-void compare(const char* name, DType dtype, const std::vector<char>& got, int64_t cols,
+void compare(ThreadPool& cpu, const char* name, DType dtype, const std::vector<char>& got, int64_t cols,
              const std::vector<int64_t>& slot, const std::vector<double>& want, const std::vector<double>& tol,
              CheckResult& result) {
   struct Partial {
@@ -270,7 +272,7 @@ void compare(const char* name, DType dtype, const std::vector<char>& got, int64_
   const int64_t rows = static_cast<int64_t>(slot.size());
   const int64_t chunks = std::min<int64_t>(rows, 256);
   std::vector<Partial> parts(static_cast<size_t>(std::max<int64_t>(chunks, 0)));
-  parallel_chunks(chunks, 1, [&](int64_t first, int64_t last) {
+  cpu.for_range(chunks, 1, [&](int64_t first, int64_t last) {
     for (int64_t k = first; k < last; ++k) {
       CheckResult& part = parts[static_cast<size_t>(k)].found;
       for (int64_t r = rows * k / chunks; r < rows * (k + 1) / chunks; ++r) {
@@ -313,10 +315,10 @@ CheckResult GroupedGemmWorkload::check(LoadedCandidate& candidate) {
   CheckResult result;
   result.ok = true;
   if (op_ == gg::kUpSwiglu) {
-    compare("GU", out_type(), set.gate_up.to_host<char>(), s.out_cols, slot_, want_, tol_, result);
-    compare("H", out_type(), set.out.to_host<char>(), s.n, slot_, want_h_, tol_h_, result);
+    compare(*cpu_, "GU", out_type(), set.gate_up.to_host<char>(), s.out_cols, slot_, want_, tol_, result);
+    compare(*cpu_, "H", out_type(), set.out.to_host<char>(), s.n, slot_, want_h_, tol_h_, result);
   } else {
-    compare(output_name(op_), out_type(), set.out.to_host<char>(), s.out_cols, slot_, want_, tol_, result);
+    compare(*cpu_, output_name(op_), out_type(), set.out.to_host<char>(), s.out_cols, slot_, want_, tol_, result);
   }
   return result;
 }

@@ -141,7 +141,7 @@ Throughput RoutingWorkload::throughput(const Problem& problem, double time_ms) c
   return {time_ms > 0 ? traffic_bytes(kind_, problem) / (time_ms * 1e-3) / 1e9 : 0.0, "GB/s"};
 }
 
-void RoutingWorkload::prepare(Backend& backend, const Problem& problem, int copies) {
+void RoutingWorkload::prepare(Backend& backend, const Problem& problem, int copies, std::shared_ptr<ThreadPool>) {
   if (rows_kind(kind_) && problem.d_model <= 0) throw Error(problem.family + ": the problem needs d_model > 0");
   backend_ = &backend;
   problem_ = problem;

@@ -193,7 +193,7 @@ size_t ToyWorkload::bytes_per_copy(const Problem& p) const {
   return static_cast<size_t>(p.tokens * p.d_expert) * 2 * sizeof(float);
 }
 
-void ToyWorkload::prepare(Backend& backend, const Problem& problem, int copies) {
+void ToyWorkload::prepare(Backend& backend, const Problem& problem, int copies, std::shared_ptr<ThreadPool>) {
   backend_ = &backend;
   n_ = problem.tokens * problem.d_expert;
   std::mt19937 rng(7);
