@@ -126,6 +126,19 @@ void GroupedGemmWorkload::prepare(Backend& backend, const Problem& problem, int 
   const size_t a_count = static_cast<size_t>(s.a_elems), b_count = static_cast<size_t>(s.b_elems);
   const HostInput& a = input(a_cache_, a_count, seed, *cpu_);
   const HostInput& b = input(b_cache_, b_count, seed + 100, *cpu_);
+  upload_sets(a, b, offsets, copies);
+  choose_checked_rows(s, offsets);
+  compute_reference(s, offsets, a, b);
+  want_h_.clear(), tol_h_.clear();
+  if (op_ == gg::kUpSwiglu) swiglu_reference(s);
+}
+
+// `copies` input/output sets: the inputs uploaded, the outputs allocated (check() poisons them).
+void GroupedGemmWorkload::upload_sets(const HostInput& a, const HostInput& b, const std::vector<int64_t>& offsets,
+                                      int copies) {
+  Backend& backend = *backend_;
+  const Shape s = shape(problem_);
+  const size_t a_count = static_cast<size_t>(s.a_elems), b_count = static_cast<size_t>(s.b_elems);
   auto upload = [&](const HostInput& t, size_t count) {  // the first `count` elements
     const size_t bytes = count * (gpu_ ? 2 : 4);
     DeviceBuffer buffer(backend, bytes);
@@ -134,7 +147,7 @@ void GroupedGemmWorkload::prepare(Backend& backend, const Problem& problem, int 
     return buffer;
   };
   const std::vector<int> offsets32(offsets.begin(), offsets.end());
-  const size_t out_bytes = gpu_ ? dtype_bytes(problem.dtype) : 4;
+  const size_t out_bytes = gpu_ ? dtype_bytes(problem_.dtype) : 4;
   for (int c = 0; c < copies; ++c) {
     Set set;
     set.a = upload(a, a_count);
@@ -148,9 +161,11 @@ void GroupedGemmWorkload::prepare(Backend& backend, const Problem& problem, int 
     }
     sets_.push_back(std::move(set));
   }
+}
 
-  // Which output rows the reference covers: all of them when affordable, else every stride-th
-  // row plus each segment's first and last row (wgrad: every stride-th K row of every expert).
+// Which output rows the reference covers: all of them when affordable, else every stride-th row
+// plus each segment's first and last row (wgrad: every stride-th K row of every expert).
+void GroupedGemmWorkload::choose_checked_rows(const Shape& s, const std::vector<int64_t>& offsets) {
   const int64_t macs_per_row = op_ == gg::kWgrad ? s.m * s.n / std::max<int64_t>(s.e, 1) : s.k * s.w_cols;
   const int64_t affordable = std::max<int64_t>(1, kReferenceMacs / std::max<int64_t>(macs_per_row, 1));
   const int64_t stride = std::max<int64_t>(1, (s.out_rows + affordable - 1) / affordable);
@@ -166,8 +181,12 @@ void GroupedGemmWorkload::prepare(Backend& backend, const Problem& problem, int 
     slot_[r] = static_cast<int64_t>(rows_.size());
     rows_.push_back(r);
   }
+}
 
-  const double eps = out_type() == DType::bf16 ? 1.0 / 256 : 1.0 / (1 << 23);
+// The checked rows' expected values in double and each element's tolerance (see the top).
+void GroupedGemmWorkload::compute_reference(const Shape& s, const std::vector<int64_t>& offsets, const HostInput& a,
+                                            const HostInput& b) {
+  const double eps = output_eps();
   const int64_t cols = s.out_cols;
   want_.assign(rows_.size() * cols, 0.0);
   tol_.assign(rows_.size() * cols, 0.0);
@@ -213,18 +232,21 @@ void GroupedGemmWorkload::prepare(Backend& backend, const Problem& problem, int 
         tol_[i * cols + j] = 1e-6 + static_cast<double>(reduction) * kUlp32 * abs_sum[j] + eps * std::fabs(want[j]);
     }
   });
-  want_h_.clear(), tol_h_.clear();
-  if (op_ == gg::kUpSwiglu) {
-    want_h_.resize(rows_.size() * s.n), tol_h_.resize(rows_.size() * s.n);
-    for (size_t i = 0; i < rows_.size(); ++i)
-      for (int64_t j = 0; j < s.n; ++j) {
-        const double g = want_[i * cols + j], u = want_[i * cols + s.n + j];
-        const double silu = g / (1.0 + std::exp(-g)), h = silu * u;
-        want_h_[i * s.n + j] = h;
-        tol_h_[i * s.n + j] = 1e-6 + 1.1 * std::fabs(u) * tol_[i * cols + j] +
-                              std::fabs(silu) * tol_[i * cols + s.n + j] + (eps + 1.0 / (1 << 20)) * std::fabs(h);
-      }
-  }
+}
+
+// H = silu(g) * u of the reference GU, its tolerance through silu's derivative.
+void GroupedGemmWorkload::swiglu_reference(const Shape& s) {
+  const double eps = output_eps();
+  const int64_t cols = s.out_cols;
+  want_h_.resize(rows_.size() * s.n), tol_h_.resize(rows_.size() * s.n);
+  for (size_t i = 0; i < rows_.size(); ++i)
+    for (int64_t j = 0; j < s.n; ++j) {
+      const double g = want_[i * cols + j], u = want_[i * cols + s.n + j];
+      const double silu = g / (1.0 + std::exp(-g)), h = silu * u;
+      want_h_[i * s.n + j] = h;
+      tol_h_[i * s.n + j] = 1e-6 + 1.1 * std::fabs(u) * tol_[i * cols + j] +
+                            std::fabs(silu) * tol_[i * cols + s.n + j] + (eps + 1.0 / (1 << 20)) * std::fabs(h);
+    }
 }
 
 void GroupedGemmWorkload::run(LoadedCandidate& candidate, int copy) {

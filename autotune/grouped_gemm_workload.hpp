@@ -56,6 +56,12 @@ class GroupedGemmWorkload final : public Workload {
   Shape shape(const Problem& problem) const;
   DType in_type() const { return gpu_ ? DType::bf16 : DType::f32; }
   DType out_type() const { return gpu_ ? problem_.dtype : DType::f32; }
+  double output_eps() const { return out_type() == DType::bf16 ? 1.0 / 256 : 1.0 / (1 << 23); }  // one rounding
+  // prepare()'s stages, after the inputs: sets, which rows to check, their reference.
+  void upload_sets(const HostInput& a, const HostInput& b, const std::vector<int64_t>& offsets, int copies);
+  void choose_checked_rows(const Shape& s, const std::vector<int64_t>& offsets);
+  void compute_reference(const Shape& s, const std::vector<int64_t>& offsets, const HostInput& a, const HostInput& b);
+  void swiglu_reference(const Shape& s);
 
   int op_;
   bool gpu_;
