@@ -20,7 +20,7 @@ Trainer::Trainer(TrainOptions options, MoeKernels<float>* kernels)
     : o_(std::move(options)),
       data_(load_dataset(o_.data)),
       seq_len_(o_.config.seq_len),
-      par_(o_.threads),
+      par_(std::max(1u, o_.threads)),
       rng_(o_.seed) {
   if (o_.batch < 1 || o_.grad_accum < 1) throw Error("--batch and --grad-accum must be >= 1");
   if (data_.max_token() >= uint64_t(o_.config.vocab))
@@ -231,7 +231,7 @@ bool jit_kernels_available() {
 #endif
 }
 
-std::unique_ptr<MoeKernels<float>> make_moe_kernels(const std::string& name, Parallel& par) {
+std::unique_ptr<MoeKernels<float>> make_moe_kernels(const std::string& name, ThreadPool& par) {
   if (name == "reference") return std::make_unique<ReferenceMoeKernels<float>>(par);
   if (name == "jit") {
 #ifdef MOEJIT_WITH_LLVM

@@ -88,7 +88,7 @@ class Trainer {
   std::unique_ptr<MoeKernels<float>> owned_kernels_;
   Dataset data_;
   int64_t seq_len_;
-  Parallel par_;
+  ThreadPool par_;
   Profiler profiler_;
   std::unique_ptr<Model<float>> model_;
   AdamW opt_;
@@ -111,7 +111,7 @@ struct RunCallbacks {
 EvalStats run_training(Trainer& trainer, bool resume, const RunCallbacks& callbacks);
 
 // The MoE kernels named `name` ("reference" or "jit"); throws Error naming the choices.
-std::unique_ptr<MoeKernels<float>> make_moe_kernels(const std::string& name, Parallel& par);
+std::unique_ptr<MoeKernels<float>> make_moe_kernels(const std::string& name, ThreadPool& par);
 bool jit_kernels_available();
 
 }  // namespace moejit::runtime

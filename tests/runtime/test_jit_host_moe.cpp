@@ -47,7 +47,7 @@ void expect_same(const test_moe::LayerResult& ref, const test_moe::LayerResult& 
 void check_case(JitHostMoeKernels& jit, int64_t N, bool skew, uint64_t seed) {
   SCOPED_TRACE("N " + std::to_string(N) + (skew ? ", skewed" : "") + ", seed " + std::to_string(seed));
   const test_moe::Naive naive = test_moe::make_problem(N, kDims, skew, seed);
-  Parallel par(2);
+  ThreadPool par(2);
   ReferenceMoeKernels<float> reference(par);
   const test_moe::LayerResult want = test_moe::run_layer(reference, par, kDims, naive);
   const test_moe::LayerResult got = test_moe::run_layer(jit, par, kDims, naive);
