@@ -133,15 +133,23 @@ TuneResult tune(Backend& backend, const KernelSpec& spec, Workload& workload, co
                   journal_file(spec, problem, backend, configs[heuristic_index < configs.size() ? heuristic_index : 0],
                                options.timing));
   std::map<size_t, double> times;
+  int retried = 0;
   for (const auto& [text, r] : journal.load()) {
     auto it = index_of.find(text);
     if (it == index_of.end()) continue;
+    // A timeout says more about the machine then (load, another --timeout) than about the config:
+    // measure it again rather than exclude a possible winner for good.
+    if (r.status == CandidateStatus::timeout) {
+      ++retried;
+      continue;
+    }
     times[it->second] = r.status == CandidateStatus::ok ? r.time_ms : kInf;
     out.results.push_back(r);
     ++out.resumed;
   }
-  if (out.resumed)
-    MOEJIT_LOG(info, "resuming ", problem.key(), ": ", out.resumed, " candidates from ", journal.path().string());
+  if (out.resumed || retried)
+    MOEJIT_LOG(info, "resuming ", problem.key(), ": ", out.resumed, " candidates from ", journal.path().string(),
+               retried ? ", " + std::to_string(retried) + " that timed out there measured again" : "");
 
   const int copies = rotation_copies(options.timing, device, workload.bytes_per_copy(problem));
   workload.prepare(backend, problem, copies);

@@ -143,6 +143,28 @@ TEST_F(AutotuneTest, BudgetStopsEarlyAndTheJournalResumesWithoutRetiming) {
   for (const auto& r : first.results) EXPECT_FALSE(measured_again.count(r.config)) << r.config;
 }
 
+// Issue 20, finding 3: a timeout in the journal (the machine was loaded, or --timeout was shorter)
+// is measured again on resume instead of excluding what may be the winner for good.
+TEST_F(AutotuneTest, ResumedTimeoutsAreMeasuredAgain) {
+  world().plans["a5_b4"] = Plan::hang;  // the fastest config times out in the first run
+  options_.isolation = Isolation::fork;
+  options_.candidate_timeout_s = 0.5;
+  options_.max_candidates = 20;  // partial: the journal is kept (a5_b4 is the 19th in space order)
+  TuneResult first = run();
+  ASSERT_TRUE(first.partial);
+  ASSERT_NE(result_of(first, "a5_b4"), nullptr);
+  EXPECT_EQ(result_of(first, "a5_b4")->status, CandidateStatus::timeout);
+
+  world().plans.clear();
+  options_.max_candidates = 0;
+  TuneResult second = run();
+  EXPECT_EQ(second.resumed, 19) << "every journal entry but the timeout";
+  ASSERT_NE(result_of(second, "a5_b4"), nullptr);
+  EXPECT_EQ(result_of(second, "a5_b4")->status, CandidateStatus::ok);
+  ASSERT_TRUE(second.decision);
+  EXPECT_EQ(second.decision->config.to_string(), "a5_b4");
+}
+
 TEST_F(AutotuneTest, MaxSecondsBudgetStopsStartingCandidates) {
   world().check_sleep_ms = 30;
   options_.max_seconds = 0.2;
