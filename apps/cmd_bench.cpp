@@ -5,8 +5,10 @@
 #include <cstdio>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "autotuner.hpp"
+#include "cli_checks.hpp"
 #include "commands.hpp"
 #include "files.hpp"
 #include "lookup.hpp"
@@ -34,6 +36,7 @@ void run_bench(const BenchFlags& f) {
   timing.repeats = f.repeats;
   TuningLookup lookup;
   nlohmann::json rows = nlohmann::json::array();
+  std::set<std::string> layer_families, benched_families;
   std::printf("device: %s (%s)\n%-24s %7s  %-11s %-46s %10s %10s %-7s %8s\n", backend->device().name.c_str(),
               backend->device().arch.c_str(), "step", "tokens", "which", "config", "ms", "throughput", "unit",
               "vs base");
@@ -41,13 +44,18 @@ void run_bench(const BenchFlags& f) {
     // The MoE layer's own kernel calls, each at the Problem `moejit tune` tuned and the runtime looks up.
     for (const runtime::LayerKernel& k : runtime::moe_layer_kernels(layer, t, backend->name())) {
       const Problem& p = k.problem;
-      if (!f.families.empty() && std::find(f.families.begin(), f.families.end(), p.family) == f.families.end())
-        continue;
+      layer_families.insert(p.family);
+      if (!selected(f.families, p.family)) continue;
+      benched_families.insert(p.family);
       auto workload = make_workload(p.family);
       if (!workload) continue;
       const KernelSpec* spec = &find_spec(p.family);
       PruneReport pruned = enumerate_and_prune(*spec, p, backend->device());
-      if (pruned.survivors.empty()) continue;
+      if (pruned.survivors.empty()) {
+        std::printf("%-24s %7lld  skipped: no config fits this shape (%s)\n", runtime::to_string(k.step),
+                    static_cast<long long>(t), pruned.summary().c_str());
+        continue;
+      }
       LookupResult tuned = lookup.lookup(*spec, p, *backend);
       const std::pair<std::string, Config> runs[] = {{"baseline", pruned.survivors.front()},
                                                      {"heuristic", spec->heuristic(p, backend->device())},
@@ -78,6 +86,8 @@ void run_bench(const BenchFlags& f) {
       }
     }
   }
+  check_some_selected(benched_families, layer_families, backend->name());
+  if (rows.empty()) throw Error("nothing was benchmarked: no selected kernel has a workload and a config that fits");
   if (!f.json.empty()) {
     nlohmann::json doc = {{"device", backend->device().name},
                           {"arch", backend->device().arch},
@@ -93,12 +103,19 @@ void run_bench(const BenchFlags& f) {
 void add_bench_command(CLI::App& app) {
   auto f = std::make_shared<BenchFlags>();
   auto* cmd = app.add_subcommand("bench", "Time tuned vs heuristic vs baseline configs of the MoE layer's kernels");
-  cmd->add_option("--shape", f->shape, "d_model,d_expert,E,topk")->required();
-  cmd->add_option("--tokens", f->tokens, "Token counts, comma separated, or 'all'")->capture_default_str();
+  cmd->add_option("--shape", f->shape, "d_model,d_expert,E,topk")->required()->check(shape_text());
+  cmd->add_option("--tokens", f->tokens, "Token counts, comma separated, or 'all'")
+      ->capture_default_str()
+      ->check(tokens_text());
   cmd->add_option("--dtype", f->dtype, "bf16 or f32 (default: f32 on the host backend, bf16 on cuda)");
-  cmd->add_option("--backend", f->backend, "host or cuda (default: cuda if a GPU is usable)");
-  cmd->add_option("--families", f->families, "Only these kernel families")->delimiter(',');
-  cmd->add_option("--repeats", f->repeats, "Timed samples (median)")->capture_default_str();
+  cmd->add_option("--backend", f->backend, "host or cuda (default: cuda if a GPU is usable)")
+      ->check(one_of({"host", "cuda"}, "backend"));
+  cmd->add_option("--families,--family", f->families, "Only these kernel families")
+      ->delimiter(',')
+      ->check(kernel_family());
+  cmd->add_option("--repeats", f->repeats, "Timed samples (median)")
+      ->capture_default_str()
+      ->transform(integer_in(1, 1000000));
   cmd->add_option("--json", f->json, "Also write the results as JSON here");
   cmd->callback([f] { run_bench(*f); });
 }

@@ -3,16 +3,19 @@
 #include <chrono>
 #include <iomanip>
 #include <iostream>
-#include <sstream>
+#include <set>
 
 #include "arch_limits.hpp"
 #include "binary_cache.hpp"
+#include "cli_checks.hpp"
 #include "commands.hpp"
 #include "compile_pool.hpp"
 #include "cuda_backend.hpp"
 #include "moejit/error.hpp"
 #include "moejit/kernel_spec.hpp"
 #include "nvrtc_compiler.hpp"
+#include "prune.hpp"
+#include "tuning_common.hpp"
 
 namespace moejit::cli {
 namespace {
@@ -27,16 +30,9 @@ struct CompileOptions {
   unsigned threads = 0;
 };
 
-Problem parse_shape(const CompileOptions& o) {
-  Problem p;
-  std::istringstream in(o.shape);
-  std::string part;
-  std::vector<int64_t> v;
-  while (std::getline(in, part, ',')) v.push_back(std::stoll(part));
-  if (v.size() != 4) throw Error("--shape wants d_model,d_expert,E,topk (e.g. 2048,768,128,8), got '" + o.shape + "'");
-  p.d_model = v[0], p.d_expert = v[1], p.num_experts = v[2], p.top_k = v[3];
+Problem base_problem(const CompileOptions& o) {
+  Problem p = parse_shape(o.shape, o.dtype);
   p.tokens = o.tokens;
-  p.dtype = parse_dtype(o.dtype);
   return p;
 }
 
@@ -46,30 +42,27 @@ int run(const CompileOptions& o) {
     auto devices = list_cuda_devices();
     archs.push_back(devices.empty() ? "sm_90a" : devices[0].arch);
   }
-  const Problem base = parse_shape(o);
+  const Problem base = base_problem(o);
   ThreadPool pool(o.threads);
   int failures = 0;
+  std::set<std::string> cuda_families, compiled_families;
   for (const auto& arch : archs) {
     NvrtcCompiler compiler(arch);
     DeviceDescription device = arch_limits(arch);
     for (const auto& spec : builtin_specs()) {
       if (!spec->supports_backend("cuda")) continue;
-      if (!o.families.empty() && std::find(o.families.begin(), o.families.end(), spec->family()) == o.families.end())
-        continue;
+      cuda_families.insert(spec->family());
+      if (!selected(o.families, spec->family())) continue;
+      compiled_families.insert(spec->family());
       Problem problem = base;
       problem.family = spec->family();
       std::vector<Source> sources;
-      size_t pruned = 0;
+      const PruneReport report = enumerate_and_prune(*spec, problem, device);
+      const int pruned = report.pruned();
       if (o.heuristic_only) {
         sources.push_back(spec->render(problem, spec->heuristic(problem, device), device));
       } else {
-        for (const auto& config : spec->space(problem, device)) {
-          if (!spec->prune_reason(problem, config, device).empty()) {
-            ++pruned;
-            continue;
-          }
-          sources.push_back(spec->render(problem, config, device));
-        }
+        for (const auto& config : report.survivors) sources.push_back(spec->render(problem, config, device));
       }
       auto start = std::chrono::steady_clock::now();
       auto futures = compile_all(pool, BinaryCache::global(), compiler, sources);
@@ -87,6 +80,12 @@ int run(const CompileOptions& o) {
         }
       }
       double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      // A shape no config fits is an error, not an empty success: say why each was pruned.
+      if (sources.empty()) {
+        std::cerr << spec->family() << " " << arch << ": no config fits shape " << o.shape << " (" << report.summary()
+                  << ")\n";
+        ++failed;
+      }
       failures += failed;
       std::cout << std::left << std::setw(22) << spec->family() << std::setw(8) << arch << std::right << std::setw(4)
                 << sources.size() << " configs (" << pruned << " pruned), " << std::fixed << std::setprecision(2)
@@ -94,6 +93,7 @@ int run(const CompileOptions& o) {
                 << (failed ? ", " + std::to_string(failed) + " FAILED" : "") << '\n';
     }
   }
+  check_some_selected(compiled_families, cuda_families, "cuda");
   auto stats = BinaryCache::global().stats();
   std::cout << "compiled " << stats.compiles << ", from disk cache " << stats.disk_hits << "\n";
   return failures ? kError : kOk;
@@ -105,12 +105,18 @@ void add_compile_command(CLI::App& app) {
   auto opts = std::make_shared<CompileOptions>();
   auto* cmd = app.add_subcommand("compile", "Compile the built-in kernel templates into the kernel cache");
   cmd->add_option("--arch", opts->archs, "Target archs (default: the local GPU's, else sm_90a)");
-  cmd->add_option("--family", opts->families, "Only these kernel families");
-  cmd->add_option("--shape", opts->shape, "d_model,d_expert,E,topk the configs are pruned for")->capture_default_str();
+  cmd->add_option("--family,--families", opts->families, "Only these kernel families")
+      ->delimiter(',')
+      ->check(kernel_family());
+  cmd->add_option("--shape", opts->shape, "d_model,d_expert,E,topk the configs are pruned for")
+      ->capture_default_str()
+      ->check(shape_text());
   cmd->add_option("--dtype", opts->dtype, "bf16 or f32")->capture_default_str();
-  cmd->add_option("--tokens", opts->tokens, "Tokens per call")->capture_default_str();
+  cmd->add_option("--tokens", opts->tokens, "Tokens per call")
+      ->capture_default_str()
+      ->transform(integer_in(1, kMaxIndex));
   cmd->add_flag("--heuristic-only", opts->heuristic_only, "Only the heuristic's config per family");
-  cmd->add_option("-j,--jobs", opts->threads, "Compiler threads (default: all cores)");
+  cmd->add_option("-j,--jobs", opts->threads, "Compiler threads (default: all cores)")->transform(integer_in(0, 4096));
   cmd->callback([opts] {
     int rc = run(*opts);
     if (rc != kOk) throw CLI::RuntimeError(rc);

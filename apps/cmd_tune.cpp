@@ -7,9 +7,12 @@
 #include <iostream>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "autotuner.hpp"
+#include "cli_checks.hpp"
 #include "commands.hpp"
+#include "files.hpp"
 #include "model_config.hpp"
 #include "moe_layer_kernels.hpp"
 #include "moejit/error.hpp"
@@ -19,6 +22,17 @@
 
 namespace moejit::cli {
 namespace {
+
+// --race: 0 turns racing off; a factor below 1 would abandon candidates faster than the best so far.
+CLI::Validator race_factor() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        if (real_in(0, 0)(text).empty()) return {};
+        const std::string why = real_in(1)(text);
+        return why.empty() ? why : why + " (or 0: racing off)";
+      },
+      "NUMBER", "race_factor");
+}
 
 struct TuneFlags {
   std::string model, shape, tokens = "4096", dtype, backend, isolate;
@@ -39,6 +53,12 @@ int run_tune(const TuneFlags& f) {
             std::to_string(config.moe->experts) + "," + std::to_string(config.moe->top_k);
   }
   if (shape.empty()) throw Error("give --shape d_model,d_expert,E,topk or --model NAME");
+  // Before any measuring: a run whose decisions and journal cannot be written is time lost.
+  const std::filesystem::path store_dir = TuningStore::default_dir();
+  if (const std::string why = directory_write_problem(store_dir); !why.empty())
+    throw Error("the tuning cache directory " + store_dir.string() + " is not writable (" + why +
+                "): tune would have nowhere to keep its journal and decisions; set MOEJIT_CACHE_DIR to a writable "
+                "directory");
   Problem base = parse_shape(shape, f.dtype.empty() ? "f32" : f.dtype);
   std::unique_ptr<Backend> backend = open_backend(f.backend);
   if (f.dtype.empty()) base.dtype = runtime::default_layer_dtype(backend->name());
@@ -65,16 +85,18 @@ int run_tune(const TuneFlags& f) {
   std::cout << "tuning on " << backend->device().name << " (" << backend->device().arch << ", " << backend->name()
             << " backend), isolation " << to_string(options.isolation) << "\n";
   const auto start = std::chrono::steady_clock::now();
-  int decisions = 0, untuned = 0;
+  int decisions = 0, untuned = 0, attempted = 0;
   const runtime::LayerShape layer{base.dtype, base.d_model, base.d_expert, base.num_experts, base.top_k};
   bool out_of_time = false;
   std::map<std::string, std::unique_ptr<Workload>> workloads;
+  std::set<std::string> layer_families, tuned_families;
   for (int64_t t : tokens) {
     // The layer's own kernel list, so that the runtime later looks up exactly these problems.
     for (const runtime::LayerKernel& k : runtime::moe_layer_kernels(layer, t, backend->name())) {
       const Problem& p = k.problem;
-      if (!f.families.empty() && std::find(f.families.begin(), f.families.end(), p.family) == f.families.end())
-        continue;
+      layer_families.insert(p.family);
+      if (!selected(f.families, p.family)) continue;
+      tuned_families.insert(p.family);
       const KernelSpec& spec = find_spec(p.family);
       // One workload per family for the whole run: a workload may keep what it generated for one
       // bucket for the next (the grouped GEMMs' inputs depend only on seed and index).
@@ -93,16 +115,23 @@ int run_tune(const TuneFlags& f) {
         break;
       }
       if (f.max_seconds > 0) options.max_seconds = f.max_seconds - elapsed;
+      ++attempted;
       TuneResult r = tune(*backend, spec, *workload, p, options);
       std::cout << "  " << runtime::to_string(k.step) << ": " << r.summary() << "\n";
       if (r.decision) ++decisions;
     }
     if (out_of_time) break;
   }
+  check_some_selected(tuned_families, layer_families, backend->name());
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::cout << decisions << " decision(s) written to " << TuningStore::default_dir().string() << " in " << seconds
             << " s" << (untuned ? " (" + std::to_string(untuned) + " kernel(s) without a workload)" : "") << "\n";
-  if (decisions == 0) throw Error("no decision was made: see the candidate results above");
+  if (attempted == 0)
+    throw Error("no kernel was tuned: " + std::string(out_of_time ? "--max-seconds was spent before the first one"
+                                                                  : "none of them has a workload"));
+  if (decisions == 0)
+    throw Error("no decision was made: no candidate passed for any of the " + std::to_string(attempted) +
+                " kernel(s) tuned (their results are above)");
   return kOk;
 }
 
@@ -137,23 +166,41 @@ void run_worker(const WorkerFlags& f) {
 void add_tune_command(CLI::App& app) {
   auto f = std::make_shared<TuneFlags>();
   auto* cmd = app.add_subcommand("tune", "Autotune the MoE layer's kernels for a shape and write the tuning cache");
-  auto* model = cmd->add_option("--model", f->model, "Model config name or path (its MoE layer's shape)");
-  cmd->add_option("--shape", f->shape, "d_model,d_expert,E,topk")->excludes(model);
+  auto* model = cmd->add_option("--model,--config", f->model, "Model config name or path (its MoE layer's shape)");
+  auto* positional = cmd->add_option("config", f->model, "The same as --model")->excludes(model);
+  cmd->add_option("--shape", f->shape, "d_model,d_expert,E,topk")
+      ->excludes(model)
+      ->excludes(positional)
+      ->check(shape_text());
   cmd->add_option("--tokens", f->tokens, "Token counts, comma separated, or 'all' buckets 1..65536")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(tokens_text());
   cmd->add_option("--dtype", f->dtype, "bf16 or f32 (default: f32 on the host backend, bf16 on cuda)");
-  cmd->add_option("--backend", f->backend, "host or cuda (default: cuda if a GPU is usable)");
-  cmd->add_option("--families", f->families, "Only these kernel families")->delimiter(',');
-  cmd->add_option("--max-seconds", f->max_seconds, "Stop starting new candidates after this many seconds");
-  cmd->add_option("--max-candidates", f->max_candidates, "Measure at most this many candidates per problem");
-  cmd->add_option("--isolate", f->isolate, "spawn (default), none, or fork (toy backends only)");
-  cmd->add_option("--timeout", f->timeout, "Seconds a candidate may take before it is killed")->capture_default_str();
-  cmd->add_option("--exhaustive-limit", f->exhaustive_limit, "Larger spaces use local search")->capture_default_str();
-  cmd->add_option("--warmup", f->warmup, "Warm-up samples")->capture_default_str();
-  cmd->add_option("--repeats", f->repeats, "Timed samples (median)")->capture_default_str();
+  cmd->add_option("--backend", f->backend, "host or cuda (default: cuda if a GPU is usable)")
+      ->check(one_of({"host", "cuda"}, "backend"));
+  cmd->add_option("--families,--family", f->families, "Only these kernel families")
+      ->delimiter(',')
+      ->check(kernel_family());
+  cmd->add_option("--max-seconds", f->max_seconds, "Stop starting new candidates after this many seconds (0: no limit)")
+      ->check(real_in(0));
+  cmd->add_option("--max-candidates", f->max_candidates, "Measure at most this many candidates per problem (0: all)")
+      ->transform(integer_in(0, std::numeric_limits<int>::max()));
+  cmd->add_option("--isolate", f->isolate, "spawn (default), none, or fork (toy backends only)")
+      ->check(one_of({"spawn", "none", "fork"}, "isolation"));
+  cmd->add_option("--timeout", f->timeout, "Seconds a candidate may take before it is killed")
+      ->capture_default_str()
+      ->check(real_in(0, kMaxReal, true));
+  cmd->add_option("--exhaustive-limit", f->exhaustive_limit, "Larger spaces use local search")
+      ->capture_default_str()
+      ->transform(integer_in(0));
+  cmd->add_option("--warmup", f->warmup, "Warm-up samples")->capture_default_str()->transform(integer_in(0, 1000000));
+  cmd->add_option("--repeats", f->repeats, "Timed samples (median)")
+      ->capture_default_str()
+      ->transform(integer_in(1, 1000000));
   cmd->add_option("--race", f->race,
                   "Stop timing a candidate whose first samples are all this many times the best so far (0: off)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(race_factor());
   cmd->add_flag("--cold", f->cold, "Cold-cache timing: rotate inputs larger than the last-level cache");
   cmd->callback([f] { run_tune(*f); });
 

@@ -1,6 +1,6 @@
 #include "tuning_common.hpp"
 
-#include <sstream>
+#include <algorithm>
 
 #include "cuda_backend.hpp"
 #include "cuda_driver.hpp"
@@ -28,43 +28,17 @@ std::unique_ptr<Backend> open_backend(const std::string& requested) {
   throw Error("unknown backend '" + name + "': use host or cuda");
 }
 
-Problem parse_shape(const std::string& shape, const std::string& dtype) {
-  std::vector<int64_t> v;
-  std::istringstream in(shape);
-  std::string part;
-  try {
-    while (std::getline(in, part, ',')) v.push_back(std::stoll(part));
-  } catch (const std::exception&) {
-    v.clear();
-  }
-  if (v.size() != 4 || v[0] <= 0 || v[1] <= 0 || v[2] <= 0 || v[3] <= 0)
-    throw Error("--shape wants four positive numbers d_model,d_expert,E,topk (e.g. 2048,1408,64,8), got '" + shape +
-                "'");
-  Problem p;
-  p.d_model = v[0], p.d_expert = v[1], p.num_experts = v[2], p.top_k = v[3];
-  p.dtype = parse_dtype(dtype);
-  return p;
+bool selected(const std::vector<std::string>& families, const std::string& family) {
+  return families.empty() || std::find(families.begin(), families.end(), family) != families.end();
 }
 
-std::vector<int64_t> parse_tokens(const std::string& tokens) {
-  std::vector<int64_t> out;
-  if (tokens == "all") {
-    for (int64_t b = 1; b <= kMaxTokenBucket; b *= 2) out.push_back(b);
-    return out;
-  }
-  std::istringstream in(tokens);
-  std::string part;
-  while (std::getline(in, part, ',')) {
-    int64_t t = 0;
-    try {
-      t = std::stoll(part);
-    } catch (const std::exception&) {
-    }
-    if (t <= 0) throw Error("--tokens wants positive counts separated by commas, or 'all'; got '" + tokens + "'");
-    out.push_back(t);
-  }
-  if (out.empty()) throw Error("--tokens is empty");
-  return out;
+void check_some_selected(const std::set<std::string>& selected_families, const std::set<std::string>& families,
+                         const std::string& backend) {
+  if (!selected_families.empty()) return;
+  std::string known;
+  for (const auto& name : families) known += (known.empty() ? "" : ", ") + name;
+  throw Error("--families selects none of the kernel families this command covers on the " + backend +
+              " backend (they are: " + known + ")");
 }
 
 }  // namespace moejit::cli

@@ -1,12 +1,12 @@
-// Shared by `moejit tune`, `tune-worker` and `bench`: opening a backend by name and turning
-// --shape/--tokens into Problems.
+// Shared by `moejit tune`, `tune-worker` and `bench`: opening a backend by name (--shape and --tokens
+// are read by cli_checks.hpp).
 #pragma once
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "moejit/backend.hpp"
-#include "moejit/problem.hpp"
 
 namespace moejit::cli {
 
@@ -14,9 +14,10 @@ namespace moejit::cli {
 std::unique_ptr<Backend> open_backend(const std::string& name);
 std::string default_backend_name();
 
-// "d_model,d_expert,E,topk" -> a Problem without family/tokens; throws Error naming the format.
-Problem parse_shape(const std::string& shape, const std::string& dtype);
-// "1,128,4096" or "all" (every bucket 1..65536) -> token counts.
-std::vector<int64_t> parse_tokens(const std::string& tokens);
+// --families: empty selects every family.
+bool selected(const std::vector<std::string>& families, const std::string& family);
+// Throws Error when --families selected none of `families` (what the command covers on `backend`), naming them.
+void check_some_selected(const std::set<std::string>& selected_families, const std::set<std::string>& families,
+                         const std::string& backend);
 
 }  // namespace moejit::cli
