@@ -1,7 +1,5 @@
 #include "moe_kernels.hpp"
 
-#include <map>
-
 #include "reference_moe_kernels.hpp"
 
 namespace moejit::runtime {
@@ -23,21 +21,24 @@ const char* to_string(TuningRung r) {
 }
 
 std::string summarize_tuning(const std::vector<KernelChoice>& choices) {
-  std::string listed;
-  std::map<std::string, int> per_rung;
-  size_t n_fell = 0;
-  for (const auto& c : choices)
-    if (!is_tuned(c.rung)) {
-      listed += (n_fell++ ? ", " : "") + c.kernel + " (" + to_string(c.rung) + ")";
-      ++per_rung[to_string(c.rung)];
-    }
-  std::string n = std::to_string(choices.size());
-  if (n_fell == 0) return "all " + n + " kernels tuned";
-  std::string head = std::to_string(n_fell) + " of " + n + " kernels fell back: ";
-  if (n_fell <= 4) return head + listed;
-  std::string counts;  // many fell back: count them per rung instead of naming each
-  for (const auto& [rung, k] : per_rung) counts += (counts.empty() ? "" : ", ") + std::to_string(k) + " " + rung;
-  return head + counts;
+  // Every rung counted, in ladder order; the kernels that fell back named when there are few.
+  constexpr TuningRung kLadder[] = {TuningRung::kExact, TuningRung::kNearestBucket, TuningRung::kOtherDevice,
+                                    TuningRung::kHeuristic, TuningRung::kReference};
+  size_t fell_back = 0;
+  for (const auto& c : choices) fell_back += !is_tuned(c.rung);
+  std::string text = std::to_string(choices.size()) + " kernels:";
+  const char* sep = " ";
+  for (TuningRung rung : kLadder) {
+    std::string names;
+    size_t n = 0;
+    for (const auto& c : choices)
+      if (c.rung == rung) names += (n++ ? ", " : "") + c.kernel;
+    if (n == 0) continue;
+    text += sep + std::to_string(n) + " " + to_string(rung);
+    if (!is_tuned(rung) && fell_back <= 4) text += " (" + names + ")";
+    sep = ", ";
+  }
+  return text;
 }
 
 template class ReferenceMoeKernels<float>;

@@ -30,15 +30,19 @@ TEST(MoeLayer, MatchesNaiveReferenceWithoutSharedExpertTopOne) {
   check_against_naive(21, {8, 4, 1, 16, 0}, false, test::test_seed());
 }
 
-TEST(MoeLayer, TuningSummaryNamesFallbacks) {
-  std::vector<KernelChoice> c = {{"a", "bm64", TuningRung::kExact}, {"b", "bm32", TuningRung::kNearestBucket}};
-  EXPECT_EQ(summarize_tuning(c), "all 2 kernels tuned");
+// Issue 20, finding 8: the summary counts every rung (a nearest-bucket or other-device kernel is
+// not "exact"), in ladder order, and names the kernels that fell back when there are few.
+TEST(MoeLayer, TuningSummaryCountsEachRungAndNamesFallbacks) {
+  std::vector<KernelChoice> c = {{"a", "bm64", TuningRung::kExact},
+                                 {"b", "bm32", TuningRung::kNearestBucket},
+                                 {"d", "bm32", TuningRung::kOtherDevice},
+                                 {"e", "bm64", TuningRung::kExact}};
+  EXPECT_EQ(summarize_tuning(c), "4 kernels: 2 exact, 1 nearest-bucket, 1 other-device");
   c.push_back({"c", "", TuningRung::kHeuristic});
-  EXPECT_EQ(summarize_tuning(c), "1 of 3 kernels fell back: c (heuristic)");
+  EXPECT_EQ(summarize_tuning(c), "5 kernels: 2 exact, 1 nearest-bucket, 1 other-device, 1 heuristic (c)");
   Parallel par(1);
   EXPECT_EQ(ReferenceMoeKernels<float>(par).kernel_choices().size(), size_t(kLayerSteps));
-  EXPECT_EQ(summarize_tuning(ReferenceMoeKernels<float>(par).kernel_choices()),
-            "14 of 14 kernels fell back: 14 reference");
+  EXPECT_EQ(summarize_tuning(ReferenceMoeKernels<float>(par).kernel_choices()), "14 kernels: 14 reference");
 }
 
 }  // namespace
