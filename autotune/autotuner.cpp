@@ -110,6 +110,7 @@ CandidateResult measure_candidate(Backend& backend, const KernelSpec& spec, Work
 TuneResult tune(Backend& backend, const KernelSpec& spec, Workload& workload, const Problem& problem_in,
                 const TuneOptions& options) {
   const auto start = Clock::now();
+  const std::string started = Provenance::here().date;  // decisions stored after this: a concurrent run
   const DeviceDescription& device = backend.device();
   TuneResult out;
   Problem problem = problem_in;
@@ -314,7 +315,7 @@ TuneResult tune(Backend& backend, const KernelSpec& spec, Workload& workload, co
   d.provenance.candidates = static_cast<int64_t>(out.results.size());
   d.provenance.partial = out.partial;
   out.decision = d;
-  if (options.record) TuningStore(dir).record({d});
+  if (options.record) TuningStore(dir).record({d}, TuningStore::Policy::replace, started);
   if (!out.partial) journal.remove();
   progress.finish(out.summary());
   return out;

@@ -12,6 +12,9 @@
 
 #include "../common/cli_run.hpp"
 #include "../common/test_util.hpp"
+#include "../tuning_cache/fixtures.hpp"
+#include "bundle.hpp"
+#include "files.hpp"
 
 namespace moejit {
 namespace {
@@ -48,10 +51,12 @@ class Cli : public ::testing::Test {
   fs::path cache_ = tmp_.path() / "cache";
 };
 
+// Runs `r` once, then checks its exit code and that its output holds `text`.
 #define EXPECT_RUN(r, want_code, text)                                           \
   do {                                                                           \
-    EXPECT_EQ((r).code, want_code) << (r).output;                                \
-    EXPECT_TRUE((r).has(text)) << "want '" << (text) << "' in:\n" << (r).output; \
+    const test::CliRun ran = (r);                                                \
+    EXPECT_EQ(ran.code, want_code) << ran.output;                                \
+    EXPECT_TRUE(ran.has(text)) << "want '" << (text) << "' in:\n" << ran.output; \
   } while (0)
 
 // Finding 1: an empty data file (text or a .bin shard whose header counts 0 tokens) crashed train and
@@ -80,12 +85,12 @@ TEST_F(Cli, UnwritableOutAndFailedMetricsWritesStopTheRun) {
   test::CliRun r = run(train_args("--out " + (file / "run").string()));
   EXPECT_RUN(r, 1, "is not writable");
   EXPECT_TRUE(r.has("choose another --out")) << r.output;
-  EXPECT_FALSE(r.has("step 1/")) << "refused before the first step:\n" << r.output;
+  EXPECT_FALSE(r.has("val loss")) << "refused before the first evaluation and step:\n" << r.output;
 
   fs::create_directories(path("dir-metrics") / "metrics.jsonl");  // a directory where the file goes
   r = run(train_args("--out " + path("dir-metrics").string()));
   EXPECT_RUN(r, 1, "cannot open " + (path("dir-metrics") / "metrics.jsonl").string());
-  EXPECT_FALSE(r.has("step 1/")) << r.output;
+  EXPECT_FALSE(r.has("val loss")) << r.output;
 
   if (!fs::exists("/dev/full")) GTEST_SKIP() << "no /dev/full to simulate a full disk";
   fs::create_directories(path("full"));
@@ -252,6 +257,37 @@ TEST_F(Cli, ConfigFlagsHintsAndInfoAreConsistent) {
   for (const char* isa : {"AVX2 ", "AVX-512 ", "AVX-512-BF16 ", "AMX-BF16 "})
     EXPECT_TRUE(info.has(isa)) << isa << " in:\n" << info.output;
 #endif
+}
+
+// Findings 10 and 11: one bad tuning-store file does not hide the others from `cache decisions`
+// and `cache export` (both name it and exit 1); import counts say what happened; a decision with
+// time_ms <= 0 is refused.
+TEST_F(Cli, TuningCacheListsAroundABadFileAndCountsImportsTruly) {
+  Bundle b;
+  b.exported = Provenance::here("export");
+  b.decisions = {testing::make_decision("toy", 1024, "a5_b4", 0.1), testing::make_decision("other", 64, "a1", 0.2)};
+  const fs::path bundle = write("b.json", render_bundle(b));
+  EXPECT_RUN(run("cache import " + bundle.string()), 0, "2 added, 0 replaced, 0 unchanged, 0 conflict(s)");
+  EXPECT_RUN(run("cache import " + bundle.string()), 0, "0 added, 0 replaced, 2 unchanged, 0 conflict(s)");
+  b.decisions = {testing::make_decision("toy", 1024, "a5_b4", 0.3)};  // the same config, slower
+  EXPECT_RUN(run("cache import " + write("slow.json", render_bundle(b)).string()), 0,
+             "0 added, 0 replaced, 1 unchanged, 1 conflict(s)");
+
+  const fs::path bad = cache_ / "tuning" / "other.json";
+  const std::string text = *read_file(bad);
+  write_file_atomic(bad, text.substr(0, text.size() / 2));
+  test::CliRun r = run("cache decisions");
+  EXPECT_RUN(r, 1, "1 decision(s) (1 file(s) unreadable)");
+  EXPECT_TRUE(r.has("toy[f32,E=8,k=2,d=64,f=32,tb=1024]  a5_b4")) << r.output;
+  EXPECT_TRUE(r.has("skipped " + bad.string() + ": not valid JSON")) << r.output;
+  r = run("cache export -o " + path("out.json").string());
+  EXPECT_RUN(r, 1, "exported 1 decision(s)");
+  EXPECT_TRUE(r.has("skipped " + bad.string())) << r.output;
+  EXPECT_EQ(parse_bundle(*read_file(path("out.json")), "out").decisions.size(), 1u);
+
+  b.decisions = {testing::make_decision("toy", 2048, "a5_b4", 0.1)};
+  b.decisions[0].time_ms = 0;
+  EXPECT_RUN(run("cache import " + write("zero.json", render_bundle(b)).string()), 1, "must be a finite number > 0");
 }
 
 #ifdef MOEJIT_TEST_HOST
