@@ -57,7 +57,8 @@ std::string integer_error(std::string_view text, int64_t lo, int64_t hi) {
   int64_t v = 0;
   const char* first = text.data();
   const char* last = text.data() + text.size();
-  if (first != last && *first == '+') ++first;  // from_chars takes '-' but not '+'
+  // from_chars takes '-' but not '+'; "+-5" must stay invalid.
+  if (last - first >= 2 && *first == '+' && first[1] != '-') ++first;
   const auto [end, ec] = std::from_chars(first, last, v, 10);
   if (text.empty() || ec == std::errc::invalid_argument || end != last)
     return "'" + std::string(text) + "' is not a whole decimal number; want " + want;
@@ -69,7 +70,7 @@ std::string integer_error(std::string_view text, int64_t lo, int64_t hi) {
 int64_t parse_integer(std::string_view text, int64_t lo, int64_t hi, const std::string& what) {
   if (std::string why = integer_error(text, lo, hi); !why.empty()) throw Error(what + ": " + why);
   int64_t v = 0;
-  std::from_chars(text.data() + (!text.empty() && text[0] == '+'), text.data() + text.size(), v, 10);
+  std::from_chars(text.data() + (text[0] == '+'), text.data() + text.size(), v, 10);
   return v;
 }
 

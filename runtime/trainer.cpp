@@ -21,6 +21,16 @@
 namespace moejit::runtime {
 namespace fs = std::filesystem;
 
+namespace {
+
+std::string number_text(double v) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%g", v);
+  return text;
+}
+
+}  // namespace
+
 void check_options(const TrainOptions& o) {
   check_trainable(o.config);
   auto fail = [](const std::string& what) { throw Error("invalid training options: " + what); };
@@ -28,7 +38,7 @@ void check_options(const TrainOptions& o) {
   if (o.tokens < 0) fail("--tokens must be positive (0: the default), got " + std::to_string(o.tokens));
   if (!std::isfinite(o.compute) || o.compute < 0) fail("--compute must be a finite number of FLOPs >= 0");
   if (!(std::isfinite(o.max_lr) && o.max_lr > 0) || !(std::isfinite(o.min_lr) && o.min_lr >= 0))
-    fail("the learning rates must be finite, --lr > 0, got " + std::to_string(o.max_lr));
+    fail("the learning rates must be finite, --lr > 0, got " + number_text(o.max_lr));
   if (o.threads < 1) fail("--threads must be >= 1");
 }
 
@@ -54,15 +64,16 @@ Trainer::Trainer(TrainOptions options, MoeKernels<float>* kernels)
   model_->init(rng_);
   opt_ = AdamW(model_->params().size());
   decay_ = decay_mask(model_->tensors(), model_->params().size());
-  int64_t tokens = o_.tokens > 0 ? o_.tokens : TrainOptions::kDefaultTokens;
-  if (o_.compute > 0) {
+  int64_t tokens = o_.tokens;
+  if (tokens == 0 && o_.compute > 0) {
     const double from_compute = o_.compute / train_flops_per_token(o_.config);
     if (from_compute < double(tokens_per_step()))
-      throw Error("--compute " + std::to_string(o_.compute) + " FLOPs buys " + std::to_string(from_compute) +
-                  " tokens of " + o_.config.name + ", less than one step (" + std::to_string(tokens_per_step()) +
+      throw Error("--compute " + number_text(o_.compute) + " FLOPs buys " + number_text(from_compute) + " tokens of " +
+                  o_.config.name + ", less than one step (" + std::to_string(tokens_per_step()) +
                   " tokens): raise --compute");
     tokens = int64_t(std::min(from_compute, 9e18));
   }
+  if (tokens == 0) tokens = TrainOptions::kDefaultTokens;
   schedule_.max_lr = o_.max_lr;
   schedule_.min_lr = o_.min_lr;
   schedule_.total_steps = std::max<int64_t>(1, tokens / tokens_per_step());
@@ -227,11 +238,7 @@ class MetricsFile {
 
 // The error that stops a run whose loss or gradient became NaN or infinite.
 Error diverged(const StepStats& s, const TrainOptions& o) {
-  auto g = [](double v) {
-    char text[32];
-    std::snprintf(text, sizeof text, "%g", v);
-    return std::string(text);
-  };
+  const auto g = number_text;
   return Error(
       "step " + std::to_string(s.step) + ": the training loss is " + g(s.loss) + " and the gradient norm " +
       g(s.grad_norm) + ": the run diverged. Likely cause: a learning rate too high for this model (" + g(s.lr) +

@@ -11,7 +11,7 @@ namespace moejit::cli {
 namespace {
 
 TEST(CliChecks, IntegersAreWholeDecimalAndInRange) {
-  for (const char* bad : {"", "64abc", "2e3", "64.7", "0x10", " 5", "5 ", "--5", "9223372036854775808"})
+  for (const char* bad : {"", "64abc", "2e3", "64.7", "0x10", " 5", "5 ", "--5", "+-5", "+", "9223372036854775808"})
     EXPECT_FALSE(integer_error(bad, 0, kMaxInt).empty()) << "'" << bad << "'";
   EXPECT_EQ(integer_error("0", 1, 10), "0 is out of range; want an integer in [1, 10]");
   EXPECT_EQ(integer_error("-5", 1, kMaxInt), "-5 is out of range; want a positive integer");
