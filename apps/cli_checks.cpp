@@ -82,12 +82,12 @@ CLI::Validator integer_in(int64_t lo, int64_t hi) {
         if (why.empty()) text = std::to_string(parse_integer(text, lo, hi, ""));
         return why;
       },
-      "INT", "integer_in");
+      integer_range(lo, hi), "integer_in");
 }
 
 CLI::Validator real_in(double lo, double hi, bool lo_open, bool hi_open) {
-  return CLI::Validator([=](std::string& text) { return real_error(text, lo, hi, lo_open, hi_open); }, "NUMBER",
-                        "real_in");
+  return CLI::Validator([=](std::string& text) { return real_error(text, lo, hi, lo_open, hi_open); },
+                        real_range(lo, hi, lo_open, hi_open), "real_in");
 }
 
 CLI::Validator one_of(std::vector<std::string> known, std::string what) {

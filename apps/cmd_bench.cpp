@@ -21,17 +21,14 @@ namespace moejit::cli {
 namespace {
 
 struct BenchFlags {
-  std::string shape, tokens = "4096", dtype, backend, json;
-  std::vector<std::string> families;
+  LayerFlags layer;
+  std::string json;
   int repeats = 20;
 };
 
 void run_bench(const BenchFlags& f) {
-  if (f.shape.empty()) throw Error("give --shape d_model,d_expert,E,topk");
-  Problem base = parse_shape(f.shape, f.dtype.empty() ? "f32" : f.dtype);
-  std::unique_ptr<Backend> backend = open_backend(f.backend);
-  if (f.dtype.empty()) base.dtype = runtime::default_layer_dtype(backend->name());
-  const runtime::LayerShape layer{base.dtype, base.d_model, base.d_expert, base.num_experts, base.top_k};
+  std::unique_ptr<Backend> backend = open_backend(f.layer.backend);
+  const runtime::LayerShape layer = layer_shape(f.layer.shape, f.layer.dtype, *backend);
   TimingOptions timing;
   timing.repeats = f.repeats;
   TuningLookup lookup;
@@ -40,12 +37,12 @@ void run_bench(const BenchFlags& f) {
   std::printf("device: %s (%s)\n%-24s %7s  %-11s %-46s %10s %10s %-7s %8s\n", backend->device().name.c_str(),
               backend->device().arch.c_str(), "step", "tokens", "which", "config", "ms", "throughput", "unit",
               "vs base");
-  for (int64_t t : parse_tokens(f.tokens)) {
+  for (int64_t t : parse_tokens(f.layer.tokens)) {
     // The MoE layer's own kernel calls, each at the Problem `moejit tune` tuned and the runtime looks up.
     for (const runtime::LayerKernel& k : runtime::moe_layer_kernels(layer, t, backend->name())) {
       const Problem& p = k.problem;
       layer_families.insert(p.family);
-      if (!selected(f.families, p.family)) continue;
+      if (!selected(f.layer.families, p.family)) continue;
       benched_families.insert(p.family);
       auto workload = make_workload(p.family);
       if (!workload) continue;
@@ -92,7 +89,7 @@ void run_bench(const BenchFlags& f) {
     nlohmann::json doc = {{"device", backend->device().name},
                           {"arch", backend->device().arch},
                           {"backend", backend->name()},
-                          {"shape", f.shape},
+                          {"shape", f.layer.shape},
                           {"rows", rows}};
     write_file_atomic(f.json, doc.dump(2) + "\n");
   }
@@ -103,16 +100,7 @@ void run_bench(const BenchFlags& f) {
 void add_bench_command(CLI::App& app) {
   auto f = std::make_shared<BenchFlags>();
   auto* cmd = app.add_subcommand("bench", "Time tuned vs heuristic vs baseline configs of the MoE layer's kernels");
-  cmd->add_option("--shape", f->shape, "d_model,d_expert,E,topk")->required()->check(shape_text());
-  cmd->add_option("--tokens", f->tokens, "Token counts, comma separated, or 'all'")
-      ->capture_default_str()
-      ->check(tokens_text());
-  cmd->add_option("--dtype", f->dtype, "bf16 or f32 (default: f32 on the host backend, bf16 on cuda)");
-  cmd->add_option("--backend", f->backend, "host or cuda (default: cuda if a GPU is usable)")
-      ->check(one_of({"host", "cuda"}, "backend"));
-  cmd->add_option("--families,--family", f->families, "Only these kernel families")
-      ->delimiter(',')
-      ->check(kernel_family());
+  f->layer.add_to(cmd)->required();
   cmd->add_option("--repeats", f->repeats, "Timed samples (median)")
       ->capture_default_str()
       ->transform(integer_in(1, 1000000));

@@ -31,12 +31,12 @@ CLI::Validator race_factor() {
         const std::string why = real_in(1)(text);
         return why.empty() ? why : why + " (or 0: racing off)";
       },
-      "NUMBER", "race_factor");
+      "0 or >= 1", "race_factor");
 }
 
 struct TuneFlags {
-  std::string model, shape, tokens = "4096", dtype, backend, isolate;
-  std::vector<std::string> families;
+  LayerFlags layer;
+  std::string model, isolate;
   double max_seconds = 0, timeout = 60, race = 1.5;
   int max_candidates = 0, repeats = 15, warmup = 3;
   size_t exhaustive_limit = 64;
@@ -44,7 +44,7 @@ struct TuneFlags {
 };
 
 int run_tune(const TuneFlags& f) {
-  std::string shape = f.shape;
+  std::string shape = f.layer.shape;
   if (!f.model.empty()) {  // the MoE layer's shape of a model config (models/configs/)
     const ModelConfig config = find_model_config(f.model);
     if (!config.is_moe())
@@ -59,10 +59,9 @@ int run_tune(const TuneFlags& f) {
     throw Error("the tuning cache directory " + store_dir.string() + " is not writable (" + why +
                 "): tune would have nowhere to keep its journal and decisions; set MOEJIT_CACHE_DIR to a writable "
                 "directory");
-  Problem base = parse_shape(shape, f.dtype.empty() ? "f32" : f.dtype);
-  std::unique_ptr<Backend> backend = open_backend(f.backend);
-  if (f.dtype.empty()) base.dtype = runtime::default_layer_dtype(backend->name());
-  const std::vector<int64_t> tokens = parse_tokens(f.tokens);
+  std::unique_ptr<Backend> backend = open_backend(f.layer.backend);
+  const runtime::LayerShape layer = layer_shape(shape, f.layer.dtype, *backend);
+  const std::vector<int64_t> tokens = parse_tokens(f.layer.tokens);
 
   TuneOptions options;
   options.timing.warmup = f.warmup;
@@ -86,7 +85,6 @@ int run_tune(const TuneFlags& f) {
             << " backend), isolation " << to_string(options.isolation) << "\n";
   const auto start = std::chrono::steady_clock::now();
   int decisions = 0, untuned = 0, attempted = 0;
-  const runtime::LayerShape layer{base.dtype, base.d_model, base.d_expert, base.num_experts, base.top_k};
   bool out_of_time = false;
   std::map<std::string, std::unique_ptr<Workload>> workloads;
   std::set<std::string> layer_families, tuned_families;
@@ -95,7 +93,7 @@ int run_tune(const TuneFlags& f) {
     for (const runtime::LayerKernel& k : runtime::moe_layer_kernels(layer, t, backend->name())) {
       const Problem& p = k.problem;
       layer_families.insert(p.family);
-      if (!selected(f.families, p.family)) continue;
+      if (!selected(f.layer.families, p.family)) continue;
       tuned_families.insert(p.family);
       const KernelSpec& spec = find_spec(p.family);
       // One workload per family for the whole run: a workload may keep what it generated for one
@@ -168,19 +166,7 @@ void add_tune_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("tune", "Autotune the MoE layer's kernels for a shape and write the tuning cache");
   auto* model = cmd->add_option("--model,--config", f->model, "Model config name or path (its MoE layer's shape)");
   auto* positional = cmd->add_option("config", f->model, "The same as --model")->excludes(model);
-  cmd->add_option("--shape", f->shape, "d_model,d_expert,E,topk")
-      ->excludes(model)
-      ->excludes(positional)
-      ->check(shape_text());
-  cmd->add_option("--tokens", f->tokens, "Token counts, comma separated, or 'all' buckets 1..65536")
-      ->capture_default_str()
-      ->check(tokens_text());
-  cmd->add_option("--dtype", f->dtype, "bf16 or f32 (default: f32 on the host backend, bf16 on cuda)");
-  cmd->add_option("--backend", f->backend, "host or cuda (default: cuda if a GPU is usable)")
-      ->check(one_of({"host", "cuda"}, "backend"));
-  cmd->add_option("--families,--family", f->families, "Only these kernel families")
-      ->delimiter(',')
-      ->check(kernel_family());
+  f->layer.add_to(cmd)->excludes(model)->excludes(positional);
   cmd->add_option("--max-seconds", f->max_seconds, "Stop starting new candidates after this many seconds (0: no limit)")
       ->check(real_in(0));
   cmd->add_option("--max-candidates", f->max_candidates, "Measure at most this many candidates per problem (0: all)")

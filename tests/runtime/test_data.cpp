@@ -11,6 +11,8 @@
 namespace moejit::runtime {
 namespace {
 
+using test::error_of;
+
 TEST(Data, ShardRoundTripBothVersions) {
   test::TempDir dir;
   std::mt19937_64 rng(test::test_seed());
@@ -33,14 +35,7 @@ TEST(Data, BadShardsGiveClearErrors) {
   std::string bad_magic = bytes;
   bad_magic[0] ^= 1;
   write_file_atomic(dir.path() / "magic.bin", bad_magic);
-  auto message = [&](const char* name) {
-    try {
-      read_token_shard(dir.path() / name);
-    } catch (const Error& e) {
-      return std::string(e.what());
-    }
-    return std::string("no error");
-  };
+  auto message = [&](const char* name) { return error_of([&] { read_token_shard(dir.path() / name); }); };
   EXPECT_NE(message("short.bin").find("header says 3 tokens"), std::string::npos) << message("short.bin");
   EXPECT_NE(message("magic.bin").find("bad magic"), std::string::npos) << message("magic.bin");
   EXPECT_NE(message("none.bin").find("does not exist"), std::string::npos);
@@ -56,14 +51,7 @@ TEST(Data, TooLittleDataToSplitIsAClearError) {
   std::filesystem::create_directories(dir.path() / "shards");
   write_token_shard(dir.path() / "shards" / "train.bin", {1, 2, 3}, kShardVersionU16);
   write_token_shard(dir.path() / "shards" / "val.bin", {4}, kShardVersionU16);
-  auto message = [&](const std::string& name) {
-    try {
-      load_dataset(dir.path() / name);
-    } catch (const Error& e) {
-      return std::string(e.what());
-    }
-    return std::string("no error");
-  };
+  auto message = [&](const std::string& name) { return error_of([&] { load_dataset(dir.path() / name); }); };
   EXPECT_NE(message("empty.txt").find("empty.txt holds 0 tokens"), std::string::npos) << message("empty.txt");
   EXPECT_NE(message("three.txt").find("holds 3 tokens: too few"), std::string::npos) << message("three.txt");
   EXPECT_NE(message("empty.bin").find("empty.bin holds 0 tokens"), std::string::npos) << message("empty.bin");
