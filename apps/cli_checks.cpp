@@ -6,7 +6,7 @@
 #include <sstream>
 
 #include "moejit/error.hpp"
-#include "moejit/kernel_spec.hpp"
+#include "moejit/family.hpp"
 
 namespace moejit::cli {
 namespace {
@@ -104,11 +104,11 @@ CLI::Validator one_of(std::vector<std::string> known, std::string what) {
 
 CLI::Validator kernel_family() {
   std::vector<std::string> known;
-  for (const auto& spec : builtin_specs()) known.push_back(spec->family());
+  for (const FamilyInfo& family : all_families()) known.emplace_back(family.name);
   return one_of(std::move(known), "kernel family");
 }
 
-Problem parse_shape(const std::string& shape, const std::string& dtype) {
+LayerShape parse_shape(const std::string& shape, DType dtype) {
   const std::string format = "--shape wants four positive integers d_model,d_expert,E,topk (e.g. 2048,1408,64,8)";
   const std::vector<std::string> parts = split(shape, ',');
   if (parts.size() != 4) throw Error(format + ", got '" + shape + "'");
@@ -122,10 +122,7 @@ Problem parse_shape(const std::string& shape, const std::string& dtype) {
   if (v[3] > v[2])
     throw Error("--shape " + shape + ": topk " + std::to_string(v[3]) + " exceeds E " + std::to_string(v[2]) +
                 " (a token cannot pick more experts than exist); lower topk or raise E");
-  Problem p;
-  p.d_model = v[0], p.d_expert = v[1], p.num_experts = v[2], p.top_k = v[3];
-  p.dtype = parse_dtype(dtype);
-  return p;
+  return LayerShape{dtype, v[0], v[1], v[2], v[3]};
 }
 
 std::vector<int64_t> parse_tokens(const std::string& tokens) {
@@ -157,7 +154,7 @@ CLI::Validator checked_by(Parse parse, std::string name) {
 }  // namespace
 
 CLI::Validator shape_text() {
-  return checked_by([](const std::string& t) { parse_shape(t, "f32"); }, "shape");
+  return checked_by([](const std::string& t) { parse_shape(t, DType::f32); }, "shape");
 }
 
 CLI::Validator tokens_text() {

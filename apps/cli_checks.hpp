@@ -12,7 +12,7 @@
 
 #include <CLI/CLI.hpp>
 
-#include "moejit/problem.hpp"
+#include "moe_layer_steps.hpp"
 
 namespace moejit::cli {
 
@@ -30,7 +30,7 @@ CLI::Validator integer_in(int64_t lo, int64_t hi = kMaxInt);
 CLI::Validator real_in(double lo, double hi = kMaxReal, bool lo_open = false, bool hi_open = false);
 // One of `known` (e.g. kernel family names); the message lists them.
 CLI::Validator one_of(std::vector<std::string> known, std::string what);
-// One of the built-in kernel families (templates/), for --family.
+// One of the kernel families (moejit/family.hpp), for --family.
 CLI::Validator kernel_family();
 
 // The texts the validators return ("" when `text` is accepted), for callers checking by hand.
@@ -38,9 +38,9 @@ std::string integer_error(std::string_view text, int64_t lo, int64_t hi);
 // Throws Error("<what>: <integer_error>") or returns the value.
 int64_t parse_integer(std::string_view text, int64_t lo, int64_t hi, const std::string& what);
 
-// "d_model,d_expert,E,topk" -> a Problem without family/tokens. Each a decimal integer in
-// [1, kMaxDim], top_k <= E. Throws Error naming the format and the bad part.
-Problem parse_shape(const std::string& shape, const std::string& dtype);
+// "d_model,d_expert,E,topk" -> a layer shape. Each a decimal integer in [1, kMaxDim], top_k <= E.
+// Throws Error naming the format and the bad part.
+LayerShape parse_shape(const std::string& shape, DType dtype);
 // "1,128,4096" or "all" (every bucket 1..65536) -> token counts in [1, kMaxIndex].
 std::vector<int64_t> parse_tokens(const std::string& tokens);
 // Validators for the two, so that a bad list exits 2 before the verb starts.

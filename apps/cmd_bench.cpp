@@ -1,20 +1,19 @@
-// `moejit bench`: for each kernel call of the MoE layer (runtime/moe_layer_kernels.hpp) and each token count, times the
+// `moejit bench`: for each kernel call of the MoE layer (templates/moe_layer_steps.hpp) and each token count, times the
 // tuned config (tuning-cache lookup, rung shown) against the built-in heuristic and a baseline (the first config of the
 // spec's space that survives pruning: no tuning, no heuristic), in one process on one device, with the correctness gate
 // applied to each.
 #include <cstdio>
 #include <iostream>
 #include <nlohmann/json.hpp>
-#include <set>
 
 #include "autotuner.hpp"
 #include "cli_checks.hpp"
 #include "commands.hpp"
 #include "files.hpp"
 #include "lookup.hpp"
-#include "moe_layer_kernels.hpp"
 #include "moejit/error.hpp"
 #include "moejit/kernel_spec.hpp"
+#include "tune_layer.hpp"
 #include "tuning_common.hpp"
 
 namespace moejit::cli {
@@ -27,69 +26,62 @@ struct BenchFlags {
 };
 
 void run_bench(const BenchFlags& f) {
-  std::unique_ptr<Backend> backend = open_backend(f.layer.backend);
-  const runtime::LayerShape layer = layer_shape(f.layer.shape, f.layer.dtype, *backend);
+  const std::string backend_name = f.layer.backend.empty() ? default_backend_name() : f.layer.backend;
+  const std::vector<LayerKernel> calls = selected_calls(f.layer, backend_name);
+  std::unique_ptr<Backend> backend = open_backend(backend_name);
   TimingOptions timing;
   timing.repeats = f.repeats;
   TuningLookup lookup;
   nlohmann::json rows = nlohmann::json::array();
-  std::set<std::string> layer_families, benched_families;
   std::printf("device: %s (%s)\n%-24s %7s  %-11s %-46s %10s %10s %-7s %8s\n", backend->device().name.c_str(),
               backend->device().arch.c_str(), "step", "tokens", "which", "config", "ms", "throughput", "unit",
               "vs base");
-  for (int64_t t : parse_tokens(f.layer.tokens)) {
-    // The MoE layer's own kernel calls, each at the Problem `moejit tune` tuned and the runtime looks up.
-    for (const runtime::LayerKernel& k : runtime::moe_layer_kernels(layer, t, backend->name())) {
-      const Problem& p = k.problem;
-      layer_families.insert(p.family);
-      if (!selected(f.layer.families, p.family)) continue;
-      benched_families.insert(p.family);
-      auto workload = make_workload(p.family);
-      if (!workload) continue;
-      const KernelSpec* spec = &find_spec(p.family);
-      PruneReport pruned = enumerate_and_prune(*spec, p, backend->device());
-      if (pruned.survivors.empty()) {
-        std::printf("%-24s %7lld  skipped: no config fits this shape (%s)\n", runtime::to_string(k.step),
-                    static_cast<long long>(t), pruned.summary().c_str());
-        continue;
-      }
-      LookupResult tuned = lookup.lookup(*spec, p, *backend);
-      const std::pair<std::string, Config> runs[] = {{"baseline", pruned.survivors.front()},
-                                                     {"heuristic", spec->heuristic(p, backend->device())},
-                                                     {std::string("tuned:") + to_string(tuned.rung), tuned.config}};
-      double baseline_ms = 0;
-      for (const auto& [which, config] : runs) {
-        CandidateResult r = measure_candidate(*backend, *spec, *workload, p, config, timing);
-        const bool ok = r.status == CandidateStatus::ok;
-        if (which == "baseline") baseline_ms = ok ? r.time_ms : 0;
-        const Throughput tp = workload->throughput(p, ok ? r.time_ms : 0);  // GB/s or TFLOP/s by family
-        const double value = ok ? tp.value : 0;
-        const double ratio = ok && baseline_ms > 0 ? baseline_ms / r.time_ms : 0;
-        std::printf("%-24s %7lld  %-11s %-46s %10.4f %10.3f %-7s %7.2fx%s\n", runtime::to_string(k.step),
-                    static_cast<long long>(t), which.c_str(), config.to_string().c_str(), r.time_ms, value,
-                    tp.unit.c_str(), ratio,
-                    ok ? "" : ("  " + std::string(to_string(r.status)) + ": " + r.detail).c_str());
-        rows.push_back({{"step", runtime::to_string(k.step)},
-                        {"family", p.family},
-                        {"problem", p.to_string()},
-                        {"tokens", t},
-                        {"which", which},
-                        {"config", config.to_string()},
-                        {"status", to_string(r.status)},
-                        {"time_ms", r.time_ms},
-                        {"throughput", value},
-                        {"throughput_unit", tp.unit},
-                        {"speedup_vs_baseline", ratio}});
-      }
+  // The MoE layer's own kernel calls, each at the Problem `moejit tune` tuned and the runtime looks up.
+  for (const LayerKernel& k : calls) {
+    const Problem& p = k.problem;
+    const int64_t t = p.tokens;
+    auto workload = make_workload(p.family, backend->name());
+    const KernelSpec* spec = &spec_for(p.family, backend->name());
+    PruneReport pruned = enumerate_and_prune(*spec, p, backend->device());
+    if (pruned.survivors.empty()) {
+      std::printf("%-24s %7lld  skipped: no config fits this shape (%s)\n", std::string(to_string(k.step)).c_str(),
+                  static_cast<long long>(t), pruned.summary().c_str());
+      continue;
+    }
+    LookupResult tuned = lookup.lookup(*spec, p, *backend);
+    const std::pair<std::string, Config> runs[] = {{"baseline", pruned.survivors.front()},
+                                                   {"heuristic", spec->heuristic(p, backend->device())},
+                                                   {std::string("tuned:") + to_string(tuned.rung), tuned.config}};
+    double baseline_ms = 0;
+    for (const auto& [which, config] : runs) {
+      CandidateResult r = measure_candidate(*backend, *spec, *workload, p, config, timing);
+      const bool ok = r.status == CandidateStatus::ok;
+      if (which == "baseline") baseline_ms = ok ? r.time_ms : 0;
+      const Throughput tp = workload->throughput(p, ok ? r.time_ms : 0);  // GB/s or TFLOP/s by family
+      const double value = ok ? tp.value : 0;
+      const double ratio = ok && baseline_ms > 0 ? baseline_ms / r.time_ms : 0;
+      std::printf("%-24s %7lld  %-11s %-46s %10.4f %10.3f %-7s %7.2fx%s\n", std::string(to_string(k.step)).c_str(),
+                  static_cast<long long>(t), which.c_str(), config.to_string().c_str(), r.time_ms, value,
+                  tp.unit.c_str(), ratio,
+                  ok ? "" : ("  " + std::string(to_string(r.status)) + ": " + r.detail).c_str());
+      rows.push_back({{"step", to_string(k.step)},
+                      {"family", to_string(p.family)},
+                      {"problem", p.to_string()},
+                      {"tokens", t},
+                      {"which", which},
+                      {"config", config.to_string()},
+                      {"status", to_string(r.status)},
+                      {"time_ms", r.time_ms},
+                      {"throughput", value},
+                      {"throughput_unit", tp.unit},
+                      {"speedup_vs_baseline", ratio}});
     }
   }
-  check_some_selected(benched_families, layer_families, backend->name());
-  if (rows.empty()) throw Error("nothing was benchmarked: no selected kernel has a workload and a config that fits");
   if (!f.json.empty()) {
     nlohmann::json doc = {{"device", backend->device().name},
                           {"arch", backend->device().arch},
                           {"backend", backend->name()},
-                          {"shape", f.layer.shape},
+                          {"shape", f.layer.model.empty() ? f.layer.shape : f.layer.model},
                           {"rows", rows}};
     write_file_atomic(f.json, doc.dump(2) + "\n");
   }
@@ -100,7 +92,7 @@ void run_bench(const BenchFlags& f) {
 void add_bench_command(CLI::App& app) {
   auto f = std::make_shared<BenchFlags>();
   auto* cmd = app.add_subcommand("bench", "Time tuned vs heuristic vs baseline configs of the MoE layer's kernels");
-  f->layer.add_to(cmd)->required();
+  f->layer.add_to(cmd);
   cmd->add_option("--repeats", f->repeats, "Timed samples (median)")
       ->capture_default_str()
       ->transform(integer_in(1, 1000000));

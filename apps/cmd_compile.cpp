@@ -1,9 +1,8 @@
-// `moejit compile`: renders and compiles the built-in kernel templates (every config that survives
-// pruning, or the heuristic's choice) for the local GPU's arch or the named ones, on all cores.
+// `moejit compile`: renders and compiles the GPU kernels of an MoE layer's calls (every config that
+// survives pruning, or the heuristic's choice) for the local GPU's arch or the named ones, on all cores.
 #include <chrono>
 #include <iomanip>
 #include <iostream>
-#include <set>
 
 #include "arch_limits.hpp"
 #include "binary_cache.hpp"
@@ -15,6 +14,7 @@
 #include "moejit/kernel_spec.hpp"
 #include "nvrtc_compiler.hpp"
 #include "prune.hpp"
+#include "tune_layer.hpp"
 #include "tuning_common.hpp"
 
 namespace moejit::cli {
@@ -30,32 +30,23 @@ struct CompileOptions {
   unsigned threads = 0;
 };
 
-Problem base_problem(const CompileOptions& o) {
-  Problem p = parse_shape(o.shape, o.dtype);
-  p.tokens = o.tokens;
-  return p;
-}
-
 int run(const CompileOptions& o) {
   std::vector<std::string> archs = o.archs;
   if (archs.empty()) {
     auto devices = list_cuda_devices();
     archs.push_back(devices.empty() ? "sm_90a" : devices[0].arch);
   }
-  const Problem base = base_problem(o);
+  // The layer's kernel calls: each family at the shape it runs in the layer.
+  const std::vector<LayerKernel> calls =
+      selected_calls(parse_shape(o.shape, parse_dtype(o.dtype)), {o.tokens}, o.families);
   ThreadPool pool(o.threads);
   int failures = 0;
-  std::set<std::string> cuda_families, compiled_families;
   for (const auto& arch : archs) {
     NvrtcCompiler compiler(arch);
     DeviceDescription device = arch_limits(arch);
-    for (const auto& spec : builtin_specs()) {
-      if (!spec->supports_backend("cuda")) continue;
-      cuda_families.insert(spec->family());
-      if (!selected(o.families, spec->family())) continue;
-      compiled_families.insert(spec->family());
-      Problem problem = base;
-      problem.family = spec->family();
+    for (const LayerKernel& call : calls) {
+      const Problem& problem = call.problem;
+      const KernelSpec* spec = &spec_for(problem.family, "cuda");
       std::vector<Source> sources;
       const PruneReport report = enumerate_and_prune(*spec, problem, device);
       const int pruned = report.pruned();
@@ -82,18 +73,18 @@ int run(const CompileOptions& o) {
       double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       // A shape no config fits is an error, not an empty success: say why each was pruned.
       if (sources.empty()) {
-        std::cerr << spec->family() << " " << arch << ": no config fits shape " << o.shape << " (" << report.summary()
-                  << ")\n";
+        std::cerr << to_string(problem.family) << " " << arch << ": no config fits shape " << o.shape << " ("
+                  << report.summary() << ")\n";
         ++failed;
       }
       failures += failed;
-      std::cout << std::left << std::setw(22) << spec->family() << std::setw(8) << arch << std::right << std::setw(4)
-                << sources.size() << " configs (" << pruned << " pruned), " << std::fixed << std::setprecision(2)
-                << seconds << " s, max " << max_regs << " registers, " << spills << " with spills"
+      std::cout << std::left << std::setw(12) << to_string(call.step) << std::setw(24) << to_string(problem.family)
+                << std::setw(8) << arch << std::right << std::setw(4) << sources.size() << " configs (" << pruned
+                << " pruned), " << std::fixed << std::setprecision(2) << seconds << " s, max " << max_regs
+                << " registers, " << spills << " with spills"
                 << (failed ? ", " + std::to_string(failed) + " FAILED" : "") << '\n';
     }
   }
-  check_some_selected(compiled_families, cuda_families, "cuda");
   auto stats = BinaryCache::global().stats();
   std::cout << "compiled " << stats.compiles << ", from disk cache " << stats.disk_hits << "\n";
   return failures ? kError : kOk;
@@ -111,7 +102,7 @@ void add_compile_command(CLI::App& app) {
   cmd->add_option("--shape", opts->shape, "d_model,d_expert,E,topk the configs are pruned for")
       ->capture_default_str()
       ->check(shape_text());
-  cmd->add_option("--dtype", opts->dtype, "bf16 or f32")->capture_default_str();
+  cmd->add_option("--dtype", opts->dtype, "bf16 or f32")->capture_default_str()->check(one_of({"bf16", "f32"}, "dtype"));
   cmd->add_option("--tokens", opts->tokens, "Tokens per call")
       ->capture_default_str()
       ->transform(integer_in(1, kMaxIndex));

@@ -48,7 +48,7 @@ void run(TrainFlags& f) {
             << runtime::unigram_entropy_nats(trainer.dataset().train) << " nats\n"
             << "schedule " << trainer.total_steps() << " steps x " << trainer.tokens_per_step() << " tokens, warm-up "
             << trainer.schedule().warmup_steps << ", lr " << f.o.max_lr << " -> " << f.o.min_lr << ", " << f.o.threads
-            << " threads\n";
+            << " threads, " << trainer.epochs(trainer.total_steps()) << " epochs\n";
   const char* unit = trainer.dataset().byte_level ? "bits/byte" : "bits/token";
   double tokens_per_s = 0;
   runtime::RunCallbacks cb;
@@ -78,7 +78,7 @@ void run(TrainFlags& f) {
     std::cout << "MoE kernels (" << trainer.model().kernels().backend() << "): " << runtime::summarize_tuning(choices)
               << "\n";
     bool heuristic = false;
-    for (const auto& k : choices) heuristic |= k.rung == runtime::TuningRung::kHeuristic;
+    for (const auto& k : choices) heuristic |= k.rung == Rung::heuristic;
     if (heuristic)
       // The config as it was given (a name or a path), so that the command runs as printed.
       std::cout << "  tune them: moejit tune --backend host --model " << f.config << " --tokens "
@@ -101,6 +101,9 @@ void add_train_command(CLI::App& app) {
       ->excludes(tokens)
       ->check(real_in(0, kMaxReal, true));
   cmd->add_option("--data", flags->data, "Token shard(s) (.bin, llm.c format), text file or fortunes directory");
+  cmd->add_option("--unique-tokens", flags->o.unique_tokens,
+                  "Train on at most the first U tokens of the training split, repeating them (0: all)")
+      ->transform(integer_in(0));
   cmd->add_option("--out", flags->out, "Directory for checkpoints and metrics.jsonl");
   cmd->add_flag("--resume", flags->resume, "Continue from the newest checkpoint in --out");
   cmd->add_option("--batch", flags->o.batch, "Sequences per micro-batch")
@@ -118,6 +121,9 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--eval-every", flags->o.eval_every, "Validate every N steps (0: at the end)")
       ->capture_default_str()
       ->transform(integer_in(0));
+  cmd->add_option("--eval-batches", flags->o.eval_batches, "Validation batches (from the start of the held-out text)")
+      ->capture_default_str()
+      ->transform(integer_in(1));
   cmd->add_option("--checkpoint-every", flags->o.checkpoint_every, "Checkpoint every N steps (0: at the end)")
       ->transform(integer_in(0));
   cmd->add_option("--threads", flags->o.threads, "Worker threads")

@@ -1,11 +1,13 @@
 #include "tuning_common.hpp"
 
-#include <algorithm>
+#include <set>
 
 #include "cli_checks.hpp"
 #include "cuda_backend.hpp"
 #include "cuda_driver.hpp"
+#include "model_config.hpp"
 #include "moejit/error.hpp"
+#include "tune_layer.hpp"
 #ifdef MOEJIT_WITH_LLVM
 #include "host_backend.hpp"
 #endif
@@ -29,37 +31,58 @@ std::unique_ptr<Backend> open_backend(const std::string& requested) {
   throw Error("unknown backend '" + name + "': use host or cuda");
 }
 
-CLI::Option* LayerFlags::add_to(CLI::App* cmd) {
-  auto* shape_option = cmd->add_option("--shape", shape, "d_model,d_expert,E,topk")->check(shape_text());
+void LayerFlags::add_to(CLI::App* cmd) {
+  auto* model_option = cmd->add_option("--model,--config", model, "Model config name or path (its MoE layer's shape)");
+  auto* positional = cmd->add_option("config", model, "The same as --model")->excludes(model_option);
+  cmd->add_option("--shape", shape, "d_model,d_expert,E,topk")
+      ->check(shape_text())
+      ->excludes(model_option)
+      ->excludes(positional);
   cmd->add_option("--tokens", tokens, "Token counts, comma separated, or 'all' buckets 1..65536")
       ->capture_default_str()
       ->check(tokens_text());
-  cmd->add_option("--dtype", dtype, "bf16 or f32 (default: f32 on the host backend, bf16 on cuda)");
+  cmd->add_option("--dtype", dtype, "bf16 or f32 (default: f32 on the host backend, bf16 on cuda)")
+      ->check(one_of({"bf16", "f32"}, "dtype"));
   cmd->add_option("--backend", backend, "host or cuda (default: cuda if a GPU is usable)")
       ->check(one_of({"host", "cuda"}, "backend"));
   cmd->add_option("--families,--family", families, "Only these kernel families")
       ->delimiter(',')
       ->check(kernel_family());
-  return shape_option;
 }
 
-runtime::LayerShape layer_shape(const std::string& shape, const std::string& dtype, const Backend& backend) {
-  Problem p = parse_shape(shape, dtype.empty() ? "f32" : dtype);
-  if (dtype.empty()) p.dtype = runtime::default_layer_dtype(backend.name());
-  return {p.dtype, p.d_model, p.d_expert, p.num_experts, p.top_k};
+LayerShape layer_shape_of(const std::string& model, const std::string& shape, const std::string& dtype,
+                          const std::string& backend) {
+  const DType type = dtype.empty() ? default_layer_dtype(backend) : parse_dtype(dtype);
+  if (!model.empty()) {  // the MoE layer's shape of a model config (models/configs/)
+    const ModelConfig config = find_model_config(model);
+    if (!config.is_moe())
+      throw Error("model '" + model + "' has no MoE layer to tune: pick an MoE config (moejit plan --list)");
+    return LayerShape{type, config.d_model, config.moe->d_expert, config.moe->experts, config.moe->top_k};
+  }
+  if (shape.empty()) throw Error("give --shape d_model,d_expert,E,topk or --model NAME");
+  return parse_shape(shape, type);
 }
 
-bool selected(const std::vector<std::string>& families, const std::string& family) {
-  return families.empty() || std::find(families.begin(), families.end(), family) != families.end();
+std::vector<Family> parse_families(const std::vector<std::string>& names) {
+  std::vector<Family> out;
+  for (const std::string& name : names) out.push_back(parse_family(name));
+  return out;
 }
 
-void check_some_selected(const std::set<std::string>& selected_families, const std::set<std::string>& families,
-                         const std::string& backend) {
-  if (!selected_families.empty()) return;
+std::vector<LayerKernel> selected_calls(const LayerShape& layer, const std::vector<int64_t>& tokens,
+                                        const std::vector<std::string>& families) {
+  std::vector<LayerKernel> calls = layer_calls(layer, tokens, parse_families(families));
+  if (!calls.empty()) return calls;
+  std::set<std::string_view> layer_families;
+  for (const LayerKernel& k : layer_calls(layer, tokens)) layer_families.insert(to_string(k.problem.family));
   std::string known;
-  for (const auto& name : families) known += (known.empty() ? "" : ", ") + name;
-  throw Error("--families selects none of the kernel families this command covers on the " + backend +
-              " backend (they are: " + known + ")");
+  for (const std::string_view name : layer_families) known += (known.empty() ? "" : ", ") + std::string(name);
+  throw Error("--families selects none of the kernel families the MoE layer runs (they are: " + known + ")");
+}
+
+std::vector<LayerKernel> selected_calls(const LayerFlags& flags, const std::string& backend) {
+  return selected_calls(layer_shape_of(flags.model, flags.shape, flags.dtype, backend), parse_tokens(flags.tokens),
+                        flags.families);
 }
 
 }  // namespace moejit::cli

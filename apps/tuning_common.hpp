@@ -1,14 +1,14 @@
-// Shared by `moejit tune`, `tune-worker` and `bench`: opening a backend by name, the flags naming the
-// MoE layer's kernels (--shape and --tokens are read by cli_checks.hpp), the --families selection.
+// Shared by `moejit tune`, `tune-worker`, `bench` and `compile`: opening a backend by name, the flags
+// naming the MoE layer's kernels (numbers and lists are read by cli_checks.hpp), and turning
+// --model/--shape/--tokens/--families into the layer's calls.
 #pragma once
 #include <memory>
-#include <set>
 #include <string>
 #include <vector>
 
 #include <CLI/CLI.hpp>
 
-#include "moe_layer_kernels.hpp"
+#include "moe_layer_steps.hpp"
 #include "moejit/backend.hpp"
 
 namespace moejit::cli {
@@ -17,21 +17,26 @@ namespace moejit::cli {
 std::unique_ptr<Backend> open_backend(const std::string& name);
 std::string default_backend_name();
 
-// The flags `tune` and `bench` share: the layer's shape, token counts, dtype, backend and families.
+// The flags `tune` and `bench` share: the layer (a model config or a shape), token counts, dtype,
+// backend and families.
 struct LayerFlags {
-  std::string shape, tokens = "4096", dtype, backend;
+  std::string model, shape, tokens = "4096", dtype, backend;
   std::vector<std::string> families;
-  // Adds them to `cmd`; returns --shape (tune makes it exclusive with a config, bench requires it).
-  CLI::Option* add_to(CLI::App* cmd);
+  // Adds them to `cmd`: the config as --model, --config or positionally, exclusive with --shape.
+  void add_to(CLI::App* cmd);
 };
 
-// The MoE layer of `shape` ("d_model,d_expert,E,topk") in `dtype`, empty: the backend's default.
-runtime::LayerShape layer_shape(const std::string& shape, const std::string& dtype, const Backend& backend);
-
-// --families: empty selects every family.
-bool selected(const std::vector<std::string>& families, const std::string& family);
-// Throws Error when --families selected none of `families` (what the command covers on `backend`), naming them.
-void check_some_selected(const std::set<std::string>& selected_families, const std::set<std::string>& families,
-                         const std::string& backend);
+// The MoE layer to tune or bench: the layer of model config `model` (name or path) or `shape`
+// (exactly one of them), in `dtype` (empty: the backend's default_layer_dtype).
+LayerShape layer_shape_of(const std::string& model, const std::string& shape, const std::string& dtype,
+                          const std::string& backend);
+// --families names -> ids; throws Error naming an unknown one and the known ones.
+std::vector<Family> parse_families(const std::vector<std::string>& names);
+// The layer's calls at `tokens`, narrowed to `families`; throws Error when the selection leaves
+// none, naming the families the layer runs (so a command never ends with nothing done and exit 0).
+std::vector<LayerKernel> selected_calls(const LayerShape& layer, const std::vector<int64_t>& tokens,
+                                        const std::vector<std::string>& families);
+// The calls of `flags` on `backend` (its name).
+std::vector<LayerKernel> selected_calls(const LayerFlags& flags, const std::string& backend);
 
 }  // namespace moejit::cli

@@ -1,8 +1,8 @@
-// Workload for the eight grouped GEMM families: one implementation, parameterised by the operation
-// (gg::Op: fwd, up_swiglu, dgrad, wgrad) and the backend kind (GPU: grouped_gemm_*, bf16 inputs,
-// int32 offsets, output dtype = problem.dtype; host: host_grouped_gemm_*, f32, int64 offsets).
-// Inputs, offsets, the double-precision reference and the check are shared; only run() differs.
-// Shapes (K = d_model, N = d_expert, M = tokens * max(top_k, 1), per-expert row segments):
+// Workload for the four grouped GEMM families on both backends: one implementation, parameterised
+// by the family (fwd, up_swiglu, dgrad, wgrad) and the backend (cuda: bf16 inputs, int32 offsets,
+// output dtype = problem.dtype; host: f32, int64 offsets). Inputs, offsets, the double-precision
+// reference and the check are shared; only run() differs.
+// Shapes (the problem's GemmShape: K, N, E; M = tokens * top_k, per-expert row segments):
 //   fwd:    X (M, K), W (E, K, N)            -> Y (M, N)
 //   swiglu: X (M, K), W (E, K, 2N) [gate|up] -> GU (M, 2N), H (M, N) = silu(g) * u
 //   dgrad:  dY (M, N), W (E, K, N)           -> dX (M, K)
@@ -25,8 +25,8 @@ std::vector<int64_t> skewed_offsets(int64_t rows, int64_t experts);
 
 class GroupedGemmWorkload final : public Workload {
  public:
-  GroupedGemmWorkload(int op, bool gpu) : op_(op), gpu_(gpu) {}
-  void prepare(Backend& backend, const Problem& problem, int copies) override;
+  GroupedGemmWorkload(Family family, bool gpu);
+  void prepare(Backend& backend, const Problem& problem, int copies, std::shared_ptr<ThreadPool> cpu) override;
   size_t bytes_per_copy(const Problem& problem) const override;
   void run(LoadedCandidate& candidate, int copy) override;
   CheckResult check(LoadedCandidate& candidate) override;
@@ -52,14 +52,21 @@ class GroupedGemmWorkload final : public Workload {
     size_t size() const { return b16.empty() ? f32.size() : b16.size(); }
     float operator[](size_t i) const;
   };
-  const HostInput& input(HostInput& cache, size_t count, uint64_t seed) const;
+  const HostInput& input(HostInput& cache, size_t count, uint64_t seed, ThreadPool& cpu) const;
   Shape shape(const Problem& problem) const;
   DType in_type() const { return gpu_ ? DType::bf16 : DType::f32; }
   DType out_type() const { return gpu_ ? problem_.dtype : DType::f32; }
+  double output_eps() const { return out_type() == DType::bf16 ? 1.0 / 256 : 1.0 / (1 << 23); }  // one rounding
+  // prepare()'s stages, after the inputs: sets, which rows to check, their reference.
+  void upload_sets(const HostInput& a, const HostInput& b, const std::vector<int64_t>& offsets, int copies);
+  void choose_checked_rows(const Shape& s, const std::vector<int64_t>& offsets);
+  void compute_reference(const Shape& s, const std::vector<int64_t>& offsets, const HostInput& a, const HostInput& b);
+  void swiglu_reference(const Shape& s);
 
   int op_;
   bool gpu_;
   Backend* backend_ = nullptr;
+  std::shared_ptr<ThreadPool> cpu_;
   Problem problem_;
   std::vector<Set> sets_;
   HostInput a_cache_, b_cache_;

@@ -8,7 +8,7 @@
 #include <filesystem>
 
 #include "compile_log.hpp"
-#include "files.hpp"
+#include "kernel_dirs.hpp"
 #include "moejit/error.hpp"
 #include "ptxas_report.hpp"
 
@@ -33,7 +33,7 @@ std::string library_file() {
 }
 
 std::vector<std::string> default_include_dirs() {
-  std::vector<std::string> dirs{template_dir().string()};
+  std::vector<std::string> dirs = kernel_include_dirs();
   dirs.push_back(MOEJIT_CUDA_INCLUDE_DIR);
 #ifdef MOEJIT_CCCL_INCLUDE_DIR
   dirs.push_back(MOEJIT_CCCL_INCLUDE_DIR);
@@ -108,13 +108,14 @@ Binary NvrtcCompiler::do_compile(const Source& source) const {
 
   if (result != NVRTC_SUCCESS) {
     std::string annotated = annotate_compile_log(log, source, include_dirs_);
-    throw CompileError("NVRTC failed to compile " + source.family + "/" + arch_ + "/" + source.config + " (" +
-                           source.file_name + "):\n" + annotated,
+    throw CompileError("NVRTC failed to compile " + source.uri(arch_) + " (" + source.file_name + "):\n" + annotated,
                        annotated);
   }
 
   Binary binary;
   binary.family = source.family;
+  binary.dtype = source.dtype;
+  binary.shape = source.shape;
   binary.config = source.config;
   binary.arch = arch_;
   binary.kind = "cubin";

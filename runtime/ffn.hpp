@@ -16,7 +16,7 @@ struct FfnActivations {
 };
 
 template <typename T>
-void ffn_forward(Parallel& par, Profiler* prof, FfnActivations<T>& a, T* out, const T* x, const T* w_up,
+void ffn_forward(ThreadPool& par, Profiler* prof, FfnActivations<T>& a, T* out, const T* x, const T* w_up,
                  const T* w_down, i64 N, i64 C, i64 F) {
   a.gate_up.resize(N * 2 * F);
   a.h.resize(N * F);
@@ -34,7 +34,7 @@ void ffn_forward(Parallel& par, Profiler* prof, FfnActivations<T>& a, T* out, co
 
 // dx (N, C) += ...; dw_up, dw_down += ....
 template <typename T>
-void ffn_backward(Parallel& par, Profiler* prof, FfnActivations<T>& a, T* dx, T* dw_up, T* dw_down, const T* dout,
+void ffn_backward(ThreadPool& par, Profiler* prof, FfnActivations<T>& a, T* dx, T* dw_up, T* dw_down, const T* dout,
                   const T* x, const T* w_up, const T* w_down, i64 N, i64 C, i64 F) {
   a.d_h.assign(N * F, T(0));
   a.d_gate_up.resize(N * 2 * F);

@@ -7,27 +7,13 @@
 #include "host/grouped_gemm_spec.hpp"
 #include "host_backend.hpp"
 #include "lookup.hpp"
-#include "moe_layer_kernels.hpp"
+#include "moe_layer_steps.hpp"
 #include "moejit/log.hpp"
 #include "routing/routing_spec.hpp"
 #include "swiglu/swiglu_spec.hpp"
 
 namespace moejit::runtime {
 namespace {
-
-TuningRung runtime_rung(Rung r) {
-  switch (r) {
-    case Rung::exact:
-      return TuningRung::kExact;
-    case Rung::nearest_bucket:
-      return TuningRung::kNearestBucket;
-    case Rung::same_arch:
-      return TuningRung::kOtherDevice;
-    case Rung::heuristic:
-      break;
-  }
-  return TuningRung::kHeuristic;
-}
 
 struct Loaded {
   std::vector<std::unique_ptr<Kernel>> kernels;  // in the order of Source::entries
@@ -76,9 +62,8 @@ struct JitHostMoeKernels::Impl {
 
   Call prepare(LayerStep step, const MoeShape& s) {
     const LayerShape want{DType::f32, s.d_model, s.d_expert, s.n_experts, s.top_k};
-    if (s.tokens != tokens || want.d_model != shape.d_model || want.d_expert != shape.d_expert ||
-        want.experts != shape.experts || want.top_k != shape.top_k) {
-      problems = moe_layer_kernels(want, s.tokens, "host");
+    if (s.tokens != tokens || want != shape) {
+      problems = moe_layer_kernels(want, s.tokens);
       shape = want;
       tokens = s.tokens;
       resolved = {};
@@ -98,7 +83,7 @@ struct JitHostMoeKernels::Impl {
   // Looks the problem's config up (once per key and run) and builds + loads its kernels (once per
   // key and config).
   void resolve(const Problem& problem, Resolved& r) {
-    r.spec = &find_spec(problem.family);
+    r.spec = &spec_for(problem.family, backend.name());
     const std::string key = problem.key();
     auto found = configs.find(key);
     if (found == configs.end()) found = configs.emplace(key, lookup.lookup(*r.spec, problem, backend)).first;
@@ -136,7 +121,7 @@ std::vector<KernelChoice> JitHostMoeKernels::kernel_choices() const {
   std::vector<KernelChoice> v;
   for (int i = 0; i < kLayerSteps; ++i) {
     const StepChoice& c = impl_->choices[i];
-    v.push_back({to_string(LayerStep(i)), c.config, c.ran ? runtime_rung(c.worst) : TuningRung::kHeuristic});
+    v.push_back({std::string(to_string(LayerStep(i))), c.config, c.ran ? c.worst : Rung::heuristic});
   }
   return v;
 }

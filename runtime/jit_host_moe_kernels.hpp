@@ -1,5 +1,5 @@
 // The MoE layer on JIT-compiled host kernels: each call takes its step's Problem from
-// moe_layer_kernels(shape, tokens, "host") (exactly what `moejit tune --model` tunes), asks the
+// moe_layer_kernels(shape, tokens) (templates/moe_layer_steps.hpp) (exactly what `moejit tune --model` tunes), asks the
 // tuning cache's lookup ladder for the config, renders, builds (through the binary cache) and loads
 // the kernel once per (problem key, config), and launches it with the spec's launch helper on the
 // runtime's own std::vector buffers (host backend memory is plain process memory).

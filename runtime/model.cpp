@@ -24,7 +24,7 @@ struct Model<T>::Layer {
 };
 
 template <typename T>
-Model<T>::Model(const ModelConfig& config, Parallel& par, MoeKernels<T>* kernels) : c_(config), par_(par) {
+Model<T>::Model(const ModelConfig& config, ThreadPool& par, MoeKernels<T>* kernels) : c_(config), par_(par) {
   validate(c_, "model config '" + c_.name + "'");
   check_trainable(c_);
   if (!kernels) {

@@ -23,7 +23,7 @@ template <typename T>
 class Model {
  public:
   // kernels: the MoE backend; null selects the reference kernels.
-  Model(const ModelConfig& config, Parallel& par, MoeKernels<T>* kernels = nullptr);
+  Model(const ModelConfig& config, ThreadPool& par, MoeKernels<T>* kernels = nullptr);
   ~Model();
 
   const ModelConfig& config() const { return c_; }
@@ -54,7 +54,7 @@ class Model {
   MoeWeights<T> moe_grads(int l);
 
   ModelConfig c_;
-  Parallel& par_;
+  ThreadPool& par_;
   std::unique_ptr<MoeKernels<T>> owned_kernels_;
   MoeKernels<T>* kernels_;
   std::vector<ParamTensor> tensors_;

@@ -1,44 +1,36 @@
 #include "moe_kernels.hpp"
 
+#include <map>
+
 #include "reference_moe_kernels.hpp"
 
 namespace moejit::runtime {
 
-const char* to_string(TuningRung r) {
-  switch (r) {
-    case TuningRung::kExact:
-      return "exact";
-    case TuningRung::kNearestBucket:
-      return "nearest-bucket";
-    case TuningRung::kOtherDevice:
-      return "other-device";
-    case TuningRung::kHeuristic:
-      return "heuristic";
-    case TuningRung::kReference:
-      return "reference";
-  }
-  return "?";
+const char* rung_name(const std::optional<Rung>& rung) {
+  return rung ? to_string(*rung) : "reference";
 }
 
 std::string summarize_tuning(const std::vector<KernelChoice>& choices) {
-  // Every rung counted, in ladder order; the kernels that fell back named when there are few.
-  constexpr TuningRung kLadder[] = {TuningRung::kExact, TuningRung::kNearestBucket, TuningRung::kOtherDevice,
-                                    TuningRung::kHeuristic, TuningRung::kReference};
-  size_t fell_back = 0;
-  for (const auto& c : choices) fell_back += !is_tuned(c.rung);
-  std::string text = std::to_string(choices.size()) + " kernels:";
-  const char* sep = " ";
-  for (TuningRung rung : kLadder) {
-    std::string names;
-    size_t n = 0;
-    for (const auto& c : choices)
-      if (c.rung == rung) names += (n++ ? ", " : "") + c.kernel;
-    if (n == 0) continue;
-    text += sep + std::to_string(n) + " " + to_string(rung);
-    if (!is_tuned(rung) && fell_back <= 4) text += " (" + names + ")";
-    sep = ", ";
+  std::map<Rung, int> tuned;  // by rung, best first
+  std::string untuned;
+  size_t n_untuned = 0;
+  for (const auto& c : choices) {
+    if (c.rung && is_tuned(*c.rung)) {
+      ++tuned[*c.rung];
+      continue;
+    }
+    ++n_untuned;
+    if (n_untuned <= 4) untuned += (n_untuned > 1 ? ", " : "") + c.kernel + " (" + rung_name(c.rung) + ")";
   }
-  return text;
+  if (n_untuned > 4) untuned += ", and " + std::to_string(n_untuned - 4) + " more";
+  std::string counts;
+  for (const auto& [rung, n] : tuned)
+    counts += (counts.empty() ? "" : ", ") + std::to_string(n) + " " + to_string(rung);
+  const std::string n = std::to_string(choices.size());
+  if (n_untuned == 0) return "all " + n + " kernels tuned (" + counts + ")";
+  const size_t n_tuned = choices.size() - n_untuned;
+  return std::to_string(n_untuned) + " of " + n + " kernels not tuned: " + untuned + "; " + std::to_string(n_tuned) +
+         " tuned" + (n_tuned ? " (" + counts + ")" : "");
 }
 
 template class ReferenceMoeKernels<float>;

@@ -11,8 +11,11 @@
 // of parameters and the layer input accumulate (+=) where a comment says so.
 #pragma once
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
+
+#include "rung.hpp"
 
 namespace moejit::runtime {
 
@@ -27,21 +30,19 @@ struct RouterLossCoefs {
   double aux_coef = 0, z_coef = 0;
 };
 
-// Which tuning-cache rung served a kernel (the ladder of ARCHITECTURE.md), for the end-of-run report.
-enum class TuningRung { kExact, kNearestBucket, kOtherDevice, kHeuristic, kReference };
-const char* to_string(TuningRung r);
-inline bool is_tuned(TuningRung r) {
-  return r == TuningRung::kExact || r == TuningRung::kNearestBucket || r == TuningRung::kOtherDevice;
-}
-
+// Which tuning-cache rung served a kernel, for the end-of-run report; no rung: the reference
+// kernels (plain loops, nothing to tune).
 struct KernelChoice {
   std::string kernel;  // the step, e.g. "up_swiglu"
   std::string config;  // canonical Config text, empty for the reference
-  TuningRung rung = TuningRung::kReference;
+  std::optional<Rung> rung;
 };
 
-// Each rung counted, in ladder order: "14 kernels: 12 exact, 2 nearest-bucket", and the kernels
-// that fell back named when at most 4 did: "14 kernels: 13 exact, 1 heuristic (gate_fwd)".
+// The rung's name, "reference" for none.
+const char* rung_name(const std::optional<Rung>& rung);
+
+// "all 14 kernels tuned (12 exact, 2 nearest_bucket)", or "3 of 14 kernels not tuned: a
+// (heuristic), b (reference), c (heuristic); 11 tuned (11 exact)": every rung is counted.
 std::string summarize_tuning(const std::vector<KernelChoice>& choices);
 
 template <typename T>

@@ -27,7 +27,7 @@ struct MoeDims {
 template <typename T>
 class MoeLayer {
  public:
-  MoeLayer(MoeKernels<T>& kernels, Parallel& par, MoeDims dims) : k_(kernels), par_(par), d_(dims) {}
+  MoeLayer(MoeKernels<T>& kernels, ThreadPool& par, MoeDims dims) : k_(kernels), par_(par), d_(dims) {}
 
   // out (N, C) = layer(x (N, C)); keeps what the backward needs; aux_loss()/z_loss() valid after.
   void forward(Profiler* prof, T* out, const T* x, i64 N, const MoeWeights<const T>& w) {
@@ -113,7 +113,7 @@ class MoeLayer {
   }
 
   MoeKernels<T>& k_;
-  Parallel& par_;
+  ThreadPool& par_;
   MoeDims d_;
   // forward state (shapes as in moe_kernels.hpp)
   std::vector<T> logits_, probs_, lse_, weight_, aux_scale_, x_perm_, gate_up_, h_, y_perm_;

@@ -25,8 +25,7 @@ void info_once(const std::string& message) {
 }
 
 bool same_problem_but_tokens(const Problem& a, const Problem& b) {
-  return a.family == b.family && a.dtype == b.dtype && a.num_experts == b.num_experts && a.top_k == b.top_k &&
-         a.d_model == b.d_model && a.d_expert == b.d_expert;
+  return a.family == b.family && a.dtype == b.dtype && a.shape == b.shape;
 }
 
 // Distance between buckets in powers of two; ties prefer the larger bucket (closer to steady state).
@@ -70,7 +69,7 @@ RungCounts global_rung_counts() {
   return c;
 }
 
-const std::vector<Decision>& TuningLookup::decisions_of(const std::string& family) {
+const std::vector<Decision>& TuningLookup::decisions_of(Family family) {
   auto it = loaded_.find(family);
   if (it != loaded_.end()) return it->second;
   std::vector<Decision> decisions;
@@ -78,7 +77,8 @@ const std::vector<Decision>& TuningLookup::decisions_of(const std::string& famil
     decisions = store_.load(family);
   } catch (const Error& e) {
     // A damaged tuning file must not stop training: fall down the ladder, loudly.
-    log_once(LogLevel::warn, std::string(e.what()) + "; using built-in heuristics for " + family);
+    log_once(LogLevel::warn,
+             std::string(e.what()) + "; using built-in heuristics for " + std::string(to_string(family)));
   }
   return loaded_.emplace(family, std::move(decisions)).first->second;
 }
@@ -107,7 +107,7 @@ std::string TuningLookup::stale_reason(const KernelSpec& spec, const Decision& d
     const std::vector<Config> space = spec.space(d.problem, device);
     it = in_space_.emplace(id, std::find(space.begin(), space.end(), d.config) != space.end()).first;
   }
-  if (!it->second) return "its config is no longer in the " + d.family() + " config space (the template changed)";
+  if (!it->second) return "its config is no longer in the " + std::string(to_string(d.family())) + " config space (the template changed)";
   if (current_hash.rfind(kUnrenderable, 0) == 0)
     return "it no longer renders (" + current_hash.substr(kUnrenderable.size()) + ")";
   if (current_hash != d.validators.template_hash) return "template hash changed since it was tuned";
@@ -135,7 +135,7 @@ LookupResult TuningLookup::lookup(const KernelSpec& spec, const Problem& problem
     current.schema = kTuningSchemaVersion;
     if (current.backend != d.validators.backend || current.arch != d.validators.arch) continue;
     current.template_hash = hash_of(spec, d, device, compiler);
-    const std::string where = problem.family + " decision " + d.key() + " " + d.config.to_string();
+    const std::string where = "decision " + d.uri();
     if (const std::string why = stale_reason(spec, d, device, current.template_hash); !why.empty()) {
       info_once(where + " not used: " + why + "; re-run moejit tune");
       continue;

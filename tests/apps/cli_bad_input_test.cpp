@@ -163,13 +163,16 @@ TEST_F(Cli, UnknownFamiliesAndImpossibleShapesExitNonZero) {
     SCOPED_TRACE(verb);
     const test::CliRun r = run(verb + " --family nosuch");
     EXPECT_RUN(r, 2, "unknown kernel family 'nosuch' (known: ");
-    EXPECT_TRUE(r.has("host_grouped_gemm_fwd")) << r.output;
+    EXPECT_TRUE(r.has("grouped_gemm_up_swiglu")) << r.output;
   }
   EXPECT_RUN(run("compile --shape 64,32,8,9"), 2, "topk 9 exceeds E 8");
-  EXPECT_RUN(run("tune --backend host --shape 64,32,8,2 --family grouped_gemm_fwd"), 1,
-             "--families selects none of the kernel families this command covers on the host backend");
-  EXPECT_RUN(run("compile --heuristic-only --family host_grouped_gemm_fwd"), 1,
-             "selects none of the kernel families this command covers on the cuda backend");
+  // swiglu_fwd is a family the layer does not run (it fuses it into grouped_gemm_up_swiglu).
+  for (const std::string verb : {"tune --backend host --shape 64,32,8,2", "bench --backend host --shape 64,32,8,2",
+                                 "compile --heuristic-only"}) {
+    SCOPED_TRACE(verb);
+    EXPECT_RUN(run(verb + " --family swiglu_fwd"), 1,
+               "--families selects none of the kernel families the MoE layer runs (they are: ");
+  }
   // Every grouped GEMM config needs d_model and d_expert in multiples of 8: say so, exit 1.
   EXPECT_RUN(run("compile --arch sm_80 --family grouped_gemm_fwd --shape 60,32,8,2"), 1, "no config fits shape");
   EXPECT_RUN(run("tune --shape 64,32,8,2 --backend gpu"), 2, "unknown backend 'gpu' (known: host, cuda)");
@@ -200,7 +203,7 @@ TEST_F(Cli, UnwritableCacheDirWarnsOnceNamingMoejitCacheDir) {
   EXPECT_FALSE(tune.has("No such file or directory") && tune.has("journal")) << tune.output;
 
   const test::CliRun compile =
-      test::run_cli(MOEJIT_CLI, blocked, "compile --arch sm_80 --heuristic-only --family swiglu_fwd");
+      test::run_cli(MOEJIT_CLI, blocked, "compile --arch sm_80 --heuristic-only --family route_gate_fwd");
   EXPECT_EQ(compile.code, 0) << compile.output;
   size_t warnings = 0;
   for (size_t at = compile.output.find("MOEJIT_CACHE_DIR"); at != std::string::npos;

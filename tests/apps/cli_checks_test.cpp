@@ -36,14 +36,10 @@ TEST(CliChecks, RealsAreFiniteAndInRange) {
 }
 
 TEST(CliChecks, ShapesAndTokenLists) {
-  const Problem p = parse_shape("2048,1408,64,8", "f32");
-  EXPECT_EQ(p.d_model, 2048);
-  EXPECT_EQ(p.d_expert, 1408);
-  EXPECT_EQ(p.num_experts, 64);
-  EXPECT_EQ(p.top_k, 8);
+  EXPECT_EQ(parse_shape("2048,1408,64,8", DType::bf16), (LayerShape{DType::bf16, 2048, 1408, 64, 8}));
   for (const char* bad : {"64,32,8,2e3", "64abc,32,8,2", "64,32,8", "64,32,8,2,1", "64,32,8,9", "0,32,8,2",
                           "2097152,32,8,2", "64,,8,2", "64,32,8,2,"})
-    EXPECT_THROW(parse_shape(bad, "f32"), Error) << bad;
+    EXPECT_THROW(parse_shape(bad, DType::f32), Error) << bad;
   EXPECT_EQ(parse_tokens("1,128,4096"), (std::vector<int64_t>{1, 128, 4096}));
   EXPECT_EQ(parse_tokens("all").size(), 17u);  // 1, 2, 4, ..., 65536
   for (const char* bad : {"64.7", "0", "-1", "64,", "", "1,,2", "2147483648"})

@@ -155,7 +155,7 @@ struct LayerResult {
 };
 
 // One forward and backward of MoeLayer<float> on `kernels` with ref's inputs (outputs poisoned).
-inline LayerResult run_layer(MoeKernels<float>& kernels, Parallel& par, const MoeDims& d, const Naive& ref) {
+inline LayerResult run_layer(MoeKernels<float>& kernels, ThreadPool& par, const MoeDims& d, const Naive& ref) {
   const int64_t N = ref.N, C = d.d_model, E = d.n_experts, Fs = d.d_shared;
   MoeLayer<float> layer(kernels, par, d);
   auto x = to_float(ref.x), router = to_float(ref.router), up = to_float(ref.up), down = to_float(ref.down),

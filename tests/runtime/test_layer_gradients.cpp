@@ -20,7 +20,7 @@ using V = std::vector<double>;
 
 TEST(LayerGradients, Matmul) {
   std::mt19937_64 rng(test::test_seed());
-  Parallel par(2);
+  ThreadPool par(2);
   const i64 N = 5, C = 7, OC = 9;
   V x = random_doubles(N * C, rng), w = random_doubles(OC * C, rng), r = random_doubles(N * OC, rng), out(N * OC);
   auto loss = [&] {
@@ -50,7 +50,7 @@ TEST(LayerGradients, RmsNorm) {
 
 TEST(LayerGradients, AttentionWithAlibi) {
   std::mt19937_64 rng(test::test_seed());
-  Parallel par(2);
+  ThreadPool par(2);
   const i64 B = 2, T = 5, C = 6, H = 3;
   V qkv = random_doubles(B * T * 3 * C, rng), r = random_doubles(B * T * C, rng), out(B * T * C), att(B * H * T * T);
   auto loss = [&] {
@@ -65,7 +65,7 @@ TEST(LayerGradients, AttentionWithAlibi) {
 
 TEST(LayerGradients, SwigluFfn) {
   std::mt19937_64 rng(test::test_seed());
-  Parallel par(1);
+  ThreadPool par(1);
   const i64 N = 4, C = 5, F = 3;
   V x = random_doubles(N * C, rng), wu = random_doubles(2 * F * C, rng), wd = random_doubles(C * F, rng),
     r = random_doubles(N * C, rng), out(N * C);
@@ -89,14 +89,14 @@ TEST(LayerGradients, EmbeddingAndCrossEntropy) {
   V wte = random_doubles(Vn * C, rng), w = random_doubles(Vn * C, rng), x(N * C), logits(N * Vn), probs(N * Vn);
   auto loss = [&] {  // embedding -> matmul -> cross-entropy
     embedding_forward(x.data(), tokens.data(), wte.data(), N, C);
-    Parallel par(1);
+    ThreadPool par(1);
     matmul_forward(par, logits.data(), x.data(), w.data(), N, C, Vn);
     return cross_entropy_forward(probs.data(), logits.data(), targets.data(), N, Vn);
   };
   loss();
   V dlogits(N * Vn), dx(N * C, 0), dw(w.size(), 0), dwte(wte.size(), 0);
   cross_entropy_backward(dlogits.data(), probs.data(), targets.data(), N, Vn, 1.0);
-  Parallel par(1);
+  ThreadPool par(1);
   matmul_backward(par, dx.data(), dw.data(), dlogits.data(), x.data(), w.data(), N, C, Vn);
   embedding_backward(dwte.data(), dx.data(), tokens.data(), N, C);
   expect_gradient("lm head dw", w, dw, loss);
@@ -106,7 +106,7 @@ TEST(LayerGradients, EmbeddingAndCrossEntropy) {
 // The MoE layer with the reference kernels: routed experts, shared expert, aux loss and z-loss.
 TEST(LayerGradients, MoeLayerWithRouterLosses) {
   std::mt19937_64 rng(test::test_seed());
-  Parallel par(2);
+  ThreadPool par(2);
   ReferenceMoeKernels<double> kernels(par);
   const MoeDims d{5, 4, 2, 3, 2, {0.3, 0.2}};  // C, E, K, De, Dse, {aux_coef, z_coef}
   const i64 N = 7, C = d.d_model, E = d.n_experts;

@@ -37,7 +37,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   });
   expect_error_or_value([&] {
     auto decisions = moejit::parse_store_file(std::string(text), "fuzz");
-    if (moejit::parse_store_file(moejit::render_store_file("fuzz", decisions), "r") != decisions) std::abort();
+    if (moejit::parse_store_file(moejit::render_store_file(moejit::Family::swiglu_fwd, decisions), "r") != decisions)
+      std::abort();
   });
   const auto json = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (json.is_discarded()) return 0;

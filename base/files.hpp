@@ -34,7 +34,5 @@ std::string directory_write_problem(const std::filesystem::path& dir);
 
 // $MOEJIT_CACHE_DIR, else $XDG_CACHE_HOME/moejit, else ~/.cache/moejit.
 std::filesystem::path cache_root();
-// $MOEJIT_TEMPLATE_DIR, else the installed templates, else the source tree's templates/.
-std::filesystem::path template_dir();
 
 }  // namespace moejit

@@ -1,0 +1,40 @@
+// Tuning a whole MoE layer: every kernel call of its training step (templates/moe_layer_steps.hpp)
+// at every token count asked for, one after the other, under one time budget. `moejit tune`,
+// `moejit bench` and bench/bench_tune all go through here, so they tune and time the very problems
+// the runtime looks up.
+#pragma once
+#include <functional>
+#include <vector>
+
+#include "autotuner.hpp"
+#include "moe_layer_steps.hpp"
+
+namespace moejit {
+
+// The layer's kernel calls for each token count, in step order, narrowed to `only` (empty: all).
+std::vector<LayerKernel> layer_calls(const LayerShape& shape, const std::vector<int64_t>& tokens,
+                                     const std::vector<Family>& only = {});
+
+struct LayerTuneResult {
+  LayerKernel call;
+  TuneResult result;
+};
+
+struct LayerTuneReport {
+  std::vector<LayerTuneResult> tuned;
+  std::vector<LayerKernel> not_started;  // the time budget ran out before these
+  double seconds = 0;
+  int decisions() const;
+};
+
+struct LayerTuneOptions {
+  TuneOptions tune;
+  double max_seconds = 0;  // 0: no limit; otherwise the budget of the whole layer, not of each call
+  std::function<void(const LayerTuneResult&)> on_result;  // after each call, e.g. to print it
+};
+
+// Tunes `calls` in order on `backend`, one workload per family for the whole run (a workload keeps
+// what it generated for one bucket for the next).
+LayerTuneReport tune_layer(Backend& backend, const std::vector<LayerKernel>& calls, const LayerTuneOptions& options);
+
+}  // namespace moejit
