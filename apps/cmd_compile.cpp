@@ -102,7 +102,9 @@ void add_compile_command(CLI::App& app) {
   cmd->add_option("--shape", opts->shape, "d_model,d_expert,E,topk the configs are pruned for")
       ->capture_default_str()
       ->check(shape_text());
-  cmd->add_option("--dtype", opts->dtype, "bf16 or f32")->capture_default_str()->check(one_of({"bf16", "f32"}, "dtype"));
+  cmd->add_option("--dtype", opts->dtype, "bf16 or f32")
+      ->capture_default_str()
+      ->check(one_of({"bf16", "f32"}, "dtype"));
   cmd->add_option("--tokens", opts->tokens, "Tokens per call")
       ->capture_default_str()
       ->transform(integer_in(1, kMaxIndex));

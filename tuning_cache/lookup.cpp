@@ -107,7 +107,9 @@ std::string TuningLookup::stale_reason(const KernelSpec& spec, const Decision& d
     const std::vector<Config> space = spec.space(d.problem, device);
     it = in_space_.emplace(id, std::find(space.begin(), space.end(), d.config) != space.end()).first;
   }
-  if (!it->second) return "its config is no longer in the " + std::string(to_string(d.family())) + " config space (the template changed)";
+  if (!it->second)
+    return "its config is no longer in the " + std::string(to_string(d.family())) +
+           " config space (the template changed)";
   if (current_hash.rfind(kUnrenderable, 0) == 0)
     return "it no longer renders (" + current_hash.substr(kUnrenderable.size()) + ")";
   if (current_hash != d.validators.template_hash) return "template hash changed since it was tuned";

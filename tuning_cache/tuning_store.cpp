@@ -60,8 +60,7 @@ fs::path TuningStore::file_of(Family family) const {
 namespace {
 
 // The decisions of a store file, each checked on its own; `family`: refuse another family's.
-std::vector<Decision> parse_decisions(const std::string& text, const std::string& where,
-                                      std::optional<Family> family) {
+std::vector<Decision> parse_decisions(const std::string& text, const std::string& where, std::optional<Family> family) {
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(text);
@@ -81,8 +80,8 @@ std::vector<Decision> parse_decisions(const std::string& text, const std::string
     const std::string at = where + ": decisions[" + std::to_string(i) + "]";
     decisions.push_back(decision_from_json(list[i], at));
     if (family && decisions.back().family() != *family)
-      throw Error(at + " is a '" + to_string(decisions.back().family()) + "' decision filed under '" +
-                  to_string(*family) + "': move it to its family's file or delete it");
+      throw Error(at + " is a '" + std::string(to_string(decisions.back().family())) + "' decision filed under '" +
+                  std::string(to_string(*family)) + "': move it to its family's file or delete it");
   }
   return decisions;
 }

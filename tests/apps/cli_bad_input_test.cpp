@@ -268,27 +268,28 @@ TEST_F(Cli, ConfigFlagsHintsAndInfoAreConsistent) {
 TEST_F(Cli, TuningCacheListsAroundABadFileAndCountsImportsTruly) {
   Bundle b;
   b.exported = Provenance::here("export");
-  b.decisions = {testing::make_decision("toy", 1024, "a5_b4", 0.1), testing::make_decision("other", 64, "a1", 0.2)};
+  b.decisions = {testing::make_decision(testing::kToy, 1024, "a5_b4", 0.1),
+                 testing::make_decision(Family::route_plan, 64, "a1", 0.2)};
   const fs::path bundle = write("b.json", render_bundle(b));
   EXPECT_RUN(run("cache import " + bundle.string()), 0, "2 added, 0 replaced, 0 unchanged, 0 conflict(s)");
   EXPECT_RUN(run("cache import " + bundle.string()), 0, "0 added, 0 replaced, 2 unchanged, 0 conflict(s)");
-  b.decisions = {testing::make_decision("toy", 1024, "a5_b4", 0.3)};  // the same config, slower
+  b.decisions = {testing::make_decision(testing::kToy, 1024, "a5_b4", 0.3)};  // the same config, slower
   EXPECT_RUN(run("cache import " + write("slow.json", render_bundle(b)).string()), 0,
              "0 added, 0 replaced, 1 unchanged, 1 conflict(s)");
 
-  const fs::path bad = cache_ / "tuning" / "other.json";
+  const fs::path bad = cache_ / "tuning" / "route_plan.json";
   const std::string text = *read_file(bad);
   write_file_atomic(bad, text.substr(0, text.size() / 2));
   test::CliRun r = run("cache decisions");
   EXPECT_RUN(r, 1, "1 decision(s) (1 file(s) unreadable)");
-  EXPECT_TRUE(r.has("toy[f32,E=8,k=2,d=64,f=32,tb=1024]  a5_b4")) << r.output;
+  EXPECT_TRUE(r.has(testing::make_decision(testing::kToy, 1024, "a5_b4", 0.1).uri() + "  ")) << r.output;
   EXPECT_TRUE(r.has("skipped " + bad.string() + ": not valid JSON")) << r.output;
   r = run("cache export -o " + path("out.json").string());
   EXPECT_RUN(r, 1, "exported 1 decision(s)");
   EXPECT_TRUE(r.has("skipped " + bad.string())) << r.output;
   EXPECT_EQ(parse_bundle(*read_file(path("out.json")), "out").decisions.size(), 1u);
 
-  b.decisions = {testing::make_decision("toy", 2048, "a5_b4", 0.1)};
+  b.decisions = {testing::make_decision(testing::kToy, 2048, "a5_b4", 0.1)};
   b.decisions[0].time_ms = 0;
   EXPECT_RUN(run("cache import " + write("zero.json", render_bundle(b)).string()), 1, "must be a finite number > 0");
 }

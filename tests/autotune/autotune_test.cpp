@@ -181,7 +181,7 @@ TEST_F(AutotuneTest, ReTuneWithAnotherWinnerReplacesTheDecision) {
   TuneResult second = run();
   ASSERT_TRUE(second.decision);
   EXPECT_EQ(second.decision->config.to_string(), "a1_b1");
-  const std::vector<Decision> stored = TuningStore(dir_).load("toy");
+  const std::vector<Decision> stored = TuningStore(dir_).load(kToyFamily);
   ASSERT_EQ(stored.size(), 1u);
   EXPECT_EQ(stored[0].config.to_string(), "a1_b1");
   ASSERT_EQ(stored[0].alternatives.size(), 1u);
@@ -213,7 +213,7 @@ TEST_F(AutotuneTest, ConcurrentTunesLeaveOneDecisionTheFaster) {
     ::waitpid(pid, &status, 0);
     EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
   }
-  const std::vector<Decision> stored = TuningStore(dir_).load("toy");
+  const std::vector<Decision> stored = TuningStore(dir_).load(kToyFamily);
   ASSERT_EQ(stored.size(), 1u);
   EXPECT_EQ(stored[0].config.to_string(), "a1_b1");
   EXPECT_NEAR(stored[0].time_ms, 0.05, 1e-9);

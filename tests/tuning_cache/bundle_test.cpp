@@ -103,12 +103,12 @@ TEST(Bundle, MergeConflictKeepsTheFasterAndRecordsBoth) {
 TEST(Bundle, ImportCountsTiesConflictsAndReimports) {
   TempDir dir("bundle-counts");
   TuningStore store(dir.path);
-  store.record({make_decision("toy", 1024, "a5_b4", 0.1), make_decision("toy", 2048, "a5_b4", 0.1)});
+  store.record({make_decision(kToy, 1024, "a5_b4", 0.1), make_decision(kToy, 2048, "a5_b4", 0.1)});
   Bundle b;
   b.exported = Provenance::here("export");
-  Decision tie = make_decision("toy", 1024, "a1_b1", 0.1), time_only = make_decision("toy", 2048, "a5_b4", 0.3);
+  Decision tie = make_decision(kToy, 1024, "a1_b1", 0.1), time_only = make_decision(kToy, 2048, "a5_b4", 0.3);
   tie.provenance.user = time_only.provenance.user = "bob";
-  Decision faster = make_decision("toy", 4096, "a2_b2", 0.1), slower = make_decision("toy", 4096, "a3_b3", 0.2);
+  Decision faster = make_decision(kToy, 4096, "a2_b2", 0.1), slower = make_decision(kToy, 4096, "a3_b3", 0.2);
   store.record({slower});
   faster.provenance.user = "bob";
   b.decisions = {tie, time_only, faster};
@@ -119,7 +119,7 @@ TEST(Bundle, ImportCountsTiesConflictsAndReimports) {
   ASSERT_EQ(r.conflicts.size(), 3u);
   EXPECT_NE(r.conflicts[1].find("a5_b4 0.1 ms vs a5_b4 0.3 ms -> keeps a5_b4 (0.1 ms)"), std::string::npos)
       << r.conflicts[1];
-  const std::vector<Decision> once = store.load("toy");
+  const std::vector<Decision> once = store.load(kToy);
   for (const Decision& d : once) EXPECT_EQ(d.alternatives.size(), 1u) << d.key();
 
   for (int again = 0; again < 2; ++again) {
@@ -129,7 +129,7 @@ TEST(Bundle, ImportCountsTiesConflictsAndReimports) {
     r = import_bundle(store, parse_bundle(render_bundle(export_bundle(store)), "exported"));
     EXPECT_EQ(r.unchanged, 3);
   }
-  EXPECT_EQ(store.load("toy"), once);
+  EXPECT_EQ(store.load(kToy), once);
 }
 
 TEST(Bundle, BadBundlesAreRefusedWithClearErrorsAndTheStoreIsUntouched) {

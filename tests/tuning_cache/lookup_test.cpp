@@ -110,7 +110,8 @@ TEST_F(LookupTest, RejectionsNameTheirRealReason) {
   EXPECT_EQ(lookup(256).rung, Rung::heuristic);
   const std::string log = ::testing::internal::GetCapturedStderr();
   set_log_level(LogLevel::warn);
-  EXPECT_NE(log.find("a8_b4 not used: its config is no longer in the toy config space"), std::string::npos) << log;
+  EXPECT_NE(log.find("a8_b4 not used: its config is no longer in the swiglu_fwd config space"), std::string::npos)
+      << log;
   EXPECT_NE(log.find("a2_b4 not used: template hash changed since it was tuned; re-run moejit tune"), std::string::npos)
       << log;
   EXPECT_EQ(log.find("a8_b4 not used: template hash"), std::string::npos) << log;
