@@ -216,11 +216,12 @@ TEST_F(Cli, UnwritableCacheDirWarnsOnceNamingMoejitCacheDir) {
 // Finding 12: after --resume, metrics.jsonl holds each step once (cut back to the checkpoint's step).
 TEST_F(Cli, ResumeCutsMetricsBackToTheCheckpoint) {
   const fs::path out = path("run");
+  const fs::path data = corpus();  // one corpus for both runs: a checkpoint records its training split
   // 8 steps; checkpoint at 4; stop after 6: steps 5 and 6 are logged, then redone on resume.
-  test::CliRun r = run(train_args("--checkpoint-every 4 --stop-after 6 --out " + out.string()));
+  test::CliRun r = run(train_args("--checkpoint-every 4 --stop-after 6 --out " + out.string(), data));
   ASSERT_EQ(r.code, 0) << r.output;
   fs::remove(out / "ckpt_step00000006.safetensors");  // as if killed between the checkpoints
-  r = run(train_args("--checkpoint-every 4 --resume --out " + out.string()));
+  r = run(train_args("--checkpoint-every 4 --resume --out " + out.string(), data));
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_TRUE(r.has("at step 4")) << r.output;
   std::ifstream in(out / "metrics.jsonl");
