@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "autotuner.hpp"
+#include "cli_checks.hpp"
 #include "commands.hpp"
 #include "files.hpp"
 #include "lookup.hpp"
@@ -19,15 +20,14 @@ namespace moejit::cli {
 namespace {
 
 struct BenchFlags {
-  std::string model, shape, tokens = "4096", dtype, backend, json;
-  std::vector<std::string> families;
+  LayerFlags layer;
+  std::string json;
   int repeats = 20;
 };
 
 void run_bench(const BenchFlags& f) {
-  const std::string backend_name = f.backend.empty() ? default_backend_name() : f.backend;
-  const LayerShape layer = layer_shape_of(f.model, f.shape, f.dtype, backend_name);
-  const std::vector<LayerKernel> calls = layer_calls(layer, parse_tokens(f.tokens), parse_families(f.families));
+  const std::string backend_name = f.layer.backend.empty() ? default_backend_name() : f.layer.backend;
+  const std::vector<LayerKernel> calls = selected_calls(f.layer, backend_name);
   std::unique_ptr<Backend> backend = open_backend(backend_name);
   TimingOptions timing;
   timing.repeats = f.repeats;
@@ -43,7 +43,11 @@ void run_bench(const BenchFlags& f) {
     auto workload = make_workload(p.family, backend->name());
     const KernelSpec* spec = &spec_for(p.family, backend->name());
     PruneReport pruned = enumerate_and_prune(*spec, p, backend->device());
-    if (pruned.survivors.empty()) continue;
+    if (pruned.survivors.empty()) {
+      std::printf("%-24s %7lld  skipped: no config fits this shape (%s)\n", std::string(to_string(k.step)).c_str(),
+                  static_cast<long long>(t), pruned.summary().c_str());
+      continue;
+    }
     LookupResult tuned = lookup.lookup(*spec, p, *backend);
     const std::pair<std::string, Config> runs[] = {{"baseline", pruned.survivors.front()},
                                                    {"heuristic", spec->heuristic(p, backend->device())},
@@ -77,7 +81,7 @@ void run_bench(const BenchFlags& f) {
     nlohmann::json doc = {{"device", backend->device().name},
                           {"arch", backend->device().arch},
                           {"backend", backend->name()},
-                          {"shape", f.model.empty() ? f.shape : f.model},
+                          {"shape", f.layer.model.empty() ? f.layer.shape : f.layer.model},
                           {"rows", rows}};
     write_file_atomic(f.json, doc.dump(2) + "\n");
   }
@@ -88,13 +92,10 @@ void run_bench(const BenchFlags& f) {
 void add_bench_command(CLI::App& app) {
   auto f = std::make_shared<BenchFlags>();
   auto* cmd = app.add_subcommand("bench", "Time tuned vs heuristic vs baseline configs of the MoE layer's kernels");
-  auto* model = cmd->add_option("--model", f->model, "Model config name or path (its MoE layer's shape)");
-  cmd->add_option("--shape", f->shape, "d_model,d_expert,E,topk")->excludes(model);
-  cmd->add_option("--tokens", f->tokens, "Token counts, comma separated, or 'all'")->capture_default_str();
-  cmd->add_option("--dtype", f->dtype, "bf16 or f32 (default: f32 on the host backend, bf16 on cuda)");
-  cmd->add_option("--backend", f->backend, "host or cuda (default: cuda if a GPU is usable)");
-  cmd->add_option("--families", f->families, "Only these kernel families")->delimiter(',');
-  cmd->add_option("--repeats", f->repeats, "Timed samples (median)")->capture_default_str();
+  f->layer.add_to(cmd);
+  cmd->add_option("--repeats", f->repeats, "Timed samples (median)")
+      ->capture_default_str()
+      ->transform(integer_in(1, 1000000));
   cmd->add_option("--json", f->json, "Also write the results as JSON here");
   cmd->callback([f] { run_bench(*f); });
 }

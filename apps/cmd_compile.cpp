@@ -6,12 +6,14 @@
 
 #include "arch_limits.hpp"
 #include "binary_cache.hpp"
+#include "cli_checks.hpp"
 #include "commands.hpp"
 #include "compile_pool.hpp"
 #include "cuda_backend.hpp"
 #include "moejit/error.hpp"
 #include "moejit/kernel_spec.hpp"
 #include "nvrtc_compiler.hpp"
+#include "prune.hpp"
 #include "tune_layer.hpp"
 #include "tuning_common.hpp"
 
@@ -36,7 +38,7 @@ int run(const CompileOptions& o) {
   }
   // The layer's kernel calls: each family at the shape it runs in the layer.
   const std::vector<LayerKernel> calls =
-      layer_calls(parse_shape(o.shape, parse_dtype(o.dtype)), {o.tokens}, parse_families(o.families));
+      selected_calls(parse_shape(o.shape, parse_dtype(o.dtype)), {o.tokens}, o.families);
   ThreadPool pool(o.threads);
   int failures = 0;
   for (const auto& arch : archs) {
@@ -46,17 +48,12 @@ int run(const CompileOptions& o) {
       const Problem& problem = call.problem;
       const KernelSpec* spec = &spec_for(problem.family, "cuda");
       std::vector<Source> sources;
-      size_t pruned = 0;
+      const PruneReport report = enumerate_and_prune(*spec, problem, device);
+      const int pruned = report.pruned();
       if (o.heuristic_only) {
         sources.push_back(spec->render(problem, spec->heuristic(problem, device), device));
       } else {
-        for (const auto& config : spec->space(problem, device)) {
-          if (!spec->prune_reason(problem, config, device).empty()) {
-            ++pruned;
-            continue;
-          }
-          sources.push_back(spec->render(problem, config, device));
-        }
+        for (const auto& config : report.survivors) sources.push_back(spec->render(problem, config, device));
       }
       auto start = std::chrono::steady_clock::now();
       auto futures = compile_all(pool, BinaryCache::global(), compiler, sources);
@@ -74,6 +71,12 @@ int run(const CompileOptions& o) {
         }
       }
       double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      // A shape no config fits is an error, not an empty success: say why each was pruned.
+      if (sources.empty()) {
+        std::cerr << to_string(problem.family) << " " << arch << ": no config fits shape " << o.shape << " ("
+                  << report.summary() << ")\n";
+        ++failed;
+      }
       failures += failed;
       std::cout << std::left << std::setw(12) << to_string(call.step) << std::setw(24) << to_string(problem.family)
                 << std::setw(8) << arch << std::right << std::setw(4) << sources.size() << " configs (" << pruned
@@ -93,12 +96,20 @@ void add_compile_command(CLI::App& app) {
   auto opts = std::make_shared<CompileOptions>();
   auto* cmd = app.add_subcommand("compile", "Compile the built-in kernel templates into the kernel cache");
   cmd->add_option("--arch", opts->archs, "Target archs (default: the local GPU's, else sm_90a)");
-  cmd->add_option("--family", opts->families, "Only these kernel families");
-  cmd->add_option("--shape", opts->shape, "d_model,d_expert,E,topk the configs are pruned for")->capture_default_str();
-  cmd->add_option("--dtype", opts->dtype, "bf16 or f32")->capture_default_str();
-  cmd->add_option("--tokens", opts->tokens, "Tokens per call")->capture_default_str();
+  cmd->add_option("--family,--families", opts->families, "Only these kernel families")
+      ->delimiter(',')
+      ->check(kernel_family());
+  cmd->add_option("--shape", opts->shape, "d_model,d_expert,E,topk the configs are pruned for")
+      ->capture_default_str()
+      ->check(shape_text());
+  cmd->add_option("--dtype", opts->dtype, "bf16 or f32")
+      ->capture_default_str()
+      ->check(one_of({"bf16", "f32"}, "dtype"));
+  cmd->add_option("--tokens", opts->tokens, "Tokens per call")
+      ->capture_default_str()
+      ->transform(integer_in(1, kMaxIndex));
   cmd->add_flag("--heuristic-only", opts->heuristic_only, "Only the heuristic's config per family");
-  cmd->add_option("-j,--jobs", opts->threads, "Compiler threads (default: all cores)");
+  cmd->add_option("-j,--jobs", opts->threads, "Compiler threads (default: all cores)")->transform(integer_in(0, 4096));
   cmd->callback([opts] {
     int rc = run(*opts);
     if (rc != kOk) throw CLI::RuntimeError(rc);

@@ -1,15 +1,42 @@
 // `moejit info`: versions, GPUs with their attributes, backends, cache directory.
+#include <algorithm>
 #include <iostream>
+#include <thread>
+#include <utility>
 
 #include "binary_cache.hpp"
 #include "commands.hpp"
 #include "cuda_backend.hpp"
 #include "cuda_driver.hpp"
 #include "files.hpp"
+#ifdef MOEJIT_WITH_LLVM
+#include "host_backend.hpp"
+#endif
 #include "moejit/version.hpp"
 #include "nvrtc_compiler.hpp"
 
 namespace moejit::cli {
+namespace {
+
+#ifdef MOEJIT_WITH_LLVM
+// The CPU the host backend compiles and tunes for, and the vector ISAs its kernels can use.
+void print_host_cpu() {
+  const HostTarget target = HostTarget::native();
+  const DeviceDescription d = describe_host(target, std::max(1u, std::thread::hardware_concurrency()));
+  std::cout << "host CPU: " << d.name << " (LLVM cpu " << target.cpu << ", " << d.compute_units
+            << " hardware threads)\n  ISA the host kernels are compiled and tuned for:";
+  const std::pair<const char*, const char*> isas[] = {
+      {"AVX2", "avx2"}, {"AVX-512", "avx512f"}, {"AVX-512-BF16", "avx512bf16"}, {"AMX-BF16", "amx-bf16"}};
+  const char* sep = " ";
+  for (const auto& [label, feature] : isas) {
+    std::cout << sep << label << (target.has(feature) ? " yes" : " no");
+    sep = ", ";
+  }
+  std::cout << "\n";
+}
+#endif
+
+}  // namespace
 
 void add_info_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("info", "Versions, GPUs and their attributes, backends, cache directory");
@@ -37,6 +64,7 @@ void add_info_command(CLI::App& app) {
     }
 #ifdef MOEJIT_WITH_LLVM
     std::cout << "backend host: available (Clang/LLVM ORC)\n";
+    print_host_cpu();
 #else
     std::cout << "backend host: not built (configure with -DMOEJIT_WITH_LLVM=ON)\n";
 #endif

@@ -6,6 +6,7 @@
 #include <memory>
 #include <optional>
 
+#include "cli_checks.hpp"
 #include "commands.hpp"
 #include "files.hpp"
 #include "model_config.hpp"
@@ -37,19 +38,31 @@ struct PlanOptions {
   std::string save;  // write the best design here as a config file
 };
 
-// "lo:hi" or a single value.
+// "lo:hi" or a single value, each a whole decimal integer in [0, 2^31 - 1].
 IntRange parse_range(const std::string& text, const char* flag, IntRange fallback) {
   if (text.empty()) return fallback;
-  try {
-    const auto colon = text.find(':');
-    if (colon == std::string::npos) {
-      const int64_t v = std::stoll(text);
-      return {v, v};
-    }
-    return {std::stoll(text.substr(0, colon)), std::stoll(text.substr(colon + 1))};
-  } catch (const std::exception&) {
-    throw Error(std::string(flag) + " wants lo:hi or a single integer, got '" + text + "'");
+  const std::string what = std::string(flag) + " wants lo:hi or a single integer";
+  const auto colon = text.find(':');
+  if (colon == std::string::npos) {
+    const int64_t v = parse_integer(text, 0, kMaxIndex, what);
+    return {v, v};
   }
+  return {parse_integer(text.substr(0, colon), 0, kMaxIndex, what),
+          parse_integer(text.substr(colon + 1), 0, kMaxIndex, what)};
+}
+
+// The same as a validator, so that a bad range exits 2 before the search starts.
+CLI::Validator range_text(const char* flag) {
+  return CLI::Validator(
+      [flag](std::string& text) -> std::string {
+        try {
+          parse_range(text, flag, {});
+        } catch (const Error& e) {
+          return e.what();
+        }
+        return {};
+      },
+      "LO:HI", "range");
 }
 
 void print(const PlanOptions& o, const nlohmann::json& j, const std::string& table) {
@@ -146,38 +159,51 @@ void add_plan_command(CLI::App& app) {
       "plan",
       "Parameter counts, N / N_a / r_a, training FLOPs and C or D of a model config; with --target-ra, "
       "equal-resource MoE designs for a dense baseline");
-  cmd->add_option("config", opts->config,
-                  "Config name (see --list) or path to a .json file; the baseline with --target-ra");
+  auto* positional = cmd->add_option("config", opts->config,
+                                     "Config name (see --list) or path to a .json file; the baseline with --target-ra");
+  cmd->add_option("--config", opts->config, "The same as the positional config")->excludes(positional);
   cmd->add_flag("--list", opts->list, "List the shipped configs with N, N_a, r_a");
   cmd->add_flag("--json", opts->json, "Print JSON instead of a table");
+  const CLI::Validator positive = real_in(0, kMaxReal, true);
   auto* tokens = cmd->add_option("--tokens", opts->tokens,
                                  "Token budget D (e.g. 299e9): prints C = M_train * D; "
-                                 "with --target-ra, the baseline's D");
+                                 "with --target-ra, the baseline's D")
+                     ->check(positive);
   cmd->add_option("--compute", opts->compute, "Compute budget C in FLOPs (e.g. 9.1e20): prints D = C / M_train")
-      ->excludes(tokens);
+      ->excludes(tokens)
+      ->check(positive);
   cmd->add_option("--target-ra", opts->target_ra, "Design MoE models at this activation rate (e.g. 0.2)")
-      ->check(CLI::Range(0.0, 1.0));
-  cmd->add_option("--params", opts->params, "N to match (default: the baseline's N), e.g. 2.15e9");
-  cmd->add_option("--unique-tokens", opts->unique_tokens, "Unique-token pool: reports the epochs each design needs");
-  cmd->add_option("--tolerance", opts->tolerance, "Accepted |N/target - 1| (default 0.01)");
-  cmd->add_option("--ra-tolerance", opts->ra_tolerance, "Accepted |r_a - target| in absolute terms (default 0.01)");
-  cmd->add_option("--layers", opts->layers, "Layer range lo:hi (default: baseline L/2 : L)");
-  cmd->add_option("--d-model", opts->d_model, "d_model range lo:hi, stepped by head_dim (default: baseline d/2 : d)");
-  cmd->add_option("--experts", opts->experts, "E range (default 8:128)");
-  cmd->add_option("--top-k", opts->top_k, "K range (default 1:16)");
+      ->check(real_in(0.0, 1.0, true, true));
+  cmd->add_option("--params", opts->params, "N to match (default: the baseline's N), e.g. 2.15e9")->check(positive);
+  cmd->add_option("--unique-tokens", opts->unique_tokens, "Unique-token pool: reports the epochs each design needs")
+      ->check(positive);
+  cmd->add_option("--tolerance", opts->tolerance, "Accepted |N/target - 1| (default 0.01)")->check(real_in(0, 1));
+  cmd->add_option("--ra-tolerance", opts->ra_tolerance, "Accepted |r_a - target| in absolute terms (default 0.01)")
+      ->check(real_in(0, 1));
+  cmd->add_option("--layers", opts->layers, "Layer range lo:hi (default: baseline L/2 : L)")
+      ->check(range_text("--layers"));
+  cmd->add_option("--d-model", opts->d_model, "d_model range lo:hi, stepped by head_dim (default: baseline d/2 : d)")
+      ->check(range_text("--d-model"));
+  cmd->add_option("--experts", opts->experts, "E range (default 8:128)")->check(range_text("--experts"));
+  cmd->add_option("--top-k", opts->top_k, "K range (default 1:16)")->check(range_text("--top-k"));
   cmd->add_option("--d-expert", opts->d_expert,
-                  "Routed expert width range, stepped by --width-multiple (default 64:1024)");
-  cmd->add_option("--d-shared", opts->d_shared, "Shared expert width range, 0 = none (default 0 : 2*d_model)");
+                  "Routed expert width range, stepped by --width-multiple (default 64:1024)")
+      ->check(range_text("--d-expert"));
+  cmd->add_option("--d-shared", opts->d_shared, "Shared expert width range, 0 = none (default 0 : 2*d_model)")
+      ->check(range_text("--d-shared"));
   cmd->add_option("--width-multiple", opts->width_multiple, "Expert and dense FFN widths are multiples of this (64)")
-      ->check(CLI::PositiveNumber);
+      ->transform(integer_in(1, kMaxIndex));
   cmd->add_option("--dense-layers", opts->dense_layers, "Leading dense layers (paper: 1)")
-      ->check(CLI::NonNegativeNumber);
-  cmd->add_option("--dense-ffn", opts->dense_ffn, "Dense-layer FFN width (default: 8/3 * d_model rounded)");
-  cmd->add_option("--vocab", opts->vocab, "Vocabulary without a baseline (65536)");
-  cmd->add_option("--seq-len", opts->seq_len, "Sequence length without a baseline (2048)");
-  cmd->add_option("--head-dim", opts->head_dim, "Head dim without a baseline (128)");
-  cmd->add_option("--max-results", opts->max_results, "Designs to print, best first (20)");
-  cmd->add_option("--per-shape", opts->per_shape, "Designs per (layers, d_model) pair (2)");
+      ->transform(integer_in(0, kMaxIndex));
+  cmd->add_option("--dense-ffn", opts->dense_ffn, "Dense-layer FFN width (default: 8/3 * d_model rounded)")
+      ->transform(integer_in(0, kMaxIndex));
+  cmd->add_option("--vocab", opts->vocab, "Vocabulary without a baseline (65536)")->transform(integer_in(1, kMaxIndex));
+  cmd->add_option("--seq-len", opts->seq_len, "Sequence length without a baseline (2048)")
+      ->transform(integer_in(1, kMaxIndex));
+  cmd->add_option("--head-dim", opts->head_dim, "Head dim without a baseline (128)")
+      ->transform(integer_in(1, kMaxIndex));
+  cmd->add_option("--max-results", opts->max_results, "Designs to print, best first (20)")->transform(integer_in(1));
+  cmd->add_option("--per-shape", opts->per_shape, "Designs per (layers, d_model) pair (2)")->transform(integer_in(1));
   cmd->add_option("--save", opts->save, "With --target-ra: write the best design as a config .json (loadable by plan)");
   cmd->callback([opts] { run(*opts); });
 }

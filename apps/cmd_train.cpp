@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <iostream>
 
+#include "cli_checks.hpp"
 #include "commands.hpp"
 #include "model_config.hpp"
 #include "trainer.hpp"
@@ -79,8 +80,9 @@ void run(TrainFlags& f) {
     bool heuristic = false;
     for (const auto& k : choices) heuristic |= k.rung == Rung::heuristic;
     if (heuristic)
-      std::cout << "  tune them: moejit tune --backend host --model " << c.name << " --tokens " << f.o.batch * c.seq_len
-                << "\n";
+      // The config as it was given (a name or a path), so that the command runs as printed.
+      std::cout << "  tune them: moejit tune --backend host --model " << f.config << " --tokens "
+                << f.o.batch * c.seq_len << "\n";
   }
   if (!f.out.empty()) std::cout << "metrics " << (std::filesystem::path(f.out) / "metrics.jsonl").string() << "\n";
 }
@@ -90,28 +92,48 @@ void run(TrainFlags& f) {
 void add_train_command(CLI::App& app) {
   auto flags = std::make_shared<TrainFlags>();
   auto* cmd = app.add_subcommand("train", "Train a model on the host (fp32), default data: the fortunes corpus");
-  cmd->add_option("--config", flags->config, "Model config name (moejit plan --list) or a .json path")
-      ->capture_default_str();
-  auto* tokens = cmd->add_option("--tokens", flags->tokens, "Training tokens D (default 2^20)");
-  cmd->add_option("--compute", flags->compute, "Training FLOPs C; D = C / (6 N_a + 12 L D_m S)")->excludes(tokens);
+  auto* config = cmd->add_option("--config", flags->config, "Model config name (moejit plan --list) or a .json path")
+                     ->capture_default_str();
+  cmd->add_option("config", flags->config, "The same as --config")->excludes(config);
+  auto* tokens =
+      cmd->add_option("--tokens", flags->tokens, "Training tokens D (default 2^20)")->transform(integer_in(1));
+  cmd->add_option("--compute", flags->compute, "Training FLOPs C; D = C / (6 N_a + 12 L D_m S)")
+      ->excludes(tokens)
+      ->check(real_in(0, kMaxReal, true));
   cmd->add_option("--data", flags->data, "Token shard(s) (.bin, llm.c format), text file or fortunes directory");
   cmd->add_option("--unique-tokens", flags->o.unique_tokens,
                   "Train on at most the first U tokens of the training split, repeating them (0: all)")
-      ->check(CLI::NonNegativeNumber);
+      ->transform(integer_in(0));
   cmd->add_option("--out", flags->out, "Directory for checkpoints and metrics.jsonl");
   cmd->add_flag("--resume", flags->resume, "Continue from the newest checkpoint in --out");
-  cmd->add_option("--batch", flags->o.batch, "Sequences per micro-batch")->capture_default_str();
-  cmd->add_option("--grad-accum", flags->o.grad_accum, "Micro-batches per step")->capture_default_str();
-  cmd->add_option("--lr", flags->o.max_lr, "Peak learning rate")->capture_default_str();
+  cmd->add_option("--batch", flags->o.batch, "Sequences per micro-batch")
+      ->capture_default_str()
+      ->transform(integer_in(1, kMaxIndex));
+  cmd->add_option("--grad-accum", flags->o.grad_accum, "Micro-batches per step")
+      ->capture_default_str()
+      ->transform(integer_in(1, kMaxIndex));
+  cmd->add_option("--lr", flags->o.max_lr, "Peak learning rate")
+      ->capture_default_str()
+      ->check(real_in(0, kMaxReal, true));
   cmd->add_option("--warmup", flags->o.warmup,
-                  "Warm-up steps (default: clip(0.01 steps, 200, 2000), at most half the run)");
-  cmd->add_option("--eval-every", flags->o.eval_every, "Validate every N steps")->capture_default_str();
+                  "Warm-up steps (default: clip(0.01 steps, 200, 2000), at most half the run)")
+      ->transform(integer_in(0));
+  cmd->add_option("--eval-every", flags->o.eval_every, "Validate every N steps (0: at the end)")
+      ->capture_default_str()
+      ->transform(integer_in(0));
   cmd->add_option("--eval-batches", flags->o.eval_batches, "Validation batches (from the start of the held-out text)")
-      ->capture_default_str();
-  cmd->add_option("--checkpoint-every", flags->o.checkpoint_every, "Checkpoint every N steps (0: at the end)");
-  cmd->add_option("--threads", flags->o.threads, "Worker threads")->capture_default_str();
-  cmd->add_option("--seed", flags->o.seed, "Initialisation and data-order seed")->capture_default_str();
-  cmd->add_option("--stop-after", flags->o.stop_after, "Stop after N steps, keeping the full run's schedule");
+      ->capture_default_str()
+      ->transform(integer_in(1));
+  cmd->add_option("--checkpoint-every", flags->o.checkpoint_every, "Checkpoint every N steps (0: at the end)")
+      ->transform(integer_in(0));
+  cmd->add_option("--threads", flags->o.threads, "Worker threads")
+      ->capture_default_str()
+      ->transform(integer_in(1, 4096));
+  cmd->add_option("--seed", flags->o.seed, "Initialisation and data-order seed")
+      ->capture_default_str()
+      ->transform(integer_in(0));
+  cmd->add_option("--stop-after", flags->o.stop_after, "Stop after N steps, keeping the full run's schedule")
+      ->transform(integer_in(0));
   flags->o.kernels.clear();  // default: jit where the host backend is built, else reference
   cmd->add_option("--kernels", flags->o.kernels,
                   "MoE kernels: jit (host JIT, configs from the tuning cache) or reference (plain C++); "

@@ -4,9 +4,12 @@
 // in a separate process for spawn isolation (CUDA) and prints its result as one JSON line.
 #include <filesystem>
 #include <iostream>
+#include <limits>
 #include <nlohmann/json.hpp>
 
+#include "cli_checks.hpp"
 #include "commands.hpp"
+#include "files.hpp"
 #include "moejit/error.hpp"
 #include "moejit/kernel_spec.hpp"
 #include "tune_layer.hpp"
@@ -16,9 +19,20 @@
 namespace moejit::cli {
 namespace {
 
+// --race: 0 turns racing off; a factor below 1 would abandon candidates faster than the best so far.
+CLI::Validator race_factor() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        if (real_in(0, 0)(text).empty()) return {};
+        const std::string why = real_in(1)(text);
+        return why.empty() ? why : why + " (or 0: racing off)";
+      },
+      "0 or >= 1", "race_factor");
+}
+
 struct TuneFlags {
-  std::string model, shape, tokens = "4096", dtype, backend, isolate;
-  std::vector<std::string> families;
+  LayerFlags layer;
+  std::string isolate;
   double max_seconds = 0, timeout = 60, race = 1.5;
   int max_candidates = 0, repeats = 15, warmup = 3;
   size_t exhaustive_limit = 64;
@@ -48,9 +62,14 @@ TuneOptions tune_options(const TuneFlags& f, const Backend& backend) {
 
 int run_tune(const TuneFlags& f) {
   // Every flag is checked before a backend opens: a bad shape is reported as such, GPU or not.
-  const std::string backend_name = f.backend.empty() ? default_backend_name() : f.backend;
-  const LayerShape layer = layer_shape_of(f.model, f.shape, f.dtype, backend_name);
-  const std::vector<LayerKernel> calls = layer_calls(layer, parse_tokens(f.tokens), parse_families(f.families));
+  const std::string backend_name = f.layer.backend.empty() ? default_backend_name() : f.layer.backend;
+  const std::vector<LayerKernel> calls = selected_calls(f.layer, backend_name);
+  // Before any measuring: a run whose decisions and journal cannot be written is time lost.
+  const std::filesystem::path store_dir = TuningStore::default_dir();
+  if (const std::string why = directory_write_problem(store_dir); !why.empty())
+    throw Error("the tuning cache directory " + store_dir.string() + " is not writable (" + why +
+                "): tune would have nowhere to keep its journal and decisions; set MOEJIT_CACHE_DIR to a writable "
+                "directory");
   std::unique_ptr<Backend> backend = open_backend(backend_name);
   LayerTuneOptions options;
   options.tune = tune_options(f, *backend);
@@ -66,7 +85,10 @@ int run_tune(const TuneFlags& f) {
               << report.not_started.size() - 1 << " later call(s) not tuned\n";
   std::cout << report.decisions() << " decision(s) written to " << TuningStore::default_dir().string() << " in "
             << report.seconds << " s\n";
-  if (report.decisions() == 0) throw Error("no decision was made: see the candidate results above");
+  if (report.tuned.empty()) throw Error("no kernel was tuned: --max-seconds was spent before the first one");
+  if (report.decisions() == 0)
+    throw Error("no decision was made: no candidate passed for any of the " + std::to_string(report.tuned.size()) +
+                " kernel(s) tuned (their results are above)");
   return kOk;
 }
 
@@ -96,23 +118,27 @@ void run_worker(const WorkerFlags& f) {
 void add_tune_command(CLI::App& app) {
   auto f = std::make_shared<TuneFlags>();
   auto* cmd = app.add_subcommand("tune", "Autotune the MoE layer's kernels for a shape and write the tuning cache");
-  auto* model = cmd->add_option("--model", f->model, "Model config name or path (its MoE layer's shape)");
-  cmd->add_option("--shape", f->shape, "d_model,d_expert,E,topk")->excludes(model);
-  cmd->add_option("--tokens", f->tokens, "Token counts, comma separated, or 'all' buckets 1..65536")
-      ->capture_default_str();
-  cmd->add_option("--dtype", f->dtype, "bf16 or f32 (default: f32 on the host backend, bf16 on cuda)");
-  cmd->add_option("--backend", f->backend, "host or cuda (default: cuda if a GPU is usable)");
-  cmd->add_option("--families", f->families, "Only these kernel families")->delimiter(',');
-  cmd->add_option("--max-seconds", f->max_seconds, "Stop starting new candidates after this many seconds");
-  cmd->add_option("--max-candidates", f->max_candidates, "Measure at most this many candidates per problem");
-  cmd->add_option("--isolate", f->isolate, "spawn (default), none, or fork (toy backends only)");
-  cmd->add_option("--timeout", f->timeout, "Seconds a candidate may take before it is killed")->capture_default_str();
-  cmd->add_option("--exhaustive-limit", f->exhaustive_limit, "Larger spaces use local search")->capture_default_str();
-  cmd->add_option("--warmup", f->warmup, "Warm-up samples")->capture_default_str();
-  cmd->add_option("--repeats", f->repeats, "Timed samples (median)")->capture_default_str();
+  f->layer.add_to(cmd);
+  cmd->add_option("--max-seconds", f->max_seconds, "Stop starting new candidates after this many seconds (0: no limit)")
+      ->check(real_in(0));
+  cmd->add_option("--max-candidates", f->max_candidates, "Measure at most this many candidates per problem (0: all)")
+      ->transform(integer_in(0, std::numeric_limits<int>::max()));
+  cmd->add_option("--isolate", f->isolate, "spawn (default), none, or fork (toy backends only)")
+      ->check(one_of({"spawn", "none", "fork"}, "isolation"));
+  cmd->add_option("--timeout", f->timeout, "Seconds a candidate may take before it is killed")
+      ->capture_default_str()
+      ->check(real_in(0, kMaxReal, true));
+  cmd->add_option("--exhaustive-limit", f->exhaustive_limit, "Larger spaces use local search")
+      ->capture_default_str()
+      ->transform(integer_in(0));
+  cmd->add_option("--warmup", f->warmup, "Warm-up samples")->capture_default_str()->transform(integer_in(0, 1000000));
+  cmd->add_option("--repeats", f->repeats, "Timed samples (median)")
+      ->capture_default_str()
+      ->transform(integer_in(1, 1000000));
   cmd->add_option("--race", f->race,
                   "Stop timing a candidate whose first samples are all this many times the best so far (0: off)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(race_factor());
   cmd->add_flag("--cold", f->cold, "Cold-cache timing: rotate inputs larger than the last-level cache");
   cmd->callback([f] { run_tune(*f); });
 

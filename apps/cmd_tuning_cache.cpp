@@ -18,6 +18,14 @@ Bundle read_bundle(const std::string& path) {
   return parse_bundle(*text, path);
 }
 
+// The store files that did not load, each named with its problem; the rest were used. Exit 1 so
+// that a script notices the listing or bundle is missing them.
+void report_unreadable(const std::vector<std::string>& unreadable) {
+  if (unreadable.empty()) return;
+  for (const auto& why : unreadable) std::cerr << "moejit: skipped " << why << "\n";
+  throw CLI::RuntimeError(kError);
+}
+
 void print_report(const TuningStore::WriteReport& r) {
   std::cout << r.added << " added, " << r.replaced << " replaced, " << r.unchanged << " unchanged, "
             << r.conflicts.size() << " conflict(s)\n";
@@ -32,10 +40,14 @@ void add_tuning_cache_subcommands(CLI::App& cache) {
   exp->add_option("-o,--output", *out, "Bundle file to write")->required();
   exp->callback([out] {
     TuningStore store(TuningStore::default_dir());
-    Bundle b = export_bundle(store);
+    std::vector<std::string> unreadable;
+    Bundle b = export_bundle(store, &unreadable);
     write_file_atomic(*out, render_bundle(b));
     std::cout << "exported " << b.decisions.size() << " decision(s) from " << store.directory().string() << " to "
-              << *out << "\n";
+              << *out
+              << (unreadable.empty() ? "" : ", without " + std::to_string(unreadable.size()) + " unreadable file(s)")
+              << "\n";
+    report_unreadable(unreadable);
   });
 
   auto in = std::make_shared<std::string>();
@@ -67,12 +79,15 @@ void add_tuning_cache_subcommands(CLI::App& cache) {
   auto* list = cache.add_subcommand("decisions", "List the tuning decisions");
   list->callback([] {
     TuningStore store(TuningStore::default_dir());
-    auto all = store.load_all();
-    std::cout << "tuning cache " << store.directory().string() << ": " << all.size() << " decision(s)\n";
+    std::vector<std::string> unreadable;
+    auto all = store.load_all(&unreadable);
+    std::cout << "tuning cache " << store.directory().string() << ": " << all.size() << " decision(s)"
+              << (unreadable.empty() ? "" : " (" + std::to_string(unreadable.size()) + " file(s) unreadable)") << "\n";
     for (const Decision& d : all)
       std::cout << "  " << d.uri() << "  " << std::setprecision(4) << d.time_ms << " ms  " << d.validators.backend
                 << " " << d.validators.device << "  " << d.provenance.user << " " << d.provenance.date
                 << (d.alternatives.empty() ? "" : "  +" + std::to_string(d.alternatives.size()) + " alt") << "\n";
+    report_unreadable(unreadable);
   });
 }
 

@@ -14,7 +14,7 @@ inline constexpr int kUnavailable = 3;  // the requested backend cannot run here
 void add_info_command(CLI::App& app);
 void add_cache_command(CLI::App& app);
 void add_compile_command(CLI::App& app);
-void add_tune_command(CLI::App& app);   // also the internal `tune-worker`
+void add_tune_command(CLI::App& app);  // also the internal `tune-worker`
 void add_bench_command(CLI::App& app);
 // `cache export|import|merge|decisions` (tuning bundles), called from add_cache_command.
 void add_tuning_cache_subcommands(CLI::App& cache);

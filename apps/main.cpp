@@ -1,5 +1,6 @@
 // moejit: JIT kernel autotuner and MoE training runtime. See README.md and docs/cli.md.
 #include <iostream>
+#include <new>
 
 #include "commands.hpp"
 #include "moejit/error.hpp"
@@ -25,9 +26,16 @@ int main(int argc, char** argv) {
     return app.exit(e);
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
+  } catch (const CLI::RuntimeError& e) {  // a verb's own exit code (compile: kError when a kernel failed)
+    return e.get_exit_code();
   } catch (const CLI::ParseError& e) {
     app.exit(e);
     return moejit::cli::kUsage;
+  } catch (const std::bad_alloc&) {
+    // Reached only where no estimate caught it first (the trainer checks its memory up front).
+    std::cerr << "moejit: out of memory: lower the sizes involved (--batch, --tokens, the config's dimensions) or "
+                 "free memory\n";
+    return moejit::cli::kError;
   } catch (const moejit::UnavailableError& e) {
     std::cerr << "moejit: " << e.what() << '\n';
     return moejit::cli::kUnavailable;

@@ -1,11 +1,13 @@
 #include "tuning_common.hpp"
 
-#include <sstream>
+#include <set>
 
+#include "cli_checks.hpp"
 #include "cuda_backend.hpp"
 #include "cuda_driver.hpp"
 #include "model_config.hpp"
 #include "moejit/error.hpp"
+#include "tune_layer.hpp"
 #ifdef MOEJIT_WITH_LLVM
 #include "host_backend.hpp"
 #endif
@@ -29,19 +31,23 @@ std::unique_ptr<Backend> open_backend(const std::string& requested) {
   throw Error("unknown backend '" + name + "': use host or cuda");
 }
 
-LayerShape parse_shape(const std::string& shape, DType dtype) {
-  std::vector<int64_t> v;
-  std::istringstream in(shape);
-  std::string part;
-  try {
-    while (std::getline(in, part, ',')) v.push_back(std::stoll(part));
-  } catch (const std::exception&) {
-    v.clear();
-  }
-  if (v.size() != 4 || v[0] <= 0 || v[1] <= 0 || v[2] <= 0 || v[3] <= 0)
-    throw Error("--shape wants four positive numbers d_model,d_expert,E,topk (e.g. 2048,1408,64,8), got '" + shape +
-                "'");
-  return LayerShape{dtype, v[0], v[1], v[2], v[3]};
+void LayerFlags::add_to(CLI::App* cmd) {
+  auto* model_option = cmd->add_option("--model,--config", model, "Model config name or path (its MoE layer's shape)");
+  auto* positional = cmd->add_option("config", model, "The same as --model")->excludes(model_option);
+  cmd->add_option("--shape", shape, "d_model,d_expert,E,topk")
+      ->check(shape_text())
+      ->excludes(model_option)
+      ->excludes(positional);
+  cmd->add_option("--tokens", tokens, "Token counts, comma separated, or 'all' buckets 1..65536")
+      ->capture_default_str()
+      ->check(tokens_text());
+  cmd->add_option("--dtype", dtype, "bf16 or f32 (default: f32 on the host backend, bf16 on cuda)")
+      ->check(one_of({"bf16", "f32"}, "dtype"));
+  cmd->add_option("--backend", backend, "host or cuda (default: cuda if a GPU is usable)")
+      ->check(one_of({"host", "cuda"}, "backend"));
+  cmd->add_option("--families,--family", families, "Only these kernel families")
+      ->delimiter(',')
+      ->check(kernel_family());
 }
 
 LayerShape layer_shape_of(const std::string& model, const std::string& shape, const std::string& dtype,
@@ -63,25 +69,20 @@ std::vector<Family> parse_families(const std::vector<std::string>& names) {
   return out;
 }
 
-std::vector<int64_t> parse_tokens(const std::string& tokens) {
-  std::vector<int64_t> out;
-  if (tokens == "all") {
-    for (int64_t b = 1; b <= kMaxTokenBucket; b *= 2) out.push_back(b);
-    return out;
-  }
-  std::istringstream in(tokens);
-  std::string part;
-  while (std::getline(in, part, ',')) {
-    int64_t t = 0;
-    try {
-      t = std::stoll(part);
-    } catch (const std::exception&) {
-    }
-    if (t <= 0) throw Error("--tokens wants positive counts separated by commas, or 'all'; got '" + tokens + "'");
-    out.push_back(t);
-  }
-  if (out.empty()) throw Error("--tokens is empty");
-  return out;
+std::vector<LayerKernel> selected_calls(const LayerShape& layer, const std::vector<int64_t>& tokens,
+                                        const std::vector<std::string>& families) {
+  std::vector<LayerKernel> calls = layer_calls(layer, tokens, parse_families(families));
+  if (!calls.empty()) return calls;
+  std::set<std::string_view> layer_families;
+  for (const LayerKernel& k : layer_calls(layer, tokens)) layer_families.insert(to_string(k.problem.family));
+  std::string known;
+  for (const std::string_view name : layer_families) known += (known.empty() ? "" : ", ") + std::string(name);
+  throw Error("--families selects none of the kernel families the MoE layer runs (they are: " + known + ")");
+}
+
+std::vector<LayerKernel> selected_calls(const LayerFlags& flags, const std::string& backend) {
+  return selected_calls(layer_shape_of(flags.model, flags.shape, flags.dtype, backend), parse_tokens(flags.tokens),
+                        flags.families);
 }
 
 }  // namespace moejit::cli

@@ -1,13 +1,15 @@
-// Shared by `moejit tune`, `tune-worker` and `bench`: opening a backend by name and turning
+// Shared by `moejit tune`, `tune-worker`, `bench` and `compile`: opening a backend by name, the flags
+// naming the MoE layer's kernels (numbers and lists are read by cli_checks.hpp), and turning
 // --model/--shape/--tokens/--families into the layer's calls.
 #pragma once
 #include <memory>
 #include <string>
 #include <vector>
 
+#include <CLI/CLI.hpp>
+
 #include "moe_layer_steps.hpp"
 #include "moejit/backend.hpp"
-#include "moejit/problem.hpp"
 
 namespace moejit::cli {
 
@@ -15,15 +17,26 @@ namespace moejit::cli {
 std::unique_ptr<Backend> open_backend(const std::string& name);
 std::string default_backend_name();
 
-// "d_model,d_expert,E,topk" -> a layer shape; throws Error naming the format.
-LayerShape parse_shape(const std::string& shape, DType dtype);
+// The flags `tune` and `bench` share: the layer (a model config or a shape), token counts, dtype,
+// backend and families.
+struct LayerFlags {
+  std::string model, shape, tokens = "4096", dtype, backend;
+  std::vector<std::string> families;
+  // Adds them to `cmd`: the config as --model, --config or positionally, exclusive with --shape.
+  void add_to(CLI::App* cmd);
+};
+
 // The MoE layer to tune or bench: the layer of model config `model` (name or path) or `shape`
 // (exactly one of them), in `dtype` (empty: the backend's default_layer_dtype).
 LayerShape layer_shape_of(const std::string& model, const std::string& shape, const std::string& dtype,
                           const std::string& backend);
 // --families names -> ids; throws Error naming an unknown one and the known ones.
 std::vector<Family> parse_families(const std::vector<std::string>& names);
-// "1,128,4096" or "all" (every bucket 1..65536) -> token counts.
-std::vector<int64_t> parse_tokens(const std::string& tokens);
+// The layer's calls at `tokens`, narrowed to `families`; throws Error when the selection leaves
+// none, naming the families the layer runs (so a command never ends with nothing done and exit 0).
+std::vector<LayerKernel> selected_calls(const LayerShape& layer, const std::vector<int64_t>& tokens,
+                                        const std::vector<std::string>& families);
+// The calls of `flags` on `backend` (its name).
+std::vector<LayerKernel> selected_calls(const LayerFlags& flags, const std::string& backend);
 
 }  // namespace moejit::cli

@@ -172,6 +172,7 @@ class Tuning {
   const TuneOptions& options_;
   const DeviceDescription& device_;
   const Clock::time_point start_ = Clock::now();
+  const std::string started_ = Provenance::here().date;  // decisions stored after this: a concurrent run
   TuneResult out_;
   const Problem problem_;  // tokens: the token bucket
   std::vector<Config> configs_;
@@ -222,15 +223,23 @@ Tuning::Tuning(Backend& backend, const KernelSpec& spec, Workload& workload, con
 void Tuning::resume() {
   std::map<std::string, size_t> index_of;
   for (size_t i = 0; i < configs_.size(); ++i) index_of[configs_[i].to_string()] = i;
+  int retried = 0;
   for (const auto& [text, r] : journal_.load()) {
     auto it = index_of.find(text);
     if (it == index_of.end()) continue;
+    // A timeout says more about the machine then (load, another --timeout) than about the config:
+    // measure it again rather than exclude a possible winner for good.
+    if (r.status == CandidateStatus::timeout) {
+      ++retried;
+      continue;
+    }
     times_[it->second] = r.status == CandidateStatus::ok ? r.time_ms : kInf;
     out_.results.push_back(r);
     ++out_.resumed;
   }
-  if (out_.resumed)
-    MOEJIT_LOG(info, "resuming ", problem_.key(), ": ", out_.resumed, " candidates from ", journal_.path().string());
+  if (out_.resumed || retried)
+    MOEJIT_LOG(info, "resuming ", problem_.key(), ": ", out_.resumed, " candidates from ", journal_.path().string(),
+               retried ? ", " + std::to_string(retried) + " that timed out there measured again" : "");
 }
 
 // Search: the strategy hands out batches until it is done or a budget stops the run.
@@ -397,7 +406,7 @@ TuneResult Tuning::save(size_t winner, double winner_time) {
   d.provenance.candidates = static_cast<int64_t>(out_.results.size());
   d.provenance.partial = out_.partial;
   out_.decision = d;
-  if (options_.record) TuningStore(dir_).record({d});
+  if (options_.record) TuningStore(dir_).record({d}, TuningStore::Policy::replace, started_);
   if (!out_.partial) journal_.remove();
   progress_.finish(out_.summary());
   return std::move(out_);

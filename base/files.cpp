@@ -85,6 +85,19 @@ FileLock::~FileLock() {
   }
 }
 
+std::string directory_write_problem(const fs::path& dir) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return ec.message();
+  if (!fs::is_directory(dir, ec)) return "not a directory";
+  fs::path probe = dir / (".write-probe." + std::to_string(::getpid()));
+  int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) return errno == EEXIST ? std::string() : errno_text();
+  ::close(fd);
+  ::unlink(probe.c_str());
+  return {};
+}
+
 fs::path cache_root() {
   if (const char* dir = std::getenv("MOEJIT_CACHE_DIR"); dir && *dir) return dir;
   if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg) return fs::path(xdg) / "moejit";

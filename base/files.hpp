@@ -27,6 +27,11 @@ class FileLock {
   int fd_ = -1;
 };
 
+// "" when `dir` exists (or can be created) and a file can be created in it, else why not
+// ("Permission denied", "Read-only file system", "Not a directory"): caches check before their first
+// write, so a read-only cache gets one clear warning instead of a failure per entry.
+std::string directory_write_problem(const std::filesystem::path& dir);
+
 // $MOEJIT_CACHE_DIR, else $XDG_CACHE_HOME/moejit, else ~/.cache/moejit.
 std::filesystem::path cache_root();
 

@@ -99,6 +99,18 @@ bool BinaryCache::ensure_directory() {
   return true;
 }
 
+bool BinaryCache::writable() {
+  std::call_once(write_probe_, [this] {
+    if (const std::string why = directory_write_problem(dir_); !why.empty()) {
+      disk_writable_ = false;
+      log_once(LogLevel::warn, "kernel cache directory " + dir_.string() + " is not writable (" + why +
+                                   "): its kernels are read, new ones are compiled again on every run; set "
+                                   "MOEJIT_CACHE_DIR to a writable directory");
+    }
+  });
+  return disk_writable_.load();
+}
+
 std::shared_ptr<const Binary> BinaryCache::load_from_disk(const std::string& stem, const std::string& key,
                                                           bool report_corruption) {
   std::optional<std::string> meta_text;
@@ -210,7 +222,7 @@ std::shared_ptr<const Binary> BinaryCache::get_or_compile(const Compiler& compil
       ++disk_hits_;
     } else {
       std::unique_ptr<FileLock> file_lock;
-      if (disk) {
+      if (disk && writable()) {
         file_lock = std::make_unique<FileLock>(dir_ / (stem + ".lock"));
         result = load_from_disk(stem, k, /*report_corruption=*/true);  // another process may have finished it meanwhile
         if (result) ++disk_hits_;
@@ -219,7 +231,7 @@ std::shared_ptr<const Binary> BinaryCache::get_or_compile(const Compiler& compil
         auto compiled = std::make_shared<Binary>(compiler.compile(source));
         compiled->key = k;
         ++compiles_;
-        if (disk && file_lock->locked()) store_to_disk(stem, *compiled);
+        if (file_lock && file_lock->locked()) store_to_disk(stem, *compiled);
         result = std::move(compiled);
       }
     }

@@ -55,13 +55,15 @@ class BinaryCache {
   std::shared_ptr<const Binary> load_from_disk(const std::string& stem, const std::string& key, bool report_corruption);
   void store_to_disk(const std::string& stem, const Binary& binary);
   bool ensure_directory();
+  bool writable();  // probed once; warns once naming the directory and MOEJIT_CACHE_DIR
 
   std::filesystem::path dir_;
   mutable std::mutex mutex_;
   std::map<std::string, std::shared_ptr<const Binary>> memory_;
   std::map<std::string, std::shared_future<std::shared_ptr<const Binary>>> in_flight_;
   std::atomic<long> memory_hits_{0}, disk_hits_{0}, compiles_{0}, corrupt_{0};
-  std::atomic<bool> disk_usable_{true};
+  std::atomic<bool> disk_usable_{true}, disk_writable_{true};
+  std::once_flag write_probe_;
 };
 
 }  // namespace moejit

@@ -5,6 +5,7 @@
 #include <set>
 
 #include "files.hpp"
+#include "moejit/checked.hpp"
 #include "moejit/error.hpp"
 
 namespace moejit {
@@ -153,9 +154,10 @@ void validate(const ModelConfig& c, const std::string& origin) {
     check_positive(c.layers, "layers", origin);
     check_positive(c.heads, "heads", origin);
     check_positive(c.head_dim, "head_dim", origin);
-    check(c.heads * c.head_dim == c.d_model, origin,
+    const int64_t width = checked_mul(c.heads, c.head_dim, origin + ": heads * head_dim");
+    check(width == c.d_model, origin,
           "heads * head_dim = " + std::to_string(c.heads) + " * " + std::to_string(c.head_dim) + " = " +
-              std::to_string(c.heads * c.head_dim) + " must equal d_model = " + std::to_string(c.d_model) +
+              std::to_string(width) + " must equal d_model = " + std::to_string(c.d_model) +
               " (change heads or head_dim)");
     check_positive(c.vocab, "vocab", origin);
     check_positive(c.seq_len, "seq_len", origin);
@@ -185,6 +187,7 @@ void validate(const ModelConfig& c, const std::string& origin) {
         "moe.shared_experts and moe.d_shared must both be 0 (no shared expert) or both positive, got " +
             std::to_string(m.shared_experts) + " and " + std::to_string(m.d_shared));
   check(m.d_shared >= 0, origin, "moe.d_shared must be >= 0");
+  checked_mul(m.shared_experts, m.d_shared, origin + ": moe.shared_experts * moe.d_shared");
   const RouterConfig& r = m.router;
   check(r.score == "softmax" || r.score == "sigmoid", origin,
         "moe.router.score must be \"softmax\" or \"sigmoid\", got \"" + r.score + "\"");

@@ -1,5 +1,6 @@
 #include "param_count.hpp"
 
+#include "moejit/checked.hpp"
 #include "moejit/error.hpp"
 
 namespace moejit {
@@ -28,7 +29,7 @@ std::string_view to_string(ParamGroup group) {
 
 int64_t TensorShape::numel() const {
   int64_t n = 1;
-  for (int64_t d : dims) n *= d;
+  for (int64_t d : dims) n = checked_mul(n, d, "the size of tensor " + name);
   return n;
 }
 
@@ -85,27 +86,28 @@ std::vector<TensorShape> model_tensor_shapes(const ModelConfig& c) {
 
 ParamCounts count_params(const ModelConfig& c) {
   ParamCounts counts;
+  auto add = [&](int64_t& sum, int64_t n) { sum = checked_add(sum, n, "the parameter count of " + c.name); };
   for (const auto& t : model_tensor_shapes(c)) {
     const int64_t n = t.numel();
-    counts.by_group[static_cast<int>(t.group)] += n;
-    counts.total += n;
+    add(counts.by_group[static_cast<int>(t.group)], n);
+    add(counts.total, n);
     switch (t.group) {
       case ParamGroup::embedding:
       case ParamGroup::lm_head:
-        counts.embeddings += n;
+        add(counts.embeddings, n);
         break;
       case ParamGroup::router:
-        counts.router += n;
+        add(counts.router, n);
         break;
       case ParamGroup::routed_expert:
         // Stacked (E, in, out): each token runs K of the E slices.
         if (n % c.moe->experts != 0) throw Error("routed expert tensor " + t.name + " is not E-stacked");
-        counts.n += n;
-        counts.n_active += n / c.moe->experts * c.moe->top_k;
+        add(counts.n, n);
+        add(counts.n_active, n / c.moe->experts * c.moe->top_k);  // <= n: top_k <= experts
         break;
       default:
-        counts.n += n;
-        counts.n_active += n;
+        add(counts.n, n);
+        add(counts.n_active, n);
     }
   }
   return counts;

@@ -6,6 +6,7 @@
 #include <tuple>
 #include <vector>
 
+#include "moejit/checked.hpp"
 #include "moejit/error.hpp"
 
 namespace moejit {
@@ -150,19 +151,19 @@ std::vector<DesignCandidate> design_equal_resource(const DesignQuery& q) {
       std::priority_queue<Shape> best;
       for (int64_t e = std::max<int64_t>(1, q.experts.lo); e <= q.experts.hi; ++e) {
         for (int64_t de = (std::max(q.d_expert.lo, wm) + wm - 1) / wm * wm; de <= q.d_expert.hi; de += wm) {
-          const int64_t routed = e * de;
+          const int64_t routed = checked_mul(e, de, "planner: E * d_expert");
           const double lo_w = (target * (1 - q.n_tolerance) - static_cast<double>(a)) / static_cast<double>(b) - routed;
           const double hi_w = (target * (1 + q.n_tolerance) - static_cast<double>(a)) / static_cast<double>(b) - routed;
           int64_t se_lo = std::max(q.d_shared.lo, static_cast<int64_t>(std::ceil(lo_w / static_cast<double>(wm))) * wm);
           se_lo = std::max<int64_t>(0, (se_lo + wm - 1) / wm * wm);
           const int64_t se_hi = std::min(q.d_shared.hi, static_cast<int64_t>(std::floor(hi_w)));
           for (int64_t se = se_lo; se <= se_hi; se += wm) {
-            const int64_t n = a + b * (se + routed);
+            const int64_t n = checked_add(a, checked_mul(b, se + routed, "planner: N"), "planner: N");
             const double want_k = ((q.target_ra * static_cast<double>(n) - static_cast<double>(a)) / b - se) / de;
             const int64_t k =
                 std::clamp<int64_t>(std::llround(want_k), std::max<int64_t>(1, q.top_k.lo), std::min(e, q.top_k.hi));
             if (k < 1 || k > e || !q.top_k.contains(k)) continue;
-            const int64_t na = a + b * (se + k * de);
+            const int64_t na = checked_add(a, checked_mul(b, se + k * de, "planner: N_a"), "planner: N_a");
             const double ra = static_cast<double>(na) / static_cast<double>(n);
             const double n_err = static_cast<double>(n) / target - 1.0;
             if (std::abs(ra - q.target_ra) > q.ra_tolerance || std::abs(n_err) > q.n_tolerance) continue;

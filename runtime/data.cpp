@@ -137,9 +137,16 @@ Dataset load_fortunes(fs::path dir) {
   return d;
 }
 
-static void split_tail(Dataset& d, std::vector<uint32_t> all) {
-  size_t n_val = std::max<size_t>(1, all.size() / 20);
-  d.val.assign(all.end() - n_val, all.end());
+// Validation reads sequences of at least one input and one target token: fewer is no split.
+static constexpr size_t kMinSplitTokens = 2;
+
+static void split_tail(Dataset& d, std::vector<uint32_t> all, const fs::path& path) {
+  const size_t n_val = std::max<size_t>(kMinSplitTokens, all.size() / 20);
+  if (all.size() < n_val + kMinSplitTokens)
+    throw Error("--data " + path.string() + " holds " + std::to_string(all.size()) +
+                " tokens: too few to hold out validation data (at least " + std::to_string(n_val + kMinSplitTokens) +
+                "; training needs at least --batch x seq_len + 1 more): give a larger file");
+  d.val.assign(all.end() - static_cast<std::ptrdiff_t>(n_val), all.end());
   all.resize(all.size() - n_val);
   d.train = std::move(all);
 }
@@ -159,15 +166,19 @@ Dataset load_dataset(const fs::path& path) {
       auto& dst = s.filename().string().find("val") != std::string::npos ? d.val : d.train;
       dst.insert(dst.end(), t.begin(), t.end());
     }
-    if (d.train.empty() || d.val.empty())
-      throw Error("--data " + path.string() + ": need training shards and validation shards (names containing 'val')");
+    if (d.train.empty() || d.val.size() < kMinSplitTokens)
+      throw Error("--data " + path.string() +
+                  ": need training shards and validation shards (names containing 'val') "
+                  "holding at least " +
+                  std::to_string(kMinSplitTokens) + " tokens; found " + std::to_string(d.train.size()) +
+                  " training and " + std::to_string(d.val.size()) + " validation tokens");
     d.description = "token shards in " + path.string();
   } else if (path.extension() == ".bin") {
-    split_tail(d, read_token_shard(path));
+    split_tail(d, read_token_shard(path), path);
     d.description = "token shard " + path.string() + " (last 5% held out)";
   } else {
     auto text = read_file(path);
-    split_tail(d, encode_bytes(*text));
+    split_tail(d, encode_bytes(*text), path);
     d.byte_level = true;
     d.description = "text " + path.string() + " (bytes, last 5% held out)";
   }

@@ -1,6 +1,7 @@
 #include "trainable_config.hpp"
 
 #include <sstream>
+#include <vector>
 
 #include "moejit/error.hpp"
 #include "param_count.hpp"
@@ -8,18 +9,27 @@
 namespace moejit::runtime {
 
 void check_trainable(const ModelConfig& c) {
-  auto fail = [&](const std::string& what) { throw Error("model config '" + c.name + "' cannot be trained: " + what); };
-  if (c.scope != ModelScope::model)
-    fail("it describes one MoE layer, not a whole model (pick a config with \"scope\": \"model\")");
-  if (c.positions != "alibi") fail("positions \"" + c.positions + "\" are not implemented; use \"alibi\"");
-  if (c.tie_embeddings) fail("tied embeddings are not implemented; set \"tie_embeddings\": false");
-  if (c.vocab < 2) fail("vocab must be >= 2");
-  if (!c.moe) return;
-  const RouterConfig& r = c.moe->router;
-  if (r.score != "softmax") fail("router score \"" + r.score + "\" is not implemented; use \"softmax\"");
-  if (r.renormalize) fail("renormalised top-k weights are not implemented; set \"renormalize\": false");
-  if (r.groups != 1 || r.topk_groups != 1)
-    fail("group-limited routing is not implemented; set groups = topk_groups = 1");
+  // Every unsupported field at once, so that one edit of the config file fixes them all.
+  std::vector<std::string> problems;
+  auto need = [&](bool ok, const std::string& what) {
+    if (!ok) problems.push_back(what);
+  };
+  need(c.scope == ModelScope::model,
+       "it describes one MoE layer, not a whole model (pick a config with \"scope\": \"model\")");
+  need(c.positions == "alibi", "positions \"" + c.positions + "\" are not implemented; use \"alibi\"");
+  need(!c.tie_embeddings, "tied embeddings are not implemented; set \"tie_embeddings\": false");
+  need(c.scope != ModelScope::model || c.vocab >= 2, "vocab must be >= 2");
+  if (c.moe) {
+    const RouterConfig& r = c.moe->router;
+    need(r.score == "softmax", "router score \"" + r.score + "\" is not implemented; use \"softmax\"");
+    need(!r.renormalize, "renormalised top-k weights are not implemented; set \"renormalize\": false");
+    need(r.groups == 1 && r.topk_groups == 1, "group-limited routing is not implemented; set groups = topk_groups = 1");
+  }
+  if (problems.empty()) return;
+  std::string text =
+      "model config '" + c.name + "' cannot be trained (" + std::to_string(problems.size()) + " problem(s)):";
+  for (const auto& p : problems) text += "\n  - " + p;
+  throw Error(text);
 }
 
 std::string describe(const ModelConfig& c) {

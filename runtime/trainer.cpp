@@ -1,12 +1,17 @@
 #include "trainer.hpp"
 
+#include <cerrno>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "checkpoint.hpp"
+#include "files.hpp"
+#include "memory_estimate.hpp"
 #include "moejit/error.hpp"
 #include "reference_moe_kernels.hpp"
 #ifdef MOEJIT_WITH_LLVM
@@ -15,6 +20,27 @@
 
 namespace moejit::runtime {
 namespace fs = std::filesystem;
+
+namespace {
+
+std::string number_text(double v) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%g", v);
+  return text;
+}
+
+}  // namespace
+
+void check_options(const TrainOptions& o) {
+  check_trainable(o.config);
+  auto fail = [](const std::string& what) { throw Error("invalid training options: " + what); };
+  if (o.batch < 1 || o.grad_accum < 1) fail("--batch and --grad-accum must be >= 1");
+  if (o.tokens < 0) fail("--tokens must be positive (0: the default), got " + std::to_string(o.tokens));
+  if (!std::isfinite(o.compute) || o.compute < 0) fail("--compute must be a finite number of FLOPs >= 0");
+  if (!(std::isfinite(o.max_lr) && o.max_lr > 0) || !(std::isfinite(o.min_lr) && o.min_lr >= 0))
+    fail("the learning rates must be finite, --lr > 0, got " + number_text(o.max_lr));
+  if (o.threads < 1) fail("--threads must be >= 1");
+}
 
 // Keeps the first `unique` training tokens (a cap: a smaller split is used whole). The description says
 // so, and checkpoints carry it, so a resumed run cannot silently train on another pool.
@@ -31,13 +57,14 @@ Trainer::Trainer(TrainOptions options, MoeKernels<float>* kernels)
       seq_len_(o_.config.seq_len),
       par_(std::max(1u, o_.threads)),
       rng_(o_.seed) {
-  if (o_.batch < 1 || o_.grad_accum < 1) throw Error("--batch and --grad-accum must be >= 1");
+  check_options(o_);
   cap_unique_tokens(data_, o_.unique_tokens);
   if (data_.max_token() >= uint64_t(o_.config.vocab))
     throw Error(
         "the data holds token id " + std::to_string(data_.max_token()) + " but config " + o_.config.name +
         " has vocab " + std::to_string(o_.config.vocab) + ": use a config with a larger vocab" +
         (data_.byte_level ? " (byte-level text needs " + std::to_string(kByteVocab) + ": bytes + end-of-text)" : ""));
+  check_memory(estimate_training_memory(o_.config, o_.batch), available_memory_bytes(), o_.config.name, o_.batch);
   if (!kernels && o_.config.is_moe()) {
     owned_kernels_ = make_moe_kernels(o_.kernels, par_);
     kernels = owned_kernels_.get();
@@ -48,8 +75,15 @@ Trainer::Trainer(TrainOptions options, MoeKernels<float>* kernels)
   opt_ = AdamW(model_->params().size());
   decay_ = decay_mask(model_->tensors(), model_->params().size());
   int64_t tokens = o_.tokens;
-  if (tokens <= 0 && o_.compute > 0) tokens = int64_t(o_.compute / train_flops_per_token(o_.config));
-  if (tokens <= 0) tokens = TrainOptions::kDefaultTokens;
+  if (tokens == 0 && o_.compute > 0) {
+    const double from_compute = o_.compute / train_flops_per_token(o_.config);
+    if (from_compute < double(tokens_per_step()))
+      throw Error("--compute " + number_text(o_.compute) + " FLOPs buys " + number_text(from_compute) + " tokens of " +
+                  o_.config.name + ", less than one step (" + std::to_string(tokens_per_step()) +
+                  " tokens): raise --compute");
+    tokens = int64_t(std::min(from_compute, 9e18));
+  }
+  if (tokens == 0) tokens = TrainOptions::kDefaultTokens;
   schedule_.max_lr = o_.max_lr;
   schedule_.min_lr = o_.min_lr;
   schedule_.total_steps = std::max<int64_t>(1, tokens / tokens_per_step());
@@ -89,6 +123,8 @@ StepStats Trainer::train_step() {
 }
 
 EvalStats Trainer::evaluate() {
+  if (data_.val.size() < 2)
+    throw Error("no validation data to evaluate on (" + std::to_string(data_.val.size()) + " tokens)");
   Profiler* saved = model_->profiler;
   model_->profiler = nullptr;  // evaluation is not part of the training-time profile
   const auto& val = data_.val;
@@ -178,6 +214,54 @@ void Trainer::load_weights(const fs::path& checkpoint) {
   model_->params() = std::move(params);
 }
 
+namespace {
+
+// <out>/metrics.jsonl, one JSON object per line. Opened before the first step, so an unwritable
+// --out fails at once; on resume cut back to the checkpoint's step, since the steps after it run
+// again; a failed write stops the run (a gap in the metrics would pass unnoticed).
+class MetricsFile {
+ public:
+  MetricsFile(fs::path path, int64_t keep_through_step) : path_(std::move(path)) {
+    if (keep_through_step >= 0) truncate_after(keep_through_step);
+    out_.open(path_, std::ios::app);
+    if (!out_) throw Error("cannot open " + path_.string() + " for writing: " + std::strerror(errno));
+  }
+  void write(const nlohmann::json& j) {
+    out_ << j.dump() << '\n' << std::flush;
+    if (!out_) throw Error("cannot write " + path_.string() + " (is the disk full?)");
+  }
+
+ private:
+  void truncate_after(int64_t step) {
+    const auto text = read_file(path_);
+    if (!text) return;
+    std::istringstream in(*text);
+    std::string kept;
+    for (std::string line; std::getline(in, line);) {
+      const auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+      // A torn last line (a kill mid-write) is dropped with the steps after the checkpoint.
+      if (j.is_object() && j.contains("step") && j["step"].is_number_integer() && j["step"].get<int64_t>() <= step)
+        kept += line + '\n';
+    }
+    write_file_atomic(path_, kept);
+  }
+
+  fs::path path_;
+  std::ofstream out_;
+};
+
+// The error that stops a run whose loss or gradient became NaN or infinite.
+Error diverged(const StepStats& s, const TrainOptions& o) {
+  const auto g = number_text;
+  return Error(
+      "step " + std::to_string(s.step) + ": the training loss is " + g(s.loss) + " and the gradient norm " +
+      g(s.grad_norm) + ": the run diverged. Likely cause: a learning rate too high for this model (" + g(s.lr) +
+      " at this step, peak --lr " + g(o.max_lr) + "); lower --lr or lengthen --warmup" +
+      (o.out_dir.empty() ? std::string() : "; the checkpoints before this step stay in " + o.out_dir.string()));
+}
+
+}  // namespace
+
 EvalStats run_training(Trainer& trainer, bool resume, const RunCallbacks& cb) {
   const auto& o = trainer.options();
   auto say = [&](const std::string& s) {
@@ -189,20 +273,21 @@ EvalStats run_training(Trainer& trainer, bool resume, const RunCallbacks& cb) {
     if (auto latest = trainer.latest_checkpoint())
       throw Error(o.out_dir.string() + " already holds checkpoints of a run (newest: " + latest->filename().string() +
                   "): pass --resume to continue it, or choose another --out (or delete that folder) to start afresh");
-  std::ofstream metrics;
-  if (!o.out_dir.empty()) {
-    fs::create_directories(o.out_dir);
-    metrics.open(o.out_dir / "metrics.jsonl", std::ios::app);
-  }
-  auto log = [&](nlohmann::json j) {
-    if (metrics.is_open()) metrics << j.dump() << '\n' << std::flush;
-  };
+  if (!o.out_dir.empty())
+    if (const std::string why = directory_write_problem(o.out_dir); !why.empty())
+      throw Error("--out " + o.out_dir.string() + " is not writable (" + why +
+                  "): checkpoints and metrics.jsonl go there; choose another --out");
   if (resume) {
     auto latest = trainer.latest_checkpoint();
     if (!latest) throw Error("--resume: no checkpoint in " + o.out_dir.string());
     trainer.resume_from(*latest);
     say("resumed from " + latest->string() + " at step " + std::to_string(trainer.step()));
   }
+  std::optional<MetricsFile> metrics;
+  if (!o.out_dir.empty()) metrics.emplace(o.out_dir / "metrics.jsonl", resume ? trainer.step() : -1);
+  auto log = [&](const nlohmann::json& j) {
+    if (metrics) metrics->write(j);
+  };
   EvalStats last;
   auto eval = [&] {
     last = trainer.evaluate();
@@ -222,6 +307,7 @@ EvalStats run_training(Trainer& trainer, bool resume, const RunCallbacks& cb) {
          {"lr", s.lr},
          {"grad_norm", s.grad_norm},
          {"tokens_per_s", double(s.tokens) / s.seconds}});
+    if (!std::isfinite(s.loss) || !std::isfinite(s.grad_norm)) throw diverged(s, o);
     if (cb.on_step) cb.on_step(trainer, s);
     bool end = trainer.done();
     if ((o.eval_every > 0 && s.step % o.eval_every == 0) || end) eval();

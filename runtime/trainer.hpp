@@ -19,7 +19,7 @@ namespace moejit::runtime {
 struct TrainOptions {
   ModelConfig config;
   int64_t tokens = 0;             // training tokens D; 0: from `compute`, else kDefaultTokens
-  double compute = 0;             // training FLOPs C: D = C / train_flops_per_token
+  double compute = 0;             // training FLOPs C (> 0: D = C / train_flops_per_token, at least a step)
   std::string data;               // see load_dataset(); empty: the fortunes corpus
   std::filesystem::path out_dir;  // checkpoints + metrics.jsonl; empty: nothing written
   int64_t batch = 8;              // sequences per micro-batch
@@ -41,6 +41,9 @@ struct TrainOptions {
 
   static constexpr int64_t kDefaultTokens = 1 << 20;
 };
+
+// Throws Error naming the flag for options no run can use (negative counts, a non-finite rate).
+void check_options(const TrainOptions& options);
 
 struct StepStats {
   int64_t step = 0;  // steps done after this one

@@ -52,10 +52,10 @@ Bundle parse_bundle(std::string_view text, const std::string& where) {
   return b;
 }
 
-Bundle export_bundle(const TuningStore& store) {
+Bundle export_bundle(const TuningStore& store, std::vector<std::string>* unreadable) {
   Bundle b;
   b.exported = Provenance::here("export");
-  b.decisions = store.load_all();
+  b.decisions = store.load_all(unreadable);
   return b;
 }
 

@@ -22,7 +22,8 @@ std::string render_bundle(const Bundle& bundle);
 // Throws Error starting with `where` and naming the field; never returns a partial bundle.
 Bundle parse_bundle(std::string_view text, const std::string& where);
 
-Bundle export_bundle(const TuningStore& store);
+// `unreadable`: as TuningStore::load_all (a bad store file is skipped and named there).
+Bundle export_bundle(const TuningStore& store, std::vector<std::string>* unreadable = nullptr);
 // Validates everything first, then writes under keep_faster: conflicts are reported, both kept.
 TuningStore::WriteReport import_bundle(TuningStore& store, const Bundle& bundle);
 // `a` and `b` merged: the faster measured decision of each identity wins, the other is recorded.

@@ -38,11 +38,13 @@ int64_t get_int(const json& j, const char* name, const std::string& where, int64
   return value;
 }
 
-double get_time(const json& j, const char* name, const std::string& where) {
+// A finite number >= 0, or > 0 with `positive` (a measured time: 0 would beat every real one).
+double get_number(const json& j, const char* name, const std::string& where, bool positive) {
   const json& v = field(j, name, where);
   if (!v.is_number()) throw Error(where + "." + name + ": expected a number");
   double value = v.get<double>();
-  if (!std::isfinite(value) || value < 0) throw Error(where + "." + name + ": must be a finite number >= 0");
+  if (!std::isfinite(value) || value < 0 || (positive && value == 0))
+    throw Error(where + "." + name + ": must be a finite number " + (positive ? "> 0" : ">= 0") + ", got " + v.dump());
   return value;
 }
 
@@ -115,9 +117,11 @@ Provenance Provenance::here(std::string strategy) {
 }
 
 std::string Decision::identity() const {
+  // Not the template hash: it belongs to the winner's binary, so a re-tune won by another config
+  // would otherwise be stored beside the old decision instead of replacing it.
   const Validators& v = validators;
   return key() + "|" + v.backend + "|" + v.device + "|" + v.arch + "|" + v.features + "|" +
-         std::to_string(v.compute_units) + "|" + v.driver + "|" + v.compiler + "|" + v.template_hash;
+         std::to_string(v.compute_units) + "|" + v.driver + "|" + v.compiler;
 }
 
 std::string Decision::uri() const {
@@ -203,8 +207,8 @@ Decision decision_from_json(const json& j, const std::string& where) {
   } catch (const Error& e) {
     throw Error(where + ".config: " + e.what());
   }
-  d.time_ms = get_time(j, "time_ms", where);
-  d.throughput = get_time(j, "throughput", where);
+  d.time_ms = get_number(j, "time_ms", where, true);
+  d.throughput = get_number(j, "throughput", where, false);
   d.throughput_unit = get_string(j, "throughput_unit", where);
   const json& v = field(j, "validators", where);
   const std::string vw = where + ".validators";
@@ -229,7 +233,7 @@ Decision decision_from_json(const json& j, const std::string& where) {
     const std::string aw = where + ".alternatives[" + std::to_string(i) + "]";
     Alternative a;
     a.config = get_string(alts[i], "config", aw);
-    a.time_ms = get_time(alts[i], "time_ms", aw);
+    a.time_ms = get_number(alts[i], "time_ms", aw, true);
     a.provenance = provenance_from_json(field(alts[i], "provenance", aw), aw + ".provenance");
     d.alternatives.push_back(std::move(a));
   }

@@ -65,7 +65,7 @@ struct Alternative {
 struct Decision {
   Problem problem;  // tokens holds the token bucket
   Config config;
-  double time_ms = 0;  // median of the re-timed winner
+  double time_ms = 0;  // median of the re-timed winner; > 0 (a decision with 0 is refused)
   double throughput = 0;
   std::string throughput_unit;  // "GB/s" or "TFLOP/s"
   Validators validators;
@@ -76,8 +76,9 @@ struct Decision {
   std::string key() const { return problem.key(); }
   // family/arch/dtype/shape_tb<bucket>/config (kernel_uri).
   std::string uri() const;
-  // Decisions with the same identity measure the same thing on the same kind of device with the
-  // same template and compiler, so their times are comparable and at most one is kept.
+  // Decisions with the same identity answer the same problem on the same kind of device with the
+  // same compiler and driver: at most one is kept (a re-tune replaces it, concurrent tunes and
+  // imports keep the faster). The template hash is not part of it: it validates the winner's binary.
   std::string identity() const;
   bool operator==(const Decision&) const = default;
 };

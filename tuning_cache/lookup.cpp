@@ -1,7 +1,9 @@
 #include "lookup.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <string_view>
 
 #include "moejit/error.hpp"
 #include "moejit/log.hpp"
@@ -14,6 +16,8 @@ std::array<std::atomic<long>, kRungCount>& global_served() {
   static std::array<std::atomic<long>, kRungCount> served{};
   return served;
 }
+
+constexpr std::string_view kUnrenderable = "unrenderable: ";  // then the render error
 
 // log_once remembers a message even when the level hides it; only hand it messages that print.
 void info_once(const std::string& message) {
@@ -88,9 +92,28 @@ const std::string& TuningLookup::hash_of(const KernelSpec& spec, const Decision&
   try {
     hash = template_hash(spec, d.problem, d.config, device, compiler);
   } catch (const Error& e) {
-    hash = std::string("unrenderable: ") + e.what();  // the config no longer exists in the template
+    hash = std::string(kUnrenderable) + e.what();  // the config no longer exists in the template
   }
   return hashes_.emplace(id, std::move(hash)).first->second;
+}
+
+std::string TuningLookup::stale_reason(const KernelSpec& spec, const Decision& d, const DeviceDescription& device,
+                                       const std::string& current_hash) {
+  // The real reason, most specific first: a config that left the space also fails to render or
+  // hashes differently, and "template hash changed" would send the reader to the wrong file.
+  const std::string id = d.key() + "|" + d.config.to_string() + "|" + device.arch;
+  auto it = in_space_.find(id);
+  if (it == in_space_.end()) {
+    const std::vector<Config> space = spec.space(d.problem, device);
+    it = in_space_.emplace(id, std::find(space.begin(), space.end(), d.config) != space.end()).first;
+  }
+  if (!it->second)
+    return "its config is no longer in the " + std::string(to_string(d.family())) +
+           " config space (the template changed)";
+  if (current_hash.rfind(kUnrenderable, 0) == 0)
+    return "it no longer renders (" + current_hash.substr(kUnrenderable.size()) + ")";
+  if (current_hash != d.validators.template_hash) return "template hash changed since it was tuned";
+  return {};
 }
 
 LookupResult TuningLookup::lookup(const KernelSpec& spec, const Problem& problem, const DeviceDescription& device,
@@ -115,8 +138,8 @@ LookupResult TuningLookup::lookup(const KernelSpec& spec, const Problem& problem
     if (current.backend != d.validators.backend || current.arch != d.validators.arch) continue;
     current.template_hash = hash_of(spec, d, device, compiler);
     const std::string where = "decision " + d.uri();
-    if (d.validators.template_hash != current.template_hash) {
-      info_once(where + " not used: template hash changed since it was tuned; re-run moejit tune");
+    if (const std::string why = stale_reason(spec, d, device, current.template_hash); !why.empty()) {
+      info_once(where + " not used: " + why + "; re-run moejit tune");
       continue;
     }
     if (std::string why = spec.prune_reason(problem, d.config, device); !why.empty()) {

@@ -52,11 +52,16 @@ class TuningLookup {
   const std::vector<Decision>& decisions_of(Family family);
   const std::string& hash_of(const KernelSpec& spec, const Decision& d, const DeviceDescription& device,
                              const Compiler& compiler);
+  // Why a decision of this arch no longer applies to its own problem ("" if it does): its config
+  // left the spec's space, no longer renders, or renders to another template hash.
+  std::string stale_reason(const KernelSpec& spec, const Decision& d, const DeviceDescription& device,
+                           const std::string& current_hash);
 
   TuningStore store_;
   std::mutex mutex_;
   std::map<Family, std::vector<Decision>> loaded_;
   std::map<std::string, std::string> hashes_;  // template hash by key + config + arch + compiler
+  std::map<std::string, bool> in_space_;       // config in the spec's space, by key + config + arch
   std::array<std::atomic<long>, kRungCount> served_{};
 };
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <map>
 #include <nlohmann/json.hpp>
 
@@ -16,15 +17,32 @@ namespace {
 
 constexpr const char* kStoreTag = "moejit_tuning";
 
+std::string ms_text(double ms) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.6g ms", ms);
+  return text;
+}
+
+// "key on device: a4_b4 1.2 ms vs a5_b4 1.1 ms -> keeps a5_b4 (1.1 ms)"; the same config measured
+// twice is a conflict too (its two times disagree).
 std::string describe_conflict(const Decision& a, const Decision& b, const Decision& winner) {
-  char text[64];
-  std::string s = a.key() + " on " + a.validators.device + ": " + a.config.to_string() + " ";
-  std::snprintf(text, sizeof text, "%.6g ms", a.time_ms);
-  s += text;
-  s += " vs " + b.config.to_string() + " ";
-  std::snprintf(text, sizeof text, "%.6g ms", b.time_ms);
-  s += text;
-  return s + " -> keeps " + winner.config.to_string();
+  return a.key() + " on " + a.validators.device + ": " + a.config.to_string() + " " + ms_text(a.time_ms) + " vs " +
+         b.config.to_string() + " " + ms_text(b.time_ms) + " -> keeps " + winner.config.to_string() + " (" +
+         ms_text(winner.time_ms) + ")";
+}
+
+bool same_measurement(const Decision& a, const Decision& b) {
+  return a.config == b.config && a.time_ms == b.time_ms;
+}
+
+// A re-tune replaces `old`, which stays on record as an alternative of the new decision.
+Decision retuned(const Decision& old, const Decision& d) {
+  Decision out = d;
+  Alternative previous{old.config.to_string(), old.time_ms, old.provenance};
+  if (!same_measurement(old, d) &&
+      std::find(out.alternatives.begin(), out.alternatives.end(), previous) == out.alternatives.end())
+    out.alternatives.push_back(previous);
+  return out;
 }
 
 }  // namespace
@@ -39,7 +57,10 @@ fs::path TuningStore::file_of(Family family) const {
   return dir_ / (std::string(to_string(family)) + ".json");
 }
 
-std::vector<Decision> parse_store_file(const std::string& text, const std::string& where) {
+namespace {
+
+// The decisions of a store file, each checked on its own; `family`: refuse another family's.
+std::vector<Decision> parse_decisions(const std::string& text, const std::string& where, std::optional<Family> family) {
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(text);
@@ -55,8 +76,37 @@ std::vector<Decision> parse_store_file(const std::string& text, const std::strin
   if (!j.contains("decisions") || !j["decisions"].is_array()) throw Error(where + ".decisions: expected an array");
   std::vector<Decision> decisions;
   const auto& list = j["decisions"];
-  for (size_t i = 0; i < list.size(); ++i)
-    decisions.push_back(decision_from_json(list[i], where + ": decisions[" + std::to_string(i) + "]"));
+  for (size_t i = 0; i < list.size(); ++i) {
+    const std::string at = where + ": decisions[" + std::to_string(i) + "]";
+    decisions.push_back(decision_from_json(list[i], at));
+    if (family && decisions.back().family() != *family)
+      throw Error(at + " is a '" + std::string(to_string(decisions.back().family())) + "' decision filed under '" +
+                  std::string(to_string(*family)) + "': move it to its family's file or delete it");
+  }
+  return decisions;
+}
+
+// For writing: a file from before one identity held one decision (several per device, each with
+// its winner's template hash) is repaired by keeping the fastest of each, not set aside.
+std::vector<Decision> parse_folding_duplicates(const std::string& text, const std::string& where, Family family) {
+  std::vector<Decision> folded;
+  merge_decisions(folded, parse_decisions(text, where, family), TuningStore::Policy::keep_faster);
+  return folded;
+}
+
+}  // namespace
+
+std::vector<Decision> parse_store_file(const std::string& text, const std::string& where,
+                                       std::optional<Family> family) {
+  std::vector<Decision> decisions = parse_decisions(text, where, family);
+  std::map<std::string, size_t> seen;  // identity -> index
+  for (size_t i = 0; i < decisions.size(); ++i) {
+    const Decision& d = decisions[i];
+    if (auto [it, fresh] = seen.emplace(d.identity(), i); !fresh)
+      throw Error(where + ": decisions[" + std::to_string(i) + "] has the identity of decisions[" +
+                  std::to_string(it->second) + "] (" + d.key() + " on " + d.validators.device +
+                  "): a problem holds one decision per device; delete one of them");
+  }
   return decisions;
 }
 
@@ -72,7 +122,7 @@ std::vector<Decision> TuningStore::load(Family family) const {
   const fs::path path = file_of(family);
   auto text = read_file(path);
   if (!text) return {};
-  return parse_store_file(*text, path.string());
+  return parse_store_file(*text, path.string(), family);
 }
 
 std::vector<Family> TuningStore::families() const {
@@ -92,21 +142,30 @@ std::vector<Family> TuningStore::families() const {
   return found;
 }
 
-std::vector<Decision> TuningStore::load_all() const {
+std::vector<Decision> TuningStore::load_all(std::vector<std::string>* unreadable) const {
   std::vector<Decision> all;
   for (const Family family : families()) {
-    auto decisions = load(family);
+    std::vector<Decision> decisions;
+    try {
+      decisions = load(family);
+    } catch (const Error& e) {
+      if (!unreadable) throw;
+      unreadable->push_back(e.what());  // one bad file must not hide the others
+    }
     all.insert(all.end(), decisions.begin(), decisions.end());
   }
   return all;
 }
 
 TuningStore::WriteReport merge_decisions(std::vector<Decision>& existing, const std::vector<Decision>& incoming,
-                                         TuningStore::Policy policy) {
+                                         TuningStore::Policy policy, const std::string& since) {
   TuningStore::WriteReport report;
   std::map<std::string, size_t> index;
   for (size_t i = 0; i < existing.size(); ++i) index[existing[i].identity()] = i;
   for (const Decision& d : incoming) {
+    if (!(d.time_ms > 0))
+      throw Error(d.key() + " " + d.config.to_string() + ": a decision's time_ms must be > 0 (got " +
+                  ms_text(d.time_ms) + "): it would beat every real measurement");
     auto it = index.find(d.identity());
     if (it == index.end()) {
       index[d.identity()] = existing.size();
@@ -119,24 +178,29 @@ TuningStore::WriteReport merge_decisions(std::vector<Decision>& existing, const 
       ++report.unchanged;
       continue;
     }
-    if (policy == TuningStore::Policy::replace) {
-      old = d;
+    // A re-tune replaces what an earlier run stored; a decision stored since this run started came
+    // from a concurrent one: both measured now, so the faster wins, as for imports.
+    const bool concurrent = !since.empty() && old.provenance.date >= since;
+    if (policy == TuningStore::Policy::replace && !concurrent) {
+      old = retuned(old, d);
       ++report.replaced;
       continue;
     }
     Decision winner = merge_faster(old, d);
-    if (old.config != d.config) report.conflicts.push_back(describe_conflict(old, d, winner));
-    if (winner == old) {
+    if (!same_measurement(old, d)) report.conflicts.push_back(describe_conflict(old, d, winner));
+    // Kept or replaced by what answers lookups: more alternatives on record leave it "unchanged".
+    if (same_measurement(winner, old) && winner.provenance == old.provenance) {
       ++report.unchanged;
     } else {
-      old = std::move(winner);
       ++report.replaced;
     }
+    old = std::move(winner);
   }
   return report;
 }
 
-TuningStore::WriteReport TuningStore::record(const std::vector<Decision>& decisions, Policy policy) {
+TuningStore::WriteReport TuningStore::record(const std::vector<Decision>& decisions, Policy policy,
+                                             const std::string& since) {
   std::map<Family, std::vector<Decision>> by_family;
   for (const Decision& d : decisions) by_family[d.family()].push_back(d);
   std::error_code ec;
@@ -149,7 +213,7 @@ TuningStore::WriteReport TuningStore::record(const std::vector<Decision>& decisi
     std::vector<Decision> existing;
     if (auto text = read_file(path)) {
       try {
-        existing = parse_store_file(*text, path.string());
+        existing = parse_folding_duplicates(*text, path.string(), family);
       } catch (const SchemaError& e) {
         // Another schema's decisions stay readable by the moejit that wrote them.
         fs::path aside = fs::path(path) += ".schema" + std::to_string(e.found_schema);
@@ -163,7 +227,7 @@ TuningStore::WriteReport TuningStore::record(const std::vector<Decision>& decisi
         log_message(LogLevel::warn, std::string(e.what()) + "; moved it to " + aside.string());
       }
     }
-    WriteReport report = merge_decisions(existing, incoming, policy);
+    WriteReport report = merge_decisions(existing, incoming, policy, since);
     write_file_atomic(path, render_store_file(family, existing));
     total.added += report.added;
     total.replaced += report.replaced;

@@ -8,6 +8,7 @@
 // with the command that rebuilds it (kRetuneHint) and kept beside the new one as <file>.schema<N>.
 #pragma once
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,22 +22,34 @@ class TuningStore {
   explicit TuningStore(std::filesystem::path dir);
   static std::filesystem::path default_dir();  // cache_root() / "tuning"
 
-  // Every decision of `family` (empty if none). Throws Error naming the file if it is malformed.
+  // Every decision of `family` (empty if none). Throws Error naming the file if it is malformed,
+  // holds another family's decision, or two decisions of one identity.
   std::vector<Decision> load(Family family) const;
-  std::vector<Decision> load_all() const;
+  // Every family's decisions. With `unreadable`, a file that does not load is skipped and its error
+  // (naming it) appended there; without, the first such error is thrown.
+  std::vector<Decision> load_all(std::vector<std::string>* unreadable = nullptr) const;
   // Families with a file in the store. Other *.json files (a family this moejit does not know,
   // such as schema 1's host_grouped_gemm_*) are left alone, with a warning naming them.
   std::vector<Family> families() const;
 
   enum class Policy {
-    replace,      // a new local tuning replaces the stored decision with the same identity
+    // A local tuning replaces the stored decision of the same identity (which stays on record as an
+    // alternative), unless that one was stored after `since` (a concurrent run): then as keep_faster.
+    replace,
     keep_faster,  // imports and merges: the faster measurement wins, the other is kept as alternative
   };
   struct WriteReport {
-    int added = 0, replaced = 0, unchanged = 0;
-    std::vector<std::string> conflicts;  // "key on device: configA 1.2 ms vs configB 1.1 ms -> configB"
+    int added = 0;
+    int replaced = 0;   // the stored decision gave way to the incoming one
+    int unchanged = 0;  // the stored decision still answers (the incoming one may be kept as an alternative)
+    // Two measurements of one identity that disagree (config or time):
+    // "key on device: a4_b4 1.2 ms vs a5_b4 1.1 ms -> keeps a5_b4 (1.1 ms)".
+    std::vector<std::string> conflicts;
   };
-  WriteReport record(const std::vector<Decision>& decisions, Policy policy = Policy::replace);
+  // Throws Error for a decision with time_ms <= 0 (it would beat every real measurement). `since`:
+  // the ISO date this tuning run started (Provenance::date), for Policy::replace.
+  WriteReport record(const std::vector<Decision>& decisions, Policy policy = Policy::replace,
+                     const std::string& since = {});
 
   const std::filesystem::path& directory() const { return dir_; }
   std::filesystem::path file_of(Family family) const;
@@ -45,8 +58,10 @@ class TuningStore {
   std::filesystem::path dir_;
 };
 
-// Parses a store file's text (or a bundle's decisions) strictly; `where` names it in errors.
-std::vector<Decision> parse_store_file(const std::string& text, const std::string& where);
+// Parses a store file's text (or a bundle's decisions) strictly; `where` names it in errors. With
+// `family`, a decision of another family is refused, and always two decisions of one identity.
+std::vector<Decision> parse_store_file(const std::string& text, const std::string& where,
+                                       std::optional<Family> family = std::nullopt);
 std::string render_store_file(Family family, const std::vector<Decision>& decisions);
 
 // A store file or bundle written by a moejit with another tuning schema.
@@ -58,6 +73,6 @@ class SchemaError : public Error {
 
 // Merges `incoming` into `existing` under `policy`; shared by the store and bundle merges.
 TuningStore::WriteReport merge_decisions(std::vector<Decision>& existing, const std::vector<Decision>& incoming,
-                                         TuningStore::Policy policy);
+                                         TuningStore::Policy policy, const std::string& since = {});
 
 }  // namespace moejit

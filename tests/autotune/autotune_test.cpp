@@ -1,6 +1,8 @@
 // The autotuner's machinery on the toy backend (exact virtual timings): winner, correctness gate,
 // isolation of crashing/hanging candidates, compile errors, tie-break, budgets + resume, progress.
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <cstdlib>
@@ -9,6 +11,7 @@
 #include <map>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "autotuner.hpp"
 #include "lookup.hpp"
@@ -141,6 +144,79 @@ TEST_F(AutotuneTest, BudgetStopsEarlyAndTheJournalResumesWithoutRetiming) {
   for (std::string line; std::getline(log, line);) measured_again.insert(line);
   EXPECT_EQ(measured_again.size(), 18u);
   for (const auto& r : first.results) EXPECT_FALSE(measured_again.count(r.config)) << r.config;
+}
+
+// Issue 20, finding 3: a timeout in the journal (the machine was loaded, or --timeout was shorter)
+// is measured again on resume instead of excluding what may be the winner for good.
+TEST_F(AutotuneTest, ResumedTimeoutsAreMeasuredAgain) {
+  world().plans["a5_b4"] = Plan::hang;  // the fastest config times out in the first run
+  options_.isolation = Isolation::fork;
+  options_.candidate_timeout_s = 0.5;
+  options_.max_candidates = 20;  // partial: the journal is kept (a5_b4 is the 19th in space order)
+  TuneResult first = run();
+  ASSERT_TRUE(first.partial);
+  ASSERT_NE(result_of(first, "a5_b4"), nullptr);
+  EXPECT_EQ(result_of(first, "a5_b4")->status, CandidateStatus::timeout);
+
+  world().plans.clear();
+  options_.max_candidates = 0;
+  TuneResult second = run();
+  EXPECT_EQ(second.resumed, 19) << "every journal entry but the timeout";
+  ASSERT_NE(result_of(second, "a5_b4"), nullptr);
+  EXPECT_EQ(result_of(second, "a5_b4")->status, CandidateStatus::ok);
+  ASSERT_TRUE(second.decision);
+  EXPECT_EQ(second.decision->config.to_string(), "a5_b4");
+}
+
+// Issue 20, finding 2: a re-tune whose winner is another binary replaces the stored decision (it
+// used to be stored beside it, and the lookup served the smaller stored time forever), even when the
+// new winner is slower; the old winner stays on record as an alternative.
+TEST_F(AutotuneTest, ReTuneWithAnotherWinnerReplacesTheDecision) {
+  options_.isolation = Isolation::none;
+  TuneResult first = run();
+  ASSERT_TRUE(first.decision);
+  EXPECT_EQ(first.decision->config.to_string(), "a5_b4");
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // stored dates have 1 s resolution
+  world().cost_us = [](const Config& c) { return 200.0 + static_cast<double>(c.get("a") + c.get("b")); };
+  TuneResult second = run();
+  ASSERT_TRUE(second.decision);
+  EXPECT_EQ(second.decision->config.to_string(), "a1_b1");
+  const std::vector<Decision> stored = TuningStore(dir_).load(kToyFamily);
+  ASSERT_EQ(stored.size(), 1u);
+  EXPECT_EQ(stored[0].config.to_string(), "a1_b1");
+  ASSERT_EQ(stored[0].alternatives.size(), 1u);
+  EXPECT_EQ(stored[0].alternatives[0].config, "a5_b4");
+  TuningLookup lookup{TuningStore(dir_)};
+  EXPECT_EQ(lookup.lookup(spec_, toy_problem(), backend_).config.to_string(), "a1_b1");
+}
+
+// Issue 20, finding 2: two tune processes on one cache dir, with different winners, leave one
+// decision per problem: the faster measurement.
+TEST_F(AutotuneTest, ConcurrentTunesLeaveOneDecisionTheFaster) {
+  options_.isolation = Isolation::none;
+  std::vector<pid_t> children;
+  for (int child = 0; child < 2; ++child) {
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+      world().cost_us = [child](const Config& c) {  // child 0: a1_b1 fastest (50 us); child 1: a8_b4 (60 us)
+        return child == 0 ? 50.0 + static_cast<double>(c.get("a") + c.get("b") - 2)
+                          : 60.0 + static_cast<double>(std::abs(c.get("a") - 8) + std::abs(c.get("b") - 4));
+      };
+      options_.timing.repeats += child;  // separate journals: each run measures its own candidates
+      TuneResult r = tune(backend_, spec_, workload_, toy_problem(), options_);
+      ::_exit(r.decision ? 0 : 1);
+    }
+    children.push_back(pid);
+  }
+  for (pid_t pid : children) {
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  }
+  const std::vector<Decision> stored = TuningStore(dir_).load(kToyFamily);
+  ASSERT_EQ(stored.size(), 1u);
+  EXPECT_EQ(stored[0].config.to_string(), "a1_b1");
+  EXPECT_NEAR(stored[0].time_ms, 0.05, 1e-9);
 }
 
 TEST_F(AutotuneTest, MaxSecondsBudgetStopsStartingCandidates) {

@@ -11,7 +11,20 @@
 #include <string>
 #include <vector>
 
+#include "moejit/error.hpp"
+
 namespace moejit::test {
+
+// The message of the moejit::Error `fn` throws, or "" if it throws none.
+template <typename Fn>
+std::string error_of(Fn fn) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
 
 // A fresh seed per run (printed on failure through SCOPED_TRACE by callers), overridable with
 // MOEJIT_TEST_SEED to reproduce.

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "../common/test_util.hpp"
 #include "model_config.hpp"
 #include "moejit/error.hpp"
 
@@ -18,16 +19,7 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-// The message of the Error `fn` throws, or "" if it throws none.
-template <typename Fn>
-std::string error_of(Fn fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using test::error_of;
 
 json valid_moe_json() {
   return json::parse(R"({

@@ -8,7 +8,9 @@
 #include <string>
 #include <vector>
 
+#include "../common/test_util.hpp"
 #include "model_config.hpp"
+#include "moejit/error.hpp"
 #include "param_count.hpp"
 
 namespace moejit {
@@ -86,6 +88,24 @@ TEST(ParamCount, TensorShapesSumToTheCounts) {
     EXPECT_EQ(sum, p.total) << name;
     for (int g = 0; g < kParamGroupCount; ++g) EXPECT_EQ(by_group[g], p.by_group[g]) << name << " group " << g;
   }
+}
+
+// Issue 20, finding 7: dimensions whose products leave int64 are an error naming the tensor, not a
+// wrapped count ("attention 0").
+TEST(ParamCount, OverflowingDimensionsAreAnErrorNotAWrappedCount) {
+  ModelConfig c = find_model_config("micro-dense");
+  c.d_model = c.head_dim = int64_t{1} << 32;
+  c.heads = 1;
+  c.d_ffn = int64_t{1} << 32;
+  const std::string why = test::error_of([&] { count_params(c); });
+  EXPECT_NE(why.find("the size of tensor layers.0.attn.wq does not fit a 64-bit integer"), std::string::npos) << why;
+  c = find_model_config("micro-dense");
+  c.vocab = int64_t{1} << 56;  // embedding and LM head are 2^62 each: each fits, their sum does not
+  EXPECT_THROW(count_params(c), Error);
+  c = find_model_config("micro-moe");
+  c.heads = int64_t{1} << 40;
+  c.head_dim = int64_t{1} << 40;
+  EXPECT_THROW(validate(c, "test"), Error);  // heads * head_dim overflows before it is compared
 }
 
 TEST(ParamCount, TensorLayoutOfOneMoeLayer) {

@@ -11,6 +11,8 @@
 namespace moejit::runtime {
 namespace {
 
+using test::error_of;
+
 TEST(Data, ShardRoundTripBothVersions) {
   test::TempDir dir;
   std::mt19937_64 rng(test::test_seed());
@@ -33,17 +35,31 @@ TEST(Data, BadShardsGiveClearErrors) {
   std::string bad_magic = bytes;
   bad_magic[0] ^= 1;
   write_file_atomic(dir.path() / "magic.bin", bad_magic);
-  auto message = [&](const char* name) {
-    try {
-      read_token_shard(dir.path() / name);
-    } catch (const Error& e) {
-      return std::string(e.what());
-    }
-    return std::string("no error");
-  };
+  auto message = [&](const char* name) { return error_of([&] { read_token_shard(dir.path() / name); }); };
   EXPECT_NE(message("short.bin").find("header says 3 tokens"), std::string::npos) << message("short.bin");
   EXPECT_NE(message("magic.bin").find("bad magic"), std::string::npos) << message("magic.bin");
   EXPECT_NE(message("none.bin").find("does not exist"), std::string::npos);
+}
+
+// Issue 20, finding 1: empty or near-empty data is an error naming the file, not a crash in the
+// train/validation split; the smallest splittable file splits with >= 2 tokens on each side.
+TEST(Data, TooLittleDataToSplitIsAClearError) {
+  test::TempDir dir;
+  write_file_atomic(dir.path() / "empty.txt", "");
+  write_file_atomic(dir.path() / "three.txt", "abc");
+  write_token_shard(dir.path() / "empty.bin", {}, kShardVersionU16);
+  std::filesystem::create_directories(dir.path() / "shards");
+  write_token_shard(dir.path() / "shards" / "train.bin", {1, 2, 3}, kShardVersionU16);
+  write_token_shard(dir.path() / "shards" / "val.bin", {4}, kShardVersionU16);
+  auto message = [&](const std::string& name) { return error_of([&] { load_dataset(dir.path() / name); }); };
+  EXPECT_NE(message("empty.txt").find("empty.txt holds 0 tokens"), std::string::npos) << message("empty.txt");
+  EXPECT_NE(message("three.txt").find("holds 3 tokens: too few"), std::string::npos) << message("three.txt");
+  EXPECT_NE(message("empty.bin").find("empty.bin holds 0 tokens"), std::string::npos) << message("empty.bin");
+  EXPECT_NE(message("shards").find("found 3 training and 1 validation tokens"), std::string::npos) << message("shards");
+  write_file_atomic(dir.path() / "four.txt", "abcd");
+  const Dataset d = load_dataset(dir.path() / "four.txt");
+  EXPECT_EQ(d.train, (std::vector<uint32_t>{'a', 'b'}));
+  EXPECT_EQ(d.val, (std::vector<uint32_t>{'c', 'd'}));
 }
 
 TEST(Data, ByteTokenizerAndDirectoryOfShards) {

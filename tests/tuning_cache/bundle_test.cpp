@@ -97,6 +97,41 @@ TEST(Bundle, MergeConflictKeepsTheFasterAndRecordsBoth) {
   EXPECT_EQ(merge_bundles(b, a, nullptr).decisions[0].config.to_string(), "a5_b4");
 }
 
+// Issue 20, finding 11: import counts say what happened. A tie keeps the stored decision
+// ("unchanged", the other kept as an alternative); the same config at another time is a conflict;
+// importing the same bundles again adds no alternative twice and reports everything unchanged.
+TEST(Bundle, ImportCountsTiesConflictsAndReimports) {
+  TempDir dir("bundle-counts");
+  TuningStore store(dir.path);
+  store.record({make_decision(kToy, 1024, "a5_b4", 0.1), make_decision(kToy, 2048, "a5_b4", 0.1)});
+  Bundle b;
+  b.exported = Provenance::here("export");
+  Decision tie = make_decision(kToy, 1024, "a1_b1", 0.1), time_only = make_decision(kToy, 2048, "a5_b4", 0.3);
+  tie.provenance.user = time_only.provenance.user = "bob";
+  Decision faster = make_decision(kToy, 4096, "a2_b2", 0.1), slower = make_decision(kToy, 4096, "a3_b3", 0.2);
+  store.record({slower});
+  faster.provenance.user = "bob";
+  b.decisions = {tie, time_only, faster};
+  auto r = import_bundle(store, b);
+  EXPECT_EQ(r.added, 0);
+  EXPECT_EQ(r.replaced, 1);   // faster
+  EXPECT_EQ(r.unchanged, 2);  // the tie and the slower time keep what answers lookups
+  ASSERT_EQ(r.conflicts.size(), 3u);
+  EXPECT_NE(r.conflicts[1].find("a5_b4 0.1 ms vs a5_b4 0.3 ms -> keeps a5_b4 (0.1 ms)"), std::string::npos)
+      << r.conflicts[1];
+  const std::vector<Decision> once = store.load(kToy);
+  for (const Decision& d : once) EXPECT_EQ(d.alternatives.size(), 1u) << d.key();
+
+  for (int again = 0; again < 2; ++again) {
+    r = import_bundle(store, b);
+    EXPECT_EQ(r.unchanged, 3);
+    EXPECT_EQ(r.replaced, 0);
+    r = import_bundle(store, parse_bundle(render_bundle(export_bundle(store)), "exported"));
+    EXPECT_EQ(r.unchanged, 3);
+  }
+  EXPECT_EQ(store.load(kToy), once);
+}
+
 TEST(Bundle, BadBundlesAreRefusedWithClearErrorsAndTheStoreIsUntouched) {
   TempDir dir("bundle-bad");
   TuningStore store(dir.path);

@@ -54,6 +54,16 @@ TEST(DecisionJson, ErrorsNameTheField) {
   j = good;
   j["time_ms"] = "fast";
   EXPECT_EQ(error_of(j), "d.time_ms: expected a number");
+  for (double bad : {0.0, -0.5}) {  // issue 20, finding 2: a zero time would beat every real one
+    j = good;
+    j["time_ms"] = bad;
+    EXPECT_NE(error_of(j).find("d.time_ms: must be a finite number > 0"), std::string::npos) << error_of(j);
+  }
+  j = good;
+  j["alternatives"] =
+      nlohmann::json::array({{{"config", "a1_b1"}, {"time_ms", 0}, {"provenance", good["provenance"]}}});
+  EXPECT_NE(error_of(j).find("d.alternatives[0].time_ms: must be a finite number > 0"), std::string::npos)
+      << error_of(j);
   j = good;
   j["family"] = "../../etc/passwd";
   EXPECT_NE(error_of(j).find("d.family"), std::string::npos);

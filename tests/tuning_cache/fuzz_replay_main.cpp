@@ -50,7 +50,11 @@ int main(int argc, char** argv) {
                           "\"decisions\"",
                           "\\u0000",
                           "9223372036854775807",
-                          "65536"};
+                          "65536",
+                          "\"moe\"",
+                          "\"alternatives\"",
+                          "4294967296",
+                          "-9223372036854775808"};
   std::mt19937_64 rng(20261125);
   for (long i = 0; i < iterations; ++i) {
     std::string s = seeds[rng() % seeds.size()];

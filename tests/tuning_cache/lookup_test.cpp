@@ -96,6 +96,27 @@ TEST_F(LookupTest, ConfigTheDeviceCannotRunIsSkipped) {
   EXPECT_EQ(lookup(256).rung, Rung::heuristic);
 }
 
+// Issue 20, finding 8: each rejection names its real reason. A config that left the space is not
+// reported as a changed template hash (it hashes differently too, but the template file is fine).
+TEST_F(LookupTest, RejectionsNameTheirRealReason) {
+  toy::world().include_dirs = {dir_.path.string()};
+  toy::world().template_include = "toy_template.h";
+  write_file_atomic(dir_.path / "toy_template.h", "// version 1\n");
+  TuningStore(dir_.path).record({decision(256, "a8_b4"), decision(512, "a2_b4")});
+  toy::world().params["a"] = {1, 2, 3, 4};  // a8 left the space
+  write_file_atomic(dir_.path / "toy_template.h", "// version 2\n");
+  set_log_level(LogLevel::info);
+  ::testing::internal::CaptureStderr();
+  EXPECT_EQ(lookup(256).rung, Rung::heuristic);
+  const std::string log = ::testing::internal::GetCapturedStderr();
+  set_log_level(LogLevel::warn);
+  EXPECT_NE(log.find("a8_b4 not used: its config is no longer in the swiglu_fwd config space"), std::string::npos)
+      << log;
+  EXPECT_NE(log.find("a2_b4 not used: template hash changed since it was tuned; re-run moejit tune"), std::string::npos)
+      << log;
+  EXPECT_EQ(log.find("a8_b4 not used: template hash"), std::string::npos) << log;
+}
+
 TEST_F(LookupTest, CountsRungsAndLogsTheAnswerAtInfo) {
   TuningStore(dir_.path).record({decision(256, "a5_b4")});
   const RungCounts before = global_rung_counts();

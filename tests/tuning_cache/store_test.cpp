@@ -48,6 +48,83 @@ TEST(TuningStore, ReplaceForLocalTuningKeepFasterForImports) {
   EXPECT_EQ(stored[0].alternatives.size(), 1u);
 }
 
+// Issue 20, finding 2: one problem on one device holds one decision, whatever binary won. A re-tune
+// replaces it (the old winner stays as an alternative); a decision stored while this run was tuning
+// (a concurrent run) is merged by measured time instead; time_ms <= 0 is refused.
+TEST(TuningStore, ReTuneReplacesWhateverTheWinnerConcurrentRunsKeepTheFaster) {
+  TempDir dir("retune");
+  TuningStore store(dir.path);
+  Decision first = make_decision(kToy, 1024, "a5_b4", 0.1);
+  first.validators.template_hash = "hash-of-a5_b4";
+  first.provenance.date = "2026-11-25T12:00:00Z";
+  store.record({first});
+  Decision retune = make_decision(kToy, 1024, "a4_b4", 0.3);  // slower: the machine or template changed
+  retune.validators.template_hash = "hash-of-a4_b4";
+  retune.provenance.date = "2026-11-25T13:00:00Z";
+  auto r = store.record({retune}, TuningStore::Policy::replace, "2026-11-25T12:30:00Z");
+  EXPECT_EQ(r.replaced, 1);
+  auto stored = store.load(kToy);
+  ASSERT_EQ(stored.size(), 1u);
+  EXPECT_EQ(stored[0].config.to_string(), "a4_b4");
+  ASSERT_EQ(stored[0].alternatives.size(), 1u);
+  EXPECT_EQ(stored[0].alternatives[0].config, "a5_b4");
+
+  Decision concurrent = make_decision(kToy, 1024, "a1_b1", 0.2);  // started before `retune` was stored
+  concurrent.validators.template_hash = "hash-of-a1_b1";
+  concurrent.provenance.date = "2026-11-25T13:05:00Z";
+  r = store.record({concurrent}, TuningStore::Policy::replace, "2026-11-25T12:45:00Z");
+  EXPECT_EQ(r.replaced, 1);
+  ASSERT_EQ(r.conflicts.size(), 1u);
+  stored = store.load(kToy);
+  ASSERT_EQ(stored.size(), 1u);
+  EXPECT_EQ(stored[0].config.to_string(), "a1_b1");  // 0.2 ms beats 0.3 ms
+  concurrent = make_decision(kToy, 1024, "a2_b2", 0.25);
+  r = store.record({concurrent}, TuningStore::Policy::replace, "2026-11-25T12:45:00Z");
+  EXPECT_EQ(r.unchanged, 1);
+  EXPECT_EQ(store.load(kToy)[0].config.to_string(), "a1_b1");
+
+  for (double bad : {0.0, -1.0}) EXPECT_THROW(store.record({make_decision(kToy, 64, "a1_b1", bad)}), Error);
+  EXPECT_EQ(store.load(kToy).size(), 1u);
+}
+
+// Issue 20, finding 10: a decision filed under another family's file and two decisions of one
+// identity are refused on load, naming the file; load_all skips a bad file and names it; writing
+// repairs a file with duplicates (from before one identity held one decision) by keeping the faster.
+TEST(TuningStore, ForeignFamiliesAndDuplicatesAreRefusedOnLoadOneBadFileHidesNothingElse) {
+  TempDir dir("strict");
+  TuningStore store(dir.path);
+  store.record({make_decision(Family::route_plan, 1, "a1", 0.3)});
+  write_file_atomic(dir.path / kToyFile, render_store_file(kToy, {make_decision(Family::route_plan, 64, "a1", 0.1)}));
+  auto error_of = [&](Family family) -> std::string {
+    try {
+      store.load(family);
+    } catch (const Error& e) {
+      return e.what();
+    }
+    return "no error";
+  };
+  EXPECT_NE(error_of(kToy).find("is a 'route_plan' decision filed under 'swiglu_fwd'"), std::string::npos)
+      << error_of(kToy);
+  Decision a = make_decision(kToy, 64, "a1_b1", 0.2), b = make_decision(kToy, 64, "a5_b4", 0.1);
+  b.validators.template_hash = "another binary";
+  write_file_atomic(dir.path / kToyFile, render_store_file(kToy, {a, b}));
+  EXPECT_NE(error_of(kToy).find("decisions[1] has the identity of decisions[0]"), std::string::npos) << error_of(kToy);
+
+  std::vector<std::string> unreadable;
+  auto all = store.load_all(&unreadable);
+  ASSERT_EQ(all.size(), 1u);
+  EXPECT_EQ(all[0].family(), Family::route_plan);
+  ASSERT_EQ(unreadable.size(), 1u);
+  EXPECT_NE(unreadable[0].find((dir.path / kToyFile).string()), std::string::npos) << unreadable[0];
+  EXPECT_THROW(store.load_all(), Error);
+
+  store.record({make_decision(kToy, 2048, "a2_b2", 0.1)});
+  auto repaired = store.load(kToy);
+  ASSERT_EQ(repaired.size(), 2u);
+  EXPECT_EQ(repaired[0].config.to_string(), "a5_b4");  // the faster of the two duplicates
+  EXPECT_EQ(repaired[0].alternatives.size(), 1u);
+}
+
 TEST(TuningStore, CorruptFileIsReportedAndSetAsideNeverOverwritten) {
   TempDir dir("corrupt");
   TuningStore store(dir.path);

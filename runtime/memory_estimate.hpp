@@ -1,0 +1,29 @@
+// How much memory a training run takes, estimated from the config before anything is allocated, so
+// that a run too large for this machine is refused with the figure and what to lower instead of
+// ending in std::bad_alloc (or the OOM killer) after the data and weights are loaded.
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include "model_config.hpp"
+
+namespace moejit::runtime {
+
+struct MemoryEstimate {
+  double weights = 0;      // params, grads, AdamW m and v: 4 float copies of every parameter
+  double activations = 0;  // what forward keeps for backward plus backward's buffers, at `batch`
+  double total() const { return weights + activations; }
+};
+
+// Bytes, in double so that absurd configs give absurd numbers instead of overflowing. Mirrors the
+// buffers of runtime/model.cpp, ffn.hpp and moe_layer.hpp (fp32); a test holds it to the heap.
+MemoryEstimate estimate_training_memory(const ModelConfig& config, int64_t batch);
+
+// MemAvailable of /proc/meminfo, capped by the cgroup's memory.max; 0 when unknown.
+double available_memory_bytes();
+
+// Throws Error when `estimate` exceeds `available` (> 0), with both figures and the fix: a smaller
+// --batch when activations dominate, else a smaller config.
+void check_memory(const MemoryEstimate& estimate, double available, const std::string& config_name, int64_t batch);
+
+}  // namespace moejit::runtime
