@@ -41,7 +41,7 @@ struct Call {
 };
 
 struct StepChoice {
-  std::string config = "(not run)";
+  std::string config = JitHostMoeKernels::kNotRun;
   Rung worst = Rung::exact;
   bool ran = false;
 };

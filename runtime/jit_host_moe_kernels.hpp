@@ -14,6 +14,7 @@ namespace moejit::runtime {
 
 class JitHostMoeKernels final : public MoeKernels<float> {
  public:
+  static constexpr const char* kNotRun = "(not run)";
   struct Options {
     // The host backend's worker pool (0: one per hardware thread, as `moejit tune` uses, so that the
     // tuned decisions' validators match).
@@ -28,7 +29,7 @@ class JitHostMoeKernels final : public MoeKernels<float> {
 
   std::string backend() const override { return "jit-host"; }
   // Per step: the config of its latest call and the lowest rung that served it during the run; a
-  // step not run yet reports the heuristic rung with config "(not run)".
+  // step not run yet reports the heuristic rung with config kNotRun.
   std::vector<KernelChoice> kernel_choices() const override;
 
   void gate_fwd(const MoeShape& s, int32_t* index, float* weight, float* probs, float* lse,

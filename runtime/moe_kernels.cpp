@@ -31,6 +31,7 @@ std::string summarize_tuning(const std::vector<KernelChoice>& choices) {
       listed += (n_fell++ ? ", " : "") + c.kernel + " (" + to_string(c.rung) + ")";
       ++per_rung[to_string(c.rung)];
     }
+  if (choices.empty()) return "no tuned kernels";
   std::string n = std::to_string(choices.size());
   if (n_fell == 0) return "all " + n + " kernels tuned";
   std::string head = std::to_string(n_fell) + " of " + n + " kernels fell back: ";

@@ -40,7 +40,8 @@ struct KernelChoice {
   TuningRung rung = TuningRung::kReference;
 };
 
-// "all 14 kernels tuned" or "3 of 14 kernels fell back: a (heuristic), b (reference), ...".
+// "all 14 kernels tuned", "3 of 14 kernels fell back: a (heuristic), b (reference), ..." or, for an
+// empty list (the reference backend), "no tuned kernels".
 std::string summarize_tuning(const std::vector<KernelChoice>& choices);
 
 template <typename T>

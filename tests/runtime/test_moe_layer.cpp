@@ -2,7 +2,7 @@
 // reference in double (naive_moe.hpp): forward output, router losses and every gradient; routings with
 // empty experts.
 #include "naive_moe.hpp"
-#include "reference_moe_kernels.hpp"
+#include "reference_step_backend.hpp"
 
 namespace moejit::runtime {
 namespace {
@@ -12,9 +12,9 @@ void check_against_naive(int64_t N, MoeDims d, bool skew, uint64_t seed) {
   d.coefs = {0.05, 0.01};
   const test_moe::Naive ref = test_moe::make_problem(N, d, skew, seed);
   Parallel par(2);
-  ReferenceMoeKernels<float> kernels(par);
+  ReferenceStepBackend<float> backend(par);
   // fp32 accumulation over C, De <= 64 terms
-  test_moe::expect_matches(ref, test_moe::run_layer(kernels, par, d, ref), skew, 1e-5, 1e-4);
+  test_moe::expect_matches(ref, test_moe::run_layer(backend, d, ref), skew, 1e-5, 1e-4);
 }
 
 TEST(MoeLayer, MatchesNaiveReferenceRandomRouting) {
@@ -39,6 +39,7 @@ TEST(MoeLayer, TuningSummaryNamesFallbacks) {
   EXPECT_EQ(ReferenceMoeKernels<float>(par).kernel_choices().size(), size_t(kLayerSteps));
   EXPECT_EQ(summarize_tuning(ReferenceMoeKernels<float>(par).kernel_choices()),
             "14 of 14 kernels fell back: 14 reference");
+  EXPECT_EQ(summarize_tuning(ReferenceStepBackend<float>(par).kernel_choices()), "no tuned kernels");
 }
 
 }  // namespace
