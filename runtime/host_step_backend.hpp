@@ -1,8 +1,12 @@
-// The host backend: process memory, the MoE layer's 14 steps on JIT-compiled host kernels with
-// configs from the tuning cache (jit_host_moe_kernels.hpp), and the reference loops for the ops it
-// has no tuned kernel for yet. Only built with MOEJIT_WITH_LLVM.
+// The host backend: process memory; the step's products on JIT-compiled host GEMM kernels with
+// configs from the tuning cache (the MoE layer's 14 steps: jit_host_moe_kernels.hpp; the dense
+// matmuls and attention: host_dense_ops.hpp), the causal ALiBi softmax on the per-row code it shares
+// with the GPU, and the reference loops for the memory-bound ops it has no kernel for yet (norms,
+// embedding, loss, SwiGLU of the dense FFN, residual adds, optimizer). Only built with
+// MOEJIT_WITH_LLVM.
 #pragma once
 #include "backend_choice.hpp"
+#include "host_dense_ops.hpp"
 #include "jit_host_moe_kernels.hpp"
 #include "reference_step_backend.hpp"
 
@@ -14,11 +18,28 @@ class HostStepBackend final : public ReferenceStepBackend<float> {
 
   std::string name() const override { return "host"; }
   MoeKernels<float>& moe() override { return moe_; }
-  // The MoE steps that ran (none for a dense model).
+  // The kernels that ran: the MoE steps (none for a dense model), then the dense products.
   std::vector<KernelChoice> kernel_choices() const override;
 
+  void matmul_fwd(TypedPtr out, TypedPtr in, TypedPtr w, i64 N, i64 C, i64 OC) override {
+    dense_.matmul_fwd(out.as<float>(), in.as<float>(), w.as<float>(), N, C, OC);
+  }
+  void matmul_bwd(TypedPtr d_in, bool accumulate, TypedPtr d_w, TypedPtr d_out, TypedPtr in, TypedPtr w, i64 N, i64 C,
+                  i64 OC) override {
+    dense_.matmul_bwd(d_in.as<float>(), accumulate, d_w.as<float>(), d_out.as<float>(), in.as<float>(), w.as<float>(),
+                      N, C, OC);
+  }
+  void attention_fwd(TypedPtr out, TypedPtr att, TypedPtr qkv, i64 B, i64 S, i64 C, i64 H) override {
+    dense_.attention_fwd(out.as<float>(), att.as<float>(), qkv.as<float>(), B, S, C, H);
+  }
+  void attention_bwd(TypedPtr d_qkv, TypedPtr d_out, TypedPtr qkv, TypedPtr att, i64 B, i64 S, i64 C, i64 H) override {
+    dense_.attention_bwd(d_qkv.as<float>(), d_out.as<float>(), qkv.as<float>(), att.as<float>(), B, S, C, H);
+  }
+
  private:
+  HostKernelCache kernels_;
   JitHostMoeKernels moe_;
+  HostDenseOps dense_;
 };
 
 }  // namespace moejit::runtime

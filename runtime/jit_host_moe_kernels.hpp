@@ -1,13 +1,13 @@
 // The MoE layer on JIT-compiled host kernels: each call takes its step's Problem from
-// moe_layer_kernels(shape, tokens, "host") (exactly what `moejit tune --model` tunes), asks the
-// tuning cache's lookup ladder for the config, renders, builds (through the binary cache) and loads
-// the kernel once per (problem key, config), and launches it with the spec's launch helper on the
-// runtime's own std::vector buffers (host backend memory is plain process memory).
+// moe_layer_kernels(shape, tokens, "host") (exactly what `moejit tune --model` tunes), resolves its
+// config and kernels through the host backend's HostKernelCache (the tuning cache's lookup ladder,
+// built and loaded once per problem key and config) and launches it with the spec's launch helper on
+// the runtime's buffers (host backend memory is plain process memory).
 // kernel_choices() says which rung served each of the 14 steps. Only built with MOEJIT_WITH_LLVM.
 #pragma once
-#include <filesystem>
 #include <memory>
 
+#include "host_kernel_cache.hpp"
 #include "moe_kernels.hpp"
 
 namespace moejit::runtime {
@@ -15,16 +15,7 @@ namespace moejit::runtime {
 class JitHostMoeKernels final : public MoeKernels<float> {
  public:
   static constexpr const char* kNotRun = "(not run)";
-  struct Options {
-    // The host backend's worker pool (0: one per hardware thread, as `moejit tune` uses, so that the
-    // tuned decisions' validators match).
-    unsigned threads = 0;
-    // The tuning store to look configs up in (empty: $MOEJIT_CACHE_DIR/tuning). Binaries always go
-    // through the global binary cache ($MOEJIT_CACHE_DIR/kernels).
-    std::filesystem::path tuning_dir;
-  };
-  JitHostMoeKernels() : JitHostMoeKernels(Options{}) {}
-  explicit JitHostMoeKernels(const Options& options);
+  explicit JitHostMoeKernels(HostKernelCache& kernels);
   ~JitHostMoeKernels() override;
 
   std::string backend() const override { return "jit-host"; }

@@ -10,7 +10,10 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include <set>
+
 #include "autotuner.hpp"
+#include "dense_step_kernels.hpp"
 #include "host_backend.hpp"
 #include "host_step_backend.hpp"
 #include "moe_layer_kernels.hpp"
@@ -63,10 +66,10 @@ TEST(JitHostMoe, EmptyTuningCacheFallsBackToHeuristicAndMatchesReference) {
   EXPECT_EQ(summarize_tuning(host.moe().kernel_choices()), "14 of 14 kernels fell back: 14 heuristic");  // none ran
   EXPECT_EQ(summarize_tuning(host.kernel_choices()), "no tuned kernels");  // the step reports what ran
   const uint64_t seed = test::test_seed();
-  check_case(host, 37, false, seed);     // random routing
-  check_case(host, 3, false, seed + 1);  // 6 choices over 8 experts: some stay empty
-  check_case(host, 29, true, seed + 2);  // skewed: experts 0 and 1 take everything
-  const auto choices = host.kernel_choices();
+  check_case(host, 37, false, seed);                 // random routing
+  check_case(host, 3, false, seed + 1);              // 6 choices over 8 experts: some stay empty
+  check_case(host, 29, true, seed + 2);              // skewed: experts 0 and 1 take everything
+  const auto choices = host.moe().kernel_choices();  // the MoE steps (the router and shared expert are dense)
   ASSERT_EQ(choices.size(), size_t(kLayerSteps));
   for (int i = 0; i < kLayerSteps; ++i) {
     EXPECT_EQ(choices[i].kernel, to_string(LayerStep(i)));
@@ -105,12 +108,14 @@ TEST(JitHostMoe, TunedLayerProblemsServeEveryKernelExactly) {
   Parallel par(2);
   HostStepBackend host(par, {.kernel_threads = 0, .tuning_dir = tuning.path()});
   check_case(host, N, false, test::test_seed());
-  for (const auto& c : host.kernel_choices()) EXPECT_EQ(c.rung, TuningRung::kExact) << c.kernel << " " << c.config;
-  EXPECT_EQ(summarize_tuning(host.kernel_choices()), "all 14 kernels tuned");
+  for (const auto& c : host.moe().kernel_choices())
+    EXPECT_EQ(c.rung, TuningRung::kExact) << c.kernel << " " << c.config;
+  EXPECT_EQ(summarize_tuning(host.moe().kernel_choices()), "all 14 kernels tuned");
 }
 
 // A few training steps of micro-moe on the host backend track the reference backend's losses, and
-// the run's last metrics line names the backend and says which rung served each kernel.
+// the run's last metrics line names the backend and says which rung served each kernel: the 14 MoE
+// steps and exactly the dense kernels dense_step_kernels() lists (what `moejit tune --model` tunes).
 TEST(JitHostMoe, TrainingMatchesReferenceAndLogsTheRungs) {
   use_suite_binary_cache();
   test::TempDir dir;
@@ -121,6 +126,7 @@ TEST(JitHostMoe, TrainingMatchesReferenceAndLogsTheRungs) {
     while (text.size() < 20000) text += words[rng() % 10];
     std::ofstream(dir.path() / "corpus.txt") << text;
   }
+  TrainOptions run;
   auto losses = [&](const std::string& backend) {
     TrainOptions o;
     o.config = find_model_config("micro-moe");
@@ -131,6 +137,7 @@ TEST(JitHostMoe, TrainingMatchesReferenceAndLogsTheRungs) {
     o.tokens = 3 * o.batch * o.config.seq_len;  // 3 steps
     o.eval_batches = 1;
     o.backend = backend;
+    run = o;
     Trainer t(o);
     std::vector<double> v;
     RunCallbacks cb;
@@ -147,8 +154,13 @@ TEST(JitHostMoe, TrainingMatchesReferenceAndLogsTheRungs) {
   while (std::getline(metrics, line)) last = line;
   const auto j = nlohmann::json::parse(last);
   EXPECT_EQ(j.at("backend"), "host");
-  EXPECT_EQ(j.at("kernels").size(), size_t(kLayerSteps));
-  EXPECT_EQ(j.at("tuning"), "14 of 14 kernels fell back: 14 heuristic");  // the suite's tuning store is empty
+  std::set<std::string> want_kernels, got_kernels;
+  for (int i = 0; i < kLayerSteps; ++i) want_kernels.insert(to_string(LayerStep(i)));
+  for (const auto& k : dense_step_kernels(run.config, run.batch)) want_kernels.insert(k.name());
+  for (const auto& k : j.at("kernels")) got_kernels.insert(k.at("kernel").get<std::string>());
+  EXPECT_EQ(got_kernels, want_kernels);
+  const std::string n = std::to_string(want_kernels.size());
+  EXPECT_EQ(j.at("tuning"), n + " of " + n + " kernels fell back: " + n + " heuristic");  // an empty tuning store
 }
 
 }  // namespace

@@ -15,7 +15,7 @@
 namespace moejit::runtime {
 namespace {
 
-constexpr double kAtol = 1e-4, kRtol = 1e-3;
+constexpr double kAtol = 2e-5, kRtol = 2e-4;
 
 struct StepResult {
   LossSums losses;

@@ -1,0 +1,47 @@
+// The dense kernel calls of a training step on the host backend, each with the Problem it is tuned
+// under and looked up by, like moe_layer_kernels.hpp for the MoE layer's 14 steps: one pure function
+// owns the mapping, so that `moejit tune --model` tunes exactly the problems the runtime looks up.
+// (The list moves into the kernel-family registry when that lands.)
+//
+// Every dense product is a host grouped GEMM (templates/host: Y = X . W_e, W (E, K, N)), chosen so
+// that the model's weights and activations are read in place, without transposes:
+//   the model's w (OC, C) is W (E 1, K = OC, N = C), and out (N, OC) = in (N, C) . w^T is its dgrad;
+//     matmul_fwd    out  = in . w^T        host_grouped_gemm_dgrad   {E 1, k 1, t N, d_model OC, d_expert C}
+//     matmul_dgrad  d_in = d_out . w       host_grouped_gemm_fwd     (same shape)
+//     matmul_wgrad  d_w  = d_out^T . in    host_grouped_gemm_wgrad   (same shape)
+//   attention's per-(sequence, head) products are E = B*H groups of S rows over head-major q, k, v
+//   (S, hd) per group, W_e = k, v or q of the group (K = S, N = hd):
+//     attn_scores   scores = q . k^T,  d_att = d_o . v^T     dgrad   {E B*H, k 1, t B*H*S, d_model S, d_expert hd}
+//     attn_values   o = att . v,       d_q = d_scores . k    fwd     (same shape)
+//     attn_grads    d_v = att^T . d_o, d_k = d_scores^T . q  wgrad   (same shape)
+// A dense GEMM is thus a one-group grouped GEMM: the same kernels, tiles and tuning; the one-group
+// case needs no kernel of its own (the GEMM engine's work items are row x column blocks either way).
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "model_config.hpp"
+#include "moejit/problem.hpp"
+
+namespace moejit::runtime {
+
+enum class DenseOp { matmul_fwd, matmul_dgrad, matmul_wgrad, attn_scores, attn_values, attn_grads };
+const char* to_string(DenseOp op);
+
+struct DenseKernel {
+  DenseOp op;
+  Problem problem;           // family, dtype f32, E, top_k 1, tokens, d_model (K), d_expert (N)
+  std::string name() const;  // e.g. "matmul_fwd 256x768" (C x OC), "attn_scores 256x64" (S x hd)
+};
+
+// The kernel of one dense product out (N, OC) = in (N, C) . w^T (or its backward).
+DenseKernel matmul_kernel(DenseOp op, int64_t N, int64_t C, int64_t OC);
+// The kernel of one of attention's batched products over B sequences of S tokens, H heads of hd.
+DenseKernel attention_kernel(DenseOp op, int64_t B, int64_t S, int64_t H, int64_t hd);
+
+// Every dense kernel of a training step of `c` with micro-batches of `batch` sequences of
+// c.seq_len tokens, each distinct problem once, in the order a step first runs them.
+std::vector<DenseKernel> dense_step_kernels(const ModelConfig& c, int64_t batch);
+
+}  // namespace moejit::runtime
