@@ -41,8 +41,8 @@ TEST(LayerGradients, Matmul) {
   expect_gradient("matmul dw", w, dw, loss);
   V dx2 = dx, dw2 = dw;  // accumulate adds to d_in, d_w always accumulates
   be.matmul_bwd(p(dx2), true, p(dw2), p(r), p(x), p(w), N, C, OC);
-  for (size_t i = 0; i < dx.size(); ++i) EXPECT_DOUBLE_EQ(dx2[i], 2 * dx[i]);
-  for (size_t i = 0; i < dw.size(); ++i) EXPECT_DOUBLE_EQ(dw2[i], 2 * dw[i]);
+  for (size_t i = 0; i < dx.size(); ++i) EXPECT_NEAR(dx2[i], 2 * dx[i], 1e-12 * (1 + std::abs(dx[i])));
+  for (size_t i = 0; i < dw.size(); ++i) EXPECT_NEAR(dw2[i], 2 * dw[i], 1e-12 * (1 + std::abs(dw[i])));
 }
 
 TEST(LayerGradients, RmsNorm) {
