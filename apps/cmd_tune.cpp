@@ -1,15 +1,18 @@
 // `moejit tune`: tunes every kernel call of the MoE layer (runtime/moe_layer_kernels.hpp: the same
 // Problems the runtime looks up) for the given shape and token counts and writes the winners to the
-// tuning cache. `moejit tune-worker` (hidden) measures one candidate
-// in a separate process for spawn isolation (CUDA) and prints its result as one JSON line.
+// tuning cache; with --model on the host backend, also the step's dense kernels
+// (runtime/dense_step_kernels.hpp), so that a training step finds every kernel tuned. `moejit tune-worker` (hidden)
+// measures one candidate in a separate process for spawn isolation (CUDA) and prints its result as one JSON line.
 #include <chrono>
 #include <filesystem>
 #include <iostream>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "autotuner.hpp"
 #include "commands.hpp"
+#include "dense_step_kernels.hpp"
 #include "model_config.hpp"
 #include "moe_layer_kernels.hpp"
 #include "moejit/error.hpp"
@@ -29,18 +32,42 @@ struct TuneFlags {
   bool cold = false;
 };
 
+struct TuneTarget {
+  std::string label;  // the layer step or dense kernel name
+  Problem problem;
+};
+
+// The kernels to tune for token count t: the MoE layer's (a --shape, or the MoE layer of --model) and,
+// for --model on the host backend, the step's dense kernels for micro-batches of t tokens.
+std::vector<TuneTarget> tune_targets(const std::optional<ModelConfig>& model, const Problem& layer, int64_t t,
+                                     const std::string& backend) {
+  std::vector<TuneTarget> targets;
+  if (layer.d_model > 0) {
+    const runtime::LayerShape shape{layer.dtype, layer.d_model, layer.d_expert, layer.num_experts, layer.top_k};
+    for (const runtime::LayerKernel& k : runtime::moe_layer_kernels(shape, t, backend))
+      targets.push_back({runtime::to_string(k.step), k.problem});
+  }
+  if (model && backend == "host")
+    for (const runtime::DenseKernel& k : runtime::dense_step_kernels(*model, std::max<int64_t>(1, t / model->seq_len)))
+      targets.push_back({k.name(), k.problem});
+  return targets;
+}
+
 int run_tune(const TuneFlags& f) {
   std::string shape = f.shape;
-  if (!f.model.empty()) {  // the MoE layer's shape of a model config (models/configs/)
-    const ModelConfig config = find_model_config(f.model);
-    if (!config.is_moe())
-      throw Error("model '" + f.model + "' has no MoE layer to tune: pick an MoE config (moejit plan --list)");
-    shape = std::to_string(config.d_model) + "," + std::to_string(config.moe->d_expert) + "," +
-            std::to_string(config.moe->experts) + "," + std::to_string(config.moe->top_k);
+  std::optional<ModelConfig> config;
+  if (!f.model.empty()) {  // a model config (models/configs/): its MoE layer's shape, and its dense kernels
+    config = find_model_config(f.model);
+    if (config->is_moe())
+      shape = std::to_string(config->d_model) + "," + std::to_string(config->moe->d_expert) + "," +
+              std::to_string(config->moe->experts) + "," + std::to_string(config->moe->top_k);
   }
-  if (shape.empty()) throw Error("give --shape d_model,d_expert,E,topk or --model NAME");
-  Problem base = parse_shape(shape, f.dtype.empty() ? "f32" : f.dtype);
+  if (shape.empty() && !config) throw Error("give --shape d_model,d_expert,E,topk or --model NAME");
+  Problem base = shape.empty() ? Problem{} : parse_shape(shape, f.dtype.empty() ? "f32" : f.dtype);
   std::unique_ptr<Backend> backend = open_backend(f.backend);
+  if (config && !config->is_moe() && backend->name() != "host")
+    throw Error("model '" + f.model + "' has no MoE layer, and dense kernels are tuned on the host backend only: " +
+                "use --backend host or an MoE config (moejit plan --list)");
   if (f.dtype.empty()) base.dtype = runtime::default_layer_dtype(backend->name());
   const std::vector<int64_t> tokens = parse_tokens(f.tokens);
 
@@ -66,12 +93,11 @@ int run_tune(const TuneFlags& f) {
             << " backend), isolation " << to_string(options.isolation) << "\n";
   const auto start = std::chrono::steady_clock::now();
   int decisions = 0, untuned = 0;
-  const runtime::LayerShape layer{base.dtype, base.d_model, base.d_expert, base.num_experts, base.top_k};
   bool out_of_time = false;
   std::map<std::string, std::unique_ptr<Workload>> workloads;
   for (int64_t t : tokens) {
-    // The layer's own kernel list, so that the runtime later looks up exactly these problems.
-    for (const runtime::LayerKernel& k : runtime::moe_layer_kernels(layer, t, backend->name())) {
+    // The step's own kernel lists, so that the runtime later looks up exactly these problems.
+    for (const TuneTarget& k : tune_targets(config, base, t, backend->name())) {
       const Problem& p = k.problem;
       if (!f.families.empty() && std::find(f.families.begin(), f.families.end(), p.family) == f.families.end())
         continue;
@@ -81,7 +107,7 @@ int run_tune(const TuneFlags& f) {
       auto& workload = workloads[p.family];
       if (!workload) workload = make_workload(p.family);
       if (!workload) {
-        std::cout << "  " << runtime::to_string(k.step) << " (" << p.family
+        std::cout << "  " << k.label << " (" << p.family
                   << "): skipped (no workload registered in autotune/workloads.cpp)\n";
         ++untuned;
         continue;
@@ -94,7 +120,7 @@ int run_tune(const TuneFlags& f) {
       }
       if (f.max_seconds > 0) options.max_seconds = f.max_seconds - elapsed;
       TuneResult r = tune(*backend, spec, *workload, p, options);
-      std::cout << "  " << runtime::to_string(k.step) << ": " << r.summary() << "\n";
+      std::cout << "  " << k.label << ": " << r.summary() << "\n";
       if (r.decision) ++decisions;
     }
     if (out_of_time) break;
@@ -137,7 +163,9 @@ void run_worker(const WorkerFlags& f) {
 void add_tune_command(CLI::App& app) {
   auto f = std::make_shared<TuneFlags>();
   auto* cmd = app.add_subcommand("tune", "Autotune the MoE layer's kernels for a shape and write the tuning cache");
-  auto* model = cmd->add_option("--model", f->model, "Model config name or path (its MoE layer's shape)");
+  auto* model = cmd->add_option("--model", f->model,
+                                "Model config name or path: its MoE layer, and on the host backend every dense "
+                                "kernel of its training step (micro-batches of --tokens tokens)");
   cmd->add_option("--shape", f->shape, "d_model,d_expert,E,topk")->excludes(model);
   cmd->add_option("--tokens", f->tokens, "Token counts, comma separated, or 'all' buckets 1..65536")
       ->capture_default_str();

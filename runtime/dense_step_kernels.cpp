@@ -19,6 +19,10 @@ const char* family_of(DenseOp op) {
     case DenseOp::matmul_wgrad:
     case DenseOp::attn_grads:
       return "host_grouped_gemm_wgrad";
+    case DenseOp::swiglu_fwd:
+      return "swiglu_fwd";
+    case DenseOp::swiglu_bwd:
+      return "swiglu_bwd";
   }
   return "";
 }
@@ -52,11 +56,17 @@ const char* to_string(DenseOp op) {
       return "attn_values";
     case DenseOp::attn_grads:
       return "attn_grads";
+    case DenseOp::swiglu_fwd:
+      return "swiglu_fwd";
+    case DenseOp::swiglu_bwd:
+      return "swiglu_bwd";
   }
   return "?";
 }
 
 std::string DenseKernel::name() const {
+  if (op == DenseOp::swiglu_fwd || op == DenseOp::swiglu_bwd)
+    return std::string(to_string(op)) + " " + std::to_string(problem.d_expert);
   // (C x OC) for a matmul: K = OC, N = C; (S x hd) for attention.
   const bool matmul = op == DenseOp::matmul_fwd || op == DenseOp::matmul_dgrad || op == DenseOp::matmul_wgrad;
   const int64_t a = matmul ? problem.d_expert : problem.d_model, b = matmul ? problem.d_model : problem.d_expert;
@@ -69,6 +79,10 @@ DenseKernel matmul_kernel(DenseOp op, int64_t N, int64_t C, int64_t OC) {
 
 DenseKernel attention_kernel(DenseOp op, int64_t B, int64_t S, int64_t H, int64_t hd) {
   return make(op, B * H, B * H * S, S, hd);
+}
+
+DenseKernel swiglu_kernel(DenseOp op, int64_t N, int64_t F) {
+  return make(op, 1, N, F, F);
 }
 
 std::vector<DenseKernel> dense_step_kernels(const ModelConfig& c, int64_t batch) {
@@ -87,16 +101,18 @@ std::vector<DenseKernel> dense_step_kernels(const ModelConfig& c, int64_t batch)
     for (DenseOp op : {DenseOp::attn_scores, DenseOp::attn_values, DenseOp::attn_grads})
       add(attention_kernel(op, batch, S, H, C / H));
     matmul(C, C);
+    auto ffn = [&](int64_t F) {
+      matmul(C, 2 * F);
+      add(swiglu_kernel(DenseOp::swiglu_fwd, N, F));
+      matmul(F, C);
+      add(swiglu_kernel(DenseOp::swiglu_bwd, N, F));
+    };
     if (!is_moe_layer(c, l)) {
-      matmul(C, 2 * int64_t(c.d_ffn));
-      matmul(int64_t(c.d_ffn), C);
+      ffn(int64_t(c.d_ffn));
       continue;
     }
     matmul(C, c.moe->experts);  // the router
-    if (const int64_t Fs = d_ffn_shared(c)) {
-      matmul(C, 2 * Fs);
-      matmul(Fs, C);
-    }
+    if (const int64_t Fs = d_ffn_shared(c)) ffn(Fs);
   }
   matmul(C, V);  // the LM head
   return out;

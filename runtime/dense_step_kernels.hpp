@@ -16,6 +16,8 @@
 //     attn_grads    d_v = att^T . d_o, d_k = d_scores^T . q  wgrad   (same shape)
 // A dense GEMM is thus a one-group grouped GEMM: the same kernels, tiles and tuning; the one-group
 // case needs no kernel of its own (the GEMM engine's work items are row x column blocks either way).
+// The dense FFN's activation is the SwiGLU family the MoE layer uses (templates/swiglu):
+//     swiglu_fwd, swiglu_bwd   h (N, F) from gate_up (N, 2F) and back   {E 1, k 1, t N, d_model F, d_expert F}
 #pragma once
 #include <cstdint>
 #include <string>
@@ -26,7 +28,16 @@
 
 namespace moejit::runtime {
 
-enum class DenseOp { matmul_fwd, matmul_dgrad, matmul_wgrad, attn_scores, attn_values, attn_grads };
+enum class DenseOp {
+  matmul_fwd,
+  matmul_dgrad,
+  matmul_wgrad,
+  attn_scores,
+  attn_values,
+  attn_grads,
+  swiglu_fwd,
+  swiglu_bwd,
+};
 const char* to_string(DenseOp op);
 
 struct DenseKernel {
@@ -39,6 +50,9 @@ struct DenseKernel {
 DenseKernel matmul_kernel(DenseOp op, int64_t N, int64_t C, int64_t OC);
 // The kernel of one of attention's batched products over B sequences of S tokens, H heads of hd.
 DenseKernel attention_kernel(DenseOp op, int64_t B, int64_t S, int64_t H, int64_t hd);
+
+// The dense FFN's SwiGLU over N rows of width F (op swiglu_fwd or swiglu_bwd).
+DenseKernel swiglu_kernel(DenseOp op, int64_t N, int64_t F);
 
 // Every dense kernel of a training step of `c` with micro-batches of `batch` sequences of
 // c.seq_len tokens, each distinct problem once, in the order a step first runs them.

@@ -4,6 +4,7 @@
 
 #include "attention/attention_softmax.h"
 #include "host/grouped_gemm_spec.hpp"
+#include "swiglu/swiglu_spec.hpp"
 
 namespace moejit::runtime {
 
@@ -59,6 +60,19 @@ void HostDenseOps::matmul_bwd(float* d_in, bool accumulate, float* d_w, const fl
       launch_host_gemm_wgrad(r.entry.kernel(), r.kernel.problem, r.entry.config(), d_out, in, dw, offsets(1, N));
     });
   }
+}
+
+void HostDenseOps::swiglu_fwd(float* h, const float* gate_up, int64_t N, int64_t F) {
+  if (N == 0) return;
+  const Resolved& r = kernel(swiglu_kernel(DenseOp::swiglu_fwd, N, F));
+  launch_swiglu_fwd(r.entry.kernel(), r.kernel.problem, r.entry.config(), cache_.backend().device(), gate_up, h);
+}
+
+void HostDenseOps::swiglu_bwd(float* d_gate_up, const float* d_h, const float* gate_up, int64_t N, int64_t F) {
+  if (N == 0) return;
+  const Resolved& r = kernel(swiglu_kernel(DenseOp::swiglu_bwd, N, F));
+  launch_swiglu_bwd(r.entry.kernel(), r.kernel.problem, r.entry.config(), cache_.backend().device(), gate_up, d_h,
+                    d_gate_up);
 }
 
 // q_, k_, v_ (B*H, S, hd) from qkv (B, S, 3C).

@@ -2,7 +2,8 @@
 // family and Problem each product is): the model's matmuls as one-group grouped GEMMs, attention as
 // batched GEMMs over (sequence, head) groups around the shared row softmax
 // (templates/attention/attention_softmax.h). Configs come from the tuning cache through
-// HostKernelCache; choices() reports each distinct kernel with the rung that served it.
+// HostKernelCache; choices() reports each distinct kernel with the rung that served it. The dense
+// FFN's SwiGLU runs on the MoE layer's SwiGLU kernels.
 #pragma once
 #include <map>
 #include <tuple>
@@ -25,6 +26,8 @@ class HostDenseOps {
   void attention_fwd(float* out, float* att, const float* qkv, int64_t B, int64_t S, int64_t C, int64_t H);
   void attention_bwd(float* d_qkv, const float* d_out, const float* qkv, const float* att, int64_t B, int64_t S,
                      int64_t C, int64_t H);
+  void swiglu_fwd(float* h, const float* gate_up, int64_t N, int64_t F);
+  void swiglu_bwd(float* d_gate_up, const float* d_h, const float* gate_up, int64_t N, int64_t F);
 
   std::vector<KernelChoice> choices() const { return log_.choices(); }
 

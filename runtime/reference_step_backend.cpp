@@ -67,28 +67,29 @@ void convert(TypedPtr dst, TypedPtr src, i64 count) {
 
 }  // namespace process_memory
 
-// The clipping factor and the update in T, as one fused pass over the parameters.
+template <typename T>
+AdamWCoefs<T> AdamWCoefs<T>::make(const AdamWStep& s, double norm) {
+  return {norm > s.max_norm ? T(s.max_norm / norm) : T(1),
+          T(s.beta1),
+          T(s.beta2),
+          T(1.0 - std::pow(s.beta1, double(s.t))),
+          T(1.0 - std::pow(s.beta2, double(s.t))),
+          T(s.lr),
+          T(s.weight_decay),
+          T(s.eps)};
+}
+
 template <typename T>
 void ReferenceStepBackend<T>::adamw(TypedPtr params, TypedPtr weights, TypedPtr grads, TypedPtr m, TypedPtr v,
                                     TypedPtr norm, i64 n, std::span<const ParamSegment> segments, const AdamWStep& s) {
-  T *p = params.as<T>(), *mo = m.as<T>(), *ve = v.as<T>();
-  const T* g = grads.as<T>();
-  const double total = double(*norm.as<T>());
-  const T clip = total > s.max_norm ? T(s.max_norm / total) : T(1);
-  const T b1 = T(s.beta1), b2 = T(s.beta2), c1 = T(1.0 - std::pow(s.beta1, double(s.t))),
-          c2 = T(1.0 - std::pow(s.beta2, double(s.t))), lr = T(s.lr), wd = T(s.weight_decay), eps = T(s.eps);
+  const AdamWCoefs<T> k = AdamWCoefs<T>::make(s, double(*norm.as<T>()));
   for (const ParamSegment& seg : segments)
-    for (i64 i = seg.offset; i < seg.offset + seg.size; ++i) {
-      const T gi = g[i] * clip;
-      mo[i] = b1 * mo[i] + (T(1) - b1) * gi;
-      ve[i] = b2 * ve[i] + (T(1) - b2) * gi * gi;
-      T update = (mo[i] / c1) / (std::sqrt(ve[i] / c2) + eps);
-      if (seg.decay) update += wd * p[i];
-      p[i] -= lr * update;
-    }
+    adamw_range(params.as<T>(), m.as<T>(), v.as<T>(), grads.as<T>(), seg.offset, seg.offset + seg.size, seg.decay, k);
   this->convert(weights, params, n);
 }
 
+template struct AdamWCoefs<float>;
+template struct AdamWCoefs<double>;
 template class ReferenceStepBackend<float>;
 template class ReferenceStepBackend<double>;
 

@@ -22,6 +22,33 @@ void zero(TypedPtr p, i64 count);
 void convert(TypedPtr dst, TypedPtr src, i64 count);
 }  // namespace process_memory
 
+// One AdamW update in T with the gradient scaled by the clipping factor first; the reference runs it
+// over every segment in turn, the host backend over chunks in parallel (elementwise: the same bits).
+template <typename T>
+struct AdamWCoefs {
+  T clip, b1, b2, c1, c2, lr, wd, eps;  // c1, c2: the bias corrections 1 - beta^t
+  static AdamWCoefs make(const AdamWStep& s, double norm);
+};
+template <typename T>
+inline void adamw_range(T* p, T* m, T* v, const T* g, i64 begin, i64 end, bool decay, const AdamWCoefs<T>& k) {
+  for (i64 i = begin; i < end; ++i) {
+    const T gi = g[i] * k.clip;
+    m[i] = k.b1 * m[i] + (T(1) - k.b1) * gi;
+    v[i] = k.b2 * v[i] + (T(1) - k.b2) * gi * gi;
+    T update = (m[i] / k.c1) / (std::sqrt(v[i] / k.c2) + k.eps);
+    if (decay) update += k.wd * p[i];
+    p[i] -= k.lr * update;
+  }
+}
+
+// The sum of squares of g[begin, end) in double whatever T is (a sum of millions of squares).
+template <typename T>
+inline double sum_squares(const T* g, i64 begin, i64 end) {
+  double sum = 0;
+  for (i64 i = begin; i < end; ++i) sum += double(g[i]) * double(g[i]);
+  return sum;
+}
+
 template <typename T>
 class ReferenceStepBackend : public StepBackend<T> {
  public:
@@ -97,10 +124,7 @@ class ReferenceStepBackend : public StepBackend<T> {
   }
 
   void grad_norm(TypedPtr norm, TypedPtr grads, i64 n) override {
-    const T* g = grads.as<T>();
-    double sum = 0;  // in double whatever T is: a sum of millions of squares
-    for (i64 i = 0; i < n; ++i) sum += double(g[i]) * double(g[i]);
-    *norm.as<T>() = T(std::sqrt(sum));
+    *norm.as<T>() = T(std::sqrt(sum_squares(grads.as<T>(), 0, n)));
   }
   void adamw(TypedPtr params, TypedPtr weights, TypedPtr grads, TypedPtr m, TypedPtr v, TypedPtr norm, i64 n,
              std::span<const ParamSegment> segments, const AdamWStep& step) override;
@@ -114,6 +138,8 @@ class ReferenceStepBackend : public StepBackend<T> {
   ReferenceMoeKernels<T> moe_;
 };
 
+extern template struct AdamWCoefs<float>;
+extern template struct AdamWCoefs<double>;
 extern template class ReferenceStepBackend<float>;
 extern template class ReferenceStepBackend<double>;
 
