@@ -64,10 +64,12 @@ int run_tune(const TuneFlags& f) {
   }
   if (shape.empty() && !config) throw Error("give --shape d_model,d_expert,E,topk or --model NAME");
   Problem base = shape.empty() ? Problem{} : parse_shape(shape, f.dtype.empty() ? "f32" : f.dtype);
-  std::unique_ptr<Backend> backend = open_backend(f.backend);
-  if (config && !config->is_moe() && backend->name() != "host")
-    throw Error("model '" + f.model + "' has no MoE layer, and dense kernels are tuned on the host backend only: " +
-                "use --backend host or an MoE config (moejit plan --list)");
+  const std::string backend_name = f.backend.empty() ? default_backend_name() : f.backend;
+  if (config && !config->is_moe() && backend_name != "host")
+    throw Error("model '" + f.model + "' has no MoE layer to tune on " + backend_name +
+                ", and dense kernels are tuned on the host backend only: use --backend host or an MoE config "
+                "(moejit plan --list)");
+  std::unique_ptr<Backend> backend = open_backend(backend_name);
   if (f.dtype.empty()) base.dtype = runtime::default_layer_dtype(backend->name());
   const std::vector<int64_t> tokens = parse_tokens(f.tokens);
 
