@@ -1,9 +1,8 @@
-// `moejit compile`: renders and compiles the built-in kernel templates (every config that survives
-// pruning, or the heuristic's choice) for the local GPU's arch or the named ones, on all cores.
+// `moejit compile`: renders and compiles the GPU kernels of an MoE layer's calls (every config that
+// survives pruning, or the heuristic's choice) for the local GPU's arch or the named ones, on all cores.
 #include <chrono>
 #include <iomanip>
 #include <iostream>
-#include <sstream>
 
 #include "arch_limits.hpp"
 #include "binary_cache.hpp"
@@ -13,6 +12,8 @@
 #include "moejit/error.hpp"
 #include "moejit/kernel_spec.hpp"
 #include "nvrtc_compiler.hpp"
+#include "tune_layer.hpp"
+#include "tuning_common.hpp"
 
 namespace moejit::cli {
 namespace {
@@ -27,37 +28,23 @@ struct CompileOptions {
   unsigned threads = 0;
 };
 
-Problem parse_shape(const CompileOptions& o) {
-  Problem p;
-  std::istringstream in(o.shape);
-  std::string part;
-  std::vector<int64_t> v;
-  while (std::getline(in, part, ',')) v.push_back(std::stoll(part));
-  if (v.size() != 4) throw Error("--shape wants d_model,d_expert,E,topk (e.g. 2048,768,128,8), got '" + o.shape + "'");
-  p.d_model = v[0], p.d_expert = v[1], p.num_experts = v[2], p.top_k = v[3];
-  p.tokens = o.tokens;
-  p.dtype = parse_dtype(o.dtype);
-  return p;
-}
-
 int run(const CompileOptions& o) {
   std::vector<std::string> archs = o.archs;
   if (archs.empty()) {
     auto devices = list_cuda_devices();
     archs.push_back(devices.empty() ? "sm_90a" : devices[0].arch);
   }
-  const Problem base = parse_shape(o);
+  // The layer's kernel calls: each family at the shape it runs in the layer.
+  const std::vector<LayerKernel> calls =
+      layer_calls(parse_shape(o.shape, parse_dtype(o.dtype)), {o.tokens}, parse_families(o.families));
   ThreadPool pool(o.threads);
   int failures = 0;
   for (const auto& arch : archs) {
     NvrtcCompiler compiler(arch);
     DeviceDescription device = arch_limits(arch);
-    for (const auto& spec : builtin_specs()) {
-      if (!spec->supports_backend("cuda")) continue;
-      if (!o.families.empty() && std::find(o.families.begin(), o.families.end(), spec->family()) == o.families.end())
-        continue;
-      Problem problem = base;
-      problem.family = spec->family();
+    for (const LayerKernel& call : calls) {
+      const Problem& problem = call.problem;
+      const KernelSpec* spec = &spec_for(problem.family, "cuda");
       std::vector<Source> sources;
       size_t pruned = 0;
       if (o.heuristic_only) {
@@ -88,9 +75,10 @@ int run(const CompileOptions& o) {
       }
       double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       failures += failed;
-      std::cout << std::left << std::setw(22) << spec->family() << std::setw(8) << arch << std::right << std::setw(4)
-                << sources.size() << " configs (" << pruned << " pruned), " << std::fixed << std::setprecision(2)
-                << seconds << " s, max " << max_regs << " registers, " << spills << " with spills"
+      std::cout << std::left << std::setw(12) << to_string(call.step) << std::setw(24) << to_string(problem.family)
+                << std::setw(8) << arch << std::right << std::setw(4) << sources.size() << " configs (" << pruned
+                << " pruned), " << std::fixed << std::setprecision(2) << seconds << " s, max " << max_regs
+                << " registers, " << spills << " with spills"
                 << (failed ? ", " + std::to_string(failed) + " FAILED" : "") << '\n';
     }
   }

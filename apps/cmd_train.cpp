@@ -87,7 +87,7 @@ void run(TrainFlags& f, bool backend_given) {
   const auto choices = trainer.backend().kernel_choices();
   std::cout << "kernels (backend " << trainer.backend().name() << "): " << runtime::summarize_tuning(choices) << "\n";
   bool heuristic = false;
-  for (const auto& k : choices) heuristic |= k.rung == runtime::TuningRung::kHeuristic;
+  for (const auto& k : choices) heuristic |= k.rung == Rung::heuristic;
   if (heuristic)
     std::cout << "  tune them: moejit tune --backend host --model " << trainer.model().config().name << " --tokens "
               << f.o.batch * trainer.model().config().seq_len << "\n";

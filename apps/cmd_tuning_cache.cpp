@@ -70,9 +70,8 @@ void add_tuning_cache_subcommands(CLI::App& cache) {
     auto all = store.load_all();
     std::cout << "tuning cache " << store.directory().string() << ": " << all.size() << " decision(s)\n";
     for (const Decision& d : all)
-      std::cout << "  " << d.key() << "  " << d.config.to_string() << "  " << std::setprecision(4) << d.time_ms
-                << " ms  " << d.validators.device << " (" << d.validators.arch << ")  " << d.provenance.user << " "
-                << d.provenance.date
+      std::cout << "  " << d.uri() << "  " << std::setprecision(4) << d.time_ms << " ms  " << d.validators.backend
+                << " " << d.validators.device << "  " << d.provenance.user << " " << d.provenance.date
                 << (d.alternatives.empty() ? "" : "  +" + std::to_string(d.alternatives.size()) + " alt") << "\n";
   });
 }

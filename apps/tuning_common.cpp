@@ -4,6 +4,7 @@
 
 #include "cuda_backend.hpp"
 #include "cuda_driver.hpp"
+#include "model_config.hpp"
 #include "moejit/error.hpp"
 #ifdef MOEJIT_WITH_LLVM
 #include "host_backend.hpp"
@@ -28,7 +29,7 @@ std::unique_ptr<Backend> open_backend(const std::string& requested) {
   throw Error("unknown backend '" + name + "': use host or cuda");
 }
 
-Problem parse_shape(const std::string& shape, const std::string& dtype) {
+LayerShape parse_shape(const std::string& shape, DType dtype) {
   std::vector<int64_t> v;
   std::istringstream in(shape);
   std::string part;
@@ -40,10 +41,26 @@ Problem parse_shape(const std::string& shape, const std::string& dtype) {
   if (v.size() != 4 || v[0] <= 0 || v[1] <= 0 || v[2] <= 0 || v[3] <= 0)
     throw Error("--shape wants four positive numbers d_model,d_expert,E,topk (e.g. 2048,1408,64,8), got '" + shape +
                 "'");
-  Problem p;
-  p.d_model = v[0], p.d_expert = v[1], p.num_experts = v[2], p.top_k = v[3];
-  p.dtype = parse_dtype(dtype);
-  return p;
+  return LayerShape{dtype, v[0], v[1], v[2], v[3]};
+}
+
+LayerShape layer_shape_of(const std::string& model, const std::string& shape, const std::string& dtype,
+                          const std::string& backend) {
+  const DType type = dtype.empty() ? default_layer_dtype(backend) : parse_dtype(dtype);
+  if (!model.empty()) {  // the MoE layer's shape of a model config (models/configs/)
+    const ModelConfig config = find_model_config(model);
+    if (!config.is_moe())
+      throw Error("model '" + model + "' has no MoE layer to tune: pick an MoE config (moejit plan --list)");
+    return LayerShape{type, config.d_model, config.moe->d_expert, config.moe->experts, config.moe->top_k};
+  }
+  if (shape.empty()) throw Error("give --shape d_model,d_expert,E,topk or --model NAME");
+  return parse_shape(shape, type);
+}
+
+std::vector<Family> parse_families(const std::vector<std::string>& names) {
+  std::vector<Family> out;
+  for (const std::string& name : names) out.push_back(parse_family(name));
+  return out;
 }
 
 std::vector<int64_t> parse_tokens(const std::string& tokens) {

@@ -46,7 +46,7 @@ std::string journal_file(const KernelSpec& spec, const Problem& p, const Backend
   h.field(template_hash(spec, p, heuristic, d, backend.compiler()));
   h.field(std::to_string(t.warmup) + "/" + std::to_string(t.repeats) + "/" + std::to_string(t.cold) + "/" +
           std::to_string(t.min_sample_ms));
-  return p.family + "." + h.hex().substr(0, 16) + ".jsonl";
+  return std::string(to_string(p.family)) + "." + h.hex().substr(0, 16) + ".jsonl";
 }
 
 }  // namespace
@@ -71,13 +71,7 @@ std::string TuneResult::summary() const {
 }
 
 std::vector<std::string> worker_arguments(const Problem& p, const Config& config, const TimingOptions& t) {
-  std::vector<std::string> a = {"--family",        p.family,
-                                "--dtype",         std::string(to_string(p.dtype)),
-                                "--experts",       std::to_string(p.num_experts),
-                                "--topk",          std::to_string(p.top_k),
-                                "--d-model",       std::to_string(p.d_model),
-                                "--d-expert",      std::to_string(p.d_expert),
-                                "--tokens",        std::to_string(p.tokens),
+  std::vector<std::string> a = {"--problem",       p.to_string(),
                                 "--config",        config.to_string(),
                                 "--warmup",        std::to_string(t.warmup),
                                 "--repeats",       std::to_string(t.repeats),

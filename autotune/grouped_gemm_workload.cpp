@@ -94,9 +94,12 @@ struct GroupedGemmWorkload::Shape {
   int64_t out_cols;  // its columns: N, 2N (GU), K (dgrad)
 };
 
+GroupedGemmWorkload::GroupedGemmWorkload(Family family, bool gpu) : op_(GroupedGemmSpec::op_of(family)), gpu_(gpu) {}
+
 GroupedGemmWorkload::Shape GroupedGemmWorkload::shape(const Problem& p) const {
   Shape s;
-  s.m = p.tokens * std::max<int64_t>(p.top_k, 1), s.k = p.d_model, s.n = p.d_expert, s.e = p.num_experts;
+  const GemmShape& g = p.gemm();
+  s.m = p.rows(), s.k = g.k, s.n = g.n, s.e = g.experts;
   s.w_cols = op_ == gg::kUpSwiglu ? 2 * s.n : s.n;
   s.a_elems = s.m * (op_ == gg::kDgrad ? s.n : s.k);
   s.b_elems = op_ == gg::kWgrad ? s.m * s.n : s.e * s.k * s.w_cols;
@@ -118,7 +121,7 @@ void GroupedGemmWorkload::prepare(Backend& backend, const Problem& problem, int 
   problem_ = problem;
   sets_.clear();
   const Shape s = shape(problem);
-  if (gpu_ && (s.m >= (int64_t{1} << 31))) throw Error(problem.family + ": more rows than int32 offsets hold");
+  if (gpu_ && (s.m >= (int64_t{1} << 31))) throw Error(problem.to_string() + ": more rows than int32 offsets hold");
   const std::vector<int64_t> offsets = skewed_offsets(s.m, s.e);
   const uint64_t seed = 0x6e6d0000u + static_cast<uint64_t>(op_);
   const size_t a_count = static_cast<size_t>(s.a_elems), b_count = static_cast<size_t>(s.b_elems);
@@ -236,7 +239,7 @@ void GroupedGemmWorkload::run(LoadedCandidate& candidate, int copy) {
     args.out = set.out.get();
     args.out_gate_up = set.gate_up.get();
     args.offsets = static_cast<const int*>(set.offsets.get());
-    launch_grouped_gemm(kernel, op_, problem_, config, backend_->device(), args);
+    launch_grouped_gemm(kernel, problem_, config, backend_->device(), args);
     return;
   }
   const auto* a = static_cast<const float*>(set.a.get());

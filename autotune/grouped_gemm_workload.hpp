@@ -1,8 +1,8 @@
-// Workload for the eight grouped GEMM families: one implementation, parameterised by the operation
-// (gg::Op: fwd, up_swiglu, dgrad, wgrad) and the backend kind (GPU: grouped_gemm_*, bf16 inputs,
-// int32 offsets, output dtype = problem.dtype; host: host_grouped_gemm_*, f32, int64 offsets).
-// Inputs, offsets, the double-precision reference and the check are shared; only run() differs.
-// Shapes (K = d_model, N = d_expert, M = tokens * max(top_k, 1), per-expert row segments):
+// Workload for the four grouped GEMM families on both backends: one implementation, parameterised
+// by the family (fwd, up_swiglu, dgrad, wgrad) and the backend (cuda: bf16 inputs, int32 offsets,
+// output dtype = problem.dtype; host: f32, int64 offsets). Inputs, offsets, the double-precision
+// reference and the check are shared; only run() differs.
+// Shapes (the problem's GemmShape: K, N, E; M = tokens * top_k, per-expert row segments):
 //   fwd:    X (M, K), W (E, K, N)            -> Y (M, N)
 //   swiglu: X (M, K), W (E, K, 2N) [gate|up] -> GU (M, 2N), H (M, N) = silu(g) * u
 //   dgrad:  dY (M, N), W (E, K, N)           -> dX (M, K)
@@ -25,7 +25,7 @@ std::vector<int64_t> skewed_offsets(int64_t rows, int64_t experts);
 
 class GroupedGemmWorkload final : public Workload {
  public:
-  GroupedGemmWorkload(int op, bool gpu) : op_(op), gpu_(gpu) {}
+  GroupedGemmWorkload(Family family, bool gpu);
   void prepare(Backend& backend, const Problem& problem, int copies) override;
   size_t bytes_per_copy(const Problem& problem) const override;
   void run(LoadedCandidate& candidate, int copy) override;

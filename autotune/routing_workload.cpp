@@ -33,14 +33,14 @@ struct RoutingWorkload::Reference {
 
 namespace {
 
-bool gate_kind(RoutingKernel k) {
-  return k == RoutingKernel::gate_fwd || k == RoutingKernel::gate_bwd;
+bool gate_kind(Family k) {
+  return k == Family::route_gate_fwd || k == Family::route_gate_bwd;
 }
-bool scatter_kind(RoutingKernel k) {
-  return k == RoutingKernel::permute_fwd || k == RoutingKernel::combine_bwd;
+bool scatter_kind(Family k) {
+  return k == Family::route_permute_fwd || k == Family::route_combine_bwd;
 }
-bool rows_kind(RoutingKernel k) {
-  return !gate_kind(k) && k != RoutingKernel::plan;
+bool rows_kind(Family k) {
+  return !gate_kind(k) && k != Family::route_plan;
 }
 
 std::vector<float> uniform(size_t n, float lo, float hi, std::mt19937_64& rng) {
@@ -83,27 +83,28 @@ std::vector<int> skewed_choices(int64_t tokens, int experts, int top_k, std::mt1
 }
 
 // Bytes a step must read and write (its traffic; R estimated from the problem before prepare()).
-double traffic_bytes(RoutingKernel kind, const Problem& p) {
-  const double T = static_cast<double>(p.tokens), E = static_cast<double>(p.num_experts);
-  const double K = static_cast<double>(p.top_k),
+double traffic_bytes(Family kind, const Problem& p) {
+  const double T = static_cast<double>(p.tokens), E = static_cast<double>(p.routing().experts);
+  const double K = static_cast<double>(p.routing().top_k),
                R = static_cast<double>(route_max_rows(p, -1, RoutingWorkload::kPadTo));
-  const double row = static_cast<double>(p.d_model) * static_cast<double>(dtype_bytes(p.dtype));
+  const double row = static_cast<double>(p.routing().width) * static_cast<double>(dtype_bytes(p.dtype));
   switch (kind) {
-    case RoutingKernel::gate_fwd:
+    case Family::route_gate_fwd:
       return T * (2 * E * 4 + K * 8 + 4);
-    case RoutingKernel::gate_bwd:
+    case Family::route_gate_bwd:
       return T * (2 * E * 4 + K * 8);
-    case RoutingKernel::plan:
+    case Family::route_plan:
       return T * (3 * K * 4 + E * 4 + 4) + R * 4;
-    case RoutingKernel::permute_fwd:
+    case Family::route_permute_fwd:
       return T * row + R * row + T * K * 4;
-    case RoutingKernel::combine_bwd:
+    case Family::route_combine_bwd:
       return T * row + 2 * R * row + T * K * 12;
-    case RoutingKernel::combine_fwd:
-    case RoutingKernel::permute_bwd:
+    case Family::route_combine_fwd:
+    case Family::route_permute_bwd:
       return R * row + T * row + T * K * 8;
+    default:
+      return 0;  // not a routing family
   }
-  return 0;
 }
 
 // Collects the first failure (as detail) and the largest error beyond tolerance.
@@ -142,11 +143,12 @@ Throughput RoutingWorkload::throughput(const Problem& problem, double time_ms) c
 }
 
 void RoutingWorkload::prepare(Backend& backend, const Problem& problem, int copies) {
-  if (rows_kind(kind_) && problem.d_model <= 0) throw Error(problem.family + ": the problem needs d_model > 0");
+  if (rows_kind(kind_) && problem.routing().width <= 0)
+    throw Error(problem.to_string() + ": the problem needs width > 0");
   backend_ = &backend;
   problem_ = problem;
-  const int64_t T = problem.tokens, D = problem.d_model;
-  const int E = static_cast<int>(problem.num_experts), K = static_cast<int>(problem.top_k);
+  const int64_t T = problem.tokens, D = problem.routing().width;
+  const int E = static_cast<int>(problem.routing().experts), K = static_cast<int>(problem.routing().top_k);
   auto ref = std::make_shared<Reference>();
   Reference& r = *ref;
   std::mt19937_64 rng(0x5eed1000u + static_cast<unsigned>(kind_));
@@ -167,7 +169,7 @@ void RoutingWorkload::prepare(Backend& backend, const Problem& problem, int copi
       const auto choice = ref_select(s, nullptr, r.router);
       std::copy(choice.begin(), choice.end(), r.index.begin() + t * K);
     }
-    if (kind_ == RoutingKernel::gate_bwd) {
+    if (kind_ == Family::route_gate_bwd) {
       r.d_weight = uniform(T * K, -1.0f, 1.0f, rng);
       r.aux = uniform(E, 0.0f, 0.01f, rng);
       const std::vector<double> aux(r.aux.begin(), r.aux.end());
@@ -183,7 +185,7 @@ void RoutingWorkload::prepare(Backend& backend, const Problem& problem, int copi
     r.index = skewed_choices(T, E, K, rng);
     r.plan = ref_plan(r.index, T, E, K, -1, kPadTo);
   }
-  if (kind_ == RoutingKernel::plan) {
+  if (kind_ == Family::route_plan) {
     r.probs = uniform(T * E, 0.0f, 1.0f, rng);
     r.lse = uniform(T, 0.0f, 5.0f, rng);
     r.bias = uniform(E, -0.1f, 0.1f, rng);
@@ -206,7 +208,7 @@ void RoutingWorkload::prepare(Backend& backend, const Problem& problem, int copi
     r.src = activations(problem.dtype, T * D, rng);   // x or d_out
     r.rows = activations(problem.dtype, R * D, rng);  // y or d_permuted
     r.expect.assign((scatter ? R : T) * D, 0.0);
-    if (kind_ == RoutingKernel::combine_bwd) r.d_weight_out.assign(T * K, 0.0);
+    if (kind_ == Family::route_combine_bwd) r.d_weight_out.assign(T * K, 0.0);
     for (int64_t t = 0; t < T; ++t)
       for (int k = 0; k < K; ++k) {
         const int s = r.plan.slot[t * K + k];
@@ -215,14 +217,14 @@ void RoutingWorkload::prepare(Backend& backend, const Problem& problem, int copi
         for (int64_t d = 0; d < D; ++d) {
           const double x = value_at(problem.dtype, r.src, t * D + d), y = value_at(problem.dtype, r.rows, s * D + d);
           switch (kind_) {
-            case RoutingKernel::permute_fwd:
+            case Family::route_permute_fwd:
               r.expect[s * D + d] = x;
               break;
-            case RoutingKernel::combine_bwd:
+            case Family::route_combine_bwd:
               r.expect[s * D + d] = w * x;
               r.d_weight_out[t * K + k] += x * y;
               break;
-            case RoutingKernel::combine_fwd:
+            case Family::route_combine_fwd:
               r.expect[t * D + d] += w * y;
               break;
             default:
@@ -242,11 +244,11 @@ void RoutingWorkload::prepare(Backend& backend, const Problem& problem, int copi
 void RoutingWorkload::allocate_set(Set& s) const {
   Backend& b = *backend_;
   const Reference& r = *ref_;
-  const int64_t T = problem_.tokens, E = problem_.num_experts, K = problem_.top_k;
+  const int64_t T = problem_.tokens, E = problem_.routing().experts, K = problem_.routing().top_k;
   const size_t act = dtype_bytes(problem_.dtype);
   if (gate_kind(kind_)) {
     s.logits = DeviceBuffer::from(b, r.logits);
-    if (kind_ == RoutingKernel::gate_fwd) {
+    if (kind_ == Family::route_gate_fwd) {
       s.index = DeviceBuffer(b, T * K * 4), s.weight = DeviceBuffer(b, T * K * 4);
       s.probs = DeviceBuffer(b, T * E * 4), s.lse = DeviceBuffer(b, T * 4);
     } else {
@@ -255,7 +257,7 @@ void RoutingWorkload::allocate_set(Set& s) const {
     }
     return;
   }
-  if (kind_ == RoutingKernel::plan) {
+  if (kind_ == Family::route_plan) {
     const Config any{{"warps", 1}};  // the workspace is largest for the smallest chunk
     s.index = DeviceBuffer::from(b, r.index), s.probs = DeviceBuffer::from(b, r.probs);
     s.lse = DeviceBuffer::from(b, r.lse), s.workspace = DeviceBuffer(b, route_plan_workspace_bytes(problem_, any));
@@ -268,7 +270,7 @@ void RoutingWorkload::allocate_set(Set& s) const {
   s.row_source = DeviceBuffer::from(b, r.plan.row_source), s.weight = DeviceBuffer::from(b, r.weight);
   s.src = DeviceBuffer::from(b, r.src), s.rows = DeviceBuffer::from(b, r.rows);
   s.dst = DeviceBuffer(b, r.expect.size() * act);
-  if (kind_ == RoutingKernel::combine_bwd) s.d_weight = DeviceBuffer(b, T * K * 4);
+  if (kind_ == Family::route_combine_bwd) s.d_weight = DeviceBuffer(b, T * K * 4);
 }
 
 // Floats are poisoned with 0xFF bytes (NaN), integers with 0x7F bytes (not -1: that is a valid slot
@@ -276,11 +278,11 @@ void RoutingWorkload::allocate_set(Set& s) const {
 std::vector<std::pair<DeviceBuffer*, uint8_t>> RoutingWorkload::outputs(Set& s) const {
   constexpr uint8_t kNan = 0xFF, kBigInt = 0x7F;
   switch (kind_) {
-    case RoutingKernel::gate_fwd:
+    case Family::route_gate_fwd:
       return {{&s.index, kBigInt}, {&s.weight, kNan}, {&s.probs, kNan}, {&s.lse, kNan}};
-    case RoutingKernel::gate_bwd:
+    case Family::route_gate_bwd:
       return {{&s.d_logits, kNan}};
-    case RoutingKernel::plan:
+    case Family::route_plan:
       return {{&s.workspace, kBigInt}, {&s.counts, kBigInt},     {&s.dropped, kBigInt}, {&s.offsets, kBigInt},
               {&s.slot, kBigInt},      {&s.row_source, kBigInt}, {&s.aux_scale, kNan},  {&s.losses, kNan}};
     default:
@@ -294,37 +296,37 @@ void RoutingWorkload::launch(LoadedCandidate& c, Set& s) const {
   auto f = [](const DeviceBuffer& b) { return static_cast<float*>(b.get()); };
   auto i = [](const DeviceBuffer& b) { return static_cast<int*>(b.get()); };
   switch (kind_) {
-    case RoutingKernel::gate_fwd: {
+    case Family::route_gate_fwd: {
       GateForwardArgs a;
       a.logits = f(s.logits), a.params = r.params, a.index = i(s.index), a.weight = f(s.weight);
       a.probs = f(s.probs), a.lse = f(s.lse);
       return launch_route_gate_fwd(*c.kernels.at(0), problem_, config, a);
     }
-    case RoutingKernel::gate_bwd: {
+    case Family::route_gate_bwd: {
       GateBackwardArgs a;
       a.logits = f(s.logits), a.index = i(s.index), a.d_weight = f(s.d_weight_in), a.aux_scale = f(s.aux_in);
       a.params = r.params, a.grad.z_scale = route_z_scale(r.z_coef, problem_.tokens), a.d_logits = f(s.d_logits);
       return launch_route_gate_bwd(*c.kernels.at(0), problem_, config, a);
     }
-    case RoutingKernel::plan: {
+    case Family::route_plan: {
       PlanArgs a;
       a.index = i(s.index), a.probs = f(s.probs), a.lse = f(s.lse), a.pad_to = kPadTo, a.loss = r.loss;
       a.workspace = s.workspace.get(), a.counts = i(s.counts), a.dropped = i(s.dropped), a.offsets = i(s.offsets);
       a.slot = i(s.slot), a.row_source = i(s.row_source), a.aux_scale = f(s.aux_scale), a.losses = f(s.losses);
       return launch_route_plan(*c.kernels.at(0), *c.kernels.at(1), *c.kernels.at(2), problem_, config, a);
     }
-    case RoutingKernel::permute_fwd:
-    case RoutingKernel::combine_bwd: {
+    case Family::route_permute_fwd:
+    case Family::route_combine_bwd: {
       ScatterArgs a;
       a.src = s.src.get(), a.slot = i(s.slot), a.dst = s.dst.get(), a.offsets = i(s.offsets);
       a.row_source = i(s.row_source);
-      if (kind_ == RoutingKernel::combine_bwd) a.weight = f(s.weight), a.y = s.rows.get(), a.d_weight = f(s.d_weight);
+      if (kind_ == Family::route_combine_bwd) a.weight = f(s.weight), a.y = s.rows.get(), a.d_weight = f(s.d_weight);
       return launch_route_scatter(*c.kernels.at(0), problem_, config, a);
     }
     default: {
       GatherArgs a;
       a.rows = s.rows.get(), a.slot = i(s.slot), a.out = s.dst.get();
-      if (kind_ == RoutingKernel::combine_fwd) a.weight = f(s.weight);
+      if (kind_ == Family::route_combine_fwd) a.weight = f(s.weight);
       return launch_route_gather(*c.kernels.at(0), problem_, config, a);
     }
   }
@@ -340,9 +342,10 @@ CheckResult RoutingWorkload::check(LoadedCandidate& candidate) {
   launch(candidate, s);
   backend_->synchronize();
   const Reference& r = *ref_;
-  const int64_t T = problem_.tokens, E = problem_.num_experts, K = problem_.top_k, D = problem_.d_model;
+  const int64_t T = problem_.tokens, E = problem_.routing().experts, K = problem_.routing().top_k,
+                D = problem_.routing().width;
   Checker c;
-  if (kind_ == RoutingKernel::gate_fwd) {
+  if (kind_ == Family::route_gate_fwd) {
     const auto index = s.index.to_host<int>();
     const auto weight = s.weight.to_host<float>(), probs = s.probs.to_host<float>(), lse = s.lse.to_host<float>();
     for (int64_t t = 0; t < T && c.result.ok; ++t) {
@@ -360,10 +363,10 @@ CheckResult RoutingWorkload::check(LoadedCandidate& candidate) {
       for (int64_t e = 0; e < E; ++e) c.value(at("probs", t * E + e, E), probs[t * E + e], scores[e], 1e-5, 1e-5);
       c.value("lse[" + std::to_string(t) + "]", lse[t], r.lse_out[t], 1e-5, 1e-5);
     }
-  } else if (kind_ == RoutingKernel::gate_bwd) {
+  } else if (kind_ == Family::route_gate_bwd) {
     const auto d_logits = s.d_logits.to_host<float>();
     for (int64_t i = 0; i < T * E; ++i) c.value(at("d_logits", i, E), d_logits[i], r.expect[i], 1e-6, 1e-4);
-  } else if (kind_ == RoutingKernel::plan) {
+  } else if (kind_ == Family::route_plan) {
     const auto counts = s.counts.to_host<int>(), dropped = s.dropped.to_host<int>();
     const auto offsets = s.offsets.to_host<int>(), slot = s.slot.to_host<int>();
     const auto row_source = s.row_source.to_host<int>();
@@ -395,16 +398,16 @@ CheckResult RoutingWorkload::check(LoadedCandidate& candidate) {
     }
   } else {
     const std::vector<char> dst = s.dst.to_host<char>();
-    const bool exact_copy = kind_ == RoutingKernel::permute_fwd;
+    const bool exact_copy = kind_ == Family::route_permute_fwd;
     const double tol = problem_.dtype == DType::bf16 ? 1e-2 : 1e-5;
-    const char* name = kind_ == RoutingKernel::permute_fwd   ? "permuted"
-                       : kind_ == RoutingKernel::combine_bwd ? "d_y"
-                       : kind_ == RoutingKernel::combine_fwd ? "out"
-                                                             : "d_x";
+    const char* name = kind_ == Family::route_permute_fwd   ? "permuted"
+                       : kind_ == Family::route_combine_bwd ? "d_y"
+                       : kind_ == Family::route_combine_fwd ? "out"
+                                                            : "d_x";
     for (size_t i = 0; i < r.expect.size() && c.result.ok; ++i)
       c.value(at(name, static_cast<int64_t>(i), D), value_at(problem_.dtype, dst, i), r.expect[i],
               exact_copy ? 0.0 : tol, exact_copy ? 0.0 : tol);
-    if (kind_ == RoutingKernel::combine_bwd) {
+    if (kind_ == Family::route_combine_bwd) {
       const auto d_weight = s.d_weight.to_host<float>();
       for (int64_t i = 0; i < T * K; ++i) c.value(at("d_weight", i, K), d_weight[i], r.d_weight_out[i], 1e-4, 1e-4);
     }

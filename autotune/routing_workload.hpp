@@ -26,7 +26,7 @@ namespace moejit {
 
 class RoutingWorkload final : public Workload {
  public:
-  explicit RoutingWorkload(RoutingKernel kind) : kind_(kind) {}
+  explicit RoutingWorkload(Family kind) : kind_(kind) {}
   void prepare(Backend& backend, const Problem& problem, int copies) override;
   size_t bytes_per_copy(const Problem& problem) const override;
   void run(LoadedCandidate& candidate, int copy) override;
@@ -49,7 +49,7 @@ class RoutingWorkload final : public Workload {
   std::vector<std::pair<DeviceBuffer*, uint8_t>> outputs(Set& set) const;
   void launch(LoadedCandidate& candidate, Set& set) const;
 
-  RoutingKernel kind_;
+  Family kind_;
   Backend* backend_ = nullptr;
   Problem problem_;
   std::vector<Set> sets_;

@@ -47,7 +47,7 @@ struct Partial {
 }  // namespace
 
 size_t SwigluWorkload::bytes_per_copy(const Problem& p) const {
-  const size_t rows = static_cast<size_t>(SwigluSpec::rows(p)), f = static_cast<size_t>(p.d_expert);
+  const size_t rows = static_cast<size_t>(p.rows()), f = static_cast<size_t>(p.row_shape().width);
   const size_t elements = backward_ ? rows * f * 5 : rows * f * 3;
   return elements * dtype_bytes(p.dtype);
 }
@@ -56,7 +56,7 @@ void SwigluWorkload::prepare(Backend& backend, const Problem& problem, int copie
   backend_ = &backend;
   problem_ = problem;
   sets_.clear();
-  const size_t rows = static_cast<size_t>(SwigluSpec::rows(problem)), f = static_cast<size_t>(problem.d_expert);
+  const size_t rows = static_cast<size_t>(problem.rows()), f = static_cast<size_t>(problem.row_shape().width);
   const DType dt = problem.dtype;
   const std::vector<char> gate_up = random_tensor(dt, rows * 2 * f, 0x5eed0000u + (backward_ ? 1 : 0));
   const std::vector<char> dh = random_tensor(dt, backward_ ? rows * f : 0, 0x5eed0100u);
@@ -101,7 +101,7 @@ CheckResult SwigluWorkload::check(LoadedCandidate& candidate) {
   backend_->synchronize();
   const std::vector<char> out = set.out.to_host<char>();
   const double abs_tol = 1e-5, eps = problem_.dtype == DType::bf16 ? 1.0 / 128 : 1e-5;
-  const size_t width = (backward_ ? 2 : 1) * static_cast<size_t>(problem_.d_expert);
+  const size_t width = (backward_ ? 2 : 1) * static_cast<size_t>(problem_.row_shape().width);
   // Chunks of elements compared in parallel (hundreds of millions at the large buckets).
   const int64_t n = static_cast<int64_t>(reference_.size()), min_chunk = 1 << 18;
   std::vector<Partial> parts(static_cast<size_t>(std::max<int64_t>(1, n / min_chunk) + 1));

@@ -1,9 +1,8 @@
 // Workload: the per-family piece the autotuner needs to run a candidate and check it. It makes
 // inputs for a Problem on a Backend (fresh random data, outputs poisoned), runs a loaded candidate,
 // and compares its outputs with a plain C++ reference computed in double precision.
-// Each kernel family registers one in autotune/workloads.cpp (explicit list, like the specs).
+// autotune/workloads.cpp makes one per (family, backend) of the family table, like the specs.
 #pragma once
-#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -47,12 +46,8 @@ class Workload {
   virtual Throughput throughput(const Problem& problem, double time_ms) const = 0;
 };
 
-using WorkloadFactory = std::function<std::unique_ptr<Workload>()>;
-
-// nullptr when no workload is registered for `family` (the autotuner then reports it untunable).
-std::unique_ptr<Workload> make_workload(std::string_view family);
-// Adds or replaces a family's workload (tests register toy families; built-ins are listed in
-// autotune/workloads.cpp).
-void register_workload(std::string family, WorkloadFactory factory);
+// The workload that tunes `family` on `backend` ("host" | "cuda"); throws Error when the family
+// table does not declare that backend for the family.
+std::unique_ptr<Workload> make_workload(Family family, std::string_view backend);
 
 }  // namespace moejit

@@ -23,10 +23,10 @@ double seconds_since(Clock::time_point t) {
 std::vector<Source> swiglu_sources(const std::string& arch) {
   auto device = arch_limits(arch);
   std::vector<Source> sources;
-  for (const char* family : {"swiglu_fwd", "swiglu_bwd"}) {
-    const auto& spec = find_spec(family);
+  for (Family family : {Family::swiglu_fwd, Family::swiglu_bwd}) {
+    const auto& spec = spec_for(family, "cuda");
     for (DType dtype : {DType::bf16, DType::f32}) {
-      Problem p{family, dtype, 64, 8, 2048, 1408, 4096};
+      const Problem p(family, dtype, RowsShape{8, 1408}, 4096);
       for (const auto& c : spec.space(p, device))
         if (spec.prune_reason(p, c, device).empty()) sources.push_back(spec.render(p, c, device));
     }

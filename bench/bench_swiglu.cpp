@@ -12,7 +12,7 @@ using namespace moejit;
 
 namespace {
 
-struct Shape {
+struct BenchShape {
   const char* name;
   int64_t tokens, top_k, width;
 };
@@ -45,19 +45,19 @@ int main() {
   const double copy_gbs = 2.0 * copy_bytes / (copy_ms * 1e6);
   std::cout << "device: " << dev.name << "  D2D copy " << std::fixed << std::setprecision(0) << copy_gbs << " GB/s\n";
 
-  const Shape shapes[] = {{"qwen3-30b-a3b", 16384, 8, 768},
-                          {"paper-moe-2b", 16384, 7, 320},
-                          {"paper-moe-7b", 16384, 6, 512},
-                          {"mixtral-8x7b", 8192, 2, 14336}};
+  const BenchShape shapes[] = {{"qwen3-30b-a3b", 16384, 8, 768},
+                               {"paper-moe-2b", 16384, 7, 320},
+                               {"paper-moe-7b", 16384, 6, 512},
+                               {"mixtral-8x7b", 8192, 2, 14336}};
   nlohmann::json results = nlohmann::json::array();
   std::cout << std::left << std::setw(16) << "shape" << std::setw(5) << "dir" << std::setw(20) << "best config"
             << std::right << std::setw(10) << "best GB/s" << std::setw(8) << "/copy" << std::setw(12) << "heur GB/s"
             << std::setw(12) << "worst GB/s" << '\n';
-  for (const Shape& s : shapes) {
+  for (const BenchShape& s : shapes) {
     for (bool backward : {false, true}) {
       SwigluSpec spec(backward);
-      Problem p{spec.family(), DType::bf16, 0, s.top_k, 0, s.width, s.tokens};
-      const int64_t rows = SwigluSpec::rows(p);
+      const Problem p(spec.family(), DType::bf16, RowsShape{s.top_k, s.width}, s.tokens);
+      const int64_t rows = p.rows();
       DeviceBuffer gu = random_bf16(backend, rows * 2 * s.width, rng), dh = random_bf16(backend, rows * s.width, rng);
       DeviceBuffer out(backend, rows * 2 * s.width * sizeof(bf16));
       const double bytes = double(rows) * s.width * sizeof(bf16) * (backward ? 5 : 3);

@@ -1,4 +1,4 @@
-// Tuning cost and benefit: tunes the kernel calls of one MoE layer shape (runtime/moe_layer_kernels.hpp:
+// Tuning cost and benefit: tunes the kernel calls of one MoE layer shape (autotune/tune_layer.hpp:
 // routing, grouped GEMMs, SwiGLU backward; --families narrows it) for every token bucket, from an empty tuning cache,
 // and reports the wall time (goal for moe-7b on an H100: <= 120 s for all buckets) and, per bucket, the tuned config's
 // time against the built-in heuristic's, measured in the same process.
@@ -20,8 +20,8 @@
 #include "autotuner.hpp"
 #include "bench_util.hpp"
 #include "cuda_backend.hpp"
-#include "moe_layer_kernels.hpp"
 #include "moejit/kernel_spec.hpp"
+#include "tune_layer.hpp"
 #if MOEJIT_WITH_LLVM
 #include "host_backend.hpp"
 #endif
@@ -43,32 +43,30 @@ struct Pass {
   std::vector<std::tuple<const KernelSpec*, Problem, Decision>> tuned;
 };
 
-Pass tune_all(Backend& backend, const std::vector<Problem>& problems, TuneOptions options) {
+Pass tune_all(Backend& backend, const std::vector<LayerKernel>& calls, TuneOptions options) {
   Pass pass;
   options.tuning_dir = std::filesystem::temp_directory_path() / ("moejit-bench-tune-" + std::to_string(::getpid()));
   std::filesystem::remove_all(options.tuning_dir);
-  const auto start = std::chrono::steady_clock::now();
-  std::map<std::string, std::unique_ptr<Workload>> workloads;  // one per family: inputs reused across buckets
-  for (const Problem& p : problems) {
-    const KernelSpec& spec = find_spec(p.family);
-    auto& workload = workloads[p.family];
-    if (!workload) workload = make_workload(p.family);
-    TuneResult r = tune(backend, spec, *workload, p, options);
-    pass.candidates += static_cast<int>(r.results.size());
-    for (const auto& c : r.results) pass.raced += c.detail.rfind("raced out", 0) == 0;
-    if (r.decision) pass.tuned.emplace_back(&spec, r.problem, *r.decision);
+  LayerTuneOptions layer;
+  layer.tune = options;
+  const LayerTuneReport report = tune_layer(backend, calls, layer);
+  for (const LayerTuneResult& r : report.tuned) {
+    pass.candidates += static_cast<int>(r.result.results.size());
+    for (const auto& c : r.result.results) pass.raced += c.detail.rfind("raced out", 0) == 0;
+    if (r.result.decision)
+      pass.tuned.emplace_back(&spec_for(r.call.problem.family, backend.name()), r.result.problem, *r.result.decision);
   }
-  pass.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  pass.seconds = report.seconds;
   std::filesystem::remove_all(options.tuning_dir);
   return pass;
 }
 
 // Fills the binary cache with every surviving config of every problem, so timed passes compare
 // tuning, not compiling.
-void precompile(Backend& backend, const std::vector<Problem>& problems) {
-  for (const Problem& problem : problems) {
-    const KernelSpec& spec = find_spec(problem.family);
-    Problem p = problem;
+void precompile(Backend& backend, const std::vector<LayerKernel>& calls) {
+  for (const LayerKernel& call : calls) {
+    const KernelSpec& spec = spec_for(call.problem.family, backend.name());
+    Problem p = call.problem;
     p.tokens = token_bucket(p.tokens);
     for (const Config& c : enumerate_and_prune(spec, p, backend.device()).survivors)
       backend.build(spec.render(p, c, backend.device()));
@@ -111,28 +109,25 @@ int main(int argc, char** argv) {
     }
     backend = std::make_unique<CudaBackend>();
   }
-  Problem base;
-  std::sscanf(shape.c_str(), "%lld,%lld,%lld,%lld", reinterpret_cast<long long*>(&base.d_model),
-              reinterpret_cast<long long*>(&base.d_expert), reinterpret_cast<long long*>(&base.num_experts),
-              reinterpret_cast<long long*>(&base.top_k));
-  base.dtype = dtype.empty() ? runtime::default_layer_dtype(backend->name()) : parse_dtype(dtype);
+  LayerShape layer;
+  layer.dtype = dtype.empty() ? default_layer_dtype(backend->name()) : parse_dtype(dtype);
+  std::sscanf(shape.c_str(), "%lld,%lld,%lld,%lld", reinterpret_cast<long long*>(&layer.d_model),
+              reinterpret_cast<long long*>(&layer.d_expert), reinterpret_cast<long long*>(&layer.experts),
+              reinterpret_cast<long long*>(&layer.top_k));
   std::vector<int64_t> counts;
   if (tokens == "all") {
     for (int64_t t = 1; t <= kMaxTokenBucket; t *= 2) counts.push_back(t);
   } else {
     for (const std::string& t : split(tokens)) counts.push_back(std::stoll(t));
   }
-  // The MoE layer's own kernel calls (runtime/moe_layer_kernels.hpp), as `moejit tune` tunes them.
-  std::vector<Problem> problems;
-  const std::vector<std::string> only = split(families);
-  const runtime::LayerShape layer{base.dtype, base.d_model, base.d_expert, base.num_experts, base.top_k};
-  for (int64_t t : counts)
-    for (const runtime::LayerKernel& k : runtime::moe_layer_kernels(layer, t, backend->name())) {
-      const Problem& p = k.problem;
-      if (!make_workload(p.family)) continue;
-      if (!only.empty() && std::find(only.begin(), only.end(), p.family) == only.end()) continue;
-      if (!enumerate_and_prune(find_spec(p.family), p, backend->device()).survivors.empty()) problems.push_back(p);
-    }
+  // The MoE layer's own kernel calls (templates/moe_layer_steps.hpp), as `moejit tune` tunes them.
+  std::vector<Family> only;
+  for (const std::string& name : split(families)) only.push_back(parse_family(name));
+  std::vector<LayerKernel> problems;
+  for (LayerKernel& k : layer_calls(layer, counts, only))
+    if (!enumerate_and_prune(spec_for(k.problem.family, backend->name()), k.problem, backend->device())
+             .survivors.empty())
+      problems.push_back(std::move(k));
   TuneOptions options;
   options.progress = nullptr;
   options.abandon_factor = race;
@@ -158,16 +153,17 @@ int main(int argc, char** argv) {
   int agree = 0;
   for (size_t i = 0; i < on.tuned.size(); ++i) {
     const auto& [spec, p, d] = on.tuned[i];
-    auto workload = make_workload(spec->family());
+    auto workload = make_workload(spec->family(), backend->name());
     const Config heuristic = spec->heuristic(p, backend->device());
     CandidateResult h = measure_candidate(*backend, *spec, *workload, p, heuristic, options.timing);
     CandidateResult w = measure_candidate(*backend, *spec, *workload, p, d.config, options.timing);
     const double speedup = w.time_ms > 0 ? h.time_ms / w.time_ms : 0;
     geo += std::log(std::max(speedup, 1e-9));
-    std::cout << std::left << std::setw(26) << p.family << std::right << std::setw(7) << p.tokens << std::setw(48)
-              << d.config.to_string() << std::setw(11) << std::setprecision(4) << w.time_ms << std::setw(48)
-              << heuristic.to_string() << std::setw(11) << h.time_ms << std::setw(8) << speedup << "x\n";
-    nlohmann::json row = {{"family", p.family},
+    std::cout << std::left << std::setw(26) << to_string(p.family) << std::right << std::setw(7) << p.tokens
+              << std::setw(48) << d.config.to_string() << std::setw(11) << std::setprecision(4) << w.time_ms
+              << std::setw(48) << heuristic.to_string() << std::setw(11) << h.time_ms << std::setw(8) << speedup
+              << "x\n";
+    nlohmann::json row = {{"family", to_string(p.family)},
                           {"tokens", p.tokens},
                           {"tuned", d.config.to_string()},
                           {"tuned_ms", w.time_ms},

@@ -5,6 +5,7 @@
 // the host), its heuristic config checked, with the workloads' threads limited to 1 and then
 // unlimited, in the same run.
 //   bench_workload [--shape d_model,d_expert,E,topk] [--tokens N]
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <iomanip>
@@ -12,6 +13,7 @@
 #include "autotuner.hpp"
 #include "bench_util.hpp"
 #include "cuda_backend.hpp"
+#include "moe_layer_steps.hpp"
 #include "moejit/kernel_spec.hpp"
 #include "parallel.hpp"
 #if MOEJIT_WITH_LLVM
@@ -40,11 +42,11 @@ int main(int argc, char** argv) {
 #endif
   }
   Backend& backend = *owned;
-  Problem base;
-  std::sscanf(shape.c_str(), "%lld,%lld,%lld,%lld", reinterpret_cast<long long*>(&base.d_model),
-              reinterpret_cast<long long*>(&base.d_expert), reinterpret_cast<long long*>(&base.num_experts),
-              reinterpret_cast<long long*>(&base.top_k));
-  base.tokens = tokens;
+  LayerShape layer;
+  layer.dtype = default_layer_dtype(backend.name());
+  std::sscanf(shape.c_str(), "%lld,%lld,%lld,%lld", reinterpret_cast<long long*>(&layer.d_model),
+              reinterpret_cast<long long*>(&layer.d_expert), reinterpret_cast<long long*>(&layer.experts),
+              reinterpret_cast<long long*>(&layer.top_k));
   auto ms_since = [](auto start) {
     return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   };
@@ -55,17 +57,17 @@ int main(int argc, char** argv) {
             << "prepare ms" << std::setw(12) << "check 1t ms" << std::setw(12) << "check ms"
             << "\n";
   nlohmann::json rows = nlohmann::json::array();
-  for (const auto& spec_ptr : builtin_specs()) {
-    const KernelSpec& spec = *spec_ptr;
-    const std::string family = spec.family();
-    if (!make_workload(family) || !spec.supports_backend(backend.name())) continue;
-    Problem p = base;
-    p.family = family;
-    p.dtype = family.rfind("host_", 0) == 0 || backend.name() == "host" ? DType::f32 : DType::bf16;
+  std::vector<Family> seen;  // each family once, at its first call's shape in the layer
+  for (const LayerKernel& call : moe_layer_kernels(layer, tokens)) {
+    const Problem& p = call.problem;
+    if (std::find(seen.begin(), seen.end(), p.family) != seen.end()) continue;
+    seen.push_back(p.family);
+    const KernelSpec& spec = spec_for(p.family, backend.name());
+    const std::string family(to_string(p.family));
     double prepare_ms[2] = {0, 0}, check_ms[2] = {-1, -1};
     for (int pass = 0; pass < 2; ++pass) {
       workload_threads() = pass == 0 ? 1 : 0;
-      auto workload = make_workload(family);
+      auto workload = make_workload(p.family, backend.name());
       auto start = std::chrono::steady_clock::now();
       workload->prepare(backend, p, 1);
       prepare_ms[pass] = ms_since(start);

@@ -202,11 +202,9 @@ int run(const std::vector<int64_t>& token_counts) {
                    d_off = DeviceBuffer::from(be, off);
 
       for (int op : {gg::kFwd, gg::kUpSwiglu, gg::kDgrad, gg::kWgrad}) {
-        GroupedGemmSpec spec(op);
-        Problem p;
-        p.family = spec.family();
-        p.dtype = op == gg::kWgrad ? DType::f32 : DType::bf16;
-        p.num_experts = e, p.top_k = model.top_k, p.d_model = k, p.d_expert = n, p.tokens = tokens;
+        GroupedGemmSpec spec(GroupedGemmSpec::family_of(op));
+        const Problem p(spec.family(), op == gg::kWgrad ? DType::f32 : DType::bf16, GemmShape{e, model.top_k, k, n},
+                        tokens);
         const double flops = 2.0 * rows * k * n * (op == gg::kUpSwiglu ? 2 : 1);
         GroupedGemmArgs args;
         args.a = op == gg::kDgrad ? dy.get() : x.get();
@@ -227,7 +225,7 @@ int run(const std::vector<int64_t>& token_counts) {
         const Config h90 = GroupedGemmSpec::tc90_heuristic(), h80 = GroupedGemmSpec::tc80_heuristic(dev);
         for (size_t i = 0; i < configs.size(); ++i) {
           auto kernel = be.load(futures[i].get(), sources[i].entries.front());
-          const double ms = median_ms(be, flush, [&] { launch_grouped_gemm(*kernel, op, p, configs[i], dev, args); });
+          const double ms = median_ms(be, flush, [&] { launch_grouped_gemm(*kernel, p, configs[i], dev, args); });
           per_config[configs[i].to_string()] = flops / ms / 1e9;
           if (ms < best_ms) best_ms = ms, best = configs[i].to_string();
           if (configs[i] == h90) tc90_ms = ms;

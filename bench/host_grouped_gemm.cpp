@@ -34,7 +34,7 @@ using namespace moejit;
 
 namespace {
 
-struct Shape {
+struct BenchShape {
   std::string name;
   int64_t d_model, d_expert, experts, top_k;
 };
@@ -57,7 +57,7 @@ double best_ms(F&& f, int reps) {
 }
 
 // Each token picks top_k distinct experts uniformly; returns (E + 1) row offsets.
-std::vector<int64_t> route(const Shape& s, int64_t tokens, std::mt19937& rng) {
+std::vector<int64_t> route(const BenchShape& s, int64_t tokens, std::mt19937& rng) {
   std::vector<int64_t> counts(s.experts, 0), ids(s.experts);
   for (int64_t e = 0; e < s.experts; ++e) ids[e] = e;
   for (int64_t t = 0; t < tokens; ++t) {
@@ -69,8 +69,8 @@ std::vector<int64_t> route(const Shape& s, int64_t tokens, std::mt19937& rng) {
   return offsets;
 }
 
-using Kind = HostGroupedGemmSpec::Kind;
-constexpr Kind kKinds[] = {Kind::fwd, Kind::swiglu, Kind::dgrad, Kind::wgrad};
+constexpr Family kKinds[] = {Family::grouped_gemm_fwd, Family::grouped_gemm_up_swiglu, Family::grouped_gemm_dgrad,
+                             Family::grouped_gemm_wgrad};
 
 // Operands for every family of one shape. w is sized for the fused gate|up weights (E, K, 2F).
 struct Tensors {
@@ -83,7 +83,7 @@ int to_int(int64_t v) {
 }
 
 // The baseline: one OpenBLAS sgemm per non-empty expert (plus the same SwiGLU loop for swiglu).
-void openblas_run(Kind kind, const Shape& s, Tensors& t, float* out, float* out2) {
+void openblas_run(Family kind, const BenchShape& s, Tensors& t, float* out, float* out2) {
   const int64_t K = s.d_model, N = s.d_expert, E = s.experts;
   const auto& off = t.offsets;
   for (int64_t e = 0; e < E; ++e) {
@@ -91,31 +91,33 @@ void openblas_run(Kind kind, const Shape& s, Tensors& t, float* out, float* out2
     const float* x = t.x.data() + off[e] * K;
     const float* dy = t.dy.data() + off[e] * N;
     switch (kind) {
-      case Kind::fwd:
+      case Family::grouped_gemm_fwd:
         if (m)
           cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, to_int(m), to_int(N), to_int(K), 1, x, to_int(K),
                       t.w.data() + e * K * N, to_int(N), 0, out + off[e] * N, to_int(N));
         break;
-      case Kind::swiglu:
+      case Family::grouped_gemm_up_swiglu:
         if (m)
           cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, to_int(m), to_int(2 * N), to_int(K), 1, x, to_int(K),
                       t.w.data() + e * K * 2 * N, to_int(2 * N), 0, out + off[e] * 2 * N, to_int(2 * N));
         break;
-      case Kind::dgrad:
+      case Family::grouped_gemm_dgrad:
         if (m)
           cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, to_int(m), to_int(K), to_int(N), 1, dy, to_int(N),
                       t.w.data() + e * K * N, to_int(N), 0, out + off[e] * K, to_int(K));
         break;
-      case Kind::wgrad:
+      case Family::grouped_gemm_wgrad:
         if (m)
           cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, to_int(K), to_int(N), to_int(m), 1, x, to_int(K), dy,
                       to_int(N), 0, out + e * K * N, to_int(N));
         else
           std::memset(out + e * K * N, 0, sizeof(float) * K * N);
         break;
+      default:
+        break;  // only the grouped GEMM families are benchmarked
     }
   }
-  if (kind == Kind::swiglu) {
+  if (kind == Family::grouped_gemm_up_swiglu) {
     const int64_t rows = off[E];
     for (int64_t r = 0; r < rows; ++r)
       for (int64_t j = 0; j < N; ++j) {
@@ -125,35 +127,38 @@ void openblas_run(Kind kind, const Shape& s, Tensors& t, float* out, float* out2
   }
 }
 
-void moejit_run(Kind kind, Kernel& k, const Problem& p, const Config& c, Tensors& t, float* out, float* out2) {
+void moejit_run(Family kind, Kernel& k, const Problem& p, const Config& c, Tensors& t, float* out, float* out2) {
   switch (kind) {
-    case Kind::fwd:
+    case Family::grouped_gemm_fwd:
       launch_host_gemm_fwd(k, p, c, t.x.data(), t.w.data(), out, t.offsets.data());
       break;
-    case Kind::swiglu:
+    case Family::grouped_gemm_up_swiglu:
       launch_host_gemm_swiglu(k, p, c, t.x.data(), t.w.data(), out, out2, t.offsets.data());
       break;
-    case Kind::dgrad:
+    case Family::grouped_gemm_dgrad:
       launch_host_gemm_dgrad(k, p, c, t.dy.data(), t.w.data(), out, t.offsets.data());
       break;
-    case Kind::wgrad:
+    case Family::grouped_gemm_wgrad:
       launch_host_gemm_wgrad(k, p, c, t.x.data(), t.dy.data(), out, t.offsets.data());
+      break;
+    default:
       break;
   }
 }
 
-size_t out_floats(Kind kind, const Shape& s, int64_t rows) {
+size_t out_floats(Family kind, const BenchShape& s, int64_t rows) {
   switch (kind) {
-    case Kind::fwd:
+    case Family::grouped_gemm_fwd:
       return rows * s.d_expert;
-    case Kind::swiglu:
+    case Family::grouped_gemm_up_swiglu:
       return rows * 2 * s.d_expert;
-    case Kind::dgrad:
+    case Family::grouped_gemm_dgrad:
       return rows * s.d_model;
-    case Kind::wgrad:
+    case Family::grouped_gemm_wgrad:
       return s.experts * s.d_model * s.d_expert;
+    default:
+      return 0;
   }
-  return 0;
 }
 
 double max_rel_diff(const std::vector<float>& a, const std::vector<float>& b) {
@@ -190,13 +195,11 @@ int main(int argc, char** argv) {
 
   // Every distinct binary of every family, compiled one at a time so each Clang time is honest.
   // Blocks and threads are launch arguments, so the binaries do not depend on the shape.
-  Problem any;
-  any.dtype = DType::f32;
-  any.num_experts = any.d_model = any.d_expert = any.tokens = any.top_k = 1;
+  const Problem any(Family::grouped_gemm_fwd, DType::f32, GemmShape{1, 1, 1, 1}, 1);
   std::map<std::string, std::unique_ptr<Kernel>> kernels;  // by binary key
   std::vector<double> compile_s;
   std::vector<Source> sources;
-  for (Kind kind : kKinds) {
+  for (Family kind : kKinds) {
     const HostGroupedGemmSpec spec(kind);
     for (const auto& c : spec.space(any, device))
       if (c.get("threads") == threads && spec.prune_reason(any, c, device).empty())
@@ -217,7 +220,7 @@ int main(int argc, char** argv) {
   };
 
   // Warm start: a new cache object and backend over the same directory (another process's view).
-  const HostGroupedGemmSpec fwd_spec(Kind::fwd);
+  const HostGroupedGemmSpec fwd_spec(Family::grouped_gemm_fwd);
   const double warm0 = now_ms();
   BinaryCache warm_cache(cache_dir);
   HostBackend warm_backend(&warm_cache, static_cast<unsigned>(threads));
@@ -244,7 +247,8 @@ int main(int argc, char** argv) {
                  {"warm_start_clang_invocations", warm_clang},
                  {"shapes", json::array()}};
   std::mt19937 rng(2024);
-  for (const Shape& s : {Shape{"paper moe-2b", 1408, 320, 92, 7}, Shape{"Qwen3-30B-A3B", 2048, 768, 128, 8}}) {
+  for (const BenchShape& s :
+       {BenchShape{"paper moe-2b", 1408, 320, 92, 7}, BenchShape{"Qwen3-30B-A3B", 2048, 768, 128, 8}}) {
     const int64_t rows = tokens * s.top_k;
     Tensors t;
     t.offsets = route(s, tokens, rng);
@@ -259,26 +263,20 @@ int main(int argc, char** argv) {
            (long long)rows);
     printf("  %-7s %10s %10s %7s %9s  %s\n", "family", "OpenBLAS", "moejit", "ratio", "GFLOP/s", "config");
     json shape = {{"name", s.name}, {"tokens", tokens}, {"families", json::array()}};
-    for (Kind kind : kKinds) {
+    for (Family kind : kKinds) {
       const HostGroupedGemmSpec spec(kind);
-      Problem p;
-      p.family = spec.family();
-      p.dtype = DType::f32;
-      p.num_experts = s.experts;
-      p.top_k = s.top_k;
-      p.d_model = s.d_model;
-      p.d_expert = s.d_expert;
-      p.tokens = tokens;
-      const double gflop = 2.0 * rows * s.d_model * s.d_expert * 1e-9 * (kind == Kind::swiglu ? 2 : 1);
+      const Problem p(kind, DType::f32, GemmShape{s.experts, s.top_k, s.d_model, s.d_expert}, tokens);
+      const double gflop =
+          2.0 * rows * s.d_model * s.d_expert * 1e-9 * (kind == Family::grouped_gemm_up_swiglu ? 2 : 1);
       const size_t n_out = out_floats(kind, s, rows);
       t.out.assign(n_out, 0.0f);
       t.ref.assign(n_out, 0.0f);
-      t.out2.assign(kind == Kind::swiglu ? rows * s.d_expert : 0, 0.0f);
+      t.out2.assign(kind == Family::grouped_gemm_up_swiglu ? rows * s.d_expert : 0, 0.0f);
       t.ref2 = t.out2;
 
       // Forward: the whole space at these threads, one call each; the others: the heuristic only.
       std::vector<Config> configs;
-      if (kind == Kind::fwd) {
+      if (kind == Family::grouped_gemm_fwd) {
         for (const auto& c : spec.space(p, device))
           if (c.get("threads") == threads && spec.prune_reason(p, c, device).empty()) configs.push_back(c);
       } else {
@@ -305,10 +303,10 @@ int main(int argc, char** argv) {
             std::min(ours, best_ms([&] { moejit_run(kind, bk, p, best_config, t, t.out.data(), t.out2.data()); }, 1));
       }
       const double diff = std::max(max_rel_diff(t.out, t.ref), max_rel_diff(t.out2, t.ref2));
-      printf("  %-7s %8.1fms %8.1fms %7.2f %9.1f  %s%s\n", spec.family().substr(18).c_str(), blas, ours, blas / ours,
-             gflop / ours * 1e3, best_config.to_string().c_str(),
-             kind == Kind::fwd ? " (best of sweep)" : " (heuristic)");
-      if (kind == Kind::fwd)
+      printf("  %-7s %8.1fms %8.1fms %7.2f %9.1f  %s%s\n", std::string(to_string(spec.family())).substr(13).c_str(),
+             blas, ours, blas / ours, gflop / ours * 1e3, best_config.to_string().c_str(),
+             kind == Family::grouped_gemm_fwd ? " (best of sweep)" : " (heuristic)");
+      if (kind == Family::grouped_gemm_fwd)
         printf("          sweep of %zu configs: best %.1f ms, worst %.1f ms: worst/best %.2fx\n", configs.size(), best,
                worst, worst / best);
       if (diff > 1e-3) printf("          WARNING: max relative difference vs OpenBLAS %.3g\n", diff);

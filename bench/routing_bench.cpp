@@ -53,11 +53,12 @@ double median_ms(CudaBackend& gpu, const std::function<void()>& work, int reps =
   return t[t.size() / 2];
 }
 
-std::vector<std::unique_ptr<Kernel>> load(CudaBackend& gpu, const std::string& family, Problem p, Config* config) {
+std::vector<std::unique_ptr<Kernel>> load(CudaBackend& gpu, Family family, Problem p, Config* config) {
   p.family = family;
-  const auto& spec = find_spec(family);
+  const auto& spec = spec_for(family, "cuda");
   *config = spec.heuristic(p, gpu.device());
-  if (const char* env = std::getenv(("MOEJIT_BENCH_CONFIG_" + family).c_str())) *config = Config::parse(env);
+  const std::string env_name = "MOEJIT_BENCH_CONFIG_" + std::string(to_string(family));
+  if (const char* env = std::getenv(env_name.c_str())) *config = Config::parse(env);
   const Source source = spec.render(p, *config, gpu.device());
   auto binary = gpu.build(source);
   std::vector<std::unique_ptr<Kernel>> kernels;
@@ -68,8 +69,7 @@ std::vector<std::unique_ptr<Kernel>> load(CudaBackend& gpu, const std::string& f
 std::vector<Row> bench_gpu(int64_t tokens, std::string* device_name) {
   CudaBackend gpu;
   *device_name = gpu.device().name;
-  Problem p;
-  p.dtype = DType::bf16, p.num_experts = kE, p.top_k = kK, p.d_model = kD, p.tokens = tokens;
+  Problem p(Family::route_gate_fwd, DType::bf16, RoutingShape{kE, kK, kD}, tokens);
   std::mt19937 rng(1);
   std::vector<float> logits;
   random_logits(logits, tokens, rng);
@@ -89,11 +89,11 @@ std::vector<Row> bench_gpu(int64_t tokens, std::string* device_name) {
 
   std::vector<Row> rows;
   Config cg, cgb, cp, cs, cc;
-  auto gate = load(gpu, "route_gate_fwd", p, &cg);
-  auto gate_bwd = load(gpu, "route_gate_bwd", p, &cgb);
-  auto plan = load(gpu, "route_plan", p, &cp);
-  auto scatter = load(gpu, "route_permute_fwd", p, &cs);
-  auto gather = load(gpu, "route_combine_fwd", p, &cc);
+  auto gate = load(gpu, Family::route_gate_fwd, p, &cg);
+  auto gate_bwd = load(gpu, Family::route_gate_bwd, p, &cgb);
+  auto plan = load(gpu, Family::route_plan, p, &cp);
+  auto scatter = load(gpu, Family::route_permute_fwd, p, &cs);
+  auto gather = load(gpu, Family::route_combine_fwd, p, &cc);
   DeviceBuffer workspace(gpu, route_plan_workspace_bytes(p, cp));
 
   GateForwardArgs ga;
@@ -176,8 +176,7 @@ struct HostRow {
 };
 
 std::vector<HostRow> bench_host(int64_t tokens) {
-  Problem p;
-  p.dtype = DType::bf16, p.num_experts = kE, p.top_k = kK, p.d_model = kD, p.tokens = tokens;
+  Problem p(Family::route_gate_fwd, DType::bf16, RoutingShape{kE, kK, kD}, tokens);
   std::mt19937 rng(2);
   std::vector<float> logits;
   random_logits(logits, tokens, rng);

@@ -48,9 +48,9 @@ struct Loaded {
   std::vector<std::unique_ptr<Kernel>> kernels;
 };
 
-Loaded load(HostBackend& host, const std::string& family, Problem p, int64_t threads) {
+Loaded load(HostBackend& host, Family family, Problem p, int64_t threads) {
   p.family = family;
-  const KernelSpec& spec = find_spec(family);
+  const KernelSpec& spec = spec_for(family, "host");
   Loaded l{spec.heuristic(p, host.device()), {}};
   l.config.set("threads", threads);
   const Source source = spec.render(p, l.config, host.device());
@@ -66,8 +66,7 @@ struct Row {
 
 std::vector<Row> bench_shape(HostBackend& host, const Options& o, int E, std::mt19937& rng) {
   const int64_t T = o.tokens, D = o.d_model;
-  Problem p;
-  p.dtype = DType::bf16, p.num_experts = E, p.top_k = kK, p.d_model = D, p.tokens = T;
+  const Problem p(Family::route_gate_fwd, DType::bf16, RoutingShape{E, kK, D}, T);
   const int64_t threads = host.threads();
   std::normal_distribution<float> normal(0.0f, 1.0f);
   std::vector<float> logits(T * E), probs(T * E), lse(T), weight(T * kK), d_weight(T * kK), d_logits(T * E);
@@ -92,7 +91,7 @@ std::vector<Row> bench_shape(HostBackend& host, const Options& o, int E, std::mt
   const double row = static_cast<double>(D * sizeof(Act)), tk = static_cast<double>(T * kK);
 
   // Gating forward (softmax, renormalised top-8, probs and lse for the losses).
-  Loaded gate = load(host, "route_gate_fwd", p, threads), gate1 = load(host, "route_gate_fwd", p, 1);
+  Loaded gate = load(host, Family::route_gate_fwd, p, threads), gate1 = load(host, Family::route_gate_fwd, p, 1);
   GateForwardArgs ga;
   ga.logits = logits.data(), ga.params.renormalize = 1, ga.index = index.data(), ga.weight = weight.data();
   ga.probs = probs.data(), ga.lse = lse.data();
@@ -116,7 +115,7 @@ std::vector<Row> bench_shape(HostBackend& host, const Options& o, int E, std::mt
   launch_route_gate_fwd(*gate.kernels[0], p, gate.config, ga);  // the plan and rows use the JIT's choices
 
   // Plan: counts, offsets, slots, losses.
-  Loaded plan = load(host, "route_plan", p, threads), plan1 = load(host, "route_plan", p, 1);
+  Loaded plan = load(host, Family::route_plan, p, threads), plan1 = load(host, Family::route_plan, p, 1);
   std::vector<char> ws(route_plan_workspace_bytes(p, Config{{"warps", 1}}));
   PlanArgs pa;
   pa.index = index.data(), pa.probs = probs.data(), pa.lse = lse.data(), pa.loss = {0.01f, 0.001f};
@@ -134,7 +133,7 @@ std::vector<Row> bench_shape(HostBackend& host, const Options& o, int E, std::mt
       });
   launch_route_plan(*plan.kernels[0], *plan.kernels[1], *plan.kernels[2], p, plan.config, pa);
 
-  Loaded pf = load(host, "route_permute_fwd", p, threads), pf1 = load(host, "route_permute_fwd", p, 1);
+  Loaded pf = load(host, Family::route_permute_fwd, p, threads), pf1 = load(host, Family::route_permute_fwd, p, 1);
   ScatterArgs sa;
   sa.src = x.data(), sa.slot = slot.data(), sa.dst = permuted.data();
   add(
@@ -145,7 +144,7 @@ std::vector<Row> bench_shape(HostBackend& host, const Options& o, int E, std::mt
           for (int64_t d = 0; d < D; ++d) permuted[r * D + d] = x[(row_source[r] / kK) * D + d];
       });
 
-  Loaded cf = load(host, "route_combine_fwd", p, threads), cf1 = load(host, "route_combine_fwd", p, 1);
+  Loaded cf = load(host, Family::route_combine_fwd, p, threads), cf1 = load(host, Family::route_combine_fwd, p, 1);
   GatherArgs gc;
   gc.rows = permuted.data(), gc.slot = slot.data(), gc.weight = weight.data(), gc.out = out.data();
   add(
@@ -160,7 +159,7 @@ std::vector<Row> bench_shape(HostBackend& host, const Options& o, int E, std::mt
           }
       });
 
-  Loaded pb = load(host, "route_permute_bwd", p, threads), pb1 = load(host, "route_permute_bwd", p, 1);
+  Loaded pb = load(host, Family::route_permute_bwd, p, threads), pb1 = load(host, Family::route_permute_bwd, p, 1);
   GatherArgs gp;
   gp.rows = permuted.data(), gp.slot = slot.data(), gp.out = out.data();
   add(
@@ -175,7 +174,7 @@ std::vector<Row> bench_shape(HostBackend& host, const Options& o, int E, std::mt
           }
       });
 
-  Loaded cb = load(host, "route_combine_bwd", p, threads), cb1 = load(host, "route_combine_bwd", p, 1);
+  Loaded cb = load(host, Family::route_combine_bwd, p, threads), cb1 = load(host, Family::route_combine_bwd, p, 1);
   ScatterArgs sb;
   sb.src = x.data(), sb.slot = slot.data(), sb.weight = weight.data(), sb.y = permuted.data(), sb.dst = d_y.data();
   sb.d_weight = d_weight.data();
@@ -196,7 +195,7 @@ std::vector<Row> bench_shape(HostBackend& host, const Options& o, int E, std::mt
           }
       });
 
-  Loaded gb = load(host, "route_gate_bwd", p, threads), gb1 = load(host, "route_gate_bwd", p, 1);
+  Loaded gb = load(host, Family::route_gate_bwd, p, threads), gb1 = load(host, Family::route_gate_bwd, p, 1);
   GateBackwardArgs ba;
   ba.logits = logits.data(), ba.index = index.data(), ba.d_weight = d_weight.data(), ba.aux_scale = aux_scale.data();
   ba.params = ga.params, ba.grad.z_scale = route_z_scale(0.001f, T), ba.d_logits = d_logits.data();

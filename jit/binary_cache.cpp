@@ -16,12 +16,12 @@ using json = nlohmann::json;
 namespace moejit {
 namespace {
 
-constexpr int kMetadataSchema = 1;
+constexpr int kMetadataSchema = 2;  // 2: URI fields dtype and shape
 
-// File names keep [A-Za-z0-9_-]; anything else in a config or arch becomes '-'.
+// File names keep [A-Za-z0-9_.-]; anything else in a URI field becomes '-'.
 std::string file_safe(std::string text) {
   for (char& c : text)
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-')) c = '-';
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.')) c = '-';
   return text;
 }
 
@@ -65,7 +65,7 @@ BinaryCache& BinaryCache::global() {
 
 std::string BinaryCache::key(const Compiler& compiler, const Source& source) {
   Hasher h;
-  h.field("moejit-binary-v1").field(compiler.id()).field(compiler.arch()).field(source.code);
+  h.field("moejit-binary-v2").field(compiler.id()).field(compiler.arch()).field(source.code);
   // Include paths a source adds through its options are searched too, so their files are hashed.
   std::vector<std::string> dirs = compiler.include_dirs();
   for (const auto& option : compiler.effective_options(source)) {
@@ -79,8 +79,11 @@ std::string BinaryCache::key(const Compiler& compiler, const Source& source) {
 }
 
 std::string BinaryCache::entry_name(const Compiler& compiler, const Source& source, const std::string& key) {
-  return file_safe(source.family) + "." + file_safe(compiler.arch()) + "." + file_safe(source.config) + "." +
-         key.substr(0, 16);
+  // The URI with '.' between its fields, then the content hash.
+  std::string uri = source.uri(compiler.arch());
+  for (char& c : uri)
+    if (c == '/') c = '.';
+  return file_safe(uri) + "." + key.substr(0, 16);
 }
 
 bool BinaryCache::ensure_directory() {
@@ -131,6 +134,8 @@ std::shared_ptr<const Binary> BinaryCache::load_from_disk(const std::string& ste
     }
     binary->image.assign(image->begin(), image->end());
     binary->family = meta.at("family").get<std::string>();
+    binary->dtype = meta.at("dtype").get<std::string>();
+    binary->shape = meta.at("shape").get<std::string>();
     binary->config = meta.at("config").get<std::string>();
     binary->arch = meta.at("arch").get<std::string>();
     binary->compiler = meta.at("compiler").get<std::string>();
@@ -151,6 +156,8 @@ void BinaryCache::store_to_disk(const std::string& stem, const Binary& binary) {
                {"key", binary.key},
                {"uri", binary.uri()},
                {"family", binary.family},
+               {"dtype", binary.dtype},
+               {"shape", binary.shape},
                {"config", binary.config},
                {"arch", binary.arch},
                {"kind", binary.kind},

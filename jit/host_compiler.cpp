@@ -167,9 +167,8 @@ Binary HostCompiler::do_compile(const Source& source) const {
   auto fail = [&](const std::string& what) -> CompileError {
     log_stream.flush();
     std::string annotated = annotate_compile_log(strip_all(log, kVirtualDir), source, include_dirs_);
-    return CompileError("Clang failed to " + what + " " + source.family + "/" + arch() + "/" + source.config + " (" +
-                            source.file_name + "):\n" + annotated,
-                        annotated);
+    return CompileError(
+        "Clang failed to " + what + " " + source.uri(arch()) + " (" + source.file_name + "):\n" + annotated, annotated);
   };
   if (!invocation) throw fail("set up the compile of");
 
@@ -205,6 +204,8 @@ Binary HostCompiler::do_compile(const Source& source) const {
 
   Binary binary;
   binary.family = source.family;
+  binary.dtype = source.dtype;
+  binary.shape = source.shape;
   binary.config = source.config;
   binary.arch = arch();
   binary.kind = "o";

@@ -108,13 +108,14 @@ Binary NvrtcCompiler::do_compile(const Source& source) const {
 
   if (result != NVRTC_SUCCESS) {
     std::string annotated = annotate_compile_log(log, source, include_dirs_);
-    throw CompileError("NVRTC failed to compile " + source.family + "/" + arch_ + "/" + source.config + " (" +
-                           source.file_name + "):\n" + annotated,
+    throw CompileError("NVRTC failed to compile " + source.uri(arch_) + " (" + source.file_name + "):\n" + annotated,
                        annotated);
   }
 
   Binary binary;
   binary.family = source.family;
+  binary.dtype = source.dtype;
+  binary.shape = source.shape;
   binary.config = source.config;
   binary.arch = arch_;
   binary.kind = "cubin";

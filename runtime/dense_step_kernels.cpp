@@ -8,36 +8,28 @@
 namespace moejit::runtime {
 namespace {
 
-const char* family_of(DenseOp op) {
+Family family_of(DenseOp op) {
   switch (op) {
     case DenseOp::matmul_fwd:
     case DenseOp::attn_scores:
-      return "host_grouped_gemm_dgrad";
+      return Family::grouped_gemm_dgrad;
     case DenseOp::matmul_dgrad:
     case DenseOp::attn_values:
-      return "host_grouped_gemm_fwd";
+      return Family::grouped_gemm_fwd;
     case DenseOp::matmul_wgrad:
     case DenseOp::attn_grads:
-      return "host_grouped_gemm_wgrad";
+      return Family::grouped_gemm_wgrad;
     case DenseOp::swiglu_fwd:
-      return "swiglu_fwd";
+      return Family::swiglu_fwd;
     case DenseOp::swiglu_bwd:
-      return "swiglu_bwd";
+      return Family::swiglu_bwd;
   }
-  return "";
+  throw Error("unknown dense op");
 }
 
-DenseKernel make(DenseOp op, int64_t groups, int64_t rows, int64_t K, int64_t N) {
+DenseKernel gemm(DenseOp op, int64_t groups, int64_t rows, int64_t K, int64_t N) {
   if (groups < 1 || rows < 0 || K < 1 || N < 1) throw Error("dense kernel shape needs groups, K, N > 0 and rows >= 0");
-  Problem p;
-  p.family = family_of(op);
-  p.dtype = DType::f32;
-  p.num_experts = groups;
-  p.top_k = 1;
-  p.tokens = rows;
-  p.d_model = K;
-  p.d_expert = N;
-  return {op, std::move(p)};
+  return {op, Problem(family_of(op), DType::f32, GemmShape{groups, 1, K, N}, rows)};
 }
 
 }  // namespace
@@ -66,23 +58,25 @@ const char* to_string(DenseOp op) {
 
 std::string DenseKernel::name() const {
   if (op == DenseOp::swiglu_fwd || op == DenseOp::swiglu_bwd)
-    return std::string(to_string(op)) + " " + std::to_string(problem.d_expert);
-  // (C x OC) for a matmul: K = OC, N = C; (S x hd) for attention.
+    return std::string(to_string(op)) + " " + std::to_string(problem.row_shape().width);
+  // (C x OC) for a matmul: k = OC, n = C; (S x hd) for attention: k = S, n = hd.
   const bool matmul = op == DenseOp::matmul_fwd || op == DenseOp::matmul_dgrad || op == DenseOp::matmul_wgrad;
-  const int64_t a = matmul ? problem.d_expert : problem.d_model, b = matmul ? problem.d_model : problem.d_expert;
-  return std::string(to_string(op)) + " " + std::to_string(a) + "x" + std::to_string(b);
+  const GemmShape& g = problem.gemm();
+  return std::string(to_string(op)) + " " + std::to_string(matmul ? g.n : g.k) + "x" +
+         std::to_string(matmul ? g.k : g.n);
 }
 
 DenseKernel matmul_kernel(DenseOp op, int64_t N, int64_t C, int64_t OC) {
-  return make(op, 1, N, OC, C);
+  return gemm(op, 1, N, OC, C);
 }
 
 DenseKernel attention_kernel(DenseOp op, int64_t B, int64_t S, int64_t H, int64_t hd) {
-  return make(op, B * H, B * H * S, S, hd);
+  return gemm(op, B * H, B * H * S, S, hd);
 }
 
 DenseKernel swiglu_kernel(DenseOp op, int64_t N, int64_t F) {
-  return make(op, 1, N, F, F);
+  if (F < 1 || N < 0) throw Error("SwiGLU kernel shape needs a width > 0 and rows >= 0");
+  return {op, Problem(family_of(op), DType::f32, RowsShape{1, F}, N)};
 }
 
 std::vector<DenseKernel> dense_step_kernels(const ModelConfig& c, int64_t batch) {

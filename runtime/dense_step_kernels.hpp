@@ -1,23 +1,26 @@
 // The dense kernel calls of a training step on the host backend, each with the Problem it is tuned
-// under and looked up by, like moe_layer_kernels.hpp for the MoE layer's 14 steps: one pure function
+// under and looked up by, like moe_layer_steps.hpp for the MoE layer's 14 steps: one pure function
 // owns the mapping, so that `moejit tune --model` tunes exactly the problems the runtime looks up.
-// (The list moves into the kernel-family registry when that lands.)
+// The problems are the registry's families (grouped GEMMs, SwiGLU) with their typed shapes; `moejit
+// tune --model` hands them to tune_layer() (autotune/tune_layer.hpp) after the MoE layer's. (Here,
+// not in templates/ beside moe_layer_steps.hpp, because the list follows a whole ModelConfig.)
 //
-// Every dense product is a host grouped GEMM (templates/host: Y = X . W_e, W (E, K, N)), chosen so
-// that the model's weights and activations are read in place, without transposes:
+// Every dense product is a grouped GEMM of the registry (Y = X . W_e, W (E, K, N): GemmShape
+// {experts, top_k, k, n}, rows = tokens), chosen so that the model's weights and activations are
+// read in place, without transposes:
 //   the model's w (OC, C) is W (E 1, K = OC, N = C), and out (N, OC) = in (N, C) . w^T is its dgrad;
-//     matmul_fwd    out  = in . w^T        host_grouped_gemm_dgrad   {E 1, k 1, t N, d_model OC, d_expert C}
-//     matmul_dgrad  d_in = d_out . w       host_grouped_gemm_fwd     (same shape)
-//     matmul_wgrad  d_w  = d_out^T . in    host_grouped_gemm_wgrad   (same shape)
+//     matmul_fwd    out  = in . w^T        grouped_gemm_dgrad   {e 1, topk 1, k OC, n C}, tokens N
+//     matmul_dgrad  d_in = d_out . w       grouped_gemm_fwd     (same shape)
+//     matmul_wgrad  d_w  = d_out^T . in    grouped_gemm_wgrad   (same shape)
 //   attention's per-(sequence, head) products are E = B*H groups of S rows over head-major q, k, v
 //   (S, hd) per group, W_e = k, v or q of the group (K = S, N = hd):
-//     attn_scores   scores = q . k^T,  d_att = d_o . v^T     dgrad   {E B*H, k 1, t B*H*S, d_model S, d_expert hd}
-//     attn_values   o = att . v,       d_q = d_scores . k    fwd     (same shape)
-//     attn_grads    d_v = att^T . d_o, d_k = d_scores^T . q  wgrad   (same shape)
+//     attn_scores   scores = q . k^T,  d_att = d_o . v^T     dgrad  {e B*H, topk 1, k S, n hd}, tokens B*H*S
+//     attn_values   o = att . v,       d_q = d_scores . k    fwd    (same shape)
+//     attn_grads    d_v = att^T . d_o, d_k = d_scores^T . q  wgrad  (same shape)
 // A dense GEMM is thus a one-group grouped GEMM: the same kernels, tiles and tuning; the one-group
 // case needs no kernel of its own (the GEMM engine's work items are row x column blocks either way).
 // The dense FFN's activation is the SwiGLU family the MoE layer uses (templates/swiglu):
-//     swiglu_fwd, swiglu_bwd   h (N, F) from gate_up (N, 2F) and back   {E 1, k 1, t N, d_model F, d_expert F}
+//     swiglu_fwd, swiglu_bwd   h (N, F) from gate_up (N, 2F) and back   RowsShape {topk 1, width F}, tokens N
 #pragma once
 #include <cstdint>
 #include <string>

@@ -6,27 +6,13 @@
 
 namespace moejit::runtime {
 
-TuningRung runtime_rung(Rung r) {
-  switch (r) {
-    case Rung::exact:
-      return TuningRung::kExact;
-    case Rung::nearest_bucket:
-      return TuningRung::kNearestBucket;
-    case Rung::same_arch:
-      return TuningRung::kOtherDevice;
-    case Rung::heuristic:
-      break;
-  }
-  return TuningRung::kHeuristic;
-}
-
 HostKernelCache::HostKernelCache(const Options& o)
     : backend_(nullptr, o.threads),
       lookup_(TuningStore(o.tuning_dir.empty() ? TuningStore::default_dir() : o.tuning_dir)) {}
 
 HostKernelCache::Entry HostKernelCache::resolve(const Problem& problem) {
   Entry e;
-  e.spec = &find_spec(problem.family);
+  e.spec = &spec_for(problem.family, backend_.name());
   const std::string key = problem.key();
   auto found = configs_.find(key);
   if (found == configs_.end()) found = configs_.emplace(key, lookup_.lookup(*e.spec, problem, backend_)).first;
@@ -45,7 +31,7 @@ HostKernelCache::Entry HostKernelCache::resolve(const Problem& problem) {
 }
 
 void ChoiceLog::record(const std::string& kernel, const HostKernelCache::Entry& e) {
-  const TuningRung rung = runtime_rung(e.result->rung);
+  const Rung rung = e.result->rung;
   auto [it, fresh] = index_.emplace(kernel, choices_.size());
   if (fresh) {
     choices_.push_back({kernel, e.config().to_string(), rung});
@@ -53,7 +39,7 @@ void ChoiceLog::record(const std::string& kernel, const HostKernelCache::Entry& 
   }
   KernelChoice& c = choices_[it->second];
   c.config = e.config().to_string();
-  c.rung = std::max(c.rung, rung);  // the worst rung that served it during the run
+  c.rung = std::max(*c.rung, rung);  // the worst rung that served it during the run
 }
 
 }  // namespace moejit::runtime

@@ -16,8 +16,6 @@
 
 namespace moejit::runtime {
 
-TuningRung runtime_rung(Rung r);
-
 class HostKernelCache {
  public:
   struct Options {

@@ -5,7 +5,7 @@
 #include <map>
 
 #include "host/grouped_gemm_spec.hpp"
-#include "moe_layer_kernels.hpp"
+#include "moe_layer_steps.hpp"
 #include "moejit/log.hpp"
 #include "routing/routing_spec.hpp"
 #include "swiglu/swiglu_spec.hpp"
@@ -47,9 +47,8 @@ struct JitHostMoeKernels::Impl {
 
   Call prepare(LayerStep step, const MoeShape& s) {
     const LayerShape want{DType::f32, s.d_model, s.d_expert, s.n_experts, s.top_k};
-    if (s.tokens != tokens || want.d_model != shape.d_model || want.d_expert != shape.d_expert ||
-        want.experts != shape.experts || want.top_k != shape.top_k) {
-      problems = moe_layer_kernels(want, s.tokens, "host");
+    if (s.tokens != tokens || want != shape) {
+      problems = moe_layer_kernels(want, s.tokens);
       shape = want;
       tokens = s.tokens;
       resolved = {};
@@ -87,7 +86,7 @@ std::vector<KernelChoice> JitHostMoeKernels::kernel_choices() const {
   std::vector<KernelChoice> v;
   for (int i = 0; i < kLayerSteps; ++i) {
     const StepChoice& c = impl_->choices[i];
-    v.push_back({to_string(LayerStep(i)), c.config, c.ran ? runtime_rung(c.worst) : TuningRung::kHeuristic});
+    v.push_back({std::string(to_string(LayerStep(i))), c.config, c.ran ? c.worst : Rung::heuristic});
   }
   return v;
 }

@@ -1,8 +1,8 @@
 // The MoE layer on JIT-compiled host kernels: each call takes its step's Problem from
-// moe_layer_kernels(shape, tokens, "host") (exactly what `moejit tune --model` tunes), resolves its
-// config and kernels through the host backend's HostKernelCache (the tuning cache's lookup ladder,
-// built and loaded once per problem key and config) and launches it with the spec's launch helper on
-// the runtime's buffers (host backend memory is plain process memory).
+// moe_layer_kernels(shape, tokens) (templates/moe_layer_steps.hpp: exactly what `moejit tune --model`
+// tunes), resolves its config and kernels through the host backend's HostKernelCache (the tuning
+// cache's lookup ladder, built and loaded once per problem key and config) and launches it with the
+// spec's launch helper on the runtime's buffers (host backend memory is plain process memory).
 // kernel_choices() says which rung served each of the 14 steps. Only built with MOEJIT_WITH_LLVM.
 #pragma once
 #include <memory>

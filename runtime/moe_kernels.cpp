@@ -6,39 +6,32 @@
 
 namespace moejit::runtime {
 
-const char* to_string(TuningRung r) {
-  switch (r) {
-    case TuningRung::kExact:
-      return "exact";
-    case TuningRung::kNearestBucket:
-      return "nearest-bucket";
-    case TuningRung::kOtherDevice:
-      return "other-device";
-    case TuningRung::kHeuristic:
-      return "heuristic";
-    case TuningRung::kReference:
-      return "reference";
-  }
-  return "?";
+const char* rung_name(const std::optional<Rung>& rung) {
+  return rung ? to_string(*rung) : "reference";
 }
 
 std::string summarize_tuning(const std::vector<KernelChoice>& choices) {
-  std::string listed;
-  std::map<std::string, int> per_rung;
-  size_t n_fell = 0;
-  for (const auto& c : choices)
-    if (!is_tuned(c.rung)) {
-      listed += (n_fell++ ? ", " : "") + c.kernel + " (" + to_string(c.rung) + ")";
-      ++per_rung[to_string(c.rung)];
+  std::map<Rung, int> tuned;  // by rung, best first
+  std::string untuned;
+  size_t n_untuned = 0;
+  for (const auto& c : choices) {
+    if (c.rung && is_tuned(*c.rung)) {
+      ++tuned[*c.rung];
+      continue;
     }
+    ++n_untuned;
+    if (n_untuned <= 4) untuned += (n_untuned > 1 ? ", " : "") + c.kernel + " (" + rung_name(c.rung) + ")";
+  }
   if (choices.empty()) return "no tuned kernels";
-  std::string n = std::to_string(choices.size());
-  if (n_fell == 0) return "all " + n + " kernels tuned";
-  std::string head = std::to_string(n_fell) + " of " + n + " kernels fell back: ";
-  if (n_fell <= 4) return head + listed;
-  std::string counts;  // many fell back: count them per rung instead of naming each
-  for (const auto& [rung, k] : per_rung) counts += (counts.empty() ? "" : ", ") + std::to_string(k) + " " + rung;
-  return head + counts;
+  if (n_untuned > 4) untuned += ", and " + std::to_string(n_untuned - 4) + " more";
+  std::string counts;
+  for (const auto& [rung, n] : tuned)
+    counts += (counts.empty() ? "" : ", ") + std::to_string(n) + " " + to_string(rung);
+  const std::string n = std::to_string(choices.size());
+  if (n_untuned == 0) return "all " + n + " kernels tuned (" + counts + ")";
+  const size_t n_tuned = choices.size() - n_untuned;
+  return std::to_string(n_untuned) + " of " + n + " kernels not tuned: " + untuned + "; " + std::to_string(n_tuned) +
+         " tuned" + (n_tuned ? " (" + counts + ")" : "");
 }
 
 template class ReferenceMoeKernels<float>;

@@ -1,7 +1,7 @@
 // The MoE layer's kernels, one virtual method per kernel call of a training step, so that the backend
 // is a parameter: the plain C++ reference (reference_moe_kernels.hpp), the JIT-compiled host kernels
 // chosen through the tuning cache (jit_host_moe_kernels.hpp), the GPU kernels later. The methods are
-// the 14 steps of moe_layer_kernels.hpp (LayerStep), in the decomposition the real kernels have:
+// the 14 steps of templates/moe_layer_steps.hpp (LayerStep), in the decomposition the real kernels have:
 // routing (templates/routing, docs/routing.md), the grouped GEMMs (Y = X . W_e, W (E, K, N)) and the
 // SwiGLU backward. The router projection itself (logits = x @ w_router^T) is a dense matmul of the
 // layer, like attention, and not one of them.
@@ -11,8 +11,11 @@
 // of parameters and the layer input accumulate (+=) where a comment says so.
 #pragma once
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
+
+#include "rung.hpp"
 
 namespace moejit::runtime {
 
@@ -27,21 +30,20 @@ struct RouterLossCoefs {
   double aux_coef = 0, z_coef = 0;
 };
 
-// Which tuning-cache rung served a kernel (the ladder of ARCHITECTURE.md), for the end-of-run report.
-enum class TuningRung { kExact, kNearestBucket, kOtherDevice, kHeuristic, kReference };
-const char* to_string(TuningRung r);
-inline bool is_tuned(TuningRung r) {
-  return r == TuningRung::kExact || r == TuningRung::kNearestBucket || r == TuningRung::kOtherDevice;
-}
-
+// Which tuning-cache rung served a kernel, for the end-of-run report; no rung: the reference
+// kernels (plain loops, nothing to tune).
 struct KernelChoice {
   std::string kernel;  // the step, e.g. "up_swiglu"
   std::string config;  // canonical Config text, empty for the reference
-  TuningRung rung = TuningRung::kReference;
+  std::optional<Rung> rung;
 };
 
-// "all 14 kernels tuned", "3 of 14 kernels fell back: a (heuristic), b (reference), ..." or, for an
-// empty list (the reference backend), "no tuned kernels".
+// The rung's name, "reference" for none.
+const char* rung_name(const std::optional<Rung>& rung);
+
+// "all 14 kernels tuned (12 exact, 2 nearest_bucket)", or "3 of 14 kernels not tuned: a
+// (heuristic), b (reference), c (heuristic); 11 tuned (11 exact)": every rung is counted; "no tuned
+// kernels" for an empty list (the reference backend).
 std::string summarize_tuning(const std::vector<KernelChoice>& choices);
 
 template <typename T>

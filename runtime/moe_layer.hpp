@@ -1,7 +1,7 @@
 // The MoE layer of the "1dense+SE" layout: out = shared_expert(x) + sum_k gate_k * expert_k(x), with a
 // softmax router over all E experts, top-K without renormalisation, and the router's aux and z losses.
 // The router projection and the shared expert are dense ops of the StepBackend; the 14 kernel steps
-// (moe_layer_kernels.hpp) go through its MoeKernels<T>. Router values (logits, probabilities, gates,
+// (templates/moe_layer_steps.hpp) go through its MoeKernels<T>. Router values (logits, probabilities, gates,
 // losses) are in the master dtype T, the permuted activations in the compute dtype.
 #pragma once
 #include "ffn.hpp"

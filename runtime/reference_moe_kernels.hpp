@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "moe_kernels.hpp"
-#include "moe_layer_kernels.hpp"
+#include "moe_layer_steps.hpp"
 #include "ops.hpp"
 
 namespace moejit::runtime {
@@ -21,7 +21,7 @@ class ReferenceMoeKernels final : public MoeKernels<T> {
   std::string backend() const override { return "reference"; }
   std::vector<KernelChoice> kernel_choices() const override {
     std::vector<KernelChoice> v;
-    for (int i = 0; i < kLayerSteps; ++i) v.push_back({to_string(LayerStep(i)), "", TuningRung::kReference});
+    for (int i = 0; i < kLayerSteps; ++i) v.push_back({std::string(to_string(LayerStep(i))), "", std::nullopt});
     return v;
   }
 

@@ -210,7 +210,7 @@ EvalStats run_training(Trainer& trainer, bool resume, const RunCallbacks& cb) {
   const auto choices = trainer.backend().kernel_choices();
   nlohmann::json kernels = nlohmann::json::array();
   for (const auto& c : choices)
-    kernels.push_back({{"kernel", c.kernel}, {"config", c.config}, {"rung", to_string(c.rung)}});
+    kernels.push_back({{"kernel", c.kernel}, {"config", c.config}, {"rung", rung_name(c.rung)}});
   log({{"step", trainer.step()},
        {"backend", trainer.backend().name()},
        {"tuning", summarize_tuning(choices)},

@@ -1,7 +1,6 @@
-// The kernel families built into moejit. Each family's spec lives beside its template; this list
-// is explicit so that linking a static library cannot silently drop one.
-#include <algorithm>
-
+// The KernelSpec of every (family, backend) the family table (jit/family.cpp) declares. An
+// exhaustive switch, no default: a family added to the enum without a spec here does not compile;
+// tests/templates/registry_test.cpp checks that every declared backend gets a spec that serves it.
 #include "grouped_gemm/grouped_gemm_spec.hpp"
 #include "host/grouped_gemm_spec.hpp"
 #include "moejit/error.hpp"
@@ -10,31 +9,85 @@
 #include "swiglu/swiglu_spec.hpp"
 
 namespace moejit {
+namespace {
 
-const std::vector<std::unique_ptr<KernelSpec>>& builtin_specs() {
-  static const std::vector<std::unique_ptr<KernelSpec>> specs = [] {
-    std::vector<std::unique_ptr<KernelSpec>> v;
-    v.push_back(std::make_unique<SwigluSpec>(false));
-    v.push_back(std::make_unique<SwigluSpec>(true));
-    for (int op : {gg::kFwd, gg::kUpSwiglu, gg::kDgrad, gg::kWgrad}) v.push_back(std::make_unique<GroupedGemmSpec>(op));
-    for (RoutingKernel kind : {RoutingKernel::gate_fwd, RoutingKernel::gate_bwd, RoutingKernel::plan,
-                               RoutingKernel::permute_fwd, RoutingKernel::combine_bwd, RoutingKernel::combine_fwd,
-                               RoutingKernel::permute_bwd})
-      v.push_back(std::make_unique<RoutingSpec>(kind));
-    using Gemm = HostGroupedGemmSpec;
-    for (auto kind : {Gemm::Kind::fwd, Gemm::Kind::swiglu, Gemm::Kind::dgrad, Gemm::Kind::wgrad})
-      v.push_back(std::make_unique<Gemm>(kind));
-    return v;
-  }();
-  return specs;
+const KernelSpec* gemm_spec(Family family, std::string_view backend) {
+  if (backend == "host") {
+    static const HostGroupedGemmSpec fwd(Family::grouped_gemm_fwd), up(Family::grouped_gemm_up_swiglu),
+        dgrad(Family::grouped_gemm_dgrad), wgrad(Family::grouped_gemm_wgrad);
+    for (const KernelSpec* s : {&fwd, &up, &dgrad, &wgrad})
+      if (s->family() == family) return s;
+  }
+  if (backend == "cuda") {
+    static const GroupedGemmSpec fwd(Family::grouped_gemm_fwd), up(Family::grouped_gemm_up_swiglu),
+        dgrad(Family::grouped_gemm_dgrad), wgrad(Family::grouped_gemm_wgrad);
+    for (const KernelSpec* s : {&fwd, &up, &dgrad, &wgrad})
+      if (s->family() == family) return s;
+  }
+  return nullptr;
 }
 
-const KernelSpec& find_spec(std::string_view family) {
-  for (const auto& spec : builtin_specs())
-    if (spec->family() == family) return *spec;
-  std::string known;
-  for (const auto& spec : builtin_specs()) known += " " + spec->family();
-  throw Error("unknown kernel family '" + std::string(family) + "'; known:" + known);
+const KernelSpec* routing_spec(Family family) {
+  static const RoutingSpec specs[] = {RoutingSpec(Family::route_gate_fwd),    RoutingSpec(Family::route_gate_bwd),
+                                      RoutingSpec(Family::route_plan),        RoutingSpec(Family::route_permute_fwd),
+                                      RoutingSpec(Family::route_combine_bwd), RoutingSpec(Family::route_combine_fwd),
+                                      RoutingSpec(Family::route_permute_bwd)};
+  for (const RoutingSpec& s : specs)
+    if (s.family() == family) return &s;
+  return nullptr;
+}
+
+// Null when the family has no spec for `backend`.
+const KernelSpec* find(Family family, std::string_view backend) {
+  switch (family) {
+    case Family::swiglu_fwd: {
+      static const SwigluSpec spec(false);
+      return &spec;
+    }
+    case Family::swiglu_bwd: {
+      static const SwigluSpec spec(true);
+      return &spec;
+    }
+    case Family::grouped_gemm_fwd:
+    case Family::grouped_gemm_up_swiglu:
+    case Family::grouped_gemm_dgrad:
+    case Family::grouped_gemm_wgrad:
+      return gemm_spec(family, backend);
+    case Family::route_gate_fwd:
+    case Family::route_gate_bwd:
+    case Family::route_plan:
+    case Family::route_permute_fwd:
+    case Family::route_combine_bwd:
+    case Family::route_combine_fwd:
+    case Family::route_permute_bwd:
+      return routing_spec(family);
+  }
+  return nullptr;
+}
+
+std::string backends_of(Family family) {
+  std::string names;
+  for (std::string_view b : kBackendNames)
+    if (implemented_on(family, b)) names += (names.empty() ? "" : ", ") + std::string(b);
+  return names.empty() ? "none" : names;
+}
+
+}  // namespace
+
+const KernelSpec& spec_for(Family family, std::string_view backend) {
+  const KernelSpec* spec = implemented_on(family, backend) ? find(family, backend) : nullptr;
+  if (!spec || !spec->supports_backend(backend))
+    throw Error(std::string(to_string(family)) + " has no kernel for backend '" + std::string(backend) +
+                "' (implemented on: " + backends_of(family) + ")");
+  return *spec;
+}
+
+std::vector<RegisteredSpec> registered_specs() {
+  std::vector<RegisteredSpec> out;
+  for (const FamilyInfo& f : all_families())
+    for (std::string_view b : kBackendNames)
+      if (implemented_on(f.id, b)) out.push_back({f.id, b, &spec_for(f.id, b)});
+  return out;
 }
 
 }  // namespace moejit

@@ -35,8 +35,10 @@ Bundle parse_bundle(std::string_view text, const std::string& where) {
                 "\" field); bundles are written by `moejit cache export`");
   const json& version = j[kBundleTag];
   if (!version.is_number_integer() || version.get<int64_t>() != kTuningSchemaVersion)
-    throw Error(where + ": bundle schema " + version.dump() + " is not supported (this moejit reads " +
-                std::to_string(kTuningSchemaVersion) + "); export it again with a matching moejit");
+    throw SchemaError(where + ": bundle schema " + version.dump() + " is not supported (this moejit reads " +
+                          std::to_string(kTuningSchemaVersion) + "): export it again with a matching moejit, or " +
+                          kRetuneHint,
+                      version.is_number_integer() ? version.get<int>() : -1);
   Bundle b;
   if (!j.contains("exported")) throw Error(where + ".exported: missing");
   b.exported = provenance_from_json(j["exported"], where + ".exported");

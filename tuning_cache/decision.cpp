@@ -74,13 +74,6 @@ Provenance provenance_from_json(const json& j, const std::string& where) {
   return p;
 }
 
-bool valid_family_name(const std::string& family) {
-  if (family.empty() || family.size() > 64) return false;
-  for (char c : family)
-    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_')) return false;
-  return true;
-}
-
 bool Validators::same_device(const Validators& o) const {
   return backend == o.backend && device == o.device && arch == o.arch && features == o.features &&
          compute_units == o.compute_units;
@@ -127,6 +120,12 @@ std::string Decision::identity() const {
          std::to_string(v.compute_units) + "|" + v.driver + "|" + v.compiler + "|" + v.template_hash;
 }
 
+std::string Decision::uri() const {
+  const Problem& p = problem;
+  return kernel_uri(to_string(p.family), validators.arch, to_string(p.dtype),
+                    to_string(p.shape) + "_tb" + std::to_string(token_bucket(p.tokens)), config.to_string());
+}
+
 json to_json(const Decision& d) {
   const Problem& p = d.problem;
   const Validators& v = d.validators;
@@ -134,14 +133,15 @@ json to_json(const Decision& d) {
   for (const Alternative& a : d.alternatives)
     alternatives.push_back(
         {{"config", a.config}, {"time_ms", a.time_ms}, {"provenance", provenance_to_json(a.provenance)}});
-  return {{"family", p.family},
+  json shape = json::object();
+  for (const ShapeDim& dim : shape_dims(p.shape)) shape[std::string(dim.name)] = dim.value;
+  return {{"uri", d.uri()},
+          {"family", std::string(to_string(p.family))},
           {"key", d.key()},
           {"problem",
            {{"dtype", std::string(to_string(p.dtype))},
-            {"num_experts", p.num_experts},
-            {"top_k", p.top_k},
-            {"d_model", p.d_model},
-            {"d_expert", p.d_expert},
+            {"shape_kind", std::string(to_string(kind_of(p.shape)))},
+            {"shape", shape},
             {"token_bucket", token_bucket(p.tokens)}}},
           {"config", d.config.to_string()},
           {"time_ms", d.time_ms},
@@ -161,24 +161,38 @@ json to_json(const Decision& d) {
           {"alternatives", alternatives}};
 }
 
-Decision decision_from_json(const json& j, const std::string& where) {
-  Decision d;
-  d.problem.family = get_string(j, "family", where);
-  if (!valid_family_name(d.problem.family))
-    throw Error(where + ".family: '" + d.problem.family + "' must be lowercase letters, digits and '_'");
+namespace {
+
+Problem problem_from_json(const json& j, const std::string& where) {
+  Problem problem;
+  const std::string family = get_string(j, "family", where);
+  const auto id = find_family(family);
+  if (!id) throw Error(where + ".family: unknown kernel family '" + family + "' (known: " + known_family_names() + ")");
+  problem.family = *id;
   const json& p = field(j, "problem", where);
   const std::string pw = where + ".problem";
   const std::string dtype_text = get_string(p, "dtype", pw);
   try {
-    d.problem.dtype = parse_dtype(dtype_text);
+    problem.dtype = parse_dtype(dtype_text);
   } catch (const Error& e) {
     throw Error(pw + ".dtype: " + e.what());
   }
-  d.problem.num_experts = get_int(p, "num_experts", pw);
-  d.problem.top_k = get_int(p, "top_k", pw);
-  d.problem.d_model = get_int(p, "d_model", pw);
-  d.problem.d_expert = get_int(p, "d_expert", pw);
-  d.problem.tokens = get_int(p, "token_bucket", pw, 1);
+  const ShapeKind kind = family_info(problem.family).shape;
+  if (get_string(p, "shape_kind", pw) != to_string(kind))
+    throw Error(pw + ".shape_kind: " + family + " problems have a " + std::string(to_string(kind)) + " shape");
+  const json& shape = field(p, "shape", pw);
+  problem.shape = shape_from_dims(
+      kind, [&](std::string_view name) { return get_int(shape, std::string(name).c_str(), pw + ".shape"); });
+  problem.tokens = get_int(p, "token_bucket", pw, 1);
+  return problem;
+}
+
+}  // namespace
+
+Decision decision_from_json(const json& j, const std::string& where) {
+  Decision d;
+  d.problem = problem_from_json(j, where);
+  const std::string pw = where + ".problem";
   if (token_bucket(d.problem.tokens) != d.problem.tokens)
     throw Error(pw + ".token_bucket: " + std::to_string(d.problem.tokens) + " is not a power of two in [1, 65536]");
   if (get_string(j, "key", where) != d.key())
@@ -197,8 +211,7 @@ Decision decision_from_json(const json& j, const std::string& where) {
   d.validators.schema = static_cast<int>(get_int(v, "schema", vw));
   if (d.validators.schema != kTuningSchemaVersion)
     throw Error(vw + ".schema: version " + std::to_string(d.validators.schema) +
-                " is not supported (this moejit reads " + std::to_string(kTuningSchemaVersion) +
-                "); re-tune or use a matching moejit");
+                " is not supported (this moejit reads " + std::to_string(kTuningSchemaVersion) + "): " + kRetuneHint);
   d.validators.backend = get_string(v, "backend", vw);
   d.validators.device = get_string(v, "device", vw);
   d.validators.arch = get_string(v, "arch", vw);
@@ -207,6 +220,8 @@ Decision decision_from_json(const json& j, const std::string& where) {
   d.validators.driver = get_string(v, "driver", vw);
   d.validators.compiler = get_string(v, "compiler", vw);
   d.validators.template_hash = get_string(v, "template_hash", vw);
+  if (get_string(j, "uri", where) != d.uri())
+    throw Error(where + ".uri: '" + get_string(j, "uri", where) + "' does not match its decision ('" + d.uri() + "')");
   d.provenance = provenance_from_json(field(j, "provenance", where), where + ".provenance");
   const json& alts = field(j, "alternatives", where);
   if (!alts.is_array()) throw Error(where + ".alternatives: expected an array");

@@ -14,8 +14,14 @@
 
 namespace moejit {
 
-// Bumped whenever the JSON layout changes incompatibly; older/newer files are refused with a message.
-inline constexpr int kTuningSchemaVersion = 1;
+// Bumped whenever the JSON layout changes incompatibly; older/newer files are refused with a message
+// naming the command that rebuilds them, and kept on disk. 2: one family name per operation (the
+// backend is a validator), typed shapes with named fields, the decision's URI.
+inline constexpr int kTuningSchemaVersion = 2;
+
+// The command that rebuilds a tuning cache this moejit cannot read.
+inline constexpr const char* kRetuneHint =
+    "rebuild it with `moejit tune --model NAME` (or --shape) for the models you train; the old file is kept";
 
 // Everything that, when it changes, may change which config wins (or whether it runs at all).
 struct Validators {
@@ -66,16 +72,15 @@ struct Decision {
   Provenance provenance;
   std::vector<Alternative> alternatives;
 
-  const std::string& family() const { return problem.family; }
+  Family family() const { return problem.family; }
   std::string key() const { return problem.key(); }
+  // family/arch/dtype/shape_tb<bucket>/config (kernel_uri).
+  std::string uri() const;
   // Decisions with the same identity measure the same thing on the same kind of device with the
   // same template and compiler, so their times are comparable and at most one is kept.
   std::string identity() const;
   bool operator==(const Decision&) const = default;
 };
-
-// Family names become file names: lowercase letters, digits and '_' only.
-bool valid_family_name(const std::string& family);
 
 nlohmann::json to_json(const Decision& decision);
 nlohmann::json provenance_to_json(const Provenance& provenance);

@@ -21,8 +21,7 @@ void info_once(const std::string& message) {
 }
 
 bool same_problem_but_tokens(const Problem& a, const Problem& b) {
-  return a.family == b.family && a.dtype == b.dtype && a.num_experts == b.num_experts && a.top_k == b.top_k &&
-         a.d_model == b.d_model && a.d_expert == b.d_expert;
+  return a.family == b.family && a.dtype == b.dtype && a.shape == b.shape;
 }
 
 // Distance between buckets in powers of two; ties prefer the larger bucket (closer to steady state).
@@ -66,7 +65,7 @@ RungCounts global_rung_counts() {
   return c;
 }
 
-const std::vector<Decision>& TuningLookup::decisions_of(const std::string& family) {
+const std::vector<Decision>& TuningLookup::decisions_of(Family family) {
   auto it = loaded_.find(family);
   if (it != loaded_.end()) return it->second;
   std::vector<Decision> decisions;
@@ -74,7 +73,8 @@ const std::vector<Decision>& TuningLookup::decisions_of(const std::string& famil
     decisions = store_.load(family);
   } catch (const Error& e) {
     // A damaged tuning file must not stop training: fall down the ladder, loudly.
-    log_once(LogLevel::warn, std::string(e.what()) + "; using built-in heuristics for " + family);
+    log_once(LogLevel::warn,
+             std::string(e.what()) + "; using built-in heuristics for " + std::string(to_string(family)));
   }
   return loaded_.emplace(family, std::move(decisions)).first->second;
 }
@@ -114,7 +114,7 @@ LookupResult TuningLookup::lookup(const KernelSpec& spec, const Problem& problem
     current.schema = kTuningSchemaVersion;
     if (current.backend != d.validators.backend || current.arch != d.validators.arch) continue;
     current.template_hash = hash_of(spec, d, device, compiler);
-    const std::string where = problem.family + " decision " + d.key() + " " + d.config.to_string();
+    const std::string where = "decision " + d.uri();
     if (d.validators.template_hash != current.template_hash) {
       info_once(where + " not used: template hash changed since it was tuned; re-run moejit tune");
       continue;

@@ -16,13 +16,10 @@
 #include "decision.hpp"
 #include "moejit/backend.hpp"
 #include "moejit/kernel_spec.hpp"
+#include "rung.hpp"
 #include "tuning_store.hpp"
 
 namespace moejit {
-
-enum class Rung { exact = 0, nearest_bucket = 1, same_arch = 2, heuristic = 3 };
-inline constexpr int kRungCount = 4;
-const char* to_string(Rung rung);
 
 struct LookupResult {
   Config config;
@@ -52,14 +49,14 @@ class TuningLookup {
   void refresh();
 
  private:
-  const std::vector<Decision>& decisions_of(const std::string& family);
+  const std::vector<Decision>& decisions_of(Family family);
   const std::string& hash_of(const KernelSpec& spec, const Decision& d, const DeviceDescription& device,
                              const Compiler& compiler);
 
   TuningStore store_;
   std::mutex mutex_;
-  std::map<std::string, std::vector<Decision>> loaded_;  // by family
-  std::map<std::string, std::string> hashes_;            // template hash by key + config + arch + compiler
+  std::map<Family, std::vector<Decision>> loaded_;
+  std::map<std::string, std::string> hashes_;  // template hash by key + config + arch + compiler
   std::array<std::atomic<long>, kRungCount> served_{};
 };
 

@@ -35,9 +35,8 @@ fs::path TuningStore::default_dir() {
   return cache_root() / "tuning";
 }
 
-fs::path TuningStore::file_of(const std::string& family) const {
-  if (!valid_family_name(family)) throw Error("invalid kernel family name '" + family + "'");
-  return dir_ / (family + ".json");
+fs::path TuningStore::file_of(Family family) const {
+  return dir_ / (std::string(to_string(family)) + ".json");
 }
 
 std::vector<Decision> parse_store_file(const std::string& text, const std::string& where) {
@@ -50,8 +49,9 @@ std::vector<Decision> parse_store_file(const std::string& text, const std::strin
   if (!j.is_object() || !j.contains(kStoreTag))
     throw Error(where + ": not a moejit tuning file (no \"" + std::string(kStoreTag) + "\" field)");
   if (!j[kStoreTag].is_number_integer() || j[kStoreTag].get<int64_t>() != kTuningSchemaVersion)
-    throw Error(where + ": schema " + j[kStoreTag].dump() + " is not supported (this moejit reads " +
-                std::to_string(kTuningSchemaVersion) + ")");
+    throw SchemaError(where + ": tuning schema " + j[kStoreTag].dump() + " is not supported (this moejit reads " +
+                          std::to_string(kTuningSchemaVersion) + "): " + kRetuneHint,
+                      j[kStoreTag].is_number_integer() ? j[kStoreTag].get<int>() : -1);
   if (!j.contains("decisions") || !j["decisions"].is_array()) throw Error(where + ".decisions: expected an array");
   std::vector<Decision> decisions;
   const auto& list = j["decisions"];
@@ -60,35 +60,41 @@ std::vector<Decision> parse_store_file(const std::string& text, const std::strin
   return decisions;
 }
 
-std::string render_store_file(const std::string& family, const std::vector<Decision>& decisions) {
+std::string render_store_file(Family family, const std::vector<Decision>& decisions) {
   nlohmann::json list = nlohmann::json::array();
   for (const Decision& d : decisions) list.push_back(to_json(d));
-  nlohmann::json j = {{kStoreTag, kTuningSchemaVersion}, {"family", family}, {"decisions", list}};
+  nlohmann::json j = {
+      {kStoreTag, kTuningSchemaVersion}, {"family", std::string(to_string(family))}, {"decisions", list}};
   return j.dump(2) + "\n";
 }
 
-std::vector<Decision> TuningStore::load(const std::string& family) const {
+std::vector<Decision> TuningStore::load(Family family) const {
   const fs::path path = file_of(family);
   auto text = read_file(path);
   if (!text) return {};
   return parse_store_file(*text, path.string());
 }
 
-std::vector<std::string> TuningStore::families() const {
-  std::vector<std::string> names;
+std::vector<Family> TuningStore::families() const {
+  std::vector<Family> found;
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(dir_, ec)) {
     if (entry.path().extension() != ".json") continue;
-    std::string stem = entry.path().stem().string();
-    if (valid_family_name(stem)) names.push_back(stem);
+    if (auto family = find_family(entry.path().stem().string()))
+      found.push_back(*family);
+    else
+      log_once(LogLevel::warn, "tuning cache file " + entry.path().string() +
+                                   " is not a kernel family this moejit knows (an older schema's name?): ignored "
+                                   "and kept; " +
+                                   kRetuneHint);
   }
-  std::sort(names.begin(), names.end());
-  return names;
+  std::sort(found.begin(), found.end());
+  return found;
 }
 
 std::vector<Decision> TuningStore::load_all() const {
   std::vector<Decision> all;
-  for (const std::string& family : families()) {
+  for (const Family family : families()) {
     auto decisions = load(family);
     all.insert(all.end(), decisions.begin(), decisions.end());
   }
@@ -131,7 +137,7 @@ TuningStore::WriteReport merge_decisions(std::vector<Decision>& existing, const 
 }
 
 TuningStore::WriteReport TuningStore::record(const std::vector<Decision>& decisions, Policy policy) {
-  std::map<std::string, std::vector<Decision>> by_family;
+  std::map<Family, std::vector<Decision>> by_family;
   for (const Decision& d : decisions) by_family[d.family()].push_back(d);
   std::error_code ec;
   fs::create_directories(dir_, ec);
@@ -144,6 +150,11 @@ TuningStore::WriteReport TuningStore::record(const std::vector<Decision>& decisi
     if (auto text = read_file(path)) {
       try {
         existing = parse_store_file(*text, path.string());
+      } catch (const SchemaError& e) {
+        // Another schema's decisions stay readable by the moejit that wrote them.
+        fs::path aside = fs::path(path) += ".schema" + std::to_string(e.found_schema);
+        fs::rename(path, aside, ec);
+        log_message(LogLevel::warn, std::string(e.what()) + "; moved it to " + aside.string());
       } catch (const Error& e) {
         // Never overwrite what we cannot read: keep it aside for inspection and start afresh.
         fs::path aside = fs::path(path) +=

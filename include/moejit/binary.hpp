@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "moejit/problem.hpp"
+
 namespace moejit {
 
 // Per-entry resources from the ptxas report (CUDA) or zeros (host).
@@ -20,8 +22,8 @@ struct ResourceUsage {
 };
 
 struct Binary {
-  std::string family;
-  std::string config;
+  // The URI fields of the Source it was compiled from (source.hpp).
+  std::string family, dtype, shape, config;
   std::string arch;                                  // "sm_90a", or the host CPU target ("x86_64-skylake-avx512")
   std::string kind;                                  // file suffix: "cubin" or "o"
   std::string compiler;                              // compiler id and version, e.g. "nvrtc-13.0"
@@ -33,8 +35,8 @@ struct Binary {
   std::string log;  // compiler log of a successful compile (warnings, ptxas info)
   double compile_seconds = 0;
 
-  // "family/arch/config": the kernel's stable readable name.
-  std::string uri() const { return family + "/" + arch + "/" + config; }
+  // "family/arch/dtype/shape/config": the kernel's stable readable name.
+  std::string uri() const { return kernel_uri(family, arch, dtype, shape, config); }
   // The symbol for an entry: its lowered name if the compiler lowered it, else the entry itself.
   const std::string& symbol(const std::string& entry) const {
     auto it = lowered_names.find(entry);

@@ -17,8 +17,9 @@ namespace moejit {
 class KernelSpec {
  public:
   virtual ~KernelSpec() = default;
-  virtual std::string family() const = 0;
-  // "cuda" or "host".
+  virtual Family family() const = 0;
+  // "cuda" or "host": the registry (templates/registry.cpp) holds one spec per (family, backend)
+  // the family table declares; a spec may serve both backends (one per-row source, two wrappers).
   virtual bool supports_backend(std::string_view backend) const = 0;
   // Every config the template offers for this problem on this device, before pruning.
   virtual std::vector<Config> space(const Problem& problem, const DeviceDescription& device) const = 0;
@@ -31,9 +32,15 @@ class KernelSpec {
   virtual Source render(const Problem& problem, const Config& config, const DeviceDescription& device) const = 0;
 };
 
-// The specs built into moejit (templates/registry.cpp lists them explicitly: no static-init magic).
-const std::vector<std::unique_ptr<KernelSpec>>& builtin_specs();
-// Throws Error naming the known families when `family` is unknown.
-const KernelSpec& find_spec(std::string_view family);
+// The spec that runs `family` on `backend` ("host" | "cuda"); throws Error naming the backends that
+// implement the family when `backend` is not one of them.
+const KernelSpec& spec_for(Family family, std::string_view backend);
+// Every (family, backend) spec of the family table, in family order (the compile and test sweeps).
+struct RegisteredSpec {
+  Family family;
+  std::string_view backend;
+  const KernelSpec* spec;
+};
+std::vector<RegisteredSpec> registered_specs();
 
 }  // namespace moejit

@@ -41,14 +41,15 @@ CUtensorMap weight_map(const void* base, int64_t e, int64_t rows, int64_t cols, 
 
 }  // namespace
 
-void launch_grouped_gemm(Kernel& kernel, int op, const Problem& problem, const Config& config,
-                         const DeviceDescription& device, const GroupedGemmArgs& args) {
-  const int64_t m = GroupedGemmSpec::rows(problem), k = problem.d_model, n = problem.d_expert, e = problem.num_experts;
-  const std::string family = GroupedGemmSpec::family_of(op);
-  if (std::string why = GroupedGemmSpec(op).prune_reason(problem, config, device); !why.empty())
-    throw Error(family + ": config " + config.to_string() + " cannot run " + problem.to_string() + ": " + why);
+void launch_grouped_gemm(Kernel& kernel, const Problem& problem, const Config& config, const DeviceDescription& device,
+                         const GroupedGemmArgs& args) {
+  const GemmShape& g = problem.gemm();
+  const int64_t m = problem.rows(), k = g.k, n = g.n, e = g.experts;
+  const int op = GroupedGemmSpec::op_of(problem.family);
+  if (std::string why = GroupedGemmSpec(problem.family).prune_reason(problem, config, device); !why.empty())
+    throw Error("config " + config.to_string() + " cannot run " + problem.to_string() + ": " + why);
   if (!args.offsets || !args.out || (m > 0 && (!args.a || !args.b)))
-    throw Error(family + ": a, b, out and offsets must be device pointers (got a null one)");
+    throw Error(problem.to_string() + ": a, b, out and offsets must be device pointers (got a null one)");
   if (m == 0 && op != gg::kWgrad) return;  // no rows: nothing to compute
   gg::Params p;
   p.in.a = static_cast<const bf16*>(args.a);
@@ -60,7 +61,7 @@ void launch_grouped_gemm(Kernel& kernel, int op, const Problem& problem, const C
   p.raster = 0;
   p.accumulate = args.accumulate ? 1 : 0;
   if (op == gg::kUpSwiglu && !p.out_gate_up)
-    throw Error("grouped_gemm_up_swiglu needs out_gate_up: the (M_total, 2N) pre-activations for the backward");
+    throw Error(problem.to_string() + " needs out_gate_up: the (M_total, 2N) pre-activations for the backward");
 
   const LaunchDims dims = GroupedGemmSpec::launch_dims(op, problem, config, device);
   if (config.get("tc") != 90) {

@@ -28,26 +28,24 @@ std::string need(bool ok, const std::string& why) {
 
 }  // namespace
 
-std::string GroupedGemmSpec::family_of(int op) {
+Family GroupedGemmSpec::family_of(int op) {
   switch (op) {
     case gg::kFwd:
-      return "grouped_gemm_fwd";
+      return Family::grouped_gemm_fwd;
     case gg::kUpSwiglu:
-      return "grouped_gemm_up_swiglu";
+      return Family::grouped_gemm_up_swiglu;
     case gg::kDgrad:
-      return "grouped_gemm_dgrad";
+      return Family::grouped_gemm_dgrad;
     case gg::kWgrad:
-      return "grouped_gemm_wgrad";
+      return Family::grouped_gemm_wgrad;
   }
   throw Error("unknown grouped GEMM op " + std::to_string(op));
 }
 
-std::string GroupedGemmSpec::family() const {
-  return family_of(op_);
-}
-
-int64_t GroupedGemmSpec::rows(const Problem& problem) {
-  return problem.tokens * std::max<int64_t>(problem.top_k, 1);
+int GroupedGemmSpec::op_of(Family family) {
+  for (int op : {gg::kFwd, gg::kUpSwiglu, gg::kDgrad, gg::kWgrad})
+    if (family_of(op) == family) return op;
+  throw Error(std::string(to_string(family)) + " is not a grouped GEMM family");
 }
 
 int GroupedGemmSpec::threads(const Config& c) {
@@ -60,7 +58,6 @@ size_t GroupedGemmSpec::shared_bytes(int, const Config& c) {
   return static_cast<size_t>(s * (bm + bn) * c.get("bk") * 2);
 }
 
-// The spaces stay small on purpose: every config is compiled by the test suite for each family.
 // The spaces stay small on purpose: the test suite compiles every config of every family.
 std::vector<Config> GroupedGemmSpec::space(const Problem&, const DeviceDescription& device) const {
   struct Tc80 {
@@ -85,13 +82,14 @@ std::vector<Config> GroupedGemmSpec::space(const Problem&, const DeviceDescripti
 
 std::string GroupedGemmSpec::prune_reason(const Problem& problem, const Config& c,
                                           const DeviceDescription& device) const {
-  const int64_t k = problem.d_model, n = problem.d_expert, bm = c.get("bm"), bn = c.get("bn");
-  if (problem.num_experts <= 0) return "num_experts must be positive";
-  if (k <= 0 || n <= 0) return "d_model and d_expert must be positive";
+  const GemmShape& g = problem.gemm();
+  const int64_t k = g.k, n = g.n, bm = c.get("bm"), bn = c.get("bn");
+  if (g.experts <= 0) return "experts must be positive";
+  if (k <= 0 || n <= 0) return "K and N must be positive";
   if (k % 8 || n % 8)
-    return "d_model " + std::to_string(k) + " and d_expert " + std::to_string(n) +
+    return "K " + std::to_string(k) + " and N " + std::to_string(n) +
            " must be multiples of 8 (16-byte rows for cp.async and TMA); pad the weights";
-  if (rows(problem) >= (int64_t{1} << 31) || problem.num_experts * k * n * 2 >= (int64_t{1} << 40))
+  if (problem.rows() >= (int64_t{1} << 31) || g.experts * k * n * 2 >= (int64_t{1} << 40))
     return "problem too large for 32-bit tile coordinates";
   if (problem.dtype != DType::bf16 && problem.dtype != DType::f32) return "output dtype must be bf16 or f32";
   const int arch = arch_number(device.arch);
@@ -143,25 +141,27 @@ std::string GroupedGemmSpec::entry(int op, const Problem& problem, const Config&
 
 Source GroupedGemmSpec::render(const Problem& problem, const Config& config, const DeviceDescription& device) const {
   if (std::string why = prune_reason(problem, config, device); !why.empty())
-    throw Error(family() + ": config " + config.to_string() + " cannot run " + problem.to_string() + ": " + why);
+    throw Error("config " + config.to_string() + " cannot run " + problem.to_string() + ": " + why);
   Source s;
-  s.family = family();
-  s.config = std::string(to_string(problem.dtype)) + "_" + config.to_string();
-  s.file_name = s.family + "." + s.config + ".cu";
-  s.code = "// " + s.family + " " + s.config + ", rendered by moejit\n#include \"grouped_gemm/grouped_gemm_" +
-           (is_tc90(config) ? "sm90" : "sm80") + ".cuh\"\n";
+  s.family = to_string(family());
+  s.dtype = to_string(problem.dtype);
+  s.shape = "any";  // E, K, N and the row offsets are kernel arguments
+  s.config = config.to_string();
+  s.file_name = s.stem() + ".cu";
+  s.code = s.banner() + "#include \"grouped_gemm/grouped_gemm_" + (is_tc90(config) ? "sm90" : "sm80") + ".cuh\"\n";
   s.entries = {entry(op_, problem, config)};
   return s;
 }
 
 LaunchDims GroupedGemmSpec::launch_dims(int op, const Problem& problem, const Config& c,
                                         const DeviceDescription& device) {
-  const int64_t bm = c.get("bm"), bn = c.get("bn"), e = problem.num_experts;
-  const gg::Dims dims{problem.d_model, problem.d_expert, static_cast<int>(e)};
+  const GemmShape& g = problem.gemm();
+  const int64_t bm = c.get("bm"), bn = c.get("bn"), e = g.experts;
+  const gg::Dims dims{g.k, g.n, static_cast<int>(e)};
   const gg::Tiling t = gg::make_tiling(op, dims, static_cast<int>(bm), static_cast<int>(bn), 0);
   // An upper bound of the tile count that needs no offsets: each expert adds at most one partial tile.
   const int64_t max_tiles =
-      op == gg::kWgrad ? e * gg::expert_tiles(t, 0) : (gg::ceil_div(rows(problem), bm) + e) * gg::tiles_n(t);
+      op == gg::kWgrad ? e * gg::expert_tiles(t, 0) : (gg::ceil_div(problem.rows(), bm) + e) * gg::tiles_n(t);
   const size_t smem = shared_bytes(op, c);
   const int64_t per_sm_smem = smem ? std::max<int64_t>(1, device.shared_per_sm / static_cast<int64_t>(smem)) : 1;
   const int64_t per_sm = is_tc90(c) ? 1 : std::min<int64_t>(per_sm_smem, 2048 / threads(c));

@@ -1,7 +1,7 @@
-// KernelSpec for the expert grouped GEMMs: families grouped_gemm_fwd, grouped_gemm_up_swiglu,
+// KernelSpec for the grouped GEMM families on GPUs: grouped_gemm_fwd, grouped_gemm_up_swiglu,
 // grouped_gemm_dgrad and grouped_gemm_wgrad (see grouped_gemm_schedule.h for the maths).
-// Problem: K = d_model, N = d_expert (the weight is W (E, K, N); up_swiglu: (E, K, 2N) [gate | up]),
-// E = num_experts, rows M_total = tokens * max(top_k, 1), dtype = output dtype (inputs are bf16).
+// Problem: a GemmShape (the weight is W (E, K, N); up_swiglu: (E, K, 2N) [gate | up]),
+// rows M_total = tokens * top_k, dtype = output dtype (inputs are bf16).
 // Configs, two template paths:
 //   tc80: mma.sync (any arch >= sm_80, sm_90a included)  bm, bn, bk, w (warps), s (stages)
 //   tc90: wgmma + TMA, warp-specialised (sm_90a only)    bm (64 per consumer warpgroup), bn, s
@@ -13,8 +13,8 @@ namespace moejit {
 
 class GroupedGemmSpec final : public KernelSpec {
  public:
-  explicit GroupedGemmSpec(int op) : op_(op) {}
-  std::string family() const override;
+  explicit GroupedGemmSpec(Family family) : op_(op_of(family)) {}
+  Family family() const override { return family_of(op_); }
   bool supports_backend(std::string_view backend) const override { return backend == "cuda"; }
   std::vector<Config> space(const Problem& problem, const DeviceDescription& device) const override;
   std::string prune_reason(const Problem& problem, const Config& config,
@@ -26,8 +26,8 @@ class GroupedGemmSpec final : public KernelSpec {
   // The per-path defaults (heuristic() picks tc90 on sm_90a, else tc80); both are in space().
   static Config tc90_heuristic();
   static Config tc80_heuristic(const DeviceDescription& device);
-  static std::string family_of(int op);  // "grouped_gemm_fwd", ...
-  static int64_t rows(const Problem& problem);
+  static Family family_of(int op);  // gg::kFwd -> Family::grouped_gemm_fwd, ...
+  static int op_of(Family family);  // throws Error for a family that is not a grouped GEMM
   static std::string entry(int op, const Problem& problem, const Config& config);
   static size_t shared_bytes(int op, const Config& config);
   static int threads(const Config& config);
@@ -52,7 +52,7 @@ struct GroupedGemmArgs {
 
 // Runs a loaded grouped GEMM kernel (builds the TMA tensor maps for tc90 configs). Never reads
 // offsets on the host, so it can be captured in a CUDA graph.
-void launch_grouped_gemm(Kernel& kernel, int op, const Problem& problem, const Config& config,
-                         const DeviceDescription& device, const GroupedGemmArgs& args);
+void launch_grouped_gemm(Kernel& kernel, const Problem& problem, const Config& config, const DeviceDescription& device,
+                         const GroupedGemmArgs& args);
 
 }  // namespace moejit

@@ -40,24 +40,26 @@ Config make_config(int64_t isa, TileShape t, int64_t pack, int64_t kc, int64_t m
                 {"kc", kc},   {"mc", mc},   {"nc", nc},   {"threads", threads}};
 }
 
-}  // namespace
-
-std::string HostGroupedGemmSpec::family() const {
-  switch (kind_) {
-    case Kind::fwd:
-      return "host_grouped_gemm_fwd";
-    case Kind::swiglu:
-      return "host_grouped_gemm_swiglu";
-    case Kind::dgrad:
-      return "host_grouped_gemm_dgrad";
-    case Kind::wgrad:
-      return "host_grouped_gemm_wgrad";
+// The kernel template's name for each family (host::Family in grouped_gemm_families.h).
+const char* kernel_family(Family family) {
+  switch (family) {
+    case Family::grouped_gemm_fwd:
+      return "fwd";
+    case Family::grouped_gemm_up_swiglu:
+      return "swiglu";
+    case Family::grouped_gemm_dgrad:
+      return "dgrad";
+    case Family::grouped_gemm_wgrad:
+      return "wgrad";
+    default:
+      throw Error(std::string(to_string(family)) + " is not a grouped GEMM family");
   }
-  return {};
 }
 
-int64_t HostGroupedGemmSpec::rows(const Problem& problem) {
-  return problem.tokens * std::max<int64_t>(problem.top_k, 1);
+}  // namespace
+
+HostGroupedGemmSpec::HostGroupedGemmSpec(Family family) : family_(family) {
+  kernel_family(family);  // throws for a family that is not a grouped GEMM
 }
 
 std::string HostGroupedGemmSpec::compiled_config(const Config& config) {
@@ -83,9 +85,9 @@ std::vector<Config> HostGroupedGemmSpec::space(const Problem&, const DeviceDescr
 std::string HostGroupedGemmSpec::prune_reason(const Problem& problem, const Config& config,
                                               const DeviceDescription& device) const {
   if (problem.dtype != DType::f32) return "host grouped GEMM stores f32 only; use dtype f32";
-  if (problem.num_experts <= 0 || problem.d_model <= 0 || problem.d_expert <= 0)
-    return "needs E, d_model and d_expert > 0";
-  if (problem.tokens < 0 || problem.top_k < 0) return "tokens and top_k must not be negative";
+  const GemmShape& g = problem.gemm();
+  if (g.experts <= 0 || g.k <= 0 || g.n <= 0) return "needs E, K and N > 0";
+  if (problem.tokens < 0 || g.top_k < 0) return "tokens and top_k must not be negative";
   const int64_t isa = config.get("isa"), mr = config.get("mr"), nr = config.get("nr"), pack = config.get("pack");
   if (isa == 1 && !(has_feature(device, "avx2") && has_feature(device, "fma"))) return "isa 1 needs AVX2 and FMA";
   if (isa == 2 && !has_feature(device, "avx512f")) return "isa 2 needs AVX-512F";
@@ -121,14 +123,15 @@ Config HostGroupedGemmSpec::heuristic(const Problem&, const DeviceDescription& d
 Source HostGroupedGemmSpec::render(const Problem& problem, const Config& config,
                                    const DeviceDescription& device) const {
   if (std::string why = prune_reason(problem, config, device); !why.empty())
-    throw Error(family() + ": config " + config.to_string() + " cannot run " + problem.to_string() + ": " + why);
-  static constexpr std::array<const char*, 4> kFamilyEnum{"fwd", "swiglu", "dgrad", "wgrad"};
+    throw Error("config " + config.to_string() + " cannot run " + problem.to_string() + ": " + why);
   const int64_t isa = config.get("isa");
   Source s;
-  s.family = family();
+  s.family = to_string(family_);
+  s.dtype = to_string(problem.dtype);
+  s.shape = "any";  // E, K, N and the row offsets are launch arguments
   s.config = compiled_config(config);
-  s.file_name = s.family + "." + s.config + ".cpp";
-  s.code = "// " + s.family + " " + s.config + ", rendered by moejit\n" +
+  s.file_name = s.stem() + ".cpp";
+  s.code = s.banner() +
            "#include \"host/grouped_gemm_families.h\"\n\n"
            "extern \"C\" void " +
            kEntry +
@@ -136,7 +139,7 @@ Source HostGroupedGemmSpec::render(const Problem& problem, const Config& config,
            "  using Tile = moejit::host::Tile</*vw=*/" +
            std::to_string(vector_width(isa)) + ", /*mr=*/" + std::to_string(config.get("mr")) + ", /*nr=*/" +
            std::to_string(config.get("nr")) + ", /*pack=*/" + (config.get("pack") ? "true" : "false") + ">;\n" +
-           "  moejit::host::grouped_gemm_entry<Tile, moejit::host::Family::" + kFamilyEnum[static_cast<int>(kind_)] +
+           "  moejit::host::grouped_gemm_entry<Tile, moejit::host::Family::" + kernel_family(family_) +
            ">(args, launch);\n}\n";
   s.entries = {kEntry};
   if (isa == 1) s.options = {"-mno-avx512f"};  // an AVX2 kernel must not pick up AVX-512 from the host features
@@ -153,8 +156,8 @@ LaunchDims host_dims(const Config& config) {
 
 void launch_gemm(Kernel& kernel, const Problem& problem, const Config& config, std::vector<const void*> pointers,
                  const int64_t* offsets) {
-  int64_t e = problem.num_experts, k = problem.d_model, n = problem.d_expert, kc = config.get("kc"),
-          mc = config.get("mc"), nc = config.get("nc");
+  const GemmShape& g = problem.gemm();
+  int64_t e = g.experts, k = g.k, n = g.n, kc = config.get("kc"), mc = config.get("mc"), nc = config.get("nc");
   std::vector<void*> args;
   for (auto& p : pointers) args.push_back(&p);
   args.insert(args.end(), {&offsets, &e, &k, &n, &kc, &mc, &nc});

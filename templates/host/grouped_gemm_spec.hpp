@@ -1,10 +1,10 @@
-// KernelSpec for the host grouped GEMM families (templates/host/grouped_gemm_families.h):
-//   host_grouped_gemm_fwd     Y = X . W_e                      args (x, w, y)
-//   host_grouped_gemm_swiglu  GU = X . [Wg|Wu]_e, H = silu(g)*u  args (x, w_gate_up, gate_up, h)
-//   host_grouped_gemm_dgrad   dX = dY . W_e^T                  args (dy, w, dx)
-//   host_grouped_gemm_wgrad   dW_e = X_e^T . dY_e              args (x, dy, dw)
-// Problem: K = d_model, N = d_expert (swiglu: F = d_expert and W has 2F columns; the backward of
-// the fused up-projection is dgrad/wgrad with d_expert = 2F), rows = tokens * top_k, f32 only.
+// KernelSpec for the grouped GEMM families on the host backend (templates/host/grouped_gemm_families.h):
+//   grouped_gemm_fwd        Y = X . W_e                      args (x, w, y)
+//   grouped_gemm_up_swiglu  GU = X . [Wg|Wu]_e, H = silu(g)*u  args (x, w_gate_up, gate_up, h)
+//   grouped_gemm_dgrad      dX = dY . W_e^T                  args (dy, w, dx)
+//   grouped_gemm_wgrad      dW_e = X_e^T . dY_e              args (x, dy, dw)
+// Problem: a GemmShape (E, K, N; up_swiglu: W has 2N columns; the backward of the fused
+// up-projection is dgrad/wgrad with N = 2F), rows = tokens * top_k, f32 only.
 // Config (all lowercase names):
 //   compiled into the kernel: isa (1 AVX2 + FMA, 2 AVX-512F), mr x nr micro-tile, pack (0: read
 //     operands in place where their layout allows, 1: pack A and B panels);
@@ -20,10 +20,9 @@ namespace moejit {
 
 class HostGroupedGemmSpec final : public KernelSpec {
  public:
-  enum class Kind { fwd, swiglu, dgrad, wgrad };
-  explicit HostGroupedGemmSpec(Kind kind) : kind_(kind) {}
+  explicit HostGroupedGemmSpec(Family family);
 
-  std::string family() const override;
+  Family family() const override { return family_; }
   bool supports_backend(std::string_view backend) const override { return backend == "host"; }
   std::vector<Config> space(const Problem& problem, const DeviceDescription& device) const override;
   std::string prune_reason(const Problem& problem, const Config& config,
@@ -32,11 +31,10 @@ class HostGroupedGemmSpec final : public KernelSpec {
   Source render(const Problem& problem, const Config& config, const DeviceDescription& device) const override;
 
   static constexpr const char* kEntry = "moejit_host_grouped_gemm";
-  static int64_t rows(const Problem& problem);               // tokens * max(top_k, 1)
   static std::string compiled_config(const Config& config);  // "isa2_mr6_nr32_pack1"
 
  private:
-  Kind kind_;
+  Family family_;
 };
 
 // Runs a loaded host grouped GEMM. offsets: (E + 1) int64 row offsets per expert, offsets[E] = rows.

@@ -16,11 +16,11 @@ constexpr int64_t kPlanSharedLimit = 48 * 1024;
 bool is_host(const DeviceDescription& device) {
   return device.backend == "host";
 }
-bool gate_kind(RoutingKernel k) {
-  return k == RoutingKernel::gate_fwd || k == RoutingKernel::gate_bwd;
+bool gate_kind(Family k) {
+  return k == Family::route_gate_fwd || k == Family::route_gate_bwd;
 }
-bool scatter_kind(RoutingKernel k) {
-  return k == RoutingKernel::permute_fwd || k == RoutingKernel::combine_bwd;
+bool scatter_kind(Family k) {
+  return k == Family::route_permute_fwd || k == Family::route_combine_bwd;
 }
 const char* device_type(DType dtype) {
   return dtype == DType::bf16 ? "moejit::bf16" : "float";
@@ -59,27 +59,28 @@ struct EntryText {
   std::string cuda, host;
 };
 
-std::vector<EntryText> entry_texts(RoutingKernel kind, const Problem& p, const Config& c) {
-  const std::string ek = str(p.num_experts) + ", " + str(p.top_k);
+std::vector<EntryText> entry_texts(Family kind, const Problem& p, const Config& c) {
+  const std::string ek = str(p.routing().experts) + ", " + str(p.routing().top_k);
   switch (kind) {
-    case RoutingKernel::gate_fwd:
-    case RoutingKernel::gate_bwd: {
-      const std::string name = kind == RoutingKernel::gate_fwd ? "route_gate_fwd" : "route_gate_bwd";
+    case Family::route_gate_fwd:
+    case Family::route_gate_bwd: {
+      const std::string name(to_string(kind));  // the kernel templates carry the family's name
       return {{name + "_kernel<" + ek + ", " + str(c.get("lanes")) + ", " + str(c.get("tokens")) + ">",
                name + "_host<" + ek + ">"}};
     }
-    case RoutingKernel::plan:
+    case Family::route_plan:
       return {{"route_count_kernel<" + ek + ", " + str(c.get("warps")) + ">",
                "route_count_host<" + ek + ", " + str(plan_chunk(c)) + ">"},
-              {"route_offsets_kernel<" + ek + ", " + str(plan_offsets_block(p.num_experts)) + ">",
+              {"route_offsets_kernel<" + ek + ", " + str(plan_offsets_block(p.routing().experts)) + ">",
                "route_offsets_host<" + ek + ">"},
               {"route_slots_kernel<" + ek + ", " + str(c.get("warps")) + ">",
                "route_slots_host<" + ek + ", " + str(plan_chunk(c)) + ">"},
-              {"route_bias_update_kernel<" + str(p.num_experts) + ", " + str(kBiasUpdateBlock) + ">",
-               "route_bias_update_host<" + str(p.num_experts) + ">"}};
+              {"route_bias_update_kernel<" + str(p.routing().experts) + ", " + str(kBiasUpdateBlock) + ">",
+               "route_bias_update_host<" + str(p.routing().experts) + ">"}};
     default: {
       const std::string name = scatter_kind(kind) ? "route_scatter" : "route_gather";
-      const std::string t = device_type(p.dtype), vec = str(c.get("vec")), k = str(p.top_k), d = str(p.d_model);
+      const std::string t = device_type(p.dtype), vec = str(c.get("vec")), k = str(p.routing().top_k),
+                        d = str(p.routing().width);
       return {{name + "_kernel<" + t + ", " + vec + ", " + k + ", " + str(c.get("lanes")) + ", " + str(c.get("rows")) +
                    ", " + d + ">",
                name + "_host<" + t + ", " + vec + ", " + k + ", " + d + ">"}};
@@ -89,24 +90,9 @@ std::vector<EntryText> entry_texts(RoutingKernel kind, const Problem& p, const C
 
 }  // namespace
 
-std::string RoutingSpec::family() const {
-  switch (kind_) {
-    case RoutingKernel::gate_fwd:
-      return "route_gate_fwd";
-    case RoutingKernel::gate_bwd:
-      return "route_gate_bwd";
-    case RoutingKernel::plan:
-      return "route_plan";
-    case RoutingKernel::permute_fwd:
-      return "route_permute_fwd";
-    case RoutingKernel::combine_bwd:
-      return "route_combine_bwd";
-    case RoutingKernel::combine_fwd:
-      return "route_combine_fwd";
-    case RoutingKernel::permute_bwd:
-      return "route_permute_bwd";
-  }
-  return "route_unknown";
+RoutingSpec::RoutingSpec(Family family) : kind_(family) {
+  if (family_info(family).shape != ShapeKind::routing)
+    throw Error(std::string(to_string(family)) + " is not a routing family");
 }
 
 std::vector<Config> RoutingSpec::space(const Problem& problem, const DeviceDescription& device) const {
@@ -115,7 +101,7 @@ std::vector<Config> RoutingSpec::space(const Problem& problem, const DeviceDescr
     for (int64_t threads : host_thread_counts(device)) {
       if (gate_kind(kind_)) {
         configs.push_back(Config{{"lanes", 1}, {"tokens", 1}, {"threads", threads}});
-      } else if (kind_ == RoutingKernel::plan) {
+      } else if (kind_ == Family::route_plan) {
         for (int64_t warps : {1, 8}) configs.push_back(Config{{"warps", warps}, {"threads", threads}});
       } else {
         // The host rows move whole rows (scatter_row / gather_row): vec only sizes the padding
@@ -129,7 +115,7 @@ std::vector<Config> RoutingSpec::space(const Problem& problem, const DeviceDescr
   if (gate_kind(kind_)) {
     for (int64_t lanes : {1, 2, 4, 8, 16, 32})
       for (int64_t threads : {64, 128, 256}) configs.push_back(Config{{"lanes", lanes}, {"tokens", threads / lanes}});
-  } else if (kind_ == RoutingKernel::plan) {
+  } else if (kind_ == Family::route_plan) {
     for (int64_t warps : {1, 2, 4, 8}) configs.push_back(Config{{"warps", warps}});
   } else {
     for (int64_t vec : {1, 2, 4, 8})
@@ -142,7 +128,7 @@ std::vector<Config> RoutingSpec::space(const Problem& problem, const DeviceDescr
 
 std::string RoutingSpec::prune_reason(const Problem& problem, const Config& config,
                                       const DeviceDescription& device) const {
-  const int64_t experts = problem.num_experts, k = problem.top_k;
+  const int64_t experts = problem.routing().experts, k = problem.routing().top_k;
   if (experts < 1 || experts > kMaxRoutedExperts)
     return "E " + str(experts) + " outside [1, " + str(kMaxRoutedExperts) + "]";
   if (k < 1 || k > kMaxTopK || k > experts) return "top_k " + str(k) + " outside [1, min(E, " + str(kMaxTopK) + ")]";
@@ -164,7 +150,7 @@ std::string RoutingSpec::prune_reason(const Problem& problem, const Config& conf
              " (spills)";
     return {};
   }
-  if (kind_ == RoutingKernel::plan) {
+  if (kind_ == Family::route_plan) {
     const int64_t shared = 2 * config.get("warps") * experts * 4;
     if (shared > std::min(kPlanSharedLimit,
                           device.shared_per_block_optin > 0 ? device.shared_per_block_optin : kPlanSharedLimit))
@@ -172,9 +158,10 @@ std::string RoutingSpec::prune_reason(const Problem& problem, const Config& conf
     return {};
   }
   const int64_t vec = config.get("vec"), lanes = config.get("lanes"), rows = config.get("rows");
-  if (problem.d_model <= 0) return "d_model must be positive";
+  if (problem.routing().width <= 0) return "width must be positive";
   if (vec * static_cast<int64_t>(dtype_bytes(problem.dtype)) > 16) return "vector wider than 16 bytes";
-  if (problem.d_model % vec != 0) return "d_model " + str(problem.d_model) + " % vec " + str(vec) + " != 0";
+  if (problem.routing().width % vec != 0)
+    return "width " + str(problem.routing().width) + " % vec " + str(vec) + " != 0";
   if (is_host(device) && (lanes != 1 || rows != 1)) return "host rows run one lane per row";
   if (!is_host(device) && (lanes * rows) % 32 != 0) return "lanes*rows must be a multiple of 32";
   return {};
@@ -186,16 +173,16 @@ Config RoutingSpec::heuristic(const Problem& problem, const DeviceDescription& d
     if (is_host(device)) return Config{{"lanes", 1}, {"tokens", 1}, {"threads", threads}};
     // About 4 experts per lane: enough parallel reductions to hide shuffles, few registers.
     int64_t lanes = 1;
-    while (lanes < 32 && lanes * 4 < problem.num_experts) lanes *= 2;
+    while (lanes < 32 && lanes * 4 < problem.routing().experts) lanes *= 2;
     return Config{{"lanes", lanes}, {"tokens", std::max<int64_t>(1, 128 / lanes)}};
   }
-  if (kind_ == RoutingKernel::plan) {
-    Config c{{"warps", problem.num_experts > 256 ? 4 : 8}};
+  if (kind_ == Family::route_plan) {
+    Config c{{"warps", problem.routing().experts > 256 ? 4 : 8}};
     if (is_host(device)) c.set("threads", threads);
     return c;
   }
   int64_t vec = 16 / static_cast<int64_t>(dtype_bytes(problem.dtype));
-  while (vec > 1 && problem.d_model % vec != 0) vec /= 2;
+  while (vec > 1 && problem.routing().width % vec != 0) vec /= 2;
   if (is_host(device)) return Config{{"vec", vec}, {"lanes", 1}, {"rows", 1}, {"threads", threads}};
   return Config{{"vec", vec}, {"lanes", 32}, {"rows", 4}};
 }
@@ -205,22 +192,25 @@ std::vector<std::string> RoutingSpec::entries(const Problem& problem, const Conf
   std::vector<std::string> names;
   int n = 0;
   for (const auto& text : entry_texts(kind_, problem, config))
-    names.push_back(backend == "host" ? "moejit_" + family() + "_" + str(n++) : "moejit::" + text.cuda);
+    names.push_back(backend == "host" ? "moejit_" + std::string(to_string(kind_)) + "_" + str(n++)
+                                      : "moejit::" + text.cuda);
   return names;
 }
 
 Source RoutingSpec::render(const Problem& problem, const Config& config, const DeviceDescription& device) const {
   if (std::string why = prune_reason(problem, config, device); !why.empty())
-    throw Error(family() + ": config " + config.to_string() + " cannot run " + problem.to_string() + ": " + why);
+    throw Error("config " + config.to_string() + " cannot run " + problem.to_string() + ": " + why);
   const bool host = is_host(device);
+  const RoutingShape& r = problem.routing();
   Source s;
-  s.family = family();
-  s.config = "e" + str(problem.num_experts) + "_k" + str(problem.top_k);
-  if (!gate_kind(kind_) && kind_ != RoutingKernel::plan)
-    s.config += "_d" + str(problem.d_model) + "_" + std::string(to_string(problem.dtype));
-  s.config += "_" + (host ? code_config(config) : config.to_string());
-  s.file_name = s.family + "." + s.config + (host ? ".cpp" : ".cu");
-  s.code = "// " + s.family + " " + s.config + ", rendered by moejit\n";
+  s.family = to_string(kind_);
+  // E and top_k are compiled into every routing kernel, the row width and dtype into the row movers.
+  const bool rows = !gate_kind(kind_) && kind_ != Family::route_plan;
+  s.dtype = rows ? to_string(problem.dtype) : "any";
+  s.shape = "e" + str(r.experts) + "_topk" + str(r.top_k) + (rows ? "_width" + str(r.width) : "");
+  s.config = host ? code_config(config) : config.to_string();
+  s.file_name = s.stem() + (host ? ".cpp" : ".cu");
+  s.code = s.banner();
   s.entries = entries(problem, config, host ? "host" : "cuda");
   if (!host) {
     s.code += "#include \"routing/routing_cuda.cuh\"\n";
@@ -235,21 +225,21 @@ Source RoutingSpec::render(const Problem& problem, const Config& config, const D
 }
 
 int64_t route_max_rows(const Problem& problem, int capacity, int pad_to) {
-  int64_t kept = problem.tokens * problem.top_k;
-  if (capacity >= 0) kept = std::min<int64_t>(kept, static_cast<int64_t>(capacity) * problem.num_experts);
-  return kept + problem.num_experts * std::max(0, pad_to - 1);
+  int64_t kept = problem.tokens * problem.routing().top_k;
+  if (capacity >= 0) kept = std::min<int64_t>(kept, static_cast<int64_t>(capacity) * problem.routing().experts);
+  return kept + problem.routing().experts * std::max(0, pad_to - 1);
 }
 
 int route_capacity(double capacity_factor, const Problem& problem) {
   if (capacity_factor <= 0) return -1;
-  return static_cast<int>(
-      std::ceil(capacity_factor * static_cast<double>(problem.tokens * problem.top_k) / problem.num_experts));
+  return static_cast<int>(std::ceil(capacity_factor * static_cast<double>(problem.tokens * problem.routing().top_k) /
+                                    problem.routing().experts));
 }
 
 size_t route_plan_workspace_bytes(const Problem& problem, const Config& config) {
   const int64_t chunks = ceil_div(problem.tokens, plan_chunk(config));
   // chunk_counts (int), chunk_probs (float): chunks * E each; chunk_z: chunks.
-  return static_cast<size_t>(chunks * problem.num_experts * 8 + chunks * 4);
+  return static_cast<size_t>(chunks * problem.routing().experts * 8 + chunks * 4);
 }
 
 float route_z_scale(float z_coef, int64_t tokens) {
@@ -257,20 +247,22 @@ float route_z_scale(float z_coef, int64_t tokens) {
 }
 
 namespace {
-void check_problem(const Problem& p, std::string_view what) {
-  if (p.num_experts < 1 || p.num_experts > kMaxRoutedExperts || p.top_k < 1 ||
-      p.top_k > std::min<int64_t>(p.num_experts, kMaxTopK))
+void check_problem(const Problem& p) {
+  const std::string what(to_string(p.family));
+  if (p.routing().experts < 1 || p.routing().experts > kMaxRoutedExperts || p.routing().top_k < 1 ||
+      p.routing().top_k > std::min<int64_t>(p.routing().experts, kMaxTopK))
     throw Error(std::string(what) + ": unsupported routing problem " + p.to_string() +
                 " (need 1 <= E <= 512, 1 <= top_k <= min(E, 16))");
 }
-void check_gate(const Problem& p, const GateParams& g, std::string_view what) {
-  check_problem(p, what);
+void check_gate(const Problem& p, const GateParams& g) {
+  check_problem(p);
+  const std::string what(to_string(p.family));
   if (g.n_groups > 1) {
-    if (g.n_groups > 32 || p.num_experts % g.n_groups != 0)
-      throw Error(std::string(what) + ": n_groups " + str(g.n_groups) + " must divide E " + str(p.num_experts) +
+    if (g.n_groups > 32 || p.routing().experts % g.n_groups != 0)
+      throw Error(std::string(what) + ": n_groups " + str(g.n_groups) + " must divide E " + str(p.routing().experts) +
                   " and be <= 32");
     if (g.topk_groups < 1 || g.topk_groups > g.n_groups ||
-        static_cast<int64_t>(g.topk_groups) * (p.num_experts / g.n_groups) < p.top_k)
+        static_cast<int64_t>(g.topk_groups) * (p.routing().experts / g.n_groups) < p.routing().top_k)
       throw Error(std::string(what) + ": topk_groups " + str(g.topk_groups) +
                   " must be in [1, n_groups] and keep at least top_k experts");
   }
@@ -289,7 +281,7 @@ LaunchDims dims_of(const Config& config, int64_t blocks, int64_t threads) {
 }  // namespace
 
 void launch_route_gate_fwd(Kernel& kernel, const Problem& problem, const Config& config, const GateForwardArgs& a) {
-  check_gate(problem, a.params, "route_gate_fwd");
+  check_gate(problem, a.params);
   int64_t tokens = problem.tokens;
   if (tokens == 0) return;
   GateParams params = a.params;
@@ -306,7 +298,7 @@ void launch_route_gate_fwd(Kernel& kernel, const Problem& problem, const Config&
 }
 
 void launch_route_gate_bwd(Kernel& kernel, const Problem& problem, const Config& config, const GateBackwardArgs& a) {
-  check_gate(problem, a.params, "route_gate_bwd");
+  check_gate(problem, a.params);
   int64_t tokens = problem.tokens;
   if (tokens == 0) return;
   GateParams params = a.params;
@@ -325,9 +317,9 @@ void launch_route_gate_bwd(Kernel& kernel, const Problem& problem, const Config&
 
 void launch_route_plan(Kernel& count, Kernel& offsets, Kernel& slots, const Problem& problem, const Config& config,
                        const PlanArgs& a) {
-  check_problem(problem, "route_plan");
+  check_problem(problem);
   int64_t tokens = problem.tokens;
-  const int64_t chunk = plan_chunk(config), experts = problem.num_experts;
+  const int64_t chunk = plan_chunk(config), experts = problem.routing().experts;
   int chunks = static_cast<int>(ceil_div(tokens, chunk));
   int* chunk_counts = static_cast<int*>(a.workspace);
   float* chunk_probs = a.probs ? reinterpret_cast<float*>(chunk_counts + chunks * experts) : nullptr;
@@ -375,18 +367,18 @@ void launch_route_plan(Kernel& count, Kernel& offsets, Kernel& slots, const Prob
 }
 
 void launch_route_bias_update(Kernel& kernel, const Problem& problem, const int* counts, float* bias, float gamma) {
-  check_problem(problem, "route_bias_update");
+  check_problem(problem);
   int64_t tokens = problem.tokens;
-  int top_k = static_cast<int>(problem.top_k);
+  int top_k = static_cast<int>(problem.routing().top_k);
   void* args[] = {const_cast<int**>(&counts), &bias, &gamma, &tokens, &top_k};
-  kernel.launch(dims_1d(ceil_div(problem.num_experts, kBiasUpdateBlock), kBiasUpdateBlock), args);
+  kernel.launch(dims_1d(ceil_div(problem.routing().experts, kBiasUpdateBlock), kBiasUpdateBlock), args);
 }
 
 void launch_route_scatter(Kernel& kernel, const Problem& problem, const Config& config, const ScatterArgs& a) {
-  check_problem(problem, "route_scatter");
+  check_problem(problem);
   int64_t tokens = problem.tokens;
   if (tokens == 0) return;
-  int experts = static_cast<int>(problem.num_experts);
+  int experts = static_cast<int>(problem.routing().experts);
   const bool pad = a.offsets && a.row_source;
   const int* offsets = pad ? a.offsets : nullptr;
   const int* row_source = pad ? a.row_source : nullptr;
@@ -407,7 +399,7 @@ void launch_route_scatter(Kernel& kernel, const Problem& problem, const Config& 
 }
 
 void launch_route_gather(Kernel& kernel, const Problem& problem, const Config& config, const GatherArgs& a) {
-  check_problem(problem, "route_gather");
+  check_problem(problem);
   int64_t tokens = problem.tokens;
   if (tokens == 0) return;
   void* args[] = {const_cast<void**>(&a.rows),   const_cast<int**>(&a.slot), const_cast<float**>(&a.weight),

@@ -3,7 +3,8 @@
 //   route_plan                        counts, offsets, slots, bias update   config: warps
 //   route_permute_fwd / route_combine_bwd   scatter rows (one read, K writes)  config: vec, lanes, rows
 //   route_combine_fwd / route_permute_bwd   gather rows (K reads, one write)   config: vec, lanes, rows
-// Problem: E = num_experts, top_k, d_model (row width), tokens, dtype (activations; router is fp32).
+// Problem: a RoutingShape (E experts, top_k, width of the activation rows), tokens, dtype
+// (activations; the router is fp32).
 // The launch helpers build one argument array per entry, identical for the GPU kernel and the host
 // loop (routing_host.h), so a host Kernel runs the same call.
 #pragma once
@@ -13,15 +14,13 @@
 
 namespace moejit {
 
-enum class RoutingKernel { gate_fwd, gate_bwd, plan, permute_fwd, combine_bwd, combine_fwd, permute_bwd };
-
 inline constexpr int kMaxRoutedExperts = 512;
 inline constexpr int kMaxTopK = 16;
 
 class RoutingSpec final : public KernelSpec {
  public:
-  explicit RoutingSpec(RoutingKernel kind) : kind_(kind) {}
-  std::string family() const override;
+  explicit RoutingSpec(Family family);  // throws Error for a family that is not a routing one
+  Family family() const override { return kind_; }
   bool supports_backend(std::string_view backend) const override { return backend == "cuda" || backend == "host"; }
   std::vector<Config> space(const Problem& problem, const DeviceDescription& device) const override;
   std::string prune_reason(const Problem& problem, const Config& config,
@@ -30,12 +29,11 @@ class RoutingSpec final : public KernelSpec {
   // device.backend "host" renders the host loops with extern "C" entries taking `void** args`.
   Source render(const Problem& problem, const Config& config, const DeviceDescription& device) const override;
 
-  RoutingKernel kind() const { return kind_; }
   // Entry names of a rendered source, in order (plan: count, offsets, slots, bias_update).
   std::vector<std::string> entries(const Problem& problem, const Config& config, const std::string& backend) const;
 
  private:
-  RoutingKernel kind_;
+  Family kind_;
 };
 
 // Rows the permuted buffers need at most (the exact count stays on the device: offsets[E]).

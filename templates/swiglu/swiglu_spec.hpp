@@ -1,5 +1,5 @@
-// KernelSpec for the SwiGLU activation (families "swiglu_fwd" and "swiglu_bwd").
-// Problem: dtype, d_expert = F (the activation width), rows = tokens * max(top_k, 1).
+// KernelSpec for the SwiGLU activation (Family::swiglu_fwd and swiglu_bwd).
+// Problem: dtype and a RowsShape: width = F (the activation width), rows = tokens * top_k.
 // Config: vec (elements per access, at most 16 bytes), threads (per block on a GPU; worker threads
 // on the host, where the source is a loop wrapper, swiglu_host.h, with the extern "C" entry kHostEntry).
 #pragma once
@@ -10,7 +10,7 @@ namespace moejit {
 class SwigluSpec final : public KernelSpec {
  public:
   explicit SwigluSpec(bool backward) : backward_(backward) {}
-  std::string family() const override { return backward_ ? "swiglu_bwd" : "swiglu_fwd"; }
+  Family family() const override { return backward_ ? Family::swiglu_bwd : Family::swiglu_fwd; }
   bool supports_backend(std::string_view backend) const override { return backend == "cuda" || backend == "host"; }
   std::vector<Config> space(const Problem& problem, const DeviceDescription& device) const override;
   std::string prune_reason(const Problem& problem, const Config& config,
@@ -19,7 +19,6 @@ class SwigluSpec final : public KernelSpec {
   Source render(const Problem& problem, const Config& config, const DeviceDescription& device) const override;
 
   static constexpr const char* kHostEntry = "moejit_swiglu";
-  static int64_t rows(const Problem& problem);
   // The one entry of a rendered source.
   static std::string entry(const Problem& problem, const Config& config, bool backward);
   static LaunchDims launch_dims(const Problem& problem, const Config& config, const DeviceDescription& device);

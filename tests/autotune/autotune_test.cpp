@@ -247,6 +247,5 @@ TEST(ProgressTest, PlainLinesWhenNotATerminalBarOnATerminal) {
 
 int main(int argc, char** argv) {
   ::testing::InitGoogleTest(&argc, argv);
-  moejit::toy::register_toy_workload();
   return RUN_ALL_TESTS();
 }

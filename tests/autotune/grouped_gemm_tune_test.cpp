@@ -47,20 +47,17 @@ LoadedCandidate load(Backend& backend, const KernelSpec& spec, const Problem& p,
   return c;
 }
 
-Problem small_problem(const std::string& family, DType dtype, int64_t d_model, int64_t d_expert) {
-  Problem p;
-  p.family = family;
-  p.dtype = dtype;
-  p.num_experts = 4, p.top_k = 2, p.d_model = d_model, p.d_expert = d_expert, p.tokens = 64;
-  return p;
+// 64 tokens x top-2 over 4 experts; a grouped GEMM's K x N, or an element-wise family's width n.
+Problem small_problem(Family family, DType dtype, int64_t k, int64_t n) {
+  if (family_info(family).shape == ShapeKind::rows) return Problem(family, dtype, RowsShape{2, n}, 64);
+  return Problem(family, dtype, GemmShape{4, 2, k, n}, 64);
 }
 
 // Tunes `p` and checks the winner, the heuristic and two planted wrong results. `corrupt_first`
 // adds 1000 to output element 0 of a finished launch, given the launch's argument array.
 void tune_and_verify(Backend& backend, const Problem& p, const std::function<void(void**)>& corrupt_first) {
-  const KernelSpec& spec = find_spec(p.family);
-  auto workload = make_workload(p.family);
-  ASSERT_TRUE(workload) << p.family << " has no workload registered";
+  const KernelSpec& spec = spec_for(p.family, backend.name());
+  auto workload = make_workload(p.family, backend.name());
   const auto dir = std::filesystem::temp_directory_path() / ("moejit-gg-tune-" + std::to_string(::getpid()));
   TuneOptions options;
   options.tuning_dir = dir;
@@ -74,7 +71,7 @@ void tune_and_verify(Backend& backend, const Problem& p, const std::function<voi
   std::filesystem::remove_all(dir);
   ASSERT_TRUE(r.decision) << r.summary();
   EXPECT_EQ(r.count(CandidateStatus::ok), static_cast<int>(r.results.size())) << r.summary();
-  EXPECT_EQ(r.decision->throughput_unit, p.family.find("swiglu_") == 0 ? "GB/s" : "TFLOP/s");
+  EXPECT_EQ(r.decision->throughput_unit, family_info(p.family).shape == ShapeKind::rows ? "GB/s" : "TFLOP/s");
   EXPECT_GT(r.decision->throughput, 0);
 
   // tune() left the workload prepared for the bucketed problem: check configs against it.
@@ -113,6 +110,10 @@ TEST(GroupedGemmWorkload, SkewedOffsetsCoverEveryRowWithAnEmptyExpert) {
   EXPECT_EQ(skewed_offsets(100, 4), skewed_offsets(100, 4));  // deterministic
 }
 
+std::string family_name(const ::testing::TestParamInfo<Family>& param) {
+  return std::string(to_string(param.param));
+}
+
 #if MOEJIT_WITH_LLVM
 HostBackend& host() {
   static HostBackend backend(nullptr, 2);
@@ -125,22 +126,22 @@ void corrupt_host_output(void** args) {
   (*static_cast<float**>(args[2]))[0] += 1000.0f;
 }
 
-class GroupedGemmTuneHost : public ::testing::TestWithParam<const char*> {};
+class GroupedGemmTuneHost : public ::testing::TestWithParam<Family> {};
 
 TEST_P(GroupedGemmTuneHost, TunesAndTheCheckCatchesWrongResults) {
   tune_and_verify(host(), small_problem(GetParam(), DType::f32, 64, 48), corrupt_host_output);
 }
 
 INSTANTIATE_TEST_SUITE_P(Families, GroupedGemmTuneHost,
-                         ::testing::Values("host_grouped_gemm_fwd", "host_grouped_gemm_swiglu",
-                                           "host_grouped_gemm_dgrad", "host_grouped_gemm_wgrad"),
-                         [](const auto& param) { return std::string(param.param).substr(18); });
+                         ::testing::Values(Family::grouped_gemm_fwd, Family::grouped_gemm_up_swiglu,
+                                           Family::grouped_gemm_dgrad, Family::grouped_gemm_wgrad),
+                         family_name);
 
 // The SwiGLU workloads' parallel check (rows x F >= 2^19 elements: several chunks) under the same
 // end-to-end run; host SwiGLU kernels' output is argument 1 (fwd) or 2 (bwd), f32 here.
 TEST(SwigluTuneHost, TunesAndTheParallelCheckCatchesWrongResults) {
-  for (const auto& [family, out_arg] : {std::pair<const char*, int>{"swiglu_fwd", 1}, {"swiglu_bwd", 2}}) {
-    SCOPED_TRACE(family);
+  for (const auto& [family, out_arg] : {std::pair<Family, int>{Family::swiglu_fwd, 1}, {Family::swiglu_bwd, 2}}) {
+    SCOPED_TRACE(to_string(family));
     Problem p = small_problem(family, DType::f32, 64, 64);
     p.tokens = 4096;
     tune_and_verify(host(), p, [out_arg = out_arg](void** args) {
@@ -153,11 +154,11 @@ TEST(SwigluTuneHost, TunesAndTheParallelCheckCatchesWrongResults) {
 // Beyond kReferenceMacs the reference covers a sample of rows; an unwritten output anywhere still
 // fails.
 TEST(GroupedGemmWorkload, LargeProblemSamplesTheReferenceButSeesEveryUnwrittenRow) {
-  const Problem p = small_problem("host_grouped_gemm_fwd", DType::f32, 64, 48);
+  const Problem p = small_problem(Family::grouped_gemm_fwd, DType::f32, 64, 48);
   Problem big = p;
   big.tokens = 32768;  // 65536 rows x 3072 MACs > 2^27
-  const KernelSpec& spec = find_spec(p.family);
-  GroupedGemmWorkload workload(gg::kFwd, false);
+  const KernelSpec& spec = spec_for(p.family, "host");
+  GroupedGemmWorkload workload(Family::grouped_gemm_fwd, false);
   workload.prepare(host(), big, 1);
   EXPECT_LT(workload.checked_rows(), 65536u);
   EXPECT_GT(workload.checked_rows(), 4u * 2);
@@ -176,22 +177,22 @@ TEST(GroupedGemmWorkload, LargeProblemSamplesTheReferenceButSeesEveryUnwrittenRo
 #endif
 
 // GPU: the four CUDA families (bf16 inputs; fwd, up_swiglu, dgrad store bf16, wgrad f32).
-class GroupedGemmTuneGpu : public ::testing::TestWithParam<const char*> {};
+class GroupedGemmTuneGpu : public ::testing::TestWithParam<Family> {};
 
 TEST_P(GroupedGemmTuneGpu, TunesAndTheCheckCatchesWrongResults) {
   std::string why;
   if (!CudaDriver::available(&why)) GTEST_SKIP() << "no GPU: " << why;
   CudaBackend backend;
-  const std::string family = GetParam();
-  const DType out = family == "grouped_gemm_wgrad" ? DType::f32 : DType::bf16;
+  const Family family = GetParam();
+  const DType out = family == Family::grouped_gemm_wgrad ? DType::f32 : DType::bf16;
   const Problem p = small_problem(family, out, 256, 128);
   // The planted corruption runs on the heuristic: its gg::Params is argument 0 (tc80) or 2 (tc90,
   // after the two TMA maps).
-  const size_t params_arg = find_spec(family).heuristic(p, backend.device()).get("tc") == 90 ? 2 : 0;
+  const size_t params_arg = spec_for(family, "cuda").heuristic(p, backend.device()).get("tc") == 90 ? 2 : 0;
   auto corrupt = [&](void** args) {
     backend.synchronize();
     const auto* params = static_cast<const gg::Params*>(args[params_arg]);
-    void* first = family == "grouped_gemm_up_swiglu" ? params->out_gate_up : params->out;
+    void* first = family == Family::grouped_gemm_up_swiglu ? params->out_gate_up : params->out;
     if (out == DType::f32) {
       float v = 0;
       backend.copy_to_host(&v, first, 4);
@@ -208,9 +209,9 @@ TEST_P(GroupedGemmTuneGpu, TunesAndTheCheckCatchesWrongResults) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Families, GroupedGemmTuneGpu,
-                         ::testing::Values("grouped_gemm_fwd", "grouped_gemm_up_swiglu", "grouped_gemm_dgrad",
-                                           "grouped_gemm_wgrad"),
-                         [](const auto& param) { return std::string(param.param).substr(13); });
+                         ::testing::Values(Family::grouped_gemm_fwd, Family::grouped_gemm_up_swiglu,
+                                           Family::grouped_gemm_dgrad, Family::grouped_gemm_wgrad),
+                         family_name);
 
 }  // namespace
 }  // namespace moejit

@@ -24,15 +24,7 @@ namespace moejit {
 namespace {
 
 Problem swiglu(bool backward, DType dtype, int64_t width) {
-  Problem p;
-  p.family = backward ? "swiglu_bwd" : "swiglu_fwd";
-  p.dtype = dtype;
-  p.num_experts = 64;
-  p.top_k = 8;
-  p.d_model = 2048;
-  p.d_expert = width;
-  p.tokens = 16;
-  return p;
+  return Problem(backward ? Family::swiglu_bwd : Family::swiglu_fwd, dtype, RowsShape{8, width}, 16);
 }
 
 // The GPU kernel's grid-stride loop over (row, vector), run on the host for one config.
@@ -53,9 +45,9 @@ TEST(Prune, DivisibilityPrunedConfigsWouldComputeWrongResults) {
   const DeviceDescription device = arch_limits("sm_90a");
   PruneReport report = enumerate_and_prune(spec, p, device);
   EXPECT_EQ(report.pruned(), 8);  // vec 4 and 8, every thread count
-  EXPECT_EQ(report.reasons["d_expert 1002 % vec 4 != 0"], 4);
+  EXPECT_EQ(report.reasons["width 1002 % vec 4 != 0"], 4);
   EXPECT_EQ(report.reasons["vector wider than 16 bytes"], 4);
-  const int64_t rows = 3, width = p.d_expert;
+  const int64_t rows = 3, width = p.row_shape().width;
   std::vector<float> gate_up(static_cast<size_t>(rows * 2 * width));
   for (size_t i = 0; i < gate_up.size(); ++i) gate_up[i] = std::sin(0.37f * static_cast<float>(i));
   auto unwritten = [](const std::vector<float>& v) {
@@ -85,7 +77,7 @@ void expect_compiles_and_fits(const KernelSpec& spec, const Problem& p, const st
   NvrtcCompiler compiler(arch);
   const DeviceDescription device = arch_limits(arch);
   for (const Config& config : configs) {
-    SCOPED_TRACE(p.family + " " + config.to_string() + " " + arch);
+    SCOPED_TRACE(p.to_string() + " " + config.to_string() + " " + arch);
     std::shared_ptr<const Binary> binary;
     ASSERT_NO_THROW(binary = cache.get_or_compile(compiler, spec.render(p, config, device)));
     ASSERT_FALSE(binary->resources.empty());
@@ -94,8 +86,8 @@ void expect_compiles_and_fits(const KernelSpec& spec, const Problem& p, const st
       EXPECT_LE(r.shared_bytes, device.shared_per_block_optin);
       // Spills do not stop a config from running (it may lose the timing); they are reported.
       if (r.has_spills())
-        std::printf("note: %s %s on %s spills (%lld B stores)\n", p.family.c_str(), config.to_string().c_str(),
-                    arch.c_str(), static_cast<long long>(r.spill_store_bytes));
+        std::printf("note: %s %s on %s spills (%lld B stores)\n", std::string(to_string(p.family)).c_str(),
+                    config.to_string().c_str(), arch.c_str(), static_cast<long long>(r.spill_store_bytes));
     }
   }
 }

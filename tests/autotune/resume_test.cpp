@@ -97,7 +97,7 @@ TEST(Resume, KillNineMidRunThenResumeGivesTheSameDecisionWithoutRetiming) {
   const std::set<std::string> again = lines_of(root / "second.log");
   for (const std::string& config : done) EXPECT_FALSE(again.count(config)) << config << " was re-timed";
   // The stored decision matches the reference run's.
-  auto stored = moejit::read_file(root / "run" / "toy.json");
+  auto stored = moejit::read_file(root / "run" / "swiglu_fwd.json");
   ASSERT_TRUE(stored);
   EXPECT_NE(stored->find("\"config\": \"" + reference + "\""), std::string::npos);
   fs::remove_all(root);

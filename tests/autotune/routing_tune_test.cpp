@@ -17,17 +17,17 @@
 namespace moejit {
 namespace {
 
-const char* const kFamilies[] = {"route_gate_fwd",    "route_gate_bwd",    "route_plan",       "route_permute_fwd",
-                                 "route_combine_bwd", "route_combine_fwd", "route_permute_bwd"};
+const Family kFamilies[] = {Family::route_gate_fwd,    Family::route_gate_bwd,    Family::route_plan,
+                            Family::route_permute_fwd, Family::route_combine_bwd, Family::route_combine_fwd,
+                            Family::route_permute_bwd};
 
-std::string family_name(const ::testing::TestParamInfo<const char*>& info) {
-  return info.param;
+std::string family_name(const ::testing::TestParamInfo<Family>& info) {
+  return std::string(to_string(info.param));
 }
 
-void tune_and_recheck(Backend& backend, const std::string& family, const Problem& shape) {
-  const KernelSpec& spec = find_spec(family);
-  auto workload = make_workload(family);
-  ASSERT_TRUE(workload) << "no workload registered for " << family;
+void tune_and_recheck(Backend& backend, Family family, const Problem& shape) {
+  const KernelSpec& spec = spec_for(family, backend.name());
+  auto workload = make_workload(family, backend.name());
   Problem p = shape;
   p.family = family;
   test::TempDir dir;
@@ -42,7 +42,7 @@ void tune_and_recheck(Backend& backend, const std::string& family, const Problem
   const TuneResult r = tune(backend, spec, *workload, p, options);
   ASSERT_TRUE(r.decision) << r.summary();
   for (const auto& c : r.results)
-    EXPECT_EQ(c.status, CandidateStatus::ok) << family << " " << c.config << ": " << c.detail;
+    EXPECT_EQ(c.status, CandidateStatus::ok) << to_string(family) << " " << c.config << ": " << c.detail;
   EXPECT_EQ(r.count(CandidateStatus::ok), static_cast<int>(r.prune.survivors.size())) << r.summary();
   EXPECT_GT(r.decision->throughput, 0.0);
   EXPECT_EQ(r.decision->throughput_unit, "GB/s");
@@ -54,22 +54,15 @@ void tune_and_recheck(Backend& backend, const std::string& family, const Problem
   for (const auto& entry : source.entries) winner.kernels.push_back(backend.load(binary, entry));
   workload->prepare(backend, r.problem, 1);
   const CheckResult check = workload->check(winner);
-  EXPECT_TRUE(check.ok) << family << " " << r.decision->config.to_string() << ": " << check.detail;
+  EXPECT_TRUE(check.ok) << to_string(family) << " " << r.decision->config.to_string() << ": " << check.detail;
 }
 
 Problem small_problem(DType dtype) {
-  Problem p;
-  p.dtype = dtype;
-  p.num_experts = 16;
-  p.top_k = 4;
-  p.d_model = 128;
-  p.d_expert = 64;
-  p.tokens = 256;
-  return p;
+  return Problem(Family::route_gate_fwd, dtype, RoutingShape{16, 4, 128}, 256);
 }
 
 #if MOEJIT_TEST_HOST
-class RoutingTuneHost : public ::testing::TestWithParam<const char*> {};
+class RoutingTuneHost : public ::testing::TestWithParam<Family> {};
 
 TEST_P(RoutingTuneHost, DecidesAndTheWinnerPassesTheCheck) {
   HostBackend backend(nullptr, 2);
@@ -79,7 +72,7 @@ TEST_P(RoutingTuneHost, DecidesAndTheWinnerPassesTheCheck) {
 INSTANTIATE_TEST_SUITE_P(Families, RoutingTuneHost, ::testing::ValuesIn(kFamilies), family_name);
 #endif
 
-class RoutingTuneGpu : public ::testing::TestWithParam<const char*> {};
+class RoutingTuneGpu : public ::testing::TestWithParam<Family> {};
 
 TEST_P(RoutingTuneGpu, DecidesAndTheWinnerPassesTheCheck) {
   std::string why;

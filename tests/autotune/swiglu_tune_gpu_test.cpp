@@ -20,16 +20,8 @@ TEST_P(SwigluTuneGpu, TunesStoresAndLooksUp) {
   const auto [backward, isolation] = GetParam();
   CudaBackend backend;
   SwigluSpec spec(backward);
-  auto workload = make_workload(spec.family());
-  ASSERT_TRUE(workload);
-  Problem p;
-  p.family = spec.family();
-  p.dtype = DType::bf16;
-  p.num_experts = 78;
-  p.top_k = 6;
-  p.d_model = 2048;
-  p.d_expert = 512;
-  p.tokens = 1000;
+  auto workload = make_workload(spec.family(), "cuda");
+  const Problem p(spec.family(), DType::bf16, RowsShape{6, 512}, 1000);
   const auto dir = std::filesystem::temp_directory_path() / ("moejit-gpu-tune-" + std::to_string(::getpid()));
   TuneOptions options;
   options.tuning_dir = dir;

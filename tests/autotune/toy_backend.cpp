@@ -166,9 +166,11 @@ Config ToySpec::heuristic(const Problem&, const DeviceDescription&) const {
 Source ToySpec::render(const Problem& problem, const Config& config, const DeviceDescription& device) const {
   if (std::string why = prune_reason(problem, config, device); !why.empty()) throw Error("toy: " + why);
   Source s;
-  s.family = family_;
+  s.family = to_string(family_);
+  s.dtype = to_string(problem.dtype);
+  s.shape = "any";
   s.config = config.to_string();
-  s.file_name = family_ + "." + s.config + ".cpp";
+  s.file_name = s.stem() + ".cpp";
   s.code = "// toy " + s.config + "\n";
   if (!world().template_include.empty()) s.code += "#include \"" + world().template_include + "\"\n";
   auto it = world().plans.find(s.config);
@@ -178,24 +180,16 @@ Source ToySpec::render(const Problem& problem, const Config& config, const Devic
 }
 
 Problem toy_problem(int64_t tokens) {
-  Problem p;
-  p.family = "toy";
-  p.dtype = DType::f32;
-  p.num_experts = 8;
-  p.top_k = 2;
-  p.d_model = 64;
-  p.d_expert = 32;
-  p.tokens = tokens;
-  return p;
+  return Problem(kToyFamily, DType::f32, RowsShape{2, 32}, tokens);
 }
 
 size_t ToyWorkload::bytes_per_copy(const Problem& p) const {
-  return static_cast<size_t>(p.tokens * p.d_expert) * 2 * sizeof(float);
+  return static_cast<size_t>(p.tokens * p.row_shape().width) * 2 * sizeof(float);
 }
 
 void ToyWorkload::prepare(Backend& backend, const Problem& problem, int copies) {
   backend_ = &backend;
-  n_ = problem.tokens * problem.d_expert;
+  n_ = problem.tokens * problem.row_shape().width;
   std::mt19937 rng(7);
   std::uniform_real_distribution<float> dist(-1, 1);
   host_x_.resize(static_cast<size_t>(n_));
@@ -246,10 +240,6 @@ CheckResult ToyWorkload::check(LoadedCandidate& candidate) {
 
 Throughput ToyWorkload::throughput(const Problem& problem, double time_ms) const {
   return {time_ms > 0 ? static_cast<double>(bytes_per_copy(problem)) / (time_ms * 1e-3) / 1e9 : 0, "GB/s"};
-}
-
-void register_toy_workload() {
-  register_workload("toy", [] { return std::make_unique<ToyWorkload>(); });
 }
 
 }  // namespace moejit::toy

@@ -17,6 +17,9 @@
 
 namespace moejit::toy {
 
+// Families are a closed enum, so the toy borrows a real element-wise one's name (and its RowsShape).
+inline constexpr Family kToyFamily = Family::swiglu_fwd;
+
 enum class Plan { normal, wrong, crash, hang, compile_error };
 
 // Shared by the backend, spec and workload of a test (and inherited by forked workers).
@@ -75,8 +78,8 @@ class ToyBackend final : public Backend {
 
 class ToySpec final : public KernelSpec {
  public:
-  explicit ToySpec(std::string family = "toy") : family_(std::move(family)) {}
-  std::string family() const override { return family_; }
+  explicit ToySpec(Family family = kToyFamily) : family_(family) {}
+  Family family() const override { return family_; }
   bool supports_backend(std::string_view backend) const override { return backend == "toy"; }
   std::vector<Config> space(const Problem& problem, const DeviceDescription& device) const override;
   std::string prune_reason(const Problem& problem, const Config& config,
@@ -85,7 +88,7 @@ class ToySpec final : public KernelSpec {
   Source render(const Problem& problem, const Config& config, const DeviceDescription& device) const override;
 
  private:
-  std::string family_;
+  Family family_;
 };
 
 class ToyWorkload final : public Workload {
@@ -105,7 +108,5 @@ class ToyWorkload final : public Workload {
 };
 
 Problem toy_problem(int64_t tokens = 256);
-// Registers the toy workload for family "toy" (idempotent).
-void register_toy_workload();
 
 }  // namespace moejit::toy

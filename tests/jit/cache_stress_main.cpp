@@ -19,8 +19,8 @@ int main(int argc, char** argv) {
   const int threads = std::atoi(argv[2]), kernels = std::atoi(argv[3]);
   moejit::NvrtcCompiler compiler("sm_80");
   auto device = moejit::arch_limits("sm_80");
-  const auto& spec = moejit::find_spec("swiglu_fwd");
-  moejit::Problem problem{"swiglu_fwd", moejit::DType::bf16, 8, 2, 512, 1024, 100};
+  const auto& spec = moejit::spec_for(moejit::Family::swiglu_fwd, "cuda");
+  moejit::Problem problem(moejit::Family::swiglu_fwd, moejit::DType::bf16, moejit::RowsShape{2, 1024}, 100);
   auto space = spec.space(problem, device);
   std::vector<moejit::Source> sources;
   for (int i = 0; i < kernels; ++i) sources.push_back(spec.render(problem, space.at(i), device));

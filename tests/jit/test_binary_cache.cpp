@@ -17,8 +17,8 @@ namespace {
 
 Source swiglu_source(int64_t vec = 4) {
   auto device = arch_limits("sm_80");
-  Problem p{"swiglu_fwd", DType::f32, 8, 2, 512, 1024, 100};
-  return find_spec("swiglu_fwd").render(p, Config{{"vec", vec}, {"threads", 256}}, device);
+  Problem p(Family::swiglu_fwd, DType::f32, RowsShape{2, 1024}, 100);
+  return spec_for(Family::swiglu_fwd, "cuda").render(p, Config{{"vec", vec}, {"threads", 256}}, device);
 }
 
 TEST(BinaryCache, MissThenMemoryHitThenDiskHitWithoutCompiling) {
@@ -41,8 +41,8 @@ TEST(BinaryCache, MissThenMemoryHitThenDiskHitWithoutCompiling) {
   EXPECT_FALSE(c->ptx.empty());
   EXPECT_FALSE(c->resources.empty());
   ASSERT_EQ(fresh.list().size(), 1u);
-  EXPECT_EQ(fresh.list()[0].uri, "swiglu_fwd/sm_80/f32_vec4_threads256");
-  EXPECT_EQ(fresh.list()[0].name.rfind("swiglu_fwd.sm_80.f32_vec4_threads256.", 0), 0u);
+  EXPECT_EQ(fresh.list()[0].uri, "swiglu_fwd/sm_80/f32/any/vec4_threads256");
+  EXPECT_EQ(fresh.list()[0].name.rfind("swiglu_fwd.sm_80.f32.any.vec4_threads256.", 0), 0u);
 }
 
 TEST(BinaryCache, KeyCoversSourceOptionsArchAndIncludedFiles) {
@@ -50,9 +50,12 @@ TEST(BinaryCache, KeyCoversSourceOptionsArchAndIncludedFiles) {
   std::ofstream(dir.path() / "inc.cuh") << "#pragma once\n#include \"inner.cuh\"\n";
   std::ofstream(dir.path() / "inner.cuh") << "#pragma once\n__device__ int value() { return 1; }\n";
   NvrtcCompiler sm80("sm_80"), sm90("sm_90a");
-  Source s{"t",    "default",
-           "t.cu", "#include \"inc.cuh\"\n__global__ void k(int* x) { x[0] = value(); }\n",
-           {"k"},  {"--include-path=" + dir.path().string()}};
+  Source s{.family = "t",
+           .config = "default",
+           .file_name = "t.cu",
+           .code = "#include \"inc.cuh\"\n__global__ void k(int* x) { x[0] = value(); }\n",
+           .entries = {"k"},
+           .options = {"--include-path=" + dir.path().string()}};
   const std::string base = BinaryCache::key(sm80, s);
   EXPECT_EQ(base, BinaryCache::key(sm80, s));
   EXPECT_NE(base, BinaryCache::key(sm90, s));
@@ -122,7 +125,8 @@ TEST(BinaryCache, CompileErrorsReachEveryWaiterAndAreNotCached) {
   test::TempDir dir;
   BinaryCache cache(dir.path());
   NvrtcCompiler compiler("sm_80");
-  Source bad{"bad", "default", "bad.cu", "__global__ void k( {}\n", {"k"}, {}};
+  Source bad{
+      .family = "bad", .config = "default", .file_name = "bad.cu", .code = "__global__ void k( {}\n", .entries = {"k"}};
   EXPECT_THROW(cache.get_or_compile(compiler, bad), CompileError);
   EXPECT_THROW(cache.get_or_compile(compiler, bad), CompileError);
   EXPECT_EQ(compiler.invocations(), 2);

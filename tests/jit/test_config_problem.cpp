@@ -36,14 +36,55 @@ TEST(Problem, TokenBucketsArePowersOfTwoClamped) {
 }
 
 TEST(Problem, KeyUsesTheBucketAndPrintsEveryField) {
-  Problem p{"grouped_gemm_fwd", DType::bf16, 128, 8, 2048, 768, 3000};
-  EXPECT_EQ(p.to_string(), "grouped_gemm_fwd[bf16,E=128,k=8,d=2048,f=768,t=3000]");
-  EXPECT_EQ(p.key(), "grouped_gemm_fwd[bf16,E=128,k=8,d=2048,f=768,tb=4096]");
+  Problem p(Family::grouped_gemm_fwd, DType::bf16, GemmShape{128, 8, 2048, 768}, 3000);
+  EXPECT_EQ(p.to_string(), "grouped_gemm_fwd/bf16/e128_topk8_k2048_n768_t3000");
+  EXPECT_EQ(p.key(), "grouped_gemm_fwd/bf16/e128_topk8_k2048_n768_tb4096");
   Problem q = p;
   q.tokens = 4000;
   EXPECT_EQ(p.key(), q.key());
   EXPECT_THROW(parse_dtype("fp8"), Error);
   EXPECT_EQ(parse_dtype("fp32"), DType::f32);
+}
+
+TEST(Problem, EveryShapeKindPrintsNamedFieldsAndParsesBack) {
+  const Problem problems[] = {
+      Problem(Family::grouped_gemm_dgrad, DType::bf16, GemmShape{128, 8, 768, 2048}, 3000),
+      Problem(Family::route_plan, DType::f32, RoutingShape{92, 7, 1408}, 1),
+      Problem(Family::swiglu_bwd, DType::bf16, RowsShape{6, 512}, 65536),
+  };
+  EXPECT_EQ(problems[1].to_string(), "route_plan/f32/e92_topk7_width1408_t1");
+  EXPECT_EQ(problems[2].key(), "swiglu_bwd/bf16/topk6_width512_tb65536");
+  for (const Problem& p : problems) {
+    EXPECT_EQ(Problem::parse(p.to_string()), p) << p.to_string();
+    Problem bucketed = p;
+    bucketed.tokens = token_bucket(p.tokens);
+    EXPECT_EQ(Problem::parse(p.key()), bucketed) << p.key();
+  }
+  EXPECT_EQ(problems[0].rows(), 3000 * 8);
+  EXPECT_EQ(problems[1].rows(), 1);
+  EXPECT_EQ(problems[0].gemm().k, 768);
+  EXPECT_THROW(problems[0].routing(), Error);  // the shape is typed: no reading GEMM fields as routing
+}
+
+TEST(Problem, ShapeMustBeTheFamilysKindAndTextMustBeWellFormed) {
+  EXPECT_THROW(Problem(Family::swiglu_fwd, DType::f32, GemmShape{1, 1, 8, 8}, 1), Error);
+  for (const char* bad : {"", "swiglu_fwd", "swiglu_fwd/f32/topk2_width8", "swiglu_fwd/f32/topk2_width8_x4",
+                          "swiglu_fwd/f32/topk2_wide8_t4", "swiglu_fwd/f32/topk2_width8_extra1_t4",
+                          "swiglu_fwd/f32/topk2_width-8_t4", "swiglu_fwd/fp8/topk2_width8_t4",
+                          "host_grouped_gemm_fwd/f32/e1_topk1_k8_n8_t4", "route_plan/f32/topk2_width8_t4"})
+    EXPECT_THROW(Problem::parse(bad), Error) << bad;
+  try {
+    Problem::parse("route_plan/f32/e8_topk2_t4");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("e<n>_topk<n>_width<n>"), std::string::npos) << e.what();
+  }
+}
+
+TEST(KernelUri, FixedFieldOrderWithAnyForMissingFields) {
+  EXPECT_EQ(kernel_uri("grouped_gemm_fwd", "sm_90a", "bf16", "any", "tc90_bm128_bn128_s4"),
+            "grouped_gemm_fwd/sm_90a/bf16/any/tc90_bm128_bn128_s4");
+  EXPECT_EQ(kernel_uri("route_plan", "sm_80", "", "e64_topk8", "warps8"), "route_plan/sm_80/any/e64_topk8/warps8");
 }
 
 }  // namespace moejit

@@ -24,12 +24,26 @@ TEST_P(EveryBuiltinKernel, CompilesWithEntrySymbolAndNoSpills) {
   const std::string arch = GetParam();
   NvrtcCompiler compiler(arch);
   DeviceDescription device = arch_limits(arch);
-  for (const auto& spec : builtin_specs()) {
-    if (!spec->supports_backend("cuda")) continue;
+  for (const RegisteredSpec& registered : registered_specs()) {
+    if (registered.backend != "cuda") continue;
+    const KernelSpec* spec = registered.spec;
     for (DType dtype : {DType::bf16, DType::f32}) {
-      Problem problem{spec->family(), dtype, 92, 7, 1408, 320, 4096};
+      // The paper's moe-2b layer (d_model 1408, d_expert 320, E 92, top-7), in each family's shape.
+      Shape shape;
+      switch (family_info(registered.family).shape) {
+        case ShapeKind::grouped_gemm:
+          shape = GemmShape{92, 7, 1408, 320};
+          break;
+        case ShapeKind::routing:
+          shape = RoutingShape{92, 7, 1408};
+          break;
+        case ShapeKind::rows:
+          shape = RowsShape{7, 320};
+          break;
+      }
+      const Problem problem(registered.family, dtype, shape, 4096);
       Source source = spec->render(problem, spec->heuristic(problem, device), device);
-      SCOPED_TRACE(source.family + "/" + arch + "/" + source.config);
+      SCOPED_TRACE(source.uri(arch));
       Binary binary = compiler.compile(source);
       ASSERT_GT(binary.image.size(), 64u);
       EXPECT_EQ(std::string(binary.image.data() + 1, 3), "ELF");
@@ -53,12 +67,11 @@ INSTANTIATE_TEST_SUITE_P(Archs, EveryBuiltinKernel, ::testing::Values("sm_80", "
 
 TEST(NvrtcCompiler, SyntaxErrorNamesFileLineAndShowsTheLine) {
   NvrtcCompiler compiler("sm_90a");
-  Source source{"broken",
-                "default",
-                "broken.default.cu",
-                "#include \"common/host_device.h\"\n__global__ void k(float* x) {\n  x[0] = 1.0f +;\n}\n",
-                {"k"},
-                {}};
+  Source source{.family = "broken",
+                .config = "default",
+                .file_name = "broken.default.cu",
+                .code = "#include \"common/host_device.h\"\n__global__ void k(float* x) {\n  x[0] = 1.0f +;\n}\n",
+                .entries = {"k"}};
   try {
     compiler.compile(source);
     FAIL() << "expected a CompileError";
@@ -74,9 +87,12 @@ TEST(NvrtcCompiler, ErrorInsideAnIncludedTemplateNamesThatFile) {
   std::ofstream(dir.path() / "bad_header.cuh")
       << "#pragma once\n\ninline __device__ int f() { return undefined_name; }\n";
   NvrtcCompiler compiler("sm_80");
-  Source source{"broken",      "default",
-                "uses_bad.cu", "#include \"bad_header.cuh\"\n__global__ void k(int* x) { x[0] = f(); }\n",
-                {"k"},         {"--include-path=" + dir.path().string()}};
+  Source source{.family = "broken",
+                .config = "default",
+                .file_name = "uses_bad.cu",
+                .code = "#include \"bad_header.cuh\"\n__global__ void k(int* x) { x[0] = f(); }\n",
+                .entries = {"k"},
+                .options = {"--include-path=" + dir.path().string()}};
   try {
     compiler.compile(source);
     FAIL() << "expected a CompileError";
@@ -94,7 +110,7 @@ TEST(NvrtcCompiler, UnknownArchIsAClearError) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("supported"), std::string::npos);
   }
-  EXPECT_THROW(find_spec("no_such_family"), Error);
+  EXPECT_THROW(parse_family("no_such_family"), Error);
 }
 
 }  // namespace

@@ -30,15 +30,17 @@ TEST(MoeLayer, MatchesNaiveReferenceWithoutSharedExpertTopOne) {
   check_against_naive(21, {8, 4, 1, 16, 0}, false, test::test_seed());
 }
 
-TEST(MoeLayer, TuningSummaryNamesFallbacks) {
-  std::vector<KernelChoice> c = {{"a", "bm64", TuningRung::kExact}, {"b", "bm32", TuningRung::kNearestBucket}};
-  EXPECT_EQ(summarize_tuning(c), "all 2 kernels tuned");
-  c.push_back({"c", "", TuningRung::kHeuristic});
-  EXPECT_EQ(summarize_tuning(c), "1 of 3 kernels fell back: c (heuristic)");
+TEST(MoeLayer, TuningSummaryCountsEveryRungAndNamesFallbacks) {
+  std::vector<KernelChoice> c = {
+      {"a", "bm64", Rung::exact}, {"b", "bm32", Rung::nearest_bucket}, {"c", "bm16", Rung::exact}};
+  EXPECT_EQ(summarize_tuning(c), "all 3 kernels tuned (2 exact, 1 nearest_bucket)");
+  c.push_back({"d", "", Rung::heuristic});
+  EXPECT_EQ(summarize_tuning(c), "1 of 4 kernels not tuned: d (heuristic); 3 tuned (2 exact, 1 nearest_bucket)");
   Parallel par(1);
   EXPECT_EQ(ReferenceMoeKernels<float>(par).kernel_choices().size(), size_t(kLayerSteps));
   EXPECT_EQ(summarize_tuning(ReferenceMoeKernels<float>(par).kernel_choices()),
-            "14 of 14 kernels fell back: 14 reference");
+            "14 of 14 kernels not tuned: gate_fwd (reference), plan (reference), permute_fwd (reference), "
+            "up_swiglu (reference), and 10 more; 0 tuned");
   EXPECT_EQ(summarize_tuning(ReferenceStepBackend<float>(par).kernel_choices()), "no tuned kernels");
 }
 

@@ -5,7 +5,7 @@
 #include <set>
 
 #include "arch_limits.hpp"
-#include "moe_layer_kernels.hpp"
+#include "moe_layer_steps.hpp"
 #include "moejit/error.hpp"
 #include "moejit/kernel_spec.hpp"
 
@@ -29,41 +29,42 @@ const LayerShape kShapes[] = {
 
 TEST(MoeLayerKernels, FourteenStepsInOrderWithTheirProblems) {
   const LayerShape s{DType::f32, 128, 64, 46, 4};
-  const auto kernels = moe_layer_kernels(s, 2048, "host");
+  const auto kernels = moe_layer_kernels(s, 2048);
   ASSERT_EQ(kernels.size(), static_cast<size_t>(kLayerSteps));
   std::set<std::string> keys;
   for (int i = 0; i < kLayerSteps; ++i) {
     const LayerKernel& k = kernels[static_cast<size_t>(i)];
     EXPECT_EQ(static_cast<int>(k.step), i);
     EXPECT_EQ(k.problem.tokens, 2048);
-    EXPECT_EQ(k.problem.num_experts, 46);
-    EXPECT_EQ(k.problem.top_k, 4);
+    if (k.problem.family == Family::swiglu_bwd) {
+      EXPECT_EQ(k.problem.row_shape().top_k, 4);
+    } else if (family_info(k.problem.family).shape == ShapeKind::routing) {
+      EXPECT_EQ(k.problem.routing(), (RoutingShape{46, 4, 128})) << to_string(k.step);
+    } else {
+      EXPECT_EQ(k.problem.gemm().experts, 46);
+      EXPECT_EQ(k.problem.gemm().top_k, 4);
+    }
     keys.insert(k.problem.key());
   }
   EXPECT_EQ(keys.size(), static_cast<size_t>(kLayerSteps)) << "two steps share a tuning key";
   const auto at = [&](LayerStep step) { return kernels[static_cast<size_t>(step)].problem; };
-  EXPECT_EQ(at(LayerStep::up_swiglu).family, "host_grouped_gemm_swiglu");
-  EXPECT_EQ(at(LayerStep::up_swiglu).d_model, 128);
-  EXPECT_EQ(at(LayerStep::up_swiglu).d_expert, 64);
-  for (LayerStep step : {LayerStep::down_fwd, LayerStep::down_dgrad, LayerStep::down_wgrad}) {
-    EXPECT_EQ(at(step).d_model, 64) << to_string(step);
-    EXPECT_EQ(at(step).d_expert, 128) << to_string(step);
-  }
-  for (LayerStep step : {LayerStep::up_dgrad, LayerStep::up_wgrad}) {
-    EXPECT_EQ(at(step).d_model, 128) << to_string(step);
-    EXPECT_EQ(at(step).d_expert, 128) << to_string(step);
-  }
-  EXPECT_EQ(at(LayerStep::swiglu_bwd).d_expert, 64);
-  EXPECT_EQ(at(LayerStep::gate_bwd).family, "route_gate_bwd");
-  EXPECT_EQ(moe_layer_kernels(s, 2048, "cuda")[3].problem.family, "grouped_gemm_up_swiglu");
+  // One name per operation: the fused up projection is grouped_gemm_up_swiglu on either backend.
+  EXPECT_EQ(at(LayerStep::up_swiglu).family, Family::grouped_gemm_up_swiglu);
+  EXPECT_EQ(at(LayerStep::up_swiglu).gemm(), (GemmShape{46, 4, 128, 64}));  // K = C, N = De
+  for (LayerStep step : {LayerStep::down_fwd, LayerStep::down_dgrad, LayerStep::down_wgrad})
+    EXPECT_EQ(at(step).gemm(), (GemmShape{46, 4, 64, 128})) << to_string(step);  // K = De, N = C
+  for (LayerStep step : {LayerStep::up_dgrad, LayerStep::up_wgrad})
+    EXPECT_EQ(at(step).gemm(), (GemmShape{46, 4, 128, 128})) << to_string(step);  // N = 2 De
+  EXPECT_EQ(at(LayerStep::swiglu_bwd).row_shape(), (RowsShape{4, 64}));
+  EXPECT_EQ(at(LayerStep::gate_bwd).family, Family::route_gate_bwd);
 }
 
 void expect_runnable(const std::string& backend, const DeviceDescription& device) {
   for (const LayerShape& shape : kShapes) {
     if (backend == "host" && shape.dtype != DType::f32) continue;  // host GEMMs are f32
-    for (const LayerKernel& k : moe_layer_kernels(shape, 4096, backend)) {
+    for (const LayerKernel& k : moe_layer_kernels(shape, 4096)) {
       SCOPED_TRACE(k.problem.to_string());
-      const KernelSpec& spec = find_spec(k.problem.family);
+      const KernelSpec& spec = spec_for(k.problem.family, backend);
       EXPECT_TRUE(spec.supports_backend(backend));
       const Config c = spec.heuristic(k.problem, device);
       EXPECT_EQ(spec.prune_reason(k.problem, c, device), "") << c.to_string();
@@ -81,9 +82,9 @@ TEST(MoeLayerKernels, EveryCudaStepIsRunnableByItsSpec) {
   expect_runnable("cuda", arch_limits("sm_80"));
 }
 
-TEST(MoeLayerKernels, BadShapeOrBackendIsAClearError) {
-  EXPECT_THROW(moe_layer_kernels({DType::f32, 128, 64, 4, 8}, 16, "host"), Error);  // top_k > E
-  EXPECT_THROW(moe_layer_kernels({DType::f32, 128, 64, 46, 4}, 16, "metal"), Error);
+TEST(MoeLayerKernels, BadShapeIsAClearError) {
+  EXPECT_THROW(moe_layer_kernels({DType::f32, 128, 64, 4, 8}, 16), Error);  // top_k > E
+  EXPECT_THROW(moe_layer_kernels({DType::f32, 128, 64, 46, 4}, -1), Error);
 }
 
 }  // namespace

@@ -18,13 +18,10 @@ namespace {
 
 const int kOps[] = {gg::kFwd, gg::kUpSwiglu, gg::kDgrad, gg::kWgrad};
 
-// A shape that prunes nothing for shape reasons: K = d_model, N = d_expert.
+// A shape that prunes nothing for shape reasons.
 Problem problem_for(int op) {
-  Problem p;
-  p.family = GroupedGemmSpec::family_of(op);
-  p.dtype = op == gg::kWgrad ? DType::f32 : DType::bf16;
-  p.num_experts = 64, p.top_k = 8, p.d_model = 2048, p.d_expert = 1408, p.tokens = 4096;
-  return p;
+  return Problem(GroupedGemmSpec::family_of(op), op == gg::kWgrad ? DType::f32 : DType::bf16,
+                 GemmShape{64, 8, 2048, 1408}, 4096);
 }
 
 void compile_space(const std::string& arch) {
@@ -33,7 +30,7 @@ void compile_space(const std::string& arch) {
   std::vector<Source> sources;
   std::vector<std::pair<int, Config>> what;
   for (int op : kOps) {
-    GroupedGemmSpec spec(op);
+    GroupedGemmSpec spec(GroupedGemmSpec::family_of(op));
     const Problem problem = problem_for(op);
     for (const Config& c : spec.space(problem, device)) {
       if (!spec.prune_reason(problem, c, device).empty()) continue;
@@ -46,7 +43,7 @@ void compile_space(const std::string& arch) {
   auto futures = compile_all(pool, BinaryCache::global(), compiler, sources);
   for (size_t i = 0; i < futures.size(); ++i) {
     const auto& [op, config] = what[i];
-    SCOPED_TRACE(arch + " " + sources[i].family + " " + sources[i].config);
+    SCOPED_TRACE(sources[i].uri(arch));
     std::shared_ptr<const Binary> binary;
     try {
       binary = futures[i].get();
@@ -86,7 +83,7 @@ TEST(GroupedGemmCompile, EveryConfigOfBothPathsCompilesForSm90a) {
 
 TEST(GroupedGemmSpec, PrunesWhatCannotRun) {
   const DeviceDescription h100 = arch_limits("sm_90a"), a100 = arch_limits("sm_80"), a10 = arch_limits("sm_86");
-  GroupedGemmSpec fwd(gg::kFwd), up(gg::kUpSwiglu);
+  GroupedGemmSpec fwd(Family::grouped_gemm_fwd), up(Family::grouped_gemm_up_swiglu);
   Problem p = problem_for(gg::kFwd);
   // Shared memory over the opt-in limit.
   EXPECT_NE(fwd.prune_reason(p, Config{{"tc", 90}, {"bm", 128}, {"bn", 256}, {"s", 6}}, h100).find("shared memory"),
@@ -101,13 +98,13 @@ TEST(GroupedGemmSpec, PrunesWhatCannotRun) {
             std::string::npos);
   // Widths that are not multiples of 8 are a clear spec-level error naming the fix.
   Problem odd = p;
-  odd.d_expert = 1404;
+  odd.gemm().n = 1404;
   EXPECT_NE(fwd.prune_reason(odd, fwd.heuristic(odd, h100), h100).find("multiples of 8"), std::string::npos);
   EXPECT_THROW(fwd.render(odd, fwd.heuristic(odd, h100), h100), Error);
   // The heuristic always runs, on every arch.
   for (int op : kOps)
     for (const auto& d : {h100, a100, a10, arch_limits("sm_89")}) {
-      GroupedGemmSpec spec(op);
+      GroupedGemmSpec spec(GroupedGemmSpec::family_of(op));
       EXPECT_EQ(spec.prune_reason(problem_for(op), spec.heuristic(problem_for(op), d), d), "") << d.arch;
     }
   // sm_90a offers both paths; sm_80 only mma.sync.
@@ -119,11 +116,14 @@ TEST(GroupedGemmSpec, PrunesWhatCannotRun) {
 }
 
 TEST(GroupedGemmSpec, RendersOneEntryPerConfig) {
-  GroupedGemmSpec wgrad(gg::kWgrad);
+  GroupedGemmSpec wgrad(Family::grouped_gemm_wgrad);
   const Problem p = problem_for(gg::kWgrad);
   const Source s = wgrad.render(p, Config{{"tc", 90}, {"bm", 128}, {"bn", 128}, {"s", 4}}, arch_limits("sm_90a"));
   EXPECT_EQ(s.family, "grouped_gemm_wgrad");
-  EXPECT_EQ(s.config, "f32_tc90_bm128_bn128_s4");
+  EXPECT_EQ(s.dtype, "f32");
+  EXPECT_EQ(s.shape, "any");
+  EXPECT_EQ(s.config, "tc90_bm128_bn128_s4");
+  EXPECT_EQ(s.uri("sm_90a"), "grouped_gemm_wgrad/sm_90a/f32/any/tc90_bm128_bn128_s4");
   ASSERT_EQ(s.entries.size(), 1u);
   EXPECT_EQ(s.entries[0], "moejit::gg::grouped_gemm_sm90_kernel<3, float, 128, 4, 2>");
   EXPECT_NE(s.code.find("grouped_gemm_sm90.cuh"), std::string::npos);

@@ -181,11 +181,9 @@ class GroupedGemmGpu : public ::testing::Test {
 
 void GroupedGemmGpu::run_op(int op, DType out_type, bool accumulate) {
   CudaBackend& be = *backend_;
-  GroupedGemmSpec spec(op);
+  GroupedGemmSpec spec(GroupedGemmSpec::family_of(op));
   {  // Compile every config once, in parallel; the loop below then hits the binary cache.
-    Problem any;
-    any.family = spec.family(), any.dtype = out_type, any.num_experts = 1, any.top_k = 1, any.d_model = 64;
-    any.d_expert = 64, any.tokens = 1;
+    const Problem any(spec.family(), out_type, GemmShape{1, 1, 64, 64}, 1);
     std::vector<Source> sources;
     for (const Config& config : configs(spec, any)) sources.push_back(spec.render(any, config, be.device()));
     ThreadPool pool;
@@ -205,10 +203,7 @@ void GroupedGemmGpu::run_op(int op, DType out_type, bool accumulate) {
                w = random_bf16(e_count * c.k * wwidth, rng);
     const Reference ref = reference(op, c, off, x, dy, w, rows);
 
-    Problem p;
-    p.family = spec.family();
-    p.dtype = out_type;
-    p.num_experts = e_count, p.top_k = 1, p.d_model = c.k, p.d_expert = c.n, p.tokens = rows;
+    const Problem p(spec.family(), out_type, GemmShape{e_count, 1, c.k, c.n}, rows);
 
     DeviceBuffer d_x = DeviceBuffer::from(be, x), d_dy = DeviceBuffer::from(be, dy), d_w = DeviceBuffer::from(be, w),
                  d_off = DeviceBuffer::from(be, off);
@@ -241,7 +236,7 @@ void GroupedGemmGpu::run_op(int op, DType out_type, bool accumulate) {
       args.out_gate_up = d_gu.get();
       args.offsets = static_cast<const int*>(d_off.get());
       args.accumulate = accumulate;
-      launch_grouped_gemm(*kernel, op, p, config, be.device(), args);
+      launch_grouped_gemm(*kernel, p, config, be.device(), args);
       be.synchronize();
 
       const std::vector<double> got = op == kUpSwiglu           ? std::vector<double>()

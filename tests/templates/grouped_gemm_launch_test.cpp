@@ -28,11 +28,7 @@ class RecordingKernel final : public Kernel {
 };
 
 Problem problem(int op, int64_t tokens) {
-  Problem p;
-  p.family = GroupedGemmSpec::family_of(op);
-  p.dtype = DType::bf16;
-  p.num_experts = 64, p.top_k = 8, p.d_model = 2048, p.d_expert = 1024, p.tokens = tokens;
-  return p;
+  return Problem(GroupedGemmSpec::family_of(op), DType::bf16, GemmShape{64, 8, 2048, 1024}, tokens);
 }
 
 GroupedGemmArgs fake_args() {
@@ -50,7 +46,7 @@ TEST(GroupedGemmLaunch, Tc80LaunchesAPersistentGridWithTheCallsParameters) {
     RecordingKernel k;
     GroupedGemmArgs args = fake_args();
     args.accumulate = op == gg::kWgrad;
-    launch_grouped_gemm(k, op, problem(op, 4096), c, a100, args);
+    launch_grouped_gemm(k, problem(op, 4096), c, a100, args);
     ASSERT_EQ(k.launches, 1);
     EXPECT_EQ(k.last.block[0], 256u);
     EXPECT_EQ(k.last.shared_bytes, GroupedGemmSpec::shared_bytes(op, c));
@@ -65,7 +61,7 @@ TEST(GroupedGemmLaunch, Tc80LaunchesAPersistentGridWithTheCallsParameters) {
   }
   // Tiny calls never launch more CTAs than there can be tiles.
   RecordingKernel k;
-  launch_grouped_gemm(k, gg::kFwd, problem(gg::kFwd, 1), c, a100, fake_args());
+  launch_grouped_gemm(k, problem(gg::kFwd, 1), c, a100, fake_args());
   const int64_t max_tiles = (1 + 64) * (1024 / 128);  // (ceil(8 rows / 128) + E) * N tiles
   EXPECT_LE(k.last.grid[0], static_cast<unsigned>(max_tiles));
 }
@@ -74,9 +70,9 @@ TEST(GroupedGemmLaunch, NoRowsNoLaunchExceptWgrad) {
   const DeviceDescription a100 = arch_limits("sm_80");
   const Config c = GroupedGemmSpec::tc80_heuristic(a100);
   RecordingKernel fwd, wgrad;
-  launch_grouped_gemm(fwd, gg::kFwd, problem(gg::kFwd, 0), c, a100, fake_args());
+  launch_grouped_gemm(fwd, problem(gg::kFwd, 0), c, a100, fake_args());
   EXPECT_EQ(fwd.launches, 0);
-  launch_grouped_gemm(wgrad, gg::kWgrad, problem(gg::kWgrad, 0), c, a100, fake_args());  // writes zero dW
+  launch_grouped_gemm(wgrad, problem(gg::kWgrad, 0), c, a100, fake_args());  // writes zero dW
   EXPECT_EQ(wgrad.launches, 1);
 }
 
@@ -84,21 +80,17 @@ TEST(GroupedGemmLaunch, RefusesWhatCannotRun) {
   const DeviceDescription a100 = arch_limits("sm_80");
   RecordingKernel k;
   // tc90 on sm_80.
-  EXPECT_THROW(
-      launch_grouped_gemm(k, gg::kFwd, problem(gg::kFwd, 64), GroupedGemmSpec::tc90_heuristic(), a100, fake_args()),
-      Error);
+  EXPECT_THROW(launch_grouped_gemm(k, problem(gg::kFwd, 64), GroupedGemmSpec::tc90_heuristic(), a100, fake_args()),
+               Error);
   // Missing GU output for the fused up projection.
   GroupedGemmArgs args = fake_args();
   args.out_gate_up = nullptr;
-  EXPECT_THROW(launch_grouped_gemm(k, gg::kUpSwiglu, problem(gg::kUpSwiglu, 64), GroupedGemmSpec::tc80_heuristic(a100),
-                                   a100, args),
+  EXPECT_THROW(launch_grouped_gemm(k, problem(gg::kUpSwiglu, 64), GroupedGemmSpec::tc80_heuristic(a100), a100, args),
                Error);
   // Null offsets.
   args = fake_args();
   args.offsets = nullptr;
-  EXPECT_THROW(
-      launch_grouped_gemm(k, gg::kFwd, problem(gg::kFwd, 64), GroupedGemmSpec::tc80_heuristic(a100), a100, args),
-      Error);
+  EXPECT_THROW(launch_grouped_gemm(k, problem(gg::kFwd, 64), GroupedGemmSpec::tc80_heuristic(a100), a100, args), Error);
   EXPECT_EQ(k.launches, 0);
 }
 

@@ -14,7 +14,6 @@
 #include "host_backend.hpp"
 
 using namespace moejit;
-using Kind = HostGroupedGemmSpec::Kind;
 
 namespace {
 
@@ -61,26 +60,26 @@ struct Data {
   int64_t rows, k, n, ncols;
 };
 
-Data make_data(Kind kind, Problem p, uint32_t seed) {
+Data make_data(Family kind, Problem p, uint32_t seed) {
   std::mt19937 rng(seed);
   Data d;
   d.problem = p;
-  d.rows = HostGroupedGemmSpec::rows(p);
-  d.k = p.d_model;
-  d.n = p.d_expert;
-  d.ncols = kind == Kind::swiglu ? 2 * d.n : d.n;
-  d.offsets = make_offsets(p.num_experts, d.rows, rng);
+  d.rows = p.rows();
+  d.k = p.gemm().k;
+  d.n = p.gemm().n;
+  d.ncols = kind == Family::grouped_gemm_up_swiglu ? 2 * d.n : d.n;
+  d.offsets = make_offsets(p.gemm().experts, d.rows, rng);
   d.x = random_floats(d.rows * d.k, rng);
-  d.w = random_floats(p.num_experts * d.k * d.ncols, rng);
+  d.w = random_floats(p.gemm().experts * d.k * d.ncols, rng);
   d.dy = random_floats(d.rows * d.n, rng);
   return d;
 }
 
 // The expected outputs, in double. swiglu returns {gate_up, h}; others one tensor.
-std::vector<std::vector<double>> reference(Kind kind, const Data& d) {
-  const int64_t E = d.problem.num_experts, K = d.k, N = d.n, NC = d.ncols;
+std::vector<std::vector<double>> reference(Family kind, const Data& d) {
+  const int64_t E = d.problem.gemm().experts, K = d.k, N = d.n, NC = d.ncols;
   std::vector<std::vector<double>> out;
-  if (kind == Kind::fwd || kind == Kind::swiglu) {
+  if (kind == Family::grouped_gemm_fwd || kind == Family::grouped_gemm_up_swiglu) {
     std::vector<double> y(d.rows * NC, 0.0);
     for (int64_t e = 0; e < E; ++e)
       for (int64_t r = d.offsets[e]; r < d.offsets[e + 1]; ++r)
@@ -90,7 +89,7 @@ std::vector<std::vector<double>> reference(Kind kind, const Data& d) {
           y[r * NC + j] = s;
         }
     out.push_back(y);
-    if (kind == Kind::swiglu) {
+    if (kind == Family::grouped_gemm_up_swiglu) {
       std::vector<double> h(d.rows * N);
       for (int64_t r = 0; r < d.rows; ++r)
         for (int64_t j = 0; j < N; ++j) {
@@ -99,7 +98,7 @@ std::vector<std::vector<double>> reference(Kind kind, const Data& d) {
         }
       out.push_back(h);
     }
-  } else if (kind == Kind::dgrad) {
+  } else if (kind == Family::grouped_gemm_dgrad) {
     std::vector<double> dx(d.rows * K, 0.0);
     for (int64_t e = 0; e < E; ++e)
       for (int64_t r = d.offsets[e]; r < d.offsets[e + 1]; ++r)
@@ -121,34 +120,35 @@ std::vector<std::vector<double>> reference(Kind kind, const Data& d) {
 }
 
 // Runs the kernel on poisoned (NaN) outputs and returns them.
-std::vector<std::vector<float>> run(Kind kind, const Data& d, const Config& config) {
+std::vector<std::vector<float>> run(Family kind, const Data& d, const Config& config) {
   const HostGroupedGemmSpec spec(kind);
   Kernel& kernel = kernel_for(spec.render(d.problem, config, backend().device()));
   const float nan = std::nanf("");
-  const int64_t E = d.problem.num_experts;
+  const int64_t E = d.problem.gemm().experts;
   switch (kind) {
-    case Kind::fwd: {
+    case Family::grouped_gemm_fwd: {
       std::vector<float> y(d.rows * d.n, nan);
       launch_host_gemm_fwd(kernel, d.problem, config, d.x.data(), d.w.data(), y.data(), d.offsets.data());
       return {y};
     }
-    case Kind::swiglu: {
+    case Family::grouped_gemm_up_swiglu: {
       std::vector<float> gu(d.rows * 2 * d.n, nan), h(d.rows * d.n, nan);
       launch_host_gemm_swiglu(kernel, d.problem, config, d.x.data(), d.w.data(), gu.data(), h.data(), d.offsets.data());
       return {gu, h};
     }
-    case Kind::dgrad: {
+    case Family::grouped_gemm_dgrad: {
       std::vector<float> dx(d.rows * d.k, nan);
       launch_host_gemm_dgrad(kernel, d.problem, config, d.dy.data(), d.w.data(), dx.data(), d.offsets.data());
       return {dx};
     }
-    case Kind::wgrad: {
+    case Family::grouped_gemm_wgrad: {
       std::vector<float> dw(E * d.k * d.n, nan);
       launch_host_gemm_wgrad(kernel, d.problem, config, d.x.data(), d.dy.data(), dw.data(), d.offsets.data());
       return {dw};
     }
+    default:
+      return {};
   }
-  return {};
 }
 
 void expect_close(const std::vector<std::vector<float>>& got, const std::vector<std::vector<double>>& want,
@@ -164,24 +164,16 @@ void expect_close(const std::vector<std::vector<float>>& got, const std::vector<
   }
 }
 
-Problem problem_for(Kind kind, int64_t experts, int64_t top_k, int64_t tokens, int64_t d_model, int64_t d_expert) {
-  Problem p;
-  p.family = HostGroupedGemmSpec(kind).family();
-  p.dtype = DType::f32;
-  p.num_experts = experts;
-  p.top_k = top_k;
-  p.tokens = tokens;
-  p.d_model = d_model;
-  p.d_expert = d_expert;
-  return p;
+Problem problem_for(Family kind, int64_t experts, int64_t top_k, int64_t tokens, int64_t d_model, int64_t d_expert) {
+  return Problem(kind, DType::f32, GemmShape{experts, top_k, d_model, d_expert}, tokens);
 }
 
-class HostGroupedGemm : public ::testing::TestWithParam<Kind> {};
+class HostGroupedGemm : public ::testing::TestWithParam<Family> {};
 
 // Every config of the space: ~10 distinct binaries per family (blocks and threads are launch
 // arguments), compiled on two threads through the binary cache, then each config checked.
 TEST_P(HostGroupedGemm, EveryConfigInTheSpaceAgreesWithTheReference) {
-  const Kind kind = GetParam();
+  const Family kind = GetParam();
   const HostGroupedGemmSpec spec(kind);
   // rows 123 > every mc tried at mr 6; K 150 > kc 128; N 137 > nc 128; none a multiple of a tile.
   const Problem p = problem_for(kind, 6, 3, 41, 150, 137);
@@ -197,18 +189,19 @@ TEST_P(HostGroupedGemm, EveryConfigInTheSpaceAgreesWithTheReference) {
 
   const Data d = make_data(kind, p, 11);
   const auto want = reference(kind, d);
-  for (const auto& c : configs) expect_close(run(kind, d, c), want, spec.family() + " " + c.to_string());
+  for (const auto& c : configs)
+    expect_close(run(kind, d, c), want, std::string(to_string(spec.family())) + " " + c.to_string());
 }
 
 // The heuristic config over expert counts 1..256 and top-k up to 8, including decode-sized calls.
 TEST_P(HostGroupedGemm, HeuristicHandlesRaggedShapes) {
-  const Kind kind = GetParam();
+  const Family kind = GetParam();
   const HostGroupedGemmSpec spec(kind);
-  struct Shape {
+  struct Case {
     int64_t experts, top_k, tokens, d_model, d_expert;
   };
-  for (Shape s : {Shape{1, 1, 5, 16, 24}, Shape{1, 1, 0, 8, 8}, Shape{3, 2, 1, 33, 17}, Shape{92, 7, 40, 71, 45},
-                  Shape{256, 8, 64, 40, 35}}) {
+  for (Case s : {Case{1, 1, 5, 16, 24}, Case{1, 1, 0, 8, 8}, Case{3, 2, 1, 33, 17}, Case{92, 7, 40, 71, 45},
+                 Case{256, 8, 64, 40, 35}}) {
     const Problem p = problem_for(kind, s.experts, s.top_k, s.tokens, s.d_model, s.d_expert);
     const Config c = spec.heuristic(p, backend().device());
     ASSERT_EQ(spec.prune_reason(p, c, backend().device()), "") << p.to_string();
@@ -218,16 +211,17 @@ TEST_P(HostGroupedGemm, HeuristicHandlesRaggedShapes) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Families, HostGroupedGemm,
-                         ::testing::Values(Kind::fwd, Kind::swiglu, Kind::dgrad, Kind::wgrad),
-                         [](const auto& param_info) { return HostGroupedGemmSpec(param_info.param).family(); });
+                         ::testing::Values(Family::grouped_gemm_fwd, Family::grouped_gemm_up_swiglu,
+                                           Family::grouped_gemm_dgrad, Family::grouped_gemm_wgrad),
+                         [](const auto& param_info) { return std::string(to_string(param_info.param)); });
 
 TEST(HostGroupedGemmSpec, PrunesWithReasons) {
-  const HostGroupedGemmSpec spec(Kind::fwd);
+  const HostGroupedGemmSpec spec(Family::grouped_gemm_fwd);
   DeviceDescription avx2_only;
   avx2_only.backend = "host";
   avx2_only.features = "avx,avx2,fma";
   avx2_only.compute_units = 4;
-  Problem p = problem_for(Kind::fwd, 8, 2, 100, 64, 64);
+  Problem p = problem_for(Family::grouped_gemm_fwd, 8, 2, 100, 64, 64);
   const Config avx512{{"isa", 2},  {"mr", 6},  {"nr", 32},  {"pack", 1},
                       {"kc", 256}, {"mc", 96}, {"nc", 512}, {"threads", 4}};
   EXPECT_EQ(spec.prune_reason(p, avx512, avx2_only), "isa 2 needs AVX-512F");
@@ -245,8 +239,8 @@ TEST(HostGroupedGemmSpec, PrunesWithReasons) {
 }
 
 TEST(HostGroupedGemmSpec, BlocksAndThreadsShareOneBinary) {
-  const HostGroupedGemmSpec spec(Kind::fwd);
-  const Problem p = problem_for(Kind::fwd, 8, 2, 100, 64, 64);
+  const HostGroupedGemmSpec spec(Family::grouped_gemm_fwd);
+  const Problem p = problem_for(Family::grouped_gemm_fwd, 8, 2, 100, 64, 64);
   Config a = spec.heuristic(p, backend().device()), b = a;
   b.set("kc", 128);
   b.set("threads", 1);

@@ -56,13 +56,9 @@ class HostSwiglu : public ::testing::TestWithParam<DType> {};
 
 TEST_P(HostSwiglu, EveryConfigForwardAndBackwardAgree) {
   const DType dtype = GetParam();
-  Problem p;
-  p.dtype = dtype;
-  p.num_experts = 4;
-  p.top_k = 3;
-  p.tokens = 37;  // 111 rows: not a multiple of the 16-row work item
-  p.d_expert = 24;
-  const int64_t rows = SwigluSpec::rows(p), F = p.d_expert;
+  // 37 tokens x top-3 = 111 rows: not a multiple of the 16-row work item.
+  Problem p(Family::swiglu_fwd, dtype, RowsShape{3, 24}, 37);
+  const int64_t rows = p.rows(), F = p.row_shape().width;
   std::mt19937 rng(3);
   std::uniform_real_distribution<float> dist(-4, 4);
   std::vector<float> gu(rows * 2 * F), dh(rows * F);

@@ -47,8 +47,8 @@ GateRun<E, K> run_forward(const GateCase& c, int64_t tokens, std::mt19937& rng) 
   a.weight = run.weight.data();
   a.probs = run.probs.data();
   a.lse = run.lse.data();
-  launch_route_gate_fwd(kernel, routing_problem("route_gate_fwd", E, K, tokens), Config{{"lanes", 1}, {"tokens", 1}},
-                        a);
+  launch_route_gate_fwd(kernel, routing_problem(Family::route_gate_fwd, E, K, tokens),
+                        Config{{"lanes", 1}, {"tokens", 1}}, a);
   return run;
 }
 
@@ -106,8 +106,8 @@ void check_backward(const GateCase& c, int64_t tokens, unsigned seed) {
   a.params = to_params(c.router);
   a.grad.z_scale = route_z_scale(z_coef, tokens);
   a.d_logits = d_logits.data();
-  launch_route_gate_bwd(kernel, routing_problem("route_gate_bwd", E, K, tokens), Config{{"lanes", 1}, {"tokens", 1}},
-                        a);
+  launch_route_gate_bwd(kernel, routing_problem(Family::route_gate_bwd, E, K, tokens),
+                        Config{{"lanes", 1}, {"tokens", 1}}, a);
   const std::vector<double> aux_d(aux.begin(), aux.end());
   const double h = 1e-4;
   for (int64_t t = 0; t < tokens; ++t) {
@@ -188,7 +188,8 @@ TEST(RoutingGate, AllEqualLogitsPickLowestIndices) {
   a.logits = equal.data();
   a.index = index.data();
   a.weight = weight.data();
-  launch_route_gate_fwd(kernel, routing_problem("route_gate_fwd", 64, 8, 4), Config{{"lanes", 1}, {"tokens", 1}}, a);
+  launch_route_gate_fwd(kernel, routing_problem(Family::route_gate_fwd, 64, 8, 4), Config{{"lanes", 1}, {"tokens", 1}},
+                        a);
   for (int t = 0; t < 4; ++t)
     for (int r = 0; r < 8; ++r) {
       EXPECT_EQ(index[t * 8 + r], r);
@@ -201,7 +202,7 @@ TEST(RoutingGate, RejectsBadGroups) {
   GateForwardArgs a;
   a.params.n_groups = 7;  // does not divide E = 64
   a.params.topk_groups = 1;
-  EXPECT_THROW(launch_route_gate_fwd(kernel, routing_problem("route_gate_fwd", 64, 8, 4),
+  EXPECT_THROW(launch_route_gate_fwd(kernel, routing_problem(Family::route_gate_fwd, 64, 8, 4),
                                      Config{{"lanes", 1}, {"tokens", 1}}, a),
                Error);
 }

@@ -24,9 +24,9 @@ struct Loaded {
   Kernel& operator[](size_t i) { return *kernels.at(i); }
 };
 
-Loaded load(CudaBackend& backend, const std::string& family, Problem p, const Config& config) {
+Loaded load(CudaBackend& backend, Family family, Problem p, const Config& config) {
   p.family = family;
-  const auto& spec = find_spec(family);
+  const auto& spec = spec_for(family, "cuda");
   const Source source = spec.render(p, config, backend.device());
   auto binary = backend.build(source);
   Loaded l;
@@ -68,7 +68,7 @@ void check_pipeline(CudaBackend& gpu, const Case& c, unsigned seed) {
                " T=" + std::to_string(c.tokens) + " gate " + c.gate_config.to_string() + " plan " +
                c.plan_config.to_string() + " rows " + c.rows_config.to_string());
   const DType dtype = std::is_same_v<T, bf16> ? DType::bf16 : DType::f32;
-  const Problem p = routing_problem("", E, K, c.tokens, D, dtype);
+  const Problem p = routing_problem(Family::route_gate_fwd, E, K, c.tokens, D, dtype);
   const int64_t T_ = c.tokens;
   std::mt19937 rng(seed);
   auto logits = random_floats(T_ * E, rng);
@@ -78,7 +78,7 @@ void check_pipeline(CudaBackend& gpu, const Case& c, unsigned seed) {
   const LossParams loss{0.01f, 0.001f};
 
   // ---- gating forward ----
-  auto gate_k = load(gpu, "route_gate_fwd", p, c.gate_config);
+  auto gate_k = load(gpu, Family::route_gate_fwd, p, c.gate_config);
   auto d_logits_in = upload(gpu, logits), d_bias = upload(gpu, bias);
   auto d_index = poisoned_buffer<int>(gpu, T_ * K), d_weight = poisoned_buffer<float>(gpu, T_ * K);
   auto d_probs = poisoned_buffer<float>(gpu, T_ * E), d_lse = poisoned_buffer<float>(gpu, T_);
@@ -119,7 +119,7 @@ void check_pipeline(CudaBackend& gpu, const Case& c, unsigned seed) {
   for (int64_t i = 0; i < T_ * E; ++i) ASSERT_TRUE(near(probs[i], h_probs[i], 1e-7, 1e-5, "probs"));
 
   // ---- plan on the GPU's choice, on both sides ----
-  auto plan_k = load(gpu, "route_plan", p, c.plan_config);
+  auto plan_k = load(gpu, Family::route_plan, p, c.plan_config);
   const int64_t max_rows = route_max_rows(p, c.capacity, c.pad_to);
   auto d_ws = DeviceBuffer(gpu, std::max<size_t>(route_plan_workspace_bytes(p, c.plan_config), 16));
   auto d_counts = poisoned_buffer<int>(gpu, E), d_dropped = poisoned_buffer<int>(gpu, E);
@@ -164,8 +164,8 @@ void check_pipeline(CudaBackend& gpu, const Case& c, unsigned seed) {
   EXPECT_TRUE(same_bits(download<float>(gpu, d_aux_scale, E), h_aux_scale));
 
   // ---- permute / combine, forward and backward ----
-  auto scatter_k = load(gpu, "route_permute_fwd", p, c.rows_config);
-  auto gather_k = load(gpu, "route_combine_fwd", p, c.rows_config);
+  auto scatter_k = load(gpu, Family::route_permute_fwd, p, c.rows_config);
+  auto gather_k = load(gpu, Family::route_combine_fwd, p, c.rows_config);
   const auto x = to_storage<T>(random_floats(T_ * D, rng));
   const auto y = to_storage<T>(random_floats(std::max(rows, 1) * int64_t{D}, rng));
   const auto shared = to_storage<T>(random_floats(T_ * D, rng));
@@ -220,7 +220,7 @@ void check_pipeline(CudaBackend& gpu, const Case& c, unsigned seed) {
     ASSERT_TRUE(near(dw[i], h_dw[i], 5e-3, 1e-4, "d_weight"));  // 2048-term fp32 dots, different trees
 
   // ---- gating backward ----
-  auto gate_bwd_k = load(gpu, "route_gate_bwd", p, c.gate_config);
+  auto gate_bwd_k = load(gpu, Family::route_gate_bwd, p, c.gate_config);
   auto gdl = poisoned_buffer<float>(gpu, T_ * E);
   GateBackwardArgs gb;
   gb.logits = ga.logits, gb.index = ga.index, gb.d_weight = static_cast<const float*>(gdw.get());
@@ -274,7 +274,7 @@ TEST(RoutingGpu, PaperShapesFp32SigmoidCapacityGroups) {
   CudaBackend gpu;
   Case paper = make_case(777, {{"lanes", 16}, {"tokens", 8}}, {{"warps", 8}}, {{"vec", 4}, {"lanes", 32}, {"rows", 2}});
   check_pipeline<float, 92, 7, 1408>(gpu, paper, 2);
-  paper.capacity = route_capacity(1.0, routing_problem("", 92, 7, 777));
+  paper.capacity = route_capacity(1.0, routing_problem(Family::route_gate_fwd, 92, 7, 777));
   paper.pad_to = 64;
   check_pipeline<float, 92, 7, 1408>(gpu, paper, 3);
   Case groups =

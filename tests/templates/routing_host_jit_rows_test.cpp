@@ -20,9 +20,9 @@ HostBackend& backend() {
   return b;
 }
 
-std::unique_ptr<Kernel> jit_load(const std::string& family, Problem p, const Config& config) {
+std::unique_ptr<Kernel> jit_load(Family family, Problem p, const Config& config) {
   p.family = family;
-  const Source source = find_spec(family).render(p, config, backend().device());
+  const Source source = spec_for(family, "host").render(p, config, backend().device());
   return backend().load(backend().build(source), source.entries.at(0));
 }
 
@@ -44,11 +44,11 @@ template <typename T>
 RowsOut<T> run_rows(Kernel* const* k, const Problem& p, const Config& config, const RowsIn& in, const std::vector<T>& x,
                     const std::vector<T>& y, const std::vector<T>& shared, const std::vector<T>& d_out,
                     const std::vector<T>& d_perm) {
-  const int64_t D = p.d_model, rows = static_cast<int64_t>(in.plan.row_source.size());
+  const int64_t D = p.routing().width, rows = static_cast<int64_t>(in.plan.row_source.size());
   RowsOut<T> out;
   out.permuted = poisoned<T>(rows * D), out.d_y = poisoned<T>(rows * D);
   out.combined = poisoned<T>(p.tokens * D), out.d_x = poisoned<T>(p.tokens * D);
-  out.d_weight = poisoned<float>(p.tokens * p.top_k);
+  out.d_weight = poisoned<float>(p.tokens * p.routing().top_k);
   const int* slot = in.plan.slot.data();
   ScatterArgs permute;
   permute.src = x.data(), permute.slot = slot, permute.dst = out.permuted.data();
@@ -76,7 +76,8 @@ void expect_same_bits(const RowsOut<T>& a, const RowsOut<T>& b, const std::strin
   EXPECT_TRUE(same_bits(a.d_x, b.d_x)) << what << ": d_x";
 }
 
-const char* const kFamilies[] = {"route_permute_fwd", "route_combine_bwd", "route_combine_fwd", "route_permute_bwd"};
+const Family kFamilies[] = {Family::route_permute_fwd, Family::route_combine_bwd, Family::route_combine_fwd,
+                            Family::route_permute_bwd};
 
 // other_vec: the second config's vector width (0: the heuristic's, so only the thread count differs).
 template <typename T, int K, int D>
@@ -85,8 +86,8 @@ void check_rows(int experts, int64_t tokens, Load load, int capacity, int pad_to
   SCOPED_TRACE("rows E=" + std::to_string(experts) + " K=" + std::to_string(K) + " D=" + std::to_string(D) +
                " T=" + std::to_string(tokens) + " load=" + std::to_string(static_cast<int>(load)) +
                (std::is_same_v<T, bf16> ? " bf16" : " f32"));
-  const Problem p =
-      routing_problem("route_rows", experts, K, tokens, D, std::is_same_v<T, bf16> ? DType::bf16 : DType::f32);
+  const Problem p = routing_problem(Family::route_permute_fwd, experts, K, tokens, D,
+                                    std::is_same_v<T, bf16> ? DType::bf16 : DType::f32);
   std::mt19937 rng(seed);
   RowsIn in;
   const auto index = random_choices(tokens, experts, K, load, rng);
@@ -99,10 +100,10 @@ void check_rows(int experts, int64_t tokens, Load load, int capacity, int pad_to
   const auto d_out = to_storage<T>(random_floats(tokens * D, rng)),
              d_perm = to_storage<T>(random_floats(rows * D, rng));
 
-  Config config = find_spec(kFamilies[0]).heuristic(p, backend().device());
+  Config config = spec_for(kFamilies[0], "host").heuristic(p, backend().device());
   config.set("threads", 2);
   std::vector<std::unique_ptr<Kernel>> jit;
-  for (const char* family : kFamilies) jit.push_back(jit_load(family, p, config));
+  for (Family family : kFamilies) jit.push_back(jit_load(family, p, config));
   Kernel* k[] = {jit[0].get(), jit[1].get(), jit[2].get(), jit[3].get()};
   const auto got = run_rows<T>(k, p, config, in, x, y, shared, d_out, d_perm);
 
@@ -149,7 +150,7 @@ void check_rows(int experts, int64_t tokens, Load load, int capacity, int pad_to
   other.set("threads", 1);
   if (other_vec) other.set("vec", other_vec);
   std::vector<std::unique_ptr<Kernel>> jit_other;
-  for (const char* family : kFamilies) jit_other.push_back(jit_load(family, p, other));
+  for (Family family : kFamilies) jit_other.push_back(jit_load(family, p, other));
   Kernel* ko[] = {jit_other[0].get(), jit_other[1].get(), jit_other[2].get(), jit_other[3].get()};
   expect_same_bits(run_rows<T>(ko, p, other, in, x, y, shared, d_out, d_perm), got, other.to_string());
 }

@@ -24,9 +24,9 @@ HostBackend& backend() {
 }
 
 // Every entry of `family`'s source for `config`, built through the binary cache and loaded.
-std::vector<std::unique_ptr<Kernel>> jit_load(const std::string& family, Problem p, const Config& config) {
+std::vector<std::unique_ptr<Kernel>> jit_load(Family family, Problem p, const Config& config) {
   p.family = family;
-  const Source source = find_spec(family).render(p, config, backend().device());
+  const Source source = spec_for(family, "host").render(p, config, backend().device());
   auto binary = backend().build(source);
   std::vector<std::unique_ptr<Kernel>> kernels;
   for (const auto& entry : source.entries) kernels.push_back(backend().load(binary, entry));
@@ -34,9 +34,8 @@ std::vector<std::unique_ptr<Kernel>> jit_load(const std::string& family, Problem
 }
 
 // The heuristic config with other thread count / vector width / warps.
-Config variant(const std::string& family, const Problem& p, int64_t threads, const char* name = nullptr,
-               int64_t value = 0) {
-  Config c = find_spec(family).heuristic(p, backend().device());
+Config variant(Family family, const Problem& p, int64_t threads, const char* name = nullptr, int64_t value = 0) {
+  Config c = spec_for(family, "host").heuristic(p, backend().device());
   c.set("threads", threads);
   if (name) c.set(name, value);
   return c;
@@ -55,12 +54,12 @@ void check_gate(RefRouter router, bool with_bias, bool ties, int64_t tokens, uns
   const auto bias = random_floats(E, rng, -0.05f, 0.05f);
   auto index = poisoned<int>(tokens * K);
   auto weight = poisoned<float>(tokens * K), probs = poisoned<float>(tokens * E), lse = poisoned<float>(tokens);
-  const Problem p = routing_problem("route_gate_fwd", E, K, tokens);
+  const Problem p = routing_problem(Family::route_gate_fwd, E, K, tokens);
   GateForwardArgs a;
   a.logits = logits.data(), a.bias = with_bias ? bias.data() : nullptr, a.params = to_params(router);
   a.index = index.data(), a.weight = weight.data(), a.probs = probs.data(), a.lse = lse.data();
-  auto fwd = jit_load("route_gate_fwd", p, variant("route_gate_fwd", p, 2));
-  launch_route_gate_fwd(*fwd[0], p, variant("route_gate_fwd", p, 2), a);
+  auto fwd = jit_load(Family::route_gate_fwd, p, variant(Family::route_gate_fwd, p, 2));
+  launch_route_gate_fwd(*fwd[0], p, variant(Family::route_gate_fwd, p, 2), a);
   for (int64_t t = 0; t < tokens; ++t) {
     const std::vector<double> l(logits.begin() + t * E, logits.begin() + (t + 1) * E);
     double want_lse = 0;
@@ -88,9 +87,9 @@ void check_gate(RefRouter router, bool with_bias, bool ties, int64_t tokens, uns
   GateBackwardArgs b;
   b.logits = logits.data(), b.index = index.data(), b.d_weight = dw.data(), b.aux_scale = aux.data();
   b.params = a.params, b.grad.z_scale = route_z_scale(z_coef, tokens), b.d_logits = d_logits.data();
-  const Problem pb = routing_problem("route_gate_bwd", E, K, tokens);
-  auto bwd = jit_load("route_gate_bwd", pb, variant("route_gate_bwd", pb, 2));
-  launch_route_gate_bwd(*bwd[0], pb, variant("route_gate_bwd", pb, 2), b);
+  const Problem pb = routing_problem(Family::route_gate_bwd, E, K, tokens);
+  auto bwd = jit_load(Family::route_gate_bwd, pb, variant(Family::route_gate_bwd, pb, 2));
+  launch_route_gate_bwd(*bwd[0], pb, variant(Family::route_gate_bwd, pb, 2), b);
   const std::vector<double> aux_d(aux.begin(), aux.end());
   const double h = 1e-4;
   for (int64_t t = 0; t < std::min<int64_t>(tokens, 40); ++t) {  // central differences: a few tokens suffice
@@ -135,9 +134,10 @@ PlanOut run_plan(Kernel& count, Kernel& offsets, Kernel& slots, const Problem& p
                  const std::vector<int>& index, const std::vector<float>& probs, const std::vector<float>& lse,
                  int capacity, int pad_to) {
   PlanOut out;
-  const int E = static_cast<int>(p.num_experts);
+  const int E = static_cast<int>(p.routing().experts);
   out.counts = poisoned<int>(E), out.dropped = poisoned<int>(E), out.offsets = poisoned<int>(E + 1);
-  out.slot = poisoned<int>(p.tokens * p.top_k), out.row_source = poisoned<int>(route_max_rows(p, capacity, pad_to));
+  out.slot = poisoned<int>(p.tokens * p.routing().top_k),
+  out.row_source = poisoned<int>(route_max_rows(p, capacity, pad_to));
   out.aux_scale = poisoned<float>(E), out.losses = poisoned<float>(2);
   std::vector<char> workspace(route_plan_workspace_bytes(p, config));
   PlanArgs a;
@@ -157,9 +157,10 @@ void check_plan(int64_t tokens, Load load, int capacity, int pad_to, unsigned se
   std::mt19937 rng(seed);
   const auto index = random_choices(tokens, E, K, load, rng);
   const auto probs = random_floats(tokens * E, rng, 0.0f, 1.0f), lse = random_floats(tokens, rng, 0.0f, 5.0f);
-  const Problem p = routing_problem("route_plan", E, K, tokens);
-  const Config heuristic = variant("route_plan", p, 2, "warps", 8), other = variant("route_plan", p, 1, "warps", 1);
-  auto jit = jit_load("route_plan", p, heuristic), jit_other = jit_load("route_plan", p, other);
+  const Problem p = routing_problem(Family::route_plan, E, K, tokens);
+  const Config heuristic = variant(Family::route_plan, p, 2, "warps", 8),
+               other = variant(Family::route_plan, p, 1, "warps", 1);
+  auto jit = jit_load(Family::route_plan, p, heuristic), jit_other = jit_load(Family::route_plan, p, other);
   const auto got = run_plan(*jit[0], *jit[1], *jit[2], p, heuristic, index, probs, lse, capacity, pad_to);
   const auto want = ref_plan(index, tokens, E, K, capacity, pad_to);
   EXPECT_EQ(got.counts, want.counts);
@@ -185,7 +186,7 @@ void check_plan(int64_t tokens, Load load, int capacity, int pad_to, unsigned se
               small.counts == got.counts && small.dropped == got.dropped)
       << "warps 1 differs from warps 8";
   // One thread instead of two, same chunks: every output bit-identical.
-  const Config one_thread = variant("route_plan", p, 1, "warps", 8);
+  const Config one_thread = variant(Family::route_plan, p, 1, "warps", 8);
   EXPECT_TRUE(run_plan(*jit[0], *jit[1], *jit[2], p, one_thread, index, probs, lse, capacity, pad_to) == got)
       << "1 thread differs from 2 threads";
   FunctionKernel count(&route_count_host<E, K, 256>), offsets(&route_offsets_host<E, K>),
@@ -208,8 +209,8 @@ TEST(RoutingHostJit, Plan) {
 TEST(RoutingHostJit, BiasUpdate) {
   const std::vector<int> counts{10, 30, 20, 20};  // T*K/E = 20
   std::vector<float> bias{0.5f, 0.5f, 0.5f, -1.0f};
-  const Problem p = routing_problem("route_plan", 4, 2, 40);
-  auto jit = jit_load("route_plan", p, variant("route_plan", p, 2));
+  const Problem p = routing_problem(Family::route_plan, 4, 2, 40);
+  auto jit = jit_load(Family::route_plan, p, variant(Family::route_plan, p, 2));
   launch_route_bias_update(*jit[3], p, counts.data(), bias.data(), 0.125f);
   EXPECT_EQ(bias, (std::vector<float>{0.625f, 0.375f, 0.5f, -1.0f}));
 }

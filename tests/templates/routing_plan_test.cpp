@@ -18,7 +18,7 @@ struct PlanOut {
 template <int E, int K, int WARPS>
 PlanOut run_plan(const std::vector<int>& index, const std::vector<float>* probs, const std::vector<float>* lse,
                  int64_t tokens, int capacity, int pad_to, LossParams loss) {
-  const Problem problem = routing_problem("route_plan", E, K, tokens);
+  const Problem problem = routing_problem(Family::route_plan, E, K, tokens);
   const Config config{{"warps", WARPS}};
   PlanOut out;
   out.counts = poisoned<int>(E);
@@ -113,13 +113,13 @@ TEST(RoutingPlan, SixteenThousandTokens) {
 
 TEST(RoutingPlan, CapacityDropsLatestTokens) {
   for (Load load : {Load::uniform, Load::skewed, Load::one_expert}) {
-    const Problem p = routing_problem("route_plan", 64, 8, 1000);
+    const Problem p = routing_problem(Family::route_plan, 64, 8, 1000);
     check_plan<64, 8>(1000, load, route_capacity(1.0, p), 1, 30);
     check_plan<64, 8>(1000, load, route_capacity(1.25, p), 64, 31);
     check_plan<64, 8>(1000, load, 0, 1, 32);  // capacity 0: everything dropped
   }
-  EXPECT_EQ(route_capacity(0.0, routing_problem("route_plan", 64, 8, 1000)), -1);
-  EXPECT_EQ(route_capacity(1.0, routing_problem("route_plan", 64, 8, 1000)), 125);
+  EXPECT_EQ(route_capacity(0.0, routing_problem(Family::route_plan, 64, 8, 1000)), -1);
+  EXPECT_EQ(route_capacity(1.0, routing_problem(Family::route_plan, 64, 8, 1000)), 125);
 }
 
 TEST(RoutingPlan, WithoutOptionalLossInputs) {
@@ -135,7 +135,7 @@ TEST(RoutingPlan, BiasUpdateMovesTowardMeanLoad) {
   const std::vector<int> counts{10, 30, 20, 20};  // T*K/E = 20
   std::vector<float> bias{0.5f, 0.5f, 0.5f, -1.0f};
   FunctionKernel kernel(&route_bias_update_host<4>);
-  launch_route_bias_update(kernel, routing_problem("route_plan", 4, 2, 40), counts.data(), bias.data(), 0.125f);
+  launch_route_bias_update(kernel, routing_problem(Family::route_plan, 4, 2, 40), counts.data(), bias.data(), 0.125f);
   EXPECT_EQ(bias, (std::vector<float>{0.625f, 0.375f, 0.5f, -1.0f}));
 }
 

@@ -37,7 +37,7 @@ RowsOut<T, VEC, K> run_rows(const RowsCase& c, const RefPlan& plan, const std::v
                             const std::vector<float>& weight, const std::vector<T>& shared, const std::vector<T>& d_out,
                             const std::vector<T>& d_perm) {
   const DType dtype = std::is_same_v<T, bf16> ? DType::bf16 : DType::f32;
-  const Problem problem = routing_problem("route_rows", c.experts, K, c.tokens, kD, dtype);
+  const Problem problem = routing_problem(Family::route_permute_fwd, c.experts, K, c.tokens, kD, dtype);
   const Config config{{"vec", VEC}, {"lanes", 1}, {"rows", 1}};
   const size_t rows = plan.row_source.size();
   RowsOut<T, VEC, K> out;

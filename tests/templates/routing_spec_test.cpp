@@ -19,21 +19,25 @@
 namespace moejit::test {
 namespace {
 
-const std::vector<std::string> kFamilies{"route_gate_fwd",    "route_gate_bwd",    "route_plan",
-                                         "route_permute_fwd", "route_combine_bwd", "route_combine_fwd",
-                                         "route_permute_bwd"};
+const std::vector<Family> kFamilies{Family::route_gate_fwd,    Family::route_gate_bwd,    Family::route_plan,
+                                    Family::route_permute_fwd, Family::route_combine_bwd, Family::route_combine_fwd,
+                                    Family::route_permute_bwd};
 
 // (E, K, d_model, dtype) of the shapes file, plus group-limited and limit shapes.
 std::vector<Problem> shapes() {
-  return {routing_problem("", 8, 2, 4096, 4096),   routing_problem("", 64, 6, 4096, 2048),
-          routing_problem("", 64, 8, 4096, 2048),  routing_problem("", 128, 8, 16384, 2048),
-          routing_problem("", 92, 7, 4096, 1408),  routing_problem("", 78, 6, 4096, 2048, DType::f32),
-          routing_problem("", 256, 8, 4096, 7168), routing_problem("", 512, 16, 1, 1024, DType::f32)};
+  return {routing_problem(Family::route_gate_fwd, 8, 2, 4096, 4096),
+          routing_problem(Family::route_gate_fwd, 64, 6, 4096, 2048),
+          routing_problem(Family::route_gate_fwd, 64, 8, 4096, 2048),
+          routing_problem(Family::route_gate_fwd, 128, 8, 16384, 2048),
+          routing_problem(Family::route_gate_fwd, 92, 7, 4096, 1408),
+          routing_problem(Family::route_gate_fwd, 78, 6, 4096, 2048, DType::f32),
+          routing_problem(Family::route_gate_fwd, 256, 8, 4096, 7168),
+          routing_problem(Family::route_gate_fwd, 512, 16, 1, 1024, DType::f32)};
 }
 
 TEST(RoutingSpec, RegisteredAndHeuristicsValid) {
   for (const auto& family : kFamilies) {
-    const auto& spec = find_spec(family);
+    const auto& spec = spec_for(family, "cuda");
     EXPECT_TRUE(spec.supports_backend("cuda"));
     EXPECT_TRUE(spec.supports_backend("host"));
     for (auto p : shapes()) {
@@ -50,29 +54,33 @@ TEST(RoutingSpec, RegisteredAndHeuristicsValid) {
 }
 
 TEST(RoutingSpec, PruneReasonsNameTheLimit) {
-  const auto& gate = find_spec("route_gate_fwd");
+  const auto& gate = spec_for(Family::route_gate_fwd, "cuda");
   const auto device = arch_limits("sm_90a");
-  EXPECT_NE(
-      gate.prune_reason(routing_problem("", 600, 8, 1), Config{{"lanes", 32}, {"tokens", 4}}, device).find("E 600"),
-      std::string::npos);
-  EXPECT_NE(
-      gate.prune_reason(routing_problem("", 64, 17, 1), Config{{"lanes", 32}, {"tokens", 4}}, device).find("top_k"),
-      std::string::npos);
-  EXPECT_NE(
-      gate.prune_reason(routing_problem("", 512, 8, 1), Config{{"lanes", 4}, {"tokens", 16}}, device).find("spills"),
-      std::string::npos);
-  const auto& rows = find_spec("route_permute_fwd");
-  EXPECT_NE(
-      rows.prune_reason(routing_problem("", 64, 8, 1, 100), Config{{"vec", 8}, {"lanes", 32}, {"rows", 4}}, device)
-          .find("% vec"),
-      std::string::npos);
-  EXPECT_THROW(rows.render(routing_problem("", 64, 8, 1, 100), Config{{"vec", 8}, {"lanes", 32}, {"rows", 4}}, device),
+  EXPECT_NE(gate.prune_reason(routing_problem(Family::route_gate_fwd, 600, 8, 1), Config{{"lanes", 32}, {"tokens", 4}},
+                              device)
+                .find("E 600"),
+            std::string::npos);
+  EXPECT_NE(gate.prune_reason(routing_problem(Family::route_gate_fwd, 64, 17, 1), Config{{"lanes", 32}, {"tokens", 4}},
+                              device)
+                .find("top_k"),
+            std::string::npos);
+  EXPECT_NE(gate.prune_reason(routing_problem(Family::route_gate_fwd, 512, 8, 1), Config{{"lanes", 4}, {"tokens", 16}},
+                              device)
+                .find("spills"),
+            std::string::npos);
+  const auto& rows = spec_for(Family::route_permute_fwd, "cuda");
+  EXPECT_NE(rows.prune_reason(routing_problem(Family::route_gate_fwd, 64, 8, 1, 100),
+                              Config{{"vec", 8}, {"lanes", 32}, {"rows", 4}}, device)
+                .find("% vec"),
+            std::string::npos);
+  EXPECT_THROW(rows.render(routing_problem(Family::route_gate_fwd, 64, 8, 1, 100),
+                           Config{{"vec", 8}, {"lanes", 32}, {"rows", 4}}, device),
                Error);
 }
 
 TEST(RoutingSpec, RendersEntriesForBothBackends) {
-  const Problem p = routing_problem("route_plan", 128, 8, 16384, 2048);
-  const auto& plan = find_spec("route_plan");
+  const Problem p = routing_problem(Family::route_plan, 128, 8, 16384, 2048);
+  const auto& plan = spec_for(Family::route_plan, "cuda");
   const Source gpu = plan.render(p, plan.heuristic(p, arch_limits("sm_90a")), arch_limits("sm_90a"));
   ASSERT_EQ(gpu.entries.size(), 4u);
   EXPECT_EQ(gpu.entries[0], "moejit::route_count_kernel<128, 8, 8>");
@@ -87,9 +95,9 @@ TEST(RoutingSpec, RendersEntriesForBothBackends) {
 // The host backend's input: every family's rendered host source, compiled as one C++ file.
 TEST(RoutingSpec, HostSourcesCompileWithTheSystemCompiler) {
   std::string all;
-  const Problem shape = routing_problem("", 128, 8, 4096, 2048);
+  const Problem shape = routing_problem(Family::route_gate_fwd, 128, 8, 4096, 2048);
   for (const auto& family : kFamilies) {
-    const auto& spec = find_spec(family);
+    const auto& spec = spec_for(family, "cuda");
     all += spec.render(shape, spec.heuristic(shape, host_device()), host_device()).code;
   }
   const auto dir = std::filesystem::temp_directory_path() / ("moejit_routing_host_" + std::to_string(::getpid()));
@@ -108,7 +116,7 @@ void compile_without_spills(const std::string& arch, const std::vector<Problem>&
   const DeviceDescription device = arch_limits(arch);
   std::vector<Source> sources;
   for (const auto& family : kFamilies) {
-    const auto& spec = find_spec(family);
+    const auto& spec = spec_for(family, "cuda");
     for (auto p : problems) {
       p.family = family;
       sources.push_back(spec.render(p, spec.heuristic(p, device), device));
@@ -128,11 +136,12 @@ void compile_without_spills(const std::string& arch, const std::vector<Problem>&
 }
 
 TEST(RoutingNvrtc, Sm90aMainShapesCompileWithoutSpills) {
-  compile_without_spills("sm_90a", {routing_problem("", 128, 8, 16384, 2048), routing_problem("", 256, 8, 4096, 7168)});
+  compile_without_spills("sm_90a", {routing_problem(Family::route_gate_fwd, 128, 8, 16384, 2048),
+                                    routing_problem(Family::route_gate_fwd, 256, 8, 4096, 7168)});
 }
 
 TEST(RoutingNvrtc, Sm80CompilesWithoutSpills) {
-  compile_without_spills("sm_80", {routing_problem("", 92, 7, 4096, 1408, DType::f32)});
+  compile_without_spills("sm_80", {routing_problem(Family::route_gate_fwd, 92, 7, 4096, 1408, DType::f32)});
 }
 
 }  // namespace

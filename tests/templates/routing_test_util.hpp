@@ -49,16 +49,9 @@ inline DeviceDescription host_device() {
   return d;
 }
 
-inline Problem routing_problem(const std::string& family, int64_t experts, int64_t top_k, int64_t tokens,
-                               int64_t d_model = 64, DType dtype = DType::bf16) {
-  Problem p;
-  p.family = family;
-  p.dtype = dtype;
-  p.num_experts = experts;
-  p.top_k = top_k;
-  p.d_model = d_model;
-  p.tokens = tokens;
-  return p;
+inline Problem routing_problem(Family family, int64_t experts, int64_t top_k, int64_t tokens, int64_t width = 64,
+                               DType dtype = DType::bf16) {
+  return Problem(family, dtype, RoutingShape{experts, top_k, width}, tokens);
 }
 
 inline std::vector<float> random_floats(size_t n, std::mt19937& rng, float lo = -3.0f, float hi = 3.0f) {

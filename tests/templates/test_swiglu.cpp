@@ -65,14 +65,14 @@ TEST(SwigluShared, PerVectorCodeMatchesDoubleReference) {
 TEST(SwigluSpec, PrunesWhatCannotRunAndKeepsTheHeuristicValid) {
   auto device = arch_limits("sm_90a");
   SwigluSpec spec(false);
-  Problem p{"swiglu_fwd", DType::f32, 8, 2, 512, 1000, 10};
+  Problem p(Family::swiglu_fwd, DType::f32, RowsShape{2, 1000}, 10);
   EXPECT_NE(spec.prune_reason(p, Config{{"vec", 8}, {"threads", 256}}, device), "");  // 32 bytes
   EXPECT_NE(spec.prune_reason(p, Config{{"vec", 16}, {"threads", 256}}, device), "");
-  p.d_expert = 1001;
+  p.row_shape().width = 1001;
   EXPECT_NE(spec.prune_reason(p, Config{{"vec", 2}, {"threads", 256}}, device), "");
   for (int64_t width : {1, 2, 3, 8, 320, 1001, 1408})
     for (DType dtype : {DType::f32, DType::bf16}) {
-      Problem q{"swiglu_fwd", dtype, 8, 2, 512, width, 10};
+      Problem q(Family::swiglu_fwd, dtype, RowsShape{2, width}, 10);
       EXPECT_EQ(spec.prune_reason(q, spec.heuristic(q, device), device), "") << q.to_string();
     }
 }
@@ -88,7 +88,7 @@ TEST(SwigluSpec, EveryConfigCompilesForSm80AndSm90aWithoutSpills) {
     for (bool backward : {false, true}) {
       SwigluSpec spec(backward);
       for (DType dtype : {DType::bf16, DType::f32}) {
-        Problem p{spec.family(), dtype, 64, 8, 2048, 1408, 4096};
+        Problem p(spec.family(), dtype, RowsShape{8, 1408}, 4096);
         for (const auto& c : spec.space(p, device))
           if (spec.prune_reason(p, c, device).empty()) sources.push_back(spec.render(p, c, device));
       }
@@ -144,8 +144,8 @@ void check_every_config(CudaBackend& backend, DType dtype, int64_t tokens, int64
   const double rtol = dtype == DType::bf16 ? 1.0 / 128 : 2e-6, atol = 1e-6;  // one bf16 rounding of the output
   for (bool backward : {false, true}) {
     SwigluSpec spec(backward);
-    Problem p{spec.family(), dtype, 16, top_k, 1024, width, tokens};
-    const int64_t rows = SwigluSpec::rows(p);
+    Problem p(spec.family(), dtype, RowsShape{top_k, width}, tokens);
+    const int64_t rows = p.rows();
     auto gu = representable(test::random_floats(rows * 2 * width, rng, -6, 6), dtype);
     auto dh = representable(test::random_floats(rows * width, rng), dtype);
     auto ref = backward ? reference_backward(gu, dh, rows, width) : reference_forward(gu, rows, width);
@@ -162,7 +162,7 @@ void check_every_config(CudaBackend& backend, DType dtype, int64_t tokens, int64
       else
         launch_swiglu_fwd(*kernel, p, config, backend.device(), d_gu.get(), d_out.get());
       backend.synchronize();
-      ASSERT_EQ(test::count_mismatches(ref, download<T>(d_out), atol, rtol, spec.family()), 0u);
+      ASSERT_EQ(test::count_mismatches(ref, download<T>(d_out), atol, rtol, std::string(to_string(spec.family()))), 0u);
     }
   }
 }

@@ -15,6 +15,8 @@
 namespace moejit {
 namespace {
 
+using testing::kToy;
+using testing::kToyFile;
 using testing::make_decision;
 using testing::TempDir;
 
@@ -74,8 +76,8 @@ TEST(Bundle, MergeConflictKeepsTheFasterAndRecordsBoth) {
   a.exported = Provenance::here("export");
   b.exported = a.exported;
   b.exported.user = "bob";
-  a.decisions = {make_decision("toy", 1024, "a4_b4", 0.2), make_decision("toy", 1, "a1_b1", 0.5)};
-  b.decisions = {make_decision("toy", 1024, "a5_b4", 0.1), make_decision("toy", 2, "a1_b2", 0.5)};
+  a.decisions = {make_decision(kToy, 1024, "a4_b4", 0.2), make_decision(kToy, 1, "a1_b1", 0.5)};
+  b.decisions = {make_decision(kToy, 1024, "a5_b4", 0.1), make_decision(kToy, 2, "a1_b2", 0.5)};
   b.decisions[0].provenance.user = "bob";
   std::vector<std::string> conflicts;
   Bundle merged = merge_bundles(a, b, &conflicts);
@@ -98,19 +100,20 @@ TEST(Bundle, MergeConflictKeepsTheFasterAndRecordsBoth) {
 TEST(Bundle, BadBundlesAreRefusedWithClearErrorsAndTheStoreIsUntouched) {
   TempDir dir("bundle-bad");
   TuningStore store(dir.path);
-  store.record({make_decision("toy", 1024, "a5_b4", 0.1)});
-  const std::string before = *read_file(dir.path / "toy.json");
+  store.record({make_decision(kToy, 1024, "a5_b4", 0.1)});
+  const std::string before = *read_file(dir.path / kToyFile);
 
   Bundle good;
   good.exported = Provenance::here("export");
-  good.decisions = {make_decision("toy", 1024, "a1_b1", 0.05), make_decision("toy", 2048, "a1_b1", 0.05)};
+  good.decisions = {make_decision(kToy, 1024, "a1_b1", 0.05), make_decision(kToy, 2048, "a1_b1", 0.05)};
   const std::string text = render_bundle(good);
 
   EXPECT_NE(parse_error(text.substr(0, text.size() / 2)).find("b.json: not valid JSON"), std::string::npos);
   EXPECT_NE(parse_error("{\"decisions\": []}").find("not a moejit bundle"), std::string::npos);
   nlohmann::json j = nlohmann::json::parse(text);
-  j["moejit_bundle"] = 2;
-  EXPECT_NE(parse_error(j.dump()).find("bundle schema 2 is not supported"), std::string::npos);
+  j["moejit_bundle"] = 1;  // an older moejit's bundle
+  EXPECT_NE(parse_error(j.dump()).find("bundle schema 1 is not supported"), std::string::npos);
+  EXPECT_NE(parse_error(j.dump()).find("moejit tune --model"), std::string::npos);
   j = nlohmann::json::parse(text);
   j["decisions"][1]["validators"].erase("template_hash");
   EXPECT_EQ(parse_error(j.dump()), "b.json.decisions[1].validators.template_hash: missing");
@@ -127,7 +130,7 @@ TEST(Bundle, BadBundlesAreRefusedWithClearErrorsAndTheStoreIsUntouched) {
     } catch (const Error&) {
     }
   }
-  EXPECT_EQ(*read_file(dir.path / "toy.json"), before);
+  EXPECT_EQ(*read_file(dir.path / kToyFile), before);
 }
 
 }  // namespace

@@ -12,6 +12,8 @@
 namespace moejit {
 namespace {
 
+using testing::kToy;
+using testing::kToyFile;
 using testing::make_decision;
 using testing::TempDir;
 
@@ -38,8 +40,8 @@ void write_bundle(const std::filesystem::path& path, std::vector<Decision> decis
 TEST(CacheCli, ImportExportMergeAndRefuseBadBundles) {
   TempDir cache("cli");
   const auto a = cache.path / "a.json", b = cache.path / "b.json", c = cache.path / "c.json";
-  write_bundle(a, {make_decision("toy", 1024, "a4_b4", 0.2), make_decision("toy", 64, "a1_b1", 0.1)});
-  write_bundle(b, {make_decision("toy", 1024, "a5_b4", 0.1)});
+  write_bundle(a, {make_decision(kToy, 1024, "a4_b4", 0.2), make_decision(kToy, 64, "a1_b1", 0.1)});
+  write_bundle(b, {make_decision(kToy, 1024, "a5_b4", 0.1)});
 
   CliRun r = moejit_cli(cache, "cache merge " + a.string() + " " + b.string() + " -o " + c.string());
   ASSERT_EQ(r.code, 0) << r.output;
@@ -59,7 +61,7 @@ TEST(CacheCli, ImportExportMergeAndRefuseBadBundles) {
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_EQ(parse_bundle(*read_file(exported), "x").decisions, parse_bundle(*read_file(c), "c").decisions);
 
-  const std::string store_before = *read_file(cache.path / "tuning" / "toy.json");
+  const std::string store_before = *read_file(cache.path / "tuning" / kToyFile);
   const std::string text = *read_file(c);
   write_file_atomic(cache.path / "cut.json", text.substr(0, text.size() - 40));
   r = moejit_cli(cache, "cache import " + (cache.path / "cut.json").string());
@@ -68,7 +70,7 @@ TEST(CacheCli, ImportExportMergeAndRefuseBadBundles) {
   r = moejit_cli(cache, "cache import " + (cache.path / "missing.json").string());
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.output.find("does not exist"), std::string::npos) << r.output;
-  EXPECT_EQ(*read_file(cache.path / "tuning" / "toy.json"), store_before);
+  EXPECT_EQ(*read_file(cache.path / "tuning" / kToyFile), store_before);
 }
 
 TEST(TuneCli, ClearErrorsForModelAndBadShape) {

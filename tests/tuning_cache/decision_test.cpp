@@ -10,6 +10,8 @@
 namespace moejit {
 namespace {
 
+using testing::kToy;
+using testing::kToyFile;
 using testing::make_decision;
 
 std::string error_of(const nlohmann::json& j) {
@@ -22,14 +24,17 @@ std::string error_of(const nlohmann::json& j) {
 }
 
 TEST(DecisionJson, RoundTripsExactly) {
-  Decision d = make_decision("toy", 1024, "a5_b4", 0.125);
+  Decision d = make_decision(kToy, 1024, "a5_b4", 0.125);
   d.alternatives.push_back({"a4_b4", 0.25, d.provenance});
   EXPECT_EQ(decision_from_json(to_json(d), "d"), d);
-  EXPECT_EQ(to_json(d)["key"], "toy[f32,E=8,k=2,d=64,f=32,tb=1024]");
+  EXPECT_EQ(to_json(d)["key"], "swiglu_fwd/f32/topk2_width32_tb1024");
+  EXPECT_EQ(to_json(d)["uri"], "swiglu_fwd/toy1/f32/topk2_width32_tb1024/a5_b4");
+  // Named shape fields, not overloaded ones.
+  EXPECT_EQ(to_json(d)["problem"]["shape"], (nlohmann::json{{"top_k", 2}, {"width", 32}}));
 }
 
 TEST(DecisionJson, ErrorsNameTheField) {
-  const nlohmann::json good = to_json(make_decision("toy", 1024, "a5_b4", 0.125));
+  const nlohmann::json good = to_json(make_decision(kToy, 1024, "a5_b4", 0.125));
   auto without = [&](const char* a, const char* b = nullptr) {
     nlohmann::json j = good;
     if (b)
@@ -62,7 +67,7 @@ TEST(DecisionJson, ErrorsNameTheField) {
 }
 
 TEST(DecisionMerge, FasterWinsAndTheLoserIsKept) {
-  Decision slow = make_decision("toy", 1024, "a4_b4", 0.2), fast = make_decision("toy", 1024, "a5_b4", 0.1);
+  Decision slow = make_decision(kToy, 1024, "a4_b4", 0.2), fast = make_decision(kToy, 1024, "a5_b4", 0.1);
   fast.provenance.user = "other";
   for (const Decision& winner : {merge_faster(slow, fast), merge_faster(fast, slow)}) {
     EXPECT_EQ(winner.config.to_string(), "a5_b4");
@@ -78,7 +83,7 @@ TEST(DecisionMerge, FasterWinsAndTheLoserIsKept) {
 }
 
 TEST(Validators, MismatchNamesWhatChanged) {
-  Validators a = make_decision("toy", 1, "a1", 1).validators, b = a;
+  Validators a = make_decision(kToy, 1, "a1", 1).validators, b = a;
   EXPECT_EQ(a.mismatch(b), "");
   b.template_hash = "ffff";
   EXPECT_NE(a.mismatch(b).find("template hash changed"), std::string::npos);

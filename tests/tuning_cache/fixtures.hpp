@@ -19,16 +19,24 @@ struct TempDir {
   ~TempDir() { std::filesystem::remove_all(path); }
 };
 
-inline Decision make_decision(const std::string& family, int64_t bucket, const std::string& config, double ms,
+// The toy backend's family (tests/autotune/toy_backend.hpp): families are a closed enum.
+inline constexpr Family kToy = Family::swiglu_fwd;
+inline constexpr const char* kToyFile = "swiglu_fwd.json";
+
+inline Decision make_decision(Family family, int64_t bucket, const std::string& config, double ms,
                               const std::string& device = "Toy CPU") {
   Decision d;
-  d.problem.family = family;
-  d.problem.dtype = DType::f32;
-  d.problem.num_experts = 8;
-  d.problem.top_k = 2;
-  d.problem.d_model = 64;
-  d.problem.d_expert = 32;
-  d.problem.tokens = bucket;
+  switch (family_info(family).shape) {
+    case ShapeKind::rows:
+      d.problem = Problem(family, DType::f32, RowsShape{2, 32}, bucket);
+      break;
+    case ShapeKind::routing:
+      d.problem = Problem(family, DType::f32, RoutingShape{8, 2, 64}, bucket);
+      break;
+    case ShapeKind::grouped_gemm:
+      d.problem = Problem(family, DType::f32, GemmShape{8, 2, 64, 32}, bucket);
+      break;
+  }
   d.config = Config::parse(config);
   d.time_ms = ms;
   d.throughput = 1.5;

@@ -107,7 +107,7 @@ TEST_F(LookupTest, CountsRungsAndLogsTheAnswerAtInfo) {
   l.lookup(spec_, toy_problem(64), backend_);
   toy::world().plans.clear();
   Problem unknown = toy_problem(256);
-  unknown.d_expert = 48;
+  unknown.row_shape().width = 48;
   l.lookup(spec_, unknown, backend_);
   const std::string log = ::testing::internal::GetCapturedStderr();
   set_log_level(LogLevel::warn);
