@@ -4,16 +4,17 @@
 #include <chrono>
 #include <cmath>
 #include <deque>
+#include <functional>
 #include <future>
 #include <limits>
 #include <map>
 
-#include "compile_pool.hpp"
 #include "hash.hpp"
 #include "journal.hpp"
 #include "moejit/error.hpp"
 #include "moejit/log.hpp"
 #include "search.hpp"
+#include "thread_pool.hpp"
 #include "tuning_store.hpp"
 #include "validators.hpp"
 
@@ -82,7 +83,7 @@ std::vector<std::string> worker_arguments(const Problem& p, const Config& config
 }
 
 CandidateResult measure_candidate(Backend& backend, const KernelSpec& spec, Workload& workload, const Problem& problem,
-                                  const Config& config, const TimingOptions& timing) {
+                                  const Config& config, const TimingOptions& timing, unsigned cpu_threads) {
   CandidateResult result;
   result.config = config.to_string();
   Source source;
@@ -96,214 +97,331 @@ CandidateResult measure_candidate(Backend& backend, const KernelSpec& spec, Work
     return result;
   }
   const int copies = rotation_copies(timing, backend.device(), workload.bytes_per_copy(problem));
-  workload.prepare(backend, problem, copies);
+  workload.prepare(backend, problem, copies, std::make_shared<ThreadPool>(cpu_threads));
   LoadedCandidate loaded = load_candidate(backend, binary, source, config);
   return evaluate_loaded(backend, workload, loaded, timing, copies);
 }
 
-TuneResult tune(Backend& backend, const KernelSpec& spec, Workload& workload, const Problem& problem_in,
-                const TuneOptions& options) {
-  const auto start = Clock::now();
-  const DeviceDescription& device = backend.device();
-  TuneResult out;
-  Problem problem = problem_in;
-  problem.tokens = token_bucket(problem_in.tokens);
-  out.problem = problem;
-  out.prune = enumerate_and_prune(spec, problem, device);
-  const std::vector<Config>& configs = out.prune.survivors;
-  if (configs.empty())
-    throw Error(problem.key() + ": every config was pruned (" + out.prune.summary() +
-                "); the problem is not supported");
-  MOEJIT_LOG(info, "tune ", problem.key(), " on ", device.name, ": ", out.prune.summary());
+namespace {
 
-  const Config heuristic = spec.heuristic(problem, device);
-  const size_t heuristic_index =
-      static_cast<size_t>(std::find(configs.begin(), configs.end(), heuristic) - configs.begin());
-  std::map<std::string, size_t> index_of;
-  for (size_t i = 0; i < configs.size(); ++i) index_of[configs[i].to_string()] = i;
-
-  const std::filesystem::path dir = options.tuning_dir.empty() ? TuningStore::default_dir() : options.tuning_dir;
-  Journal journal(dir / "journal" /
-                  journal_file(spec, problem, backend, configs[heuristic_index < configs.size() ? heuristic_index : 0],
-                               options.timing));
-  std::map<size_t, double> times;
-  for (const auto& [text, r] : journal.load()) {
-    auto it = index_of.find(text);
-    if (it == index_of.end()) continue;
-    times[it->second] = r.status == CandidateStatus::ok ? r.time_ms : kInf;
-    out.results.push_back(r);
-    ++out.resumed;
+// Compiles one batch's candidates on the pool ahead of the measuring thread, at most `window` in
+// flight, so the pool stays busy while a candidate is measured. Binaries come back in batch order.
+class CompilePipeline {
+ public:
+  using Build = std::function<std::shared_ptr<const Binary>(size_t k)>;
+  CompilePipeline(ThreadPool& pool, size_t count, size_t window, Build build)
+      : pool_(pool), count_(count), window_(window), build_(std::move(build)) {
+    refill();
   }
-  if (out.resumed)
-    MOEJIT_LOG(info, "resuming ", problem.key(), ": ", out.resumed, " candidates from ", journal.path().string());
+  // A budget stop or an exception leaves compiles running that write into the caller's sources.
+  ~CompilePipeline() {
+    for (auto& f : compiling_) f.wait();
+  }
+  // The next candidate's binary; rethrows its compile error.
+  std::shared_ptr<const Binary> next() {
+    auto future = std::move(compiling_.front());
+    compiling_.pop_front();
+    refill();
+    return future.get();
+  }
 
-  const int copies = rotation_copies(options.timing, device, workload.bytes_per_copy(problem));
-  workload.prepare(backend, problem, copies);
-
-  std::unique_ptr<Search> search = make_search(configs, heuristic_index, options.exhaustive_limit);
-  out.strategy = search->name();
-  Progress progress(options.progress, "tune " + problem.key(), static_cast<int>(configs.size()));
-  if (configs.size() > options.exhaustive_limit) progress.set_total(-1);
-  auto best_text = [&] {
-    auto best = std::min_element(times.begin(), times.end(), [](auto& a, auto& b) { return a.second < b.second; });
-    return best == times.end() || best->second == kInf
-               ? std::string("-")
-               : configs[best->first].to_string() + " " + format_ms(best->second);
-  };
-
-  ThreadPool pool(options.compile_threads);
-  const size_t window = std::max<size_t>(2, 2 * pool.size());
-  bool stop = false;
-  while (!stop) {
-    std::vector<size_t> batch = search->next(times);
-    if (batch.empty()) break;
-    if (configs.size() > options.exhaustive_limit) progress.set_total(static_cast<int>(times.size() + batch.size()));
-    std::vector<Source> sources(batch.size());
-    std::deque<std::future<std::shared_ptr<const Binary>>> compiling;
-    size_t submitted = 0;
-    auto submit_more = [&] {
-      while (submitted < batch.size() && compiling.size() < window) {
-        const size_t k = submitted++;
-        compiling.push_back(pool.submit([&, k] {
-          sources[k] = spec.render(problem, configs[batch[k]], device);
-          return backend.build(sources[k]);
-        }));
-      }
-    };
-    submit_more();
-    for (size_t k = 0; k < batch.size(); ++k) {
-      const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
-      if ((options.max_candidates > 0 && static_cast<int>(times.size()) >= options.max_candidates) ||
-          (options.max_seconds > 0 && elapsed >= options.max_seconds)) {
-        out.partial = stop = true;
-        break;
-      }
-      auto future = std::move(compiling.front());
-      compiling.pop_front();
-      submit_more();  // keep the pool busy while this candidate is measured
-      const Config& config = configs[batch[k]];
-      TimingOptions timing = options.timing;
-      if (options.abandon_factor > 0) {
-        double best = kInf;
-        for (const auto& [i, t] : times) best = std::min(best, t);
-        if (best < kInf) timing.abandon_above_ms = best * options.abandon_factor;
-      }
-      CandidateResult result;
-      result.config = config.to_string();
-      std::shared_ptr<const Binary> binary;
-      try {
-        binary = future.get();
-      } catch (const std::exception& e) {
-        result.status = CandidateStatus::compile_error;
-        result.detail = e.what();
-      }
-      if (binary) {
-        try {
-          if (options.isolation == Isolation::spawn) {
-            std::vector<std::string> argv = options.worker_command;
-            for (auto& a : worker_arguments(problem, config, timing)) argv.push_back(std::move(a));
-            result = run_in_worker(result.config, argv, options.candidate_timeout_s);
-          } else {
-            LoadedCandidate loaded = load_candidate(backend, binary, sources[k], config);
-            auto measure = [&] { return evaluate_loaded(backend, workload, loaded, timing, copies); };
-            result = options.isolation == Isolation::fork
-                         ? run_in_fork(result.config, measure, options.candidate_timeout_s)
-                         : measure();
-          }
-        } catch (const std::exception& e) {
-          result.status = CandidateStatus::failed;
-          result.detail = e.what();
-        }
-      }
-      if (result.status != CandidateStatus::ok)
-        MOEJIT_LOG(info, problem.key(), " ", result.config, " rejected (", to_string(result.status),
-                   "): ", result.detail);
-      journal.append(result);
-      times[batch[k]] = result.status == CandidateStatus::ok ? result.time_ms : kInf;
-      out.results.push_back(result);
-      ++out.measured;
-      progress.step(result.config + " " +
-                        (result.status == CandidateStatus::ok ? format_ms(result.time_ms) : to_string(result.status)),
-                    best_text());
+ private:
+  void refill() {
+    while (submitted_ < count_ && compiling_.size() < window_) {
+      const size_t k = submitted_++;
+      compiling_.push_back(pool_.submit([this, k] { return build_(k); }));
     }
-    // A budget stop leaves at most `window` compiles running; they write into `sources`, so wait.
-    for (auto& f : compiling) f.wait();
   }
+  ThreadPool& pool_;
+  const size_t count_, window_;
+  Build build_;
+  size_t submitted_ = 0;
+  std::deque<std::future<std::shared_ptr<const Binary>>> compiling_;
+};
 
-  // Re-time the top few in this process, interleaved, so drift and process-to-process noise hit
-  // them alike; the medians decide.
-  std::vector<std::pair<double, size_t>> ranked;
-  for (const auto& [i, t] : times)
-    if (t < kInf) ranked.emplace_back(t, i);
-  std::sort(ranked.begin(), ranked.end());
-  if (ranked.empty()) {
-    progress.finish("no candidate passed the correctness gate");
-    if (!out.partial) journal.remove();
-    return out;
-  }
-  ranked.resize(std::min<size_t>(ranked.size(), static_cast<size_t>(std::max(options.retime_top, 1))));
+// One tune() call, stage by stage: prune, resume from the journal, search (compile pipeline +
+// measure), decide (re-time the finalists, tie-break), save.
+class Tuning {
+ public:
+  Tuning(Backend& backend, const KernelSpec& spec, Workload& workload, const Problem& problem,
+         const TuneOptions& options);
+  void resume();
+  void search();
+  TuneResult finish();
+
+ private:
   struct Finalist {
     size_t index;
     LoadedCandidate loaded;
     std::unique_ptr<Timer> timer;
     std::vector<double> samples;
   };
+  bool run_batch(const std::vector<size_t>& batch, ThreadPool& pool);
+  bool over_budget() const;
+  CandidateResult measure(const Config& config, CompilePipeline& compiled, const Source& source);
+  void record(size_t index, const CandidateResult& result);
+  std::vector<std::pair<double, size_t>> ranking() const;
+  std::vector<Finalist> retime(const std::vector<std::pair<double, size_t>>& ranked);
+  std::pair<size_t, double> decide(const std::vector<std::pair<double, size_t>>& ranked);
+  TuneResult save(size_t winner, double winner_time);
+  std::string best_text() const;
+
+  Backend& backend_;
+  const KernelSpec& spec_;
+  Workload& workload_;
+  const TuneOptions& options_;
+  const DeviceDescription& device_;
+  const Clock::time_point start_ = Clock::now();
+  TuneResult out_;
+  const Problem problem_;  // tokens: the token bucket
+  std::vector<Config> configs_;
+  size_t heuristic_index_;
+  std::filesystem::path dir_;
+  Journal journal_;
+  std::map<size_t, double> times_;  // config index -> ms (infinity: not ok)
+  Progress progress_;
+  int copies_ = 1;
+};
+
+// Prune: the survivors, or an error naming why none is left.
+std::vector<Config> survivors(const KernelSpec& spec, const Problem& problem, const DeviceDescription& device,
+                              PruneReport& report) {
+  report = enumerate_and_prune(spec, problem, device);
+  if (report.survivors.empty())
+    throw Error(problem.key() + ": every config was pruned (" + report.summary() + "); the problem is not supported");
+  MOEJIT_LOG(info, "tune ", problem.key(), " on ", device.name, ": ", report.summary());
+  return report.survivors;
+}
+
+Problem bucketed(Problem problem) {
+  problem.tokens = token_bucket(problem.tokens);
+  return problem;
+}
+
+Tuning::Tuning(Backend& backend, const KernelSpec& spec, Workload& workload, const Problem& problem,
+               const TuneOptions& options)
+    : backend_(backend),
+      spec_(spec),
+      workload_(workload),
+      options_(options),
+      device_(backend.device()),
+      problem_(bucketed(problem)),
+      configs_(survivors(spec, problem_, device_, out_.prune)),
+      heuristic_index_(static_cast<size_t>(
+          std::find(configs_.begin(), configs_.end(), spec.heuristic(problem_, device_)) - configs_.begin())),
+      dir_(options.tuning_dir.empty() ? TuningStore::default_dir() : options.tuning_dir),
+      journal_(dir_ / "journal" /
+               journal_file(spec, problem_, backend,
+                            configs_[heuristic_index_ < configs_.size() ? heuristic_index_ : 0], options.timing)),
+      progress_(options.progress, "tune " + problem_.key(), static_cast<int>(configs_.size())) {
+  out_.problem = problem_;
+  if (configs_.size() > options.exhaustive_limit) progress_.set_total(-1);
+}
+
+// Resume: what the journal of an interrupted run already measured counts as measured.
+void Tuning::resume() {
+  std::map<std::string, size_t> index_of;
+  for (size_t i = 0; i < configs_.size(); ++i) index_of[configs_[i].to_string()] = i;
+  for (const auto& [text, r] : journal_.load()) {
+    auto it = index_of.find(text);
+    if (it == index_of.end()) continue;
+    times_[it->second] = r.status == CandidateStatus::ok ? r.time_ms : kInf;
+    out_.results.push_back(r);
+    ++out_.resumed;
+  }
+  if (out_.resumed)
+    MOEJIT_LOG(info, "resuming ", problem_.key(), ": ", out_.resumed, " candidates from ", journal_.path().string());
+}
+
+// Search: the strategy hands out batches until it is done or a budget stops the run.
+void Tuning::search() {
+  copies_ = rotation_copies(options_.timing, device_, workload_.bytes_per_copy(problem_));
+  workload_.prepare(backend_, problem_, copies_, std::make_shared<ThreadPool>(options_.cpu_threads));
+  std::unique_ptr<Search> search = make_search(configs_, heuristic_index_, options_.exhaustive_limit);
+  out_.strategy = search->name();
+  ThreadPool pool(options_.compile_threads);
+  for (;;) {
+    std::vector<size_t> batch = search->next(times_);
+    if (batch.empty()) return;
+    if (configs_.size() > options_.exhaustive_limit)
+      progress_.set_total(static_cast<int>(times_.size() + batch.size()));
+    if (!run_batch(batch, pool)) return;
+  }
+}
+
+bool Tuning::over_budget() const {
+  const double elapsed = std::chrono::duration<double>(Clock::now() - start_).count();
+  return (options_.max_candidates > 0 && static_cast<int>(times_.size()) >= options_.max_candidates) ||
+         (options_.max_seconds > 0 && elapsed >= options_.max_seconds);
+}
+
+// Compile pipeline + measure: false when a budget stopped the run.
+bool Tuning::run_batch(const std::vector<size_t>& batch, ThreadPool& pool) {
+  std::vector<Source> sources(batch.size());
+  CompilePipeline compiled(pool, batch.size(), std::max<size_t>(2, 2 * pool.threads()), [&](size_t k) {
+    sources[k] = spec_.render(problem_, configs_[batch[k]], device_);
+    return backend_.build(sources[k]);
+  });
+  for (size_t k = 0; k < batch.size(); ++k) {
+    if (over_budget()) {
+      out_.partial = true;
+      return false;
+    }
+    record(batch[k], measure(configs_[batch[k]], compiled, sources[k]));
+  }
+  return true;
+}
+
+// Measure one candidate: its compile's outcome, then the gate and timing, isolated as asked.
+CandidateResult Tuning::measure(const Config& config, CompilePipeline& compiled, const Source& source) {
+  TimingOptions timing = options_.timing;
+  if (options_.abandon_factor > 0) {
+    double best = kInf;
+    for (const auto& [i, t] : times_) best = std::min(best, t);
+    if (best < kInf) timing.abandon_above_ms = best * options_.abandon_factor;
+  }
+  CandidateResult result;
+  result.config = config.to_string();
+  std::shared_ptr<const Binary> binary;
+  try {
+    binary = compiled.next();
+  } catch (const std::exception& e) {
+    result.status = CandidateStatus::compile_error;
+    result.detail = e.what();
+    return result;
+  }
+  try {
+    if (options_.isolation == Isolation::spawn) {
+      std::vector<std::string> argv = options_.worker_command;
+      for (auto& a : worker_arguments(problem_, config, timing)) argv.push_back(std::move(a));
+      return run_in_worker(result.config, argv, options_.candidate_timeout_s);
+    }
+    LoadedCandidate loaded = load_candidate(backend_, binary, source, config);
+    auto evaluate = [&] { return evaluate_loaded(backend_, workload_, loaded, timing, copies_); };
+    return options_.isolation == Isolation::fork ? run_in_fork(result.config, evaluate, options_.candidate_timeout_s)
+                                                 : evaluate();
+  } catch (const std::exception& e) {
+    result.status = CandidateStatus::failed;
+    result.detail = e.what();
+    return result;
+  }
+}
+
+void Tuning::record(size_t index, const CandidateResult& result) {
+  if (result.status != CandidateStatus::ok)
+    MOEJIT_LOG(info, problem_.key(), " ", result.config, " rejected (", to_string(result.status), "): ", result.detail);
+  journal_.append(result);
+  times_[index] = result.status == CandidateStatus::ok ? result.time_ms : kInf;
+  out_.results.push_back(result);
+  ++out_.measured;
+  progress_.step(result.config + " " +
+                     (result.status == CandidateStatus::ok ? format_ms(result.time_ms) : to_string(result.status)),
+                 best_text());
+}
+
+std::string Tuning::best_text() const {
+  auto best = std::min_element(times_.begin(), times_.end(), [](auto& a, auto& b) { return a.second < b.second; });
+  return best == times_.end() || best->second == kInf
+             ? std::string("-")
+             : configs_[best->first].to_string() + " " + format_ms(best->second);
+}
+
+// The candidates that passed, fastest first: (time, config index).
+std::vector<std::pair<double, size_t>> Tuning::ranking() const {
+  std::vector<std::pair<double, size_t>> ranked;
+  for (const auto& [i, t] : times_)
+    if (t < kInf) ranked.emplace_back(t, i);
+  std::sort(ranked.begin(), ranked.end());
+  return ranked;
+}
+
+// Re-time the top few in this process, interleaved, so drift and process-to-process noise hit
+// them alike; the medians decide.
+std::vector<Tuning::Finalist> Tuning::retime(const std::vector<std::pair<double, size_t>>& ranked) {
   std::vector<Finalist> finalists;
-  for (const auto& [t, i] : ranked) {
+  for (size_t r = 0; r < std::min<size_t>(ranked.size(), static_cast<size_t>(std::max(options_.retime_top, 1))); ++r) {
+    const size_t i = ranked[r].second;
     try {
-      Source source = spec.render(problem, configs[i], device);
-      Finalist f{i, load_candidate(backend, backend.build(source), source, configs[i]), nullptr, {}};
-      f.timer = std::make_unique<Timer>(Timer{backend, workload, copies});
-      f.timer->calibrate(f.loaded, options.timing);
+      Source source = spec_.render(problem_, configs_[i], device_);
+      Finalist f{i, load_candidate(backend_, backend_.build(source), source, configs_[i]), nullptr, {}};
+      f.timer = std::make_unique<Timer>(Timer{backend_, workload_, copies_});
+      f.timer->calibrate(f.loaded, options_.timing);
       finalists.push_back(std::move(f));
     } catch (const std::exception& e) {
-      MOEJIT_LOG(warn, "re-timing ", configs[i].to_string(), " failed: ", e.what());
+      MOEJIT_LOG(warn, "re-timing ", configs_[i].to_string(), " failed: ", e.what());
     }
   }
-  for (int round = 0; round < options.timing.warmup + std::max(options.timing.repeats, 1); ++round)
+  for (int round = 0; round < options_.timing.warmup + std::max(options_.timing.repeats, 1); ++round)
     for (Finalist& f : finalists) {
       double ms = f.timer->sample(f.loaded);
-      if (round >= options.timing.warmup) f.samples.push_back(ms);
+      if (round >= options_.timing.warmup) f.samples.push_back(ms);
     }
+  return finalists;
+}
+
+// Decide: the re-timed best, with a deterministic tie-break: within tolerance of the best, prefer
+// the heuristic, then space order. Returns (config index, time).
+std::pair<size_t, double> Tuning::decide(const std::vector<std::pair<double, size_t>>& ranked) {
+  const std::vector<Finalist> finalists = retime(ranked);
   double best = kInf;
-  for (Finalist& f : finalists) {
-    out.retimed.emplace_back(configs[f.index].to_string(), median(f.samples));
-    best = std::min(best, out.retimed.back().second);
+  for (const Finalist& f : finalists) {
+    out_.retimed.emplace_back(configs_[f.index].to_string(), median(f.samples));
+    best = std::min(best, out_.retimed.back().second);
   }
-  // Deterministic tie-break: within tolerance of the best, prefer the heuristic, then space order.
-  size_t winner = configs.size();
+  size_t winner = configs_.size();
   double winner_time = 0;
   for (size_t k = 0; k < finalists.size(); ++k) {
     const size_t i = finalists[k].index;
-    const double t = out.retimed[k].second;
-    if (t > best * (1 + options.tie_tolerance)) continue;
-    const bool better = winner == configs.size() || (i == heuristic_index) || (winner != heuristic_index && i < winner);
-    if (better) {
+    const double t = out_.retimed[k].second;
+    if (t > best * (1 + options_.tie_tolerance)) continue;
+    if (winner == configs_.size() || i == heuristic_index_ || (winner != heuristic_index_ && i < winner)) {
       winner = i;
       winner_time = t;
     }
   }
-  if (winner == configs.size()) {  // every finalist failed to re-time: fall back to the first ranking
-    winner = ranked.front().second;
-    winner_time = ranked.front().first;
-  }
+  if (winner == configs_.size()) return {ranked.front().second, ranked.front().first};  // none re-timed
+  return {winner, winner_time};
+}
 
+// Save: the Decision, stored unless options say not to; a finished run's journal is removed.
+TuneResult Tuning::save(size_t winner, double winner_time) {
   Decision d;
-  d.problem = problem;
-  d.config = configs[winner];
+  d.problem = problem_;
+  d.config = configs_[winner];
   d.time_ms = winner_time;
-  Throughput tp = workload.throughput(problem, winner_time);
+  Throughput tp = workload_.throughput(problem_, winner_time);
   d.throughput = tp.value;
   d.throughput_unit = tp.unit;
-  d.validators = current_validators(spec, problem, d.config, device, backend.compiler());
-  d.provenance = Provenance::here(out.strategy);
-  d.provenance.candidates = static_cast<int64_t>(out.results.size());
-  d.provenance.partial = out.partial;
-  out.decision = d;
-  if (options.record) TuningStore(dir).record({d});
-  if (!out.partial) journal.remove();
-  progress.finish(out.summary());
-  return out;
+  d.validators = current_validators(spec_, problem_, d.config, device_, backend_.compiler());
+  d.provenance = Provenance::here(out_.strategy);
+  d.provenance.candidates = static_cast<int64_t>(out_.results.size());
+  d.provenance.partial = out_.partial;
+  out_.decision = d;
+  if (options_.record) TuningStore(dir_).record({d});
+  if (!out_.partial) journal_.remove();
+  progress_.finish(out_.summary());
+  return std::move(out_);
+}
+
+TuneResult Tuning::finish() {
+  const std::vector<std::pair<double, size_t>> ranked = ranking();
+  if (ranked.empty()) {
+    progress_.finish("no candidate passed the correctness gate");
+    if (!out_.partial) journal_.remove();
+    return std::move(out_);
+  }
+  const auto [winner, winner_time] = decide(ranked);
+  return save(winner, winner_time);
+}
+
+}  // namespace
+
+TuneResult tune(Backend& backend, const KernelSpec& spec, Workload& workload, const Problem& problem,
+                const TuneOptions& options) {
+  Tuning tuning(backend, spec, workload, problem, options);
+  tuning.resume();
+  tuning.search();
+  return tuning.finish();
 }
 
 }  // namespace moejit

@@ -1,6 +1,6 @@
 // The autotuner: for one KernelSpec and Problem on one Backend, find the fastest correct config.
 //   enumerate + prune (reasons counted) -> search strategy picks batches -> parallel precompile on a
-//   ThreadPool, overlapped with measuring the candidates already built -> correctness gate ->
+//   ThreadPool (base/), overlapped with measuring the candidates already built -> correctness gate ->
 //   warm-up/repeats/median timing (optionally cold-cache) -> each result appended to the journal
 //   -> the top few re-timed interleaved -> deterministic tie-break -> Decision (stored).
 // Risky execution is isolated (see isolation.hpp); budgets stop the search early (partial).
@@ -38,6 +38,7 @@ struct TuneOptions {
   // keeps the winner: the finalists are re-timed in full anyway. 0: time every candidate fully.
   double abandon_factor = 1.5;
   unsigned compile_threads = 0;      // 0: one per hardware thread
+  unsigned cpu_threads = 0;          // the workloads' inputs, references and checks; 0: every hardware thread
   std::filesystem::path tuning_dir;  // journal + store; empty: TuningStore::default_dir()
   bool record = true;                // store the decision in tuning_dir
   std::FILE* progress = stderr;      // nullptr: silent
@@ -62,7 +63,8 @@ TuneResult tune(Backend& backend, const KernelSpec& spec, Workload& workload, co
 
 // Spawn isolation protocol: the flags describing one candidate, and the worker side that measures it.
 std::vector<std::string> worker_arguments(const Problem& problem, const Config& config, const TimingOptions& timing);
+// cpu_threads: for the workload, as TuneOptions::cpu_threads.
 CandidateResult measure_candidate(Backend& backend, const KernelSpec& spec, Workload& workload, const Problem& problem,
-                                  const Config& config, const TimingOptions& timing);
+                                  const Config& config, const TimingOptions& timing, unsigned cpu_threads = 0);
 
 }  // namespace moejit

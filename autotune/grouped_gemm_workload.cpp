@@ -8,7 +8,6 @@
 #include "grouped_gemm/grouped_gemm_spec.hpp"
 #include "host/grouped_gemm_spec.hpp"
 #include "moejit/error.hpp"
-#include "parallel.hpp"
 #include "workload_data.hpp"
 
 // Tolerance, per output element with reference value ref and sum|terms| = S over a reduction of
@@ -45,7 +44,8 @@ float GroupedGemmWorkload::HostInput::operator[](size_t i) const {
   return b16.empty() ? f32[i] : bits_to_float(static_cast<uint32>(b16[i]) << 16);
 }
 
-const GroupedGemmWorkload::HostInput& GroupedGemmWorkload::input(HostInput& cache, size_t count, uint64_t seed) const {
+const GroupedGemmWorkload::HostInput& GroupedGemmWorkload::input(HostInput& cache, size_t count, uint64_t seed,
+                                                                 ThreadPool& cpu) const {
   if (cache.seed == seed && cache.size() >= count && (cache.b16.empty() || gpu_) && (cache.f32.empty() || !gpu_))
     return cache;
   cache.seed = seed;
@@ -54,7 +54,7 @@ const GroupedGemmWorkload::HostInput& GroupedGemmWorkload::input(HostInput& cach
     cache.b16.resize(count);
   else
     cache.f32.resize(count);
-  parallel_chunks(static_cast<int64_t>(count), 1 << 16, [&](int64_t begin, int64_t end) {
+  cpu.for_range(static_cast<int64_t>(count), 1 << 16, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
       const uint64_t bits = hash_bits(seed, static_cast<uint64_t>(i)) >> 40;          // 24 bits
       const float x = static_cast<float>(static_cast<double>(bits) * 0x1p-23 - 1.0);  // [-1, 1)
@@ -116,8 +116,10 @@ size_t GroupedGemmWorkload::bytes_per_copy(const Problem& p) const {
   return bytes + static_cast<size_t>(s.e + 1) * (gpu_ ? 4 : 8);
 }
 
-void GroupedGemmWorkload::prepare(Backend& backend, const Problem& problem, int copies) {
+void GroupedGemmWorkload::prepare(Backend& backend, const Problem& problem, int copies,
+                                  std::shared_ptr<ThreadPool> cpu) {
   backend_ = &backend;
+  cpu_ = std::move(cpu);
   problem_ = problem;
   sets_.clear();
   const Shape s = shape(problem);
@@ -125,8 +127,21 @@ void GroupedGemmWorkload::prepare(Backend& backend, const Problem& problem, int 
   const std::vector<int64_t> offsets = skewed_offsets(s.m, s.e);
   const uint64_t seed = 0x6e6d0000u + static_cast<uint64_t>(op_);
   const size_t a_count = static_cast<size_t>(s.a_elems), b_count = static_cast<size_t>(s.b_elems);
-  const HostInput& a = input(a_cache_, a_count, seed);
-  const HostInput& b = input(b_cache_, b_count, seed + 100);
+  const HostInput& a = input(a_cache_, a_count, seed, *cpu_);
+  const HostInput& b = input(b_cache_, b_count, seed + 100, *cpu_);
+  upload_sets(a, b, offsets, copies);
+  choose_checked_rows(s, offsets);
+  compute_reference(s, offsets, a, b);
+  want_h_.clear(), tol_h_.clear();
+  if (op_ == gg::kUpSwiglu) swiglu_reference(s);
+}
+
+// `copies` input/output sets: the inputs uploaded, the outputs allocated (check() poisons them).
+void GroupedGemmWorkload::upload_sets(const HostInput& a, const HostInput& b, const std::vector<int64_t>& offsets,
+                                      int copies) {
+  Backend& backend = *backend_;
+  const Shape s = shape(problem_);
+  const size_t a_count = static_cast<size_t>(s.a_elems), b_count = static_cast<size_t>(s.b_elems);
   auto upload = [&](const HostInput& t, size_t count) {  // the first `count` elements
     const size_t bytes = count * (gpu_ ? 2 : 4);
     DeviceBuffer buffer(backend, bytes);
@@ -135,7 +150,7 @@ void GroupedGemmWorkload::prepare(Backend& backend, const Problem& problem, int 
     return buffer;
   };
   const std::vector<int> offsets32(offsets.begin(), offsets.end());
-  const size_t out_bytes = gpu_ ? dtype_bytes(problem.dtype) : 4;
+  const size_t out_bytes = gpu_ ? dtype_bytes(problem_.dtype) : 4;
   for (int c = 0; c < copies; ++c) {
     Set set;
     set.a = upload(a, a_count);
@@ -149,9 +164,11 @@ void GroupedGemmWorkload::prepare(Backend& backend, const Problem& problem, int 
     }
     sets_.push_back(std::move(set));
   }
+}
 
-  // Which output rows the reference covers: all of them when affordable, else every stride-th
-  // row plus each segment's first and last row (wgrad: every stride-th K row of every expert).
+// Which output rows the reference covers: all of them when affordable, else every stride-th row
+// plus each segment's first and last row (wgrad: every stride-th K row of every expert).
+void GroupedGemmWorkload::choose_checked_rows(const Shape& s, const std::vector<int64_t>& offsets) {
   const int64_t macs_per_row = op_ == gg::kWgrad ? s.m * s.n / std::max<int64_t>(s.e, 1) : s.k * s.w_cols;
   const int64_t affordable = std::max<int64_t>(1, kReferenceMacs / std::max<int64_t>(macs_per_row, 1));
   const int64_t stride = std::max<int64_t>(1, (s.out_rows + affordable - 1) / affordable);
@@ -167,12 +184,16 @@ void GroupedGemmWorkload::prepare(Backend& backend, const Problem& problem, int 
     slot_[r] = static_cast<int64_t>(rows_.size());
     rows_.push_back(r);
   }
+}
 
-  const double eps = out_type() == DType::bf16 ? 1.0 / 256 : 1.0 / (1 << 23);
+// The checked rows' expected values in double and each element's tolerance (see the top).
+void GroupedGemmWorkload::compute_reference(const Shape& s, const std::vector<int64_t>& offsets, const HostInput& a,
+                                            const HostInput& b) {
+  const double eps = output_eps();
   const int64_t cols = s.out_cols;
   want_.assign(rows_.size() * cols, 0.0);
   tol_.assign(rows_.size() * cols, 0.0);
-  parallel_chunks(static_cast<int64_t>(rows_.size()), 4, [&](int64_t first, int64_t last) {
+  cpu_->for_range(static_cast<int64_t>(rows_.size()), 4, [&](int64_t first, int64_t last) {
     std::vector<double> abs_sum(static_cast<size_t>(cols));
     for (size_t i = static_cast<size_t>(first); i < static_cast<size_t>(last); ++i) {
       const int64_t r = rows_[i];
@@ -214,18 +235,21 @@ void GroupedGemmWorkload::prepare(Backend& backend, const Problem& problem, int 
         tol_[i * cols + j] = 1e-6 + static_cast<double>(reduction) * kUlp32 * abs_sum[j] + eps * std::fabs(want[j]);
     }
   });
-  want_h_.clear(), tol_h_.clear();
-  if (op_ == gg::kUpSwiglu) {
-    want_h_.resize(rows_.size() * s.n), tol_h_.resize(rows_.size() * s.n);
-    for (size_t i = 0; i < rows_.size(); ++i)
-      for (int64_t j = 0; j < s.n; ++j) {
-        const double g = want_[i * cols + j], u = want_[i * cols + s.n + j];
-        const double silu = g / (1.0 + std::exp(-g)), h = silu * u;
-        want_h_[i * s.n + j] = h;
-        tol_h_[i * s.n + j] = 1e-6 + 1.1 * std::fabs(u) * tol_[i * cols + j] +
-                              std::fabs(silu) * tol_[i * cols + s.n + j] + (eps + 1.0 / (1 << 20)) * std::fabs(h);
-      }
-  }
+}
+
+// H = silu(g) * u of the reference GU, its tolerance through silu's derivative.
+void GroupedGemmWorkload::swiglu_reference(const Shape& s) {
+  const double eps = output_eps();
+  const int64_t cols = s.out_cols;
+  want_h_.resize(rows_.size() * s.n), tol_h_.resize(rows_.size() * s.n);
+  for (size_t i = 0; i < rows_.size(); ++i)
+    for (int64_t j = 0; j < s.n; ++j) {
+      const double g = want_[i * cols + j], u = want_[i * cols + s.n + j];
+      const double silu = g / (1.0 + std::exp(-g)), h = silu * u;
+      want_h_[i * s.n + j] = h;
+      tol_h_[i * s.n + j] = 1e-6 + 1.1 * std::fabs(u) * tol_[i * cols + j] +
+                            std::fabs(silu) * tol_[i * cols + s.n + j] + (eps + 1.0 / (1 << 20)) * std::fabs(h);
+    }
 }
 
 void GroupedGemmWorkload::run(LoadedCandidate& candidate, int copy) {
@@ -264,7 +288,7 @@ namespace {
 // Compares one output tensor (rows x cols, row-major) with the reference of its checked rows;
 // unchecked rows must at least have been written (the NaN poison is gone). Rows in parallel
 // chunks; the first bad element in index order is reported.
-void compare(const char* name, DType dtype, const std::vector<char>& got, int64_t cols,
+void compare(ThreadPool& cpu, const char* name, DType dtype, const std::vector<char>& got, int64_t cols,
              const std::vector<int64_t>& slot, const std::vector<double>& want, const std::vector<double>& tol,
              CheckResult& result) {
   struct Partial {
@@ -273,7 +297,7 @@ void compare(const char* name, DType dtype, const std::vector<char>& got, int64_
   const int64_t rows = static_cast<int64_t>(slot.size());
   const int64_t chunks = std::min<int64_t>(rows, 256);
   std::vector<Partial> parts(static_cast<size_t>(std::max<int64_t>(chunks, 0)));
-  parallel_chunks(chunks, 1, [&](int64_t first, int64_t last) {
+  cpu.for_range(chunks, 1, [&](int64_t first, int64_t last) {
     for (int64_t k = first; k < last; ++k) {
       CheckResult& part = parts[static_cast<size_t>(k)].found;
       for (int64_t r = rows * k / chunks; r < rows * (k + 1) / chunks; ++r) {
@@ -316,10 +340,10 @@ CheckResult GroupedGemmWorkload::check(LoadedCandidate& candidate) {
   CheckResult result;
   result.ok = true;
   if (op_ == gg::kUpSwiglu) {
-    compare("GU", out_type(), set.gate_up.to_host<char>(), s.out_cols, slot_, want_, tol_, result);
-    compare("H", out_type(), set.out.to_host<char>(), s.n, slot_, want_h_, tol_h_, result);
+    compare(*cpu_, "GU", out_type(), set.gate_up.to_host<char>(), s.out_cols, slot_, want_, tol_, result);
+    compare(*cpu_, "H", out_type(), set.out.to_host<char>(), s.n, slot_, want_h_, tol_h_, result);
   } else {
-    compare(output_name(op_), out_type(), set.out.to_host<char>(), s.out_cols, slot_, want_, tol_, result);
+    compare(*cpu_, output_name(op_), out_type(), set.out.to_host<char>(), s.out_cols, slot_, want_, tol_, result);
   }
   return result;
 }

@@ -26,7 +26,7 @@ std::vector<int64_t> skewed_offsets(int64_t rows, int64_t experts);
 class GroupedGemmWorkload final : public Workload {
  public:
   GroupedGemmWorkload(Family family, bool gpu);
-  void prepare(Backend& backend, const Problem& problem, int copies) override;
+  void prepare(Backend& backend, const Problem& problem, int copies, std::shared_ptr<ThreadPool> cpu) override;
   size_t bytes_per_copy(const Problem& problem) const override;
   void run(LoadedCandidate& candidate, int copy) override;
   CheckResult check(LoadedCandidate& candidate) override;
@@ -52,14 +52,21 @@ class GroupedGemmWorkload final : public Workload {
     size_t size() const { return b16.empty() ? f32.size() : b16.size(); }
     float operator[](size_t i) const;
   };
-  const HostInput& input(HostInput& cache, size_t count, uint64_t seed) const;
+  const HostInput& input(HostInput& cache, size_t count, uint64_t seed, ThreadPool& cpu) const;
   Shape shape(const Problem& problem) const;
   DType in_type() const { return gpu_ ? DType::bf16 : DType::f32; }
   DType out_type() const { return gpu_ ? problem_.dtype : DType::f32; }
+  double output_eps() const { return out_type() == DType::bf16 ? 1.0 / 256 : 1.0 / (1 << 23); }  // one rounding
+  // prepare()'s stages, after the inputs: sets, which rows to check, their reference.
+  void upload_sets(const HostInput& a, const HostInput& b, const std::vector<int64_t>& offsets, int copies);
+  void choose_checked_rows(const Shape& s, const std::vector<int64_t>& offsets);
+  void compute_reference(const Shape& s, const std::vector<int64_t>& offsets, const HostInput& a, const HostInput& b);
+  void swiglu_reference(const Shape& s);
 
   int op_;
   bool gpu_;
   Backend* backend_ = nullptr;
+  std::shared_ptr<ThreadPool> cpu_;
   Problem problem_;
   std::vector<Set> sets_;
   HostInput a_cache_, b_cache_;

@@ -142,9 +142,95 @@ Throughput RoutingWorkload::throughput(const Problem& problem, double time_ms) c
   return {time_ms > 0 ? traffic_bytes(kind_, problem) / (time_ms * 1e-3) / 1e9 : 0.0, "GB/s"};
 }
 
-void RoutingWorkload::prepare(Backend& backend, const Problem& problem, int copies) {
-  if (rows_kind(kind_) && problem.routing().width <= 0)
-    throw Error(problem.to_string() + ": the problem needs width > 0");
+namespace {
+
+// Gating: skewed logits (lower experts are preferred; the last expert, when E > K, is never
+// chosen), their scores, log-sum-exp and top-k choice; gate_bwd also the logits' gradient.
+void gate_reference(RoutingWorkload::Reference& r, Family kind, int64_t T, int E, int K, std::mt19937_64& rng) {
+  std::normal_distribution<float> noise(0.0f, 1.0f);
+  r.logits.resize(T * E);
+  for (int64_t t = 0; t < T; ++t)
+    for (int e = 0; e < E; ++e)
+      r.logits[t * E + e] = (E > K && e == E - 1) ? -30.0f : noise(rng) + 2.0f * (1.0f - float(e) / E);
+  r.scores.resize(T * E), r.lse_out.resize(T), r.index.resize(T * K);
+  for (int64_t t = 0; t < T; ++t) {
+    const std::vector<double> l(r.logits.begin() + t * E, r.logits.begin() + (t + 1) * E);
+    const auto s = ref_scores(l.data(), r.router, &r.lse_out[t]);
+    std::copy(s.begin(), s.end(), r.scores.begin() + t * E);
+    const auto choice = ref_select(s, nullptr, r.router);
+    std::copy(choice.begin(), choice.end(), r.index.begin() + t * K);
+  }
+  if (kind == Family::route_gate_bwd) {
+    r.d_weight = uniform(T * K, -1.0f, 1.0f, rng);
+    r.aux = uniform(E, 0.0f, 0.01f, rng);
+    const std::vector<double> aux(r.aux.begin(), r.aux.end());
+    r.expect.resize(T * E);
+    for (int64_t t = 0; t < T; ++t) {
+      const std::vector<double> l(r.logits.begin() + t * E, r.logits.begin() + (t + 1) * E);
+      const auto g =
+          ref_logit_grad(l.data(), &r.index[t * K], &r.d_weight[t * K], aux, T ? double(r.z_coef) / T : 0.0, r.router);
+      std::copy(g.begin(), g.end(), r.expect.begin() + t * E);
+    }
+  }
+}
+
+// The plan's other inputs (probabilities, log-sum-exp, bias) and its auxiliary and z losses.
+void plan_reference(RoutingWorkload::Reference& r, int64_t T, int E, int K, std::mt19937_64& rng) {
+  r.probs = uniform(T * E, 0.0f, 1.0f, rng);
+  r.lse = uniform(T, 0.0f, 5.0f, rng);
+  r.bias = uniform(E, -0.1f, 0.1f, rng);
+  r.aux_scale.resize(E);
+  double aux = 0, z = 0;
+  for (int e = 0; e < E; ++e) {
+    double prob = 0;
+    for (int64_t t = 0; t < T; ++t) prob += r.probs[t * E + e];
+    const double f = T ? double(r.plan.counts[e]) / double(T * K) : 0.0;
+    aux += T ? f * prob / T : 0.0;
+    r.aux_scale[e] = T ? r.loss.aux_coef * E * f / T : 0.0;
+  }
+  for (int64_t t = 0; t < T; ++t) z += double(r.lse[t]) * r.lse[t];
+  r.losses = {r.loss.aux_coef * E * aux, T ? r.loss.z_coef * z / T : 0.0};
+}
+
+// Permute / combine: the token activations and expert rows, and what each step makes of them.
+void rows_reference(RoutingWorkload::Reference& r, Family kind, DType dtype, int64_t T, int64_t D, int E, int K,
+                    std::mt19937_64& rng) {
+  const int64_t R = r.plan.offsets[E];
+  const bool scatter = scatter_kind(kind);
+  r.weight = uniform(T * K, 0.0f, 1.0f, rng);
+  r.src = activations(dtype, T * D, rng);   // x or d_out
+  r.rows = activations(dtype, R * D, rng);  // y or d_permuted
+  r.expect.assign((scatter ? R : T) * D, 0.0);
+  if (kind == Family::route_combine_bwd) r.d_weight_out.assign(T * K, 0.0);
+  for (int64_t t = 0; t < T; ++t)
+    for (int k = 0; k < K; ++k) {
+      const int s = r.plan.slot[t * K + k];
+      if (s < 0) continue;
+      const double w = r.weight[t * K + k];
+      for (int64_t d = 0; d < D; ++d) {
+        const double x = value_at(dtype, r.src, t * D + d), y = value_at(dtype, r.rows, s * D + d);
+        switch (kind) {
+          case Family::route_permute_fwd:
+            r.expect[s * D + d] = x;
+            break;
+          case Family::route_combine_bwd:
+            r.expect[s * D + d] = w * x;
+            r.d_weight_out[t * K + k] += x * y;
+            break;
+          case Family::route_combine_fwd:
+            r.expect[t * D + d] += w * y;
+            break;
+          default:
+            r.expect[t * D + d] += y;
+        }
+      }
+    }
+}
+
+}  // namespace
+
+void RoutingWorkload::prepare(Backend& backend, const Problem& problem, int copies, std::shared_ptr<ThreadPool>) {
+  if (rows_kind(kind_) && problem.routing().width <= 0) throw Error(problem.to_string() + ": the problem needs width > 0");
   backend_ = &backend;
   problem_ = problem;
   const int64_t T = problem.tokens, D = problem.routing().width;
@@ -155,84 +241,13 @@ void RoutingWorkload::prepare(Backend& backend, const Problem& problem, int copi
   r.router.experts = E, r.router.top_k = K, r.router.renormalize = true;
   r.params.renormalize = 1;
   if (gate_kind(kind_)) {
-    // Skewed logits: lower experts are preferred; the last expert (when E > K) is never chosen.
-    std::normal_distribution<float> noise(0.0f, 1.0f);
-    r.logits.resize(T * E);
-    for (int64_t t = 0; t < T; ++t)
-      for (int e = 0; e < E; ++e)
-        r.logits[t * E + e] = (E > K && e == E - 1) ? -30.0f : noise(rng) + 2.0f * (1.0f - float(e) / E);
-    r.scores.resize(T * E), r.lse_out.resize(T), r.index.resize(T * K);
-    for (int64_t t = 0; t < T; ++t) {
-      const std::vector<double> l(r.logits.begin() + t * E, r.logits.begin() + (t + 1) * E);
-      const auto s = ref_scores(l.data(), r.router, &r.lse_out[t]);
-      std::copy(s.begin(), s.end(), r.scores.begin() + t * E);
-      const auto choice = ref_select(s, nullptr, r.router);
-      std::copy(choice.begin(), choice.end(), r.index.begin() + t * K);
-    }
-    if (kind_ == Family::route_gate_bwd) {
-      r.d_weight = uniform(T * K, -1.0f, 1.0f, rng);
-      r.aux = uniform(E, 0.0f, 0.01f, rng);
-      const std::vector<double> aux(r.aux.begin(), r.aux.end());
-      r.expect.resize(T * E);
-      for (int64_t t = 0; t < T; ++t) {
-        const std::vector<double> l(r.logits.begin() + t * E, r.logits.begin() + (t + 1) * E);
-        const auto g = ref_logit_grad(l.data(), &r.index[t * K], &r.d_weight[t * K], aux,
-                                      T ? double(r.z_coef) / T : 0.0, r.router);
-        std::copy(g.begin(), g.end(), r.expect.begin() + t * E);
-      }
-    }
+    gate_reference(r, kind_, T, E, K, rng);
   } else {
     r.index = skewed_choices(T, E, K, rng);
     r.plan = ref_plan(r.index, T, E, K, -1, kPadTo);
   }
-  if (kind_ == Family::route_plan) {
-    r.probs = uniform(T * E, 0.0f, 1.0f, rng);
-    r.lse = uniform(T, 0.0f, 5.0f, rng);
-    r.bias = uniform(E, -0.1f, 0.1f, rng);
-    r.aux_scale.resize(E);
-    double aux = 0, z = 0;
-    for (int e = 0; e < E; ++e) {
-      double prob = 0;
-      for (int64_t t = 0; t < T; ++t) prob += r.probs[t * E + e];
-      const double f = T ? double(r.plan.counts[e]) / double(T * K) : 0.0;
-      aux += T ? f * prob / T : 0.0;
-      r.aux_scale[e] = T ? r.loss.aux_coef * E * f / T : 0.0;
-    }
-    for (int64_t t = 0; t < T; ++t) z += double(r.lse[t]) * r.lse[t];
-    r.losses = {r.loss.aux_coef * E * aux, T ? r.loss.z_coef * z / T : 0.0};
-  }
-  if (rows_kind(kind_)) {
-    const int64_t R = r.plan.offsets[E];
-    const bool scatter = scatter_kind(kind_);
-    r.weight = uniform(T * K, 0.0f, 1.0f, rng);
-    r.src = activations(problem.dtype, T * D, rng);   // x or d_out
-    r.rows = activations(problem.dtype, R * D, rng);  // y or d_permuted
-    r.expect.assign((scatter ? R : T) * D, 0.0);
-    if (kind_ == Family::route_combine_bwd) r.d_weight_out.assign(T * K, 0.0);
-    for (int64_t t = 0; t < T; ++t)
-      for (int k = 0; k < K; ++k) {
-        const int s = r.plan.slot[t * K + k];
-        if (s < 0) continue;
-        const double w = r.weight[t * K + k];
-        for (int64_t d = 0; d < D; ++d) {
-          const double x = value_at(problem.dtype, r.src, t * D + d), y = value_at(problem.dtype, r.rows, s * D + d);
-          switch (kind_) {
-            case Family::route_permute_fwd:
-              r.expect[s * D + d] = x;
-              break;
-            case Family::route_combine_bwd:
-              r.expect[s * D + d] = w * x;
-              r.d_weight_out[t * K + k] += x * y;
-              break;
-            case Family::route_combine_fwd:
-              r.expect[t * D + d] += w * y;
-              break;
-            default:
-              r.expect[t * D + d] += y;
-          }
-        }
-      }
-  }
+  if (kind_ == Family::route_plan) plan_reference(r, T, E, K, rng);
+  if (rows_kind(kind_)) rows_reference(r, kind_, problem.dtype, T, D, E, K, rng);
   ref_ = std::move(ref);
   sets_.clear();
   for (int c = 0; c < std::max(copies, 1); ++c) {

@@ -27,7 +27,7 @@ namespace moejit {
 class RoutingWorkload final : public Workload {
  public:
   explicit RoutingWorkload(Family kind) : kind_(kind) {}
-  void prepare(Backend& backend, const Problem& problem, int copies) override;
+  void prepare(Backend& backend, const Problem& problem, int copies, std::shared_ptr<ThreadPool> cpu) override;
   size_t bytes_per_copy(const Problem& problem) const override;
   void run(LoadedCandidate& candidate, int copy) override;
   CheckResult check(LoadedCandidate& candidate) override;

@@ -4,7 +4,6 @@
 #include <cstring>
 
 #include "common/host_device.h"
-#include "parallel.hpp"
 #include "swiglu/swiglu_spec.hpp"
 #include "workload_data.hpp"
 
@@ -13,9 +12,9 @@ namespace {
 
 // Host bytes of a tensor in the problem's dtype, values in [-4, 4) from a counter-based hash of
 // (seed, index): reproducible and generated in parallel.
-std::vector<char> random_tensor(DType dtype, size_t count, uint64_t seed) {
+std::vector<char> random_tensor(ThreadPool& cpu, DType dtype, size_t count, uint64_t seed) {
   std::vector<char> bytes(count * dtype_bytes(dtype));
-  parallel_chunks(static_cast<int64_t>(count), 1 << 16, [&](int64_t begin, int64_t end) {
+  cpu.for_range(static_cast<int64_t>(count), 1 << 16, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
       const uint64_t bits = hash_bits(seed, static_cast<uint64_t>(i)) >> 40;  // 24 bits
       const float v = static_cast<float>(static_cast<double>(bits) * 0x1p-21 - 4.0);
@@ -52,14 +51,15 @@ size_t SwigluWorkload::bytes_per_copy(const Problem& p) const {
   return elements * dtype_bytes(p.dtype);
 }
 
-void SwigluWorkload::prepare(Backend& backend, const Problem& problem, int copies) {
+void SwigluWorkload::prepare(Backend& backend, const Problem& problem, int copies, std::shared_ptr<ThreadPool> cpu) {
   backend_ = &backend;
+  cpu_ = std::move(cpu);
   problem_ = problem;
   sets_.clear();
   const size_t rows = static_cast<size_t>(problem.rows()), f = static_cast<size_t>(problem.row_shape().width);
   const DType dt = problem.dtype;
-  const std::vector<char> gate_up = random_tensor(dt, rows * 2 * f, 0x5eed0000u + (backward_ ? 1 : 0));
-  const std::vector<char> dh = random_tensor(dt, backward_ ? rows * f : 0, 0x5eed0100u);
+  const std::vector<char> gate_up = random_tensor(*cpu_, dt, rows * 2 * f, 0x5eed0000u + (backward_ ? 1 : 0));
+  const std::vector<char> dh = random_tensor(*cpu_, dt, backward_ ? rows * f : 0, 0x5eed0100u);
   for (int c = 0; c < copies; ++c) {
     Set set;
     set.gate_up = upload(backend, gate_up);
@@ -68,7 +68,7 @@ void SwigluWorkload::prepare(Backend& backend, const Problem& problem, int copie
     sets_.push_back(std::move(set));
   }
   reference_.assign((backward_ ? 2 : 1) * rows * f, 0.0);
-  parallel_chunks(static_cast<int64_t>(rows), 1024, [&](int64_t begin, int64_t end) {
+  cpu_->for_range(static_cast<int64_t>(rows), 1024, [&](int64_t begin, int64_t end) {
     for (size_t r = static_cast<size_t>(begin); r < static_cast<size_t>(end); ++r)
       for (size_t c = 0; c < f; ++c) {
         const double g = value_at(dt, gate_up, r * 2 * f + c), u = value_at(dt, gate_up, r * 2 * f + f + c);
@@ -106,7 +106,7 @@ CheckResult SwigluWorkload::check(LoadedCandidate& candidate) {
   const int64_t n = static_cast<int64_t>(reference_.size()), min_chunk = 1 << 18;
   std::vector<Partial> parts(static_cast<size_t>(std::max<int64_t>(1, n / min_chunk) + 1));
   const int64_t chunk_size = (n + static_cast<int64_t>(parts.size()) - 1) / static_cast<int64_t>(parts.size());
-  parallel_chunks(static_cast<int64_t>(parts.size()), 1, [&](int64_t first, int64_t last) {
+  cpu_->for_range(static_cast<int64_t>(parts.size()), 1, [&](int64_t first, int64_t last) {
     for (int64_t k = first; k < last; ++k) {
       Partial& part = parts[static_cast<size_t>(k)];
       for (int64_t i = k * chunk_size; i < std::min(n, (k + 1) * chunk_size); ++i) {

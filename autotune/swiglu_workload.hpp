@@ -14,7 +14,7 @@ namespace moejit {
 class SwigluWorkload final : public Workload {
  public:
   explicit SwigluWorkload(bool backward) : backward_(backward) {}
-  void prepare(Backend& backend, const Problem& problem, int copies) override;
+  void prepare(Backend& backend, const Problem& problem, int copies, std::shared_ptr<ThreadPool> cpu) override;
   size_t bytes_per_copy(const Problem& problem) const override;
   void run(LoadedCandidate& candidate, int copy) override;
   CheckResult check(LoadedCandidate& candidate) override;
@@ -26,6 +26,7 @@ class SwigluWorkload final : public Workload {
   };
   bool backward_;
   Backend* backend_ = nullptr;
+  std::shared_ptr<ThreadPool> cpu_;
   Problem problem_;
   std::vector<Set> sets_;
   std::vector<double> reference_;  // set 0's expected output

@@ -11,6 +11,7 @@
 #include "moejit/backend.hpp"
 #include "moejit/config.hpp"
 #include "moejit/problem.hpp"
+#include "thread_pool.hpp"
 
 namespace moejit {
 
@@ -35,8 +36,10 @@ class Workload {
  public:
   virtual ~Workload() = default;
   // Allocates `copies` independent input/output sets (cold-cache timing rotates through them) and
-  // computes the reference for set 0. Inputs are random with a fixed seed so reruns agree.
-  virtual void prepare(Backend& backend, const Problem& problem, int copies) = 0;
+  // computes the reference for set 0. Inputs are random with a fixed seed so reruns agree. Input
+  // generation, the reference and check() run on `cpu` (results do not depend on its thread
+  // count), which the workload keeps for check() until the next prepare.
+  virtual void prepare(Backend& backend, const Problem& problem, int copies, std::shared_ptr<ThreadPool> cpu) = 0;
   // Bytes one input/output set occupies (the autotuner sizes the rotation from it).
   virtual size_t bytes_per_copy(const Problem& problem) const = 0;
   // One call of the candidate on set `copy`; enqueued on the backend, not synchronised.

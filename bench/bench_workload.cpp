@@ -15,7 +15,7 @@
 #include "cuda_backend.hpp"
 #include "moe_layer_steps.hpp"
 #include "moejit/kernel_spec.hpp"
-#include "parallel.hpp"
+#include "thread_pool.hpp"
 #if MOEJIT_WITH_LLVM
 #include "host_backend.hpp"
 #endif
@@ -66,10 +66,10 @@ int main(int argc, char** argv) {
     const std::string family(to_string(p.family));
     double prepare_ms[2] = {0, 0}, check_ms[2] = {-1, -1};
     for (int pass = 0; pass < 2; ++pass) {
-      workload_threads() = pass == 0 ? 1 : 0;
+      auto cpu = std::make_shared<ThreadPool>(pass == 0 ? 1 : 0);
       auto workload = make_workload(p.family, backend.name());
       auto start = std::chrono::steady_clock::now();
-      workload->prepare(backend, p, 1);
+      workload->prepare(backend, p, 1, cpu);
       prepare_ms[pass] = ms_since(start);
       const Config config = spec.heuristic(p, backend.device());
       const Source source = spec.render(p, config, backend.device());
@@ -81,7 +81,6 @@ int main(int argc, char** argv) {
       check_ms[pass] = ms_since(start);
       if (!check.ok) std::cout << "  " << family << ": check failed: " << check.detail << "\n";
     }
-    workload_threads() = 0;
     std::cout << std::left << std::setw(24) << family << std::right << std::fixed << std::setprecision(1)
               << std::setw(14) << prepare_ms[0] << std::setw(14) << prepare_ms[1] << std::setw(12) << check_ms[0]
               << std::setw(12) << check_ms[1] << "\n";

@@ -17,9 +17,9 @@
 #include <thread>
 
 #include "binary_cache.hpp"
-#include "compile_pool.hpp"
-#include "host/host_launch.h"
+#include "moejit/abi/host_launch.h"
 #include "moejit/error.hpp"
+#include "thread_pool.hpp"
 
 namespace moejit {
 namespace {
@@ -37,33 +37,24 @@ std::string cpu_model_name() {
   return "unknown CPU";
 }
 
-// Runs the kernel's work items on the calling thread plus pool workers; the pool's threads sleep
-// on a condition variable between launches.
-struct ParallelState {
-  std::unique_ptr<ThreadPool> pool;  // threads - 1 workers; the caller is worker 0
-  unsigned threads = 1;
-};
-
+// HostLaunch::parallel_for: the kernel's work items one at a time (expert loads are uneven) on the
+// calling thread plus the backend's pool workers, which sleep between launches.
 void parallel_for(const HostLaunch* self, long long n, void (*body)(void*, int, long long), void* ctx) {
-  auto* state = static_cast<ParallelState*>(self->pool);
-  const long long workers =
-      std::clamp<long long>(std::min<long long>(self->threads, state->threads), 1, std::max(n, 1LL));
-  std::atomic<long long> next{0};
-  auto work = [&](int worker) {
-    for (long long i; (i = next.fetch_add(1, std::memory_order_relaxed)) < n;) body(ctx, worker, i);
-  };
-  std::vector<std::future<void>> helpers;
-  for (int w = 1; w < workers; ++w) helpers.push_back(state->pool->submit([&work, w] { work(w); }));
-  work(0);
-  for (auto& h : helpers) h.get();
+  static_cast<ThreadPool*>(self->pool)
+      ->parallel_for(
+          n, 1,
+          [&](unsigned worker, int64_t begin, int64_t end) {
+            for (int64_t i = begin; i < end; ++i) body(ctx, static_cast<int>(worker), i);
+          },
+          static_cast<unsigned>(self->threads));
 }
 
 class HostKernel final : public Kernel {
  public:
-  HostKernel(std::string name, HostEntry entry, ParallelState* state)
-      : name_(std::move(name)), entry_(entry), state_(state) {}
+  HostKernel(std::string name, HostEntry entry, ThreadPool* pool)
+      : name_(std::move(name)), entry_(entry), pool_(pool) {}
   void launch(const LaunchDims& dims, void** args) override {
-    HostLaunch launch{static_cast<int>(std::clamp<unsigned>(dims.grid[0], 1, state_->threads)), &parallel_for, state_};
+    HostLaunch launch{static_cast<int>(std::clamp<unsigned>(dims.grid[0], 1, pool_->threads())), &parallel_for, pool_};
     entry_(args, &launch);
   }
   const std::string& name() const override { return name_; }
@@ -71,7 +62,7 @@ class HostKernel final : public Kernel {
  private:
   std::string name_;
   HostEntry entry_;
-  ParallelState* state_;
+  ThreadPool* pool_;
 };
 
 }  // namespace
@@ -80,7 +71,8 @@ struct HostBackend::Impl {
   std::unique_ptr<llvm::orc::LLJIT> jit;
   std::mutex mutex;                                    // guards the JIT and `loaded`
   std::map<std::string, llvm::orc::JITDylib*> loaded;  // binary key -> its JITDylib
-  ParallelState parallel;
+  explicit Impl(unsigned threads) : pool(threads) {}
+  ThreadPool pool;  // the kernels' workers
 };
 
 DeviceDescription describe_host(const HostTarget& target, unsigned threads) {
@@ -97,11 +89,10 @@ DeviceDescription describe_host(const HostTarget& target, unsigned threads) {
 }
 
 HostBackend::HostBackend(BinaryCache* cache, unsigned threads, HostTarget target)
-    : compiler_(std::move(target)), cache_(cache ? cache : &BinaryCache::global()), impl_(std::make_unique<Impl>()) {
-  if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
-  impl_->parallel.threads = threads;
-  if (threads > 1) impl_->parallel.pool = std::make_unique<ThreadPool>(threads - 1);
-  device_ = describe_host(compiler_.target(), threads);
+    : compiler_(std::move(target)),
+      cache_(cache ? cache : &BinaryCache::global()),
+      impl_(std::make_unique<Impl>(threads)) {
+  device_ = describe_host(compiler_.target(), impl_->pool.threads());
 
   auto jit = llvm::orc::LLJITBuilder().create();
   if (!jit) throw UnavailableError("cannot start the LLVM ORC JIT: " + take_message(jit.takeError()));
@@ -111,7 +102,7 @@ HostBackend::HostBackend(BinaryCache* cache, unsigned threads, HostTarget target
 HostBackend::~HostBackend() = default;
 
 unsigned HostBackend::threads() const {
-  return impl_->parallel.threads;
+  return impl_->pool.threads();
 }
 
 std::shared_ptr<const Binary> HostBackend::build(const Source& source) {
@@ -149,7 +140,7 @@ std::unique_ptr<Kernel> HostBackend::load(std::shared_ptr<const Binary> binary, 
   if (!address)
     throw Error("entry '" + symbol + "' not found in " + binary->uri() + " (" + take_message(address.takeError()) +
                 "); host entries must be extern \"C\"");
-  return std::make_unique<HostKernel>(binary->uri() + ":" + symbol, address->toPtr<HostEntry>(), &impl_->parallel);
+  return std::make_unique<HostKernel>(binary->uri() + ":" + symbol, address->toPtr<HostEntry>(), &impl_->pool);
 }
 
 void* HostBackend::allocate(size_t bytes) {

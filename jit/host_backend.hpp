@@ -1,6 +1,6 @@
 // The `host` backend: HostCompiler (Clang as a library) through the BinaryCache, LLVM ORC LLJIT
 // for loading, the process's own memory, a steady clock for timing. Kernels get a parallel-for
-// backed by a pool of sleeping worker threads (templates/host/host_launch.h). Only built with
+// backed by a pool of sleeping worker threads (moejit/abi/host_launch.h). Only built with
 // MOEJIT_WITH_LLVM.
 #pragma once
 #include <memory>

@@ -28,8 +28,8 @@
 #include <mutex>
 
 #include "compile_log.hpp"
-#include "files.hpp"
 #include "hash.hpp"
+#include "kernel_dirs.hpp"
 #include "moejit/error.hpp"
 
 namespace moejit {
@@ -68,6 +68,19 @@ std::unique_ptr<llvm::TargetMachine> make_target_machine(const HostTarget& targe
   llvm::TargetOptions options;
   return std::unique_ptr<llvm::TargetMachine>(llvm_target->createTargetMachine(
       target.triple, target.cpu, features, options, llvm::Reloc::PIC_, std::nullopt, llvm::CodeGenOpt::Aggressive));
+}
+
+// The module's relocatable object for `target` (code generation at CodeGenOpt::Aggressive).
+llvm::SmallVector<char, 0> emit_object(llvm::Module& module, const HostTarget& target) {
+  auto machine = make_target_machine(target);
+  module.setDataLayout(machine->createDataLayout());
+  llvm::SmallVector<char, 0> object;
+  llvm::raw_svector_ostream object_stream(object);
+  llvm::legacy::PassManager passes;
+  if (machine->addPassesToEmitFile(passes, object_stream, nullptr, llvm::CGFT_ObjectFile))
+    throw Error("LLVM cannot emit an object file for " + target.triple);
+  passes.run(module);
+  return object;
 }
 
 }  // namespace
@@ -120,7 +133,7 @@ std::string HostCompiler::version() {
 HostCompiler::HostCompiler(HostTarget target)
     : target_(std::move(target)),
       id_("clang-" + version() + "-llvm-" + LLVM_VERSION_STRING),
-      include_dirs_{template_dir().string()} {
+      include_dirs_(kernel_include_dirs()) {
   initialize_llvm_once();
   std::string error;
   if (!llvm::TargetRegistry::lookupTarget(target_.triple, error))
@@ -191,17 +204,7 @@ Binary HostCompiler::do_compile(const Source& source) const {
   std::unique_ptr<llvm::Module> module = ok ? action.takeModule() : nullptr;
   if (!module) throw fail("compile");
 
-  auto machine = make_target_machine(target_);
-  module->setDataLayout(machine->createDataLayout());
-  llvm::SmallVector<char, 0> object;
-  {
-    llvm::raw_svector_ostream object_stream(object);
-    llvm::legacy::PassManager passes;
-    if (machine->addPassesToEmitFile(passes, object_stream, nullptr, llvm::CGFT_ObjectFile))
-      throw Error("LLVM cannot emit an object file for " + target_.triple);
-    passes.run(*module);
-  }
-
+  const llvm::SmallVector<char, 0> object = emit_object(*module, target_);
   Binary binary;
   binary.family = source.family;
   binary.dtype = source.dtype;

@@ -8,7 +8,7 @@
 #include <filesystem>
 
 #include "compile_log.hpp"
-#include "files.hpp"
+#include "kernel_dirs.hpp"
 #include "moejit/error.hpp"
 #include "ptxas_report.hpp"
 
@@ -33,7 +33,7 @@ std::string library_file() {
 }
 
 std::vector<std::string> default_include_dirs() {
-  std::vector<std::string> dirs{template_dir().string()};
+  std::vector<std::string> dirs = kernel_include_dirs();
   dirs.push_back(MOEJIT_CUDA_INCLUDE_DIR);
 #ifdef MOEJIT_CCCL_INCLUDE_DIR
   dirs.push_back(MOEJIT_CCCL_INCLUDE_DIR);

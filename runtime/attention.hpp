@@ -16,7 +16,7 @@ inline double alibi_slope(int head, int n_heads) {
 // qkv (B, T, 3C) = [q | k | v], head h uses columns [h*hd, (h+1)*hd) of each; out (B, T, C);
 // att (B, H, T, T) the softmax weights (upper triangle unused), saved for the backward.
 template <typename T>
-void attention_forward(Parallel& par, T* out, T* att, const T* qkv, i64 B, i64 Tn, i64 C, i64 H) {
+void attention_forward(ThreadPool& par, T* out, T* att, const T* qkv, i64 B, i64 Tn, i64 C, i64 H) {
   const i64 hd = C / H;
   const T scale = T(1) / std::sqrt(T(hd));
   par.for_range(B * H, 1, [&](i64 first, i64 last) {
@@ -45,7 +45,7 @@ void attention_forward(Parallel& par, T* out, T* att, const T* qkv, i64 B, i64 T
 
 // dqkv (B, T, 3C) += gradient from dout (B, T, C). Each (b, h) owns its own columns: no races.
 template <typename T>
-void attention_backward(Parallel& par, T* dqkv, const T* dout, const T* qkv, const T* att, i64 B, i64 Tn, i64 C,
+void attention_backward(ThreadPool& par, T* dqkv, const T* dout, const T* qkv, const T* att, i64 B, i64 Tn, i64 C,
                         i64 H) {
   const i64 hd = C / H;
   const T scale = T(1) / std::sqrt(T(hd));

@@ -29,7 +29,7 @@ std::string default_backend() {
   return available_backends().front();
 }
 
-std::unique_ptr<StepBackend<float>> make_step_backend(const std::string& name, Parallel& par,
+std::unique_ptr<StepBackend<float>> make_step_backend(const std::string& name, ThreadPool& par,
                                                       const BackendOptions& options) {
   const std::string available = "available backends: " + joined(available_backends());
   if (name == "reference") return std::make_unique<ReferenceStepBackend<float>>(par);

@@ -5,8 +5,8 @@
 #include <string>
 #include <vector>
 
-#include "parallel.hpp"
 #include "step_backend.hpp"
+#include "thread_pool.hpp"
 
 namespace moejit::runtime {
 
@@ -26,7 +26,7 @@ std::string default_backend();
 
 // The backend `name` on the loops of `par`. Throws Error before doing any work when it cannot run
 // here, naming what is missing and the available backends.
-std::unique_ptr<StepBackend<float>> make_step_backend(const std::string& name, Parallel& par,
+std::unique_ptr<StepBackend<float>> make_step_backend(const std::string& name, ThreadPool& par,
                                                       const BackendOptions& options = {});
 
 }  // namespace moejit::runtime

@@ -11,13 +11,13 @@
 
 #include "dense_step_kernels.hpp"
 #include "host_kernel_cache.hpp"
-#include "parallel.hpp"
+#include "thread_pool.hpp"
 
 namespace moejit::runtime {
 
 class HostDenseOps {
  public:
-  HostDenseOps(HostKernelCache& kernels, Parallel& par) : cache_(kernels), par_(par) {}
+  HostDenseOps(HostKernelCache& kernels, ThreadPool& par) : cache_(kernels), par_(par) {}
 
   // As StepBackend's ops of the same names, on process memory.
   void matmul_fwd(float* out, const float* in, const float* w, int64_t N, int64_t C, int64_t OC);
@@ -44,7 +44,7 @@ class HostDenseOps {
   void split_heads(const float* qkv, int64_t B, int64_t S, int64_t C, int64_t H);
 
   HostKernelCache& cache_;
-  Parallel& par_;
+  ThreadPool& par_;
   ChoiceLog log_;
   std::map<std::string, Resolved> resolved_;  // by problem key
   std::vector<int64_t> offsets_;

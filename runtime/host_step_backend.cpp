@@ -2,7 +2,7 @@
 
 namespace moejit::runtime {
 
-HostStepBackend::HostStepBackend(Parallel& par, const BackendOptions& options)
+HostStepBackend::HostStepBackend(ThreadPool& par, const BackendOptions& options)
     : ReferenceStepBackend<float>(par),
       kernels_({options.kernel_threads, options.tuning_dir}),
       moe_(kernels_),

@@ -15,7 +15,7 @@ namespace moejit::runtime {
 
 class HostStepBackend final : public ReferenceStepBackend<float> {
  public:
-  HostStepBackend(Parallel& par, const BackendOptions& options = {});
+  HostStepBackend(ThreadPool& par, const BackendOptions& options = {});
 
   std::string name() const override { return "host"; }
   MoeKernels<float>& moe() override { return moe_; }

@@ -5,8 +5,8 @@
 #include <cmath>
 #include <cstdint>
 
-#include "parallel.hpp"
 #include "swiglu/swiglu.h"
+#include "thread_pool.hpp"
 
 namespace moejit::runtime {
 
@@ -31,7 +31,7 @@ inline void axpy(T* y, T a, const T* x, i64 n) {
 
 // out (N, OC) = inp (N, C) @ w^T, w (OC, C).
 template <typename T>
-void matmul_forward(Parallel& par, T* out, const T* inp, const T* w, i64 N, i64 C, i64 OC) {
+void matmul_forward(ThreadPool& par, T* out, const T* inp, const T* w, i64 N, i64 C, i64 OC) {
   par.for_range(N, 4, [&](i64 b, i64 e) {
     for (i64 i = b; i < e; ++i)
       for (i64 o = 0; o < OC; ++o) out[i * OC + o] = dot(inp + i * C, w + o * C, C);
@@ -40,7 +40,7 @@ void matmul_forward(Parallel& par, T* out, const T* inp, const T* w, i64 N, i64 
 
 // dinp (N, C) += dout (N, OC) @ w (OC, C);  dw (OC, C) += dout^T @ inp. Either output may be null.
 template <typename T>
-void matmul_backward(Parallel& par, T* dinp, T* dw, const T* dout, const T* inp, const T* w, i64 N, i64 C, i64 OC) {
+void matmul_backward(ThreadPool& par, T* dinp, T* dw, const T* dout, const T* inp, const T* w, i64 N, i64 C, i64 OC) {
   if (dinp)
     par.for_range(N, 4, [&](i64 b, i64 e) {
       for (i64 i = b; i < e; ++i)

@@ -17,7 +17,7 @@ namespace moejit::runtime {
 template <typename T>
 class ReferenceMoeKernels final : public MoeKernels<T> {
  public:
-  explicit ReferenceMoeKernels(Parallel& par) : par_(par) {}
+  explicit ReferenceMoeKernels(ThreadPool& par) : par_(par) {}
   std::string backend() const override { return "reference"; }
   std::vector<KernelChoice> kernel_choices() const override {
     std::vector<KernelChoice> v;
@@ -195,7 +195,7 @@ class ReferenceMoeKernels final : public MoeKernels<T> {
     });
   }
 
-  Parallel& par_;
+  ThreadPool& par_;
 };
 
 }  // namespace moejit::runtime

@@ -52,14 +52,14 @@ inline double sum_squares(const T* g, i64 begin, i64 end) {
 template <typename T>
 class ReferenceStepBackend : public StepBackend<T> {
  public:
-  explicit ReferenceStepBackend(Parallel& par) : par_(par), moe_(par) {}
+  explicit ReferenceStepBackend(ThreadPool& par) : par_(par), moe_(par) {}
 
   std::string name() const override { return "reference"; }
   Precision precision() const override { return {dtype_of<T>(), dtype_of<T>()}; }
   MoeKernels<T>& moe() override { return moe_; }
   // None: every op is a plain loop, nothing is looked up in the tuning cache.
   std::vector<KernelChoice> kernel_choices() const override { return {}; }
-  Parallel& parallel() { return par_; }
+  ThreadPool& parallel() { return par_; }
 
   // BackendMemory: process memory.
   bool host_memory() const override { return true; }
@@ -134,7 +134,7 @@ class ReferenceStepBackend : public StepBackend<T> {
   void release(void* data) override { process_memory::release(data); }
 
  private:
-  Parallel& par_;
+  ThreadPool& par_;
   ReferenceMoeKernels<T> moe_;
 };
 

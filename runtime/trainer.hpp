@@ -37,6 +37,9 @@ struct TrainOptions {
   // host kernels with configs from the tuning cache). `moejit train` defaults to default_backend().
   std::string backend = "reference";
   BackendOptions backend_options;
+  // Train on at most the first `unique_tokens` tokens of the training split (0: all of it), so that
+  // runs given more tokens than the pool repeat it (epochs) instead of seeing new data.
+  int64_t unique_tokens = 0;
 
   static constexpr int64_t kDefaultTokens = 1 << 20;
 };
@@ -83,12 +86,14 @@ class Trainer {
   const LrSchedule& schedule() const { return schedule_; }
   Profiler& profiler() { return profiler_; }
   int64_t tokens_per_step() const { return o_.batch * seq_len_ * o_.grad_accum; }
+  // Passes over the (unique) training tokens after `steps` steps.
+  double epochs(int64_t steps) const { return double(steps * tokens_per_step()) / double(data_.train.size()); }
 
  private:
   Metadata metadata() const;
 
   TrainOptions o_;
-  Parallel par_;
+  ThreadPool par_;
   std::unique_ptr<StepBackend<float>> backend_;
   Dataset data_;
   int64_t seq_len_;

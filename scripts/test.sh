@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Set up, build, and run every test (CPU tests run; GPU tests skip with a message without a GPU).
+# Set up, build, check the layer graph (scripts/check-layers.sh), and run every test (CPU tests run;
+# GPU tests skip with a message without a GPU).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bash "$root/scripts/build.sh"
+# Layers depend only downward (docs/architecture.md): CMake targets and #includes.
+bash "$root/scripts/check-layers.sh"
 # A private kernel cache, so that a user's cache neither helps nor hurts the run.
 export MOEJIT_CACHE_DIR=${MOEJIT_CACHE_DIR:-$(mktemp -d /tmp/moejit-test-cache.XXXXXX)}
 ctest --test-dir "$root/build" --output-on-failure -j "$(nproc)" --timeout 600

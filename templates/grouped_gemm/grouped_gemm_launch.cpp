@@ -2,41 +2,27 @@
 #include <cstring>
 #include <string>
 
-#include "cuda_driver.hpp"
 #include "grouped_gemm/grouped_gemm_spec.hpp"
 #include "moejit/error.hpp"
+#include "moejit/tma.hpp"
 
 namespace moejit {
 namespace {
 
-// A bf16 tensor map with 128-byte swizzle. dims/box innermost first; strides in bytes for dims 1...
-CUtensorMap encode_bf16(const void* base, int rank, const uint64_t* dims, const uint64_t* strides,
-                        const uint32_t* box) {
-  CUtensorMap map;
-  std::memset(&map, 0, sizeof map);
-  const uint32_t element_strides[3] = {1, 1, 1};
-  check_cuda(CudaDriver::get().cuTensorMapEncodeTiled(
-                 &map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, static_cast<cuuint32_t>(rank), const_cast<void*>(base), dims,
-                 strides, box, element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
-                 CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE),
-             "cuTensorMapEncodeTiled (grouped GEMM operand)");
-  return map;
-}
-
 // Rows x cols row-major activations (X or dY) as a 2D map with box {64, box_rows}.
-CUtensorMap activation_map(const void* base, int64_t rows, int64_t cols, uint32_t box_rows) {
+TmaDescriptor activation_map(const void* base, int64_t rows, int64_t cols, uint32_t box_rows) {
   const uint64_t dims[2] = {static_cast<uint64_t>(cols), static_cast<uint64_t>(std::max<int64_t>(rows, 1))};
   const uint64_t strides[1] = {static_cast<uint64_t>(cols) * 2};
   const uint32_t box[2] = {gg::kTmaBoxCols, box_rows};
-  return encode_bf16(base, 2, dims, strides, box);
+  return encode_tma_bf16(base, 2, dims, strides, box);
 }
 
 // Weights (E, rows, cols) as a 3D map {cols, rows, E}: a box never reads into the next expert.
-CUtensorMap weight_map(const void* base, int64_t e, int64_t rows, int64_t cols, uint32_t box_rows) {
+TmaDescriptor weight_map(const void* base, int64_t e, int64_t rows, int64_t cols, uint32_t box_rows) {
   const uint64_t dims[3] = {static_cast<uint64_t>(cols), static_cast<uint64_t>(rows), static_cast<uint64_t>(e)};
   const uint64_t strides[2] = {static_cast<uint64_t>(cols) * 2, static_cast<uint64_t>(rows * cols) * 2};
   const uint32_t box[3] = {gg::kTmaBoxCols, box_rows, 1};
-  return encode_bf16(base, 3, dims, strides, box);
+  return encode_tma_bf16(base, 3, dims, strides, box);
 }
 
 }  // namespace
@@ -70,7 +56,7 @@ void launch_grouped_gemm(Kernel& kernel, const Problem& problem, const Config& c
     return;
   }
   const uint32_t bm = static_cast<uint32_t>(config.get("bm")), bn = static_cast<uint32_t>(config.get("bn")), bk = 64;
-  CUtensorMap map_a, map_b;
+  TmaDescriptor map_a, map_b;
   switch (op) {
     case gg::kFwd:
     case gg::kUpSwiglu:

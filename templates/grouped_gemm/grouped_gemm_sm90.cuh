@@ -8,14 +8,10 @@
 #pragma once
 #include "grouped_gemm/grouped_gemm_epilogue.cuh"
 #include "grouped_gemm/grouped_gemm_ptx.cuh"
+#include "moejit/abi/tma_descriptor.h"  // TmaDescriptor: the tensor maps, passed by value
 
 namespace moejit {
 namespace gg {
-
-// A 128-byte CUtensorMap, passed by value as a __grid_constant__ kernel parameter.
-struct alignas(64) TmaDescriptor {
-  unsigned long long words[16];
-};
 
 template <int OP, int BN, int STAGES, int CONSUMERS>
 struct Sm90Layout {

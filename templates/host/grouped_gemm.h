@@ -8,7 +8,7 @@
 #include <cstdlib>
 
 #include "host/gemm_tile.h"
-#include "host/host_launch.h"
+#include "moejit/abi/host_launch.h"
 
 namespace moejit::host {
 

@@ -1,13 +1,13 @@
 // Routing host loops (plain C++ for the host JIT backend; tests also compile them directly): each
 // entry takes the same CUDA-style argument array as its GPU kernel (routing_cuda.cuh) plus the host
-// launch (host/host_launch.h), and loops over tokens / chunks / rows calling the very same per-token
+// launch (moejit/abi/host_launch.h), and loops over tokens / chunks / rows calling the very same per-token
 // and per-row code with SingleLane teams. Work is cut into contiguous ranges of tokens (or chunks,
 // or padding rows) run by the backend's worker threads; no output element is written by two
 // ranges and nothing is reduced across tokens, so results are bit-identical for any thread count.
 // The plan loops cut tokens into the GPU's chunks too, so counts, offsets, slots and the loss sums
 // come out bit-identical to the GPU's.
 #pragma once
-#include "host/host_launch.h"
+#include "moejit/abi/host_launch.h"
 #include "routing/routing_lanes.h"
 #include "routing/routing_plan.h"
 #include "routing/routing_rows.h"

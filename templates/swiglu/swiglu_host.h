@@ -1,7 +1,7 @@
 // Host loop wrapper for SwiGLU (swiglu.h holds the per-element math the GPU kernel runs too).
 // Work items are chunks of rows handed to the backend's parallel-for.
 #pragma once
-#include "host/host_launch.h"
+#include "moejit/abi/host_launch.h"
 #include "swiglu/swiglu.h"
 
 namespace moejit {

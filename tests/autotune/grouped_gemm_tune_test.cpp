@@ -159,7 +159,8 @@ TEST(GroupedGemmWorkload, LargeProblemSamplesTheReferenceButSeesEveryUnwrittenRo
   big.tokens = 32768;  // 65536 rows x 3072 MACs > 2^27
   const KernelSpec& spec = spec_for(p.family, "host");
   GroupedGemmWorkload workload(Family::grouped_gemm_fwd, false);
-  workload.prepare(host(), big, 1);
+  auto cpu = std::make_shared<ThreadPool>(2);
+  workload.prepare(host(), big, 1, cpu);
   EXPECT_LT(workload.checked_rows(), 65536u);
   EXPECT_GT(workload.checked_rows(), 4u * 2);
   const Config heuristic = spec.heuristic(big, host().device());
@@ -169,7 +170,7 @@ TEST(GroupedGemmWorkload, LargeProblemSamplesTheReferenceButSeesEveryUnwrittenRo
   bad.kernels[0] = std::make_unique<PlantedKernel>(std::move(bad.kernels[0]), true, nullptr);
   EXPECT_FALSE(workload.check(bad).ok);
   // The next bucket reuses the inputs generated for this one (a prefix of X, all of W): still right.
-  workload.prepare(host(), p, 1);
+  workload.prepare(host(), p, 1, cpu);
   EXPECT_EQ(workload.checked_rows(), 128u);
   LoadedCandidate small = load(host(), spec, p, heuristic);
   EXPECT_TRUE(workload.check(small).ok);

@@ -52,7 +52,7 @@ void tune_and_recheck(Backend& backend, Family family, const Problem& shape) {
   auto binary = backend.build(source);
   LoadedCandidate winner{r.decision->config, {}};
   for (const auto& entry : source.entries) winner.kernels.push_back(backend.load(binary, entry));
-  workload->prepare(backend, r.problem, 1);
+  workload->prepare(backend, r.problem, 1, std::make_shared<ThreadPool>(2));
   const CheckResult check = workload->check(winner);
   EXPECT_TRUE(check.ok) << to_string(family) << " " << r.decision->config.to_string() << ": " << check.detail;
 }

@@ -187,7 +187,7 @@ size_t ToyWorkload::bytes_per_copy(const Problem& p) const {
   return static_cast<size_t>(p.tokens * p.row_shape().width) * 2 * sizeof(float);
 }
 
-void ToyWorkload::prepare(Backend& backend, const Problem& problem, int copies) {
+void ToyWorkload::prepare(Backend& backend, const Problem& problem, int copies, std::shared_ptr<ThreadPool>) {
   backend_ = &backend;
   n_ = problem.tokens * problem.row_shape().width;
   std::mt19937 rng(7);

@@ -93,7 +93,7 @@ class ToySpec final : public KernelSpec {
 
 class ToyWorkload final : public Workload {
  public:
-  void prepare(Backend& backend, const Problem& problem, int copies) override;
+  void prepare(Backend& backend, const Problem& problem, int copies, std::shared_ptr<ThreadPool> cpu) override;
   size_t bytes_per_copy(const Problem& problem) const override;
   void run(LoadedCandidate& candidate, int copy) override;
   CheckResult check(LoadedCandidate& candidate) override;

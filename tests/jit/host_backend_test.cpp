@@ -6,8 +6,8 @@
 #include <random>
 
 #include "binary_cache.hpp"
-#include "host/host_launch.h"
 #include "host_backend.hpp"
+#include "moejit/abi/host_launch.h"
 #include "moejit/error.hpp"
 
 namespace fs = std::filesystem;
@@ -27,7 +27,7 @@ Source axpy_source(const std::string& tag = "") {
   s.family = "test_axpy";
   s.config = "v1";
   s.file_name = "test_axpy.v1.cpp";
-  s.code = "// " + tag + "\n#include <cmath>\n#include \"host/host_launch.h\"\n" + R"(
+  s.code = "// " + tag + "\n#include <cmath>\n#include \"moejit/abi/host_launch.h\"\n" + R"(
 struct Ctx { const float* x; float* y; float a; long long n; int* seen; };
 static void item(void* p, int worker, long long i) {
   Ctx& c = *static_cast<Ctx*>(p);

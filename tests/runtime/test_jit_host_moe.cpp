@@ -50,7 +50,7 @@ void expect_same(const test_moe::LayerResult& ref, const test_moe::LayerResult& 
 void check_case(HostStepBackend& host, int64_t N, bool skew, uint64_t seed) {
   SCOPED_TRACE("N " + std::to_string(N) + (skew ? ", skewed" : "") + ", seed " + std::to_string(seed));
   const test_moe::Naive naive = test_moe::make_problem(N, kDims, skew, seed);
-  Parallel par(2);
+  ThreadPool par(2);
   ReferenceStepBackend<float> reference(par);
   const test_moe::LayerResult want = test_moe::run_layer(reference, kDims, naive);
   const test_moe::LayerResult got = test_moe::run_layer(host, kDims, naive);
@@ -61,7 +61,7 @@ void check_case(HostStepBackend& host, int64_t N, bool skew, uint64_t seed) {
 TEST(JitHostMoe, EmptyTuningCacheFallsBackToHeuristicAndMatchesReference) {
   use_suite_binary_cache();
   test::TempDir tuning;
-  Parallel par(2);
+  ThreadPool par(2);
   HostStepBackend host(par, {.kernel_threads = 0, .tuning_dir = tuning.path()});
   EXPECT_EQ(summarize_tuning(host.moe().kernel_choices()).substr(0, 29), "14 of 14 kernels not tuned: g");  // none ran
   EXPECT_EQ(summarize_tuning(host.kernel_choices()), "no tuned kernels");  // the step reports what ran
@@ -100,7 +100,7 @@ TEST(JitHostMoe, TunedLayerProblemsServeEveryKernelExactly) {
     for (const LayerTuneResult& r : report.tuned)
       EXPECT_TRUE(r.result.decision) << r.call.name << ": " << r.result.summary();
   }
-  Parallel par(2);
+  ThreadPool par(2);
   HostStepBackend host(par, {.kernel_threads = 0, .tuning_dir = tuning.path()});
   check_case(host, N, false, test::test_seed());
   for (const auto& c : host.moe().kernel_choices()) EXPECT_EQ(c.rung, Rung::exact) << c.kernel << " " << c.config;

@@ -27,7 +27,7 @@ TypedPtr p(std::vector<int32_t>& v) {
 
 TEST(LayerGradients, Matmul) {
   std::mt19937_64 rng(test::test_seed());
-  Parallel par(2);
+  ThreadPool par(2);
   ReferenceStepBackend<double> be(par);
   const i64 N = 5, C = 7, OC = 9;
   V x = random_doubles(N * C, rng), w = random_doubles(OC * C, rng), r = random_doubles(N * OC, rng), out(N * OC);
@@ -47,7 +47,7 @@ TEST(LayerGradients, Matmul) {
 
 TEST(LayerGradients, RmsNorm) {
   std::mt19937_64 rng(test::test_seed());
-  Parallel par(1);
+  ThreadPool par(1);
   ReferenceStepBackend<double> be(par);
   const i64 N = 4, C = 6;
   V x = random_doubles(N * C, rng), w = random_doubles(C, rng), r = random_doubles(N * C, rng), out(N * C), rstd(N);
@@ -64,7 +64,7 @@ TEST(LayerGradients, RmsNorm) {
 
 TEST(LayerGradients, AttentionWithAlibi) {
   std::mt19937_64 rng(test::test_seed());
-  Parallel par(2);
+  ThreadPool par(2);
   ReferenceStepBackend<double> be(par);
   const i64 B = 2, T = 5, C = 6, H = 3;
   V qkv = random_doubles(B * T * 3 * C, rng), r = random_doubles(B * T * C, rng), out(B * T * C), att(B * H * T * T);
@@ -80,7 +80,7 @@ TEST(LayerGradients, AttentionWithAlibi) {
 
 TEST(LayerGradients, SwigluFfn) {
   std::mt19937_64 rng(test::test_seed());
-  Parallel par(1);
+  ThreadPool par(1);
   ReferenceStepBackend<double> be(par);
   const i64 N = 4, C = 5, F = 3;
   V x = random_doubles(N * C, rng), wu = random_doubles(2 * F * C, rng), wd = random_doubles(C * F, rng),
@@ -100,7 +100,7 @@ TEST(LayerGradients, SwigluFfn) {
 
 TEST(LayerGradients, EmbeddingAndCrossEntropy) {
   std::mt19937_64 rng(test::test_seed());
-  Parallel par(1);
+  ThreadPool par(1);
   ReferenceStepBackend<double> be(par);
   const i64 N = 6, Vn = 7, C = 3;
   std::vector<int32_t> tokens = {0, 3, 3, 6, 1, 2}, targets = {1, 1, 5, 0, 6, 3};
@@ -124,7 +124,7 @@ TEST(LayerGradients, EmbeddingAndCrossEntropy) {
 // The MoE layer with the reference kernels: routed experts, shared expert, aux loss and z-loss.
 TEST(LayerGradients, MoeLayerWithRouterLosses) {
   std::mt19937_64 rng(test::test_seed());
-  Parallel par(2);
+  ThreadPool par(2);
   ReferenceStepBackend<double> be(par);
   const MoeDims d{5, 4, 2, 3, 2, {0.3, 0.2}};  // C, E, K, De, Dse, {aux_coef, z_coef}
   const i64 N = 7, C = d.d_model, E = d.n_experts;
@@ -156,7 +156,7 @@ TEST(LayerGradients, MoeLayerWithRouterLosses) {
 // AdamW with clipping through the interface against the textbook update, in double.
 TEST(LayerGradients, AdamWClipsByTheGlobalNormAndDecaysOnlyMarkedSegments) {
   std::mt19937_64 rng(test::test_seed());
-  Parallel par(1);
+  ThreadPool par(1);
   ReferenceStepBackend<double> be(par);
   const i64 n = 10;
   V params = random_doubles(n, rng), grads = random_doubles(n, rng, 3.0), m = random_doubles(n, rng, 0.1),

@@ -23,7 +23,7 @@ TEST(ModelGradients, TwoLayerMoeEveryParameter) {
   moe.router.aux_loss_coef = 0.1;  // larger than the default so that their gradients matter in the check
   moe.router.z_loss_coef = 0.05;
   c.moe = moe;
-  Parallel par(2);
+  ThreadPool par(2);
   ReferenceStepBackend<double> backend(par);
   Model<double> model(c, backend);
   std::mt19937_64 rng(test::test_seed());
@@ -74,7 +74,7 @@ ParamGroup group_of(const std::string& name) {
 // The parameters an instantiated model allocates are `moejit plan`'s count (models/count_params),
 // in total and per group, for every shipped config small enough to instantiate here.
 TEST(ModelGradients, ParameterCountMatchesPlan) {
-  Parallel par(1);
+  ThreadPool par(1);
   ReferenceStepBackend<float> backend(par);
   int checked = 0;
   for (const auto& name : list_model_configs()) {
@@ -95,7 +95,7 @@ TEST(ModelGradients, ParameterCountMatchesPlan) {
 TEST(ModelGradients, UntrainableConfigIsAClearError) {
   ModelConfig c = find_model_config("micro-moe");
   c.moe->router.renormalize = true;
-  Parallel par(1);
+  ThreadPool par(1);
   ReferenceStepBackend<float> backend(par);
   try {
     Model<float> model(c, backend);

@@ -11,7 +11,7 @@ void check_against_naive(int64_t N, MoeDims d, bool skew, uint64_t seed) {
   SCOPED_TRACE("seed " + std::to_string(seed) + ", N " + std::to_string(N));
   d.coefs = {0.05, 0.01};
   const test_moe::Naive ref = test_moe::make_problem(N, d, skew, seed);
-  Parallel par(2);
+  ThreadPool par(2);
   ReferenceStepBackend<float> backend(par);
   // fp32 accumulation over C, De <= 64 terms
   test_moe::expect_matches(ref, test_moe::run_layer(backend, d, ref), skew, 1e-5, 1e-4);
@@ -36,7 +36,7 @@ TEST(MoeLayer, TuningSummaryCountsEveryRungAndNamesFallbacks) {
   EXPECT_EQ(summarize_tuning(c), "all 3 kernels tuned (2 exact, 1 nearest_bucket)");
   c.push_back({"d", "", Rung::heuristic});
   EXPECT_EQ(summarize_tuning(c), "1 of 4 kernels not tuned: d (heuristic); 3 tuned (2 exact, 1 nearest_bucket)");
-  Parallel par(1);
+  ThreadPool par(1);
   EXPECT_EQ(ReferenceMoeKernels<float>(par).kernel_choices().size(), size_t(kLayerSteps));
   EXPECT_EQ(summarize_tuning(ReferenceMoeKernels<float>(par).kernel_choices()),
             "14 of 14 kernels not tuned: gate_fwd (reference), plan (reference), permute_fwd (reference), "

@@ -82,7 +82,7 @@ void check_case(const Case& k, uint64_t seed) {
   setenv("MOEJIT_CACHE_DIR", MOEJIT_TEST_JIT_CACHE, 1);
   test::TempDir tuning;  // no decisions: every kernel on its heuristic config
   const ModelConfig c = find_model_config(k.config);
-  Parallel par(2);
+  ThreadPool par(2);
   ReferenceStepBackend<float> reference(par);
   HostStepBackend host(par, {.kernel_threads = 0, .tuning_dir = tuning.path()});
   std::mt19937_64 rng(seed);

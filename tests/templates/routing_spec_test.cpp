@@ -11,6 +11,7 @@
 #include "binary_cache.hpp"
 #include "compile_pool.hpp"
 #include "files.hpp"
+#include "kernel_dirs.hpp"
 #include "moejit/error.hpp"
 #include "nvrtc_compiler.hpp"
 #include "routing/routing_spec.hpp"
@@ -103,8 +104,9 @@ TEST(RoutingSpec, HostSourcesCompileWithTheSystemCompiler) {
   const auto dir = std::filesystem::temp_directory_path() / ("moejit_routing_host_" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   write_file_atomic(dir / "routing_all.cpp", all);
-  const std::string cmd = "c++ -std=c++20 -fsyntax-only -Wall -Wextra -Werror -I'" + template_dir().string() + "' '" +
-                          (dir / "routing_all.cpp").string() + "' 2> '" + (dir / "log.txt").string() + "'";
+  std::string cmd = "c++ -std=c++20 -fsyntax-only -Wall -Wextra -Werror";
+  for (const std::string& include : kernel_include_dirs()) cmd += " -I'" + include + "'";
+  cmd += " '" + (dir / "routing_all.cpp").string() + "' 2> '" + (dir / "log.txt").string() + "'";
   const int rc = std::system(cmd.c_str());
   EXPECT_EQ(rc, 0) << cmd << "\n" << read_file(dir / "log.txt").value_or("");
   std::filesystem::remove_all(dir);

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "common/host_device.h"
-#include "host/host_launch.h"
+#include "moejit/abi/host_launch.h"
 #include "moejit/backend.hpp"
 #include "moejit/problem.hpp"
 #include "routing/routing_gate.h"

@@ -29,7 +29,5 @@ class FileLock {
 
 // $MOEJIT_CACHE_DIR, else $XDG_CACHE_HOME/moejit, else ~/.cache/moejit.
 std::filesystem::path cache_root();
-// $MOEJIT_TEMPLATE_DIR, else the installed templates, else the source tree's templates/.
-std::filesystem::path template_dir();
 
 }  // namespace moejit

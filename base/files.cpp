@@ -92,12 +92,4 @@ fs::path cache_root() {
   return fs::temp_directory_path() / "moejit-cache";
 }
 
-fs::path template_dir() {
-  if (const char* dir = std::getenv("MOEJIT_TEMPLATE_DIR"); dir && *dir) return dir;
-#ifdef MOEJIT_INSTALL_TEMPLATE_DIR
-  if (fs::exists(MOEJIT_INSTALL_TEMPLATE_DIR)) return MOEJIT_INSTALL_TEMPLATE_DIR;
-#endif
-  return MOEJIT_SOURCE_TEMPLATE_DIR;
-}
-
 }  // namespace moejit
