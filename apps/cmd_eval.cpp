@@ -13,6 +13,7 @@ void add_eval_command(CLI::App& app) {
     std::string checkpoint, data;
     int64_t batches = 32;
     unsigned threads = 2;
+    std::string backend = runtime::default_backend();
   };
   auto f = std::make_shared<Flags>();
   auto* cmd = app.add_subcommand("eval", "Validation loss and bits per byte of a training checkpoint");
@@ -20,6 +21,9 @@ void add_eval_command(CLI::App& app) {
   cmd->add_option("--data", f->data, "Data as for `moejit train` (default: the fortunes corpus)");
   cmd->add_option("--batches", f->batches, "Validation batches")->capture_default_str()->transform(integer_in(1));
   cmd->add_option("--threads", f->threads, "Worker threads")->capture_default_str()->transform(integer_in(1, 4096));
+  cmd->add_option("--backend", f->backend, "Runtime backend (as for `moejit train`)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"host", "reference", "cuda"}));
   cmd->callback([f] {
     auto meta = runtime::read_checkpoint_metadata(f->checkpoint);
     runtime::TrainOptions o;
@@ -27,6 +31,7 @@ void add_eval_command(CLI::App& app) {
     o.data = f->data;
     o.eval_batches = f->batches;
     o.threads = f->threads;
+    o.backend = f->backend;
     runtime::Trainer trainer(o);
     trainer.load_weights(f->checkpoint);
     auto e = trainer.evaluate();

@@ -1,5 +1,5 @@
-// `moejit train`: train a model config (models/configs) on the host (fp32) with a progress line, JSONL metrics,
-// checkpoints and exact resume. See docs/training.md.
+// `moejit train`: train a model config (models/configs) on a runtime backend (reference or host, fp32) with a
+// progress line, JSONL metrics, checkpoints and exact resume. See docs/training.md.
 #include <unistd.h>
 
 #include <cstdio>
@@ -29,16 +29,27 @@ struct TrainFlags {
   double compute = 0;
   std::string data, out;
   bool resume = false;
+  std::string kernels;  // deprecated: --kernels jit|reference = --backend host|reference
   runtime::TrainOptions o;
 };
 
-void run(TrainFlags& f) {
+// --kernels predates --backend: jit meant the host backend's JIT kernels.
+void fold_deprecated_kernels_flag(TrainFlags& f, bool backend_given) {
+  if (f.kernels.empty()) return;
+  const std::string backend = f.kernels == "jit" ? "host" : f.kernels;
+  if (backend_given && backend != f.o.backend)
+    throw CLI::ValidationError("--kernels", "contradicts --backend " + f.o.backend + "; drop --kernels");
+  std::cerr << "note: --kernels " << f.kernels << " is deprecated; use --backend " << backend << "\n";
+  f.o.backend = backend;
+}
+
+void run(TrainFlags& f, bool backend_given) {
+  fold_deprecated_kernels_flag(f, backend_given);
   f.o.config = find_model_config(f.config);
   f.o.tokens = f.tokens;
   f.o.compute = f.compute;
   f.o.data = f.data;
   f.o.out_dir = f.out;
-  if (f.o.kernels.empty()) f.o.kernels = runtime::jit_kernels_available() ? "jit" : "reference";
   if (f.resume && f.out.empty()) throw CLI::ValidationError("--resume", "needs --out DIR (where the checkpoints are)");
   runtime::Trainer trainer(f.o);
   const bool tty = isatty(STDOUT_FILENO);
@@ -48,7 +59,8 @@ void run(TrainFlags& f) {
             << runtime::unigram_entropy_nats(trainer.dataset().train) << " nats\n"
             << "schedule " << trainer.total_steps() << " steps x " << trainer.tokens_per_step() << " tokens, warm-up "
             << trainer.schedule().warmup_steps << ", lr " << f.o.max_lr << " -> " << f.o.min_lr << ", " << f.o.threads
-            << " threads, " << trainer.epochs(trainer.total_steps()) << " epochs\n";
+            << " threads, " << trainer.epochs(trainer.total_steps()) << " epochs\n"
+            << "backend " << trainer.backend().name() << "\n";
   const char* unit = trainer.dataset().byte_level ? "bits/byte" : "bits/token";
   double tokens_per_s = 0;
   runtime::RunCallbacks cb;
@@ -73,17 +85,14 @@ void run(TrainFlags& f) {
   };
   runtime::run_training(trainer, f.resume, cb);
   if (tty) std::cout << "\n";
-  if (const auto& c = trainer.model().config(); c.is_moe()) {
-    const auto choices = trainer.model().kernels().kernel_choices();
-    std::cout << "MoE kernels (" << trainer.model().kernels().backend() << "): " << runtime::summarize_tuning(choices)
-              << "\n";
-    bool heuristic = false;
-    for (const auto& k : choices) heuristic |= k.rung == Rung::heuristic;
-    if (heuristic)
-      // The config as it was given (a name or a path), so that the command runs as printed.
-      std::cout << "  tune them: moejit tune --backend host --model " << f.config << " --tokens "
-                << f.o.batch * c.seq_len << "\n";
-  }
+  const auto choices = trainer.backend().kernel_choices();
+  std::cout << "kernels (backend " << trainer.backend().name() << "): " << runtime::summarize_tuning(choices) << "\n";
+  bool heuristic = false;
+  for (const auto& k : choices) heuristic |= k.rung == Rung::heuristic;
+  if (heuristic)
+    // The config as it was given (a name or a path), so that the command runs as printed.
+    std::cout << "  tune them: moejit tune --backend host --model " << f.config << " --tokens "
+              << f.o.batch * trainer.model().config().seq_len << "\n";
   if (!f.out.empty()) std::cout << "metrics " << (std::filesystem::path(f.out) / "metrics.jsonl").string() << "\n";
 }
 
@@ -91,7 +100,7 @@ void run(TrainFlags& f) {
 
 void add_train_command(CLI::App& app) {
   auto flags = std::make_shared<TrainFlags>();
-  auto* cmd = app.add_subcommand("train", "Train a model on the host (fp32), default data: the fortunes corpus");
+  auto* cmd = app.add_subcommand("train", "Train a model (fp32 on the CPU), default data: the fortunes corpus");
   auto* config = cmd->add_option("--config", flags->config, "Model config name (moejit plan --list) or a .json path")
                      ->capture_default_str();
   cmd->add_option("config", flags->config, "The same as --config")->excludes(config);
@@ -134,12 +143,15 @@ void add_train_command(CLI::App& app) {
       ->transform(integer_in(0));
   cmd->add_option("--stop-after", flags->o.stop_after, "Stop after N steps, keeping the full run's schedule")
       ->transform(integer_in(0));
-  flags->o.kernels.clear();  // default: jit where the host backend is built, else reference
-  cmd->add_option("--kernels", flags->o.kernels,
-                  "MoE kernels: jit (host JIT, configs from the tuning cache) or reference (plain C++); "
-                  "default jit when built with the host backend")
+  flags->o.backend = runtime::default_backend();
+  auto* backend =
+      cmd->add_option("--backend", flags->o.backend,
+                      "Runtime backend: host (JIT kernels, configs from the tuning cache), reference (plain C++ "
+                      "loops) or cuda (GPU, not built yet); default: the first available of host, reference")
+          ->check(CLI::IsMember({"host", "reference", "cuda"}));
+  cmd->add_option("--kernels", flags->kernels, "Deprecated: --kernels jit|reference = --backend host|reference")
       ->check(CLI::IsMember({"jit", "reference"}));
-  cmd->callback([flags] { run(*flags); });
+  cmd->callback([flags, backend] { run(*flags, backend->count() > 0); });
 }
 
 }  // namespace moejit::cli

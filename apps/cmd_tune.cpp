@@ -1,15 +1,20 @@
 // `moejit tune`: tunes every kernel call of the MoE layer (autotune/tune_layer.hpp: the same
 // Problems the runtime looks up) for the given shape and token counts and writes the winners to the
-// tuning cache. `moejit tune-worker` (hidden) measures one candidate
-// in a separate process for spawn isolation (CUDA) and prints its result as one JSON line.
+// tuning cache; with --model on the host backend, also the step's dense kernels
+// (runtime/dense_step_kernels.hpp), so that a training step finds every kernel tuned. `moejit tune-worker` (hidden)
+// measures one candidate in a separate process for spawn isolation (CUDA) and prints its result as one JSON line.
+#include <algorithm>
 #include <filesystem>
 #include <iostream>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "cli_checks.hpp"
 #include "commands.hpp"
+#include "dense_step_kernels.hpp"
 #include "files.hpp"
+#include "model_config.hpp"
 #include "moejit/error.hpp"
 #include "moejit/kernel_spec.hpp"
 #include "tune_layer.hpp"
@@ -60,10 +65,35 @@ TuneOptions tune_options(const TuneFlags& f, const Backend& backend) {
   return options;
 }
 
+// The calls to tune: the MoE layer's (--shape, or the MoE layer of --model) and, for --model on the
+// host backend, every dense kernel of its training step for micro-batches of each token count.
+std::vector<StepCall> tune_calls(const TuneFlags& f, const std::string& backend) {
+  const LayerFlags& l = f.layer;
+  std::optional<ModelConfig> model;
+  if (!l.model.empty()) model = find_model_config(l.model);
+  if (model && !model->is_moe() && backend != "host")
+    throw Error("model '" + l.model + "' has no MoE layer to tune on " + backend +
+                ", and its dense kernels are tuned on the host backend: use --backend host or an MoE config "
+                "(moejit plan --list)");
+  // Without a model's dense kernels, the MoE layer's selection must not be empty (selected_calls says so).
+  if (!model || backend != "host") return step_calls(selected_calls(l, backend));
+  const std::vector<int64_t> tokens = parse_tokens(l.tokens);
+  const std::vector<Family> only = parse_families(l.families);
+  std::vector<StepCall> calls;
+  if (model->is_moe())
+    calls = step_calls(layer_calls(layer_shape_of(l.model, l.shape, l.dtype, backend), tokens, only));
+  for (int64_t t : tokens)
+    for (const runtime::DenseKernel& k : runtime::dense_step_kernels(*model, std::max<int64_t>(1, t / model->seq_len)))
+      if (only.empty() || std::find(only.begin(), only.end(), k.problem.family) != only.end())
+        calls.push_back({k.name(), k.problem});
+  if (calls.empty()) throw Error("--families selects none of the kernel families of " + l.model + "'s training step");
+  return calls;
+}
+
 int run_tune(const TuneFlags& f) {
   // Every flag is checked before a backend opens: a bad shape is reported as such, GPU or not.
   const std::string backend_name = f.layer.backend.empty() ? default_backend_name() : f.layer.backend;
-  const std::vector<LayerKernel> calls = selected_calls(f.layer, backend_name);
+  const std::vector<StepCall> calls = tune_calls(f, backend_name);
   // Before any measuring: a run whose decisions and journal cannot be written is time lost.
   const std::filesystem::path store_dir = TuningStore::default_dir();
   if (const std::string why = directory_write_problem(store_dir); !why.empty())
@@ -75,7 +105,7 @@ int run_tune(const TuneFlags& f) {
   options.tune = tune_options(f, *backend);
   options.max_seconds = f.max_seconds;
   options.on_result = [](const LayerTuneResult& r) {
-    std::cout << "  " << to_string(r.call.step) << ": " << r.result.summary() << "\n";
+    std::cout << "  " << r.call.name << ": " << r.result.summary() << "\n";
   };
   std::cout << "tuning on " << backend->device().name << " (" << backend->device().arch << ", " << backend->name()
             << " backend), isolation " << to_string(options.tune.isolation) << "\n";
@@ -118,7 +148,9 @@ void run_worker(const WorkerFlags& f) {
 void add_tune_command(CLI::App& app) {
   auto f = std::make_shared<TuneFlags>();
   auto* cmd = app.add_subcommand("tune", "Autotune the MoE layer's kernels for a shape and write the tuning cache");
-  f->layer.add_to(cmd);
+  f->layer.add_to(cmd,
+                  "Model config name or path: its MoE layer, and on the host backend every dense kernel of its "
+                  "training step (micro-batches of --tokens tokens)");
   cmd->add_option("--max-seconds", f->max_seconds, "Stop starting new candidates after this many seconds (0: no limit)")
       ->check(real_in(0));
   cmd->add_option("--max-candidates", f->max_candidates, "Measure at most this many candidates per problem (0: all)")

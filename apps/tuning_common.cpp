@@ -31,8 +31,8 @@ std::unique_ptr<Backend> open_backend(const std::string& requested) {
   throw Error("unknown backend '" + name + "': use host or cuda");
 }
 
-void LayerFlags::add_to(CLI::App* cmd) {
-  auto* model_option = cmd->add_option("--model,--config", model, "Model config name or path (its MoE layer's shape)");
+void LayerFlags::add_to(CLI::App* cmd, const char* model_help) {
+  auto* model_option = cmd->add_option("--model,--config", model, model_help);
   auto* positional = cmd->add_option("config", model, "The same as --model")->excludes(model_option);
   cmd->add_option("--shape", shape, "d_model,d_expert,E,topk")
       ->check(shape_text())

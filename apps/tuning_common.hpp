@@ -23,7 +23,7 @@ struct LayerFlags {
   std::string model, shape, tokens = "4096", dtype, backend;
   std::vector<std::string> families;
   // Adds them to `cmd`: the config as --model, --config or positionally, exclusive with --shape.
-  void add_to(CLI::App* cmd);
+  void add_to(CLI::App* cmd, const char* model_help = "Model config name or path (its MoE layer's shape)");
 };
 
 // The MoE layer to tune or bench: the layer of model config `model` (name or path) or `shape`

@@ -16,17 +16,23 @@ std::vector<LayerKernel> layer_calls(const LayerShape& shape, const std::vector<
   return calls;
 }
 
+std::vector<StepCall> step_calls(const std::vector<LayerKernel>& calls) {
+  std::vector<StepCall> named;
+  for (const LayerKernel& k : calls) named.push_back({std::string(to_string(k.step)), k.problem});
+  return named;
+}
+
 int LayerTuneReport::decisions() const {
   return static_cast<int>(std::count_if(tuned.begin(), tuned.end(), [](const auto& t) { return t.result.decision; }));
 }
 
-LayerTuneReport tune_layer(Backend& backend, const std::vector<LayerKernel>& calls, const LayerTuneOptions& options) {
+LayerTuneReport tune_layer(Backend& backend, const std::vector<StepCall>& calls, const LayerTuneOptions& options) {
   const auto start = std::chrono::steady_clock::now();
   const auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
   LayerTuneReport report;
   std::map<Family, std::unique_ptr<Workload>> workloads;
   for (size_t i = 0; i < calls.size(); ++i) {
-    const LayerKernel& call = calls[i];
+    const StepCall& call = calls[i];
     TuneOptions per_call = options.tune;
     if (options.max_seconds > 0) {
       if (elapsed() >= options.max_seconds) {

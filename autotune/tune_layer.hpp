@@ -1,9 +1,11 @@
 // Tuning a whole MoE layer: every kernel call of its training step (templates/moe_layer_steps.hpp)
 // at every token count asked for, one after the other, under one time budget. `moejit tune`,
 // `moejit bench` and bench/bench_tune all go through here, so they tune and time the very problems
-// the runtime looks up.
+// the runtime looks up. The calls are named problems, so a training step's other kernels (the host
+// backend's dense ones, runtime/dense_step_kernels.hpp) are tuned the same way.
 #pragma once
 #include <functional>
+#include <string>
 #include <vector>
 
 #include "autotuner.hpp"
@@ -15,14 +17,23 @@ namespace moejit {
 std::vector<LayerKernel> layer_calls(const LayerShape& shape, const std::vector<int64_t>& tokens,
                                      const std::vector<Family>& only = {});
 
+// One kernel call of a training step: its name in reports ("up_swiglu", "matmul_fwd 256x768") and
+// the Problem it is tuned under and looked up by.
+struct StepCall {
+  std::string name;
+  Problem problem;
+};
+// The layer's calls named by their steps.
+std::vector<StepCall> step_calls(const std::vector<LayerKernel>& calls);
+
 struct LayerTuneResult {
-  LayerKernel call;
+  StepCall call;
   TuneResult result;
 };
 
 struct LayerTuneReport {
   std::vector<LayerTuneResult> tuned;
-  std::vector<LayerKernel> not_started;  // the time budget ran out before these
+  std::vector<StepCall> not_started;  // the time budget ran out before these
   double seconds = 0;
   int decisions() const;
 };
@@ -35,6 +46,10 @@ struct LayerTuneOptions {
 
 // Tunes `calls` in order on `backend`, one workload per family for the whole run (a workload keeps
 // what it generated for one bucket for the next).
-LayerTuneReport tune_layer(Backend& backend, const std::vector<LayerKernel>& calls, const LayerTuneOptions& options);
+LayerTuneReport tune_layer(Backend& backend, const std::vector<StepCall>& calls, const LayerTuneOptions& options);
+inline LayerTuneReport tune_layer(Backend& backend, const std::vector<LayerKernel>& calls,
+                                  const LayerTuneOptions& options) {
+  return tune_layer(backend, step_calls(calls), options);
+}
 
 }  // namespace moejit

@@ -10,7 +10,17 @@
 namespace moejit {
 
 std::string_view to_string(DType dtype) {
-  return dtype == DType::f32 ? "f32" : "bf16";
+  switch (dtype) {
+    case DType::f32:
+      return "f32";
+    case DType::bf16:
+      return "bf16";
+    case DType::f64:
+      return "f64";
+    case DType::i32:
+      return "i32";
+  }
+  return "?";
 }
 
 DType parse_dtype(std::string_view text) {
@@ -20,7 +30,16 @@ DType parse_dtype(std::string_view text) {
 }
 
 size_t dtype_bytes(DType dtype) {
-  return dtype == DType::f32 ? 4 : 2;
+  switch (dtype) {
+    case DType::f32:
+    case DType::i32:
+      return 4;
+    case DType::bf16:
+      return 2;
+    case DType::f64:
+      return 8;
+  }
+  return 0;
 }
 
 int64_t token_bucket(int64_t tokens) {

@@ -5,8 +5,6 @@
 #include <map>
 
 #include "host/grouped_gemm_spec.hpp"
-#include "host_backend.hpp"
-#include "lookup.hpp"
 #include "moe_layer_steps.hpp"
 #include "moejit/log.hpp"
 #include "routing/routing_spec.hpp"
@@ -14,10 +12,6 @@
 
 namespace moejit::runtime {
 namespace {
-
-struct Loaded {
-  std::vector<std::unique_ptr<Kernel>> kernels;  // in the order of Source::entries
-};
 
 // One step's call: its problem, the looked-up config and the loaded kernels.
 struct Call {
@@ -27,7 +21,7 @@ struct Call {
 };
 
 struct StepChoice {
-  std::string config = "(not run)";
+  std::string config = JitHostMoeKernels::kNotRun;
   Rung worst = Rung::exact;
   bool ran = false;
 };
@@ -35,26 +29,17 @@ struct StepChoice {
 }  // namespace
 
 struct JitHostMoeKernels::Impl {
-  explicit Impl(const Options& o)
-      : backend(nullptr, o.threads),
-        lookup(TuningStore(o.tuning_dir.empty() ? TuningStore::default_dir() : o.tuning_dir)) {}
+  explicit Impl(HostKernelCache& k) : cache(k), backend(k.backend()) {}
 
-  HostBackend backend;
-  TuningLookup lookup;
-  std::map<std::string, LookupResult> configs;  // by problem key: one lookup per key and run
-  std::map<std::string, Loaded> loaded;         // by problem key + config: one build and load each
+  HostKernelCache& cache;
+  HostBackend& backend;
   std::array<StepChoice, kLayerSteps> choices;
-  // The 14 problems of the last (shape, token count) and, per step, what they resolved to (pointers
-  // into `configs` and `loaded`, whose nodes are stable): the hot path looks nothing up twice.
+  // The 14 problems of the last (shape, token count) and, per step, what they resolved to: the hot
+  // path looks nothing up twice.
   LayerShape shape;
   int64_t tokens = -1;
   std::vector<LayerKernel> problems;
-  struct Resolved {
-    const KernelSpec* spec = nullptr;
-    const LookupResult* result = nullptr;
-    std::vector<std::unique_ptr<Kernel>>* kernels = nullptr;
-  };
-  std::array<Resolved, kLayerSteps> resolved;
+  std::array<HostKernelCache::Entry, kLayerSteps> resolved;
   // Scratch: int64 offsets for the GEMMs, a weight gradient before it is accumulated, plan buffers.
   std::vector<int64_t> offsets64;
   std::vector<float> dw, plan_workspace;
@@ -69,35 +54,15 @@ struct JitHostMoeKernels::Impl {
       resolved = {};
     }
     const Problem& problem = problems[static_cast<int>(step)].problem;
-    Resolved& r = resolved[static_cast<int>(step)];
+    HostKernelCache::Entry& r = resolved[static_cast<int>(step)];
     if (!r.kernels) {  // the step's config and rung change only here
-      resolve(problem, r);
+      r = cache.resolve(problem);
       StepChoice& choice = choices[static_cast<int>(step)];
-      choice.config = r.result->config.to_string();
+      choice.config = r.config().to_string();
       choice.worst = choice.ran ? std::max(choice.worst, r.result->rung) : r.result->rung;
       choice.ran = true;
     }
-    return {problem, r.result->config, *r.kernels};
-  }
-
-  // Looks the problem's config up (once per key and run) and builds + loads its kernels (once per
-  // key and config).
-  void resolve(const Problem& problem, Resolved& r) {
-    r.spec = &spec_for(problem.family, backend.name());
-    const std::string key = problem.key();
-    auto found = configs.find(key);
-    if (found == configs.end()) found = configs.emplace(key, lookup.lookup(*r.spec, problem, backend)).first;
-    r.result = &found->second;
-    const std::string loaded_key = key + "|" + r.result->config.to_string();
-    auto it = loaded.find(loaded_key);
-    if (it == loaded.end()) {
-      const Source source = r.spec->render(problem, r.result->config, backend.device());
-      auto binary = backend.build(source);
-      Loaded l;
-      for (const auto& entry : source.entries) l.kernels.push_back(backend.load(binary, entry));
-      it = loaded.emplace(loaded_key, std::move(l)).first;
-    }
-    r.kernels = &it->second.kernels;
+    return {problem, r.config(), *r.kernels};
   }
 
   const int64_t* gemm_offsets(const int32_t* offsets, int64_t experts) {
@@ -114,7 +79,7 @@ struct JitHostMoeKernels::Impl {
   }
 };
 
-JitHostMoeKernels::JitHostMoeKernels(const Options& options) : impl_(std::make_unique<Impl>(options)) {}
+JitHostMoeKernels::JitHostMoeKernels(HostKernelCache& kernels) : impl_(std::make_unique<Impl>(kernels)) {}
 JitHostMoeKernels::~JitHostMoeKernels() = default;
 
 std::vector<KernelChoice> JitHostMoeKernels::kernel_choices() const {

@@ -1,34 +1,26 @@
 // The MoE layer on JIT-compiled host kernels: each call takes its step's Problem from
-// moe_layer_kernels(shape, tokens) (templates/moe_layer_steps.hpp) (exactly what `moejit tune --model` tunes), asks the
-// tuning cache's lookup ladder for the config, renders, builds (through the binary cache) and loads
-// the kernel once per (problem key, config), and launches it with the spec's launch helper on the
-// runtime's own std::vector buffers (host backend memory is plain process memory).
+// moe_layer_kernels(shape, tokens) (templates/moe_layer_steps.hpp: exactly what `moejit tune --model`
+// tunes), resolves its config and kernels through the host backend's HostKernelCache (the tuning
+// cache's lookup ladder, built and loaded once per problem key and config) and launches it with the
+// spec's launch helper on the runtime's buffers (host backend memory is plain process memory).
 // kernel_choices() says which rung served each of the 14 steps. Only built with MOEJIT_WITH_LLVM.
 #pragma once
-#include <filesystem>
 #include <memory>
 
+#include "host_kernel_cache.hpp"
 #include "moe_kernels.hpp"
 
 namespace moejit::runtime {
 
 class JitHostMoeKernels final : public MoeKernels<float> {
  public:
-  struct Options {
-    // The host backend's worker pool (0: one per hardware thread, as `moejit tune` uses, so that the
-    // tuned decisions' validators match).
-    unsigned threads = 0;
-    // The tuning store to look configs up in (empty: $MOEJIT_CACHE_DIR/tuning). Binaries always go
-    // through the global binary cache ($MOEJIT_CACHE_DIR/kernels).
-    std::filesystem::path tuning_dir;
-  };
-  JitHostMoeKernels() : JitHostMoeKernels(Options{}) {}
-  explicit JitHostMoeKernels(const Options& options);
+  static constexpr const char* kNotRun = "(not run)";
+  explicit JitHostMoeKernels(HostKernelCache& kernels);
   ~JitHostMoeKernels() override;
 
   std::string backend() const override { return "jit-host"; }
   // Per step: the config of its latest call and the lowest rung that served it during the run; a
-  // step not run yet reports the heuristic rung with config "(not run)".
+  // step not run yet reports the heuristic rung with config kNotRun.
   std::vector<KernelChoice> kernel_choices() const override;
 
   void gate_fwd(const MoeShape& s, int32_t* index, float* weight, float* probs, float* lse,

@@ -2,36 +2,29 @@
 
 #include <cmath>
 
-#include "attention.hpp"
 #include "moejit/error.hpp"
-#include "reference_moe_kernels.hpp"
 
 namespace moejit::runtime {
 
 template <typename T>
 struct Model<T>::Layer {
   // (N = B*S tokens, C = d_model, H heads)
-  std::vector<T> resid_in;    // (N, C) input of the layer
-  std::vector<T> ln1, rstd1;  // (N, C), (N)
-  std::vector<T> qkv;         // (N, 3C)
-  std::vector<T> att;         // (B, H, S, S)
-  std::vector<T> att_out;     // (N, C) before the output projection
-  std::vector<T> resid_mid;   // (N, C) = resid_in + attention
-  std::vector<T> ln2, rstd2;  // (N, C), (N)
-  std::vector<T> ffn_out;     // (N, C) dense FFN or MoE output
-  FfnActivations<T> ffn;
+  TypedPtr input;     // (N, C) the previous layer's output (not owned)
+  Buffer ln1, rstd1;  // (N, C), (N)
+  Buffer qkv;         // (N, 3C)
+  Buffer att;         // (B, H, S, S)
+  Buffer att_out;     // (N, C) before the output projection
+  Buffer resid_mid;   // (N, C) = input + attention
+  Buffer ln2, rstd2;  // (N, C), (N)
+  Buffer out;         // (N, C) dense FFN or MoE output, then + resid_mid: the layer's output
+  FfnActivations ffn;
   std::unique_ptr<MoeLayer<T>> moe;
 };
 
 template <typename T>
-Model<T>::Model(const ModelConfig& config, ThreadPool& par, MoeKernels<T>* kernels) : c_(config), par_(par) {
+Model<T>::Model(const ModelConfig& config, StepBackend<T>& backend) : c_(config), be_(backend) {
   validate(c_, "model config '" + c_.name + "'");
   check_trainable(c_);
-  if (!kernels) {
-    owned_kernels_ = std::make_unique<ReferenceMoeKernels<T>>(par_);
-    kernels = owned_kernels_.get();
-  }
-  kernels_ = kernels;
   const int64_t C = c_.d_model, V = c_.vocab;
   int64_t offset = 0;
   auto add = [&](std::string name, std::vector<int64_t> shape) {
@@ -59,8 +52,7 @@ Model<T>::Model(const ModelConfig& config, ThreadPool& par, MoeKernels<T>* kerne
         add(pre + "moe.shared_down", {C, Fs});
       }
       layer->moe = std::make_unique<MoeLayer<T>>(
-          *kernels_, par_,
-          MoeDims{C, E, c_.moe->top_k, F, Fs, {c_.moe->router.aux_loss_coef, c_.moe->router.z_loss_coef}});
+          be_, MoeDims{C, E, c_.moe->top_k, F, Fs, {c_.moe->router.aux_loss_coef, c_.moe->router.z_loss_coef}});
     } else {
       add(pre + "ffn.w_up", {2 * int64_t(c_.d_ffn), C});
       add(pre + "ffn.w_down", {C, int64_t(c_.d_ffn)});
@@ -69,8 +61,16 @@ Model<T>::Model(const ModelConfig& config, ThreadPool& par, MoeKernels<T>* kerne
   }
   add("ln_f", {C});
   add("lm_head", {V, C});
-  params_.assign(offset, T(0));
-  grads_.assign(offset, T(0));
+  n_params_ = offset;
+  const Precision p = be_.precision();
+  params_ = be_.alloc(p.master, n_params_);
+  grads_ = be_.alloc(p.master, n_params_);
+  if (p.compute != p.master) weights_ = be_.alloc(p.compute, n_params_);
+  be_.zero(params_, n_params_);
+  if (weights_) be_.zero(weights_, n_params_);
+  zero_grad();
+  losses_ = be_.alloc(p.master, 3);
+  zero_losses();
 }
 
 template <typename T>
@@ -84,11 +84,31 @@ const ParamTensor& Model<T>::tensor(const std::string& name) const {
 }
 
 template <typename T>
+std::vector<T> Model<T>::read_params() const {
+  return be_.template download<T>(params_, n_params_);
+}
+
+template <typename T>
+std::vector<T> Model<T>::read_grads() const {
+  return be_.template download<T>(grads_, n_params_);
+}
+
+template <typename T>
+void Model<T>::write_params(std::span<const T> params) {
+  if (int64_t(params.size()) != n_params_)
+    throw Error("write_params: " + std::to_string(params.size()) + " values for " + std::to_string(n_params_) +
+                " parameters");
+  be_.upload(params_, params);
+  if (weights_) be_.convert(weights_, params_, n_params_);
+}
+
+template <typename T>
 void Model<T>::init(std::mt19937_64& rng) {
   std::normal_distribution<double> normal(0.0, 0.02);
   const double residual_scale = 1.0 / std::sqrt(2.0 * c_.layers);
+  std::vector<T> host(n_params_);
   for (const auto& t : tensors_) {
-    T* w = params_.data() + t.offset;
+    T* w = host.data() + t.offset;
     if (t.shape.size() == 1) {
       std::fill(w, w + t.size, T(1));
       continue;
@@ -96,170 +116,189 @@ void Model<T>::init(std::mt19937_64& rng) {
     bool residual = t.name.ends_with("w_o") || t.name.ends_with("w_down") || t.name.ends_with("shared_down");
     for (int64_t i = 0; i < t.size; ++i) w[i] = T(normal(rng) * (residual ? residual_scale : 1.0));
   }
+  write_params(host);
 }
 
 template <typename T>
-MoeWeights<const T> Model<T>::moe_weights(int l) {
+MoeWeights Model<T>::moe_view(int l, TypedPtr base) const {
   std::string pre = "layers." + std::to_string(l) + ".moe.";
   bool shared = d_ffn_shared(c_) > 0;
-  return {p(pre + "w_router"), p(pre + "w_up"), p(pre + "w_down"), shared ? p(pre + "shared_up") : nullptr,
-          shared ? p(pre + "shared_down") : nullptr};
+  auto at = [&](const std::string& name) { return base.at(tensor(pre + name).offset); };
+  return {at("w_router"), at("w_up"), at("w_down"), shared ? at("shared_up") : TypedPtr{},
+          shared ? at("shared_down") : TypedPtr{}};
 }
 
 template <typename T>
-MoeWeights<T> Model<T>::moe_grads(int l) {
-  std::string pre = "layers." + std::to_string(l) + ".moe.";
-  bool shared = d_ffn_shared(c_) > 0;
-  return {g(pre + "w_router"), g(pre + "w_up"), g(pre + "w_down"), shared ? g(pre + "shared_up") : nullptr,
-          shared ? g(pre + "shared_down") : nullptr};
-}
-
-template <typename T>
-T Model<T>::forward(const int32_t* tokens, const int32_t* targets, i64 B, i64 S) {
-  if (S < 1 || S > c_.seq_len) throw Error("sequence length " + std::to_string(S) + " outside [1, seq_len]");
+void Model<T>::allocate_activations(i64 B, i64 S) {
   const i64 N = B * S, C = c_.d_model, H = c_.heads, V = c_.vocab;
+  const DType act = be_.precision().compute, master = be_.precision().master;
+  ensure(tokens_, be_, DType::i32, N);
+  ensure(targets_, be_, DType::i32, N);
+  for (auto [b, n] : {std::pair{&x0_, N * C}, {&lnf_, N * C}, {&logits_, N * V}, {&probs_, N * V}})
+    ensure(*b, be_, act, n);
+  ensure(lnf_rstd_, be_, master, N);
+  for (auto& L : layers_) {
+    for (auto [b, n] : {std::pair{&L->ln1, N * C},
+                        {&L->qkv, N * 3 * C},
+                        {&L->att, B * H * S * S},
+                        {&L->att_out, N * C},
+                        {&L->resid_mid, N * C},
+                        {&L->ln2, N * C},
+                        {&L->out, N * C}})
+      ensure(*b, be_, act, n);
+    ensure(L->rstd1, be_, master, N);
+    ensure(L->rstd2, be_, master, N);
+  }
+}
+
+template <typename T>
+void Model<T>::forward(const int32_t* tokens, const int32_t* targets, i64 B, i64 S) {
+  if (S < 1 || S > c_.seq_len) throw Error("sequence length " + std::to_string(S) + " outside [1, seq_len]");
+  const i64 N = B * S, C = c_.d_model, V = c_.vocab;
   for (i64 i = 0; i < N; ++i)
     if (tokens[i] < 0 || tokens[i] >= V || targets[i] < 0 || targets[i] >= V)
       throw Error("token id outside the vocabulary [0, " + std::to_string(V) + ") at position " + std::to_string(i));
   B_ = B;
   S_ = S;
-  tokens_.assign(tokens, tokens + N);
-  targets_.assign(targets, targets + N);
-  x0_.resize(N * C);
+  allocate_activations(B, S);
+  be_.upload(tokens_, std::span<const int32_t>(tokens, N));
+  be_.upload(targets_, std::span<const int32_t>(targets, N));
   {
     auto t = timed(profiler, "embedding");
-    embedding_forward(x0_.data(), tokens, p("wte"), N, C);
+    be_.embedding_fwd(x0_, tokens_, w("wte"), N, C);
   }
-  T router_losses = 0;
-  const T* x = x0_.data();
+  TypedPtr x = x0_;
   for (int l = 0; l < c_.layers; ++l) {
-    Layer& L = *layers_[l];
-    std::string pre = "layers." + std::to_string(l) + ".";
-    L.resid_in.assign(x, x + N * C);
-    L.ln1.resize(N * C);
-    L.rstd1.resize(N);
-    L.qkv.resize(N * 3 * C);
-    L.att.resize(B * H * S * S);
-    L.att_out.resize(N * C);
-    L.resid_mid.resize(N * C);
-    L.ln2.resize(N * C);
-    L.rstd2.resize(N);
-    L.ffn_out.resize(N * C);
-    {
-      auto t = timed(profiler, "rmsnorm");
-      rmsnorm_forward(L.ln1.data(), L.rstd1.data(), x, p(pre + "ln1"), N, C);
-    }
-    {
-      auto t = timed(profiler, "attention.matmul");
-      matmul_forward(par_, L.qkv.data(), L.ln1.data(), p(pre + "attn.w_qkv"), N, C, 3 * C);
-    }
-    {
-      auto t = timed(profiler, "attention.core");
-      attention_forward(par_, L.att_out.data(), L.att.data(), L.qkv.data(), B, S, C, H);
-    }
-    {
-      auto t = timed(profiler, "attention.matmul");
-      matmul_forward(par_, L.resid_mid.data(), L.att_out.data(), p(pre + "attn.w_o"), N, C, C);
-    }
-    for (i64 i = 0; i < N * C; ++i) L.resid_mid[i] += x[i];
-    {
-      auto t = timed(profiler, "rmsnorm");
-      rmsnorm_forward(L.ln2.data(), L.rstd2.data(), L.resid_mid.data(), p(pre + "ln2"), N, C);
-    }
-    if (L.moe) {
-      L.moe->forward(profiler, L.ffn_out.data(), L.ln2.data(), N, moe_weights(l));
-      router_losses += L.moe->aux_loss() + L.moe->z_loss();  // weighted by the plan
-    } else {
-      ffn_forward(par_, profiler, L.ffn, L.ffn_out.data(), L.ln2.data(), p(pre + "ffn.w_up"), p(pre + "ffn.w_down"), N,
-                  C, i64(c_.d_ffn));
-    }
-    for (i64 i = 0; i < N * C; ++i) L.ffn_out[i] += L.resid_mid[i];  // ffn_out becomes the layer's output
-    x = L.ffn_out.data();
+    forward_layer(l, x, B, S);
+    x = layers_[l]->out;
   }
-  lnf_.resize(N * C);
-  lnf_rstd_.resize(N);
-  logits_.resize(N * V);
-  probs_.resize(N * V);
   {
     auto t = timed(profiler, "rmsnorm");
-    rmsnorm_forward(lnf_.data(), lnf_rstd_.data(), x, p("ln_f"), N, C);
+    be_.rmsnorm_fwd(lnf_, lnf_rstd_, x, w("ln_f"), N, C);
   }
   {
     auto t = timed(profiler, "lm_head");
-    matmul_forward(par_, logits_.data(), lnf_.data(), p("lm_head"), N, C, V);
+    be_.matmul_fwd(logits_, lnf_, w("lm_head"), N, C, V);
   }
   auto t = timed(profiler, "cross_entropy");
-  ce_loss_ = cross_entropy_forward(probs_.data(), logits_.data(), targets, N, V);
-  return ce_loss_ + router_losses;
+  be_.cross_entropy_fwd(probs_, losses_.at(0), logits_, targets_, N, V);
+}
+
+template <typename T>
+void Model<T>::forward_layer(int l, TypedPtr x, i64 B, i64 S) {
+  const i64 N = B * S, C = c_.d_model, H = c_.heads;
+  Layer& L = *layers_[l];
+  const std::string pre = "layers." + std::to_string(l) + ".";
+  L.input = x;
+  {
+    auto t = timed(profiler, "rmsnorm");
+    be_.rmsnorm_fwd(L.ln1, L.rstd1, x, w(pre + "ln1"), N, C);
+  }
+  {
+    auto t = timed(profiler, "attention.matmul");
+    be_.matmul_fwd(L.qkv, L.ln1, w(pre + "attn.w_qkv"), N, C, 3 * C);
+  }
+  {
+    auto t = timed(profiler, "attention.core");
+    be_.attention_fwd(L.att_out, L.att, L.qkv, B, S, C, H);
+  }
+  {
+    auto t = timed(profiler, "attention.matmul");
+    be_.matmul_fwd(L.resid_mid, L.att_out, w(pre + "attn.w_o"), N, C, C);
+  }
+  {
+    auto t = timed(profiler, "residual");
+    be_.add(L.resid_mid, x, N * C);
+  }
+  {
+    auto t = timed(profiler, "rmsnorm");
+    be_.rmsnorm_fwd(L.ln2, L.rstd2, L.resid_mid, w(pre + "ln2"), N, C);
+  }
+  if (L.moe) {
+    L.moe->forward(profiler, L.out, L.ln2, N, moe_view(l, weights()));
+    be_.add(losses_.at(1), L.moe->losses(), 2);  // aux, z: already weighted by the plan
+  } else {
+    ffn_forward(be_, profiler, L.ffn, L.out, L.ln2, w(pre + "ffn.w_up"), w(pre + "ffn.w_down"), N, C, i64(c_.d_ffn));
+  }
+  auto t = timed(profiler, "residual");
+  be_.add(L.out, L.resid_mid, N * C);  // out becomes the layer's output
 }
 
 template <typename T>
 void Model<T>::backward(T loss_scale) {
-  const i64 B = B_, S = S_, N = B * S, C = c_.d_model, H = c_.heads, V = c_.vocab;
+  const i64 N = B_ * S_, C = c_.d_model, V = c_.vocab;
   if (N == 0) throw Error("Model::backward called before forward");
-  d_logits_.resize(N * V);
-  d_lnf_.assign(N * C, T(0));
-  d_resid_.assign(N * C, T(0));
+  const DType act = be_.precision().compute;
+  for (auto [b, n] :
+       {std::pair{&d_resid_, N * C}, {&d_ln_, N * C}, {&d_att_out_, N * C}, {&d_qkv_, N * 3 * C}, {&d_logits_, N * V}})
+    ensure(*b, be_, act, n);
   {
     auto t = timed(profiler, "cross_entropy");
-    cross_entropy_backward(d_logits_.data(), probs_.data(), targets_.data(), N, V, loss_scale);
+    be_.cross_entropy_bwd(d_logits_, probs_, targets_, N, V, loss_scale);
   }
   {
     auto t = timed(profiler, "lm_head");
-    matmul_backward(par_, d_lnf_.data(), g("lm_head"), d_logits_.data(), lnf_.data(), p("lm_head"), N, C, V);
+    be_.matmul_bwd(d_ln_, false, g("lm_head"), d_logits_, lnf_, w("lm_head"), N, C, V);
   }
-  const T* x_last = layers_.back()->ffn_out.data();
   {
     auto t = timed(profiler, "rmsnorm");
-    rmsnorm_backward(d_resid_.data(), g("ln_f"), d_lnf_.data(), x_last, p("ln_f"), lnf_rstd_.data(), N, C);
+    be_.zero(d_resid_, N * C);
+    be_.rmsnorm_bwd(d_resid_, g("ln_f"), d_ln_, layers_.back()->out, w("ln_f"), lnf_rstd_, N, C);
   }
-  std::vector<T>& d_ln = d_lnf_;  // (N, C) scratch from here on
-  for (int l = c_.layers - 1; l >= 0; --l) {
-    Layer& L = *layers_[l];
-    std::string pre = "layers." + std::to_string(l) + ".";
-    // d_resid: gradient of the layer's output = resid_mid + ffn(ln2(resid_mid)).
-    std::fill(d_ln.begin(), d_ln.end(), T(0));
-    if (L.moe) {
-      L.moe->backward(profiler, d_ln.data(), moe_grads(l), d_resid_.data(), L.ln2.data(), N, moe_weights(l),
-                      loss_scale);
-    } else {
-      ffn_backward(par_, profiler, L.ffn, d_ln.data(), g(pre + "ffn.w_up"), g(pre + "ffn.w_down"), d_resid_.data(),
-                   L.ln2.data(), p(pre + "ffn.w_up"), p(pre + "ffn.w_down"), N, C, i64(c_.d_ffn));
-    }
-    {
-      auto t = timed(profiler, "rmsnorm");
-      rmsnorm_backward(d_resid_.data(), g(pre + "ln2"), d_ln.data(), L.resid_mid.data(), p(pre + "ln2"), L.rstd2.data(),
-                       N, C);
-    }
-    // d_resid: gradient of resid_mid = resid_in + w_o(attention(ln1(resid_in))).
-    d_tmp_.assign(N * 3 * C, T(0));  // first N*C: d_att_out, then reused as d_qkv
-    std::vector<T> d_att_out(N * C, T(0));
-    {
-      auto t = timed(profiler, "attention.matmul");
-      matmul_backward(par_, d_att_out.data(), g(pre + "attn.w_o"), d_resid_.data(), L.att_out.data(),
-                      p(pre + "attn.w_o"), N, C, C);
-    }
-    {
-      auto t = timed(profiler, "attention.core");
-      attention_backward(par_, d_tmp_.data(), d_att_out.data(), L.qkv.data(), L.att.data(), B, S, C, H);
-    }
-    std::fill(d_ln.begin(), d_ln.end(), T(0));
-    {
-      auto t = timed(profiler, "attention.matmul");
-      matmul_backward(par_, d_ln.data(), g(pre + "attn.w_qkv"), d_tmp_.data(), L.ln1.data(), p(pre + "attn.w_qkv"), N,
-                      C, 3 * C);
-    }
-    auto t = timed(profiler, "rmsnorm");
-    rmsnorm_backward(d_resid_.data(), g(pre + "ln1"), d_ln.data(), L.resid_in.data(), p(pre + "ln1"), L.rstd1.data(), N,
-                     C);
-  }
+  // From here d_resid_ holds the gradient of the current layer's output.
+  for (int l = c_.layers - 1; l >= 0; --l) backward_layer(l, loss_scale);
   auto t = timed(profiler, "embedding");
-  embedding_backward(g("wte"), d_resid_.data(), tokens_.data(), N, C);
+  be_.embedding_bwd(g("wte"), d_resid_, tokens_, N, C);
+}
+
+template <typename T>
+void Model<T>::backward_layer(int l, T loss_scale) {
+  const i64 B = B_, S = S_, N = B * S, C = c_.d_model, H = c_.heads;
+  Layer& L = *layers_[l];
+  const std::string pre = "layers." + std::to_string(l) + ".";
+  // The layer's output = resid_mid + ffn(ln2(resid_mid)).
+  if (L.moe) {
+    be_.zero(d_ln_, N * C);  // the MoE backward accumulates into its d_x
+    L.moe->backward(profiler, d_ln_, moe_view(l, grads_), d_resid_, L.ln2, N, moe_view(l, weights()), loss_scale);
+  } else {
+    ffn_backward(be_, profiler, L.ffn, d_ln_, false, g(pre + "ffn.w_up"), g(pre + "ffn.w_down"), d_resid_, L.ln2,
+                 w(pre + "ffn.w_up"), w(pre + "ffn.w_down"), N, C, i64(c_.d_ffn));
+  }
+  {
+    auto t = timed(profiler, "rmsnorm");
+    be_.rmsnorm_bwd(d_resid_, g(pre + "ln2"), d_ln_, L.resid_mid, w(pre + "ln2"), L.rstd2, N, C);
+  }
+  // resid_mid = input + w_o(attention(ln1(input))).
+  {
+    auto t = timed(profiler, "attention.matmul");
+    be_.matmul_bwd(d_att_out_, false, g(pre + "attn.w_o"), d_resid_, L.att_out, w(pre + "attn.w_o"), N, C, C);
+  }
+  {
+    auto t = timed(profiler, "attention.core");
+    be_.attention_bwd(d_qkv_, d_att_out_, L.qkv, L.att, B, S, C, H);
+  }
+  {
+    auto t = timed(profiler, "attention.matmul");
+    be_.matmul_bwd(d_ln_, false, g(pre + "attn.w_qkv"), d_qkv_, L.ln1, w(pre + "attn.w_qkv"), N, C, 3 * C);
+  }
+  auto t = timed(profiler, "rmsnorm");
+  be_.rmsnorm_bwd(d_resid_, g(pre + "ln1"), d_ln_, L.input, w(pre + "ln1"), L.rstd1, N, C);
 }
 
 template <typename T>
 void Model<T>::zero_grad() {
-  std::fill(grads_.begin(), grads_.end(), T(0));
+  be_.zero(grads_, n_params_);
+}
+
+template <typename T>
+void Model<T>::zero_losses() {
+  be_.zero(losses_, 3);
+}
+
+template <typename T>
+LossSums Model<T>::read_losses() const {
+  const std::vector<T> l = be_.template download<T>(losses_, 3);
+  return {double(l[0]), double(l[1]) + double(l[2])};
 }
 
 template class Model<float>;

@@ -1,6 +1,7 @@
 // The decoder: token embedding -> L x [pre-norm attention (ALiBi) + pre-norm FFN or MoE] -> final
-// RMSNorm -> LM head -> cross-entropy. All parameters live in one flat buffer (llm.c style) so that the
-// optimiser, gradient clipping and checkpoints treat them uniformly; `tensors()` names the views.
+// RMSNorm -> LM head -> cross-entropy, written once against a StepBackend (step_backend.hpp). All
+// parameters live in one flat buffer in backend memory (llm.c style) so that the optimiser, gradient
+// clipping and checkpoints treat them uniformly; `tensors()` names the views.
 #pragma once
 #include <memory>
 #include <random>
@@ -19,52 +20,71 @@ struct ParamTensor {
   bool decay = false;  // AdamW weight decay: matrices yes, norm gains no
 };
 
+// Loss sums in backend memory since the last Model::zero_losses(), read with Model::read_losses().
+struct LossSums {
+  double ce = 0;      // sum over forward calls of the mean cross-entropy
+  double router = 0;  // sum of every MoE layer's weighted aux and z losses
+  double total() const { return ce + router; }
+};
+
 template <typename T>
 class Model {
  public:
-  // kernels: the MoE backend; null selects the reference kernels.
-  Model(const ModelConfig& config, ThreadPool& par, MoeKernels<T>* kernels = nullptr);
+  Model(const ModelConfig& config, StepBackend<T>& backend);
   ~Model();
 
   const ModelConfig& config() const { return c_; }
   const std::vector<ParamTensor>& tensors() const { return tensors_; }
   const ParamTensor& tensor(const std::string& name) const;
-  std::vector<T>& params() { return params_; }
-  std::vector<T>& grads() { return grads_; }
-  MoeKernels<T>& kernels() { return *kernels_; }
+  StepBackend<T>& backend() { return be_; }
+  int64_t param_count() const { return n_params_; }
+
+  // The flat buffers (n = param_count()) in backend memory: master parameters and gradients (T), and
+  // the compute copy of the weights the ops read (the same buffer when the compute dtype is T).
+  TypedPtr params() const { return params_; }
+  TypedPtr grads() const { return grads_; }
+  TypedPtr weights() const { return weights_ ? weights_.ptr() : params_.ptr(); }
+  // Copies to and from the host (they wait for the backend). write_params refreshes the compute copy.
+  std::vector<T> read_params() const;
+  std::vector<T> read_grads() const;
+  void write_params(std::span<const T> params);
 
   // Normal(0, 0.02) matrices, residual output projections scaled by 1/sqrt(2L), norm gains 1.
   void init(std::mt19937_64& rng);
 
-  // tokens, targets (B, S') with S' <= seq_len. Returns the training loss: mean cross-entropy + each
-  // MoE layer's aux_loss_coef * aux + z_loss_coef * z. ce_loss() is the cross-entropy part alone.
-  T forward(const int32_t* tokens, const int32_t* targets, i64 B, i64 S);
-  T ce_loss() const { return ce_loss_; }
+  // tokens, targets (B, S') host arrays with S' <= seq_len (validated, then copied to the backend).
+  // Adds the mean cross-entropy and each MoE layer's weighted aux and z losses to the loss sums;
+  // reads nothing back.
+  void forward(const int32_t* tokens, const int32_t* targets, i64 B, i64 S);
   // Accumulates d(loss_scale * loss)/d(params) into grads() (for gradient accumulation).
   void backward(T loss_scale);
   void zero_grad();
+  void zero_losses();
+  LossSums read_losses() const;  // waits for the backend
 
   Profiler* profiler = nullptr;
 
  private:
   struct Layer;
-  T* p(const std::string& name) { return params_.data() + tensor(name).offset; }
-  T* g(const std::string& name) { return grads_.data() + tensor(name).offset; }
-  MoeWeights<const T> moe_weights(int l);
-  MoeWeights<T> moe_grads(int l);
+  TypedPtr w(const std::string& name) const { return weights().at(tensor(name).offset); }
+  TypedPtr g(const std::string& name) const { return grads_.at(tensor(name).offset); }
+  MoeWeights moe_view(int l, TypedPtr base) const;
+  void allocate_activations(i64 B, i64 S);
+  void forward_layer(int l, TypedPtr x, i64 B, i64 S);
+  void backward_layer(int l, T loss_scale);
 
   ModelConfig c_;
-  ThreadPool& par_;
-  std::unique_ptr<MoeKernels<T>> owned_kernels_;
-  MoeKernels<T>* kernels_;
+  StepBackend<T>& be_;
   std::vector<ParamTensor> tensors_;
-  std::vector<T> params_, grads_;
+  int64_t n_params_ = 0;
+  Buffer params_, grads_, weights_;  // weights_ stays empty when the compute dtype is T
   std::vector<std::unique_ptr<Layer>> layers_;
   // forward state of the last call
   i64 B_ = 0, S_ = 0;
-  std::vector<int32_t> tokens_, targets_;
-  std::vector<T> x0_, lnf_, lnf_rstd_, logits_, probs_, d_resid_, d_tmp_, d_logits_, d_lnf_;
-  T ce_loss_ = 0;
+  Buffer tokens_, targets_, x0_, lnf_, lnf_rstd_, logits_, probs_;
+  Buffer losses_;  // (3) master: ce, aux, z sums
+  // backward scratch
+  Buffer d_resid_, d_ln_, d_att_out_, d_qkv_, d_logits_;
 };
 
 extern template class Model<float>;

@@ -1,7 +1,7 @@
 // The MoE layer's kernels, one virtual method per kernel call of a training step, so that the backend
 // is a parameter: the plain C++ reference (reference_moe_kernels.hpp), the JIT-compiled host kernels
 // chosen through the tuning cache (jit_host_moe_kernels.hpp), the GPU kernels later. The methods are
-// the 14 steps of moe_layer_kernels.hpp (LayerStep), in the decomposition the real kernels have:
+// the 14 steps of templates/moe_layer_steps.hpp (LayerStep), in the decomposition the real kernels have:
 // routing (templates/routing, docs/routing.md), the grouped GEMMs (Y = X . W_e, W (E, K, N)) and the
 // SwiGLU backward. The router projection itself (logits = x @ w_router^T) is a dense matmul of the
 // layer, like attention, and not one of them.
@@ -41,8 +41,10 @@ struct KernelChoice {
 // The rung's name, "reference" for none.
 const char* rung_name(const std::optional<Rung>& rung);
 
-// "all 14 kernels tuned (12 exact, 2 nearest_bucket)", or "3 of 14 kernels not tuned: a
-// (heuristic), b (reference), c (heuristic); 11 tuned (11 exact)": every rung is counted.
+// "all 14 kernels tuned (14 exact)"; "14 kernels tuned, 2 of them for another problem: 12 exact,
+// 2 nearest_bucket" (decisions for another token bucket or device served); or "3 of 14 kernels not tuned: a
+// (heuristic), b (reference), c (heuristic); 11 tuned (11 exact)": every rung is counted; "no tuned
+// kernels" for an empty list (the reference backend).
 std::string summarize_tuning(const std::vector<KernelChoice>& choices);
 
 template <typename T>

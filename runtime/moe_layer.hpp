@@ -1,22 +1,19 @@
 // The MoE layer of the "1dense+SE" layout: out = shared_expert(x) + sum_k gate_k * expert_k(x), with a
 // softmax router over all E experts, top-K without renormalisation, and the router's aux and z losses.
-// The router projection and the shared expert are dense ops; the 14 kernel steps (moe_layer_kernels.hpp)
-// go through MoeKernels<T>, so the backend (reference, JIT host, GPU) is a parameter.
+// The router projection and the shared expert are dense ops of the StepBackend; the 14 kernel steps
+// (templates/moe_layer_steps.hpp) go through its MoeKernels<T>. Router values (logits, probabilities, gates,
+// losses) are in the master dtype T, the permuted activations in the compute dtype.
 #pragma once
-#include <vector>
-
 #include "ffn.hpp"
-#include "moe_kernels.hpp"
 
 namespace moejit::runtime {
 
-template <typename T>
-struct MoeWeights {  // T = float or const float; pointers into the model's flat parameter buffer
-  T* w_router;       // (E, C)
-  T* w_up;           // (E, C, 2De), columns [gate | up]: the grouped GEMMs' W (E, K, N) layout
-  T* w_down;         // (E, De, C)
-  T* shared_up;      // (2Dse, C), null without a shared expert
-  T* shared_down;    // (C, Dse)
+struct MoeWeights {      // views into the model's flat weight (or gradient) buffer
+  TypedPtr w_router;     // (E, C)
+  TypedPtr w_up;         // (E, C, 2De), columns [gate | up]: the grouped GEMMs' W (E, K, N) layout
+  TypedPtr w_down;       // (E, De, C)
+  TypedPtr shared_up;    // (2Dse, C), null without a shared expert
+  TypedPtr shared_down;  // (C, Dse)
 };
 
 struct MoeDims {
@@ -27,81 +24,56 @@ struct MoeDims {
 template <typename T>
 class MoeLayer {
  public:
-  MoeLayer(MoeKernels<T>& kernels, ThreadPool& par, MoeDims dims) : k_(kernels), par_(par), d_(dims) {}
+  MoeLayer(StepBackend<T>& backend, MoeDims dims) : be_(backend), k_(backend.moe()), d_(dims) {}
 
-  // out (N, C) = layer(x (N, C)); keeps what the backward needs; aux_loss()/z_loss() valid after.
-  void forward(Profiler* prof, T* out, const T* x, i64 N, const MoeWeights<const T>& w) {
+  // out (N, C) = layer(x (N, C)); keeps what the backward needs; losses() valid after.
+  void forward(Profiler* prof, TypedPtr out, TypedPtr x, i64 N, const MoeWeights& w) {
     const MoeShape s = shape(N);
-    const i64 A = s.assignments(), C = d_.d_model, E = d_.n_experts, F = d_.d_expert;
-    logits_.resize(N * E);
-    probs_.resize(N * E);
-    lse_.resize(N);
-    index_.resize(A);
-    weight_.resize(A);
-    counts_.resize(E);
-    offsets_.resize(E + 1);
-    slot_.resize(A);
-    row_source_.resize(A);
-    aux_scale_.resize(E);
-    x_perm_.resize(A * C);
-    gate_up_.resize(A * 2 * F);
-    h_.resize(A * F);
-    y_perm_.resize(A * C);
-    run(prof, "moe.router", [&] { matmul_forward(par_, logits_.data(), x, w.w_router, N, C, E); });
-    run(prof, "moe.gate_fwd",
-        [&] { k_.gate_fwd(s, index_.data(), weight_.data(), probs_.data(), lse_.data(), logits_.data()); });
+    allocate_forward(s);
+    const i64 C = d_.d_model, E = d_.n_experts;
+    run(prof, "moe.router", [&] { be_.matmul_fwd(logits_, x, w.w_router, N, C, E); });
+    run(prof, "moe.gate_fwd", [&] { k_.gate_fwd(s, i32(index_), m(weight_), m(probs_), m(lse_), m(logits_)); });
     run(prof, "moe.plan", [&] {
-      k_.plan(s, d_.coefs, counts_.data(), offsets_.data(), slot_.data(), row_source_.data(), aux_scale_.data(),
-              losses_, index_.data(), probs_.data(), lse_.data());
+      k_.plan(s, d_.coefs, i32(counts_), i32(offsets_), i32(slot_), i32(row_source_), m(aux_scale_), m(losses_),
+              i32(index_), m(probs_), m(lse_));
     });
-    run(prof, "moe.permute_fwd", [&] { k_.permute_fwd(s, x_perm_.data(), x, slot_.data()); });
-    run(prof, "moe.up_swiglu",
-        [&] { k_.up_swiglu(s, gate_up_.data(), h_.data(), x_perm_.data(), w.w_up, offsets_.data()); });
-    run(prof, "moe.down_fwd", [&] { k_.down_fwd(s, y_perm_.data(), h_.data(), w.w_down, offsets_.data()); });
-    if (d_.d_shared) ffn_forward(par_, prof, shared_, out, x, w.shared_up, w.shared_down, N, C, d_.d_shared);
+    run(prof, "moe.permute_fwd", [&] { k_.permute_fwd(s, a(x_perm_), a(x), i32(slot_)); });
+    run(prof, "moe.up_swiglu", [&] { k_.up_swiglu(s, a(gate_up_), a(h_), a(x_perm_), a(w.w_up), i32(offsets_)); });
+    run(prof, "moe.down_fwd", [&] { k_.down_fwd(s, a(y_perm_), a(h_), a(w.w_down), i32(offsets_)); });
+    if (d_.d_shared) ffn_forward(be_, prof, shared_, out, x, w.shared_up, w.shared_down, N, C, d_.d_shared);
     run(prof, "moe.combine_fwd",
-        [&] { k_.combine_fwd(s, out, d_.d_shared ? out : nullptr, y_perm_.data(), weight_.data(), slot_.data()); });
+        [&] { k_.combine_fwd(s, a(out), d_.d_shared ? a(out) : nullptr, a(y_perm_), m(weight_), i32(slot_)); });
   }
 
-  // The router losses of the last forward, weighted by their coefficients (the routing kernels'
-  // convention: the plan applies LossParams), so the training loss adds them as they are.
-  T aux_loss() const { return losses_[0]; }
-  T z_loss() const { return losses_[1]; }
-  const std::vector<int32_t>& offsets() const { return offsets_; }
+  // The router losses of the last forward, (2) = {aux, z} in backend memory, weighted by their
+  // coefficients (the routing kernels' convention: the plan applies LossParams).
+  TypedPtr losses() const { return losses_; }
+  TypedPtr offsets() const { return offsets_; }  // (E + 1) i32
 
   // dx (N, C) += ...; grads += .... loss_scale multiplies every gradient (d_out already carries it;
   // the router losses' terms get it here).
-  void backward(Profiler* prof, T* dx, const MoeWeights<T>& grads, const T* dout, const T* x, i64 N,
-                const MoeWeights<const T>& w, T loss_scale) {
+  void backward(Profiler* prof, TypedPtr dx, const MoeWeights& grads, TypedPtr dout, TypedPtr x, i64 N,
+                const MoeWeights& w, T loss_scale) {
     const MoeShape s = shape(N);
-    const i64 A = s.assignments(), C = d_.d_model, E = d_.n_experts, F = d_.d_expert;
-    d_y_perm_.resize(A * C);
-    d_weight_.resize(A);
-    d_h_.resize(A * F);
-    d_gate_up_.resize(A * 2 * F);
-    d_x_perm_.resize(A * C);
-    d_logits_.resize(N * E);
-    scaled_aux_.resize(E);
-    run(prof, "moe.combine_bwd", [&] {
-      k_.combine_bwd(s, d_y_perm_.data(), d_weight_.data(), dout, y_perm_.data(), weight_.data(), slot_.data());
-    });
-    run(prof, "moe.down_dgrad", [&] { k_.down_dgrad(s, d_h_.data(), d_y_perm_.data(), w.w_down, offsets_.data()); });
-    run(prof, "moe.down_wgrad", [&] { k_.down_wgrad(s, grads.w_down, h_.data(), d_y_perm_.data(), offsets_.data()); });
-    run(prof, "moe.swiglu_bwd", [&] { k_.swiglu_bwd(s, d_gate_up_.data(), gate_up_.data(), d_h_.data()); });
-    run(prof, "moe.up_dgrad", [&] { k_.up_dgrad(s, d_x_perm_.data(), d_gate_up_.data(), w.w_up, offsets_.data()); });
-    run(prof, "moe.up_wgrad", [&] { k_.up_wgrad(s, grads.w_up, x_perm_.data(), d_gate_up_.data(), offsets_.data()); });
-    run(prof, "moe.permute_bwd", [&] { k_.permute_bwd(s, dx, d_x_perm_.data(), slot_.data()); });
-    for (i64 e = 0; e < E; ++e) scaled_aux_[e] = loss_scale * aux_scale_[e];
+    allocate_backward(s);
+    const i64 C = d_.d_model, E = d_.n_experts;
+    run(prof, "moe.combine_bwd",
+        [&] { k_.combine_bwd(s, a(d_y_perm_), m(d_weight_), a(dout), a(y_perm_), m(weight_), i32(slot_)); });
+    run(prof, "moe.down_dgrad", [&] { k_.down_dgrad(s, a(d_h_), a(d_y_perm_), a(w.w_down), i32(offsets_)); });
+    run(prof, "moe.down_wgrad", [&] { k_.down_wgrad(s, m(grads.w_down), a(h_), a(d_y_perm_), i32(offsets_)); });
+    run(prof, "moe.swiglu_bwd", [&] { k_.swiglu_bwd(s, a(d_gate_up_), a(gate_up_), a(d_h_)); });
+    run(prof, "moe.up_dgrad", [&] { k_.up_dgrad(s, a(d_x_perm_), a(d_gate_up_), a(w.w_up), i32(offsets_)); });
+    run(prof, "moe.up_wgrad", [&] { k_.up_wgrad(s, m(grads.w_up), a(x_perm_), a(d_gate_up_), i32(offsets_)); });
+    run(prof, "moe.permute_bwd", [&] { k_.permute_bwd(s, a(dx), a(d_x_perm_), i32(slot_)); });
+    be_.scale(scaled_aux_, aux_scale_, E, loss_scale);
     // z_scale = 2 z_coef / N (route_z_scale), times the loss scale.
     const T z_scale = N ? loss_scale * T(2 * d_.coefs.z_coef) / T(N) : T(0);
-    run(prof, "moe.gate_bwd", [&] {
-      k_.gate_bwd(s, d_logits_.data(), logits_.data(), index_.data(), d_weight_.data(), scaled_aux_.data(), z_scale);
-    });
-    run(prof, "moe.router",
-        [&] { matmul_backward(par_, dx, grads.w_router, d_logits_.data(), x, w.w_router, N, C, E); });
+    run(prof, "moe.gate_bwd",
+        [&] { k_.gate_bwd(s, m(d_logits_), m(logits_), i32(index_), m(d_weight_), m(scaled_aux_), z_scale); });
+    run(prof, "moe.router", [&] { be_.matmul_bwd(dx, true, grads.w_router, d_logits_, x, w.w_router, N, C, E); });
     if (d_.d_shared)
-      ffn_backward(par_, prof, shared_, dx, grads.shared_up, grads.shared_down, dout, x, w.shared_up, w.shared_down, N,
-                   C, d_.d_shared);
+      ffn_backward(be_, prof, shared_, dx, true, grads.shared_up, grads.shared_down, dout, x, w.shared_up,
+                   w.shared_down, N, C, d_.d_shared);
   }
 
  private:
@@ -111,17 +83,44 @@ class MoeLayer {
     auto t = timed(prof, name);
     f();
   }
+  // MoeKernels<T> takes typed pointers: router values in T, activations in T as well until the
+  // kernels take the compute dtype separately (the GPU backend's bf16 activations).
+  static T* m(TypedPtr p) { return p.as<T>(); }
+  static T* a(TypedPtr p) { return p.as<T>(); }
+  static int32_t* i32(TypedPtr p) { return p.as<int32_t>(); }
 
+  void allocate_forward(const MoeShape& s) {
+    const i64 N = s.tokens, A = s.assignments(), C = d_.d_model, E = d_.n_experts, F = d_.d_expert;
+    const DType act = be_.precision().compute, master = be_.precision().master;
+    for (auto [b, n] : {std::pair{&logits_, N * E},
+                        {&probs_, N * E},
+                        {&lse_, N},
+                        {&weight_, A},
+                        {&aux_scale_, E},
+                        {&losses_, i64(2)}})
+      ensure(*b, be_, master, n);
+    for (auto [b, n] : {std::pair{&index_, A}, {&counts_, E}, {&offsets_, E + 1}, {&slot_, A}, {&row_source_, A}})
+      ensure(*b, be_, DType::i32, n);
+    for (auto [b, n] : {std::pair{&x_perm_, A * C}, {&gate_up_, A * 2 * F}, {&h_, A * F}, {&y_perm_, A * C}})
+      ensure(*b, be_, act, n);
+  }
+  void allocate_backward(const MoeShape& s) {
+    const i64 N = s.tokens, A = s.assignments(), C = d_.d_model, E = d_.n_experts, F = d_.d_expert;
+    const DType act = be_.precision().compute, master = be_.precision().master;
+    for (auto [b, n] : {std::pair{&d_weight_, A}, {&d_logits_, N * E}, {&scaled_aux_, E}}) ensure(*b, be_, master, n);
+    for (auto [b, n] : {std::pair{&d_y_perm_, A * C}, {&d_h_, A * F}, {&d_gate_up_, A * 2 * F}, {&d_x_perm_, A * C}})
+      ensure(*b, be_, act, n);
+  }
+
+  StepBackend<T>& be_;
   MoeKernels<T>& k_;
-  ThreadPool& par_;
   MoeDims d_;
   // forward state (shapes as in moe_kernels.hpp)
-  std::vector<T> logits_, probs_, lse_, weight_, aux_scale_, x_perm_, gate_up_, h_, y_perm_;
-  std::vector<int32_t> index_, counts_, offsets_, slot_, row_source_;
-  T losses_[2] = {0, 0};
-  FfnActivations<T> shared_;
+  Buffer logits_, probs_, lse_, weight_, aux_scale_, losses_, x_perm_, gate_up_, h_, y_perm_;
+  Buffer index_, counts_, offsets_, slot_, row_source_;
+  FfnActivations shared_;
   // backward scratch
-  std::vector<T> d_y_perm_, d_weight_, d_h_, d_gate_up_, d_x_perm_, d_logits_, scaled_aux_;
+  Buffer d_y_perm_, d_weight_, d_h_, d_gate_up_, d_x_perm_, d_logits_, scaled_aux_;
 };
 
 }  // namespace moejit::runtime

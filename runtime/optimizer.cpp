@@ -18,38 +18,40 @@ double LrSchedule::lr(int64_t step) const {
   return min_lr + 0.5 * (max_lr - min_lr) * (1.0 + std::cos(M_PI * progress));
 }
 
-void AdamW::update(std::vector<float>& params, const std::vector<float>& grads, const std::vector<uint8_t>& decay,
-                   double lr) {
+std::vector<ParamSegment> param_segments(const std::vector<ParamTensor>& tensors) {
+  std::vector<ParamSegment> v;
+  for (const auto& t : tensors) {
+    if (!v.empty() && v.back().decay == t.decay && v.back().offset + v.back().size == t.offset)
+      v.back().size += t.size;  // merge neighbours: fewer, longer segments
+    else
+      v.push_back({t.offset, t.size, t.decay});
+  }
+  return v;
+}
+
+template <typename T>
+AdamW<T>::AdamW(Model<T>& model) : model_(model), segments_(param_segments(model.tensors())) {
+  StepBackend<T>& be = model.backend();
+  const int64_t n = model.param_count();
+  m_ = be.alloc(dtype_of<T>(), n);
+  v_ = be.alloc(dtype_of<T>(), n);
+  norm_ = be.alloc(dtype_of<T>(), 1);
+  be.zero(m_, n);
+  be.zero(v_, n);
+  be.zero(norm_, 1);
+}
+
+template <typename T>
+void AdamW<T>::step(double lr) {
+  StepBackend<T>& be = model_.backend();
+  const int64_t n = model_.param_count();
+  be.grad_norm(norm_, model_.grads(), n);
   ++step_;
-  const float b1 = float(beta1), b2 = float(beta2);
-  const float c1 = float(1.0 - std::pow(beta1, double(step_))), c2 = float(1.0 - std::pow(beta2, double(step_)));
-  const float flr = float(lr), fwd = float(weight_decay), feps = float(eps);
-  for (size_t i = 0; i < params.size(); ++i) {
-    float g = grads[i];
-    m_[i] = b1 * m_[i] + (1.0f - b1) * g;
-    v_[i] = b2 * v_[i] + (1.0f - b2) * g * g;
-    float update = (m_[i] / c1) / (std::sqrt(v_[i] / c2) + feps);
-    if (decay[i]) update += fwd * params[i];
-    params[i] -= flr * update;
-  }
+  AdamWStep s{lr, beta1, beta2, eps, weight_decay, step_, max_norm};
+  be.adamw(model_.params(), model_.weights(), model_.grads(), m_, v_, norm_, n, segments_, s);
 }
 
-double clip_grad_norm(std::vector<float>& grads, double max_norm) {
-  double sum = 0;
-  for (float g : grads) sum += double(g) * double(g);
-  double norm = std::sqrt(sum);
-  if (norm > max_norm) {
-    float scale = float(max_norm / norm);
-    for (float& g : grads) g *= scale;
-  }
-  return norm;
-}
-
-std::vector<uint8_t> decay_mask(const std::vector<ParamTensor>& tensors, size_t n_params) {
-  std::vector<uint8_t> mask(n_params, 0);
-  for (const auto& t : tensors)
-    if (t.decay) std::fill(mask.begin() + t.offset, mask.begin() + t.offset + t.size, uint8_t(1));
-  return mask;
-}
+template class AdamW<float>;
+template class AdamW<double>;
 
 }  // namespace moejit::runtime

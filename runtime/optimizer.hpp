@@ -1,5 +1,6 @@
 // AdamW with decoupled weight decay, global-norm gradient clipping, and the paper's schedule: linear
-// warm-up for clip(0.01 * total_steps, 200, 2000) steps, then cosine decay to a floor.
+// warm-up for clip(0.01 * total_steps, 200, 2000) steps, then cosine decay to a floor. The moments
+// live in backend memory and the update is one backend op (StepBackend::adamw).
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -21,28 +22,33 @@ struct LrSchedule {
   double lr(int64_t step) const;  // step counts from 0
 };
 
+// The segments of the flat parameter buffer with their weight-decay flag (matrices yes, gains no).
+std::vector<ParamSegment> param_segments(const std::vector<ParamTensor>& tensors);
+
+template <typename T>
 class AdamW {
  public:
   double beta1 = 0.9, beta2 = 0.95, eps = 1e-8, weight_decay = 0.1;
+  double max_norm = 1.0;  // global-norm clipping
 
-  explicit AdamW(size_t n_params = 0) : m_(n_params, 0.0f), v_(n_params, 0.0f) {}
-  // One update; `decay` marks which elements get weight decay (matrices; not norm gains).
-  void update(std::vector<float>& params, const std::vector<float>& grads, const std::vector<uint8_t>& decay,
-              double lr);
-  int64_t step() const { return step_; }
-  void set_step(int64_t s) { step_ = s; }
-  std::vector<float>& m() { return m_; }
-  std::vector<float>& v() { return v_; }
+  explicit AdamW(Model<T>& model);
+  // Computes the gradients' global norm into grad_norm() (backend memory), clips and updates the
+  // model's parameters and compute weights. Reads nothing back.
+  void step(double lr);
+  int64_t steps() const { return step_; }
+  void set_steps(int64_t s) { step_ = s; }
+  TypedPtr m() const { return m_; }
+  TypedPtr v() const { return v_; }
+  TypedPtr grad_norm() const { return norm_; }  // (1) of the last step, before clipping
 
  private:
-  std::vector<float> m_, v_;
+  Model<T>& model_;
+  std::vector<ParamSegment> segments_;
+  Buffer m_, v_, norm_;
   int64_t step_ = 0;
 };
 
-// Scales grads so that their global L2 norm is at most max_norm; returns the norm before clipping.
-double clip_grad_norm(std::vector<float>& grads, double max_norm);
-
-// 1 per element of tensors with decay = true.
-std::vector<uint8_t> decay_mask(const std::vector<ParamTensor>& tensors, size_t n_params);
+extern template class AdamW<float>;
+extern template class AdamW<double>;
 
 }  // namespace moejit::runtime

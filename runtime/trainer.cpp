@@ -13,10 +13,6 @@
 #include "files.hpp"
 #include "memory_estimate.hpp"
 #include "moejit/error.hpp"
-#include "reference_moe_kernels.hpp"
-#ifdef MOEJIT_WITH_LLVM
-#include "jit_host_moe_kernels.hpp"
-#endif
 
 namespace moejit::runtime {
 namespace fs = std::filesystem;
@@ -51,11 +47,12 @@ static void cap_unique_tokens(Dataset& d, int64_t unique) {
   d.train.resize(size_t(unique));
 }
 
-Trainer::Trainer(TrainOptions options, MoeKernels<float>* kernels)
+Trainer::Trainer(TrainOptions options)
     : o_(std::move(options)),
+      par_(std::max(1u, o_.threads)),
+      backend_(make_step_backend(o_.backend, par_, o_.backend_options)),
       data_(load_dataset(o_.data)),
       seq_len_(o_.config.seq_len),
-      par_(std::max(1u, o_.threads)),
       rng_(o_.seed) {
   check_options(o_);
   cap_unique_tokens(data_, o_.unique_tokens);
@@ -65,15 +62,10 @@ Trainer::Trainer(TrainOptions options, MoeKernels<float>* kernels)
         " has vocab " + std::to_string(o_.config.vocab) + ": use a config with a larger vocab" +
         (data_.byte_level ? " (byte-level text needs " + std::to_string(kByteVocab) + ": bytes + end-of-text)" : ""));
   check_memory(estimate_training_memory(o_.config, o_.batch), available_memory_bytes(), o_.config.name, o_.batch);
-  if (!kernels && o_.config.is_moe()) {
-    owned_kernels_ = make_moe_kernels(o_.kernels, par_);
-    kernels = owned_kernels_.get();
-  }
-  model_ = std::make_unique<Model<float>>(o_.config, par_, kernels);
+  model_ = std::make_unique<Model<float>>(o_.config, *backend_);
   model_->profiler = &profiler_;
   model_->init(rng_);
-  opt_ = AdamW(model_->params().size());
-  decay_ = decay_mask(model_->tensors(), model_->params().size());
+  opt_ = std::make_unique<AdamW<float>>(*model_);
   int64_t tokens = o_.tokens;
   if (tokens == 0 && o_.compute > 0) {
     const double from_compute = o_.compute / train_flops_per_token(o_.config);
@@ -97,26 +89,28 @@ bool Trainer::done() const {
   return step() >= total_steps() || (o_.stop_after >= 0 && step() >= o_.stop_after);
 }
 
+// The whole step is queued on the backend; its losses and gradient norm are read once, at the end.
 StepStats Trainer::train_step() {
   auto start = std::chrono::steady_clock::now();
   StepStats s;
   model_->zero_grad();
+  model_->zero_losses();
   const float scale = 1.0f / float(o_.grad_accum);
   for (int64_t micro = 0; micro < o_.grad_accum; ++micro) {
     reader_->next(inputs_, targets_, rng_);
-    s.loss += model_->forward(inputs_.data(), targets_.data(), o_.batch, seq_len_);
-    s.ce += model_->ce_loss();
+    model_->forward(inputs_.data(), targets_.data(), o_.batch, seq_len_);
     model_->backward(scale);
   }
-  s.loss /= double(o_.grad_accum);
-  s.ce /= double(o_.grad_accum);
+  s.lr = schedule_.lr(opt_->steps());
   {
     auto t = timed(&profiler_, "optimizer");
-    s.grad_norm = clip_grad_norm(model_->grads(), 1.0);
-    s.lr = schedule_.lr(opt_.step());
-    opt_.update(model_->params(), model_->grads(), decay_, s.lr);
+    opt_->step(s.lr);
   }
-  s.step = opt_.step();
+  const LossSums losses = model_->read_losses();
+  s.loss = losses.total() / double(o_.grad_accum);
+  s.ce = losses.ce / double(o_.grad_accum);
+  s.grad_norm = double(backend_->download<float>(opt_->grad_norm(), 1)[0]);
+  s.step = opt_->steps();
   s.tokens = tokens_per_step();
   s.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return s;
@@ -133,15 +127,15 @@ EvalStats Trainer::evaluate() {
   if (int64_t(val.size()) < B * S + 1) S = int64_t(val.size()) - 1;
   int64_t batches = std::max<int64_t>(1, std::min<int64_t>(o_.eval_batches, (int64_t(val.size()) - 1) / (B * S)));
   std::vector<int32_t> in(B * S), tg(B * S);
-  double sum = 0;
+  model_->zero_losses();
   for (int64_t b = 0; b < batches; ++b) {
     for (int64_t i = 0; i < B * S; ++i) {
       in[i] = int32_t(val[b * B * S + i]);
       tg[i] = int32_t(val[b * B * S + i + 1]);
     }
     model_->forward(in.data(), tg.data(), B, S);
-    sum += model_->ce_loss();
   }
+  const double sum = model_->read_losses().ce;
   model_->profiler = saved;
   EvalStats e;
   e.loss = sum / double(batches);
@@ -152,7 +146,7 @@ EvalStats Trainer::evaluate() {
 Metadata Trainer::metadata() const {
   std::ostringstream rng;
   rng << rng_;
-  return {{"step", std::to_string(opt_.step())},
+  return {{"step", std::to_string(opt_->steps())},
           {"total_steps", std::to_string(schedule_.total_steps)},
           {"warmup_steps", std::to_string(schedule_.warmup_steps)},
           {"batch", std::to_string(o_.batch)},
@@ -169,8 +163,11 @@ Metadata Trainer::metadata() const {
 
 fs::path Trainer::save_checkpoint() {
   if (o_.out_dir.empty()) throw Error("no --out directory to write checkpoints to");
-  fs::path path = checkpoint_path(o_.out_dir, opt_.step());
-  CheckpointTensors t{&model_->tensors(), model_->params().data(), opt_.m().data(), opt_.v().data()};
+  fs::path path = checkpoint_path(o_.out_dir, opt_->steps());
+  const int64_t n = model_->param_count();
+  std::vector<float> params = model_->read_params(), m = backend_->download<float>(opt_->m(), n),
+                     v = backend_->download<float>(opt_->v(), n);
+  CheckpointTensors t{&model_->tensors(), params.data(), m.data(), v.data()};
   moejit::runtime::save_checkpoint(path, t, metadata());
   return path;
 }
@@ -193,25 +190,25 @@ void Trainer::resume_from(const fs::path& checkpoint) {
                   ", this run has " + want[key] +
                   ": resume with the same --config, --tokens/--compute, --batch, --grad-accum and --unique-tokens");
   // Load into copies first so that a failure leaves the trainer as it was.
-  std::vector<float> params(model_->params().size()), mo(params.size()), vo(params.size());
+  std::vector<float> params(model_->param_count()), mo(params.size()), vo(params.size());
   CheckpointTensors t{&model_->tensors(), params.data(), mo.data(), vo.data()};
   m = load_checkpoint(checkpoint, t);
   std::istringstream rng(m["rng"]);
   std::mt19937_64 restored;
   rng >> restored;
   if (!rng) throw Error("checkpoint " + checkpoint.string() + " is corrupt: unreadable RNG state");
-  model_->params() = std::move(params);
-  opt_.m() = std::move(mo);
-  opt_.v() = std::move(vo);
-  opt_.set_step(std::stoll(m["step"]));
+  model_->write_params(params);
+  backend_->upload<float>(opt_->m(), mo);
+  backend_->upload<float>(opt_->v(), vo);
+  opt_->set_steps(std::stoll(m["step"]));
   rng_ = restored;
   reader_->seek(std::stoll(m["data_position"]), std::stoll(m["data_epoch"]));
 }
 
 void Trainer::load_weights(const fs::path& checkpoint) {
-  std::vector<float> params(model_->params().size());
+  std::vector<float> params(model_->param_count());
   load_checkpoint(checkpoint, {&model_->tensors(), params.data(), nullptr, nullptr});
-  model_->params() = std::move(params);
+  model_->write_params(params);
 }
 
 namespace {
@@ -314,39 +311,15 @@ EvalStats run_training(Trainer& trainer, bool resume, const RunCallbacks& cb) {
     if (!o.out_dir.empty() && ((o.checkpoint_every > 0 && s.step % o.checkpoint_every == 0) || end))
       say("checkpoint " + trainer.save_checkpoint().string());
   }
-  if (trainer.model().config().is_moe()) {
-    MoeKernels<float>& k = trainer.model().kernels();
-    nlohmann::json kernels = nlohmann::json::array();
-    for (const auto& c : k.kernel_choices())
-      kernels.push_back({{"kernel", c.kernel}, {"config", c.config}, {"rung", rung_name(c.rung)}});
-    log({{"step", trainer.step()},
-         {"moe_kernels", k.backend()},
-         {"tuning", summarize_tuning(k.kernel_choices())},
-         {"kernels", kernels}});
-  }
+  const auto choices = trainer.backend().kernel_choices();
+  nlohmann::json kernels = nlohmann::json::array();
+  for (const auto& c : choices)
+    kernels.push_back({{"kernel", c.kernel}, {"config", c.config}, {"rung", rung_name(c.rung)}});
+  log({{"step", trainer.step()},
+       {"backend", trainer.backend().name()},
+       {"tuning", summarize_tuning(choices)},
+       {"kernels", kernels}});
   return last;
-}
-
-bool jit_kernels_available() {
-#ifdef MOEJIT_WITH_LLVM
-  return true;
-#else
-  return false;
-#endif
-}
-
-std::unique_ptr<MoeKernels<float>> make_moe_kernels(const std::string& name, ThreadPool& par) {
-  if (name == "reference") return std::make_unique<ReferenceMoeKernels<float>>(par);
-  if (name == "jit") {
-#ifdef MOEJIT_WITH_LLVM
-    return std::make_unique<JitHostMoeKernels>();
-#else
-    throw Error(
-        "--kernels jit needs the host backend, which this build lacks (configure with -DMOEJIT_WITH_LLVM=ON) "
-        "or use --kernels reference");
-#endif
-  }
-  throw Error("unknown MoE kernels '" + name + "': use jit or reference");
 }
 
 }  // namespace moejit::runtime

@@ -9,6 +9,7 @@
 #include <random>
 #include <string>
 
+#include "backend_choice.hpp"
 #include "checkpoint.hpp"
 #include "data.hpp"
 #include "model.hpp"
@@ -32,9 +33,10 @@ struct TrainOptions {
   unsigned threads = 2;
   uint64_t seed = 1337;
   int64_t stop_after = -1;  // stop after this many steps without changing the schedule (tests)
-  // The MoE layer's kernels: "reference" (plain C++) or "jit" (JIT-compiled host kernels with configs
-  // from the tuning cache; needs the host backend). `moejit train` defaults to "jit" where it exists.
-  std::string kernels = "reference";
+  // The runtime backend (backend_choice.hpp): "reference" (plain C++ loops) or "host" (JIT-compiled
+  // host kernels with configs from the tuning cache). `moejit train` defaults to default_backend().
+  std::string backend = "reference";
+  BackendOptions backend_options;
   // Train on at most the first `unique_tokens` tokens of the training split (0: all of it), so that
   // runs given more tokens than the pool repeat it (epochs) instead of seeing new data.
   int64_t unique_tokens = 0;
@@ -60,12 +62,12 @@ struct EvalStats {
 
 class Trainer {
  public:
-  // kernels: the MoE backend (null: the one options.kernels names). Loads the data; builds and
-  // initialises the model.
-  explicit Trainer(TrainOptions options, MoeKernels<float>* kernels = nullptr);
+  // Makes the backend options.backend names first (so that a backend that cannot run here fails
+  // before any work), then loads the data and builds and initialises the model.
+  explicit Trainer(TrainOptions options);
   ~Trainer();
 
-  int64_t step() const { return opt_.step(); }
+  int64_t step() const { return opt_->steps(); }
   int64_t total_steps() const { return schedule_.total_steps; }
   bool done() const;
   StepStats train_step();
@@ -81,6 +83,7 @@ class Trainer {
   std::optional<std::filesystem::path> latest_checkpoint() const;
 
   Model<float>& model() { return *model_; }
+  StepBackend<float>& backend() { return *backend_; }
   const Dataset& dataset() const { return data_; }
   const TrainOptions& options() const { return o_; }
   const LrSchedule& schedule() const { return schedule_; }
@@ -93,15 +96,14 @@ class Trainer {
   Metadata metadata() const;
 
   TrainOptions o_;
-  std::unique_ptr<MoeKernels<float>> owned_kernels_;
+  ThreadPool par_;
+  std::unique_ptr<StepBackend<float>> backend_;
   Dataset data_;
   int64_t seq_len_;
-  ThreadPool par_;
   Profiler profiler_;
   std::unique_ptr<Model<float>> model_;
-  AdamW opt_;
+  std::unique_ptr<AdamW<float>> opt_;
   LrSchedule schedule_;
-  std::vector<uint8_t> decay_;
   std::mt19937_64 rng_;
   std::unique_ptr<BatchReader> reader_;
   std::vector<int32_t> inputs_, targets_;
@@ -115,11 +117,8 @@ struct RunCallbacks {
   std::function<void(const Trainer&, const EvalStats&)> on_eval;
   std::function<void(const std::string&)> on_message;
 };
-// At the end it logs which config and tuning-cache rung served each MoE kernel (summarize_tuning).
+// At the end it logs the backend and which config and tuning-cache rung served each kernel
+// (summarize_tuning).
 EvalStats run_training(Trainer& trainer, bool resume, const RunCallbacks& callbacks);
-
-// The MoE kernels named `name` ("reference" or "jit"); throws Error naming the choices.
-std::unique_ptr<MoeKernels<float>> make_moe_kernels(const std::string& name, ThreadPool& par);
-bool jit_kernels_available();
 
 }  // namespace moejit::runtime

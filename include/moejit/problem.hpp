@@ -15,7 +15,9 @@
 
 namespace moejit {
 
-enum class DType { f32, bf16 };
+// Element types. Kernel problems use f32 and bf16; the runtime's buffers also hold f64 (the
+// reference backend's gradient-check oracle) and i32 (token ids, routing indices and offsets).
+enum class DType { f32, bf16, f64, i32 };
 std::string_view to_string(DType dtype);
 DType parse_dtype(std::string_view text);  // "f32"|"fp32"|"float" or "bf16"; throws on others
 size_t dtype_bytes(DType dtype);

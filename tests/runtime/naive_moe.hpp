@@ -154,23 +154,26 @@ struct LayerResult {
   double aux = 0, z = 0;
 };
 
-// One forward and backward of MoeLayer<float> on `kernels` with ref's inputs (outputs poisoned).
-inline LayerResult run_layer(MoeKernels<float>& kernels, ThreadPool& par, const MoeDims& d, const Naive& ref) {
+// One forward and backward of MoeLayer<float> on a backend in process memory with ref's inputs
+// (outputs poisoned).
+inline LayerResult run_layer(StepBackend<float>& backend, const MoeDims& d, const Naive& ref) {
   const int64_t N = ref.N, C = d.d_model, E = d.n_experts, Fs = d.d_shared;
-  MoeLayer<float> layer(kernels, par, d);
+  MoeLayer<float> layer(backend, d);
   auto x = to_float(ref.x), router = to_float(ref.router), up = to_float(ref.up), down = to_float(ref.down),
        sup = to_float(ref.sup), sdown = to_float(ref.sdown), g = to_float(ref.dout);
-  MoeWeights<const float> w{router.data(), up.data(), down.data(), Fs ? sup.data() : nullptr,
-                            Fs ? sdown.data() : nullptr};
+  auto p = [](std::vector<float>& v) { return TypedPtr{v.data(), DType::f32}; };
+  MoeWeights w{p(router), p(up), p(down), Fs ? p(sup) : TypedPtr{}, Fs ? p(sdown) : TypedPtr{}};
   LayerResult r;
   r.out.assign(N * C, std::nanf(""));
   r.dx.assign(N * C, 0), r.drouter.assign(router.size(), 0), r.dup.assign(up.size(), 0);
   r.ddown.assign(down.size(), 0), r.dsup.assign(sup.size(), 0), r.dsdown.assign(sdown.size(), 0);
-  layer.forward(nullptr, r.out.data(), x.data(), N, w);
-  layer.backward(nullptr, r.dx.data(), {r.drouter.data(), r.dup.data(), r.ddown.data(), r.dsup.data(), r.dsdown.data()},
-                 g.data(), x.data(), N, w, 1.0f);
-  for (int64_t e = 0; e < E; ++e) r.counts.push_back(layer.offsets()[e + 1] - layer.offsets()[e]);
-  r.aux = layer.aux_loss(), r.z = layer.z_loss();
+  layer.forward(nullptr, p(r.out), p(x), N, w);
+  layer.backward(nullptr, p(r.dx), {p(r.drouter), p(r.dup), p(r.ddown), p(r.dsup), p(r.dsdown)}, p(g), p(x), N, w,
+                 1.0f);
+  const int32_t* offsets = layer.offsets().as<int32_t>();
+  for (int64_t e = 0; e < E; ++e) r.counts.push_back(offsets[e + 1] - offsets[e]);
+  const float* losses = layer.losses().as<float>();
+  r.aux = losses[0], r.z = losses[1];
   return r;
 }
 

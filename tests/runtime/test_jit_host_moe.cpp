@@ -1,7 +1,8 @@
-// JitHostMoeKernels: the MoE layer on JIT-compiled host kernels, forward and backward, against the
-// naive per-token double reference (naive_moe.hpp) and the reference kernels, on random, empty-expert
-// and skewed routings; and the tuning-rung report: an empty tuning cache falls back to the heuristic
-// for all 14 kernels, a cache tuned for the layer's 14 problems serves every kernel exactly.
+// The host backend's MoE layer on JIT-compiled host kernels (JitHostMoeKernels), forward and backward,
+// against the naive per-token double reference (naive_moe.hpp) and the reference backend, on random,
+// empty-expert and skewed routings; and the tuning-rung report: an empty tuning cache falls back to
+// the heuristic for all 14 kernels, a cache tuned for the layer's 14 problems serves every kernel
+// exactly.
 // ctest runs every test in its own process: binaries go to one cache directory in the build tree
 // (MOEJIT_TEST_JIT_CACHE) so that the 14 kernels compile cold once, not once per test; tuning
 // decisions go to a fresh temporary directory per test.
@@ -9,11 +10,13 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include <set>
+
+#include "dense_step_kernels.hpp"
 #include "host_backend.hpp"
-#include "jit_host_moe_kernels.hpp"
+#include "host_step_backend.hpp"
 #include "moe_layer_steps.hpp"
 #include "naive_moe.hpp"
-#include "reference_moe_kernels.hpp"
 #include "trainer.hpp"
 #include "tune_layer.hpp"
 
@@ -43,14 +46,14 @@ void expect_same(const test_moe::LayerResult& ref, const test_moe::LayerResult& 
   EXPECT_EQ(test::count_mismatches(d(ref.ddown), got.ddown, kAtol, kRtol, "d_w_down vs reference"), 0u);
 }
 
-// JIT and reference kernels on the same random problem, both against the naive double reference.
-void check_case(JitHostMoeKernels& jit, int64_t N, bool skew, uint64_t seed) {
+// Host and reference backends on the same random problem, both against the naive double reference.
+void check_case(HostStepBackend& host, int64_t N, bool skew, uint64_t seed) {
   SCOPED_TRACE("N " + std::to_string(N) + (skew ? ", skewed" : "") + ", seed " + std::to_string(seed));
   const test_moe::Naive naive = test_moe::make_problem(N, kDims, skew, seed);
   ThreadPool par(2);
-  ReferenceMoeKernels<float> reference(par);
-  const test_moe::LayerResult want = test_moe::run_layer(reference, par, kDims, naive);
-  const test_moe::LayerResult got = test_moe::run_layer(jit, par, kDims, naive);
+  ReferenceStepBackend<float> reference(par);
+  const test_moe::LayerResult want = test_moe::run_layer(reference, kDims, naive);
+  const test_moe::LayerResult got = test_moe::run_layer(host, kDims, naive);
   test_moe::expect_matches(naive, got, skew, kAtol, kRtol);
   expect_same(want, got);
 }
@@ -58,13 +61,15 @@ void check_case(JitHostMoeKernels& jit, int64_t N, bool skew, uint64_t seed) {
 TEST(JitHostMoe, EmptyTuningCacheFallsBackToHeuristicAndMatchesReference) {
   use_suite_binary_cache();
   test::TempDir tuning;
-  JitHostMoeKernels jit({.threads = 0, .tuning_dir = tuning.path()});
-  EXPECT_EQ(summarize_tuning(jit.kernel_choices()).substr(0, 29), "14 of 14 kernels not tuned: g");  // nothing ran
+  ThreadPool par(2);
+  HostStepBackend host(par, {.kernel_threads = 0, .tuning_dir = tuning.path()});
+  EXPECT_EQ(summarize_tuning(host.moe().kernel_choices()).substr(0, 29), "14 of 14 kernels not tuned: g");  // none ran
+  EXPECT_EQ(summarize_tuning(host.kernel_choices()), "no tuned kernels");  // the step reports what ran
   const uint64_t seed = test::test_seed();
-  check_case(jit, 37, false, seed);     // random routing
-  check_case(jit, 3, false, seed + 1);  // 6 choices over 8 experts: some stay empty
-  check_case(jit, 29, true, seed + 2);  // skewed: experts 0 and 1 take everything
-  const auto choices = jit.kernel_choices();
+  check_case(host, 37, false, seed);                 // random routing
+  check_case(host, 3, false, seed + 1);              // 6 choices over 8 experts: some stay empty
+  check_case(host, 29, true, seed + 2);              // skewed: experts 0 and 1 take everything
+  const auto choices = host.moe().kernel_choices();  // the MoE steps (the router and shared expert are dense)
   ASSERT_EQ(choices.size(), size_t(kLayerSteps));
   for (int i = 0; i < kLayerSteps; ++i) {
     EXPECT_EQ(choices[i].kernel, to_string(LayerStep(i)));
@@ -93,16 +98,18 @@ TEST(JitHostMoe, TunedLayerProblemsServeEveryKernelExactly) {
     const LayerTuneReport report = tune_layer(backend, layer_calls(kShape, {N}), options);
     ASSERT_EQ(report.tuned.size(), static_cast<size_t>(kLayerSteps));
     for (const LayerTuneResult& r : report.tuned)
-      EXPECT_TRUE(r.result.decision) << to_string(r.call.step) << ": " << r.result.summary();
+      EXPECT_TRUE(r.result.decision) << r.call.name << ": " << r.result.summary();
   }
-  JitHostMoeKernels jit({.threads = 0, .tuning_dir = tuning.path()});
-  check_case(jit, N, false, test::test_seed());
-  for (const auto& c : jit.kernel_choices()) EXPECT_EQ(c.rung, Rung::exact) << c.kernel << " " << c.config;
-  EXPECT_EQ(summarize_tuning(jit.kernel_choices()), "all 14 kernels tuned (14 exact)");
+  ThreadPool par(2);
+  HostStepBackend host(par, {.kernel_threads = 0, .tuning_dir = tuning.path()});
+  check_case(host, N, false, test::test_seed());
+  for (const auto& c : host.moe().kernel_choices()) EXPECT_EQ(c.rung, Rung::exact) << c.kernel << " " << c.config;
+  EXPECT_EQ(summarize_tuning(host.moe().kernel_choices()), "all 14 kernels tuned (14 exact)");
 }
 
-// A few training steps of micro-moe on the JIT kernels track the reference kernels' losses, and the
-// run's last metrics line says which rung served each kernel.
+// A few training steps of micro-moe on the host backend track the reference backend's losses, and
+// the run's last metrics line names the backend and says which rung served each kernel: the 14 MoE
+// steps and exactly the dense kernels dense_step_kernels() lists (what `moejit tune --model` tunes).
 TEST(JitHostMoe, TrainingMatchesReferenceAndLogsTheRungs) {
   use_suite_binary_cache();
   test::TempDir dir;
@@ -113,16 +120,18 @@ TEST(JitHostMoe, TrainingMatchesReferenceAndLogsTheRungs) {
     while (text.size() < 20000) text += words[rng() % 10];
     std::ofstream(dir.path() / "corpus.txt") << text;
   }
-  auto losses = [&](const std::string& kernels) {
+  TrainOptions run;
+  auto losses = [&](const std::string& backend) {
     TrainOptions o;
     o.config = find_model_config("micro-moe");
     o.config.seq_len = 32;
     o.data = (dir.path() / "corpus.txt").string();
-    o.out_dir = dir.path() / kernels;
+    o.out_dir = dir.path() / backend;
     o.batch = 4;
     o.tokens = 3 * o.batch * o.config.seq_len;  // 3 steps
     o.eval_batches = 1;
-    o.kernels = kernels;
+    o.backend = backend;
+    run = o;
     Trainer t(o);
     std::vector<double> v;
     RunCallbacks cb;
@@ -130,20 +139,25 @@ TEST(JitHostMoe, TrainingMatchesReferenceAndLogsTheRungs) {
     run_training(t, false, cb);
     return v;
   };
-  const auto want = losses("reference"), got = losses("jit");
+  const auto want = losses("reference"), got = losses("host");
   ASSERT_EQ(got.size(), want.size());
   for (size_t i = 0; i < got.size(); ++i) EXPECT_NEAR(got[i], want[i], 1e-4 * (1 + i)) << "step " << i + 1;
 
-  std::ifstream metrics(dir.path() / "jit" / "metrics.jsonl");
+  std::ifstream metrics(dir.path() / "host" / "metrics.jsonl");
   std::string line, last;
   while (std::getline(metrics, line)) last = line;
   const auto j = nlohmann::json::parse(last);
-  EXPECT_EQ(j.at("moe_kernels"), "jit-host");
-  EXPECT_EQ(j.at("kernels").size(), size_t(kLayerSteps));
+  EXPECT_EQ(j.at("backend"), "host");
+  std::set<std::string> want_kernels, got_kernels;
+  for (int i = 0; i < kLayerSteps; ++i) want_kernels.insert(std::string(to_string(LayerStep(i))));
+  for (const auto& k : dense_step_kernels(run.config, run.batch)) want_kernels.insert(k.name());
+  for (const auto& k : j.at("kernels")) got_kernels.insert(k.at("kernel").get<std::string>());
+  EXPECT_EQ(got_kernels, want_kernels);
+  const std::string n = std::to_string(want_kernels.size());
   // The suite's tuning store is empty.
-  EXPECT_EQ(j.at("tuning"),
-            "14 of 14 kernels not tuned: gate_fwd (heuristic), plan (heuristic), permute_fwd (heuristic), "
-            "up_swiglu (heuristic), and 10 more; 0 tuned");
+  EXPECT_EQ(j.at("tuning"), n + " of " + n + " kernels not tuned: gate_fwd (heuristic), plan (heuristic), " +
+                                "permute_fwd (heuristic), up_swiglu (heuristic), and " +
+                                std::to_string(want_kernels.size() - 4) + " more; 0 tuned");
 }
 
 }  // namespace

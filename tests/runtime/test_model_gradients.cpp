@@ -1,5 +1,6 @@
-// The whole 2-layer "1dense+SE" decoder (dense layer, MoE layer, router losses, cross-entropy) against
-// finite differences in double, over every parameter.
+// The whole 2-layer "1dense+SE" decoder (dense layer, MoE layer, router losses, cross-entropy) through
+// the StepBackend interface on the reference backend in double, against finite differences, over
+// every parameter.
 #include <gtest/gtest.h>
 
 #include "../common/test_util.hpp"
@@ -7,6 +8,7 @@
 #include "model.hpp"
 #include "moejit/error.hpp"
 #include "param_count.hpp"
+#include "reference_step_backend.hpp"
 
 namespace moejit::runtime {
 namespace {
@@ -22,10 +24,13 @@ TEST(ModelGradients, TwoLayerMoeEveryParameter) {
   moe.router.z_loss_coef = 0.05;
   c.moe = moe;
   ThreadPool par(2);
-  Model<double> model(c, par);
+  ReferenceStepBackend<double> backend(par);
+  Model<double> model(c, backend);
   std::mt19937_64 rng(test::test_seed());
   model.init(rng);
-  for (auto& p : model.params()) p += std::normal_distribution<double>(0.0, 0.3)(rng);  // away from init symmetry
+  std::vector<double> params = model.read_params();
+  for (auto& p : params) p += std::normal_distribution<double>(0.0, 0.3)(rng);  // away from init symmetry
+  model.write_params(params);
   const i64 B = 2, S = 5;
   std::vector<int32_t> tokens(B * S), targets(B * S);
   for (auto& t : tokens) t = int32_t(rng() % c.vocab);
@@ -33,17 +38,22 @@ TEST(ModelGradients, TwoLayerMoeEveryParameter) {
   model.zero_grad();
   model.forward(tokens.data(), targets.data(), B, S);
   model.backward(1.0);
-  std::vector<double> analytic = model.grads();
-  auto loss = [&] { return model.forward(tokens.data(), targets.data(), B, S); };
+  const std::vector<double> analytic = model.read_grads();
+  auto loss = [&] {
+    model.zero_losses();
+    model.forward(tokens.data(), targets.data(), B, S);
+    return model.read_losses().total();
+  };
   for (const auto& t : model.tensors()) {
-    std::vector<double> view(model.params().begin() + t.offset, model.params().begin() + t.offset + t.size);
+    std::vector<double> view(params.begin() + t.offset, params.begin() + t.offset + t.size);
     std::vector<double> grad(analytic.begin() + t.offset, analytic.begin() + t.offset + t.size);
     auto loss_of_view = [&] {
-      std::copy(view.begin(), view.end(), model.params().begin() + t.offset);
+      std::copy(view.begin(), view.end(), params.begin() + t.offset);
+      model.write_params(params);
       return loss();
     };
     test::expect_gradient(t.name, view, grad, loss_of_view, 1e-6, 1e-8, 1e-5);
-    std::copy(view.begin(), view.end(), model.params().begin() + t.offset);
+    std::copy(view.begin(), view.end(), params.begin() + t.offset);
   }
 }
 
@@ -65,13 +75,14 @@ ParamGroup group_of(const std::string& name) {
 // in total and per group, for every shipped config small enough to instantiate here.
 TEST(ModelGradients, ParameterCountMatchesPlan) {
   ThreadPool par(1);
+  ReferenceStepBackend<float> backend(par);
   int checked = 0;
   for (const auto& name : list_model_configs()) {
     const ModelConfig c = find_model_config(name);
     const ParamCounts plan = count_params(c);
     if (c.scope != ModelScope::model || plan.total > 20'000'000) continue;
-    Model<float> model(c, par);
-    EXPECT_EQ(int64_t(model.params().size()), plan.total) << name;
+    Model<float> model(c, backend);
+    EXPECT_EQ(model.param_count(), plan.total) << name;
     int64_t by_group[kParamGroupCount] = {};
     for (const auto& t : model.tensors()) by_group[static_cast<int>(group_of(t.name))] += t.size;
     for (int g = 0; g < kParamGroupCount; ++g)
@@ -85,8 +96,9 @@ TEST(ModelGradients, UntrainableConfigIsAClearError) {
   ModelConfig c = find_model_config("micro-moe");
   c.moe->router.renormalize = true;
   ThreadPool par(1);
+  ReferenceStepBackend<float> backend(par);
   try {
-    Model<float> model(c, par);
+    Model<float> model(c, backend);
     FAIL() << "renormalised routing was accepted";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("renormalize"), std::string::npos) << e.what();

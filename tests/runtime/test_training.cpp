@@ -74,7 +74,7 @@ TEST(Training, ResumeIsBitIdenticalToUninterruptedRun) {
   {
     Trainer t(micro_options("micro-moe", data, dir.path() / "a"));
     while (!t.done()) straight.push_back(t.train_step().loss);
-    straight_params = t.model().params();
+    straight_params = t.model().read_params();
   }
   {
     TrainOptions o = micro_options("micro-moe", data, dir.path() / "b");
@@ -94,7 +94,7 @@ TEST(Training, ResumeIsBitIdenticalToUninterruptedRun) {
     while (!t.done()) resumed.push_back(t.train_step().loss);
     ASSERT_EQ(resumed.size(), straight.size());
     for (size_t i = 0; i < straight.size(); ++i) EXPECT_EQ(resumed[i], straight[i]) << "step " << i + 1;
-    EXPECT_TRUE(t.model().params() == straight_params) << "final weights differ";
+    EXPECT_TRUE(t.model().read_params() == straight_params) << "final weights differ";
   }
 }
 
@@ -115,7 +115,7 @@ TEST(Training, CorruptCheckpointIsAClearErrorAndEarlierOnesStayUntouched) {
   auto expect_corrupt = [&](const std::string& damaged, const std::string& why) {
     write_file_atomic(second, damaged);
     Trainer t(o);
-    std::vector<float> before = t.model().params();
+    std::vector<float> before = t.model().read_params();
     try {
       t.resume_from(second);
       ADD_FAILURE() << why << ": no error";
@@ -124,7 +124,7 @@ TEST(Training, CorruptCheckpointIsAClearErrorAndEarlierOnesStayUntouched) {
       EXPECT_NE(m.find("is corrupt"), std::string::npos) << why << ": " << m;
       EXPECT_NE(m.find(second.filename().string()), std::string::npos) << "names the file: " << m;
     }
-    EXPECT_TRUE(t.model().params() == before) << why << ": a failed resume changed the weights";
+    EXPECT_TRUE(t.model().read_params() == before) << why << ": a failed resume changed the weights";
     EXPECT_EQ(t.step(), 0);
   };
   std::string flipped = bytes;
@@ -170,6 +170,28 @@ TEST(Training, FreshRunIntoAFolderWithCheckpointsIsRefused) {
     EXPECT_NE(std::string(e.what()).find("--resume"), std::string::npos) << e.what();
   }
   EXPECT_EQ(list_checkpoints(dir.path() / "run").size(), 1u);
+}
+
+// A backend that cannot run here fails in the Trainer's constructor, before the data is read or
+// anything is written, naming what is missing and the backends that can run.
+TEST(Training, UnavailableBackendFailsFirstAndTouchesNothing) {
+  test::TempDir dir;
+  fs::path data = write_text_corpus(dir.path());
+  for (const char* name : {"cuda", "tpu"}) {
+    TrainOptions o = micro_options("micro-dense", data, dir.path() / "out");
+    o.backend = name;
+    o.data = (dir.path() / "no-such-corpus").string();  // reading data would fail with another message
+    try {
+      Trainer t(o);
+      FAIL() << "backend " << name << " was accepted";
+    } catch (const Error& e) {
+      const std::string m = e.what();
+      EXPECT_NE(m.find("available backends: "), std::string::npos) << m;
+      EXPECT_NE(m.find("reference"), std::string::npos) << m;
+      EXPECT_NE(m.find(name), std::string::npos) << m;
+    }
+    EXPECT_FALSE(fs::exists(dir.path() / "out")) << name;
+  }
 }
 
 // Random byte-like tokens as llm.c shards: <dir>/train.bin (n_train tokens) and <dir>/val.bin.

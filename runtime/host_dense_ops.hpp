@@ -1,0 +1,56 @@
+// The host backend's dense products on the JIT host GEMM kernels (dense_step_kernels.hpp says which
+// family and Problem each product is): the model's matmuls as one-group grouped GEMMs, attention as
+// batched GEMMs over (sequence, head) groups around the shared row softmax
+// (templates/attention/attention_softmax.h). Configs come from the tuning cache through
+// HostKernelCache; choices() reports each distinct kernel with the rung that served it. The dense
+// FFN's SwiGLU runs on the MoE layer's SwiGLU kernels.
+#pragma once
+#include <map>
+#include <tuple>
+#include <vector>
+
+#include "dense_step_kernels.hpp"
+#include "host_kernel_cache.hpp"
+#include "thread_pool.hpp"
+
+namespace moejit::runtime {
+
+class HostDenseOps {
+ public:
+  HostDenseOps(HostKernelCache& kernels, ThreadPool& par) : cache_(kernels), par_(par) {}
+
+  // As StepBackend's ops of the same names, on process memory.
+  void matmul_fwd(float* out, const float* in, const float* w, int64_t N, int64_t C, int64_t OC);
+  void matmul_bwd(float* d_in, bool accumulate, float* d_w, const float* d_out, const float* in, const float* w,
+                  int64_t N, int64_t C, int64_t OC);
+  void attention_fwd(float* out, float* att, const float* qkv, int64_t B, int64_t S, int64_t C, int64_t H);
+  void attention_bwd(float* d_qkv, const float* d_out, const float* qkv, const float* att, int64_t B, int64_t S,
+                     int64_t C, int64_t H);
+  void swiglu_fwd(float* h, const float* gate_up, int64_t N, int64_t F);
+  void swiglu_bwd(float* d_gate_up, const float* d_h, const float* gate_up, int64_t N, int64_t F);
+
+  std::vector<KernelChoice> choices() const { return log_.choices(); }
+
+ private:
+  struct Resolved {
+    DenseKernel kernel;
+    HostKernelCache::Entry entry;
+  };
+  const Resolved& kernel(const DenseKernel& k);
+  const int64_t* offsets(int64_t groups, int64_t rows_per_group);
+  // C (n) += scratch written by `gemm` (the host GEMMs overwrite their output).
+  template <typename F>
+  void accumulate_into(float* c, int64_t n, F&& gemm);
+  void split_heads(const float* qkv, int64_t B, int64_t S, int64_t C, int64_t H);
+
+  HostKernelCache& cache_;
+  ThreadPool& par_;
+  ChoiceLog log_;
+  std::map<std::string, Resolved> resolved_;  // by problem key
+  std::vector<int64_t> offsets_;
+  int64_t offsets_groups_ = -1, offsets_rows_ = -1;
+  // Scratch: an accumulation buffer; head-major q, k, v, o and their gradients (B*H, S, hd); d_att.
+  std::vector<float> acc_, q_, k_, v_, o_, dq_, dk_, dv_, d_att_;
+};
+
+}  // namespace moejit::runtime

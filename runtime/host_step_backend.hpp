@@ -1,0 +1,58 @@
+// The host backend: process memory; the step's products on JIT-compiled host GEMM kernels with
+// configs from the tuning cache (the MoE layer's 14 steps: jit_host_moe_kernels.hpp; the dense
+// matmuls and attention: host_dense_ops.hpp), the causal ALiBi softmax on the per-row code it shares
+// with the GPU, the dense FFN's SwiGLU on the host SwiGLU kernels, and the reference loops for the
+// memory-bound ops it has no kernel for yet (norms, embedding, loss, residual adds); the optimizer's
+// loops run in parallel.
+// Only built with MOEJIT_WITH_LLVM.
+#pragma once
+#include "backend_choice.hpp"
+#include "host_dense_ops.hpp"
+#include "jit_host_moe_kernels.hpp"
+#include "reference_step_backend.hpp"
+
+namespace moejit::runtime {
+
+class HostStepBackend final : public ReferenceStepBackend<float> {
+ public:
+  HostStepBackend(ThreadPool& par, const BackendOptions& options = {});
+
+  std::string name() const override { return "host"; }
+  MoeKernels<float>& moe() override { return moe_; }
+  // The kernels that ran: the MoE steps (none for a dense model), then the dense products.
+  std::vector<KernelChoice> kernel_choices() const override;
+
+  void matmul_fwd(TypedPtr out, TypedPtr in, TypedPtr w, i64 N, i64 C, i64 OC) override {
+    dense_.matmul_fwd(out.as<float>(), in.as<float>(), w.as<float>(), N, C, OC);
+  }
+  void matmul_bwd(TypedPtr d_in, bool accumulate, TypedPtr d_w, TypedPtr d_out, TypedPtr in, TypedPtr w, i64 N, i64 C,
+                  i64 OC) override {
+    dense_.matmul_bwd(d_in.as<float>(), accumulate, d_w.as<float>(), d_out.as<float>(), in.as<float>(), w.as<float>(),
+                      N, C, OC);
+  }
+  void attention_fwd(TypedPtr out, TypedPtr att, TypedPtr qkv, i64 B, i64 S, i64 C, i64 H) override {
+    dense_.attention_fwd(out.as<float>(), att.as<float>(), qkv.as<float>(), B, S, C, H);
+  }
+  void attention_bwd(TypedPtr d_qkv, TypedPtr d_out, TypedPtr qkv, TypedPtr att, i64 B, i64 S, i64 C, i64 H) override {
+    dense_.attention_bwd(d_qkv.as<float>(), d_out.as<float>(), qkv.as<float>(), att.as<float>(), B, S, C, H);
+  }
+
+  void swiglu_fwd(TypedPtr h, TypedPtr gate_up, i64 N, i64 F) override {
+    dense_.swiglu_fwd(h.as<float>(), gate_up.as<float>(), N, F);
+  }
+  void swiglu_bwd(TypedPtr d_gate_up, TypedPtr d_h, TypedPtr gate_up, i64 N, i64 F) override {
+    dense_.swiglu_bwd(d_gate_up.as<float>(), d_h.as<float>(), gate_up.as<float>(), N, F);
+  }
+  // In parallel over fixed blocks, summed in block order: the same result for any thread count.
+  void grad_norm(TypedPtr norm, TypedPtr grads, i64 n) override;
+  void adamw(TypedPtr params, TypedPtr weights, TypedPtr grads, TypedPtr m, TypedPtr v, TypedPtr norm, i64 n,
+             std::span<const ParamSegment> segments, const AdamWStep& step) override;
+
+ private:
+  std::vector<double> partial_;  // grad_norm's per-block sums
+  HostKernelCache kernels_;
+  JitHostMoeKernels moe_;
+  HostDenseOps dense_;
+};
+
+}  // namespace moejit::runtime
