@@ -1,5 +1,5 @@
-// Shared by `moejit tune`, `tune-worker` and `bench`: opening a backend by name and turning
-// --model/--shape/--tokens/--families into the layer's calls.
+// Shared by `moejit tune`, `tune-worker` and `bench`: turning --model/--shape/--tokens/--families
+// into the layer's calls (backends are opened by jit's open_backend()).
 #pragma once
 #include <memory>
 #include <string>
@@ -8,12 +8,9 @@
 #include "moe_layer_steps.hpp"
 #include "moejit/backend.hpp"
 #include "moejit/problem.hpp"
+#include "open_backend.hpp"  // open_backend(), default_backend_name()
 
 namespace moejit::cli {
-
-// "cuda" or "host"; "" picks cuda when a GPU is usable, else host. Throws UnavailableError.
-std::unique_ptr<Backend> open_backend(const std::string& name);
-std::string default_backend_name();
 
 // "d_model,d_expert,E,topk" -> a layer shape; throws Error naming the format.
 LayerShape parse_shape(const std::string& shape, DType dtype);
