@@ -47,7 +47,7 @@ void run(TrainFlags& f) {
             << runtime::unigram_entropy_nats(trainer.dataset().train) << " nats\n"
             << "schedule " << trainer.total_steps() << " steps x " << trainer.tokens_per_step() << " tokens, warm-up "
             << trainer.schedule().warmup_steps << ", lr " << f.o.max_lr << " -> " << f.o.min_lr << ", " << f.o.threads
-            << " threads\n";
+            << " threads, " << trainer.epochs(trainer.total_steps()) << " epochs\n";
   const char* unit = trainer.dataset().byte_level ? "bits/byte" : "bits/token";
   double tokens_per_s = 0;
   runtime::RunCallbacks cb;
@@ -95,6 +95,9 @@ void add_train_command(CLI::App& app) {
   auto* tokens = cmd->add_option("--tokens", flags->tokens, "Training tokens D (default 2^20)");
   cmd->add_option("--compute", flags->compute, "Training FLOPs C; D = C / (6 N_a + 12 L D_m S)")->excludes(tokens);
   cmd->add_option("--data", flags->data, "Token shard(s) (.bin, llm.c format), text file or fortunes directory");
+  cmd->add_option("--unique-tokens", flags->o.unique_tokens,
+                  "Train on at most the first U tokens of the training split, repeating them (0: all)")
+      ->check(CLI::NonNegativeNumber);
   cmd->add_option("--out", flags->out, "Directory for checkpoints and metrics.jsonl");
   cmd->add_flag("--resume", flags->resume, "Continue from the newest checkpoint in --out");
   cmd->add_option("--batch", flags->o.batch, "Sequences per micro-batch")->capture_default_str();
@@ -103,6 +106,8 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--warmup", flags->o.warmup,
                   "Warm-up steps (default: clip(0.01 steps, 200, 2000), at most half the run)");
   cmd->add_option("--eval-every", flags->o.eval_every, "Validate every N steps")->capture_default_str();
+  cmd->add_option("--eval-batches", flags->o.eval_batches, "Validation batches (from the start of the held-out text)")
+      ->capture_default_str();
   cmd->add_option("--checkpoint-every", flags->o.checkpoint_every, "Checkpoint every N steps (0: at the end)");
   cmd->add_option("--threads", flags->o.threads, "Worker threads")->capture_default_str();
   cmd->add_option("--seed", flags->o.seed, "Initialisation and data-order seed")->capture_default_str();

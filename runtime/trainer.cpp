@@ -16,6 +16,15 @@
 namespace moejit::runtime {
 namespace fs = std::filesystem;
 
+// Keeps the first `unique` training tokens (a cap: a smaller split is used whole). The description says
+// so, and checkpoints carry it, so a resumed run cannot silently train on another pool.
+static void cap_unique_tokens(Dataset& d, int64_t unique) {
+  if (unique < 0) throw Error("--unique-tokens must be >= 0 (0: the whole training split)");
+  if (unique == 0 || unique >= int64_t(d.train.size())) return;
+  d.description += ", first " + std::to_string(unique) + " of " + std::to_string(d.train.size()) + " training tokens";
+  d.train.resize(size_t(unique));
+}
+
 Trainer::Trainer(TrainOptions options, MoeKernels<float>* kernels)
     : o_(std::move(options)),
       data_(load_dataset(o_.data)),
@@ -23,6 +32,7 @@ Trainer::Trainer(TrainOptions options, MoeKernels<float>* kernels)
       par_(std::max(1u, o_.threads)),
       rng_(o_.seed) {
   if (o_.batch < 1 || o_.grad_accum < 1) throw Error("--batch and --grad-accum must be >= 1");
+  cap_unique_tokens(data_, o_.unique_tokens);
   if (data_.max_token() >= uint64_t(o_.config.vocab))
     throw Error(
         "the data holds token id " + std::to_string(data_.max_token()) + " but config " + o_.config.name +
@@ -117,6 +127,7 @@ Metadata Trainer::metadata() const {
           {"data_position", std::to_string(reader_->position())},
           {"data_epoch", std::to_string(reader_->epoch())},
           {"data", data_.description},
+          {"unique_tokens", std::to_string(data_.train.size())},
           {"config", config_to_json(o_.config)}};
 }
 
@@ -137,11 +148,14 @@ std::optional<fs::path> Trainer::latest_checkpoint() const {
 void Trainer::resume_from(const fs::path& checkpoint) {
   Metadata m = read_checkpoint_metadata(checkpoint);
   Metadata want = metadata();
-  for (const char* key : {"total_steps", "batch", "grad_accum", "seq_len", "max_lr", "config"})
+  // Checkpoints from before the unique-token cap trained on the whole split.
+  if (!m.count("unique_tokens"))
+    m["unique_tokens"] = o_.unique_tokens == 0 ? want["unique_tokens"] : "the whole training split";
+  for (const char* key : {"total_steps", "batch", "grad_accum", "seq_len", "max_lr", "config", "unique_tokens"})
     if (m[key] != want[key])
       throw Error("checkpoint " + checkpoint.string() + " was written with " + key + " = " + m[key] +
                   ", this run has " + want[key] +
-                  ": resume with the same --config, --tokens/--compute, --batch and --grad-accum");
+                  ": resume with the same --config, --tokens/--compute, --batch, --grad-accum and --unique-tokens");
   // Load into copies first so that a failure leaves the trainer as it was.
   std::vector<float> params(model_->params().size()), mo(params.size()), vo(params.size());
   CheckpointTensors t{&model_->tensors(), params.data(), mo.data(), vo.data()};
@@ -192,7 +206,11 @@ EvalStats run_training(Trainer& trainer, bool resume, const RunCallbacks& cb) {
   EvalStats last;
   auto eval = [&] {
     last = trainer.evaluate();
-    log({{"step", trainer.step()}, {"val_loss", last.loss}, {"val_bits_per_token", last.bits_per_token}});
+    log({{"step", trainer.step()},
+         {"val_loss", last.loss},
+         {"val_bits_per_token", last.bits_per_token},
+         {"tokens", trainer.step() * trainer.tokens_per_step()},
+         {"epochs", trainer.epochs(trainer.step())}});
     if (cb.on_eval) cb.on_eval(trainer, last);
   };
   if (!resume) eval();

@@ -35,6 +35,9 @@ struct TrainOptions {
   // The MoE layer's kernels: "reference" (plain C++) or "jit" (JIT-compiled host kernels with configs
   // from the tuning cache; needs the host backend). `moejit train` defaults to "jit" where it exists.
   std::string kernels = "reference";
+  // Train on at most the first `unique_tokens` tokens of the training split (0: all of it), so that
+  // runs given more tokens than the pool repeat it (epochs) instead of seeing new data.
+  int64_t unique_tokens = 0;
 
   static constexpr int64_t kDefaultTokens = 1 << 20;
 };
@@ -80,6 +83,8 @@ class Trainer {
   const LrSchedule& schedule() const { return schedule_; }
   Profiler& profiler() { return profiler_; }
   int64_t tokens_per_step() const { return o_.batch * seq_len_ * o_.grad_accum; }
+  // Passes over the (unique) training tokens after `steps` steps.
+  double epochs(int64_t steps) const { return double(steps * tokens_per_step()) / double(data_.train.size()); }
 
  private:
   Metadata metadata() const;

@@ -6,9 +6,21 @@
 # (the device tool brings back few files) plus $OUT/summary.txt. $OUT defaults to ./gpu-out.
 #   bench/gpu-benchmarks.txt         lines "<bench target> [args...]", run as build-gpu/bench/<target>
 #   bench/gpu-python-benchmarks.txt  lines "<script.py> [args...]", run with python3
-# Each benchmark writes $MOEJIT_BENCH_OUT/<name>.json. Exit status: non-zero if any test failed.
+#   --quick  the first call of a GPU session (< 6 minutes on the device's 16 cores): build, every GPU
+#            test (4 at a time: most of their time is NVRTC compiling on the CPU), and one short
+#            benchmark per kernel family from bench/gpu-benchmarks-quick.txt, each capped at 90 s.
+# Each benchmark writes $MOEJIT_BENCH_OUT/<name>.json. Each phase prints its wall time, so the next
+# session can size its device call. Exit status: non-zero if any test or benchmark failed.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+quick=0
+case "${1:-}" in
+  --quick) quick=1 ;;
+  "") ;;
+  *) echo "usage: scripts/gpu-check.sh [--quick]" >&2; exit 2 ;;
+esac
+started=$SECONDS
+phase() { echo "== $1 done at +$((SECONDS - started)) s"; }
 final=${OUT:-$root/gpu-out}
 out=$(mktemp -d /tmp/gpu-check.XXXXXX)
 mkdir -p "$final"
@@ -28,10 +40,14 @@ cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DMOEJIT_WITH_LLVM=OF
   > "$out/configure.log" 2>&1 || { tail -50 "$out/configure.log"; exit 1; }
 ninja -C "$build" > "$out/build.log" 2>&1 || { grep -B2 -A20 -m3 "error" "$out/build.log"; exit 1; }
 echo "build ok"
+phase build
 
 status=0
-ctest --test-dir "$build" -L gpu --output-on-failure --timeout 300 > "$out/ctest-gpu.log" 2>&1 || status=1
+jobs=1
+((quick)) && jobs=4
+ctest --test-dir "$build" -L gpu -j "$jobs" --output-on-failure --timeout 300 > "$out/ctest-gpu.log" 2>&1 || status=1
 tail -n 25 "$out/ctest-gpu.log"
+phase "ctest -L gpu"
 
 run_list() {  # $1 = list file, $2 = command prefix
   [[ -f "$1" ]] || return 0
@@ -42,11 +58,18 @@ run_list() {  # $1 = list file, $2 = command prefix
     echo "== bench $name $args"
     local log="$out/bench-$(basename "$name" .py)-$n.log"  # numbered: a bench may be listed twice
     # shellcheck disable=SC2086
-    timeout 300 $2$name $args > "$log" 2>&1 || { echo "   FAILED"; status=1; }
+    timeout "$bench_limit" $2$name $args > "$log" 2>&1 || { echo "   FAILED"; status=1; }
     tail -n 15 "$log"
   done < "$1"
 }
-run_list bench/gpu-benchmarks.txt "$build/bench/"
-run_list bench/gpu-python-benchmarks.txt "python3 "
+if ((quick)); then
+  bench_limit=90
+  run_list bench/gpu-benchmarks-quick.txt "$build/bench/"
+else
+  bench_limit=300
+  run_list bench/gpu-benchmarks.txt "$build/bench/"
+  run_list bench/gpu-python-benchmarks.txt "python3 "
+fi
+phase benchmarks
 echo "gpu-check: status $status; results in $out"
 exit $status

@@ -12,6 +12,7 @@ packages=(
   libopenblas-dev
   fortunes-min fortunes
   clang-format
+  python3 python3-matplotlib
 )
 
 missing=()

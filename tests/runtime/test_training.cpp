@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "../common/test_util.hpp"
 #include "files.hpp"
@@ -169,6 +170,74 @@ TEST(Training, FreshRunIntoAFolderWithCheckpointsIsRefused) {
     EXPECT_NE(std::string(e.what()).find("--resume"), std::string::npos) << e.what();
   }
   EXPECT_EQ(list_checkpoints(dir.path() / "run").size(), 1u);
+}
+
+// Random byte-like tokens as llm.c shards: <dir>/train.bin (n_train tokens) and <dir>/val.bin.
+fs::path write_shards(const fs::path& dir, const std::vector<uint32_t>& train, const std::vector<uint32_t>& val) {
+  fs::create_directories(dir);
+  write_token_shard(dir / "train.bin", train, kShardVersionU16);
+  write_token_shard(dir / "val.bin", val, kShardVersionU16);
+  return dir;
+}
+
+// --unique-tokens U trains exactly as if the data were only the first U tokens: bit-identical losses
+// against a run on a shard holding just those tokens, while the tokens past U are different.
+TEST(Training, UniqueTokensCapTrainsOnTheFirstTokensOnly) {
+  test::TempDir dir;
+  std::mt19937_64 rng(test::test_seed());
+  std::vector<uint32_t> all(4000), val(600);
+  for (auto& t : all) t = uint32_t(rng() % 200);
+  for (auto& t : val) t = uint32_t(rng() % 200);
+  const int64_t unique = 700;  // < 6 batches of 4 x 32: the capped run repeats its pool
+  const std::vector<uint32_t> head(all.begin(), all.begin() + unique);
+  TrainOptions capped = micro_options("micro-moe", write_shards(dir.path() / "all", all, val), {});
+  capped.unique_tokens = unique;
+  TrainOptions cut = micro_options("micro-moe", write_shards(dir.path() / "head", head, val), {});
+  TrainOptions whole = micro_options("micro-moe", dir.path() / "all", {});
+  Trainer a(capped), b(cut), c(whole);
+  EXPECT_TRUE(a.dataset().train == head);
+  EXPECT_NE(a.dataset().description.find("first 700 of 4000"), std::string::npos) << a.dataset().description;
+  bool differs_from_whole = false;
+  while (!a.done()) {
+    const double la = a.train_step().loss, lb = b.train_step().loss;
+    EXPECT_EQ(la, lb) << "step " << a.step();
+    if (a.step() <= 4) differs_from_whole |= la != c.train_step().loss;  // the pool repeats from step 3
+  }
+  EXPECT_TRUE(differs_from_whole) << "the cap changed nothing: the test would pass without it";
+  // 12 steps x 256 tokens over 700 unique tokens.
+  EXPECT_DOUBLE_EQ(a.epochs(a.step()), 12.0 * 256.0 / 700.0);
+  EXPECT_GT(a.epochs(a.step()), 4.0);
+  capped.unique_tokens = int64_t(all.size()) + 1;  // a cap above the split is the whole split
+  EXPECT_TRUE(Trainer(capped).dataset().train == all);
+}
+
+TEST(Training, ResumeWithAnotherUniqueTokenCapIsRefusedAndEvalsLogEpochs) {
+  test::TempDir dir;
+  fs::path data = write_text_corpus(dir.path());
+  TrainOptions o = micro_options("micro-dense", data, dir.path() / "run");
+  o.unique_tokens = 1000;
+  o.stop_after = 2;
+  {
+    Trainer t(o);
+    run_training(t, /*resume=*/false, {});
+  }
+  std::ifstream metrics(dir.path() / "run" / "metrics.jsonl");
+  std::string line, last_eval;
+  while (std::getline(metrics, line))
+    if (line.find("val_loss") != std::string::npos) last_eval = line;
+  auto j = nlohmann::json::parse(last_eval);
+  EXPECT_EQ(j["step"], 2);
+  EXPECT_EQ(j["tokens"], 2 * 256);
+  EXPECT_DOUBLE_EQ(j["epochs"].get<double>(), 2.0 * 256.0 / 1000.0);
+  o.unique_tokens = 2000;
+  o.stop_after = -1;
+  Trainer t(o);
+  try {
+    run_training(t, /*resume=*/true, {});
+    FAIL() << "resumed with another unique-token pool";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--unique-tokens"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace
