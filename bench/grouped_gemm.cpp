@@ -6,8 +6,6 @@
 // moejit runs its tc90 (wgmma + TMA, sm_90a) and tc80 (mma.sync) heuristics and the best config of
 // its space. Writes $MOEJIT_BENCH_OUT/grouped_gemm.json and a table on stdout.
 // Usage: grouped_gemm [tokens ...]   (default 4096; rows = tokens * top_k)
-#include <cublasLt.h>
-
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -21,6 +19,7 @@
 #include "cuda_driver.hpp"
 #include "files.hpp"
 #include "grouped_gemm/grouped_gemm_spec.hpp"
+#include "lt_matmul.hpp"
 #include "moejit/error.hpp"
 
 namespace moejit {
@@ -34,64 +33,28 @@ const Model kModels[] = {{"mixtral_8x7b", 4096, 14336, 8, 2}, {"deepseek_moe_16b
                          {"olmoe_1b_7b", 2048, 1024, 64, 8},  {"qwen3_30b_a3b", 2048, 768, 128, 8},
                          {"paper_moe_2b", 1408, 320, 92, 7},  {"paper_moe_7b", 2048, 512, 78, 6}};
 
-void check_lt(cublasStatus_t s, const char* what) {
-  if (s != CUBLAS_STATUS_SUCCESS) throw Error(std::string("cuBLASLt ") + what + " failed: status " + std::to_string(s));
-}
-
-// Row-major C (m x n) = A (m x k) . B (k x n), bf16 in and out, fp32 accumulate; cuBLASLt is
-// column-major, so it computes C^T = B^T A^T.
+// Row-major C (m x n) = A (m x k) . B (k x n) on cuBLASLt (jit/lt_matmul.hpp), bf16 in and out, fp32
+// accumulate, with cuBLASLt's first-ranked algorithm. a_transposed: A is stored (k x m) (wgrad: X^T);
+// b_transposed: B is stored (n x k) (dgrad: W_e^T).
 class LtGemm {
  public:
-  // a_transposed: A is stored (k x m) row-major (wgrad: X^T). b_transposed: B is stored (n x k)
-  // row-major (dgrad: W_e^T).
-  LtGemm(cublasLtHandle_t handle, int64_t m, int64_t n, int64_t k, bool a_transposed, bool b_transposed,
-         void* workspace, size_t ws_bytes)
-      : handle_(handle), workspace_(workspace), ws_bytes_(ws_bytes) {
-    check_lt(cublasLtMatmulDescCreate(&desc_, CUBLAS_COMPUTE_32F, CUDA_R_32F), "desc");
-    cublasOperation_t t = CUBLAS_OP_T;
-    if (a_transposed)
-      check_lt(cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_TRANSB, &t, sizeof t), "transb");
-    if (b_transposed)
-      check_lt(cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_TRANSA, &t, sizeof t), "transa");
-    check_lt(b_transposed ? cublasLtMatrixLayoutCreate(&b_, CUDA_R_16BF, k, n, k)
-                          : cublasLtMatrixLayoutCreate(&b_, CUDA_R_16BF, n, k, n),
-             "layout B");
-    check_lt(a_transposed ? cublasLtMatrixLayoutCreate(&a_, CUDA_R_16BF, m, k, m)
-                          : cublasLtMatrixLayoutCreate(&a_, CUDA_R_16BF, k, m, k),
-             "layout A");
-    check_lt(cublasLtMatrixLayoutCreate(&c_, CUDA_R_16BF, n, m, n), "layout C");
-    cublasLtMatmulPreference_t pref;
-    check_lt(cublasLtMatmulPreferenceCreate(&pref), "preference");
-    check_lt(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws_bytes_,
-                                                  sizeof ws_bytes_),
-             "workspace preference");
-    int found = 0;
-    check_lt(cublasLtMatmulAlgoGetHeuristic(handle_, desc_, b_, a_, c_, c_, pref, 1, &algo_, &found), "heuristic");
-    cublasLtMatmulPreferenceDestroy(pref);
-    if (found == 0) throw Error("cuBLASLt found no algorithm");
-  }
-  ~LtGemm() {
-    cublasLtMatrixLayoutDestroy(a_);
-    cublasLtMatrixLayoutDestroy(b_);
-    cublasLtMatrixLayoutDestroy(c_);
-    cublasLtMatmulDescDestroy(desc_);
-  }
-  LtGemm(const LtGemm&) = delete;
-  LtGemm& operator=(const LtGemm&) = delete;
+  LtGemm(int64_t m, int64_t n, int64_t k, bool a_transposed, bool b_transposed, void* workspace, size_t ws_bytes)
+      : op_(gemm(m, n, k, a_transposed, b_transposed), DType::bf16, DType::bf16, ws_bytes),
+        algo_(op_.candidates(1).front()),
+        workspace_(workspace) {}
   void run(const void* a, const void* b, void* c, CUstream stream) const {
-    const float alpha = 1, beta = 0;
-    check_lt(cublasLtMatmul(handle_, desc_, &alpha, b, b_, a, a_, &beta, c, c_, c, c_, &algo_.algo, workspace_,
-                            ws_bytes_, stream),
-             "matmul");
+    op_.run(a, b, c, algo_, workspace_, stream);
   }
 
  private:
-  cublasLtHandle_t handle_;
+  static RowMajorGemm gemm(int64_t m, int64_t n, int64_t k, bool a_transposed, bool b_transposed) {
+    RowMajorGemm g{m, n, k};
+    g.a_transposed = a_transposed, g.b_transposed = b_transposed;
+    return g;
+  }
+  LtMatmul op_;
+  LtAlgo algo_;
   void* workspace_;
-  size_t ws_bytes_;
-  cublasLtMatmulDesc_t desc_ = nullptr;
-  cublasLtMatrixLayout_t a_ = nullptr, b_ = nullptr, c_ = nullptr;
-  cublasLtMatmulHeuristicResult_t algo_{};
 };
 
 // Expert loads: multinomial over experts with a mild skew (some experts empty at small counts).
@@ -169,8 +132,6 @@ int run(const std::vector<int64_t>& token_counts) {
   CudaBackend be;
   const DeviceDescription& dev = be.device();
   std::printf("device: %s (%s, %d SMs)\n", dev.name.c_str(), dev.arch.c_str(), dev.compute_units);
-  cublasLtHandle_t lt;
-  check_lt(cublasLtCreate(&lt), "create");
   const size_t ws_bytes = 64 << 20;
   DeviceBuffer workspace(be, ws_bytes);
   DeviceBuffer flush(be, static_cast<size_t>(std::max<int64_t>(dev.l2_bytes, 8 << 20)) * 2);
@@ -238,14 +199,14 @@ int run(const std::vector<int64_t>& token_counts) {
           const int64_t m_d = op == gg::kWgrad ? k : rows,
                         n_d = op == gg::kDgrad ? k : (op == gg::kUpSwiglu ? 2 * n : n),
                         k_d = op == gg::kWgrad ? rows : (op == gg::kDgrad ? n : k);
-          LtGemm dense(lt, m_d, n_d, k_d, op == gg::kWgrad, op == gg::kDgrad, workspace.get(), ws_bytes);
+          LtGemm dense(m_d, n_d, k_d, op == gg::kWgrad, op == gg::kDgrad, workspace.get(), ws_bytes);
           dense_ms = median_ms(
               be, flush, [&] { dense.run(args.a, op == gg::kWgrad ? dy.get() : w.get(), out.get(), be.stream()); });
           std::vector<std::unique_ptr<LtGemm>> gemms(e);
           for (int64_t ex = 0; ex < e; ++ex)
             if (lens[ex] > 0)
               gemms[ex] =
-                  std::make_unique<LtGemm>(lt, op == gg::kWgrad ? k : lens[ex], n_d, op == gg::kWgrad ? lens[ex] : k_d,
+                  std::make_unique<LtGemm>(op == gg::kWgrad ? k : lens[ex], n_d, op == gg::kWgrad ? lens[ex] : k_d,
                                            op == gg::kWgrad, op == gg::kDgrad, workspace.get(), ws_bytes);
           const int64_t a_cols = op == gg::kDgrad ? n : k, b_width = op == gg::kUpSwiglu ? 2 * n : n;
           expert_ms = median_ms(be, flush, [&] {
@@ -286,7 +247,6 @@ int run(const std::vector<int64_t>& token_counts) {
                            {"ratio_best_vs_per_expert", expert_ms / best_ms}});
       }
     }
-  cublasLtDestroy(lt);
   add_torch_baseline(results);
 
   bench::save("grouped_gemm",

@@ -63,6 +63,26 @@ MOEJIT_HD float exp_f32(float x) {
 #endif
 }
 
+MOEJIT_HD float neg_inf_f32() {
+  return bits_to_float(0xff800000u);
+}
+
+MOEJIT_HD float log_f32(float x) {
+#if MOEJIT_DEVICE_CODE
+  return logf(x);
+#else
+  return std::log(x);
+#endif
+}
+
+MOEJIT_HD float sqrt_f32(float x) {
+#if MOEJIT_DEVICE_CODE
+  return sqrtf(x);
+#else
+  return std::sqrt(x);
+#endif
+}
+
 // bfloat16 storage: the top 16 bits of an IEEE float. Conversions round to nearest even, NaN stays
 // NaN; written with integer ops so host and device produce identical bits.
 struct bf16 {

@@ -42,18 +42,6 @@ struct GateGradParams {
 
 inline constexpr float kRenormEps = 1e-20f;
 
-MOEJIT_HD float neg_inf_f32() {
-  return bits_to_float(0xff800000u);
-}
-
-MOEJIT_HD float log_f32(float x) {
-#if MOEJIT_DEVICE_CODE
-  return logf(x);
-#else
-  return std::log(x);
-#endif
-}
-
 // (key, index) total order of the tie rule: true if a beats b.
 MOEJIT_HD bool key_beats(float a_key, int a_index, float b_key, int b_index) {
   return a_key > b_key || (a_key == b_key && a_index < b_index);
