@@ -1,4 +1,4 @@
-// `moejit info`: versions, GPUs with their attributes, backends, cache directory.
+// `moejit info`: versions, GPUs with their attributes, backends, kernel templates, cache directory.
 #include <algorithm>
 #include <iostream>
 #include <thread>
@@ -12,6 +12,7 @@
 #ifdef MOEJIT_WITH_LLVM
 #include "host_backend.hpp"
 #endif
+#include "kernel_dirs.hpp"
 #include "moejit/version.hpp"
 #include "nvrtc_compiler.hpp"
 
@@ -68,6 +69,10 @@ void add_info_command(CLI::App& app) {
 #else
     std::cout << "backend host: not built (configure with -DMOEJIT_WITH_LLVM=ON)\n";
 #endif
+    // Where the JIT reads kernel sources: an installed tree finds its own (base/install_dirs.hpp).
+    const auto templates = template_dir();
+    std::cout << "templates " << templates.string()
+              << (std::filesystem::is_directory(templates) ? "" : " (missing: set MOEJIT_TEMPLATE_DIR)") << "\n";
     auto& cache = BinaryCache::global();
     auto entries = cache.list();
     uint64_t bytes = 0;

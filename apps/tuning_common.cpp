@@ -3,33 +3,11 @@
 #include <set>
 
 #include "cli_checks.hpp"
-#include "cuda_backend.hpp"
-#include "cuda_driver.hpp"
 #include "model_config.hpp"
 #include "moejit/error.hpp"
 #include "tune_layer.hpp"
-#ifdef MOEJIT_WITH_LLVM
-#include "host_backend.hpp"
-#endif
 
 namespace moejit::cli {
-
-std::string default_backend_name() {
-  return CudaDriver::available() ? "cuda" : "host";
-}
-
-std::unique_ptr<Backend> open_backend(const std::string& requested) {
-  const std::string name = requested.empty() ? default_backend_name() : requested;
-  if (name == "cuda") return std::make_unique<CudaBackend>();
-  if (name == "host") {
-#ifdef MOEJIT_WITH_LLVM
-    return std::make_unique<HostBackend>();
-#else
-    throw UnavailableError("the host backend is not part of this build (configure with -DMOEJIT_WITH_LLVM=ON)");
-#endif
-  }
-  throw Error("unknown backend '" + name + "': use host or cuda");
-}
 
 void LayerFlags::add_to(CLI::App* cmd, const char* model_help) {
   auto* model_option = cmd->add_option("--model,--config", model, model_help);

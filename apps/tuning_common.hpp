@@ -1,6 +1,6 @@
-// Shared by `moejit tune`, `tune-worker`, `bench` and `compile`: opening a backend by name, the flags
-// naming the MoE layer's kernels (numbers and lists are read by cli_checks.hpp), and turning
-// --model/--shape/--tokens/--families into the layer's calls.
+// Shared by `moejit tune`, `tune-worker`, `bench` and `compile`: the flags naming the MoE layer's
+// kernels (numbers and lists are read by cli_checks.hpp), and turning --model/--shape/--tokens/--families
+// into the layer's calls (backends are opened by jit's open_backend()).
 #pragma once
 #include <memory>
 #include <string>
@@ -10,12 +10,9 @@
 
 #include "moe_layer_steps.hpp"
 #include "moejit/backend.hpp"
+#include "open_backend.hpp"  // open_backend(), default_backend_name()
 
 namespace moejit::cli {
-
-// "cuda" or "host"; "" picks cuda when a GPU is usable, else host. Throws UnavailableError.
-std::unique_ptr<Backend> open_backend(const std::string& name);
-std::string default_backend_name();
 
 // The flags `tune` and `bench` share: the layer (a model config or a shape), token counts, dtype,
 // backend and families.

@@ -2,19 +2,21 @@
 
 #include <cstdlib>
 
+#include "install_dirs.hpp"
+
 namespace fs = std::filesystem;
 
 namespace moejit {
 
 fs::path template_dir() {
   if (const char* dir = std::getenv("MOEJIT_TEMPLATE_DIR"); dir && *dir) return dir;
-#ifdef MOEJIT_INSTALL_TEMPLATE_DIR
-  if (fs::exists(MOEJIT_INSTALL_TEMPLATE_DIR)) return MOEJIT_INSTALL_TEMPLATE_DIR;
-#endif
+  if (install_dirs().installed()) return install_dirs().data / "templates";
   return MOEJIT_SOURCE_TEMPLATE_DIR;
 }
 
 fs::path abi_include_dir() {
+  // Installed, the ABI headers are public headers like the rest of base's (<prefix>/include).
+  if (install_dirs().installed()) return install_dirs().include;
   return MOEJIT_SOURCE_ABI_INCLUDE_DIR;
 }
 

@@ -8,9 +8,11 @@
 
 namespace moejit {
 
-// $MOEJIT_TEMPLATE_DIR, else the installed templates, else the source tree's templates/.
+// $MOEJIT_TEMPLATE_DIR, else the installed templates (<prefix>/share/moejit/templates, found
+// relative to the library: base/install_dirs.hpp), else the source tree's templates/.
 std::filesystem::path template_dir();
-// The include root holding moejit/abi/ (the source tree's base/include).
+// The include root holding moejit/abi/: <prefix>/include once installed, else the source tree's
+// base/include.
 std::filesystem::path abi_include_dir();
 // {template_dir(), abi_include_dir()}: the include paths of every JIT compile.
 std::vector<std::string> kernel_include_dirs();

@@ -5,6 +5,7 @@
 #include <set>
 
 #include "files.hpp"
+#include "install_dirs.hpp"
 #include "moejit/checked.hpp"
 #include "moejit/error.hpp"
 
@@ -320,6 +321,7 @@ ModelConfig load_model_config(const fs::path& path) {
 
 fs::path models_dir() {
   if (const char* dir = std::getenv("MOEJIT_MODELS_DIR"); dir && *dir) return dir;
+  if (install_dirs().installed()) return install_dirs().data / "models";
   return MOEJIT_SOURCE_MODELS_DIR;
 }
 

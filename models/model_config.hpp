@@ -74,7 +74,8 @@ void validate(const ModelConfig& config, const std::string& origin);
 ModelConfig parse_model_config(std::string_view text, const std::string& origin);
 ModelConfig load_model_config(const std::filesystem::path& path);
 
-// $MOEJIT_MODELS_DIR, else the source tree's models/configs compiled in.
+// $MOEJIT_MODELS_DIR, else the installed configs (<prefix>/share/moejit/models), else the source
+// tree's models/configs compiled in.
 std::filesystem::path models_dir();
 // Names of the shipped configs (file stems in models_dir()), sorted.
 std::vector<std::string> list_model_configs();

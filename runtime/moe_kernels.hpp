@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "rung.hpp"
+#include "moejit/rung.hpp"
 
 namespace moejit::runtime {
 

@@ -27,9 +27,10 @@ LAYERS = [
     (1, "jit", "moejit_jit", ["jit", "include"]),
     (1, "models", "moejit_models", ["models"]),
     (2, "templates", "moejit_templates", ["templates"]),
-    (2, "tuning_cache", "moejit_tuning_cache", ["tuning_cache"]),
+    (2, "tuning_cache", "moejit_tuning_cache", ["tuning_cache", "tuning_cache/include"]),
     (3, "autotune", "moejit_autotune", ["autotune"]),
     (4, "runtime", "moejit_runtime", ["runtime"]),
+    (4, "api", "moejit_api", ["api", "api/include"]),
     (5, "apps", "moejit", ["apps"]),
 ]
 # Folders whose files belong to a layer other than their name says: jit's public headers.

@@ -16,7 +16,7 @@
 #include "decision.hpp"
 #include "moejit/backend.hpp"
 #include "moejit/kernel_spec.hpp"
-#include "rung.hpp"
+#include "moejit/rung.hpp"
 #include "tuning_store.hpp"
 
 namespace moejit {
