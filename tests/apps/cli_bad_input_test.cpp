@@ -243,7 +243,8 @@ TEST_F(Cli, ConfigFlagsHintsAndInfoAreConsistent) {
   EXPECT_RUN(run("plan micro-moe --config micro-dense"), 2, "excludes");
   const std::string small = "--kernels reference --batch 2 --tokens 256 --eval-every 0 --data " + corpus().string();
   EXPECT_RUN(run("train micro-dense " + small), 0, "model micro-dense");
-  EXPECT_RUN(run("tune --config dense-7b"), 1, "has no MoE layer to tune");
+  // A dense model has no MoE layer: its dense kernels tune on the host backend only.
+  EXPECT_RUN(run("tune --config dense-7b --backend cuda"), 1, "has no MoE layer to tune on cuda");
 
   const std::string unsupported = R"({"name": "odd", "layers": 2, "d_model": 64, "heads": 2, "head_dim": 32,
       "d_ffn": 128, "vocab": 257, "seq_len": 64, "positions": "rope", "tie_embeddings": true,
