@@ -2,9 +2,9 @@
 
 #include "host/grouped_gemm_spec.hpp"
 #include "moe_layer_steps.hpp"
+#include "moe_routing_args.hpp"
 #include "moe_step_resolver.hpp"
 #include "moejit/log.hpp"
-#include "routing/routing_spec.hpp"
 #include "swiglu/swiglu_spec.hpp"
 
 namespace moejit::runtime {
@@ -42,17 +42,10 @@ std::vector<KernelChoice> JitHostMoeKernels::kernel_choices() const {
   return impl_->steps.kernel_choices();
 }
 
-// The router of the MoE configs: softmax scores, no renormalisation, scaling 1, no groups.
-static GateParams softmax_router() {
-  return GateParams{};
-}
-
 void JitHostMoeKernels::gate_fwd(const MoeShape& s, int32_t* index, float* weight, float* probs, float* lse,
                                  const float* logits) {
   auto c = impl_->prepare(LayerStep::gate_fwd, s);
-  GateForwardArgs a;
-  a.logits = logits, a.params = softmax_router(), a.index = index, a.weight = weight, a.probs = probs, a.lse = lse;
-  launch_route_gate_fwd(*c.kernels[0], c.problem, c.config, a);
+  launch_route_gate_fwd(*c.kernels[0], c.problem, c.config, routing_args::gate_fwd(index, weight, probs, lse, logits));
 }
 
 void JitHostMoeKernels::plan(const MoeShape& s, const RouterLossCoefs& coefs, int32_t* counts, int32_t* offsets,
@@ -61,20 +54,15 @@ void JitHostMoeKernels::plan(const MoeShape& s, const RouterLossCoefs& coefs, in
   auto c = impl_->prepare(LayerStep::plan, s);
   impl_->plan_workspace.resize(route_plan_workspace_bytes(c.problem, c.config) / sizeof(float) + 1);
   impl_->dropped.resize(s.n_experts);
-  PlanArgs a;
-  a.index = index, a.probs = probs, a.lse = lse, a.capacity = -1, a.pad_to = 1;
-  a.loss = LossParams{float(coefs.aux_coef), float(coefs.z_coef)};
+  PlanArgs a = routing_args::plan(coefs, counts, offsets, slot, row_source, aux_scale, losses, index, probs, lse);
   a.workspace = impl_->plan_workspace.data();
-  a.counts = counts, a.dropped = impl_->dropped.data(), a.offsets = offsets, a.slot = slot, a.row_source = row_source;
-  a.aux_scale = aux_scale, a.losses = losses;
+  a.dropped = impl_->dropped.data();
   launch_route_plan(*c.kernels[0], *c.kernels[1], *c.kernels[2], c.problem, c.config, a);
 }
 
 void JitHostMoeKernels::permute_fwd(const MoeShape& s, float* x_perm, const float* x, const int32_t* slot) {
   auto c = impl_->prepare(LayerStep::permute_fwd, s);
-  ScatterArgs a;
-  a.src = x, a.slot = slot, a.dst = x_perm;
-  launch_route_scatter(*c.kernels[0], c.problem, c.config, a);
+  launch_route_scatter(*c.kernels[0], c.problem, c.config, routing_args::permute_fwd(x_perm, x, slot));
 }
 
 void JitHostMoeKernels::up_swiglu(const MoeShape& s, float* gate_up, float* h, const float* x_perm, const float* w_up,
@@ -94,17 +82,14 @@ void JitHostMoeKernels::down_fwd(const MoeShape& s, float* y_perm, const float* 
 void JitHostMoeKernels::combine_fwd(const MoeShape& s, float* out, const float* shared, const float* y_perm,
                                     const float* weight, const int32_t* slot) {
   auto c = impl_->prepare(LayerStep::combine_fwd, s);
-  GatherArgs a;  // out may alias shared: each vector of out is written after its shared vector is read
-  a.rows = y_perm, a.slot = slot, a.weight = weight, a.shared = shared, a.out = out;
-  launch_route_gather(*c.kernels[0], c.problem, c.config, a);
+  launch_route_gather(*c.kernels[0], c.problem, c.config, routing_args::combine_fwd(out, shared, y_perm, weight, slot));
 }
 
 void JitHostMoeKernels::combine_bwd(const MoeShape& s, float* d_y_perm, float* d_weight, const float* d_out,
                                     const float* y_perm, const float* weight, const int32_t* slot) {
   auto c = impl_->prepare(LayerStep::combine_bwd, s);
-  ScatterArgs a;
-  a.src = d_out, a.slot = slot, a.weight = weight, a.y = y_perm, a.dst = d_y_perm, a.d_weight = d_weight;
-  launch_route_scatter(*c.kernels[0], c.problem, c.config, a);
+  launch_route_scatter(*c.kernels[0], c.problem, c.config,
+                       routing_args::combine_bwd(d_y_perm, d_weight, d_out, y_perm, weight, slot));
 }
 
 void JitHostMoeKernels::down_dgrad(const MoeShape& s, float* d_h, const float* d_y_perm, const float* w_down,
@@ -146,19 +131,14 @@ void JitHostMoeKernels::up_wgrad(const MoeShape& s, float* d_w_up, const float* 
 
 void JitHostMoeKernels::permute_bwd(const MoeShape& s, float* d_x, const float* d_x_perm, const int32_t* slot) {
   auto c = impl_->prepare(LayerStep::permute_bwd, s);
-  GatherArgs a;  // d_x += sum_k d_x_perm[slot]: d_x is both the shared input and the output
-  a.rows = d_x_perm, a.slot = slot, a.shared = d_x, a.out = d_x;
-  launch_route_gather(*c.kernels[0], c.problem, c.config, a);
+  launch_route_gather(*c.kernels[0], c.problem, c.config, routing_args::permute_bwd(d_x, d_x_perm, slot));
 }
 
 void JitHostMoeKernels::gate_bwd(const MoeShape& s, float* d_logits, const float* logits, const int32_t* index,
                                  const float* d_weight, const float* aux_scale, float z_scale) {
   auto c = impl_->prepare(LayerStep::gate_bwd, s);
-  GateBackwardArgs a;
-  a.logits = logits, a.index = index, a.d_weight = d_weight, a.aux_scale = aux_scale, a.params = softmax_router();
-  a.grad.z_scale = z_scale;
-  a.d_logits = d_logits;
-  launch_route_gate_bwd(*c.kernels[0], c.problem, c.config, a);
+  launch_route_gate_bwd(*c.kernels[0], c.problem, c.config,
+                        routing_args::gate_bwd(d_logits, logits, index, d_weight, aux_scale, z_scale));
 }
 
 }  // namespace moejit::runtime

@@ -7,7 +7,6 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <fstream>
 #include <random>
 
 #include "attention.hpp"
@@ -19,6 +18,7 @@
 #include "dense_products.hpp"
 #include "nvrtc_compiler.hpp"
 #include "step_compare.hpp"
+#include "text_corpus.hpp"
 #include "trainer.hpp"
 
 namespace moejit::runtime {
@@ -167,16 +167,6 @@ TEST(CudaStepGpu, OneStepEqualsReferenceStep) {
   EXPECT_FALSE(cuda.kernel_choices().empty());
 }
 
-fs::path write_corpus(const fs::path& dir) {
-  const char* words[] = {"the ", "quick ", "brown ", "fox ", "jumps ", "over ", "a ", "lazy ", "dog. ", "and\n"};
-  std::mt19937_64 rng(7);
-  std::string text;
-  while (text.size() < 40000) text += words[rng() % 10];
-  fs::path p = dir / "corpus.txt";
-  std::ofstream(p) << text;
-  return p;
-}
-
 TrainOptions short_run(const std::string& backend, const fs::path& data, const fs::path& out, int64_t steps) {
   TrainOptions o;
   o.config = find_model_config("micro-moe");
@@ -194,7 +184,7 @@ TrainOptions short_run(const std::string& backend, const fs::path& data, const f
 TEST(CudaStepGpu, ShortRunLowersValBitsPerByteAndResumesOnReference) {
   SKIP_WITHOUT_GPU();
   test::TempDir dir;
-  const fs::path data = write_corpus(dir.path());
+  const fs::path data = write_text_corpus(dir.path());
   TrainOptions o = short_run("cuda", data, dir.path() / "run", 30);
   o.backend_options.tuning_dir = dir.path() / "tuning";
   double before = 0, after = 0;

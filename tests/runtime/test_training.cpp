@@ -13,6 +13,7 @@
 #include "hash.hpp"
 #include "model_config.hpp"
 #include "moejit/error.hpp"
+#include "text_corpus.hpp"
 #include "trainer.hpp"
 
 namespace moejit::runtime {
@@ -20,16 +21,6 @@ namespace {
 namespace fs = std::filesystem;
 
 // A small English-like text corpus that needs no installed files.
-fs::path write_text_corpus(const fs::path& dir) {
-  const char* words[] = {"the ", "quick ", "brown ", "fox ", "jumps ", "over ", "a ", "lazy ", "dog. ", "and\n"};
-  std::mt19937_64 rng(7);
-  std::string text;
-  while (text.size() < 40000) text += words[rng() % 10];
-  fs::path p = dir / "corpus.txt";
-  std::ofstream(p) << text;
-  return p;
-}
-
 TrainOptions micro_options(const std::string& config, const fs::path& data, const fs::path& out) {
   TrainOptions o;
   o.config = find_model_config(config);
