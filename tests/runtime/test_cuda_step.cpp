@@ -1,12 +1,14 @@
 // The cuda step backend (issue 15). On the CPU, always: the GEMM sequence its dense products run
 // (dense_products.hpp), executed with plain loops and the host softmax rows, equals the reference
 // matmuls and attention; the one NVRTC translation unit of its step ops compiles for sm_80 and sm_90a
-// without spills. On a GPU (CudaStepGpu.*, label gpu; they skip with a message without one): one
+// without spills. On a GPU (CudaStepGpu.*, label gpu; they skip with a message without one): each op
+// alone and one
 // training step equals the reference backend's, a short run lowers val bits per byte, and a
 // checkpoint written on cuda resumes on the reference backend.
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <functional>
 #include <random>
 
 #include "attention.hpp"
@@ -166,6 +168,135 @@ TEST(CudaStepGpu, OneStepEqualsReferenceStep) {
   test_step::expect_step_equals_reference(cuda, {"micro-moe", 1, 3, false}, seed + 2, kGpuTolerance);  // empty experts
   test_step::expect_step_equals_reference(cuda, {"micro-moe", 2, 48, true}, seed + 3, kGpuTolerance);  // skewed
   EXPECT_FALSE(cuda.kernel_choices().empty());
+}
+
+// One op of the interface on both backends from the same random inputs: buffers[i] holds
+// buffers[i].second elements of buffers[i].first (i32: token ids below `vocab`); `outputs` are compared.
+struct OpCase {
+  std::string name;
+  std::vector<std::pair<DType, i64>> buffers;
+  std::vector<int> outputs;
+  std::function<void(StepBackend<float>&, std::vector<Buffer>&)> run;
+};
+
+void expect_op_equal(StepBackend<float>& ref, StepBackend<float>& gpu, const OpCase& op, int vocab,
+                     std::mt19937_64& rng) {
+  SCOPED_TRACE(op.name);
+  std::vector<Buffer> on_ref, on_gpu;
+  for (auto [dtype, n] : op.buffers) {
+    if (dtype == DType::i32) {
+      std::vector<int32_t> ids(n);
+      for (auto& t : ids) t = int32_t(rng() % vocab);
+      on_ref.push_back(ref.alloc(dtype, n));
+      on_gpu.push_back(gpu.alloc(dtype, n));
+      ref.upload<int32_t>(on_ref.back(), ids);
+      gpu.upload<int32_t>(on_gpu.back(), ids);
+      continue;
+    }
+    const std::vector<float> v = random_vector(n, rng);
+    on_ref.push_back(ref.alloc(dtype, n));
+    on_gpu.push_back(gpu.alloc(dtype, n));
+    ref.upload<float>(on_ref.back(), v);
+    gpu.upload<float>(on_gpu.back(), v);
+  }
+  op.run(ref, on_ref);
+  op.run(gpu, on_gpu);
+  for (int i : op.outputs) {
+    const std::vector<float> want = ref.download<float>(on_ref[i], on_ref[i].count());
+    const std::vector<float> got = gpu.download<float>(on_gpu[i], on_gpu[i].count());
+    double scale = 0;
+    for (float x : want) scale = std::max(scale, double(std::abs(x)));
+    EXPECT_EQ(test::count_mismatches(widened(want), got, 1e-4 * scale, 1e-4, "output " + std::to_string(i)), 0u);
+  }
+}
+
+// Each op on its own against the reference backend: where the step-equality test fails, this says
+// which op.
+TEST(CudaStepGpu, EachDenseOpEqualsReferenceOp) {
+  SKIP_WITHOUT_GPU();
+  test::TempDir tuning;
+  CudaStepBackend gpu({.kernel_threads = 0, .tuning_dir = tuning.path()});
+  ThreadPool par(0);
+  ReferenceStepBackend<float> ref(par);
+  std::mt19937_64 rng(test::test_seed());
+  const i64 N = 70, C = 64, OC = 96, B = 2, S = 35, H = 2, V = 50, F = 40;
+  const DType f = DType::f32, i = DType::i32;
+  const std::vector<ParamSegment> segments = {{0, 300, true}, {300, 200, false}};
+  const AdamWStep step{.lr = 1e-2, .t = 3, .max_norm = 0.5};
+  const std::vector<OpCase> cases = {
+      {"matmul_fwd",
+       {{f, N * OC}, {f, N * C}, {f, OC * C}},
+       {0},
+       [&](auto& be, auto& b) { be.matmul_fwd(b[0], b[1], b[2], N, C, OC); }},
+      {"matmul_bwd",
+       {{f, N * C}, {f, OC * C}, {f, N * OC}, {f, N * C}, {f, OC * C}},
+       {0, 1},
+       [&](auto& be, auto& b) { be.matmul_bwd(b[0], true, b[1], b[2], b[3], b[4], N, C, OC); }},
+      {"matmul_bwd overwrite",
+       {{f, N * C}, {f, N * OC}, {f, N * C}, {f, OC * C}},
+       {0},
+       [&](auto& be, auto& b) { be.matmul_bwd(b[0], false, TypedPtr{}, b[1], b[2], b[3], N, C, OC); }},
+      {"attention_fwd",
+       {{f, B * S * C}, {f, B * H * S * S}, {f, B * S * 3 * C}},
+       {0},
+       [&](auto& be, auto& b) { be.attention_fwd(b[0], b[1], b[2], B, S, C, H); }},
+      {"attention_bwd",
+       {{f, B * S * 3 * C}, {f, B * S * C}, {f, B * S * 3 * C}, {f, B * S * C}, {f, B * H * S * S}},
+       {0},
+       [&](auto& be, auto& b) {
+         be.attention_fwd(b[3], b[4], b[2], B, S, C, H);  // a real softmax in att
+         be.attention_bwd(b[0], b[1], b[2], b[4], B, S, C, H);
+       }},
+      {"rmsnorm_fwd",
+       {{f, N * C}, {f, N}, {f, N * C}, {f, C}},
+       {0, 1},
+       [&](auto& be, auto& b) { be.rmsnorm_fwd(b[0], b[1], b[2], b[3], N, C); }},
+      {"rmsnorm_bwd",
+       {{f, N * C}, {f, C}, {f, N * C}, {f, N * C}, {f, C}, {f, N}, {f, N * C}},
+       {0, 1},
+       [&](auto& be, auto& b) {
+         be.rmsnorm_fwd(b[6], b[5], b[3], b[4], N, C);  // a consistent rstd
+         be.rmsnorm_bwd(b[0], b[1], b[2], b[3], b[4], b[5], N, C);
+       }},
+      {"embedding_fwd",
+       {{f, N * C}, {i, N}, {f, V * C}},
+       {0},
+       [&](auto& be, auto& b) { be.embedding_fwd(b[0], b[1], b[2], N, C); }},
+      {"embedding_bwd",
+       {{f, V * C}, {f, N * C}, {i, N}},
+       {0},
+       [&](auto& be, auto& b) { be.embedding_bwd(b[0], b[1], b[2], N, C); }},
+      {"cross_entropy",
+       {{f, N * V}, {f, 1}, {f, N * V}, {i, N}, {f, N * V}},
+       {0, 1, 4},
+       [&](auto& be, auto& b) {
+         be.cross_entropy_fwd(b[0], b[1], b[2], b[3], N, V);
+         be.cross_entropy_bwd(b[4], b[0], b[3], N, V, 0.5f);
+       }},
+      {"swiglu",
+       {{f, N * F}, {f, N * 2 * F}, {f, N * 2 * F}, {f, N * F}},
+       {0, 2},
+       [&](auto& be, auto& b) {
+         be.swiglu_fwd(b[0], b[1], N, F);
+         be.swiglu_bwd(b[2], b[3], b[1], N, F);
+       }},
+      {"add, scale",
+       {{f, 999}, {f, 999}, {f, 999}},
+       {0, 2},
+       [&](auto& be, auto& b) {
+         be.add(b[0], b[1], 999);
+         be.scale(b[2], b[0], 999, -0.7f);
+       }},
+      {"grad_norm, adamw",
+       {{f, 1}, {f, 500}, {f, 500}, {f, 500}, {f, 500}, {f, 500}},
+       {0, 2, 4, 5},
+       [&](auto& be, auto& b) {
+         be.grad_norm(b[0], b[1], 500);
+         be.scale(b[5], b[5], 500, 0.0f);  // v >= 0
+         be.adamw(b[2], b[3], b[1], b[4], b[5], b[0], 500, segments, step);
+       }},
+  };
+  for (const OpCase& op : cases) expect_op_equal(ref, gpu, op, int(V), rng);
 }
 
 TrainOptions short_run(const std::string& backend, const fs::path& data, const fs::path& out, int64_t steps) {
