@@ -2,9 +2,8 @@
 // (dense_products.hpp), executed with plain loops and the host softmax rows, equals the reference
 // matmuls and attention; the one NVRTC translation unit of its step ops compiles for sm_80 and sm_90a
 // without spills. On a GPU (CudaStepGpu.*, label gpu; they skip with a message without one): each op
-// alone and one
-// training step equals the reference backend's, a short run lowers val bits per byte, and a
-// checkpoint written on cuda resumes on the reference backend.
+// alone and one training step equal the reference backend's, a short run lowers val bits per byte,
+// and a checkpoint written on cuda resumes on the reference backend.
 #include <gtest/gtest.h>
 
 #include <algorithm>
