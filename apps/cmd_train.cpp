@@ -147,7 +147,8 @@ void add_train_command(CLI::App& app) {
   auto* backend =
       cmd->add_option("--backend", flags->o.backend,
                       "Runtime backend: host (JIT kernels, configs from the tuning cache), reference (plain C++ "
-                      "loops) or cuda (GPU, not built yet); default: the first available of host, reference")
+                      "loops) or cuda (GPU, first cut: fp32, not yet validated on a GPU); default: the first available "
+                      "of host, reference")
           ->check(CLI::IsMember({"host", "reference", "cuda"}));
   cmd->add_option("--kernels", flags->kernels, "Deprecated: --kernels jit|reference = --backend host|reference")
       ->check(CLI::IsMember({"jit", "reference"}));
