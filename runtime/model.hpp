@@ -30,7 +30,9 @@ struct LossSums {
 template <typename T>
 class Model {
  public:
-  Model(const ModelConfig& config, StepBackend<T>& backend);
+  // `expert_group`: the ranks that split each MoE layer's experts between them (expert_parallel.hpp);
+  // null: this process computes every expert. Every rank still holds every parameter.
+  Model(const ModelConfig& config, StepBackend<T>& backend, Communicator* expert_group = nullptr);
   ~Model();
 
   const ModelConfig& config() const { return c_; }
