@@ -62,6 +62,8 @@ void ExpertExchange::exchange(const float* send, float* recv, int64_t width, boo
     rc[q] = (forward ? recv_rows_[q] : send_rows_[q]) * width;
     ro[q] = (forward ? recv_at_[q] : send_at_[q]) * width;
   }
+  for (int64_t q = 0; q < P; ++q)
+    if (q != group_.rank()) bytes_sent_ += sc[q] * int64_t(sizeof(float));
   const int64_t sent = forward ? send_at_.back() + send_rows_.back() : local_offsets_.back();
   const int64_t got = forward ? local_offsets_.back() : send_at_.back() + send_rows_.back();
   group_.alltoallv({send, size_t(sent * width)}, sc, so, {recv, size_t(got * width)}, rc, ro);

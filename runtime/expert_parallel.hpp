@@ -29,6 +29,8 @@ class ExpertExchange {
   const std::vector<int32_t>& local_offsets() const { return local_offsets_; }
   void dispatch(const float* rows, float* local, int64_t width);
   void combine(const float* local, float* rows, int64_t width);
+  // Bytes this rank sent to other ranks in dispatches and combines so far (benchmarks).
+  int64_t bytes_sent() const { return bytes_sent_; }
 
  private:
   // Copies between the received order (source-major) and the local order (expert-major).
@@ -42,6 +44,7 @@ class ExpertExchange {
   std::vector<int64_t> send_rows_, send_at_, recv_rows_, recv_at_;  // (P) rows per peer and offsets
   std::vector<int32_t> local_offsets_;
   std::vector<float> staging_;  // (M, width) source-major
+  int64_t bytes_sent_ = 0;
 };
 
 }  // namespace moejit::runtime

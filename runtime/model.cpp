@@ -306,6 +306,14 @@ LossSums Model<T>::read_losses() const {
   return {double(l[0]), double(l[1]) + double(l[2])};
 }
 
+template <typename T>
+int64_t Model<T>::expert_bytes_sent() const {
+  int64_t bytes = 0;
+  for (const auto& L : layers_)
+    if (L->exchange) bytes += L->exchange->bytes_sent();
+  return bytes;
+}
+
 template class Model<float>;
 template class Model<double>;
 

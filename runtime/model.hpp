@@ -63,6 +63,8 @@ class Model {
   void zero_grad();
   void zero_losses();
   LossSums read_losses() const;  // waits for the backend
+  // Expert parallel: bytes this rank sent to other ranks' experts and back so far (0 without).
+  int64_t expert_bytes_sent() const;
 
   Profiler* profiler = nullptr;
 
