@@ -127,6 +127,17 @@ class Distributed(unittest.TestCase):
         run(mpirun(2) + train_args("micro-dense", self.corpus, dp, steps), self.cache)
         self.assert_same_curve(losses(dp), losses(single))
 
+    def test_data_parallel_resumes_with_another_rank_count(self):
+        """A checkpoint holds the whole model and the global data position: one process trains 2 steps,
+        2 ranks resume to step 4, the same curve as one process throughout (dense: no router)."""
+        stop = ["--checkpoint-every", "2"]
+        single, mixed = self.tmp / "single", self.tmp / "mixed"
+        run(train_args("micro-dense", self.corpus, single, 4, extra=stop), self.cache)
+        run(train_args("micro-dense", self.corpus, mixed, 4, extra=stop + ["--stop-after", "2"]), self.cache)
+        p = run(mpirun(2) + train_args("micro-dense", self.corpus, mixed, 4, extra=stop + ["--resume"]), self.cache)
+        self.assertIn("resumed from", p.stdout)
+        self.assert_same_curve(losses(mixed), losses(single))
+
     def test_batch_not_divisible_by_ranks_is_refused(self):
         p = run(mpirun(2) + train_args("micro-dense", self.corpus, self.tmp / "o", 2, batch=3), self.cache, check=False)
         self.assertNotEqual(p.returncode, 0)
