@@ -76,8 +76,9 @@ if(MOEJIT_WITH_MPI AND NOT MPI_C_FOUND)
   message(FATAL_ERROR "MOEJIT_WITH_MPI=ON but MPI was not found: run scripts/setup.sh (libopenmpi-dev)")
 endif()
 message(STATUS "moejit: MPI ${MOEJIT_WITH_MPI}")
+# NCCL (runtime/nccl_comm.hpp): loaded at run time with dlopen, so only its header is needed to build.
 if(MOEJIT_WITH_NCCL)
-  find_library(MOEJIT_NCCL_LIBRARY nccl HINTS "${CUDAToolkit_LIBRARY_DIR}" REQUIRED)
+  find_path(MOEJIT_NCCL_INCLUDE_DIR nccl.h HINTS ${CUDAToolkit_INCLUDE_DIRS} REQUIRED)
 endif()
 
 # GoogleTest
