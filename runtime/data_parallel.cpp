@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "hash.hpp"
+#include "moe_layer_steps.hpp"
 #include "moejit/error.hpp"
 
 namespace moejit::runtime {
@@ -29,6 +30,18 @@ std::string decisions_text(const std::vector<KernelChoice>& choices) {
   std::string text;
   for (const auto& c : choices) text += c.kernel + " " + (c.config.empty() ? "reference" : c.config) + "\n";
   return text;
+}
+
+std::vector<KernelChoice> shared_decisions(std::vector<KernelChoice> choices, bool expert_parallel) {
+  if (!expert_parallel) return choices;
+  auto per_rank_rows = [](const KernelChoice& c) {
+    for (LayerStep s : {LayerStep::up_swiglu, LayerStep::down_fwd, LayerStep::down_dgrad, LayerStep::down_wgrad,
+                        LayerStep::swiglu_bwd, LayerStep::up_dgrad, LayerStep::up_wgrad})
+      if (c.kernel == to_string(s)) return true;
+    return false;
+  };
+  std::erase_if(choices, per_rank_rows);
+  return choices;
 }
 
 namespace {

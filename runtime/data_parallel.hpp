@@ -28,6 +28,11 @@ std::string decisions_text(const std::vector<KernelChoice>& choices);
 // that differ, with both configs, and what to do. A pure function of the gathered texts.
 std::string decision_mismatch(const std::vector<std::string>& per_rank);
 
+// The decisions every rank must share: all of them under data parallelism. With expert parallelism the
+// expert GEMM steps (up_swiglu ... up_wgrad) run on each rank's own row count (the tokens its experts
+// received), so their lookups may rightly land on other token buckets: those are left out.
+std::vector<KernelChoice> shared_decisions(std::vector<KernelChoice> choices, bool expert_parallel);
+
 // Collective: throws Error (decision_mismatch's text) on every rank when the ranks' decisions differ,
 // so that no rank runs a kernel config another does not. Cheap when they agree: a hash is gathered,
 // the texts only on a mismatch.

@@ -138,7 +138,7 @@ StepStats Trainer::train_step() {
     model_->backward(scale);
   }
   if (ranks > 1) {
-    verify_same_decisions(comm_, backend_->kernel_choices());
+    verify_same_decisions(comm_, shared_decisions(backend_->kernel_choices(), expert_group_ != nullptr));
     auto t = timed(&profiler_, "allreduce");
     allreduce_gradients(comm_, *backend_, model_->grads(), model_->param_count(), staging_);
   }

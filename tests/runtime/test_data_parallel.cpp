@@ -37,6 +37,13 @@ TEST(DataParallel, MismatchWhenOneRankHasAnExtraKernel) {
       << why;
 }
 
+TEST(DataParallel, ExpertParallelLeavesPerRankExpertGemmsOutOfTheCheck) {
+  const auto all = choices("bm32_bn64");
+  EXPECT_EQ(decisions_text(shared_decisions(all, false)), decisions_text(all));
+  // up_swiglu and down_fwd run on each rank's own rows under expert parallelism; gate_fwd does not.
+  EXPECT_EQ(decisions_text(shared_decisions(all, true)), "gate_fwd w4\n");
+}
+
 TEST(DataParallel, OneProcessCollectivesAreTheIdentity) {
   auto comm = make_single_process_communicator();
   EXPECT_EQ(comm->size(), 1);
