@@ -138,6 +138,17 @@ class Distributed(unittest.TestCase):
         self.assertIn("resumed from", p.stdout)
         self.assert_same_curve(losses(mixed), losses(single))
 
+    def test_error_on_one_rank_ends_the_job_naming_it(self):
+        """Rank 1 alone fails (its --data is missing): every rank ends, where rank 0 would otherwise wait
+        in its first collective forever, and the message names rank 1."""
+        args = train_args("micro-dense", self.corpus, self.tmp / "o", 2)
+        # On rank 1 the value after --data becomes a missing file.
+        script = ('for a; do shift; if [ "$OMPI_COMM_WORLD_RANK" = 1 ] && [ "$prev" = --data ]; then '
+                  'a=/nonexistent/corpus.txt; fi; set -- "$@" "$a"; prev=$a; done; exec "$@"')
+        p = run(mpirun(2) + ["sh", "-c", script, "sh", *args], self.cache, check=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("rank 1 of 2: --data /nonexistent/corpus.txt does not exist", p.stdout + p.stderr)
+
     def test_batch_not_divisible_by_ranks_is_refused(self):
         p = run(mpirun(2) + train_args("micro-dense", self.corpus, self.tmp / "o", 2, batch=3), self.cache, check=False)
         self.assertNotEqual(p.returncode, 0)
