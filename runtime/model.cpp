@@ -18,11 +18,13 @@ struct Model<T>::Layer {
   Buffer ln2, rstd2;  // (N, C), (N)
   Buffer out;         // (N, C) dense FFN or MoE output, then + resid_mid: the layer's output
   FfnActivations ffn;
+  std::unique_ptr<ExpertExchange> exchange;  // expert parallel only
   std::unique_ptr<MoeLayer<T>> moe;
 };
 
 template <typename T>
-Model<T>::Model(const ModelConfig& config, StepBackend<T>& backend) : c_(config), be_(backend) {
+Model<T>::Model(const ModelConfig& config, StepBackend<T>& backend, Communicator* expert_group)
+    : c_(config), be_(backend) {
   validate(c_, "model config '" + c_.name + "'");
   check_trainable(c_);
   const int64_t C = c_.d_model, V = c_.vocab;
@@ -51,8 +53,11 @@ Model<T>::Model(const ModelConfig& config, StepBackend<T>& backend) : c_(config)
         add(pre + "moe.shared_up", {2 * Fs, C});
         add(pre + "moe.shared_down", {C, Fs});
       }
+      if (expert_group && expert_group->size() > 1)
+        layer->exchange = std::make_unique<ExpertExchange>(*expert_group, E);
       layer->moe = std::make_unique<MoeLayer<T>>(
-          be_, MoeDims{C, E, c_.moe->top_k, F, Fs, {c_.moe->router.aux_loss_coef, c_.moe->router.z_loss_coef}});
+          be_, MoeDims{C, E, c_.moe->top_k, F, Fs, {c_.moe->router.aux_loss_coef, c_.moe->router.z_loss_coef}},
+          layer->exchange.get());
     } else {
       add(pre + "ffn.w_up", {2 * int64_t(c_.d_ffn), C});
       add(pre + "ffn.w_down", {C, int64_t(c_.d_ffn)});
@@ -299,6 +304,14 @@ template <typename T>
 LossSums Model<T>::read_losses() const {
   const std::vector<T> l = be_.template download<T>(losses_, 3);
   return {double(l[0]), double(l[1]) + double(l[2])};
+}
+
+template <typename T>
+int64_t Model<T>::expert_bytes_sent() const {
+  int64_t bytes = 0;
+  for (const auto& L : layers_)
+    if (L->exchange) bytes += L->exchange->bytes_sent();
+  return bytes;
 }
 
 template class Model<float>;
