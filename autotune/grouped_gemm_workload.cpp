@@ -96,22 +96,9 @@ struct GroupedGemmWorkload::Shape {
 
 namespace {
 
-// The GEMM view of a family; the attention families are the causal fwd, dgrad and wgrad views.
-int gemm_op(Family family) {
-  switch (family) {
-    case Family::attention_scores:
-      return gg::kDgrad;
-    case Family::attention_values:
-      return gg::kFwd;
-    case Family::attention_grads:
-      return gg::kWgrad;
-    default:
-      return GroupedGemmSpec::op_of(family);
-  }
-}
-
-bool is_causal(Family family) {
-  return family == Family::attention_scores || family == Family::attention_values || family == Family::attention_grads;
+// The GEMM view of a family (the attention families are causal views, host only).
+HostGemmView view_of(Family family, bool gpu) {
+  return gpu ? HostGemmView{family, false} : host_gemm_view(family);
 }
 
 // Segment lengths as even as integers allow: attention's groups are whole sequences.
@@ -124,9 +111,7 @@ std::vector<int64_t> even_offsets(int64_t rows, int64_t groups) {
 }  // namespace
 
 GroupedGemmWorkload::GroupedGemmWorkload(Family family, bool gpu)
-    : op_(gemm_op(family)), causal_(is_causal(family)), gpu_(gpu) {
-  if (causal_ && gpu_) throw Error(std::string(to_string(family)) + " runs on the host backend only");
-}
+    : op_(GroupedGemmSpec::op_of(view_of(family, gpu).gemm)), causal_(view_of(family, gpu).causal), gpu_(gpu) {}
 
 GroupedGemmWorkload::Shape GroupedGemmWorkload::shape(const Problem& p) const {
   Shape s;

@@ -41,29 +41,35 @@ Config make_config(int64_t isa, TileShape t, int64_t pack, int64_t kc, int64_t m
 }
 
 // The kernel template's arguments for each family (host::Family and CAUSAL in
-// grouped_gemm_families.h): the attention families are the causal fwd, dgrad and wgrad views.
-const char* kernel_family(Family family) {
+// grouped_gemm_families.h).
+std::string kernel_family(Family family) {
+  const HostGemmView view = host_gemm_view(family);
+  const char* name = view.gemm == Family::grouped_gemm_fwd         ? "fwd"
+                     : view.gemm == Family::grouped_gemm_up_swiglu ? "swiglu"
+                     : view.gemm == Family::grouped_gemm_dgrad     ? "dgrad"
+                                                                   : "wgrad";
+  return std::string(name) + (view.causal ? ", true" : ", false");
+}
+
+}  // namespace
+
+HostGemmView host_gemm_view(Family family) {
   switch (family) {
     case Family::grouped_gemm_fwd:
-      return "fwd, false";
     case Family::grouped_gemm_up_swiglu:
-      return "swiglu, false";
     case Family::grouped_gemm_dgrad:
-      return "dgrad, false";
     case Family::grouped_gemm_wgrad:
-      return "wgrad, false";
+      return {family, false};
     case Family::attention_scores:
-      return "dgrad, true";
+      return {Family::grouped_gemm_dgrad, true};
     case Family::attention_values:
-      return "fwd, true";
+      return {Family::grouped_gemm_fwd, true};
     case Family::attention_grads:
-      return "wgrad, true";
+      return {Family::grouped_gemm_wgrad, true};
     default:
       throw Error(std::string(to_string(family)) + " is not a grouped GEMM family");
   }
 }
-
-}  // namespace
 
 HostGroupedGemmSpec::HostGroupedGemmSpec(Family family) : family_(family) {
   kernel_family(family);  // throws for a family that is not a grouped GEMM

@@ -21,6 +21,15 @@
 
 namespace moejit {
 
+// The GEMM view a host grouped-GEMM family runs (fwd, up_swiglu, dgrad or wgrad) and whether it is
+// causal: the attention_* families are the causal dgrad, fwd and wgrad views. The one table of that
+// mapping (the spec, the tuning workload and the tests read it); throws for other families.
+struct HostGemmView {
+  Family gemm;
+  bool causal;
+};
+HostGemmView host_gemm_view(Family family);
+
 class HostGroupedGemmSpec final : public KernelSpec {
  public:
   explicit HostGroupedGemmSpec(Family family);

@@ -121,16 +121,7 @@ std::vector<std::vector<double>> reference(Family kind, const Data& d) {
 
 // The attention families are the causal fwd, dgrad and wgrad views (host/grouped_gemm_families.h).
 Family gemm_view(Family kind) {
-  switch (kind) {
-    case Family::attention_scores:
-      return Family::grouped_gemm_dgrad;
-    case Family::attention_values:
-      return Family::grouped_gemm_fwd;
-    case Family::attention_grads:
-      return Family::grouped_gemm_wgrad;
-    default:
-      return kind;
-  }
+  return host_gemm_view(kind).gemm;
 }
 
 // Runs the kernel on poisoned (NaN) outputs and returns them.
