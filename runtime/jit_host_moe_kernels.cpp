@@ -43,7 +43,6 @@ struct JitHostMoeKernels::Impl {
   // Scratch: int64 offsets for the GEMMs, a weight gradient before it is accumulated, plan buffers.
   std::vector<int64_t> offsets64;
   std::vector<float> dw, plan_workspace;
-  std::vector<int32_t> dropped;
 
   Call prepare(LayerStep step, const MoeShape& s) {
     const LayerShape want{DType::f32, s.d_model, s.d_expert, s.n_experts, s.top_k};
@@ -91,30 +90,24 @@ std::vector<KernelChoice> JitHostMoeKernels::kernel_choices() const {
   return v;
 }
 
-// The router of the MoE configs: softmax scores, no renormalisation, scaling 1, no groups.
-static GateParams softmax_router() {
-  return GateParams{};
-}
-
-void JitHostMoeKernels::gate_fwd(const MoeShape& s, int32_t* index, float* weight, float* probs, float* lse,
-                                 const float* logits) {
+void JitHostMoeKernels::gate_fwd(const MoeShape& s, const GateParams& gate, const float* bias, int32_t* index,
+                                 float* weight, float* probs, float* lse, const float* logits) {
   Call c = impl_->prepare(LayerStep::gate_fwd, s);
   GateForwardArgs a;
-  a.logits = logits, a.params = softmax_router(), a.index = index, a.weight = weight, a.probs = probs, a.lse = lse;
+  a.logits = logits, a.bias = bias, a.params = gate, a.index = index, a.weight = weight, a.probs = probs, a.lse = lse;
   launch_route_gate_fwd(*c.kernels[0], c.problem, c.config, a);
 }
 
-void JitHostMoeKernels::plan(const MoeShape& s, const RouterLossCoefs& coefs, int32_t* counts, int32_t* offsets,
-                             int32_t* slot, int32_t* row_source, float* aux_scale, float* losses, const int32_t* index,
-                             const float* probs, const float* lse) {
+void JitHostMoeKernels::plan(const MoeShape& s, const RouterLossCoefs& coefs, int capacity, int32_t* counts,
+                             int32_t* dropped, int32_t* offsets, int32_t* slot, int32_t* row_source, float* aux_scale,
+                             float* losses, const int32_t* index, const float* probs, const float* lse) {
   Call c = impl_->prepare(LayerStep::plan, s);
   impl_->plan_workspace.resize(route_plan_workspace_bytes(c.problem, c.config) / sizeof(float) + 1);
-  impl_->dropped.resize(s.n_experts);
   PlanArgs a;
-  a.index = index, a.probs = probs, a.lse = lse, a.capacity = -1, a.pad_to = 1;
+  a.index = index, a.probs = probs, a.lse = lse, a.capacity = capacity, a.pad_to = 1;
   a.loss = LossParams{float(coefs.aux_coef), float(coefs.z_coef)};
   a.workspace = impl_->plan_workspace.data();
-  a.counts = counts, a.dropped = impl_->dropped.data(), a.offsets = offsets, a.slot = slot, a.row_source = row_source;
+  a.counts = counts, a.dropped = dropped, a.offsets = offsets, a.slot = slot, a.row_source = row_source;
   a.aux_scale = aux_scale, a.losses = losses;
   launch_route_plan(*c.kernels[0], *c.kernels[1], *c.kernels[2], c.problem, c.config, a);
 }
@@ -200,14 +193,24 @@ void JitHostMoeKernels::permute_bwd(const MoeShape& s, float* d_x, const float* 
   launch_route_gather(*c.kernels[0], c.problem, c.config, a);
 }
 
-void JitHostMoeKernels::gate_bwd(const MoeShape& s, float* d_logits, const float* logits, const int32_t* index,
-                                 const float* d_weight, const float* aux_scale, float z_scale) {
+void JitHostMoeKernels::gate_bwd(const MoeShape& s, const GateParams& gate, float* d_logits, const float* logits,
+                                 const int32_t* index, const float* d_weight, const float* aux_scale, float z_scale) {
   Call c = impl_->prepare(LayerStep::gate_bwd, s);
   GateBackwardArgs a;
-  a.logits = logits, a.index = index, a.d_weight = d_weight, a.aux_scale = aux_scale, a.params = softmax_router();
+  a.logits = logits, a.index = index, a.d_weight = d_weight, a.aux_scale = aux_scale, a.params = gate;
   a.grad.z_scale = z_scale;
   a.d_logits = d_logits;
   launch_route_gate_bwd(*c.kernels[0], c.problem, c.config, a);
+}
+
+// The bias update is entry 4 of the route_plan source. It runs once per step on the step's token
+// count, which differs from a micro-batch's: its problem is resolved on its own (cached by key),
+// leaving the hot path's 14 resolved steps alone.
+void JitHostMoeKernels::bias_update(const MoeShape& s, float* bias, const int32_t* load, float rate) {
+  const LayerShape shape{DType::f32, s.d_model, s.d_expert, s.n_experts, s.top_k};
+  const Problem problem = moe_layer_kernels(shape, s.tokens)[static_cast<int>(LayerStep::plan)].problem;
+  const HostKernelCache::Entry e = impl_->cache.resolve(problem);
+  launch_route_bias_update(e.kernel(3), problem, load, bias, rate);
 }
 
 }  // namespace moejit::runtime

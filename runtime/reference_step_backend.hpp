@@ -113,9 +113,8 @@ class ReferenceStepBackend : public StepBackend<T> {
     swiglu_rows_backward(d_gate_up.as<T>(), d_h.as<T>(), gate_up.as<T>(), N, F);
   }
   void add(TypedPtr out, TypedPtr in, i64 n) override {
-    T* o = out.as<T>();
-    const T* x = in.as<T>();
-    for (i64 i = 0; i < n; ++i) o[i] += x[i];
+    if (out.dtype == DType::i32) return add_n(out.as<int32_t>(), in.as<int32_t>(), n);
+    add_n(out.as<T>(), in.as<T>(), n);
   }
   void scale(TypedPtr out, TypedPtr in, i64 n, T alpha) override {
     T* o = out.as<T>();
@@ -134,6 +133,11 @@ class ReferenceStepBackend : public StepBackend<T> {
   void release(void* data) override { process_memory::release(data); }
 
  private:
+  template <typename U>
+  static void add_n(U* out, const U* in, i64 n) {
+    for (i64 i = 0; i < n; ++i) out[i] += in[i];
+  }
+
   ThreadPool& par_;
   ReferenceMoeKernels<T> moe_;
 };

@@ -211,7 +211,8 @@ class StepBackend : public BackendMemory {
   // h (N, F) = silu(gate) * up of gate_up (N, 2F) = [gate | up]; the backward writes d_gate_up (N, 2F).
   virtual void swiglu_fwd(TypedPtr h, TypedPtr gate_up, i64 N, i64 F) = 0;
   virtual void swiglu_bwd(TypedPtr d_gate_up, TypedPtr d_h, TypedPtr gate_up, i64 N, i64 F) = 0;
-  // out (n) += in (n): residual adds and loss accumulators (same dtype on both sides).
+  // out (n) += in (n): residual adds, loss accumulators (same dtype on both sides) and the MoE
+  // layers' load counters (i32).
   virtual void add(TypedPtr out, TypedPtr in, i64 n) = 0;
   // out (n) = alpha * in (n).
   virtual void scale(TypedPtr out, TypedPtr in, i64 n, T alpha) = 0;

@@ -105,11 +105,13 @@ StepStats Trainer::train_step() {
   {
     auto t = timed(&profiler_, "optimizer");
     opt_->step(s.lr);
+    model_->update_router_bias();  // from this step's loads, for the next step's selection
   }
   const LossSums losses = model_->read_losses();
   s.loss = losses.total() / double(o_.grad_accum);
   s.ce = losses.ce / double(o_.grad_accum);
   s.grad_norm = double(backend_->download<float>(opt_->grad_norm(), 1)[0]);
+  s.routers = model_->read_router_stats();
   s.step = opt_->steps();
   s.tokens = tokens_per_step();
   s.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -166,8 +168,8 @@ fs::path Trainer::save_checkpoint() {
   fs::path path = checkpoint_path(o_.out_dir, opt_->steps());
   const int64_t n = model_->param_count();
   std::vector<float> params = model_->read_params(), m = backend_->download<float>(opt_->m(), n),
-                     v = backend_->download<float>(opt_->v(), n);
-  CheckpointTensors t{&model_->tensors(), params.data(), m.data(), v.data()};
+                     v = backend_->download<float>(opt_->v(), n), state = model_->read_state();
+  CheckpointTensors t{&model_->tensors(), params.data(), m.data(), v.data(), &model_->state_tensors(), state.data()};
   moejit::runtime::save_checkpoint(path, t, metadata());
   return path;
 }
@@ -190,14 +192,16 @@ void Trainer::resume_from(const fs::path& checkpoint) {
                   ", this run has " + want[key] +
                   ": resume with the same --config, --tokens/--compute, --batch, --grad-accum and --unique-tokens");
   // Load into copies first so that a failure leaves the trainer as it was.
-  std::vector<float> params(model_->param_count()), mo(params.size()), vo(params.size());
-  CheckpointTensors t{&model_->tensors(), params.data(), mo.data(), vo.data()};
+  std::vector<float> params(model_->param_count()), mo(params.size()), vo(params.size()),
+      state(model_->read_state().size());
+  CheckpointTensors t{&model_->tensors(), params.data(), mo.data(), vo.data(), &model_->state_tensors(), state.data()};
   m = load_checkpoint(checkpoint, t);
   std::istringstream rng(m["rng"]);
   std::mt19937_64 restored;
   rng >> restored;
   if (!rng) throw Error("checkpoint " + checkpoint.string() + " is corrupt: unreadable RNG state");
   model_->write_params(params);
+  model_->write_state(state);
   backend_->upload<float>(opt_->m(), mo);
   backend_->upload<float>(opt_->v(), vo);
   opt_->set_steps(std::stoll(m["step"]));
@@ -246,6 +250,20 @@ class MetricsFile {
   fs::path path_;
   std::ofstream out_;
 };
+
+// Per MoE layer: {"layer", "load_min", "load_max", "load_mean", "imbalance", "dropped", "bias_norm"}.
+nlohmann::json router_metrics(const std::vector<RouterStats>& routers) {
+  nlohmann::json all = nlohmann::json::array();
+  for (const RouterStats& r : routers)
+    all.push_back({{"layer", r.layer},
+                   {"load_min", r.load_min},
+                   {"load_max", r.load_max},
+                   {"load_mean", r.load_mean},
+                   {"imbalance", r.imbalance},
+                   {"dropped", r.dropped},
+                   {"bias_norm", r.bias_norm}});
+  return all;
+}
 
 // The error that stops a run whose loss or gradient became NaN or infinite.
 Error diverged(const StepStats& s, const TrainOptions& o) {
@@ -298,12 +316,11 @@ EvalStats run_training(Trainer& trainer, bool resume, const RunCallbacks& cb) {
   if (!resume) eval();
   while (!trainer.done()) {
     StepStats s = trainer.train_step();
-    log({{"step", s.step},
-         {"loss", s.loss},
-         {"ce", s.ce},
-         {"lr", s.lr},
-         {"grad_norm", s.grad_norm},
-         {"tokens_per_s", double(s.tokens) / s.seconds}});
+    nlohmann::json line = {
+        {"step", s.step}, {"loss", s.loss},           {"ce", s.ce},
+        {"lr", s.lr},     {"grad_norm", s.grad_norm}, {"tokens_per_s", double(s.tokens) / s.seconds}};
+    if (!s.routers.empty()) line["moe"] = router_metrics(s.routers);
+    log(line);
     if (!std::isfinite(s.loss) || !std::isfinite(s.grad_norm)) throw diverged(s, o);
     if (cb.on_step) cb.on_step(trainer, s);
     bool end = trainer.done();

@@ -23,9 +23,11 @@ struct StepResult {
 };
 
 StepResult one_step(StepBackend<float>& backend, const ModelConfig& c, const std::vector<float>& params,
-                    const std::vector<int32_t>& tokens, const std::vector<int32_t>& targets, i64 B, i64 S) {
+                    const std::vector<float>& state, const std::vector<int32_t>& tokens,
+                    const std::vector<int32_t>& targets, i64 B, i64 S) {
   Model<float> model(c, backend);
   model.write_params(params);
+  model.write_state(state);
   model.zero_grad();
   model.zero_losses();
   model.forward(tokens.data(), targets.data(), B, S);
@@ -36,7 +38,8 @@ StepResult one_step(StepBackend<float>& backend, const ModelConfig& c, const std
 struct Case {
   std::string config;
   i64 B, S;
-  bool skew;  // route every token of the MoE layer to the first experts
+  bool skew;                   // route every token of the MoE layer to the first experts
+  double capacity_factor = 0;  // > 0: replaces the config's (drops choices)
 };
 
 // Random weights (away from the init's symmetry). `skew`: channel 0 of every token embedding is a
@@ -81,19 +84,22 @@ void check_case(const Case& k, uint64_t seed) {
                ", seed " + std::to_string(seed));
   setenv("MOEJIT_CACHE_DIR", MOEJIT_TEST_JIT_CACHE, 1);
   test::TempDir tuning;  // no decisions: every kernel on its heuristic config
-  const ModelConfig c = find_model_config(k.config);
+  ModelConfig c = find_model_config(k.config);
+  if (k.capacity_factor > 0) c.moe->router.capacity_factor = k.capacity_factor;
   ThreadPool par(2);
   ReferenceStepBackend<float> reference(par);
   HostStepBackend host(par, {.kernel_threads = 0, .tuning_dir = tuning.path()});
   std::mt19937_64 rng(seed);
   Model<float> shape(c, reference);
   const std::vector<float> params = random_params(shape, k.skew, rng);
+  std::vector<float> state = shape.read_state();  // the selection biases: random, as after some steps
+  for (auto& b : state) b = std::normal_distribution<float>(0.0f, 0.05f)(rng);
   std::vector<int32_t> tokens(k.B * k.S), targets(k.B * k.S);
   for (auto& t : tokens) t = int32_t(rng() % c.vocab);
   for (auto& t : targets) t = int32_t(rng() % c.vocab);
 
-  const StepResult want = one_step(reference, c, params, tokens, targets, k.B, k.S);
-  const StepResult got = one_step(host, c, params, tokens, targets, k.B, k.S);
+  const StepResult want = one_step(reference, c, params, state, tokens, targets, k.B, k.S);
+  const StepResult got = one_step(host, c, params, state, tokens, targets, k.B, k.S);
   EXPECT_NEAR(got.losses.ce, want.losses.ce, 1e-5 * std::abs(want.losses.ce));
   EXPECT_NEAR(got.losses.router, want.losses.router, 1e-6 + 1e-5 * std::abs(want.losses.router));
   for (const auto& t : shape.tensors()) {
@@ -118,6 +124,14 @@ TEST(StepBackends, HostStepEqualsReferenceStepMoe) {
   check_case({"micro-moe", 2, 48, false}, seed);
   check_case({"micro-moe", 1, 3, false}, seed + 1);  // 6 choices over 8 experts: some stay empty
   check_case({"micro-moe", 2, 48, true}, seed + 2);  // skewed onto experts 0 and 1
+}
+
+// Sigmoid scores, selection bias, 4 groups / top 2, renormalised, scaled, 2 shared experts; and with a
+// capacity that drops choices.
+TEST(StepBackends, HostStepEqualsReferenceStepDeepSeekV3Style) {
+  const uint64_t seed = test::test_seed();
+  check_case({"micro-dsv3", 2, 48, false}, seed);
+  check_case({"micro-dsv3", 2, 48, false, 0.5}, seed + 1);
 }
 
 }  // namespace
