@@ -78,7 +78,7 @@ Model<T>::Model(const ModelConfig& config, StepBackend<T>& backend) : c_(config)
     layers_.push_back(std::move(layer));
   }
   add("ln_f", {C});
-  add("lm_head", {V, C});
+  if (!c_.tie_embeddings) add("lm_head", {V, C});  // tied: the LM head reads (and trains) wte
   n_params_ = offset;
   const Precision p = be_.precision();
   params_ = be_.alloc(p.master, n_params_);
@@ -256,7 +256,7 @@ void Model<T>::forward(const int32_t* tokens, const int32_t* targets, i64 B, i64
   }
   {
     auto t = timed(profiler, "lm_head");
-    be_.matmul_fwd(logits_, lnf_, w("lm_head"), N, C, V);
+    be_.matmul_fwd(logits_, lnf_, w(lm_head()), N, C, V);
   }
   auto t = timed(profiler, "cross_entropy");
   be_.cross_entropy_fwd(probs_, losses_.at(0), logits_, targets_, N, V);
@@ -316,7 +316,7 @@ void Model<T>::backward(T loss_scale) {
   }
   {
     auto t = timed(profiler, "lm_head");
-    be_.matmul_bwd(d_ln_, false, g("lm_head"), d_logits_, lnf_, w("lm_head"), N, C, V);
+    be_.matmul_bwd(d_ln_, false, g(lm_head()), d_logits_, lnf_, w(lm_head()), N, C, V);  // d_w +=: tied wte too
   }
   {
     auto t = timed(profiler, "rmsnorm");

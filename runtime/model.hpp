@@ -1,7 +1,7 @@
 // The decoder: token embedding -> L x [pre-norm attention (ALiBi) + pre-norm FFN or MoE] -> final
-// RMSNorm -> LM head -> cross-entropy, written once against a StepBackend (step_backend.hpp). All
-// parameters live in one flat buffer in backend memory (llm.c style) so that the optimiser, gradient
-// clipping and checkpoints treat them uniformly; `tensors()` names the views.
+// RMSNorm -> LM head (or the embedding matrix, tied) -> cross-entropy, written once against a StepBackend
+// (step_backend.hpp). All parameters live in one flat buffer in backend memory (llm.c style) so that the optimiser,
+// gradient clipping and checkpoints treat them uniformly; `tensors()` names the views.
 #pragma once
 #include <memory>
 #include <random>
@@ -89,6 +89,7 @@ class Model {
   struct Layer;
   TypedPtr w(const std::string& name) const { return weights().at(tensor(name).offset); }
   TypedPtr g(const std::string& name) const { return grads_.at(tensor(name).offset); }
+  const char* lm_head() const { return c_.tie_embeddings ? "wte" : "lm_head"; }  // the LM head's matrix (V, C)
   MoeWeights moe_view(int l, TypedPtr base) const;
   TypedPtr router_bias(int l) const;  // null without balancing by bias
   void allocate_activations(i64 B, i64 S);

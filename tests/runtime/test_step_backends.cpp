@@ -40,6 +40,7 @@ struct Case {
   i64 B, S;
   bool skew;                   // route every token of the MoE layer to the first experts
   double capacity_factor = 0;  // > 0: replaces the config's (drops choices)
+  bool tie_embeddings = false;
 };
 
 // Random weights (away from the init's symmetry). `skew`: channel 0 of every token embedding is a
@@ -86,6 +87,7 @@ void check_case(const Case& k, uint64_t seed) {
   test::TempDir tuning;  // no decisions: every kernel on its heuristic config
   ModelConfig c = find_model_config(k.config);
   if (k.capacity_factor > 0) c.moe->router.capacity_factor = k.capacity_factor;
+  c.tie_embeddings = k.tie_embeddings;
   ThreadPool par(2);
   ReferenceStepBackend<float> reference(par);
   HostStepBackend host(par, {.kernel_threads = 0, .tuning_dir = tuning.path()});
@@ -117,6 +119,7 @@ void check_case(const Case& k, uint64_t seed) {
 
 TEST(StepBackends, HostStepEqualsReferenceStepDense) {
   check_case({"micro-dense", 2, 48, false}, test::test_seed());
+  check_case({"micro-dense", 2, 48, false, 0, /*tie_embeddings=*/true}, test::test_seed() + 1);
 }
 
 TEST(StepBackends, HostStepEqualsReferenceStepMoe) {
