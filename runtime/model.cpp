@@ -278,7 +278,8 @@ void Model<T>::forward_layer(int l, TypedPtr x, i64 B, i64 S) {
   }
   {
     auto t = timed(profiler, "attention.core");
-    be_.attention_fwd(L.att_out, L.att, L.qkv, B, S, C, H);
+    if (rope()) be_.rope(L.qkv, B, S, C, H, /*inverse=*/false);  // qkv keeps the rotated q, k for the backward
+    be_.attention_fwd(L.att_out, L.att, L.qkv, B, S, C, H, /*alibi=*/!rope());
   }
   {
     auto t = timed(profiler, "attention.matmul");
@@ -354,6 +355,7 @@ void Model<T>::backward_layer(int l, T loss_scale) {
   {
     auto t = timed(profiler, "attention.core");
     be_.attention_bwd(d_qkv_, d_att_out_, L.qkv, L.att, B, S, C, H);
+    if (rope()) be_.rope(d_qkv_, B, S, C, H, /*inverse=*/true);  // to the gradient of the unrotated q, k
   }
   {
     auto t = timed(profiler, "attention.matmul");

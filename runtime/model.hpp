@@ -89,6 +89,7 @@ class Model {
   struct Layer;
   TypedPtr w(const std::string& name) const { return weights().at(tensor(name).offset); }
   TypedPtr g(const std::string& name) const { return grads_.at(tensor(name).offset); }
+  bool rope() const { return c_.positions == "rope"; }
   const char* lm_head() const { return c_.tie_embeddings ? "wte" : "lm_head"; }  // the LM head's matrix (V, C)
   MoeWeights moe_view(int l, TypedPtr base) const;
   TypedPtr router_bias(int l) const;  // null without balancing by bias

@@ -80,8 +80,11 @@ class ReferenceStepBackend : public StepBackend<T> {
     if (d_in && !accumulate) zero(d_in, N * C);
     matmul_backward(par_, d_in.as<T>(), d_w.as<T>(), d_out.as<T>(), in.as<T>(), w.as<T>(), N, C, OC);
   }
-  void attention_fwd(TypedPtr out, TypedPtr att, TypedPtr qkv, i64 B, i64 S, i64 C, i64 H) override {
-    attention_forward(par_, out.as<T>(), att.as<T>(), qkv.as<T>(), B, S, C, H);
+  void rope(TypedPtr qkv, i64 B, i64 S, i64 C, i64 H, bool inverse) override {
+    rope_rotate(par_, qkv.as<T>(), B, S, C, H, inverse);
+  }
+  void attention_fwd(TypedPtr out, TypedPtr att, TypedPtr qkv, i64 B, i64 S, i64 C, i64 H, bool alibi) override {
+    attention_forward(par_, out.as<T>(), att.as<T>(), qkv.as<T>(), B, S, C, H, alibi);
   }
   void attention_bwd(TypedPtr d_qkv, TypedPtr d_out, TypedPtr qkv, TypedPtr att, i64 B, i64 S, i64 C, i64 H) override {
     zero(d_qkv, B * S * 3 * C);

@@ -17,7 +17,8 @@ void check_trainable(const ModelConfig& c) {
   };
   need(c.scope == ModelScope::model,
        "it describes one MoE layer, not a whole model (pick a config with \"scope\": \"model\")");
-  need(c.positions == "alibi", "positions \"" + c.positions + "\" are not implemented; use \"alibi\"");
+  need(c.positions == "alibi" || c.head_dim % 2 == 0,
+       "RoPE rotates pairs of channels: head_dim must be even, or use \"positions\": \"alibi\"");
   need(c.scope != ModelScope::model || c.vocab >= 2, "vocab must be >= 2");
   if (c.moe) {  // the routing kernels' limits (templates/routing)
     need(c.moe->experts <= kMaxRoutedExperts, "the router takes at most " + std::to_string(kMaxRoutedExperts) +

@@ -71,12 +71,14 @@ TEST(ModelGradients, DeepSeekV3StyleRouterEveryParameter) {
   EXPECT_GT(model.read_router_stats().at(0).dropped, 0) << "the capacity was meant to drop choices";
 }
 
-// Tied embeddings: the LM head is wte, whose gradient sums the embedding's and the head's.
-TEST(ModelGradients, TiedEmbeddingsEveryParameter) {
+// Tied embeddings: the LM head is wte, whose gradient sums the embedding's and the head's; RoPE
+// instead of ALiBi.
+TEST(ModelGradients, TiedEmbeddingsAndRopeEveryParameter) {
   ModelConfig c;
   c.name = "grad-tied";
   c.vocab = 11, c.seq_len = 5, c.layers = 1, c.d_model = 8, c.heads = 2, c.head_dim = 4, c.d_ffn = 6;
   c.tie_embeddings = true;
+  c.positions = "rope";
   ThreadPool par(1);
   ReferenceStepBackend<double> backend(par);
   Model<double> model(c, backend);
@@ -140,7 +142,7 @@ TEST(ModelGradients, ParameterCountMatchesPlan) {
 // Every unsupported field in one message, each with its fix.
 TEST(ModelGradients, UntrainableConfigIsAClearError) {
   ModelConfig c = find_model_config("micro-moe");
-  c.positions = "rope";
+  c.positions = "rope", c.heads = 64, c.head_dim = 1;  // RoPE rotates pairs
   c.moe->top_k = 17, c.moe->experts = 640, c.moe->router.groups = 64, c.moe->router.topk_groups = 2;
   ThreadPool par(1);
   ReferenceStepBackend<float> backend(par);
@@ -149,7 +151,7 @@ TEST(ModelGradients, UntrainableConfigIsAClearError) {
     FAIL() << "an untrainable config was accepted";
   } catch (const Error& e) {
     const std::string what = e.what();
-    for (const char* field : {"4 problem(s)", "\"alibi\"", "\"experts\"", "\"top_k\"", "\"groups\""})
+    for (const char* field : {"4 problem(s)", "head_dim must be even", "\"experts\"", "\"top_k\"", "\"groups\""})
       EXPECT_NE(what.find(field), std::string::npos) << field << " in: " << what;
   }
 }

@@ -41,6 +41,7 @@ struct Case {
   bool skew;                   // route every token of the MoE layer to the first experts
   double capacity_factor = 0;  // > 0: replaces the config's (drops choices)
   bool tie_embeddings = false;
+  std::string positions = "alibi";
 };
 
 // Random weights (away from the init's symmetry). `skew`: channel 0 of every token embedding is a
@@ -88,6 +89,7 @@ void check_case(const Case& k, uint64_t seed) {
   ModelConfig c = find_model_config(k.config);
   if (k.capacity_factor > 0) c.moe->router.capacity_factor = k.capacity_factor;
   c.tie_embeddings = k.tie_embeddings;
+  c.positions = k.positions;
   ThreadPool par(2);
   ReferenceStepBackend<float> reference(par);
   HostStepBackend host(par, {.kernel_threads = 0, .tuning_dir = tuning.path()});
@@ -119,7 +121,7 @@ void check_case(const Case& k, uint64_t seed) {
 
 TEST(StepBackends, HostStepEqualsReferenceStepDense) {
   check_case({"micro-dense", 2, 48, false}, test::test_seed());
-  check_case({"micro-dense", 2, 48, false, 0, /*tie_embeddings=*/true}, test::test_seed() + 1);
+  check_case({"micro-dense", 2, 48, false, 0, /*tie_embeddings=*/true, "rope"}, test::test_seed() + 1);
 }
 
 TEST(StepBackends, HostStepEqualsReferenceStepMoe) {
@@ -134,7 +136,7 @@ TEST(StepBackends, HostStepEqualsReferenceStepMoe) {
 TEST(StepBackends, HostStepEqualsReferenceStepDeepSeekV3Style) {
   const uint64_t seed = test::test_seed();
   check_case({"micro-dsv3", 2, 48, false}, seed);
-  check_case({"micro-dsv3", 2, 48, false, 0.5}, seed + 1);
+  check_case({"micro-dsv3", 2, 48, false, 0.5, false, "rope"}, seed + 1);
 }
 
 }  // namespace
