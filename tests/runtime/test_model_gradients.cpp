@@ -139,6 +139,17 @@ TEST(ModelGradients, ParameterCountMatchesPlan) {
   EXPECT_GE(checked, 6) << "tiny-* and micro-* configs";
 }
 
+// The whole-model configs of public MoE models pass the trainer's checks (RoPE, their routers, shared
+// experts), with their published sizes: DeepSeekMoE 16.4B, OLMoE 6.9B parameters.
+TEST(ModelGradients, PublicWholeModelConfigsAreTrainable) {
+  for (auto [name, billions] : {std::pair{"deepseekmoe-16b-model", 16.4}, {"olmoe-1b-7b-model", 6.9}}) {
+    const ModelConfig c = find_model_config(name);
+    EXPECT_NO_THROW(check_trainable(c)) << name;
+    EXPECT_NEAR(double(count_params(c).total) / 1e9, billions, 0.05) << name;
+    EXPECT_EQ(c.positions, "rope") << name;
+  }
+}
+
 // Every unsupported field in one message, each with its fix.
 TEST(ModelGradients, UntrainableConfigIsAClearError) {
   ModelConfig c = find_model_config("micro-moe");
