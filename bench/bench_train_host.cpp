@@ -5,7 +5,8 @@
 // S per token) and its fraction of OpenBLAS sgemm on a 2048^3 product measured in the same run, and
 // the time per kernel family; across runs: host / reference tokens/s (goal >= 3) and MoE / dense per
 // active FLOP (goal >= 0.9). The runs' steps are interleaved.
-// Usage: bench_train_host [steps=8] [threads=2] [moe config=tiny-moe-r20]
+// Usage: bench_train_host [steps=8] [threads=2] [moe config=tiny-moe-r20] [backends=every available,
+//        comma-separated: `host` alone profiles the host step without the slow reference runs]
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -116,6 +117,15 @@ int main(int argc, char** argv) {
   int steps = argc > 1 ? std::atoi(argv[1]) : 8;
   unsigned threads = argc > 2 ? unsigned(std::atoi(argv[2])) : 2;
   std::string moe_config = argc > 3 ? argv[3] : std::string(kDefaultSmallConfig);
+  std::vector<std::string> backends = available_backends();
+  if (argc > 4) {
+    backends.clear();
+    for (std::string_view list = argv[4]; !list.empty();) {
+      const size_t comma = list.find(',');
+      backends.emplace_back(list.substr(0, comma));
+      list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
+    }
+  }
   std::string device = bench::cpu_model() + " (" + std::to_string(threads) + " threads)";
   std::cout << "bench_train_host on " << device << ", " << steps
             << " steps per run, fp32\nopenblas: " << openblas_core() << "\n";
@@ -124,7 +134,7 @@ int main(int argc, char** argv) {
   try {
     std::vector<Run> runs;
     for (const std::string& config : {std::string("tiny-dense"), moe_config})
-      for (const std::string& backend : available_backends()) runs.push_back(start(config, backend, steps, threads));
+      for (const std::string& backend : backends) runs.push_back(start(config, backend, steps, threads));
     // Steps interleaved round-robin with the sgemm baseline, so that load from other processes on a
     // shared machine hits every run alike; each throughput is the median over its steps.
     for (int i = 0; i < steps; ++i) {
@@ -160,7 +170,7 @@ int main(int argc, char** argv) {
                   h->tokens_per_s / r->tokens_per_s);
       j["host_over_reference"][config] = h->tokens_per_s / r->tokens_per_s;
     }
-  for (const std::string& backend : available_backends())
+  for (const std::string& backend : backends)
     if (const Result* m = find(results, moe_config, backend), *d = find(results, "tiny-dense", backend); m && d) {
       std::printf("%s: MoE / dense per active FLOP %.3f (goal >= 0.9)\n", backend.c_str(), m->gflops() / d->gflops());
       j["moe_over_dense_per_flop"][backend] = m->gflops() / d->gflops();

@@ -48,7 +48,7 @@ PLAN_ARGS = {"dense-300k": "--layers 3 --d-model 32 " + SEARCH, "dense-1m": "--l
 # The arguments that decide what a run computes: a sweep resumed with other values would mix two
 # experiments in one table, so plan.json records them and a mismatch is refused.
 FROZEN = ["base", "tokens", "tokens_per_param", "ra", "plan_args", "batch", "lr", "warmup", "data",
-          "unique_tokens", "eval_every", "eval_batches", "final_eval_batches", "kernels"]
+          "unique_tokens", "eval_every", "eval_batches", "final_eval_batches", "backend"]
 
 
 def parse_args(argv):
@@ -76,7 +76,8 @@ def parse_args(argv):
     p.add_argument("--final-eval-batches", type=int, default=64,
                    help="validation batches of the final `moejit eval` (same text for every run)")
     p.add_argument("--checkpoint-every", type=int, default=500, help="steps between checkpoints")
-    p.add_argument("--kernels", default="jit", choices=["jit", "reference"], help="MoE kernels")
+    p.add_argument("--backend", default="host", choices=["host", "reference"],
+                   help="`moejit train --backend`: host (JIT host kernels, default) or reference (plain loops)")
     p.add_argument("--threads", type=int, default=2, help="trainer threads")
     p.add_argument("--out", default=str(ROOT / "experiments/results" / datetime.date.today().isoformat()),
                    help="results folder (default experiments/results/<today>)")
@@ -174,7 +175,7 @@ def train_args(a, plan, e, seed, run_dir, stop_after):
     args = ["train", "--config", e["config_path"], "--tokens", str(e["tokens"]), "--unique-tokens",
             str(plan["unique_tokens"]), "--seed", str(seed), "--out", str(run_dir), "--batch", str(a.batch),
             "--lr", repr(a.lr), "--eval-every", str(a.eval_every), "--eval-batches", str(a.eval_batches),
-            "--checkpoint-every", str(a.checkpoint_every), "--threads", str(a.threads), "--kernels", a.kernels]
+            "--checkpoint-every", str(a.checkpoint_every), "--threads", str(a.threads), "--backend", a.backend]
     if a.warmup >= 0:
         args += ["--warmup", str(a.warmup)]
     if a.data:
@@ -194,7 +195,7 @@ def train(a, moejit, plan, e, seed, run_dir, stop_after, sample_threads=False):
 
 
 def evaluate(a, moejit, checkpoint, run_dir, batches, sample_threads=False):
-    args = ["eval", str(checkpoint), "--batches", str(batches), "--threads", str(a.threads)]
+    args = ["eval", str(checkpoint), "--batches", str(batches), "--threads", str(a.threads), "--backend", a.backend]
     if a.data:
         args += ["--data", a.data]
     completed = moejit.run(args, log=run_dir / "eval.log", sample_threads=sample_threads)

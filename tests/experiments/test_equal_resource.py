@@ -40,7 +40,7 @@ def sweep_args(out, corpus, rates=RATES, seeds="1,2", extra=()):
     return ["--moejit", MOEJIT, "--base", "micro-dense", "--tokens", str(STEPS * BATCH * SEQ),
             "--ra", ",".join(map(str, rates)), "--seeds", seeds, "--plan-args", MICRO_PLAN, "--data", str(corpus),
             "--batch", str(BATCH), "--eval-every", "5", "--eval-batches", "2", "--final-eval-batches", "4",
-            "--checkpoint-every", "5", "--kernels", "reference", "--threads", "2", "--out", str(out), *extra]
+            "--checkpoint-every", "5", "--backend", "reference", "--threads", "2", "--out", str(out), *extra]
 
 
 def drive(args, check=True):
