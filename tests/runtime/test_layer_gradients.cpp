@@ -13,17 +13,11 @@
 namespace moejit::runtime {
 namespace {
 
+using grad_check::p;
 using test::expect_gradient;
 using test::random_doubles;
 using test::weighted_sum;
 using V = std::vector<double>;
-
-TypedPtr p(V& v) {
-  return {v.data(), DType::f64};
-}
-TypedPtr p(std::vector<int32_t>& v) {
-  return {v.data(), DType::i32};
-}
 
 TEST(LayerGradients, Matmul) {
   std::mt19937_64 rng(test::test_seed());

@@ -3,6 +3,8 @@
 // every parameter.
 #include <gtest/gtest.h>
 
+#include <optional>
+
 #include "../common/test_util.hpp"
 #include "grad_check.hpp"
 #include "model.hpp"
@@ -46,19 +48,25 @@ void check_every_parameter(Model<double>& model, std::mt19937_64& rng) {
   }
 }
 
+// A 2-layer model small enough for finite differences over every parameter; `moe`: layer 1 MoE.
+ModelConfig grad_config(const std::string& name, std::optional<MoeConfig> moe) {
+  ModelConfig c;
+  c.name = name;
+  c.vocab = 11, c.seq_len = 5, c.layers = 2, c.d_model = 8, c.heads = 2, c.head_dim = 4, c.d_ffn = 6;
+  if (moe) moe->dense_layers = {0};
+  c.moe = moe;
+  return c;
+}
+
 // A DeepSeek-V3-style MoE layer: sigmoid scores, a (random) selection bias, 4 groups / top 2,
 // renormalised, scaled, 2 shared experts, a capacity that drops, and an aux loss beside the bias.
 TEST(ModelGradients, DeepSeekV3StyleRouterEveryParameter) {
-  ModelConfig c;
-  c.name = "grad-dsv3";
-  c.vocab = 11, c.seq_len = 5, c.layers = 2, c.d_model = 8, c.heads = 2, c.head_dim = 4, c.d_ffn = 6;
   MoeConfig moe;
   moe.experts = 8, moe.top_k = 3, moe.d_expert = 3, moe.shared_experts = 2, moe.d_shared = 2;
-  moe.dense_layers = {0};
   RouterConfig& r = moe.router;
   r.score = "sigmoid", r.renormalize = true, r.groups = 4, r.topk_groups = 2, r.scaling = 2.5;
   r.bias_update_rate = 1e-3, r.capacity_factor = 0.8, r.aux_loss_coef = 0.1, r.z_loss_coef = 0.05;
-  c.moe = moe;
+  const ModelConfig c = grad_config("grad-dsv3", moe);
   ThreadPool par(2);
   ReferenceStepBackend<double> backend(par);
   Model<double> model(c, backend);
@@ -74,9 +82,8 @@ TEST(ModelGradients, DeepSeekV3StyleRouterEveryParameter) {
 // Tied embeddings: the LM head is wte, whose gradient sums the embedding's and the head's; RoPE
 // instead of ALiBi.
 TEST(ModelGradients, TiedEmbeddingsAndRopeEveryParameter) {
-  ModelConfig c;
-  c.name = "grad-tied";
-  c.vocab = 11, c.seq_len = 5, c.layers = 1, c.d_model = 8, c.heads = 2, c.head_dim = 4, c.d_ffn = 6;
+  ModelConfig c = grad_config("grad-tied", std::nullopt);
+  c.layers = 1;
   c.tie_embeddings = true;
   c.positions = "rope";
   ThreadPool par(1);
@@ -88,15 +95,11 @@ TEST(ModelGradients, TiedEmbeddingsAndRopeEveryParameter) {
 }
 
 TEST(ModelGradients, TwoLayerMoeEveryParameter) {
-  ModelConfig c;
-  c.name = "grad-moe";
-  c.vocab = 11, c.seq_len = 5, c.layers = 2, c.d_model = 8, c.heads = 2, c.head_dim = 4, c.d_ffn = 6;
   MoeConfig moe;
   moe.experts = 4, moe.top_k = 2, moe.d_expert = 3, moe.shared_experts = 1, moe.d_shared = 4;
-  moe.dense_layers = {0};
   moe.router.aux_loss_coef = 0.1;  // larger than the default so that their gradients matter in the check
   moe.router.z_loss_coef = 0.05;
-  c.moe = moe;
+  const ModelConfig c = grad_config("grad-moe", moe);
   ThreadPool par(2);
   ReferenceStepBackend<double> backend(par);
   Model<double> model(c, backend);

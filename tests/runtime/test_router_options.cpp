@@ -16,14 +16,11 @@
 namespace moejit::runtime {
 namespace {
 
+using grad_check::p;
 using test::expect_gradient;
 using test::random_doubles;
 using test::weighted_sum;
 using V = std::vector<double>;
-
-TypedPtr p(V& v) {
-  return {v.data(), DType::f64};
-}
 
 struct Option {
   std::string name;
