@@ -43,7 +43,7 @@ void fold_deprecated_kernels_flag(TrainFlags& f, bool backend_given) {
   f.o.backend = backend;
 }
 
-void run(TrainFlags& f, bool backend_given) {
+void train(TrainFlags& f, bool backend_given, runtime::Communicator& comm) {
   fold_deprecated_kernels_flag(f, backend_given);
   f.o.config = find_model_config(f.config);
   f.o.tokens = f.tokens;
@@ -51,7 +51,12 @@ void run(TrainFlags& f, bool backend_given) {
   f.o.data = f.data;
   f.o.out_dir = f.out;
   if (f.resume && f.out.empty()) throw CLI::ValidationError("--resume", "needs --out DIR (where the checkpoints are)");
-  runtime::Trainer trainer(f.o);
+  runtime::Trainer trainer(f.o, comm);
+  // Data parallel: rank 0 alone prints (run_training reports only there as well).
+  if (!comm.root()) {
+    runtime::run_training(trainer, f.resume, {});
+    return;
+  }
   const bool tty = isatty(STDOUT_FILENO);
   std::cout << "model " << runtime::describe(trainer.model().config()) << "\n"
             << "data " << trainer.dataset().description << ": " << trainer.dataset().train.size() << " train / "
@@ -61,6 +66,13 @@ void run(TrainFlags& f, bool backend_given) {
             << trainer.schedule().warmup_steps << ", lr " << f.o.max_lr << " -> " << f.o.min_lr << ", " << f.o.threads
             << " threads, " << trainer.epochs(trainer.total_steps()) << " epochs\n"
             << "backend " << trainer.backend().name() << "\n";
+  if (comm.size() > 1)
+    std::cout << "data parallel over " << comm.size() << " processes (" << comm.name() << "): " << trainer.local_batch()
+              << " of the " << f.o.batch << " sequences of each micro-batch per rank"
+              << (f.o.expert_parallel > 1
+                      ? "; experts split over groups of " + std::to_string(f.o.expert_parallel) + " ranks"
+                      : std::string())
+              << "\n";
   const char* unit = trainer.dataset().byte_level ? "bits/byte" : "bits/token";
   double tokens_per_s = 0;
   runtime::RunCallbacks cb;
@@ -94,6 +106,18 @@ void run(TrainFlags& f, bool backend_given) {
     std::cout << "  tune them: moejit tune --backend host --model " << f.config << " --tokens "
               << f.o.batch * trainer.model().config().seq_len << "\n";
   if (!f.out.empty()) std::cout << "metrics " << (std::filesystem::path(f.out) / "metrics.jsonl").string() << "\n";
+}
+
+// Under mpirun an error on one rank ends every rank (the others would wait in a collective forever),
+// with the rank named; one process reports as every command does.
+void run(TrainFlags& f, bool backend_given) {
+  runtime::Communicator& comm = runtime::process_communicator();
+  if (comm.size() == 1) return train(f, backend_given, comm);
+  try {
+    train(f, backend_given, comm);
+  } catch (const std::exception& e) {
+    comm.abort(e.what(), kError);
+  }
 }
 
 }  // namespace
@@ -143,11 +167,17 @@ void add_train_command(CLI::App& app) {
       ->transform(integer_in(0));
   cmd->add_option("--stop-after", flags->o.stop_after, "Stop after N steps, keeping the full run's schedule")
       ->transform(integer_in(0));
+  cmd->add_option("--expert-parallel", flags->o.expert_parallel,
+                  "Under mpirun: split every MoE layer's experts over groups of P ranks (P divides the experts "
+                  "and the ranks); docs/distributed.md")
+      ->capture_default_str()
+      ->transform(integer_in(1, 4096));
   flags->o.backend = runtime::default_backend();
   auto* backend =
       cmd->add_option("--backend", flags->o.backend,
                       "Runtime backend: host (JIT kernels, configs from the tuning cache), reference (plain C++ "
-                      "loops) or cuda (GPU, not built yet); default: the first available of host, reference")
+                      "loops) or cuda (GPU, first cut: fp32, not yet validated on a GPU); default: the first available "
+                      "of host, reference")
           ->check(CLI::IsMember({"host", "reference", "cuda"}));
   cmd->add_option("--kernels", flags->kernels, "Deprecated: --kernels jit|reference = --backend host|reference")
       ->check(CLI::IsMember({"jit", "reference"}));

@@ -94,7 +94,39 @@ struct GroupedGemmWorkload::Shape {
   int64_t out_cols;  // its columns: N, 2N (GU), K (dgrad)
 };
 
-GroupedGemmWorkload::GroupedGemmWorkload(Family family, bool gpu) : op_(GroupedGemmSpec::op_of(family)), gpu_(gpu) {}
+namespace {
+
+// The GEMM view of a family; the attention families are the causal fwd, dgrad and wgrad views.
+int gemm_op(Family family) {
+  switch (family) {
+    case Family::attention_scores:
+      return gg::kDgrad;
+    case Family::attention_values:
+      return gg::kFwd;
+    case Family::attention_grads:
+      return gg::kWgrad;
+    default:
+      return GroupedGemmSpec::op_of(family);
+  }
+}
+
+bool is_causal(Family family) {
+  return family == Family::attention_scores || family == Family::attention_values || family == Family::attention_grads;
+}
+
+// Segment lengths as even as integers allow: attention's groups are whole sequences.
+std::vector<int64_t> even_offsets(int64_t rows, int64_t groups) {
+  std::vector<int64_t> offsets;
+  for (int64_t e = 0; e <= groups; ++e) offsets.push_back(rows * e / groups);
+  return offsets;
+}
+
+}  // namespace
+
+GroupedGemmWorkload::GroupedGemmWorkload(Family family, bool gpu)
+    : op_(gemm_op(family)), causal_(is_causal(family)), gpu_(gpu) {
+  if (causal_ && gpu_) throw Error(std::string(to_string(family)) + " runs on the host backend only");
+}
 
 GroupedGemmWorkload::Shape GroupedGemmWorkload::shape(const Problem& p) const {
   Shape s;
@@ -124,16 +156,28 @@ void GroupedGemmWorkload::prepare(Backend& backend, const Problem& problem, int 
   sets_.clear();
   const Shape s = shape(problem);
   if (gpu_ && (s.m >= (int64_t{1} << 31))) throw Error(problem.to_string() + ": more rows than int32 offsets hold");
-  const std::vector<int64_t> offsets = skewed_offsets(s.m, s.e);
+  const std::vector<int64_t> offsets = causal_ ? even_offsets(s.m, s.e) : skewed_offsets(s.m, s.e);
   const uint64_t seed = 0x6e6d0000u + static_cast<uint64_t>(op_);
   const size_t a_count = static_cast<size_t>(s.a_elems), b_count = static_cast<size_t>(s.b_elems);
-  const HostInput& a = input(a_cache_, a_count, seed, *cpu_);
+  const HostInput& generated = input(a_cache_, a_count, seed, *cpu_);
+  const HostInput& a = causal_ && op_ != gg::kDgrad ? lower_triangular(generated, s, offsets) : generated;
   const HostInput& b = input(b_cache_, b_count, seed + 100, *cpu_);
   upload_sets(a, b, offsets, copies);
   choose_checked_rows(s, offsets);
   compute_reference(s, offsets, a, b);
   want_h_.clear(), tol_h_.clear();
   if (op_ == gg::kUpSwiglu) swiglu_reference(s);
+}
+
+// The causal fwd and wgrad views read A (rows, K) as lower-triangular per group (the softmax's
+// probabilities): a copy of the generated input with zeros above each group's diagonal.
+const GroupedGemmWorkload::HostInput& GroupedGemmWorkload::lower_triangular(const HostInput& a, const Shape& s,
+                                                                            const std::vector<int64_t>& offsets) {
+  masked_ = a;
+  for (int64_t e = 0; e < s.e; ++e)
+    for (int64_t r = offsets[e]; r < offsets[e + 1]; ++r)
+      for (int64_t j = r - offsets[e] + 1; j < s.k; ++j) masked_.f32[static_cast<size_t>(r * s.k + j)] = 0.0f;
+  return masked_;
 }
 
 // `copies` input/output sets: the inputs uploaded, the outputs allocated (check() poisons them).
@@ -173,6 +217,11 @@ void GroupedGemmWorkload::choose_checked_rows(const Shape& s, const std::vector<
   const int64_t affordable = std::max<int64_t>(1, kReferenceMacs / std::max<int64_t>(macs_per_row, 1));
   const int64_t stride = std::max<int64_t>(1, (s.out_rows + affordable - 1) / affordable);
   slot_.assign(static_cast<size_t>(s.out_rows), -1);
+  checked_cols_.assign(static_cast<size_t>(s.out_rows), s.out_cols);
+  if (causal_ && op_ == gg::kDgrad)  // entries above a group's diagonal are unspecified
+    for (int64_t e = 0; e < s.e; ++e)
+      for (int64_t r = offsets[e]; r < offsets[e + 1]; ++r)
+        checked_cols_[static_cast<size_t>(r)] = std::min(s.out_cols, r - offsets[e] + 1);
   rows_.clear();
   for (int64_t r = 0; r < s.out_rows; ++r) {
     bool take = r % stride == 0;
@@ -288,9 +337,10 @@ namespace {
 // Compares one output tensor (rows x cols, row-major) with the reference of its checked rows;
 // unchecked rows must at least have been written (the NaN poison is gone). Rows in parallel
 // chunks; the first bad element in index order is reported.
+// checked_cols[r]: the row's leading columns that are defined (all but above a causal diagonal).
 void compare(ThreadPool& cpu, const char* name, DType dtype, const std::vector<char>& got, int64_t cols,
-             const std::vector<int64_t>& slot, const std::vector<double>& want, const std::vector<double>& tol,
-             CheckResult& result) {
+             const std::vector<int64_t>& slot, const std::vector<int64_t>& checked_cols,
+             const std::vector<double>& want, const std::vector<double>& tol, CheckResult& result) {
   struct Partial {
     CheckResult found{true, 0, {}};
   };
@@ -302,7 +352,8 @@ void compare(ThreadPool& cpu, const char* name, DType dtype, const std::vector<c
       CheckResult& part = parts[static_cast<size_t>(k)].found;
       for (int64_t r = rows * k / chunks; r < rows * (k + 1) / chunks; ++r) {
         const int64_t s = slot[r];
-        for (int64_t j = 0; j < cols; ++j) {
+        const int64_t defined = r < static_cast<int64_t>(checked_cols.size()) ? checked_cols[r] : cols;
+        for (int64_t j = 0; j < defined; ++j) {
           const double value = value_at(dtype, got, static_cast<size_t>(r * cols + j));
           double expected = 0;
           bool bad = !std::isfinite(value);
@@ -340,10 +391,12 @@ CheckResult GroupedGemmWorkload::check(LoadedCandidate& candidate) {
   CheckResult result;
   result.ok = true;
   if (op_ == gg::kUpSwiglu) {
-    compare(*cpu_, "GU", out_type(), set.gate_up.to_host<char>(), s.out_cols, slot_, want_, tol_, result);
-    compare(*cpu_, "H", out_type(), set.out.to_host<char>(), s.n, slot_, want_h_, tol_h_, result);
+    const std::vector<int64_t> all_cols;  // swiglu is never causal
+    compare(*cpu_, "GU", out_type(), set.gate_up.to_host<char>(), s.out_cols, slot_, all_cols, want_, tol_, result);
+    compare(*cpu_, "H", out_type(), set.out.to_host<char>(), s.n, slot_, all_cols, want_h_, tol_h_, result);
   } else {
-    compare(*cpu_, output_name(op_), out_type(), set.out.to_host<char>(), s.out_cols, slot_, want_, tol_, result);
+    compare(*cpu_, output_name(op_), out_type(), set.out.to_host<char>(), s.out_cols, slot_, checked_cols_, want_, tol_,
+            result);
   }
   return result;
 }

@@ -1,4 +1,6 @@
-// Workload for the four grouped GEMM families on both backends: one implementation, parameterised
+// Workload for the four grouped GEMM families on both backends, and the causal attention views
+// (attention_scores / values / grads: host only; even segments, A lower-triangular per group for
+// the fwd and wgrad views, dgrad checked on and below each group's diagonal only): one implementation, parameterised
 // by the family (fwd, up_swiglu, dgrad, wgrad) and the backend (cuda: bf16 inputs, int32 offsets,
 // output dtype = problem.dtype; host: f32, int64 offsets). Inputs, offsets, the double-precision
 // reference and the check are shared; only run() differs.
@@ -62,18 +64,21 @@ class GroupedGemmWorkload final : public Workload {
   void choose_checked_rows(const Shape& s, const std::vector<int64_t>& offsets);
   void compute_reference(const Shape& s, const std::vector<int64_t>& offsets, const HostInput& a, const HostInput& b);
   void swiglu_reference(const Shape& s);
+  const HostInput& lower_triangular(const HostInput& a, const Shape& s, const std::vector<int64_t>& offsets);
 
   int op_;
+  bool causal_;
   bool gpu_;
   Backend* backend_ = nullptr;
   std::shared_ptr<ThreadPool> cpu_;
   Problem problem_;
   std::vector<Set> sets_;
-  HostInput a_cache_, b_cache_;
+  HostInput a_cache_, b_cache_, masked_;
   // Reference of the checked rows of the GEMM output (GU for swiglu): value and tolerance per
   // element, row-major over rows_; swiglu also H's. slot_[row] = index into rows_ or -1.
   std::vector<int64_t> rows_;
   std::vector<int64_t> slot_;
+  std::vector<int64_t> checked_cols_;  // per output row: its leading columns that are defined
   std::vector<double> want_, tol_, want_h_, tol_h_;
 };
 

@@ -20,6 +20,9 @@ std::unique_ptr<Workload> make_workload(Family family, std::string_view backend)
     case Family::grouped_gemm_up_swiglu:
     case Family::grouped_gemm_dgrad:
     case Family::grouped_gemm_wgrad:
+    case Family::attention_scores:
+    case Family::attention_values:
+    case Family::attention_grads:
       return std::make_unique<GroupedGemmWorkload>(family, backend == "cuda");
     case Family::route_gate_fwd:
     case Family::route_gate_bwd:

@@ -68,11 +68,17 @@ if(MOEJIT_WITH_LLVM AND NOT (LLVM_FOUND AND Clang_FOUND))
 endif()
 message(STATUS "moejit: host backend (LLVM) ${MOEJIT_WITH_LLVM}")
 
-if(MOEJIT_WITH_MPI)
-  find_package(MPI REQUIRED COMPONENTS CXX)
+# MPI (Open MPI from Debian): `mpirun -np N moejit train` (docs/distributed.md). On by default where
+# found; a build without it trains in one process, and a single process never needs mpirun.
+find_package(MPI QUIET COMPONENTS C)
+option(MOEJIT_WITH_MPI "Build multi-process training over MPI" ${MPI_C_FOUND})
+if(MOEJIT_WITH_MPI AND NOT MPI_C_FOUND)
+  message(FATAL_ERROR "MOEJIT_WITH_MPI=ON but MPI was not found: run scripts/setup.sh (libopenmpi-dev)")
 endif()
+message(STATUS "moejit: MPI ${MOEJIT_WITH_MPI}")
+# NCCL (runtime/nccl_comm.hpp): loaded at run time with dlopen, so only its header is needed to build.
 if(MOEJIT_WITH_NCCL)
-  find_library(MOEJIT_NCCL_LIBRARY nccl HINTS "${CUDAToolkit_LIBRARY_DIR}" REQUIRED)
+  find_path(MOEJIT_NCCL_INCLUDE_DIR nccl.h HINTS ${CUDAToolkit_INCLUDE_DIRS} REQUIRED)
 endif()
 
 # GoogleTest

@@ -11,6 +11,8 @@ namespace {
 
 using enum Family;
 constexpr ShapeKind kGemm = ShapeKind::grouped_gemm, kRouting = ShapeKind::routing, kRows = ShapeKind::rows;
+constexpr std::string_view kAttention =
+    "a product of causal attention in the dense step (runtime/dense_step_kernels.cpp)";
 
 // Indexed by Family; registry_test checks the order.
 constexpr std::array<FamilyInfo, kFamilyCount> kFamilies{{
@@ -29,6 +31,15 @@ constexpr std::array<FamilyInfo, kFamilyCount> kFamilies{{
     {route_combine_bwd, "route_combine_bwd", kRouting, true, true, "combine backward: weighted scatter"},
     {route_combine_fwd, "route_combine_fwd", kRouting, true, true, "weighted gather of expert outputs"},
     {route_permute_bwd, "route_permute_bwd", kRouting, true, true, "permute backward: gather and sum"},
+    // Causal attention's batched products (groups = sequences x heads, K = the group's key count):
+    // the grouped GEMM views with the (S, S) operand or result lower-triangular per group, so the
+    // masked half is neither computed nor read. The GPU runs attention through cuBLASLt instead.
+    {attention_scores, "attention_scores", kGemm, true, false,
+     "scores_g = Q_g . K_g^T on and below the diagonal (dgrad view; above it: unspecified)", kAttention},
+    {attention_values, "attention_values", kGemm, true, false,
+     "O_g = P_g . V_g with P_g lower-triangular (fwd view; also dQ = dS . K)", kAttention},
+    {attention_grads, "attention_grads", kGemm, true, false,
+     "dV_g = P_g^T . dO_g with P_g lower-triangular (wgrad view; also dK = dS^T . Q)", kAttention},
 }};
 
 }  // namespace

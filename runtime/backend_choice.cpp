@@ -1,6 +1,7 @@
 #include "backend_choice.hpp"
 
 #include "cuda_driver.hpp"
+#include "cuda_step_backend.hpp"
 #include "reference_step_backend.hpp"
 #ifdef MOEJIT_WITH_LLVM
 #include "host_step_backend.hpp"
@@ -18,11 +19,14 @@ std::string joined(const std::vector<std::string>& names) {
 }  // namespace
 
 std::vector<std::string> available_backends() {
+  std::vector<std::string> names;
 #ifdef MOEJIT_WITH_LLVM
-  return {"host", "reference"};
-#else
-  return {"reference"};
+  names.push_back("host");
 #endif
+  names.push_back("reference");
+  // Last, so not the default, until its step-equality test has passed on a GPU (issue 15).
+  if (CudaDriver::available()) names.push_back("cuda");
+  return names;
 }
 
 std::string default_backend() {
@@ -48,10 +52,7 @@ std::unique_ptr<StepBackend<float>> make_step_backend(const std::string& name, T
     std::string why;
     if (!CudaDriver::available(&why))
       throw UnavailableError("backend cuda cannot run here: no usable GPU (" + why + "); " + available);
-    throw UnavailableError(
-        "backend cuda: training on the GPU is not implemented yet (only `moejit tune` and `bench` "
-        "use the GPU); " +
-        available);
+    return std::make_unique<CudaStepBackend>(options);
   }
   throw Error("unknown backend '" + name + "': " + available + " (cuda needs a GPU)");
 }

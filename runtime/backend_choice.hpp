@@ -19,7 +19,8 @@ struct BackendOptions {
 };
 
 // The backends that can train here, in order of preference: "host" (when built with the host JIT),
-// "reference". (The GPU backend, "cuda", is not built yet.)
+// "reference", then "cuda" where a GPU and driver are usable (not the default until it has been
+// validated on a GPU: its first cut is compiled, not run).
 std::vector<std::string> available_backends();
 // The first of available_backends(): what `moejit train` uses without --backend.
 std::string default_backend();

@@ -11,14 +11,17 @@ namespace {
 Family family_of(DenseOp op) {
   switch (op) {
     case DenseOp::matmul_fwd:
-    case DenseOp::attn_scores:
       return Family::grouped_gemm_dgrad;
     case DenseOp::matmul_dgrad:
-    case DenseOp::attn_values:
       return Family::grouped_gemm_fwd;
     case DenseOp::matmul_wgrad:
-    case DenseOp::attn_grads:
       return Family::grouped_gemm_wgrad;
+    case DenseOp::attn_scores:
+      return Family::attention_scores;
+    case DenseOp::attn_values:
+      return Family::attention_values;
+    case DenseOp::attn_grads:
+      return Family::attention_grads;
     case DenseOp::swiglu_fwd:
       return Family::swiglu_fwd;
     case DenseOp::swiglu_bwd:

@@ -13,10 +13,12 @@
 //     matmul_dgrad  d_in = d_out . w       grouped_gemm_fwd     (same shape)
 //     matmul_wgrad  d_w  = d_out^T . in    grouped_gemm_wgrad   (same shape)
 //   attention's per-(sequence, head) products are E = B*H groups of S rows over head-major q, k, v
-//   (S, hd) per group, W_e = k, v or q of the group (K = S, N = hd):
-//     attn_scores   scores = q . k^T,  d_att = d_o . v^T     dgrad  {e B*H, topk 1, k S, n hd}, tokens B*H*S
-//     attn_values   o = att . v,       d_q = d_scores . k    fwd    (same shape)
-//     attn_grads    d_v = att^T . d_o, d_k = d_scores^T . q  wgrad  (same shape)
+//   (S, hd) per group, W_e = k, v or q of the group (K = S, N = hd), through the causal views of
+//   the same GEMMs (the (S, S) scores and probabilities are lower-triangular: half the work):
+//     attn_scores   scores = q . k^T,  d_att = d_o . v^T     attention_scores  {e B*H, topk 1, k S, n hd},
+//                                                            tokens B*H*S (the dgrad view)
+//     attn_values   o = att . v,       d_q = d_scores . k    attention_values  (same shape; fwd view)
+//     attn_grads    d_v = att^T . d_o, d_k = d_scores^T . q  attention_grads   (same shape; wgrad view)
 // A dense GEMM is thus a one-group grouped GEMM: the same kernels, tiles and tuning; the one-group
 // case needs no kernel of its own (the GEMM engine's work items are row x column blocks either way).
 // The dense FFN's activation is the SwiGLU family the MoE layer uses (templates/swiglu):

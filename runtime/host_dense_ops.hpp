@@ -34,7 +34,7 @@ class HostDenseOps {
  private:
   struct Resolved {
     DenseKernel kernel;
-    HostKernelCache::Entry entry;
+    KernelCache::Entry entry;
   };
   const Resolved& kernel(const DenseKernel& k);
   const int64_t* offsets(int64_t groups, int64_t rows_per_group);

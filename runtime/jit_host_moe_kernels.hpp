@@ -9,12 +9,13 @@
 
 #include "host_kernel_cache.hpp"
 #include "moe_kernels.hpp"
+#include "moe_step_resolver.hpp"
 
 namespace moejit::runtime {
 
 class JitHostMoeKernels final : public MoeKernels<float> {
  public:
-  static constexpr const char* kNotRun = "(not run)";
+  static constexpr const char* kNotRun = MoeStepResolver::kNotRun;
   explicit JitHostMoeKernels(HostKernelCache& kernels);
   ~JitHostMoeKernels() override;
 

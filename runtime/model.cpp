@@ -19,6 +19,7 @@ struct Model<T>::Layer {
   Buffer ln2, rstd2;  // (N, C), (N)
   Buffer out;         // (N, C) dense FFN or MoE output, then + resid_mid: the layer's output
   FfnActivations ffn;
+  std::unique_ptr<ExpertExchange> exchange;  // expert parallel only
   std::unique_ptr<MoeLayer<T>> moe;
 };
 
@@ -37,7 +38,8 @@ static MoeDims moe_dims(const ModelConfig& c) {
 }
 
 template <typename T>
-Model<T>::Model(const ModelConfig& config, StepBackend<T>& backend) : c_(config), be_(backend) {
+Model<T>::Model(const ModelConfig& config, StepBackend<T>& backend, Communicator* expert_group)
+    : c_(config), be_(backend) {
   validate(c_, "model config '" + c_.name + "'");
   check_trainable(c_);
   const int64_t C = c_.d_model, V = c_.vocab;
@@ -66,7 +68,9 @@ Model<T>::Model(const ModelConfig& config, StepBackend<T>& backend) : c_(config)
         add(pre + "moe.shared_up", {2 * Fs, C});
         add(pre + "moe.shared_down", {C, Fs});
       }
-      layer->moe = std::make_unique<MoeLayer<T>>(be_, moe_dims(c_));
+      if (expert_group && expert_group->size() > 1)
+        layer->exchange = std::make_unique<ExpertExchange>(*expert_group, E);
+      layer->moe = std::make_unique<MoeLayer<T>>(be_, moe_dims(c_), layer->exchange.get());
       if (c_.moe->router.bias_update_rate > 0) {
         const int64_t at = state_tensors_.empty() ? 0 : state_tensors_.back().offset + E;
         state_tensors_.push_back({pre + "moe.router_bias", {E}, at, E, false});
@@ -381,6 +385,14 @@ template <typename T>
 LossSums Model<T>::read_losses() const {
   const std::vector<T> l = be_.template download<T>(losses_, 3);
   return {double(l[0]), double(l[1]) + double(l[2])};
+}
+
+template <typename T>
+int64_t Model<T>::expert_bytes_sent() const {
+  int64_t bytes = 0;
+  for (const auto& L : layers_)
+    if (L->exchange) bytes += L->exchange->bytes_sent();
+  return bytes;
 }
 
 template class Model<float>;

@@ -39,7 +39,9 @@ struct LossSums {
 template <typename T>
 class Model {
  public:
-  Model(const ModelConfig& config, StepBackend<T>& backend);
+  // `expert_group`: the ranks that split each MoE layer's experts between them (expert_parallel.hpp);
+  // null: this process computes every expert. Every rank still holds every parameter.
+  Model(const ModelConfig& config, StepBackend<T>& backend, Communicator* expert_group = nullptr);
   ~Model();
 
   const ModelConfig& config() const { return c_; }
@@ -82,6 +84,8 @@ class Model {
   void zero_grad();
   void zero_losses();            // and the MoE layers' load statistics
   LossSums read_losses() const;  // waits for the backend
+  // Expert parallel: bytes this rank sent to other ranks' experts and back so far (0 without).
+  int64_t expert_bytes_sent() const;
 
   Profiler* profiler = nullptr;
 

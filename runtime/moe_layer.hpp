@@ -5,7 +5,14 @@
 // The router projection and the shared expert are dense ops of the StepBackend; the 14 kernel steps
 // (templates/moe_layer_steps.hpp) go through its MoeKernels<T>. Router values (logits, probabilities, gates,
 // losses) are in the master dtype T, the permuted activations in the compute dtype.
+//
+// Expert parallel (expert_parallel.hpp): with an ExpertExchange the layer computes only its rank's
+// experts, on the rows every rank of its group routed to them; routing, the shared expert and the
+// combine stay on the token's own rank. fp32 on host-memory backends.
 #pragma once
+#include <type_traits>
+
+#include "expert_parallel.hpp"
 #include "ffn.hpp"
 #include "routing/routing_spec.hpp"  // route_capacity
 
@@ -36,7 +43,12 @@ struct MoeLoadStats {
 template <typename T>
 class MoeLayer {
  public:
-  MoeLayer(StepBackend<T>& backend, MoeDims dims) : be_(backend), k_(backend.moe()), d_(dims) {}
+  // `experts`: the expert-parallel exchange (null: this rank computes every expert).
+  MoeLayer(StepBackend<T>& backend, MoeDims dims, ExpertExchange* experts = nullptr)
+      : be_(backend), k_(backend.moe()), d_(dims), ep_(experts) {
+    if (ep_ && !(std::is_same_v<T, float> && be_.host_memory()))
+      throw Error("expert parallelism moves host fp32 buffers over MPI: use the reference or host backend");
+  }
 
   // out (N, C) = layer(x (N, C)); keeps what the backward needs; losses() valid after. bias (E): the
   // selection bias (null: none). Adds the routing's loads to the step's statistics.
@@ -55,8 +67,10 @@ class MoeLayer {
     be_.add(dropped_sum_, dropped_, E);
     stat_tokens_ += N;
     run(prof, "moe.permute_fwd", [&] { k_.permute_fwd(s, a(x_perm_), a(x), i32(slot_)); });
-    run(prof, "moe.up_swiglu", [&] { k_.up_swiglu(s, a(gate_up_), a(h_), a(x_perm_), a(w.w_up), i32(offsets_)); });
-    run(prof, "moe.down_fwd", [&] { k_.down_fwd(s, a(y_perm_), a(h_), a(w.w_down), i32(offsets_)); });
+    const ExpertRows r = dispatch(prof, s, x_perm_);
+    run(prof, "moe.up_swiglu", [&] { k_.up_swiglu(r.s, a(r.gate_up), a(r.h), a(r.x), a(up(w)), i32(r.offsets)); });
+    run(prof, "moe.down_fwd", [&] { k_.down_fwd(r.s, a(r.y), a(r.h), a(down(w)), i32(r.offsets)); });
+    combine(prof, r.y, y_perm_);
     if (d_.d_shared) ffn_forward(be_, prof, shared_, out, x, w.shared_up, w.shared_down, N, C, d_.d_shared);
     run(prof, "moe.combine_fwd",
         [&] { k_.combine_fwd(s, a(out), d_.d_shared ? a(out) : nullptr, a(y_perm_), m(weight_), i32(slot_)); });
@@ -91,11 +105,13 @@ class MoeLayer {
     const i64 C = d_.d_model, E = d_.n_experts;
     run(prof, "moe.combine_bwd",
         [&] { k_.combine_bwd(s, a(d_y_perm_), m(d_weight_), a(dout), a(y_perm_), m(weight_), i32(slot_)); });
-    run(prof, "moe.down_dgrad", [&] { k_.down_dgrad(s, a(d_h_), a(d_y_perm_), a(w.w_down), i32(offsets_)); });
-    run(prof, "moe.down_wgrad", [&] { k_.down_wgrad(s, m(grads.w_down), a(h_), a(d_y_perm_), i32(offsets_)); });
-    run(prof, "moe.swiglu_bwd", [&] { k_.swiglu_bwd(s, a(d_gate_up_), a(gate_up_), a(d_h_)); });
-    run(prof, "moe.up_dgrad", [&] { k_.up_dgrad(s, a(d_x_perm_), a(d_gate_up_), a(w.w_up), i32(offsets_)); });
-    run(prof, "moe.up_wgrad", [&] { k_.up_wgrad(s, m(grads.w_up), a(x_perm_), a(d_gate_up_), i32(offsets_)); });
+    const ExpertRows r = dispatch(prof, s, d_y_perm_, true);
+    run(prof, "moe.down_dgrad", [&] { k_.down_dgrad(r.s, a(r.d_h), a(r.d_y), a(down(w)), i32(r.offsets)); });
+    run(prof, "moe.down_wgrad", [&] { k_.down_wgrad(r.s, m(down(grads)), a(r.h), a(r.d_y), i32(r.offsets)); });
+    run(prof, "moe.swiglu_bwd", [&] { k_.swiglu_bwd(r.s, a(r.d_gate_up), a(r.gate_up), a(r.d_h)); });
+    run(prof, "moe.up_dgrad", [&] { k_.up_dgrad(r.s, a(r.d_x), a(r.d_gate_up), a(up(w)), i32(r.offsets)); });
+    run(prof, "moe.up_wgrad", [&] { k_.up_wgrad(r.s, m(up(grads)), a(r.x), a(r.d_gate_up), i32(r.offsets)); });
+    combine(prof, r.d_x, d_x_perm_);
     run(prof, "moe.permute_bwd", [&] { k_.permute_bwd(s, a(dx), a(d_x_perm_), i32(slot_)); });
     be_.scale(scaled_aux_, aux_scale_, E, loss_scale);
     // z_scale = 2 z_coef / N (route_z_scale), times the loss scale.
@@ -114,6 +130,52 @@ class MoeLayer {
   int capacity(i64 N) const {
     return route_capacity(d_.capacity_factor,
                           Problem(Family::route_plan, DType::f32, RoutingShape{d_.n_experts, d_.top_k, d_.d_model}, N));
+  }
+
+  // The rows the expert GEMMs run on: this rank's permuted rows for every expert, or (expert
+  // parallel) the rows of its own experts gathered from the group, with their own shape and offsets.
+  struct ExpertRows {
+    MoeShape s;
+    TypedPtr offsets, x, gate_up, h, y;  // forward
+    TypedPtr d_y, d_h, d_gate_up, d_x;   // backward
+  };
+  ExpertRows own_rows(const MoeShape& s) const {
+    return {s, offsets_, x_perm_, gate_up_, h_, y_perm_, d_y_perm_, d_h_, d_gate_up_, d_x_perm_};
+  }
+  // The forward plans the exchange and sends x_perm; the backward reuses the plan and sends d_y_perm.
+  ExpertRows dispatch(Profiler* prof, const MoeShape& s, TypedPtr rows, bool backward = false) {
+    if (!ep_) return own_rows(s);
+    const i64 C = d_.d_model, F = d_.d_expert;
+    auto t = timed(prof, "moe.dispatch");
+    if (!backward) {
+      const i64 M = ep_->plan(offsets_.as<int32_t>());
+      local_shape_ = {M, C, ep_->local_experts(), 1, F};
+      ensure(local_offsets_, be_, DType::i32, ep_->local_experts() + 1);
+      be_.upload(local_offsets_, std::span<const int32_t>(ep_->local_offsets()));
+    }
+    const i64 M = local_shape_.tokens;
+    const DType act = be_.precision().compute;
+    for (auto [b, n] :
+         {std::pair{&x_local_, M * C}, {&gate_up_local_, M * 2 * F}, {&h_local_, M * F}, {&y_local_, M * C}})
+      if (!backward) ensure(*b, be_, act, n);
+    for (auto [b, n] :
+         {std::pair{&d_y_local_, M * C}, {&d_h_local_, M * F}, {&d_gate_up_local_, M * 2 * F}, {&d_x_local_, M * C}})
+      if (backward) ensure(*b, be_, act, n);
+    ep_->dispatch(rows.as<float>(), (backward ? d_y_local_ : x_local_).as<float>(), C);
+    return {local_shape_, local_offsets_, x_local_,   gate_up_local_,   h_local_,
+            y_local_,     d_y_local_,     d_h_local_, d_gate_up_local_, d_x_local_};
+  }
+  void combine(Profiler* prof, TypedPtr local, TypedPtr rows) {
+    if (!ep_) return;
+    auto t = timed(prof, "moe.combine");
+    ep_->combine(local.as<float>(), rows.as<float>(), d_.d_model);
+  }
+  // The expert weights (or gradients) this rank computes with: its experts' slice.
+  TypedPtr up(const MoeWeights& w) const {
+    return ep_ ? w.w_up.at(ep_->first_expert() * d_.d_model * 2 * d_.d_expert) : w.w_up;
+  }
+  TypedPtr down(const MoeWeights& w) const {
+    return ep_ ? w.w_down.at(ep_->first_expert() * d_.d_expert * d_.d_model) : w.w_down;
   }
   template <typename F>
   static void run(Profiler* prof, const char* name, F&& f) {
@@ -154,6 +216,11 @@ class MoeLayer {
   StepBackend<T>& be_;
   MoeKernels<T>& k_;
   MoeDims d_;
+  ExpertExchange* ep_;
+  // expert parallel: the local rows (shape (M, ...), M = local_shape_.tokens) and their offsets
+  MoeShape local_shape_{};
+  Buffer local_offsets_, x_local_, gate_up_local_, h_local_, y_local_;
+  Buffer d_y_local_, d_h_local_, d_gate_up_local_, d_x_local_;
   // forward state (shapes as in moe_kernels.hpp)
   Buffer logits_, probs_, lse_, weight_, aux_scale_, losses_, x_perm_, gate_up_, h_, y_perm_;
   Buffer index_, counts_, dropped_, offsets_, slot_, row_source_;

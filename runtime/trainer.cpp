@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "checkpoint.hpp"
+#include "data_parallel.hpp"
 #include "files.hpp"
 #include "memory_estimate.hpp"
 #include "moejit/error.hpp"
@@ -36,6 +37,7 @@ void check_options(const TrainOptions& o) {
   if (!(std::isfinite(o.max_lr) && o.max_lr > 0) || !(std::isfinite(o.min_lr) && o.min_lr >= 0))
     fail("the learning rates must be finite, --lr > 0, got " + number_text(o.max_lr));
   if (o.threads < 1) fail("--threads must be >= 1");
+  if (o.expert_parallel < 1) fail("--expert-parallel must be >= 1");
 }
 
 // Keeps the first `unique` training tokens (a cap: a smaller split is used whole). The description says
@@ -47,22 +49,35 @@ static void cap_unique_tokens(Dataset& d, int64_t unique) {
   d.train.resize(size_t(unique));
 }
 
-Trainer::Trainer(TrainOptions options)
+Trainer::Trainer(TrainOptions options, Communicator& comm)
     : o_(std::move(options)),
+      comm_(comm),
       par_(std::max(1u, o_.threads)),
       backend_(make_step_backend(o_.backend, par_, o_.backend_options)),
       data_(load_dataset(o_.data)),
       seq_len_(o_.config.seq_len),
       rng_(o_.seed) {
   check_options(o_);
+  if (o_.batch % comm_.size() != 0)
+    throw Error("--batch " + std::to_string(o_.batch) + " is not divisible by the " + std::to_string(comm_.size()) +
+                " processes of this job (each trains an equal share of every micro-batch): use a --batch that is "
+                "a multiple of " +
+                std::to_string(comm_.size()));
+  // The router biases follow each rank's own loads: with several processes they would drift apart.
+  if (comm_.size() > 1 && o_.config.moe && o_.config.moe->router.bias_update_rate > 0)
+    throw Error(
+        "auxiliary-loss-free balancing (moe.router.bias_update_rate > 0) runs in one process only so far: "
+        "set \"bias_update_rate\": 0 for a multi-process run, or train in one process");
+  if (o_.expert_parallel > 1) make_expert_group();
   cap_unique_tokens(data_, o_.unique_tokens);
   if (data_.max_token() >= uint64_t(o_.config.vocab))
     throw Error(
         "the data holds token id " + std::to_string(data_.max_token()) + " but config " + o_.config.name +
         " has vocab " + std::to_string(o_.config.vocab) + ": use a config with a larger vocab" +
         (data_.byte_level ? " (byte-level text needs " + std::to_string(kByteVocab) + ": bytes + end-of-text)" : ""));
-  check_memory(estimate_training_memory(o_.config, o_.batch), available_memory_bytes(), o_.config.name, o_.batch);
-  model_ = std::make_unique<Model<float>>(o_.config, *backend_);
+  check_memory(estimate_training_memory(o_.config, local_batch()), available_memory_bytes(), o_.config.name,
+               local_batch());
+  model_ = std::make_unique<Model<float>>(o_.config, *backend_, expert_group_.get());
   model_->profiler = &profiler_;
   model_->init(rng_);
   opt_ = std::make_unique<AdamW<float>>(*model_);
@@ -85,21 +100,52 @@ Trainer::Trainer(TrainOptions options)
 
 Trainer::~Trainer() = default;
 
+// Ranks [g P, (g+1) P) form expert group g. The gradients are still summed over every rank: a rank
+// leaves the gradients of experts it does not compute at zero, so the sum is each expert's gradient
+// over the whole batch, and every rank keeps every parameter (replicated, not sharded, memory).
+void Trainer::make_expert_group() {
+  const int64_t P = o_.expert_parallel, E = o_.config.moe ? o_.config.moe->experts : 0;
+  if (!o_.config.moe) throw Error("--expert-parallel needs an MoE config; " + o_.config.name + " is dense");
+  if (E % P != 0)
+    throw Error("--expert-parallel " + std::to_string(P) + " does not divide the " + std::to_string(E) +
+                " experts of " + o_.config.name + ": choose a divisor of " + std::to_string(E));
+  if (comm_.size() % P != 0)
+    throw Error("--expert-parallel " + std::to_string(P) + " does not divide the " + std::to_string(comm_.size()) +
+                " processes of this job: start a multiple of " + std::to_string(P) + " ranks (mpirun -np)");
+  expert_group_ = comm_.split(int(comm_.rank() / P), comm_.rank());
+}
+
 bool Trainer::done() const {
   return step() >= total_steps() || (o_.stop_after >= 0 && step() >= o_.stop_after);
 }
 
+// The losses' sums over ranks (the loss reported is the global batch's), in double.
+void Trainer::reduce_over_ranks(LossSums& losses) {
+  double sums[2] = {losses.ce, losses.router};
+  comm_.allreduce_sum(std::span<double>(sums, 2));
+  losses = {sums[0], sums[1]};
+}
+
 // The whole step is queued on the backend; its losses and gradient norm are read once, at the end.
+// Data parallel: every rank reads the whole micro-batch (so the data position and RNG stay the same
+// everywhere) and trains its rows; the gradients are summed over ranks before the update, after the
+// ranks have checked that they run the same kernel configs.
 StepStats Trainer::train_step() {
   auto start = std::chrono::steady_clock::now();
   StepStats s;
   model_->zero_grad();
   model_->zero_losses();
-  const float scale = 1.0f / float(o_.grad_accum);
+  const int64_t ranks = comm_.size(), rows = local_batch() * seq_len_, first = comm_.rank() * rows;
+  const float scale = 1.0f / float(o_.grad_accum * ranks);
   for (int64_t micro = 0; micro < o_.grad_accum; ++micro) {
     reader_->next(inputs_, targets_, rng_);
-    model_->forward(inputs_.data(), targets_.data(), o_.batch, seq_len_);
+    model_->forward(inputs_.data() + first, targets_.data() + first, local_batch(), seq_len_);
     model_->backward(scale);
+  }
+  if (ranks > 1) {
+    verify_same_decisions(comm_, shared_decisions(backend_->kernel_choices(), expert_group_ != nullptr));
+    auto t = timed(&profiler_, "allreduce");
+    allreduce_gradients(comm_, *backend_, model_->grads(), model_->param_count(), staging_);
   }
   s.lr = schedule_.lr(opt_->steps());
   {
@@ -107,9 +153,13 @@ StepStats Trainer::train_step() {
     opt_->step(s.lr);
     model_->update_router_bias();  // from this step's loads, for the next step's selection
   }
-  const LossSums losses = model_->read_losses();
-  s.loss = losses.total() / double(o_.grad_accum);
-  s.ce = losses.ce / double(o_.grad_accum);
+  LossSums losses = model_->read_losses();
+  if (ranks > 1) {
+    auto t = timed(&profiler_, "allreduce");
+    reduce_over_ranks(losses);
+  }
+  s.loss = losses.total() / double(o_.grad_accum * ranks);
+  s.ce = losses.ce / double(o_.grad_accum * ranks);
   s.grad_norm = double(backend_->download<float>(opt_->grad_norm(), 1)[0]);
   s.routers = model_->read_router_stats();
   s.step = opt_->steps();
@@ -163,12 +213,17 @@ Metadata Trainer::metadata() const {
           {"config", config_to_json(o_.config)}};
 }
 
+// Data parallel: every rank holds the same parameters and optimiser state (checked here), rank 0
+// writes the file.
 fs::path Trainer::save_checkpoint() {
   if (o_.out_dir.empty()) throw Error("no --out directory to write checkpoints to");
   fs::path path = checkpoint_path(o_.out_dir, opt_->steps());
   const int64_t n = model_->param_count();
-  std::vector<float> params = model_->read_params(), m = backend_->download<float>(opt_->m(), n),
-                     v = backend_->download<float>(opt_->v(), n), state = model_->read_state();
+  std::vector<float> params = model_->read_params();
+  verify_same_parameters(comm_, params);
+  if (!comm_.root()) return path;
+  std::vector<float> m = backend_->download<float>(opt_->m(), n), v = backend_->download<float>(opt_->v(), n),
+                     state = model_->read_state();
   CheckpointTensors t{&model_->tensors(), params.data(), m.data(), v.data(), &model_->state_tensors(), state.data()};
   moejit::runtime::save_checkpoint(path, t, metadata());
   return path;
@@ -279,8 +334,10 @@ Error diverged(const StepStats& s, const TrainOptions& o) {
 
 EvalStats run_training(Trainer& trainer, bool resume, const RunCallbacks& cb) {
   const auto& o = trainer.options();
+  // Data parallel: every rank trains, rank 0 alone reports and writes the metrics.
+  const bool root = trainer.comm().root();
   auto say = [&](const std::string& s) {
-    if (cb.on_message) cb.on_message(s);
+    if (cb.on_message && root) cb.on_message(s);
   };
   // A fresh run into a folder holding another run's checkpoints would interleave the two (a later
   // --resume picks the highest step, whichever run wrote it): refuse and name the ways out.
@@ -299,7 +356,7 @@ EvalStats run_training(Trainer& trainer, bool resume, const RunCallbacks& cb) {
     say("resumed from " + latest->string() + " at step " + std::to_string(trainer.step()));
   }
   std::optional<MetricsFile> metrics;
-  if (!o.out_dir.empty()) metrics.emplace(o.out_dir / "metrics.jsonl", resume ? trainer.step() : -1);
+  if (!o.out_dir.empty() && root) metrics.emplace(o.out_dir / "metrics.jsonl", resume ? trainer.step() : -1);
   auto log = [&](const nlohmann::json& j) {
     if (metrics) metrics->write(j);
   };
@@ -311,7 +368,7 @@ EvalStats run_training(Trainer& trainer, bool resume, const RunCallbacks& cb) {
          {"val_bits_per_token", last.bits_per_token},
          {"tokens", trainer.step() * trainer.tokens_per_step()},
          {"epochs", trainer.epochs(trainer.step())}});
-    if (cb.on_eval) cb.on_eval(trainer, last);
+    if (cb.on_eval && root) cb.on_eval(trainer, last);
   };
   if (!resume) eval();
   while (!trainer.done()) {
@@ -322,7 +379,7 @@ EvalStats run_training(Trainer& trainer, bool resume, const RunCallbacks& cb) {
     if (!s.routers.empty()) line["moe"] = router_metrics(s.routers);
     log(line);
     if (!std::isfinite(s.loss) || !std::isfinite(s.grad_norm)) throw diverged(s, o);
-    if (cb.on_step) cb.on_step(trainer, s);
+    if (cb.on_step && root) cb.on_step(trainer, s);
     bool end = trainer.done();
     if ((o.eval_every > 0 && s.step % o.eval_every == 0) || end) eval();
     if (!o.out_dir.empty() && ((o.checkpoint_every > 0 && s.step % o.checkpoint_every == 0) || end))
@@ -334,6 +391,7 @@ EvalStats run_training(Trainer& trainer, bool resume, const RunCallbacks& cb) {
     kernels.push_back({{"kernel", c.kernel}, {"config", c.config}, {"rung", rung_name(c.rung)}});
   log({{"step", trainer.step()},
        {"backend", trainer.backend().name()},
+       {"processes", trainer.comm().size()},
        {"tuning", summarize_tuning(choices)},
        {"kernels", kernels}});
   return last;

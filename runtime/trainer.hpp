@@ -1,6 +1,10 @@
 // The training loop: batches -> forward/backward with gradient accumulation -> clip -> AdamW with the
 // cosine schedule; periodic validation (loss, bits per byte), JSONL metrics, atomic checkpoints, exact
 // resume. Deterministic: the same options give bit-identical losses, interrupted-and-resumed or not.
+// Data parallel over a Communicator (comm.hpp): with R ranks every micro-batch of --batch B sequences
+// is split, rank r training sequences [r B/R, (r+1) B/R), and the gradients are summed over ranks
+// before the update; so R ranks compute what one process computes with --batch B/R --grad-accum R
+// (the same sequences, the same router statistics per B/R sequences), up to the order of the sums.
 #pragma once
 #include <filesystem>
 #include <functional>
@@ -11,6 +15,7 @@
 
 #include "backend_choice.hpp"
 #include "checkpoint.hpp"
+#include "comm.hpp"
 #include "data.hpp"
 #include "model.hpp"
 #include "optimizer.hpp"
@@ -40,6 +45,9 @@ struct TrainOptions {
   // Train on at most the first `unique_tokens` tokens of the training split (0: all of it), so that
   // runs given more tokens than the pool repeat it (epochs) instead of seeing new data.
   int64_t unique_tokens = 0;
+  // Expert parallel: groups of this many consecutive ranks split every MoE layer's experts (it must
+  // divide the experts and the number of ranks); 1: every rank computes every expert.
+  int64_t expert_parallel = 1;
 
   static constexpr int64_t kDefaultTokens = 1 << 20;
 };
@@ -65,7 +73,9 @@ class Trainer {
  public:
   // Makes the backend options.backend names first (so that a backend that cannot run here fails
   // before any work), then loads the data and builds and initialises the model.
-  explicit Trainer(TrainOptions options);
+  // `comm`: the ranks of a data-parallel job (process_communicator(): one process unless started by
+  // mpirun); --batch must be divisible by their number.
+  explicit Trainer(TrainOptions options, Communicator& comm = process_communicator());
   ~Trainer();
 
   int64_t step() const { return opt_->steps(); }
@@ -89,6 +99,8 @@ class Trainer {
   const TrainOptions& options() const { return o_; }
   const LrSchedule& schedule() const { return schedule_; }
   Profiler& profiler() { return profiler_; }
+  Communicator& comm() const { return comm_; }
+  int64_t local_batch() const { return o_.batch / comm_.size(); }  // sequences per rank per micro-batch
   int64_t tokens_per_step() const { return o_.batch * seq_len_ * o_.grad_accum; }
   // Passes over the (unique) training tokens after `steps` steps.
   double epochs(int64_t steps) const { return double(steps * tokens_per_step()) / double(data_.train.size()); }
@@ -96,7 +108,12 @@ class Trainer {
  private:
   Metadata metadata() const;
 
+  void reduce_over_ranks(LossSums& losses);
+  void make_expert_group();
+
   TrainOptions o_;
+  Communicator& comm_;
+  std::unique_ptr<Communicator> expert_group_;  // expert_parallel > 1
   ThreadPool par_;
   std::unique_ptr<StepBackend<float>> backend_;
   Dataset data_;
@@ -107,7 +124,8 @@ class Trainer {
   LrSchedule schedule_;
   std::mt19937_64 rng_;
   std::unique_ptr<BatchReader> reader_;
-  std::vector<int32_t> inputs_, targets_;
+  std::vector<int32_t> inputs_, targets_;  // the global micro-batch (B, S); this rank trains its rows
+  std::vector<float> staging_;             // gradient buckets of device backends
 };
 
 // The whole run as the CLI does it: resume if asked, train, evaluate every eval_every steps, append

@@ -7,7 +7,8 @@
 #   bench/gpu-benchmarks.txt         lines "<bench target> [args...]", run as build-gpu/bench/<target>
 #   bench/gpu-python-benchmarks.txt  lines "<script.py> [args...]", run with python3
 #   --quick  the first call of a GPU session (< 6 minutes on the device's 16 cores): build, every GPU
-#            test (4 at a time: most of their time is NVRTC compiling on the CPU), and one short
+#            test (4 at a time: most of their time is NVRTC compiling on the CPU), the cuda training
+#            backend's step-equality test and a short `moejit train --backend cuda` run, and one short
 #            benchmark per kernel family from bench/gpu-benchmarks-quick.txt, each capped at 90 s.
 # Each benchmark writes $MOEJIT_BENCH_OUT/<name>.json. Each phase prints its wall time, so the next
 # session can size its device call. Exit status: non-zero if any test or benchmark failed.
@@ -48,6 +49,23 @@ jobs=1
 ctest --test-dir "$build" -L gpu -j "$jobs" --output-on-failure --timeout 300 > "$out/ctest-gpu.log" 2>&1 || status=1
 tail -n 25 "$out/ctest-gpu.log"
 phase "ctest -L gpu"
+
+# The cuda training backend (issue 15): its GPU tests ran in -L gpu above; here they get their own
+# log (binaries are cached by then, so this is quick), then `moejit train --backend cuda` end to end
+# on a short run of micro-moe (32 steps of 8 x 64 tokens over the repo's docs as a byte corpus): the
+# log ends with val bits/byte and the rung of every kernel. The same run on the reference backend is
+# the yardstick.
+"$build/tests/runtime/test_runtime" --gtest_filter='CudaStepGpu.*' > "$out/cuda-step.log" 2>&1 \
+  || { echo "   CudaStepGpu FAILED"; status=1; }
+tail -n 15 "$out/cuda-step.log"
+cat docs/*.md README.md > "$out/corpus.txt"
+for backend in cuda reference; do
+  timeout 90 "$build/apps/moejit" train --config micro-moe --backend "$backend" --data "$out/corpus.txt" \
+    --tokens 16384 --batch 8 --eval-every 16 --out "$out/train-$backend" > "$out/train-$backend.log" 2>&1 \
+    || { echo "   train --backend $backend FAILED"; status=1; }
+  echo "== train --backend $backend"; tail -n 8 "$out/train-$backend.log"
+done
+phase "train --backend cuda"
 
 run_list() {  # $1 = list file, $2 = command prefix
   [[ -f "$1" ]] || return 0

@@ -14,8 +14,9 @@ namespace {
 const KernelSpec* gemm_spec(Family family, std::string_view backend) {
   if (backend == "host") {
     static const HostGroupedGemmSpec fwd(Family::grouped_gemm_fwd), up(Family::grouped_gemm_up_swiglu),
-        dgrad(Family::grouped_gemm_dgrad), wgrad(Family::grouped_gemm_wgrad);
-    for (const KernelSpec* s : {&fwd, &up, &dgrad, &wgrad})
+        dgrad(Family::grouped_gemm_dgrad), wgrad(Family::grouped_gemm_wgrad), scores(Family::attention_scores),
+        values(Family::attention_values), grads(Family::attention_grads);
+    for (const KernelSpec* s : {&fwd, &up, &dgrad, &wgrad, &scores, &values, &grads})
       if (s->family() == family) return s;
   }
   if (backend == "cuda") {
@@ -52,6 +53,9 @@ const KernelSpec* find(Family family, std::string_view backend) {
     case Family::grouped_gemm_up_swiglu:
     case Family::grouped_gemm_dgrad:
     case Family::grouped_gemm_wgrad:
+    case Family::attention_scores:
+    case Family::attention_values:
+    case Family::attention_grads:
       return gemm_spec(family, backend);
     case Family::route_gate_fwd:
     case Family::route_gate_bwd:

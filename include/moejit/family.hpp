@@ -27,8 +27,11 @@ enum class Family : uint8_t {
   route_combine_bwd,
   route_combine_fwd,
   route_permute_bwd,
+  attention_scores,
+  attention_values,
+  attention_grads,
 };
-inline constexpr int kFamilyCount = 13;
+inline constexpr int kFamilyCount = 16;
 
 // What a family's Problem describes (problem.hpp has the typed shapes).
 enum class ShapeKind : uint8_t {

@@ -6,6 +6,12 @@
 //           GU is kept: it is what the backward pass (swiglu_bwd, then dgrad) needs.
 //   dgrad:  dX (rows, K) = dY (rows, N) . W_e^T
 //   wgrad:  dW_e (K, N)  = X_e^T . dY_e, reduction over the expert's rows (ragged, maybe zero)
+// Causal (the attention_* families): a group's (rows, K) block, local row i and column j, is
+// lower-triangular (j <= i), as causal attention's scores and probabilities are; the views skip
+// its zero half. dgrad computes only the blocks that reach the diagonal (entries above it are
+// unspecified: the row softmax masks them); fwd reads A (rows, K) only up to the diagonal of the
+// block's last row, wgrad reads X_e (rows, K) only from the block's first column's diagonal down,
+// so both need the masked half to hold zeros (it does: the softmax writes them).
 #pragma once
 #include "host/grouped_gemm.h"
 #include "swiglu/swiglu.h"
@@ -17,12 +23,15 @@ struct GemmFwd {
   float* y;
   const int64* offsets;
   int64 k, n;
+  bool causal;
   int64 rows(int64 e) const { return offsets[e + 1] - offsets[e]; }
   int64 cols() const { return n; }
   template <class T>
   void block(int64 e, int64 i0, int64 mb, int64 j0, int64 nb, const Blocks& blk, const Scratch& s) const {
     const int64 r0 = offsets[e] + i0;
-    gemm_block<T>(View{x + r0 * k, k, 1}, View{w + e * k * n + j0, n, 1}, y + r0 * n + j0, n, mb, nb, k, blk, s);
+    const int64 reduction = causal ? min64(k, i0 + mb) : k;  // A's row i is zero past column i
+    gemm_block<T>(View{x + r0 * k, k, 1}, View{w + e * k * n + j0, n, 1}, y + r0 * n + j0, n, mb, nb, reduction, blk,
+                  s);
   }
 };
 
@@ -52,11 +61,16 @@ struct GemmDgrad {
   float* dx;
   const int64* offsets;
   int64 k, n;
+  bool causal;
   int64 rows(int64 e) const { return offsets[e + 1] - offsets[e]; }
   int64 cols() const { return k; }
   template <class T>
   void block(int64 e, int64 i0, int64 mb, int64 j0, int64 nb, const Blocks& blk, const Scratch& s) const {
     const int64 r0 = offsets[e] + i0;
+    if (causal) {  // only the columns up to the diagonal of the block's last row
+      if (j0 >= i0 + mb) return;
+      nb = min64(nb, i0 + mb - j0);
+    }
     // B (n, k) = W_e^T: element (p, c) at W_e[c * n + p].
     gemm_block<T>(View{dy + r0 * n, n, 1}, View{w + e * k * n + j0 * n, 1, n}, dx + r0 * k + j0, k, mb, nb, n, blk, s);
   }
@@ -67,14 +81,17 @@ struct GemmWgrad {
   float* dw;
   const int64* offsets;
   int64 k, n;
+  bool causal;
   int64 rows(int64) const { return k; }
   int64 cols() const { return n; }
   template <class T>
   void block(int64 e, int64 i0, int64 mb, int64 j0, int64 nb, const Blocks& blk, const Scratch& s) const {
-    const int64 r0 = offsets[e], m = offsets[e + 1] - offsets[e];
+    const int64 m = offsets[e + 1] - offsets[e];
+    // Causal: X_e's column i is zero above row i, so the reduction starts at the block's first row.
+    const int64 p0 = causal ? min64(i0, m) : 0, r0 = offsets[e] + p0;
     // A (k, m) = X_e^T: element (i, p) at X[(r0 + p) * k + i].
-    gemm_block<T>(View{x + r0 * k + i0, 1, k}, View{dy + r0 * n + j0, n, 1}, dw + e * k * n + i0 * n + j0, n, mb, nb, m,
-                  blk, s);
+    gemm_block<T>(View{x + r0 * k + i0, 1, k}, View{dy + r0 * n + j0, n, 1}, dw + e * k * n + i0 * n + j0, n, mb, nb,
+                  m - p0, blk, s);
   }
 };
 
@@ -82,8 +99,10 @@ enum class Family { fwd, swiglu, dgrad, wgrad };
 
 // Entry bodies. args: fwd (x, w, y, offsets, E, K, N, kc, mc, nc); swiglu (x, w, gate_up, h,
 // offsets, E, K, F, kc, mc, nc); dgrad (dy, w, dx, offsets, E, K, N, ...); wgrad (x, dy, dw, ...).
-template <class T, Family FAMILY>
+// CAUSAL: the attention_* families (fwd, dgrad and wgrad views only).
+template <class T, Family FAMILY, bool CAUSAL = false>
 void grouped_gemm_entry(void** args, const HostLaunch* launch) {
+  static_assert(!CAUSAL || FAMILY != Family::swiglu, "no causal fused up-projection");
   auto ptr = [&](int i) { return *static_cast<float* const*>(args[i]); };
   auto num = [&](int i) { return *static_cast<const int64*>(args[i]); };
   constexpr int tail = FAMILY == Family::swiglu ? 5 : 4;  // index of E
@@ -91,13 +110,13 @@ void grouped_gemm_entry(void** args, const HostLaunch* launch) {
   const int64 experts = num(tail), k = num(tail + 1), n = num(tail + 2);
   const Blocks blk{num(tail + 3), num(tail + 4), num(tail + 5)};
   if constexpr (FAMILY == Family::fwd)
-    run_grouped<T>(GemmFwd{ptr(0), ptr(1), ptr(2), offsets, k, n}, experts, blk, launch);
+    run_grouped<T>(GemmFwd{ptr(0), ptr(1), ptr(2), offsets, k, n, CAUSAL}, experts, blk, launch);
   else if constexpr (FAMILY == Family::swiglu)
     run_grouped<T>(GemmSwiglu{ptr(0), ptr(1), ptr(2), ptr(3), offsets, k, n}, experts, blk, launch);
   else if constexpr (FAMILY == Family::dgrad)
-    run_grouped<T>(GemmDgrad{ptr(0), ptr(1), ptr(2), offsets, k, n}, experts, blk, launch);
+    run_grouped<T>(GemmDgrad{ptr(0), ptr(1), ptr(2), offsets, k, n, CAUSAL}, experts, blk, launch);
   else
-    run_grouped<T>(GemmWgrad{ptr(0), ptr(1), ptr(2), offsets, k, n}, experts, blk, launch);
+    run_grouped<T>(GemmWgrad{ptr(0), ptr(1), ptr(2), offsets, k, n, CAUSAL}, experts, blk, launch);
 }
 
 }  // namespace moejit::host

@@ -40,17 +40,24 @@ Config make_config(int64_t isa, TileShape t, int64_t pack, int64_t kc, int64_t m
                 {"kc", kc},   {"mc", mc},   {"nc", nc},   {"threads", threads}};
 }
 
-// The kernel template's name for each family (host::Family in grouped_gemm_families.h).
+// The kernel template's arguments for each family (host::Family and CAUSAL in
+// grouped_gemm_families.h): the attention families are the causal fwd, dgrad and wgrad views.
 const char* kernel_family(Family family) {
   switch (family) {
     case Family::grouped_gemm_fwd:
-      return "fwd";
+      return "fwd, false";
     case Family::grouped_gemm_up_swiglu:
-      return "swiglu";
+      return "swiglu, false";
     case Family::grouped_gemm_dgrad:
-      return "dgrad";
+      return "dgrad, false";
     case Family::grouped_gemm_wgrad:
-      return "wgrad";
+      return "wgrad, false";
+    case Family::attention_scores:
+      return "dgrad, true";
+    case Family::attention_values:
+      return "fwd, true";
+    case Family::attention_grads:
+      return "wgrad, true";
     default:
       throw Error(std::string(to_string(family)) + " is not a grouped GEMM family");
   }

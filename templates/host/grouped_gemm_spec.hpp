@@ -3,6 +3,9 @@
 //   grouped_gemm_up_swiglu  GU = X . [Wg|Wu]_e, H = silu(g)*u  args (x, w_gate_up, gate_up, h)
 //   grouped_gemm_dgrad      dX = dY . W_e^T                  args (dy, w, dx)
 //   grouped_gemm_wgrad      dW_e = X_e^T . dY_e              args (x, dy, dw)
+//   attention_scores, attention_values, attention_grads: the dgrad, fwd and wgrad views with each
+//     group's (rows, K) block lower-triangular (causal attention; host/grouped_gemm_families.h),
+//     launched with the same functions.
 // Problem: a GemmShape (E, K, N; up_swiglu: W has 2N columns; the backward of the fused
 // up-projection is dgrad/wgrad with N = 2F), rows = tokens * top_k, f32 only.
 // Config (all lowercase names):

@@ -119,13 +119,27 @@ std::vector<std::vector<double>> reference(Family kind, const Data& d) {
   return out;
 }
 
+// The attention families are the causal fwd, dgrad and wgrad views (host/grouped_gemm_families.h).
+Family gemm_view(Family kind) {
+  switch (kind) {
+    case Family::attention_scores:
+      return Family::grouped_gemm_dgrad;
+    case Family::attention_values:
+      return Family::grouped_gemm_fwd;
+    case Family::attention_grads:
+      return Family::grouped_gemm_wgrad;
+    default:
+      return kind;
+  }
+}
+
 // Runs the kernel on poisoned (NaN) outputs and returns them.
 std::vector<std::vector<float>> run(Family kind, const Data& d, const Config& config) {
   const HostGroupedGemmSpec spec(kind);
   Kernel& kernel = kernel_for(spec.render(d.problem, config, backend().device()));
   const float nan = std::nanf("");
   const int64_t E = d.problem.gemm().experts;
-  switch (kind) {
+  switch (gemm_view(kind)) {
     case Family::grouped_gemm_fwd: {
       std::vector<float> y(d.rows * d.n, nan);
       launch_host_gemm_fwd(kernel, d.problem, config, d.x.data(), d.w.data(), y.data(), d.offsets.data());
@@ -214,6 +228,38 @@ INSTANTIATE_TEST_SUITE_P(Families, HostGroupedGemm,
                          ::testing::Values(Family::grouped_gemm_fwd, Family::grouped_gemm_up_swiglu,
                                            Family::grouped_gemm_dgrad, Family::grouped_gemm_wgrad),
                          [](const auto& param_info) { return std::string(to_string(param_info.param)); });
+
+// Causal attention's products: G groups of S query rows over S keys, head width hd. The fwd and
+// wgrad views read A lower-triangular per group (zeros above the diagonal, as the softmax writes
+// them) and must equal the full product; the dgrad view (scores) must be right on and below each
+// group's diagonal. Small blocks (mc = mr, nc = nr, kc 16) put block edges on both sides of the
+// diagonal, so skipped blocks, trimmed blocks and shortened reductions all occur.
+TEST(HostAttentionGemm, CausalViewsAgreeWithTheReferenceOnTheirLowerTriangle) {
+  const int64_t G = 3, S = 101, hd = 19;
+  for (Family kind : {Family::attention_scores, Family::attention_values, Family::attention_grads}) {
+    const HostGroupedGemmSpec spec(kind);
+    const Problem p(kind, DType::f32, GemmShape{G, 1, S, hd}, G * S);
+    Data d = make_data(gemm_view(kind), Problem(gemm_view(kind), DType::f32, p.shape, p.tokens), 23);
+    d.problem = p;
+    for (int64_t e = 0; e <= G; ++e) d.offsets[e] = e * S;
+    for (int64_t r = 0; r < G * S; ++r)  // x (rows, S): zero above each group's diagonal
+      for (int64_t j = r % S + 1; j < S; ++j) d.x[r * S + j] = 0.0f;
+    const auto want = reference(gemm_view(kind), d);
+    const Config heuristic = spec.heuristic(p, backend().device());
+    Config small = heuristic;
+    small.set("mc", heuristic.get("mr"));
+    small.set("nc", heuristic.get("nr"));
+    small.set("kc", 16);
+    for (const Config& c : {heuristic, small}) {
+      ASSERT_EQ(spec.prune_reason(p, c, backend().device()), "") << c.to_string();
+      auto got = run(kind, d, c);
+      if (kind == Family::attention_scores)  // above the diagonal: unspecified
+        for (int64_t r = 0; r < G * S; ++r)
+          for (int64_t j = r % S + 1; j < S; ++j) got[0][r * S + j] = float(want[0][r * S + j]);
+      expect_close(got, want, std::string(to_string(kind)) + " " + c.to_string());
+    }
+  }
+}
 
 TEST(HostGroupedGemmSpec, PrunesWithReasons) {
   const HostGroupedGemmSpec spec(Family::grouped_gemm_fwd);

@@ -1,4 +1,4 @@
-#include "host_kernel_cache.hpp"
+#include "kernel_cache.hpp"
 
 #include <algorithm>
 
@@ -6,11 +6,10 @@
 
 namespace moejit::runtime {
 
-HostKernelCache::HostKernelCache(const Options& o)
-    : backend_(nullptr, o.threads),
-      lookup_(TuningStore(o.tuning_dir.empty() ? TuningStore::default_dir() : o.tuning_dir)) {}
+KernelCache::KernelCache(Backend& backend, const std::filesystem::path& tuning_dir)
+    : backend_(backend), lookup_(TuningStore(tuning_dir.empty() ? TuningStore::default_dir() : tuning_dir)) {}
 
-HostKernelCache::Entry HostKernelCache::resolve(const Problem& problem) {
+KernelCache::Entry KernelCache::resolve(const Problem& problem) {
   Entry e;
   e.spec = &spec_for(problem.family, backend_.name());
   const std::string key = problem.key();
@@ -30,7 +29,7 @@ HostKernelCache::Entry HostKernelCache::resolve(const Problem& problem) {
   return e;
 }
 
-void ChoiceLog::record(const std::string& kernel, const HostKernelCache::Entry& e) {
+void ChoiceLog::record(const std::string& kernel, const KernelCache::Entry& e) {
   const Rung rung = e.result->rung;
   auto [it, fresh] = index_.emplace(kernel, choices_.size());
   if (fresh) {

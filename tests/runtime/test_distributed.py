@@ -1,0 +1,204 @@
+#!/usr/bin/python3
+"""`mpirun -np N moejit train` end to end on micro configs (a few steps, the reference backend: no JIT
+compiles), checked against single-process runs of the same global batch:
+
+- data parallel over 2 and 4 ranks = one process with --batch B/R --grad-accum R (the same sequences
+  and router statistics), loss for loss within LOSS_RTOL; a dense model = one process with --batch B;
+- rank 0 alone writes metrics and checkpoints, and they resume under mpirun;
+- a killed rank ends the whole job with a message naming it, the last checkpoint stays intact, and a
+  resumed run continues exactly as an uninterrupted one.
+
+Needs MOEJIT_BIN (ctest sets it) and mpirun (Open MPI); without mpirun, or with a moejit built without
+MPI (MOEJIT_WITH_MPI=OFF), it skips with a message (exit code 77)."""
+import json
+import os
+import pathlib
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+MOEJIT = os.environ.get("MOEJIT_BIN", str(ROOT / "build" / "apps" / "moejit"))
+MPIRUN = os.environ.get("MOEJIT_MPIRUN", "")
+if not MPIRUN or MPIRUN.endswith("NOTFOUND"):  # CMake's find_program found none
+    MPIRUN = shutil.which("mpirun")
+SKIP = 77
+SEQ = 64  # the micro configs' seq_len
+BATCH = 4  # global sequences per micro-batch
+# Why not bit-exact: a rank sums its own tokens' gradient contributions and MPI then adds the ranks'
+# sums, where one process accumulates micro-batch after micro-batch (and the embedding's scatter-add
+# token after token); float addition is not associative, so the last bits differ and a few AdamW
+# steps carry that to ~1e-7 relative in the loss. 1e-5 leaves room and still fails on any real error
+# (a wrong slice or scale moves the loss by > 1e-3).
+LOSS_RTOL = 1e-5
+
+
+def write_corpus(path):
+    """English-like text that needs no installed files (the trainer splits off its last 5%)."""
+    rng = random.Random(11)
+    words = ["the ", "quick ", "brown ", "fox ", "jumps ", "over ", "a ", "lazy ", "dog. ", "and\n"]
+    path.write_text("".join(rng.choice(words) for _ in range(6000)))
+    return path
+
+
+def mpirun(n):
+    # --oversubscribe: CI machines have 2 cores; --allow-run-as-root: CI containers run as root.
+    return [MPIRUN, "--oversubscribe", "--allow-run-as-root", "-np", str(n)]
+
+
+def train_args(config, corpus, out, steps, batch=BATCH, grad_accum=1, extra=()):
+    tokens = steps * batch * grad_accum * SEQ
+    return [MOEJIT, "train", "--config", config, "--data", str(corpus), "--out", str(out), "--backend", "reference",
+            "--batch", str(batch), "--grad-accum", str(grad_accum), "--tokens", str(tokens), "--threads", "1",
+            "--warmup", "1", "--lr", "1e-2", "--eval-every", "0", "--eval-batches", "1", *extra]
+
+
+def run(cmd, cache, check=True):
+    env = dict(os.environ, MOEJIT_CACHE_DIR=str(cache))
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=240)
+    if check and p.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({p.returncode}):\n{p.stdout}\n{p.stderr}")
+    return p
+
+
+def losses(out):
+    rows = [json.loads(line) for line in (pathlib.Path(out) / "metrics.jsonl").read_text().splitlines()]
+    return {r["step"]: r["loss"] for r in rows if "loss" in r}
+
+
+class Distributed(unittest.TestCase):
+    def setUp(self):
+        self.tmp = pathlib.Path(tempfile.mkdtemp(prefix="moejit-mpi-"))
+        self.corpus = write_corpus(self.tmp / "corpus.txt")
+        self.cache = self.tmp / "cache"
+
+    def tearDown(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def assert_same_curve(self, got, want, rtol=LOSS_RTOL):
+        self.assertEqual(sorted(got), sorted(want))
+        for step in want:
+            self.assertLessEqual(abs(got[step] - want[step]), rtol * abs(want[step]),
+                                 f"step {step}: {got[step]!r} vs {want[step]!r}")
+
+    def test_data_parallel_moe_equals_one_process_with_grad_accum(self):
+        """R ranks x B/R sequences = one process with --batch B/R --grad-accum R (router statistics
+        are per B/R sequences in both)."""
+        steps = 4
+        for ranks in (2, 4):
+            with self.subTest(ranks=ranks):
+                single, dp = self.tmp / f"single{ranks}", self.tmp / f"dp{ranks}"
+                run(train_args("micro-moe", self.corpus, single, steps, BATCH // ranks, ranks), self.cache)
+                p = run(mpirun(ranks) + train_args("micro-moe", self.corpus, dp, steps), self.cache)
+                self.assertIn(f"data parallel over {ranks} processes", p.stdout)
+                self.assertEqual(p.stdout.count("schedule "), 1, "only rank 0 prints")
+                self.assert_same_curve(losses(dp), losses(single))
+                self.assertEqual(len(list(dp.glob("ckpt_step*.safetensors"))), 1)
+
+    def test_expert_parallel_equals_one_process_with_grad_accum(self):
+        """Experts split over groups of P ranks (pure EP and EP x DP): the same curve as one process
+        with --batch B/R --grad-accum R; the tokens of each expert meet on its owner."""
+        steps = 4
+        for ranks, ep in ((2, 2), (4, 2), (4, 4)):
+            with self.subTest(ranks=ranks, ep=ep):
+                single, run_dir = self.tmp / f"single{ranks}_{ep}", self.tmp / f"ep{ranks}_{ep}"
+                run(train_args("micro-moe", self.corpus, single, steps, BATCH // ranks, ranks), self.cache)
+                p = run(mpirun(ranks) + train_args("micro-moe", self.corpus, run_dir, steps,
+                                                   extra=["--expert-parallel", str(ep)]), self.cache)
+                self.assertIn(f"experts split over groups of {ep} ranks", p.stdout)
+                self.assert_same_curve(losses(run_dir), losses(single))
+
+    def test_expert_parallel_not_dividing_experts_is_refused(self):
+        p = run(mpirun(2) + train_args("micro-moe", self.corpus, self.tmp / "o", 2, extra=["--expert-parallel", "3"]),
+                self.cache, check=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("does not divide the 8 experts", p.stdout + p.stderr)
+
+    def test_data_parallel_dense_equals_one_process_same_batch(self):
+        """Without a router nothing depends on how the batch is split: R ranks = one process, same --batch."""
+        steps = 4
+        single, dp = self.tmp / "single", self.tmp / "dp"
+        run(train_args("micro-dense", self.corpus, single, steps), self.cache)
+        run(mpirun(2) + train_args("micro-dense", self.corpus, dp, steps), self.cache)
+        self.assert_same_curve(losses(dp), losses(single))
+
+    def test_data_parallel_resumes_with_another_rank_count(self):
+        """A checkpoint holds the whole model and the global data position: one process trains 2 steps,
+        2 ranks resume to step 4, the same curve as one process throughout (dense: no router)."""
+        stop = ["--checkpoint-every", "2"]
+        single, mixed = self.tmp / "single", self.tmp / "mixed"
+        run(train_args("micro-dense", self.corpus, single, 4, extra=stop), self.cache)
+        run(train_args("micro-dense", self.corpus, mixed, 4, extra=stop + ["--stop-after", "2"]), self.cache)
+        p = run(mpirun(2) + train_args("micro-dense", self.corpus, mixed, 4, extra=stop + ["--resume"]), self.cache)
+        self.assertIn("resumed from", p.stdout)
+        self.assert_same_curve(losses(mixed), losses(single))
+
+    def test_error_on_one_rank_ends_the_job_naming_it(self):
+        """Rank 1 alone fails (its --data is missing): every rank ends, where rank 0 would otherwise wait
+        in its first collective forever, and the message names rank 1."""
+        args = train_args("micro-dense", self.corpus, self.tmp / "o", 2)
+        # On rank 1 the value after --data becomes a missing file.
+        script = ('for a; do shift; if [ "$OMPI_COMM_WORLD_RANK" = 1 ] && [ "$prev" = --data ]; then '
+                  'a=/nonexistent/corpus.txt; fi; set -- "$@" "$a"; prev=$a; done; exec "$@"')
+        p = run(mpirun(2) + ["sh", "-c", script, "sh", *args], self.cache, check=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("rank 1 of 2: --data /nonexistent/corpus.txt does not exist", p.stdout + p.stderr)
+
+    def test_batch_not_divisible_by_ranks_is_refused(self):
+        p = run(mpirun(2) + train_args("micro-dense", self.corpus, self.tmp / "o", 2, batch=3), self.cache, check=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("not divisible by the 2 processes", p.stdout + p.stderr)
+
+    def test_killed_rank_ends_job_and_last_checkpoint_resumes(self):
+        """Kill rank 1 mid-run: mpirun ends the job naming rank 1; the newest checkpoint loads and a
+        resumed run continues as an uninterrupted one."""
+        stop = 16  # the steps both runs end at (the schedule is a long run's: --stop-after)
+        long_run = ["--checkpoint-every", "1", "--stop-after", str(stop)]
+        killed, whole = self.tmp / "killed", self.tmp / "whole"
+        env = dict(os.environ, MOEJIT_CACHE_DIR=str(self.cache))
+        job = subprocess.Popen(mpirun(2) + train_args("micro-moe", self.corpus, killed, 400, extra=long_run),
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+        try:
+            rank1 = self.wait_for_rank(job.pid, 1, killed / "ckpt_step00000002.safetensors")
+            os.kill(rank1, signal.SIGKILL)
+            output, _ = job.communicate(timeout=60)
+        finally:
+            if job.poll() is None:
+                job.kill()
+        self.assertNotEqual(job.returncode, 0, output)
+        self.assertRegex(output, r"rank 1\b.*(signal 9|Killed)", output)
+        newest = sorted(killed.glob("ckpt_step*.safetensors"))[-1]
+        self.assertLess(int(newest.stem[len("ckpt_step"):]), stop, "the kill came too late to test resuming")
+        resumed = run(mpirun(2) + train_args("micro-moe", self.corpus, killed, 400, extra=long_run + ["--resume"]),
+                      self.cache)
+        self.assertIn("resumed from", resumed.stdout)
+        run(mpirun(2) + train_args("micro-moe", self.corpus, whole, 400, extra=long_run), self.cache)
+        # The same ranks, reduction and data: the resumed steps repeat the uninterrupted ones bit for bit.
+        self.assertEqual(losses(killed), losses(whole))
+
+    def wait_for_rank(self, mpirun_pid, rank, ready, timeout=120):
+        """The pid of MPI rank `rank` (a child of mpirun, its environment names its rank) once `ready` exists."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if ready.exists():
+                for child in pathlib.Path(f"/proc/{mpirun_pid}/task/{mpirun_pid}/children").read_text().split():
+                    environ = pathlib.Path(f"/proc/{child}/environ").read_bytes().split(b"\0")
+                    if f"OMPI_COMM_WORLD_RANK={rank}".encode() in environ:
+                        return int(child)
+            time.sleep(0.05)
+        self.fail(f"no rank {rank} process and {ready.name} within {timeout} s")
+
+
+if __name__ == "__main__":
+    if not MPIRUN:
+        print("SKIP: mpirun not found (Debian: openmpi-bin); the distributed tests need it")
+        sys.exit(SKIP)
+    if os.environ.get("MOEJIT_WITH_MPI", "ON").upper() in ("OFF", "0", "FALSE"):
+        print("SKIP: moejit was built without MPI (-DMOEJIT_WITH_MPI=OFF)")
+        sys.exit(SKIP)
+    unittest.main()
