@@ -1,6 +1,7 @@
 #include "model_config.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <set>
 
@@ -120,6 +121,9 @@ RouterConfig router_from_json(const json& j, const std::string& origin) {
   c.topk_groups = r.integer("topk_groups", c.topk_groups);
   c.aux_loss_coef = r.number("aux_loss_coef", c.aux_loss_coef);
   c.z_loss_coef = r.number("z_loss_coef", c.z_loss_coef);
+  c.scaling = r.number("scaling", c.scaling);
+  c.bias_update_rate = r.number("bias_update_rate", c.bias_update_rate);
+  c.capacity_factor = r.number("capacity_factor", c.capacity_factor);
   r.reject_unknown();
   return c;
 }
@@ -200,6 +204,11 @@ void validate(const ModelConfig& c, const std::string& origin) {
   check(m.top_k <= r.topk_groups * (m.experts / r.groups), origin,
         "moe.top_k exceeds the experts in the topk_groups selected groups");
   check(r.aux_loss_coef >= 0 && r.z_loss_coef >= 0, origin, "moe.router loss coefficients must be >= 0");
+  check(std::isfinite(r.scaling) && r.scaling > 0, origin, "moe.router.scaling must be a finite number > 0");
+  check(std::isfinite(r.bias_update_rate) && r.bias_update_rate >= 0, origin,
+        "moe.router.bias_update_rate must be a finite number >= 0 (0: no selection bias)");
+  check(std::isfinite(r.capacity_factor) && r.capacity_factor >= 0, origin,
+        "moe.router.capacity_factor must be a finite number >= 0 (0: no capacity, nothing dropped)");
   if (c.scope == ModelScope::moe_layer) {
     check(m.dense_layers.empty(), origin, "moe.dense_layers does not apply to scope \"moe_layer\"");
     return;
@@ -288,6 +297,13 @@ json to_json(const ModelConfig& c) {
                     {"topk_groups", m.router.topk_groups},
                     {"aux_loss_coef", m.router.aux_loss_coef},
                     {"z_loss_coef", m.router.z_loss_coef}};
+    // Written only when set, so that the configs (and checkpoints) of runs without them keep their text.
+    const RouterConfig defaults;
+    if (m.router.scaling != defaults.scaling) jm["router"]["scaling"] = m.router.scaling;
+    if (m.router.bias_update_rate != defaults.bias_update_rate)
+      jm["router"]["bias_update_rate"] = m.router.bias_update_rate;
+    if (m.router.capacity_factor != defaults.capacity_factor)
+      jm["router"]["capacity_factor"] = m.router.capacity_factor;
     j["moe"] = jm;
   }
   return j;

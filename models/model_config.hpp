@@ -25,6 +25,13 @@ struct RouterConfig {
   int64_t topk_groups = 1;        // ... and tokens pick experts only from their best `topk_groups`
   double aux_loss_coef = 0.01;    // weight of E*sum_i f_i*p_i
   double z_loss_coef = 0.0;       // weight of mean(logsumexp(logits)^2)
+  double scaling = 1.0;           // routed scaling factor: the K weights are multiplied by it
+  // Auxiliary-loss-free balancing (DeepSeek-V3): a per-expert selection bias, added to the scores
+  // for the choice of experts only, moved by +-rate after every step toward the mean load. 0: off.
+  double bias_update_rate = 0.0;
+  // Per-expert capacity ceil(factor * tokens * K / E); choices beyond it are dropped (the earliest
+  // tokens are kept). 0: no capacity, nothing dropped.
+  double capacity_factor = 0.0;
   bool operator==(const RouterConfig&) const = default;
 };
 

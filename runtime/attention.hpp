@@ -1,5 +1,6 @@
 // Multi-head causal self-attention with ALiBi (no position embeddings): score(t, s) = q_t.k_s / sqrt(hd)
-// - m_h (t - s) for s <= t, slope m_h = 2^(-8 (h+1) / H) (the ALiBi paper's geometric sequence).
+// - m_h (t - s) for s <= t, slope m_h = 2^(-8 (h+1) / H) (the ALiBi paper's geometric sequence); or
+// without ALiBi after RoPE has rotated q and k (rope_rotate).
 // Forward and hand-written backward on the fused qkv buffer; the projections are matmuls (ops.hpp).
 #pragma once
 #include <cmath>
@@ -16,13 +17,13 @@ inline double alibi_slope(int head, int n_heads) {
 // qkv (B, T, 3C) = [q | k | v], head h uses columns [h*hd, (h+1)*hd) of each; out (B, T, C);
 // att (B, H, T, T) the softmax weights (upper triangle unused), saved for the backward.
 template <typename T>
-void attention_forward(ThreadPool& par, T* out, T* att, const T* qkv, i64 B, i64 Tn, i64 C, i64 H) {
+void attention_forward(ThreadPool& par, T* out, T* att, const T* qkv, i64 B, i64 Tn, i64 C, i64 H, bool alibi) {
   const i64 hd = C / H;
   const T scale = T(1) / std::sqrt(T(hd));
   par.for_range(B * H, 1, [&](i64 first, i64 last) {
     for (i64 bh = first; bh < last; ++bh) {
       i64 b = bh / H, h = bh % H;
-      T slope = T(alibi_slope(int(h), int(H)));
+      T slope = alibi ? T(alibi_slope(int(h), int(H))) : T(0);
       for (i64 t = 0; t < Tn; ++t) {
         const T* q = qkv + (b * Tn + t) * 3 * C + h * hd;
         T* a = att + ((b * H + h) * Tn + t) * Tn;
@@ -72,6 +73,30 @@ void attention_backward(ThreadPool& par, T* dqkv, const T* dout, const T* qkv, c
           axpy(dqkv + row + C + h * hd, dscore, q, hd);
         }
       }
+    }
+  });
+}
+
+// RoPE (rotate-half pairing): in each head of q and k, (x_i, x_{i+hd/2}) is rotated by the angle
+// t * kRopeBase^(-2i/hd) at position t (minus that angle when inverse: the backward).
+inline constexpr double kRopeBase = 10000.0;
+template <typename T>
+void rope_rotate(ThreadPool& par, T* qkv, i64 B, i64 Tn, i64 C, i64 H, bool inverse) {
+  const i64 hd = C / H, half = hd / 2;
+  par.for_range(B * Tn, 16, [&](i64 first, i64 last) {
+    for (i64 bt = first; bt < last; ++bt) {
+      const i64 t = bt % Tn;
+      for (i64 part = 0; part < 2; ++part)  // q, k
+        for (i64 h = 0; h < H; ++h) {
+          T* x = qkv + bt * 3 * C + part * C + h * hd;
+          for (i64 i = 0; i < half; ++i) {
+            const double angle = double(t) * std::pow(kRopeBase, -2.0 * double(i) / double(hd));
+            const T c = T(std::cos(angle)), s = inverse ? -T(std::sin(angle)) : T(std::sin(angle));
+            const T a = x[i], b = x[i + half];
+            x[i] = a * c - b * s;
+            x[i + half] = a * s + b * c;
+          }
+        }
     }
   });
 }

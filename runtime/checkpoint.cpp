@@ -13,21 +13,38 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 static constexpr const char* kFormat = "moejit-checkpoint-1";
-static const char* kGroups[3] = {"param.", "adam_m.", "adam_v."};
+
+namespace {
+
+// The tensor groups of a checkpoint: a name prefix, the tensors and their flat buffer (null: absent).
+struct Group {
+  const char* prefix;
+  const std::vector<ParamTensor>* tensors;
+  float* values;
+};
+
+std::vector<Group> groups_of(const CheckpointTensors& t) {
+  std::vector<Group> g{
+      {"param.", t.tensors, t.params}, {"adam_m.", t.tensors, t.adam_m}, {"adam_v.", t.tensors, t.adam_v}};
+  if (t.state_tensors && !t.state_tensors->empty()) g.push_back({"state.", t.state_tensors, t.state});
+  std::erase_if(g, [](const Group& x) { return !x.values; });
+  return g;
+}
+
+}  // namespace
 
 void save_checkpoint(const fs::path& path, const CheckpointTensors& t, const Metadata& metadata) {
   json header = json::object();
   std::string payload;
   size_t total = 0;
-  for (const auto& p : *t.tensors) total += size_t(p.size) * 4;
-  payload.reserve(3 * total);
-  float* groups[3] = {t.params, t.adam_m, t.adam_v};
-  for (int g = 0; g < 3; ++g) {
-    if (!groups[g]) continue;
-    for (const auto& p : *t.tensors) {
+  for (const Group& g : groups_of(t))
+    for (const auto& p : *g.tensors) total += size_t(p.size) * 4;
+  payload.reserve(total);
+  for (const Group& g : groups_of(t)) {
+    for (const auto& p : *g.tensors) {
       size_t begin = payload.size();
-      payload.append(reinterpret_cast<const char*>(groups[g] + p.offset), size_t(p.size) * 4);
-      header[kGroups[g] + p.name] = {{"dtype", "F32"}, {"shape", p.shape}, {"data_offsets", {begin, payload.size()}}};
+      payload.append(reinterpret_cast<const char*>(g.values + p.offset), size_t(p.size) * 4);
+      header[g.prefix + p.name] = {{"dtype", "F32"}, {"shape", p.shape}, {"data_offsets", {begin, payload.size()}}};
     }
   }
   json meta = metadata;
@@ -95,16 +112,14 @@ Metadata read_checkpoint_metadata(const fs::path& path) {
 
 Metadata load_checkpoint(const fs::path& path, const CheckpointTensors& t) {
   Parsed p = parse(path);
-  float* groups[3] = {t.params, t.adam_m, t.adam_v};
   struct Copy {
     float* dst;
     size_t src, bytes;
   };
   std::vector<Copy> copies;  // validate everything before touching any buffer
-  for (int g = 0; g < 3; ++g) {
-    if (!groups[g]) continue;
-    for (const auto& tensor : *t.tensors) {
-      std::string key = kGroups[g] + tensor.name;
+  for (const Group& g : groups_of(t)) {
+    for (const auto& tensor : *g.tensors) {
+      std::string key = g.prefix + tensor.name;
       if (!p.header.contains(key))
         throw Error("checkpoint " + path.string() + " has no tensor '" + key +
                     "': it was written for a different model config");
@@ -116,7 +131,7 @@ Metadata load_checkpoint(const fs::path& path, const CheckpointTensors& t) {
       if (off.size() != 2 || off[1] < off[0] || off[1] - off[0] != size_t(tensor.size) * 4 ||
           p.data_start + off[1] > p.bytes.size())
         throw Error("checkpoint " + path.string() + " is corrupt: bad data_offsets for '" + key + "'");
-      copies.push_back({groups[g] + tensor.offset, p.data_start + off[0], off[1] - off[0]});
+      copies.push_back({g.values + tensor.offset, p.data_start + off[0], off[1] - off[0]});
     }
   }
   for (const auto& c : copies) std::memcpy(c.dst, p.bytes.data() + c.src, c.bytes);

@@ -1,6 +1,7 @@
 // Checkpoints as safetensors files: weights, AdamW m and v as F32 tensors ("param.<name>", "adam_m.<name>",
-// "adam_v.<name>"); step, RNG state, data position, the model config and a checksum of the payload in
-// the header's __metadata__ (string -> string, as the format requires). Written atomically.
+// "adam_v.<name>"), and the model's state that is not a parameter (the router biases: "state.<name>"); step, RNG state,
+// data position, the model config and a checksum of the payload in the header's __metadata__ (string -> string, as the
+// format requires). Written atomically.
 #pragma once
 #include <filesystem>
 #include <map>
@@ -16,6 +17,8 @@ struct CheckpointTensors {  // views of equal-length flat buffers described by `
   float* params = nullptr;
   float* adam_m = nullptr;  // may be null (eval loads weights only)
   float* adam_v = nullptr;
+  const std::vector<ParamTensor>* state_tensors = nullptr;  // may be null or empty (no state)
+  float* state = nullptr;
 };
 
 using Metadata = std::map<std::string, std::string>;

@@ -30,21 +30,21 @@ void CudaMoeKernels::grouped_gemm(LayerStep step, const MoeShape& s, const GemmC
   launch_grouped_gemm(*c.kernels[0], c.problem, c.config, cache_.backend().device(), args);
 }
 
-void CudaMoeKernels::gate_fwd(const MoeShape& s, int32_t* index, float* weight, float* probs, float* lse,
-                              const float* logits) {
+void CudaMoeKernels::gate_fwd(const MoeShape& s, const GateParams& gate, const float* bias, int32_t* index,
+                              float* weight, float* probs, float* lse, const float* logits) {
   auto c = steps_.prepare(LayerStep::gate_fwd, s);
-  launch_route_gate_fwd(*c.kernels[0], c.problem, c.config, routing_args::gate_fwd(index, weight, probs, lse, logits));
+  launch_route_gate_fwd(*c.kernels[0], c.problem, c.config,
+                        routing_args::gate_fwd(gate, bias, index, weight, probs, lse, logits));
 }
 
-void CudaMoeKernels::plan(const MoeShape& s, const RouterLossCoefs& coefs, int32_t* counts, int32_t* offsets,
-                          int32_t* slot, int32_t* row_source, float* aux_scale, float* losses, const int32_t* index,
-                          const float* probs, const float* lse) {
+void CudaMoeKernels::plan(const MoeShape& s, const RouterLossCoefs& coefs, int capacity, int32_t* counts,
+                          int32_t* dropped, int32_t* offsets, int32_t* slot, int32_t* row_source, float* aux_scale,
+                          float* losses, const int32_t* index, const float* probs, const float* lse) {
   auto c = steps_.prepare(LayerStep::plan, s);
   ensure(plan_workspace_, memory_, DType::f32, int64_t(route_plan_workspace_bytes(c.problem, c.config) / 4 + 1));
-  ensure(plan_dropped_, memory_, DType::i32, s.n_experts);
-  PlanArgs a = routing_args::plan(coefs, counts, offsets, slot, row_source, aux_scale, losses, index, probs, lse);
+  PlanArgs a = routing_args::plan(coefs, capacity, counts, dropped, offsets, slot, row_source, aux_scale, losses, index,
+                                  probs, lse);
   a.workspace = plan_workspace_.ptr().data;
-  a.dropped = plan_dropped_.as<int32_t>();
   launch_route_plan(*c.kernels[0], *c.kernels[1], *c.kernels[2], c.problem, c.config, a);
 }
 
@@ -112,11 +112,15 @@ void CudaMoeKernels::permute_bwd(const MoeShape& s, float* d_x, const float* d_x
   launch_route_gather(*c.kernels[0], c.problem, c.config, routing_args::permute_bwd(d_x, d_x_perm, slot));
 }
 
-void CudaMoeKernels::gate_bwd(const MoeShape& s, float* d_logits, const float* logits, const int32_t* index,
-                              const float* d_weight, const float* aux_scale, float z_scale) {
+void CudaMoeKernels::gate_bwd(const MoeShape& s, const GateParams& gate, float* d_logits, const float* logits,
+                              const int32_t* index, const float* d_weight, const float* aux_scale, float z_scale) {
   auto c = steps_.prepare(LayerStep::gate_bwd, s);
   launch_route_gate_bwd(*c.kernels[0], c.problem, c.config,
-                        routing_args::gate_bwd(d_logits, logits, index, d_weight, aux_scale, z_scale));
+                        routing_args::gate_bwd(gate, d_logits, logits, index, d_weight, aux_scale, z_scale));
+}
+
+void CudaMoeKernels::bias_update(const MoeShape& s, float* bias, const int32_t* load, float rate) {
+  steps_.bias_update(s, bias, load, rate);
 }
 
 }  // namespace moejit::runtime

@@ -27,11 +27,11 @@ class CudaMoeKernels final : public MoeKernels<float> {
   std::string backend() const override { return "cuda"; }
   std::vector<KernelChoice> kernel_choices() const override { return steps_.kernel_choices(); }
 
-  void gate_fwd(const MoeShape& s, int32_t* index, float* weight, float* probs, float* lse,
-                const float* logits) override;
-  void plan(const MoeShape& s, const RouterLossCoefs& coefs, int32_t* counts, int32_t* offsets, int32_t* slot,
-            int32_t* row_source, float* aux_scale, float* losses, const int32_t* index, const float* probs,
-            const float* lse) override;
+  void gate_fwd(const MoeShape& s, const GateParams& gate, const float* bias, int32_t* index, float* weight,
+                float* probs, float* lse, const float* logits) override;
+  void plan(const MoeShape& s, const RouterLossCoefs& coefs, int capacity, int32_t* counts, int32_t* dropped,
+            int32_t* offsets, int32_t* slot, int32_t* row_source, float* aux_scale, float* losses, const int32_t* index,
+            const float* probs, const float* lse) override;
   void permute_fwd(const MoeShape& s, float* x_perm, const float* x, const int32_t* slot) override;
   void up_swiglu(const MoeShape& s, float* gate_up, float* h, const float* x_perm, const float* w_up,
                  const int32_t* offsets) override;
@@ -50,8 +50,9 @@ class CudaMoeKernels final : public MoeKernels<float> {
   void up_wgrad(const MoeShape& s, float* d_w_up, const float* x_perm, const float* d_gate_up,
                 const int32_t* offsets) override;
   void permute_bwd(const MoeShape& s, float* d_x, const float* d_x_perm, const int32_t* slot) override;
-  void gate_bwd(const MoeShape& s, float* d_logits, const float* logits, const int32_t* index, const float* d_weight,
-                const float* aux_scale, float z_scale) override;
+  void gate_bwd(const MoeShape& s, const GateParams& gate, float* d_logits, const float* logits, const int32_t* index,
+                const float* d_weight, const float* aux_scale, float z_scale) override;
+  void bias_update(const MoeShape& s, float* bias, const int32_t* load, float rate) override;
 
  private:
   // A grouped GEMM step: operands a, b (fp32, n_a and n_b elements) converted to bf16, then the
@@ -72,8 +73,8 @@ class CudaMoeKernels final : public MoeKernels<float> {
   KernelCache& cache_;
   CudaStepOps& ops_;
   BackendMemory& memory_;
-  Buffer a16_, b16_;                      // the GEMMs' bf16 operands
-  Buffer plan_workspace_, plan_dropped_;  // route_plan's scratch (bytes as f32 words; E ints)
+  Buffer a16_, b16_;       // the GEMMs' bf16 operands
+  Buffer plan_workspace_;  // route_plan's scratch (bytes as f32 words)
 };
 
 }  // namespace moejit::runtime

@@ -160,6 +160,13 @@ void CudaStepBackend::swiglu_bwd(TypedPtr d_gate_up, TypedPtr d_h, TypedPtr gate
 }
 
 void CudaStepBackend::add(TypedPtr out, TypedPtr in, i64 n) {
+  if (out.dtype == DType::i32 && n > 0) {
+    // The MoE layers' load counters (E ints per forward): summed on the host for now, which waits
+    // for the stream. TODO: an i32 add step op, so that the step stays capturable in one graph.
+    std::vector<int32_t> o = download<int32_t>(out, n), x = download<int32_t>(in, n);
+    for (i64 i = 0; i < n; ++i) o[size_t(i)] += x[size_t(i)];
+    return upload<int32_t>(out, o);
+  }
   if (n > 0)
     ops_.launch(StepOp::add, blocks(StepOp::add, n), 1u, out.as<float>(), static_cast<const float*>(in.as<float>()),
                 ull(n));

@@ -91,7 +91,8 @@ void HostDenseOps::split_heads(const float* qkv, int64_t B, int64_t S, int64_t C
   });
 }
 
-void HostDenseOps::attention_fwd(float* out, float* att, const float* qkv, int64_t B, int64_t S, int64_t C, int64_t H) {
+void HostDenseOps::attention_fwd(float* out, float* att, const float* qkv, int64_t B, int64_t S, int64_t C, int64_t H,
+                                 bool alibi) {
   const int64_t hd = C / H, G = B * H;
   const float scale = 1.0f / std::sqrt(float(hd));
   split_heads(qkv, B, S, C, H);
@@ -103,7 +104,7 @@ void HostDenseOps::attention_fwd(float* out, float* att, const float* qkv, int64
                          off);
   par_.for_range(G, 1, [&](int64_t first, int64_t last) {
     for (int64_t g = first; g < last; ++g) {
-      const float slope = alibi_slope_f32(int(g % H), int(H));
+      const float slope = alibi ? alibi_slope_f32(int(g % H), int(H)) : 0.0f;  // 0: no ALiBi (RoPE)
       for (int64_t t = 0; t < S; ++t) {
         float* row = att + (g * S + t) * S;
         alibi_softmax_row(SingleLane{}, row, row, t, S, scale, slope);

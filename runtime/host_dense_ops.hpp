@@ -23,7 +23,7 @@ class HostDenseOps {
   void matmul_fwd(float* out, const float* in, const float* w, int64_t N, int64_t C, int64_t OC);
   void matmul_bwd(float* d_in, bool accumulate, float* d_w, const float* d_out, const float* in, const float* w,
                   int64_t N, int64_t C, int64_t OC);
-  void attention_fwd(float* out, float* att, const float* qkv, int64_t B, int64_t S, int64_t C, int64_t H);
+  void attention_fwd(float* out, float* att, const float* qkv, int64_t B, int64_t S, int64_t C, int64_t H, bool alibi);
   void attention_bwd(float* d_qkv, const float* d_out, const float* qkv, const float* att, int64_t B, int64_t S,
                      int64_t C, int64_t H);
   void swiglu_fwd(float* h, const float* gate_up, int64_t N, int64_t F);

@@ -17,7 +17,6 @@ struct JitHostMoeKernels::Impl {
   // Scratch: int64 offsets for the GEMMs, a weight gradient before it is accumulated, plan buffers.
   std::vector<int64_t> offsets64;
   std::vector<float> dw, plan_workspace;
-  std::vector<int32_t> dropped;
 
   MoeStepResolver::Call prepare(LayerStep step, const MoeShape& s) { return steps.prepare(step, s); }
 
@@ -42,21 +41,21 @@ std::vector<KernelChoice> JitHostMoeKernels::kernel_choices() const {
   return impl_->steps.kernel_choices();
 }
 
-void JitHostMoeKernels::gate_fwd(const MoeShape& s, int32_t* index, float* weight, float* probs, float* lse,
-                                 const float* logits) {
+void JitHostMoeKernels::gate_fwd(const MoeShape& s, const GateParams& gate, const float* bias, int32_t* index,
+                                 float* weight, float* probs, float* lse, const float* logits) {
   auto c = impl_->prepare(LayerStep::gate_fwd, s);
-  launch_route_gate_fwd(*c.kernels[0], c.problem, c.config, routing_args::gate_fwd(index, weight, probs, lse, logits));
+  launch_route_gate_fwd(*c.kernels[0], c.problem, c.config,
+                        routing_args::gate_fwd(gate, bias, index, weight, probs, lse, logits));
 }
 
-void JitHostMoeKernels::plan(const MoeShape& s, const RouterLossCoefs& coefs, int32_t* counts, int32_t* offsets,
-                             int32_t* slot, int32_t* row_source, float* aux_scale, float* losses, const int32_t* index,
-                             const float* probs, const float* lse) {
+void JitHostMoeKernels::plan(const MoeShape& s, const RouterLossCoefs& coefs, int capacity, int32_t* counts,
+                             int32_t* dropped, int32_t* offsets, int32_t* slot, int32_t* row_source, float* aux_scale,
+                             float* losses, const int32_t* index, const float* probs, const float* lse) {
   auto c = impl_->prepare(LayerStep::plan, s);
   impl_->plan_workspace.resize(route_plan_workspace_bytes(c.problem, c.config) / sizeof(float) + 1);
-  impl_->dropped.resize(s.n_experts);
-  PlanArgs a = routing_args::plan(coefs, counts, offsets, slot, row_source, aux_scale, losses, index, probs, lse);
+  PlanArgs a = routing_args::plan(coefs, capacity, counts, dropped, offsets, slot, row_source, aux_scale, losses, index,
+                                  probs, lse);
   a.workspace = impl_->plan_workspace.data();
-  a.dropped = impl_->dropped.data();
   launch_route_plan(*c.kernels[0], *c.kernels[1], *c.kernels[2], c.problem, c.config, a);
 }
 
@@ -134,11 +133,15 @@ void JitHostMoeKernels::permute_bwd(const MoeShape& s, float* d_x, const float* 
   launch_route_gather(*c.kernels[0], c.problem, c.config, routing_args::permute_bwd(d_x, d_x_perm, slot));
 }
 
-void JitHostMoeKernels::gate_bwd(const MoeShape& s, float* d_logits, const float* logits, const int32_t* index,
-                                 const float* d_weight, const float* aux_scale, float z_scale) {
+void JitHostMoeKernels::gate_bwd(const MoeShape& s, const GateParams& gate, float* d_logits, const float* logits,
+                                 const int32_t* index, const float* d_weight, const float* aux_scale, float z_scale) {
   auto c = impl_->prepare(LayerStep::gate_bwd, s);
   launch_route_gate_bwd(*c.kernels[0], c.problem, c.config,
-                        routing_args::gate_bwd(d_logits, logits, index, d_weight, aux_scale, z_scale));
+                        routing_args::gate_bwd(gate, d_logits, logits, index, d_weight, aux_scale, z_scale));
+}
+
+void JitHostMoeKernels::bias_update(const MoeShape& s, float* bias, const int32_t* load, float rate) {
+  impl_->steps.bias_update(s, bias, load, rate);
 }
 
 }  // namespace moejit::runtime

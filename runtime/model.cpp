@@ -1,5 +1,6 @@
 #include "model.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 #include "moejit/error.hpp"
@@ -21,6 +22,20 @@ struct Model<T>::Layer {
   std::unique_ptr<ExpertExchange> exchange;  // expert parallel only
   std::unique_ptr<MoeLayer<T>> moe;
 };
+
+// The MoE layer's dimensions and router options from the config.
+static MoeDims moe_dims(const ModelConfig& c) {
+  const MoeConfig& m = *c.moe;
+  const RouterConfig& r = m.router;
+  GateParams gate;
+  gate.score = r.score == "sigmoid" ? kScoreSigmoid : kScoreSoftmax;
+  gate.renormalize = r.renormalize ? 1 : 0;
+  gate.scaling = float(r.scaling);
+  gate.n_groups = int(r.groups);
+  gate.topk_groups = int(r.topk_groups);
+  return {c.d_model, m.experts,        m.top_k, m.d_expert, d_ffn_shared(c), {r.aux_loss_coef, r.z_loss_coef},
+          gate,      r.capacity_factor};
+}
 
 template <typename T>
 Model<T>::Model(const ModelConfig& config, StepBackend<T>& backend, Communicator* expert_group)
@@ -55,9 +70,11 @@ Model<T>::Model(const ModelConfig& config, StepBackend<T>& backend, Communicator
       }
       if (expert_group && expert_group->size() > 1)
         layer->exchange = std::make_unique<ExpertExchange>(*expert_group, E);
-      layer->moe = std::make_unique<MoeLayer<T>>(
-          be_, MoeDims{C, E, c_.moe->top_k, F, Fs, {c_.moe->router.aux_loss_coef, c_.moe->router.z_loss_coef}},
-          layer->exchange.get());
+      layer->moe = std::make_unique<MoeLayer<T>>(be_, moe_dims(c_), layer->exchange.get());
+      if (c_.moe->router.bias_update_rate > 0) {
+        const int64_t at = state_tensors_.empty() ? 0 : state_tensors_.back().offset + E;
+        state_tensors_.push_back({pre + "moe.router_bias", {E}, at, E, false});
+      }
     } else {
       add(pre + "ffn.w_up", {2 * int64_t(c_.d_ffn), C});
       add(pre + "ffn.w_down", {C, int64_t(c_.d_ffn)});
@@ -65,7 +82,7 @@ Model<T>::Model(const ModelConfig& config, StepBackend<T>& backend, Communicator
     layers_.push_back(std::move(layer));
   }
   add("ln_f", {C});
-  add("lm_head", {V, C});
+  if (!c_.tie_embeddings) add("lm_head", {V, C});  // tied: the LM head reads (and trains) wte
   n_params_ = offset;
   const Precision p = be_.precision();
   params_ = be_.alloc(p.master, n_params_);
@@ -74,6 +91,11 @@ Model<T>::Model(const ModelConfig& config, StepBackend<T>& backend, Communicator
   be_.zero(params_, n_params_);
   if (weights_) be_.zero(weights_, n_params_);
   zero_grad();
+  const int64_t n_state = state_tensors_.empty() ? 0 : state_tensors_.back().offset + state_tensors_.back().size;
+  if (n_state) {
+    state_ = be_.alloc(p.master, n_state);
+    be_.zero(state_, n_state);  // no bias at the start: the scores alone choose
+  }
   losses_ = be_.alloc(p.master, 3);
   zero_losses();
 }
@@ -81,11 +103,15 @@ Model<T>::Model(const ModelConfig& config, StepBackend<T>& backend, Communicator
 template <typename T>
 Model<T>::~Model() = default;
 
+static const ParamTensor& tensor_in(const std::vector<ParamTensor>& tensors, const std::string& name) {
+  for (const auto& t : tensors)
+    if (t.name == name) return t;
+  throw Error("the model has no tensor '" + name + "'");
+}
+
 template <typename T>
 const ParamTensor& Model<T>::tensor(const std::string& name) const {
-  for (const auto& t : tensors_)
-    if (t.name == name) return t;
-  throw Error("model " + c_.name + " has no parameter tensor '" + name + "'");
+  return tensor_in(tensors_, name);
 }
 
 template <typename T>
@@ -105,6 +131,57 @@ void Model<T>::write_params(std::span<const T> params) {
                 " parameters");
   be_.upload(params_, params);
   if (weights_) be_.convert(weights_, params_, n_params_);
+}
+
+template <typename T>
+std::vector<T> Model<T>::read_state() const {
+  return state_ ? be_.template download<T>(state_, state_.count()) : std::vector<T>{};
+}
+
+template <typename T>
+void Model<T>::write_state(std::span<const T> state) {
+  if (int64_t(state.size()) != state_.count())
+    throw Error("write_state: " + std::to_string(state.size()) + " values for " + std::to_string(state_.count()) +
+                " state values");
+  if (state_) be_.upload(state_, state);
+}
+
+template <typename T>
+TypedPtr Model<T>::router_bias(int l) const {
+  if (!state_) return {};
+  return state_.at(tensor_in(state_tensors_, "layers." + std::to_string(l) + ".moe.router_bias").offset);
+}
+
+template <typename T>
+void Model<T>::update_router_bias() {
+  if (!state_) return;
+  for (int l = 0; l < c_.layers; ++l)
+    if (layers_[l]->moe) layers_[l]->moe->update_bias(router_bias(l), T(c_.moe->router.bias_update_rate));
+}
+
+template <typename T>
+std::vector<RouterStats> Model<T>::read_router_stats() const {
+  std::vector<RouterStats> all;
+  const std::vector<T> state = read_state();
+  for (int l = 0; l < c_.layers; ++l) {
+    if (!layers_[l]->moe) continue;
+    const MoeLoadStats m = layers_[l]->moe->read_stats();
+    RouterStats r;
+    r.layer = l;
+    r.load_min = *std::min_element(m.load.begin(), m.load.end());
+    r.load_max = *std::max_element(m.load.begin(), m.load.end());
+    r.load_mean = double(m.tokens * c_.moe->top_k) / double(m.load.size());
+    r.imbalance = r.load_mean > 0 ? r.load_max / r.load_mean : 0;
+    for (int32_t d : m.dropped) r.dropped += d;
+    if (state_) {
+      const ParamTensor& b = tensor_in(state_tensors_, "layers." + std::to_string(l) + ".moe.router_bias");
+      double sq = 0;
+      for (int64_t e = 0; e < b.size; ++e) sq += double(state[b.offset + e]) * double(state[b.offset + e]);
+      r.bias_norm = std::sqrt(sq);
+    }
+    all.push_back(r);
+  }
+  return all;
 }
 
 template <typename T>
@@ -183,7 +260,7 @@ void Model<T>::forward(const int32_t* tokens, const int32_t* targets, i64 B, i64
   }
   {
     auto t = timed(profiler, "lm_head");
-    be_.matmul_fwd(logits_, lnf_, w("lm_head"), N, C, V);
+    be_.matmul_fwd(logits_, lnf_, w(lm_head()), N, C, V);
   }
   auto t = timed(profiler, "cross_entropy");
   be_.cross_entropy_fwd(probs_, losses_.at(0), logits_, targets_, N, V);
@@ -205,7 +282,8 @@ void Model<T>::forward_layer(int l, TypedPtr x, i64 B, i64 S) {
   }
   {
     auto t = timed(profiler, "attention.core");
-    be_.attention_fwd(L.att_out, L.att, L.qkv, B, S, C, H);
+    if (rope()) be_.rope(L.qkv, B, S, C, H, /*inverse=*/false);  // qkv keeps the rotated q, k for the backward
+    be_.attention_fwd(L.att_out, L.att, L.qkv, B, S, C, H, /*alibi=*/!rope());
   }
   {
     auto t = timed(profiler, "attention.matmul");
@@ -220,7 +298,7 @@ void Model<T>::forward_layer(int l, TypedPtr x, i64 B, i64 S) {
     be_.rmsnorm_fwd(L.ln2, L.rstd2, L.resid_mid, w(pre + "ln2"), N, C);
   }
   if (L.moe) {
-    L.moe->forward(profiler, L.out, L.ln2, N, moe_view(l, weights()));
+    L.moe->forward(profiler, L.out, L.ln2, N, moe_view(l, weights()), router_bias(l));
     be_.add(losses_.at(1), L.moe->losses(), 2);  // aux, z: already weighted by the plan
   } else {
     ffn_forward(be_, profiler, L.ffn, L.out, L.ln2, w(pre + "ffn.w_up"), w(pre + "ffn.w_down"), N, C, i64(c_.d_ffn));
@@ -243,7 +321,7 @@ void Model<T>::backward(T loss_scale) {
   }
   {
     auto t = timed(profiler, "lm_head");
-    be_.matmul_bwd(d_ln_, false, g("lm_head"), d_logits_, lnf_, w("lm_head"), N, C, V);
+    be_.matmul_bwd(d_ln_, false, g(lm_head()), d_logits_, lnf_, w(lm_head()), N, C, V);  // d_w +=: tied wte too
   }
   {
     auto t = timed(profiler, "rmsnorm");
@@ -281,6 +359,7 @@ void Model<T>::backward_layer(int l, T loss_scale) {
   {
     auto t = timed(profiler, "attention.core");
     be_.attention_bwd(d_qkv_, d_att_out_, L.qkv, L.att, B, S, C, H);
+    if (rope()) be_.rope(d_qkv_, B, S, C, H, /*inverse=*/true);  // to the gradient of the unrotated q, k
   }
   {
     auto t = timed(profiler, "attention.matmul");
@@ -298,6 +377,8 @@ void Model<T>::zero_grad() {
 template <typename T>
 void Model<T>::zero_losses() {
   be_.zero(losses_, 3);
+  for (auto& L : layers_)
+    if (L->moe) L->moe->zero_stats();
 }
 
 template <typename T>

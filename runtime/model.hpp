@@ -1,7 +1,7 @@
 // The decoder: token embedding -> L x [pre-norm attention (ALiBi) + pre-norm FFN or MoE] -> final
-// RMSNorm -> LM head -> cross-entropy, written once against a StepBackend (step_backend.hpp). All
-// parameters live in one flat buffer in backend memory (llm.c style) so that the optimiser, gradient
-// clipping and checkpoints treat them uniformly; `tensors()` names the views.
+// RMSNorm -> LM head (or the embedding matrix, tied) -> cross-entropy, written once against a StepBackend
+// (step_backend.hpp). All parameters live in one flat buffer in backend memory (llm.c style) so that the optimiser,
+// gradient clipping and checkpoints treat them uniformly; `tensors()` names the views.
 #pragma once
 #include <memory>
 #include <random>
@@ -18,6 +18,15 @@ struct ParamTensor {
   std::vector<int64_t> shape;
   int64_t offset = 0, size = 0;
   bool decay = false;  // AdamW weight decay: matrices yes, norm gains no
+};
+
+// One MoE layer's routing over the last step (since Model::zero_losses()): the choices per expert
+// (min, max, mean over experts; imbalance = max / mean), the choices the capacity dropped, and the
+// L2 norm of its selection bias.
+struct RouterStats {
+  int layer = 0;
+  double load_min = 0, load_max = 0, load_mean = 0, imbalance = 0, bias_norm = 0;
+  int64_t dropped = 0;
 };
 
 // Loss sums in backend memory since the last Model::zero_losses(), read with Model::read_losses().
@@ -51,6 +60,18 @@ class Model {
   std::vector<T> read_grads() const;
   void write_params(std::span<const T> params);
 
+  // State that is not a parameter (no gradient, no optimizer): the MoE layers' selection biases
+  // "layers.<l>.moe.router_bias" (E) when the config balances by bias (bias_update_rate > 0), in one
+  // flat master-dtype buffer; checkpoints carry it.
+  const std::vector<ParamTensor>& state_tensors() const { return state_tensors_; }
+  std::vector<T> read_state() const;
+  void write_state(std::span<const T> state);
+  // Auxiliary-loss-free balancing after a step: every bias moves by +-bias_update_rate toward its
+  // layer's mean load over the step's forwards (DeepSeek-V3). No-op without a bias.
+  void update_router_bias();
+  // Per MoE layer, the routing statistics of the forwards since zero_losses() (waits).
+  std::vector<RouterStats> read_router_stats() const;
+
   // Normal(0, 0.02) matrices, residual output projections scaled by 1/sqrt(2L), norm gains 1.
   void init(std::mt19937_64& rng);
 
@@ -61,7 +82,7 @@ class Model {
   // Accumulates d(loss_scale * loss)/d(params) into grads() (for gradient accumulation).
   void backward(T loss_scale);
   void zero_grad();
-  void zero_losses();
+  void zero_losses();            // and the MoE layers' load statistics
   LossSums read_losses() const;  // waits for the backend
   // Expert parallel: bytes this rank sent to other ranks' experts and back so far (0 without).
   int64_t expert_bytes_sent() const;
@@ -72,7 +93,10 @@ class Model {
   struct Layer;
   TypedPtr w(const std::string& name) const { return weights().at(tensor(name).offset); }
   TypedPtr g(const std::string& name) const { return grads_.at(tensor(name).offset); }
+  bool rope() const { return c_.positions == "rope"; }
+  const char* lm_head() const { return c_.tie_embeddings ? "wte" : "lm_head"; }  // the LM head's matrix (V, C)
   MoeWeights moe_view(int l, TypedPtr base) const;
+  TypedPtr router_bias(int l) const;  // null without balancing by bias
   void allocate_activations(i64 B, i64 S);
   void forward_layer(int l, TypedPtr x, i64 B, i64 S);
   void backward_layer(int l, T loss_scale);
@@ -82,6 +106,8 @@ class Model {
   std::vector<ParamTensor> tensors_;
   int64_t n_params_ = 0;
   Buffer params_, grads_, weights_;  // weights_ stays empty when the compute dtype is T
+  std::vector<ParamTensor> state_tensors_;
+  Buffer state_;  // the router biases (state_tensors_)
   std::vector<std::unique_ptr<Layer>> layers_;
   // forward state of the last call
   i64 B_ = 0, S_ = 0;

@@ -6,9 +6,14 @@
 // SwiGLU backward. The router projection itself (logits = x @ w_router^T) is a dense matmul of the
 // layer, like attention, and not one of them.
 //
-// Buffers are row-major; N tokens, C = d_model, E experts, K = top_k, De = d_expert, A = N*K rows of
-// the permuted buffers (no capacity, no padding). Every method writes all of its outputs; gradients
-// of parameters and the layer input accumulate (+=) where a comment says so.
+// Buffers are row-major; N tokens, C = d_model, E experts, K = top_k, De = d_expert, A = N*K: the
+// permuted buffers hold R = offsets[E] <= A rows (R < A when a capacity drops choices; no padding).
+// Rows past R are unspecified. Every method writes all of its outputs; gradients of parameters and
+// the layer input accumulate (+=) where a comment says so.
+//
+// The router's options are the routing kernels' GateParams (docs/routing.md): softmax or sigmoid
+// scores, renormalised top-k, routed scaling, group-limited routing; a selection bias (E) changes
+// which experts are chosen, never the weights; a capacity drops choices (slot -1).
 #pragma once
 #include <cstdint>
 #include <optional>
@@ -16,6 +21,7 @@
 #include <vector>
 
 #include "moejit/rung.hpp"
+#include "routing/routing_gate.h"  // GateParams
 
 namespace moejit::runtime {
 
@@ -57,16 +63,21 @@ class MoeKernels {
   virtual std::vector<KernelChoice> kernel_choices() const = 0;
 
   // ---- forward ----
-  // gate_fwd: probs (N, E) = softmax(logits (N, E)), lse (N) = logsumexp; index, weight (N, K): the K
-  // largest probs, best first (ties: lower expert index), weight = prob (no renormalisation, scale 1).
-  virtual void gate_fwd(const MoeShape& s, int32_t* index, T* weight, T* probs, T* lse, const T* logits) = 0;
-  // plan: counts (E) choices per expert, offsets (E+1) exclusive prefix sum, slot (N, K) the permuted
-  // row of choice (t, k) (rows sorted by expert, then token), row_source (A) = t*K + k of each row,
-  // aux_scale (E) = aux_coef * E * f_e / N (d aux / d prob), losses (2) = {aux, z} with coefficients.
-  virtual void plan(const MoeShape& s, const RouterLossCoefs& coefs, int32_t* counts, int32_t* offsets, int32_t* slot,
-                    int32_t* row_source, T* aux_scale, T* losses, const int32_t* index, const T* probs,
-                    const T* lse) = 0;
-  // permute_fwd: x_perm (A, C), x_perm[slot[t, k]] = x[t].
+  // gate_fwd: probs (N, E) = the scores (softmax or sigmoid of logits (N, E)), lse (N) = logsumexp
+  // of the logits; index, weight (N, K): the K best keys (score + bias (E), bias may be null) inside
+  // the topk_groups best groups, best first (ties: lower index), weight = scaling * score, divided by
+  // the sum of the K scores (+1e-20) when renormalised.
+  virtual void gate_fwd(const MoeShape& s, const GateParams& gate, const T* bias, int32_t* index, T* weight, T* probs,
+                        T* lse, const T* logits) = 0;
+  // plan: counts (E) choices per expert (before capacity), dropped (E) choices beyond `capacity`
+  // (< 0: none; the earliest tokens are kept), offsets (E+1) exclusive prefix sum of the kept
+  // choices, slot (N, K) the permuted row of choice (t, k) (rows sorted by expert, then token; -1:
+  // dropped), row_source (R) = t*K + k of each row, aux_scale (E) = aux_coef * E * f_e / N
+  // (d aux / d score, f_e = counts_e / A), losses (2) = {aux, z} with coefficients.
+  virtual void plan(const MoeShape& s, const RouterLossCoefs& coefs, int capacity, int32_t* counts, int32_t* dropped,
+                    int32_t* offsets, int32_t* slot, int32_t* row_source, T* aux_scale, T* losses, const int32_t* index,
+                    const T* probs, const T* lse) = 0;
+  // permute_fwd: x_perm (R, C), x_perm[slot[t, k]] = x[t] (dropped choices: nothing).
   virtual void permute_fwd(const MoeShape& s, T* x_perm, const T* x, const int32_t* slot) = 0;
   // up_swiglu: per expert e, rows [offsets[e], offsets[e+1]): gate_up (A, 2De) = x_perm . w_up[e] with
   // w_up (E, C, 2De), columns [gate | up]; h (A, De) = silu(gate) * up.
@@ -74,13 +85,14 @@ class MoeKernels {
                          const int32_t* offsets) = 0;
   // down_fwd: y_perm (A, C) = h . w_down[e] per segment, w_down (E, De, C).
   virtual void down_fwd(const MoeShape& s, T* y_perm, const T* h, const T* w_down, const int32_t* offsets) = 0;
-  // combine_fwd: out (N, C) = shared[t] + sum_k weight[t, k] * y_perm[slot[t, k]]; shared (N, C) may be
-  // null (no shared expert) or equal to out.
+  // combine_fwd: out (N, C) = shared[t] + sum_k weight[t, k] * y_perm[slot[t, k]] over the kept
+  // choices; shared (N, C) may be null (no shared expert) or equal to out.
   virtual void combine_fwd(const MoeShape& s, T* out, const T* shared, const T* y_perm, const T* weight,
                            const int32_t* slot) = 0;
 
   // ---- backward ----
-  // combine_bwd: d_y_perm[slot[t, k]] = weight[t, k] * d_out[t]; d_weight (N, K) = d_out[t] . y_perm[slot].
+  // combine_bwd: d_y_perm[slot[t, k]] = weight[t, k] * d_out[t]; d_weight (N, K) = d_out[t] . y_perm[slot]
+  // (0 for a dropped choice).
   virtual void combine_bwd(const MoeShape& s, T* d_y_perm, T* d_weight, const T* d_out, const T* y_perm,
                            const T* weight, const int32_t* slot) = 0;
   // down_dgrad: d_h (A, De) = d_y_perm . w_down[e]^T per segment.
@@ -95,10 +107,16 @@ class MoeKernels {
   virtual void up_wgrad(const MoeShape& s, T* d_w_up, const T* x_perm, const T* d_gate_up, const int32_t* offsets) = 0;
   // permute_bwd: d_x (N, C) += sum_k d_x_perm[slot[t, k]].
   virtual void permute_bwd(const MoeShape& s, T* d_x, const T* d_x_perm, const int32_t* slot) = 0;
-  // gate_bwd: d_logits (N, E) = softmax backward of d_prob = scatter(d_weight) + aux_scale, plus
-  // z_scale * lse_t * probs (z_scale = 2 z_coef / N times the loss scale; aux_scale is scaled too).
-  virtual void gate_bwd(const MoeShape& s, T* d_logits, const T* logits, const int32_t* index, const T* d_weight,
-                        const T* aux_scale, T z_scale) = 0;
+  // gate_bwd: d_logits (N, E) = the score function's backward of d_score = aux_scale + the weights'
+  // backward (scaling, renormalisation) of d_weight at the chosen experts, plus z_scale * lse_t *
+  // softmax_t (z_scale = 2 z_coef / N times the loss scale; aux_scale is scaled too).
+  virtual void gate_bwd(const MoeShape& s, const GateParams& gate, T* d_logits, const T* logits, const int32_t* index,
+                        const T* d_weight, const T* aux_scale, T z_scale) = 0;
+
+  // ---- between steps ----
+  // bias_update (auxiliary-loss-free balancing): bias_e += rate * sign(N*K/E - load_e), load (E) the
+  // choices per expert over the step's N = s.tokens tokens (route_bias_update).
+  virtual void bias_update(const MoeShape& s, T* bias, const int32_t* load, T rate) = 0;
 };
 
 }  // namespace moejit::runtime

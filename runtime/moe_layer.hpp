@@ -1,5 +1,7 @@
-// The MoE layer of the "1dense+SE" layout: out = shared_expert(x) + sum_k gate_k * expert_k(x), with a
-// softmax router over all E experts, top-K without renormalisation, and the router's aux and z losses.
+// The MoE layer of the "1dense+SE" layout: out = shared_experts(x) + sum_k gate_k * expert_k(x), with
+// the router of GateParams (softmax or sigmoid scores, group-limited top-K, renormalisation, routed
+// scaling; docs/routing.md), an optional selection bias and capacity, and the router's aux and z losses.
+// Several shared experts of width d are one SwiGLU FFN of width shared_experts * d (the same sum).
 // The router projection and the shared expert are dense ops of the StepBackend; the 14 kernel steps
 // (templates/moe_layer_steps.hpp) go through its MoeKernels<T>. Router values (logits, probabilities, gates,
 // losses) are in the master dtype T, the permuted activations in the compute dtype.
@@ -12,6 +14,7 @@
 
 #include "expert_parallel.hpp"
 #include "ffn.hpp"
+#include "routing/routing_spec.hpp"  // route_capacity
 
 namespace moejit::runtime {
 
@@ -25,7 +28,16 @@ struct MoeWeights {      // views into the model's flat weight (or gradient) buf
 
 struct MoeDims {
   i64 d_model, n_experts, top_k, d_expert, d_shared;
-  RouterLossCoefs coefs{};  // the router losses' weights (ModelConfig aux_loss_coef, z_loss_coef)
+  RouterLossCoefs coefs{};       // the router losses' weights (ModelConfig aux_loss_coef, z_loss_coef)
+  GateParams gate{};             // scores, renormalisation, scaling, groups
+  double capacity_factor = 0.0;  // > 0: at most ceil(factor * N * K / E) rows per expert; the rest drop
+};
+
+// Choices per expert of the tokens forwarded since MoeLayer::zero_stats() (the step's), and how many
+// of them the capacity dropped.
+struct MoeLoadStats {
+  std::vector<int32_t> load, dropped;  // (E)
+  i64 tokens = 0;
 };
 
 template <typename T>
@@ -38,17 +50,22 @@ class MoeLayer {
       throw Error("expert parallelism moves host fp32 buffers over MPI: use the reference or host backend");
   }
 
-  // out (N, C) = layer(x (N, C)); keeps what the backward needs; losses() valid after.
-  void forward(Profiler* prof, TypedPtr out, TypedPtr x, i64 N, const MoeWeights& w) {
+  // out (N, C) = layer(x (N, C)); keeps what the backward needs; losses() valid after. bias (E): the
+  // selection bias (null: none). Adds the routing's loads to the step's statistics.
+  void forward(Profiler* prof, TypedPtr out, TypedPtr x, i64 N, const MoeWeights& w, TypedPtr bias = {}) {
     const MoeShape s = shape(N);
     allocate_forward(s);
     const i64 C = d_.d_model, E = d_.n_experts;
     run(prof, "moe.router", [&] { be_.matmul_fwd(logits_, x, w.w_router, N, C, E); });
-    run(prof, "moe.gate_fwd", [&] { k_.gate_fwd(s, i32(index_), m(weight_), m(probs_), m(lse_), m(logits_)); });
+    run(prof, "moe.gate_fwd",
+        [&] { k_.gate_fwd(s, d_.gate, m(bias), i32(index_), m(weight_), m(probs_), m(lse_), m(logits_)); });
     run(prof, "moe.plan", [&] {
-      k_.plan(s, d_.coefs, i32(counts_), i32(offsets_), i32(slot_), i32(row_source_), m(aux_scale_), m(losses_),
-              i32(index_), m(probs_), m(lse_));
+      k_.plan(s, d_.coefs, capacity(N), i32(counts_), i32(dropped_), i32(offsets_), i32(slot_), i32(row_source_),
+              m(aux_scale_), m(losses_), i32(index_), m(probs_), m(lse_));
     });
+    be_.add(load_, counts_, E);
+    be_.add(dropped_sum_, dropped_, E);
+    stat_tokens_ += N;
     run(prof, "moe.permute_fwd", [&] { k_.permute_fwd(s, a(x_perm_), a(x), i32(slot_)); });
     const ExpertRows r = dispatch(prof, s, x_perm_);
     run(prof, "moe.up_swiglu", [&] { k_.up_swiglu(r.s, a(r.gate_up), a(r.h), a(r.x), a(up(w)), i32(r.offsets)); });
@@ -63,6 +80,21 @@ class MoeLayer {
   // coefficients (the routing kernels' convention: the plan applies LossParams).
   TypedPtr losses() const { return losses_; }
   TypedPtr offsets() const { return offsets_; }  // (E + 1) i32
+
+  // The step's statistics: zeroed here, summed by every forward, read after the step (waits).
+  void zero_stats() {
+    ensure(load_, be_, DType::i32, d_.n_experts);
+    ensure(dropped_sum_, be_, DType::i32, d_.n_experts);
+    be_.zero(load_, d_.n_experts);
+    be_.zero(dropped_sum_, d_.n_experts);
+    stat_tokens_ = 0;
+  }
+  MoeLoadStats read_stats() {
+    return {be_.template download<int32_t>(load_, d_.n_experts),
+            be_.template download<int32_t>(dropped_sum_, d_.n_experts), stat_tokens_};
+  }
+  // Auxiliary-loss-free balancing: bias (E) += rate * sign(mean load - load_e) over the step's loads.
+  void update_bias(TypedPtr bias, T rate) { k_.bias_update(shape(stat_tokens_), m(bias), i32(load_), rate); }
 
   // dx (N, C) += ...; grads += .... loss_scale multiplies every gradient (d_out already carries it;
   // the router losses' terms get it here).
@@ -85,7 +117,7 @@ class MoeLayer {
     // z_scale = 2 z_coef / N (route_z_scale), times the loss scale.
     const T z_scale = N ? loss_scale * T(2 * d_.coefs.z_coef) / T(N) : T(0);
     run(prof, "moe.gate_bwd",
-        [&] { k_.gate_bwd(s, m(d_logits_), m(logits_), i32(index_), m(d_weight_), m(scaled_aux_), z_scale); });
+        [&] { k_.gate_bwd(s, d_.gate, m(d_logits_), m(logits_), i32(index_), m(d_weight_), m(scaled_aux_), z_scale); });
     run(prof, "moe.router", [&] { be_.matmul_bwd(dx, true, grads.w_router, d_logits_, x, w.w_router, N, C, E); });
     if (d_.d_shared)
       ffn_backward(be_, prof, shared_, dx, true, grads.shared_up, grads.shared_down, dout, x, w.shared_up,
@@ -94,6 +126,11 @@ class MoeLayer {
 
  private:
   MoeShape shape(i64 N) const { return {N, d_.d_model, d_.n_experts, d_.top_k, d_.d_expert}; }
+  // The routing kernels' per-expert capacity: ceil(factor * N * K / E), -1: none.
+  int capacity(i64 N) const {
+    return route_capacity(d_.capacity_factor,
+                          Problem(Family::route_plan, DType::f32, RoutingShape{d_.n_experts, d_.top_k, d_.d_model}, N));
+  }
 
   // The rows the expert GEMMs run on: this rank's permuted rows for every expert, or (expert
   // parallel) the rows of its own experts gathered from the group, with their own shape and offsets.
@@ -147,7 +184,7 @@ class MoeLayer {
   }
   // MoeKernels<T> takes typed pointers: router values in T, activations in T as well until the
   // kernels take the compute dtype separately (the GPU backend's bf16 activations).
-  static T* m(TypedPtr p) { return p.as<T>(); }
+  static T* m(TypedPtr p) { return p.as<T>(); }  // null stays null
   static T* a(TypedPtr p) { return p.as<T>(); }
   static int32_t* i32(TypedPtr p) { return p.as<int32_t>(); }
 
@@ -161,8 +198,10 @@ class MoeLayer {
                         {&aux_scale_, E},
                         {&losses_, i64(2)}})
       ensure(*b, be_, master, n);
-    for (auto [b, n] : {std::pair{&index_, A}, {&counts_, E}, {&offsets_, E + 1}, {&slot_, A}, {&row_source_, A}})
+    for (auto [b, n] :
+         {std::pair{&index_, A}, {&counts_, E}, {&dropped_, E}, {&offsets_, E + 1}, {&slot_, A}, {&row_source_, A}})
       ensure(*b, be_, DType::i32, n);
+    if (!load_) zero_stats();
     for (auto [b, n] : {std::pair{&x_perm_, A * C}, {&gate_up_, A * 2 * F}, {&h_, A * F}, {&y_perm_, A * C}})
       ensure(*b, be_, act, n);
   }
@@ -184,7 +223,10 @@ class MoeLayer {
   Buffer d_y_local_, d_h_local_, d_gate_up_local_, d_x_local_;
   // forward state (shapes as in moe_kernels.hpp)
   Buffer logits_, probs_, lse_, weight_, aux_scale_, losses_, x_perm_, gate_up_, h_, y_perm_;
-  Buffer index_, counts_, offsets_, slot_, row_source_;
+  Buffer index_, counts_, dropped_, offsets_, slot_, row_source_;
+  // the step's statistics (zero_stats)
+  Buffer load_, dropped_sum_;
+  i64 stat_tokens_ = 0;
   FfnActivations shared_;
   // backward scratch
   Buffer d_y_perm_, d_weight_, d_h_, d_gate_up_, d_x_perm_, d_logits_, scaled_aux_;

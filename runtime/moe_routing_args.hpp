@@ -7,25 +7,21 @@
 
 namespace moejit::runtime::routing_args {
 
-// The router of the MoE configs: softmax scores, no renormalisation, scaling 1, no groups.
-inline GateParams softmax_router() {
-  return GateParams{};
-}
-
-inline GateForwardArgs gate_fwd(int32_t* index, float* weight, float* probs, float* lse, const float* logits) {
+inline GateForwardArgs gate_fwd(const GateParams& gate, const float* bias, int32_t* index, float* weight, float* probs,
+                                float* lse, const float* logits) {
   GateForwardArgs a;
-  a.logits = logits, a.params = softmax_router(), a.index = index, a.weight = weight, a.probs = probs, a.lse = lse;
+  a.logits = logits, a.bias = bias, a.params = gate, a.index = index, a.weight = weight, a.probs = probs, a.lse = lse;
   return a;
 }
 
-// Without capacity or padding; the caller sets workspace and dropped (scratch of its memory).
-inline PlanArgs plan(const RouterLossCoefs& coefs, int32_t* counts, int32_t* offsets, int32_t* slot,
-                     int32_t* row_source, float* aux_scale, float* losses, const int32_t* index, const float* probs,
-                     const float* lse) {
+// Without padding; the caller sets workspace (scratch of its memory).
+inline PlanArgs plan(const RouterLossCoefs& coefs, int capacity, int32_t* counts, int32_t* dropped, int32_t* offsets,
+                     int32_t* slot, int32_t* row_source, float* aux_scale, float* losses, const int32_t* index,
+                     const float* probs, const float* lse) {
   PlanArgs a;
-  a.index = index, a.probs = probs, a.lse = lse, a.capacity = -1, a.pad_to = 1;
+  a.index = index, a.probs = probs, a.lse = lse, a.capacity = capacity, a.pad_to = 1;
   a.loss = LossParams{float(coefs.aux_coef), float(coefs.z_coef)};
-  a.counts = counts, a.offsets = offsets, a.slot = slot, a.row_source = row_source;
+  a.counts = counts, a.dropped = dropped, a.offsets = offsets, a.slot = slot, a.row_source = row_source;
   a.aux_scale = aux_scale, a.losses = losses;
   return a;
 }
@@ -58,10 +54,10 @@ inline GatherArgs permute_bwd(float* d_x, const float* d_x_perm, const int32_t* 
   return a;
 }
 
-inline GateBackwardArgs gate_bwd(float* d_logits, const float* logits, const int32_t* index, const float* d_weight,
-                                 const float* aux_scale, float z_scale) {
+inline GateBackwardArgs gate_bwd(const GateParams& gate, float* d_logits, const float* logits, const int32_t* index,
+                                 const float* d_weight, const float* aux_scale, float z_scale) {
   GateBackwardArgs a;
-  a.logits = logits, a.index = index, a.d_weight = d_weight, a.aux_scale = aux_scale, a.params = softmax_router();
+  a.logits = logits, a.index = index, a.d_weight = d_weight, a.aux_scale = aux_scale, a.params = gate;
   a.grad.z_scale = z_scale;
   a.d_logits = d_logits;
   return a;

@@ -10,6 +10,7 @@
 
 #include "kernel_cache.hpp"
 #include "moe_layer_steps.hpp"
+#include "routing/routing_spec.hpp"  // launch_route_bias_update
 
 namespace moejit::runtime {
 
@@ -26,6 +27,14 @@ class MoeStepResolver {
     std::vector<std::unique_ptr<Kernel>>& kernels;
   };
   Call prepare(LayerStep step, const MoeShape& s);
+  // The selection-bias update (route_bias_update: entry 4 of the route_plan source). It runs once per
+  // step on the step's token count, which differs from a micro-batch's: its problem is resolved on
+  // its own (the cache keeps it), leaving the hot path's 14 resolved steps alone.
+  void bias_update(const MoeShape& s, float* bias, const int32_t* load, float rate) {
+    const LayerShape shape{dtype_, s.d_model, s.d_expert, s.n_experts, s.top_k};
+    const Problem problem = moe_layer_kernels(shape, s.tokens)[static_cast<int>(LayerStep::plan)].problem;
+    launch_route_bias_update(cache_.resolve(problem).kernel(3), problem, load, bias, rate);
+  }
 
   // One entry per LayerStep; a step not run yet reports the heuristic rung with config kNotRun.
   std::vector<KernelChoice> kernel_choices() const;

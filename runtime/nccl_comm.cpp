@@ -10,10 +10,11 @@
 namespace moejit::runtime {
 namespace {
 
-#define MOEJIT_NCCL_FUNCTIONS(X)                                                                                       \
-  X(ncclGetVersion)                                                                                                    \
-  X(ncclGetUniqueId) X(ncclCommInitRank) X(ncclCommDestroy) X(ncclAllReduce) X(ncclSend) X(ncclRecv) X(ncclGroupStart) \
-      X(ncclGroupEnd) X(ncclGetErrorString)
+#define MOEJIT_NCCL_FUNCTIONS(X)                                                                                    \
+  X(ncclGetVersion)                                                                                                 \
+  X(ncclGetUniqueId)                                                                                                \
+  X(ncclCommInitRank) X(ncclCommDestroy) X(ncclAllReduce) X(ncclSend) X(ncclRecv) X(ncclGroupStart) X(ncclGroupEnd) \
+      X(ncclGetErrorString)
 
 struct Nccl {
 #define MOEJIT_DECLARE_FN(name) decltype(&::name) name = nullptr;

@@ -1,8 +1,8 @@
 // Plain C++ MoE kernels: the reference backend of MoeKernels (in double for the gradient checks, in
 // float as the trainer's fallback). Loops over row-major buffers, written from the semantics of
-// docs/routing.md and the grouped GEMM layouts, independently of the kernels' code: softmax in T,
-// top-k by repeated arg-max (higher prob wins, equal probs go to the lower expert index), a stable
-// counting sort for the plan, the GEMMs as dot/axpy loops per expert segment.
+// docs/routing.md and the grouped GEMM layouts, independently of the kernels' code: the router of
+// reference_router.hpp per token, a stable counting sort with capacity for the plan, the GEMMs as
+// dot/axpy loops over the kept rows of each expert segment.
 #pragma once
 #include <algorithm>
 #include <cmath>
@@ -11,6 +11,7 @@
 #include "moe_kernels.hpp"
 #include "moe_layer_steps.hpp"
 #include "ops.hpp"
+#include "reference_router.hpp"
 
 namespace moejit::runtime {
 
@@ -25,35 +26,36 @@ class ReferenceMoeKernels final : public MoeKernels<T> {
     return v;
   }
 
-  void gate_fwd(const MoeShape& s, int32_t* index, T* weight, T* probs, T* lse, const T* logits) override {
+  void gate_fwd(const MoeShape& s, const GateParams& gate, const T* bias, int32_t* index, T* weight, T* probs, T* lse,
+                const T* logits) override {
     const i64 E = s.n_experts, K = s.top_k;
+    RouterScores<T> r;
     for (i64 t = 0; t < s.tokens; ++t) {
-      T* p = probs + t * E;
-      lse[t] = softmax(p, logits + t * E, E);
-      for (i64 k = 0; k < K; ++k) {  // K passes of arg-max over the experts not chosen yet
-        i64 best = -1;
-        for (i64 e = 0; e < E; ++e) {
-          bool taken = false;
-          for (i64 j = 0; j < k; ++j) taken |= index[t * K + j] == e;
-          if (!taken && (best < 0 || p[e] > p[best])) best = e;  // strict: ties keep the lower index
-        }
-        index[t * K + k] = int32_t(best);
-        weight[t * K + k] = p[best];
-      }
+      router_scores(r, logits + t * E, E, gate.score);
+      router_select(index + t * K, r, bias, gate, E, K);
+      router_weights(weight + t * K, index + t * K, r, gate, K);
+      std::copy(r.score.begin(), r.score.end(), probs + t * E);
+      lse[t] = r.lse;
     }
   }
 
-  void plan(const MoeShape& s, const RouterLossCoefs& coefs, int32_t* counts, int32_t* offsets, int32_t* slot,
-            int32_t* row_source, T* aux_scale, T* losses, const int32_t* index, const T* probs, const T* lse) override {
+  void plan(const MoeShape& s, const RouterLossCoefs& coefs, int capacity, int32_t* counts, int32_t* dropped,
+            int32_t* offsets, int32_t* slot, int32_t* row_source, T* aux_scale, T* losses, const int32_t* index,
+            const T* probs, const T* lse) override {
     const i64 N = s.tokens, E = s.n_experts, A = s.assignments();
     std::fill(counts, counts + E, 0);
     for (i64 a = 0; a < A; ++a) ++counts[index[a]];
     offsets[0] = 0;
-    for (i64 e = 0; e < E; ++e) offsets[e + 1] = offsets[e] + counts[e];
+    for (i64 e = 0; e < E; ++e) {
+      const int32_t kept = capacity < 0 ? counts[e] : std::min(counts[e], int32_t(capacity));
+      dropped[e] = counts[e] - kept;
+      offsets[e + 1] = offsets[e] + kept;
+    }
     std::vector<int32_t> next(offsets, offsets + E);
-    for (i64 a = 0; a < A; ++a) {  // a = t*K + k in token order: stable within each expert
-      slot[a] = next[index[a]]++;
-      row_source[slot[a]] = int32_t(a);
+    for (i64 a = 0; a < A; ++a) {  // a = t*K + k in token order: stable within each expert, later tokens drop
+      const int32_t e = index[a];
+      slot[a] = next[e] < offsets[e + 1] ? next[e]++ : -1;
+      if (slot[a] >= 0) row_source[slot[a]] = int32_t(a);
     }
     T aux = 0, z = 0;
     for (i64 e = 0; e < E; ++e) {
@@ -70,13 +72,13 @@ class ReferenceMoeKernels final : public MoeKernels<T> {
   void permute_fwd(const MoeShape& s, T* x_perm, const T* x, const int32_t* slot) override {
     const i64 C = s.d_model;
     for (i64 a = 0; a < s.assignments(); ++a)
-      std::copy(x + a / s.top_k * C, x + (a / s.top_k + 1) * C, x_perm + slot[a] * C);
+      if (slot[a] >= 0) std::copy(x + a / s.top_k * C, x + (a / s.top_k + 1) * C, x_perm + slot[a] * C);
   }
 
   void up_swiglu(const MoeShape& s, T* gate_up, T* h, const T* x_perm, const T* w_up, const int32_t* offsets) override {
     const i64 C = s.d_model, F = s.d_expert;
     rows_times_weight(s, gate_up, x_perm, w_up, offsets, C, 2 * F);
-    for (i64 r = 0; r < s.assignments(); ++r)
+    for (i64 r = 0; r < offsets[s.n_experts]; ++r)
       for (i64 j = 0; j < F; ++j) {
         T g = gate_up[r * 2 * F + j], u = gate_up[r * 2 * F + F + j];
         h[r * F + j] = g / (T(1) + std::exp(-g)) * u;
@@ -93,7 +95,8 @@ class ReferenceMoeKernels final : public MoeKernels<T> {
     std::vector<T> acc(C);
     for (i64 t = 0; t < s.tokens; ++t) {
       std::fill(acc.begin(), acc.end(), T(0));
-      for (i64 k = 0; k < K; ++k) axpy(acc.data(), weight[t * K + k], y_perm + i64(slot[t * K + k]) * C, C);
+      for (i64 k = 0; k < K; ++k)
+        if (slot[t * K + k] >= 0) axpy(acc.data(), weight[t * K + k], y_perm + i64(slot[t * K + k]) * C, C);
       for (i64 j = 0; j < C; ++j) out[t * C + j] = acc[j] + (shared ? shared[t * C + j] : T(0));
     }
   }
@@ -104,7 +107,8 @@ class ReferenceMoeKernels final : public MoeKernels<T> {
     for (i64 t = 0; t < s.tokens; ++t)
       for (i64 k = 0; k < K; ++k) {
         i64 row = slot[t * K + k];
-        d_weight[t * K + k] = dot(d_out + t * C, y_perm + row * C, C);
+        d_weight[t * K + k] = row >= 0 ? dot(d_out + t * C, y_perm + row * C, C) : T(0);
+        if (row < 0) continue;
         for (i64 j = 0; j < C; ++j) d_y_perm[row * C + j] = weight[t * K + k] * d_out[t * C + j];
       }
   }
@@ -137,38 +141,34 @@ class ReferenceMoeKernels final : public MoeKernels<T> {
   void permute_bwd(const MoeShape& s, T* d_x, const T* d_x_perm, const int32_t* slot) override {
     const i64 C = s.d_model, K = s.top_k;
     for (i64 t = 0; t < s.tokens; ++t)
-      for (i64 k = 0; k < K; ++k) axpy(d_x + t * C, T(1), d_x_perm + i64(slot[t * K + k]) * C, C);
+      for (i64 k = 0; k < K; ++k)
+        if (slot[t * K + k] >= 0) axpy(d_x + t * C, T(1), d_x_perm + i64(slot[t * K + k]) * C, C);
   }
 
-  void gate_bwd(const MoeShape& s, T* d_logits, const T* logits, const int32_t* index, const T* d_weight,
-                const T* aux_scale, T z_scale) override {
+  void gate_bwd(const MoeShape& s, const GateParams& gate, T* d_logits, const T* logits, const int32_t* index,
+                const T* d_weight, const T* aux_scale, T z_scale) override {
     const i64 E = s.n_experts, K = s.top_k;
-    std::vector<T> p(E), d_prob(E);
+    RouterScores<T> r;
+    std::vector<T> d_score(E);
     for (i64 t = 0; t < s.tokens; ++t) {
-      T lse = softmax(p.data(), logits + t * E, E);
-      for (i64 e = 0; e < E; ++e) d_prob[e] = aux_scale ? aux_scale[e] : T(0);
-      for (i64 k = 0; k < K; ++k) d_prob[index[t * K + k]] += d_weight[t * K + k];
-      T pd = 0;
-      for (i64 e = 0; e < E; ++e) pd += p[e] * d_prob[e];
-      for (i64 e = 0; e < E; ++e) d_logits[t * E + e] = p[e] * (d_prob[e] - pd) + z_scale * lse * p[e];
+      router_scores(r, logits + t * E, E, gate.score);
+      for (i64 e = 0; e < E; ++e) d_score[e] = aux_scale ? aux_scale[e] : T(0);
+      router_backward(d_logits + t * E, d_score, r, index + t * K, d_weight + t * K, gate, z_scale, E, K);
     }
   }
 
- private:
-  // p (n) = softmax(l (n)); returns logsumexp(l).
-  static T softmax(T* p, const T* l, i64 n) {
-    T mx = l[0], sum = 0;
-    for (i64 i = 1; i < n; ++i) mx = std::max(mx, l[i]);
-    for (i64 i = 0; i < n; ++i) sum += (p[i] = std::exp(l[i] - mx));
-    for (i64 i = 0; i < n; ++i) p[i] /= sum;
-    return mx + std::log(sum);
+  void bias_update(const MoeShape& s, T* bias, const int32_t* load, T rate) override {
+    const T mean = T(s.assignments()) / T(s.n_experts);
+    for (i64 e = 0; e < s.n_experts; ++e) bias[e] += rate * T((mean > T(load[e])) - (mean < T(load[e])));
   }
+
+ private:
   static i64 expert_of(const int32_t* offsets, i64 E, i64 row) {
     return i64(std::upper_bound(offsets, offsets + E + 1, int32_t(row)) - offsets) - 1;
   }
   // out (A, N) = in (A, Kd) . w[e] (Kd, N) for each row's expert e.
   void rows_times_weight(const MoeShape& s, T* out, const T* in, const T* w, const int32_t* offsets, i64 Kd, i64 N) {
-    par_.for_range(s.assignments(), 4, [&](i64 b, i64 end) {
+    par_.for_range(offsets[s.n_experts], 4, [&](i64 b, i64 end) {
       for (i64 r = b; r < end; ++r) {
         const T* we = w + expert_of(offsets, s.n_experts, r) * Kd * N;
         std::fill(out + r * N, out + (r + 1) * N, T(0));
@@ -178,7 +178,7 @@ class ReferenceMoeKernels final : public MoeKernels<T> {
   }
   // out (A, Kd) = in (A, N) . w[e]^T, w (E, Kd, N).
   void rows_times_weight_t(const MoeShape& s, T* out, const T* in, const T* w, const int32_t* offsets, i64 Kd, i64 N) {
-    par_.for_range(s.assignments(), 4, [&](i64 b, i64 end) {
+    par_.for_range(offsets[s.n_experts], 4, [&](i64 b, i64 end) {
       for (i64 r = b; r < end; ++r) {
         const T* we = w + expert_of(offsets, s.n_experts, r) * Kd * N;
         for (i64 c = 0; c < Kd; ++c) out[r * Kd + c] = dot(in + r * N, we + c * N, N);

@@ -80,8 +80,11 @@ class ReferenceStepBackend : public StepBackend<T> {
     if (d_in && !accumulate) zero(d_in, N * C);
     matmul_backward(par_, d_in.as<T>(), d_w.as<T>(), d_out.as<T>(), in.as<T>(), w.as<T>(), N, C, OC);
   }
-  void attention_fwd(TypedPtr out, TypedPtr att, TypedPtr qkv, i64 B, i64 S, i64 C, i64 H) override {
-    attention_forward(par_, out.as<T>(), att.as<T>(), qkv.as<T>(), B, S, C, H);
+  void rope(TypedPtr qkv, i64 B, i64 S, i64 C, i64 H, bool inverse) override {
+    rope_rotate(par_, qkv.as<T>(), B, S, C, H, inverse);
+  }
+  void attention_fwd(TypedPtr out, TypedPtr att, TypedPtr qkv, i64 B, i64 S, i64 C, i64 H, bool alibi) override {
+    attention_forward(par_, out.as<T>(), att.as<T>(), qkv.as<T>(), B, S, C, H, alibi);
   }
   void attention_bwd(TypedPtr d_qkv, TypedPtr d_out, TypedPtr qkv, TypedPtr att, i64 B, i64 S, i64 C, i64 H) override {
     zero(d_qkv, B * S * 3 * C);
@@ -113,9 +116,8 @@ class ReferenceStepBackend : public StepBackend<T> {
     swiglu_rows_backward(d_gate_up.as<T>(), d_h.as<T>(), gate_up.as<T>(), N, F);
   }
   void add(TypedPtr out, TypedPtr in, i64 n) override {
-    T* o = out.as<T>();
-    const T* x = in.as<T>();
-    for (i64 i = 0; i < n; ++i) o[i] += x[i];
+    if (out.dtype == DType::i32) return add_n(out.as<int32_t>(), in.as<int32_t>(), n);
+    add_n(out.as<T>(), in.as<T>(), n);
   }
   void scale(TypedPtr out, TypedPtr in, i64 n, T alpha) override {
     T* o = out.as<T>();
@@ -134,6 +136,11 @@ class ReferenceStepBackend : public StepBackend<T> {
   void release(void* data) override { process_memory::release(data); }
 
  private:
+  template <typename U>
+  static void add_n(U* out, const U* in, i64 n) {
+    for (i64 i = 0; i < n; ++i) out[i] += in[i];
+  }
+
   ThreadPool& par_;
   ReferenceMoeKernels<T> moe_;
 };

@@ -191,9 +191,13 @@ class StepBackend : public BackendMemory {
   // output may be null.
   virtual void matmul_bwd(TypedPtr d_in, bool accumulate, TypedPtr d_w, TypedPtr d_out, TypedPtr in, TypedPtr w, i64 N,
                           i64 C, i64 OC) = 0;
-  // Causal self-attention with ALiBi (attention.hpp) on qkv (B, S, 3C) = [q | k | v]: out (B, S, C);
-  // att (B, H, S, S) the softmax weights, kept for the backward (the upper triangle is unspecified).
-  virtual void attention_fwd(TypedPtr out, TypedPtr att, TypedPtr qkv, i64 B, i64 S, i64 C, i64 H) = 0;
+  // Causal self-attention, with ALiBi or without (RoPE rotates q and k before), (attention.hpp) on qkv
+  // (B, S, 3C) = [q | k | v]: out (B, S, C); att (B, H, S, S) the softmax weights, kept for the
+  // backward (the upper triangle is unspecified).
+  virtual void attention_fwd(TypedPtr out, TypedPtr att, TypedPtr qkv, i64 B, i64 S, i64 C, i64 H, bool alibi) = 0;
+  // RoPE in place on the q and k parts of qkv (B, S, 3C): each head's pairs (i, i + hd/2) rotated by
+  // t * 10000^(-2i/hd) at position t; inverse: by minus that angle (the backward of a rotation).
+  virtual void rope(TypedPtr qkv, i64 B, i64 S, i64 C, i64 H, bool inverse) = 0;
   // d_qkv (B, S, 3C) from d_out (B, S, C).
   virtual void attention_bwd(TypedPtr d_qkv, TypedPtr d_out, TypedPtr qkv, TypedPtr att, i64 B, i64 S, i64 C,
                              i64 H) = 0;
@@ -212,7 +216,8 @@ class StepBackend : public BackendMemory {
   // h (N, F) = silu(gate) * up of gate_up (N, 2F) = [gate | up]; the backward writes d_gate_up (N, 2F).
   virtual void swiglu_fwd(TypedPtr h, TypedPtr gate_up, i64 N, i64 F) = 0;
   virtual void swiglu_bwd(TypedPtr d_gate_up, TypedPtr d_h, TypedPtr gate_up, i64 N, i64 F) = 0;
-  // out (n) += in (n): residual adds and loss accumulators (same dtype on both sides).
+  // out (n) += in (n): residual adds, loss accumulators (same dtype on both sides) and the MoE
+  // layers' load counters (i32).
   virtual void add(TypedPtr out, TypedPtr in, i64 n) = 0;
   // out (n) = alpha * in (n).
   virtual void scale(TypedPtr out, TypedPtr in, i64 n, T alpha) = 0;

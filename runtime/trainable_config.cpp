@@ -5,6 +5,7 @@
 
 #include "moejit/error.hpp"
 #include "param_count.hpp"
+#include "routing/routing_spec.hpp"  // kMaxRoutedExperts, kMaxTopK
 
 namespace moejit::runtime {
 
@@ -16,14 +17,14 @@ void check_trainable(const ModelConfig& c) {
   };
   need(c.scope == ModelScope::model,
        "it describes one MoE layer, not a whole model (pick a config with \"scope\": \"model\")");
-  need(c.positions == "alibi", "positions \"" + c.positions + "\" are not implemented; use \"alibi\"");
-  need(!c.tie_embeddings, "tied embeddings are not implemented; set \"tie_embeddings\": false");
+  need(c.positions == "alibi" || c.head_dim % 2 == 0,
+       "RoPE rotates pairs of channels: head_dim must be even, or use \"positions\": \"alibi\"");
   need(c.scope != ModelScope::model || c.vocab >= 2, "vocab must be >= 2");
-  if (c.moe) {
-    const RouterConfig& r = c.moe->router;
-    need(r.score == "softmax", "router score \"" + r.score + "\" is not implemented; use \"softmax\"");
-    need(!r.renormalize, "renormalised top-k weights are not implemented; set \"renormalize\": false");
-    need(r.groups == 1 && r.topk_groups == 1, "group-limited routing is not implemented; set groups = topk_groups = 1");
+  if (c.moe) {  // the routing kernels' limits (templates/routing)
+    need(c.moe->experts <= kMaxRoutedExperts, "the router takes at most " + std::to_string(kMaxRoutedExperts) +
+                                                  " experts; set \"experts\" <= " + std::to_string(kMaxRoutedExperts));
+    need(c.moe->top_k <= kMaxTopK, "the router takes top_k <= " + std::to_string(kMaxTopK) + "; lower \"top_k\"");
+    need(c.moe->router.groups <= 32, "group-limited routing takes at most 32 groups; lower \"groups\"");
   }
   if (problems.empty()) return;
   std::string text =

@@ -63,6 +63,11 @@ Trainer::Trainer(TrainOptions options, Communicator& comm)
                 " processes of this job (each trains an equal share of every micro-batch): use a --batch that is "
                 "a multiple of " +
                 std::to_string(comm_.size()));
+  // The router biases follow each rank's own loads: with several processes they would drift apart.
+  if (comm_.size() > 1 && o_.config.moe && o_.config.moe->router.bias_update_rate > 0)
+    throw Error(
+        "auxiliary-loss-free balancing (moe.router.bias_update_rate > 0) runs in one process only so far: "
+        "set \"bias_update_rate\": 0 for a multi-process run, or train in one process");
   if (o_.expert_parallel > 1) make_expert_group();
   cap_unique_tokens(data_, o_.unique_tokens);
   if (data_.max_token() >= uint64_t(o_.config.vocab))
@@ -146,6 +151,7 @@ StepStats Trainer::train_step() {
   {
     auto t = timed(&profiler_, "optimizer");
     opt_->step(s.lr);
+    model_->update_router_bias();  // from this step's loads, for the next step's selection
   }
   LossSums losses = model_->read_losses();
   if (ranks > 1) {
@@ -155,6 +161,7 @@ StepStats Trainer::train_step() {
   s.loss = losses.total() / double(o_.grad_accum * ranks);
   s.ce = losses.ce / double(o_.grad_accum * ranks);
   s.grad_norm = double(backend_->download<float>(opt_->grad_norm(), 1)[0]);
+  s.routers = model_->read_router_stats();
   s.step = opt_->steps();
   s.tokens = tokens_per_step();
   s.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -215,8 +222,9 @@ fs::path Trainer::save_checkpoint() {
   std::vector<float> params = model_->read_params();
   verify_same_parameters(comm_, params);
   if (!comm_.root()) return path;
-  std::vector<float> m = backend_->download<float>(opt_->m(), n), v = backend_->download<float>(opt_->v(), n);
-  CheckpointTensors t{&model_->tensors(), params.data(), m.data(), v.data()};
+  std::vector<float> m = backend_->download<float>(opt_->m(), n), v = backend_->download<float>(opt_->v(), n),
+                     state = model_->read_state();
+  CheckpointTensors t{&model_->tensors(), params.data(), m.data(), v.data(), &model_->state_tensors(), state.data()};
   moejit::runtime::save_checkpoint(path, t, metadata());
   return path;
 }
@@ -239,14 +247,16 @@ void Trainer::resume_from(const fs::path& checkpoint) {
                   ", this run has " + want[key] +
                   ": resume with the same --config, --tokens/--compute, --batch, --grad-accum and --unique-tokens");
   // Load into copies first so that a failure leaves the trainer as it was.
-  std::vector<float> params(model_->param_count()), mo(params.size()), vo(params.size());
-  CheckpointTensors t{&model_->tensors(), params.data(), mo.data(), vo.data()};
+  std::vector<float> params(model_->param_count()), mo(params.size()), vo(params.size()),
+      state(model_->read_state().size());
+  CheckpointTensors t{&model_->tensors(), params.data(), mo.data(), vo.data(), &model_->state_tensors(), state.data()};
   m = load_checkpoint(checkpoint, t);
   std::istringstream rng(m["rng"]);
   std::mt19937_64 restored;
   rng >> restored;
   if (!rng) throw Error("checkpoint " + checkpoint.string() + " is corrupt: unreadable RNG state");
   model_->write_params(params);
+  model_->write_state(state);
   backend_->upload<float>(opt_->m(), mo);
   backend_->upload<float>(opt_->v(), vo);
   opt_->set_steps(std::stoll(m["step"]));
@@ -295,6 +305,20 @@ class MetricsFile {
   fs::path path_;
   std::ofstream out_;
 };
+
+// Per MoE layer: {"layer", "load_min", "load_max", "load_mean", "imbalance", "dropped", "bias_norm"}.
+nlohmann::json router_metrics(const std::vector<RouterStats>& routers) {
+  nlohmann::json all = nlohmann::json::array();
+  for (const RouterStats& r : routers)
+    all.push_back({{"layer", r.layer},
+                   {"load_min", r.load_min},
+                   {"load_max", r.load_max},
+                   {"load_mean", r.load_mean},
+                   {"imbalance", r.imbalance},
+                   {"dropped", r.dropped},
+                   {"bias_norm", r.bias_norm}});
+  return all;
+}
 
 // The error that stops a run whose loss or gradient became NaN or infinite.
 Error diverged(const StepStats& s, const TrainOptions& o) {
@@ -349,12 +373,11 @@ EvalStats run_training(Trainer& trainer, bool resume, const RunCallbacks& cb) {
   if (!resume) eval();
   while (!trainer.done()) {
     StepStats s = trainer.train_step();
-    log({{"step", s.step},
-         {"loss", s.loss},
-         {"ce", s.ce},
-         {"lr", s.lr},
-         {"grad_norm", s.grad_norm},
-         {"tokens_per_s", double(s.tokens) / s.seconds}});
+    nlohmann::json line = {
+        {"step", s.step}, {"loss", s.loss},           {"ce", s.ce},
+        {"lr", s.lr},     {"grad_norm", s.grad_norm}, {"tokens_per_s", double(s.tokens) / s.seconds}};
+    if (!s.routers.empty()) line["moe"] = router_metrics(s.routers);
+    log(line);
     if (!std::isfinite(s.loss) || !std::isfinite(s.grad_norm)) throw diverged(s, o);
     if (cb.on_step && root) cb.on_step(trainer, s);
     bool end = trainer.done();

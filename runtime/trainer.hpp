@@ -61,6 +61,7 @@ struct StepStats {
   double ce = 0;     // cross-entropy part
   double lr = 0, grad_norm = 0, seconds = 0;
   int64_t tokens = 0;
+  std::vector<RouterStats> routers;  // per MoE layer: loads, drops, bias norm of this step
 };
 
 struct EvalStats {

@@ -246,13 +246,20 @@ TEST_F(Cli, ConfigFlagsHintsAndInfoAreConsistent) {
   // A dense model has no MoE layer: its dense kernels tune on the host backend only.
   EXPECT_RUN(run("tune --config dense-7b --backend cuda"), 1, "has no MoE layer to tune on cuda");
 
-  const std::string unsupported = R"({"name": "odd", "layers": 2, "d_model": 64, "heads": 2, "head_dim": 32,
+  // RoPE, tied embeddings, sigmoid scores and renormalised top-k train (issue 19) ...
+  const std::string modern = R"({"name": "modern", "layers": 2, "d_model": 64, "heads": 2, "head_dim": 32,
       "d_ffn": 128, "vocab": 257, "seq_len": 64, "positions": "rope", "tie_embeddings": true,
       "moe": {"experts": 4, "top_k": 2, "d_expert": 32, "dense_layers": [0],
-              "router": {"score": "sigmoid", "renormalize": true}}})";
+              "router": {"score": "sigmoid", "renormalize": true, "bias_update_rate": 0.01}}})";
+  EXPECT_RUN(run("train --config " + write("modern.json", modern).string() + " " + small), 0, "model modern");
+  // ... and what stays unsupported is listed at once.
+  const std::string unsupported = R"({"name": "odd", "layers": 2, "d_model": 64, "heads": 64, "head_dim": 1,
+      "d_ffn": 128, "vocab": 257, "seq_len": 64, "positions": "rope",
+      "moe": {"experts": 600, "top_k": 17, "d_expert": 1, "dense_layers": [0],
+              "router": {"groups": 40, "topk_groups": 2}}})";
   const test::CliRun r = run("train --config " + write("odd.json", unsupported).string() + " " + small);
   EXPECT_RUN(r, 1, "cannot be trained (4 problem(s))");
-  for (const char* field : {"positions", "tie_embeddings", "router score", "renormalize"})
+  for (const char* field : {"head_dim", "\"experts\"", "\"top_k\"", "\"groups\""})
     EXPECT_TRUE(r.has(field)) << field << " in:\n" << r.output;
 
   const test::CliRun info = run("info");

@@ -32,9 +32,9 @@ json valid_moe_json() {
 
 TEST(ModelConfig, ShippedConfigsLoadValidateAndRoundTrip) {
   const auto names = list_model_configs();
-  for (const char* expected :
-       {"moe-2b", "moe-2b-alt", "dense-2b", "moe-7b", "dense-7b", "tiny-dense", "tiny-moe-r10", "tiny-moe-r20",
-        "tiny-moe-r40", "mixtral-8x7b", "deepseekmoe-16b", "olmoe-1b-7b", "qwen3-30b-a3b"}) {
+  for (const char* expected : {"moe-2b", "moe-2b-alt", "dense-2b", "moe-7b", "dense-7b", "tiny-dense", "tiny-moe-r10",
+                               "tiny-moe-r20", "tiny-moe-r40", "mixtral-8x7b", "deepseekmoe-16b", "olmoe-1b-7b",
+                               "qwen3-30b-a3b", "micro-dsv3", "deepseekmoe-16b-model", "olmoe-1b-7b-model"}) {
     EXPECT_NE(std::find(names.begin(), names.end(), expected), names.end()) << expected;
   }
   EXPECT_NE(std::find(names.begin(), names.end(), std::string(kDefaultSmallConfig)), names.end());

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "step_backend.hpp"
+
 namespace moejit::test {
 
 inline std::vector<double> random_doubles(size_t n, std::mt19937_64& rng, double scale = 1.0) {
@@ -44,3 +46,15 @@ inline double weighted_sum(const std::vector<double>& out, const std::vector<dou
 }
 
 }  // namespace moejit::test
+
+namespace moejit::runtime::grad_check {
+
+// The reference backend's buffers are process memory: the checks hand it their own vectors.
+inline TypedPtr p(std::vector<double>& v) {
+  return {v.data(), DType::f64};
+}
+inline TypedPtr p(std::vector<int32_t>& v) {
+  return {v.data(), DType::i32};
+}
+
+}  // namespace moejit::runtime::grad_check

@@ -22,9 +22,11 @@ struct StepResult {
 };
 
 inline StepResult one_step(StepBackend<float>& backend, const ModelConfig& c, const std::vector<float>& params,
-                           const std::vector<int32_t>& tokens, const std::vector<int32_t>& targets, i64 B, i64 S) {
+                           const std::vector<float>& state, const std::vector<int32_t>& tokens,
+                           const std::vector<int32_t>& targets, i64 B, i64 S) {
   Model<float> model(c, backend);
   model.write_params(params);
+  model.write_state(state);
   model.zero_grad();
   model.zero_losses();
   model.forward(tokens.data(), targets.data(), B, S);
@@ -35,7 +37,10 @@ inline StepResult one_step(StepBackend<float>& backend, const ModelConfig& c, co
 struct Case {
   std::string config;
   i64 B, S;
-  bool skew;  // route every token of the MoE layer to the first experts
+  bool skew;                   // route every token of the MoE layer to the first experts
+  double capacity_factor = 0;  // > 0: replaces the config's (drops choices)
+  bool tie_embeddings = false;
+  std::string positions = "alibi";
 };
 
 struct Tolerance {
@@ -85,18 +90,23 @@ inline void expect_step_equals_reference(StepBackend<float>& tested, const Case&
                                          const Tolerance& tol) {
   SCOPED_TRACE(tested.name() + " " + k.config + " B " + std::to_string(k.B) + " S " + std::to_string(k.S) +
                (k.skew ? " skewed" : "") + ", seed " + std::to_string(seed));
-  const ModelConfig c = find_model_config(k.config);
+  ModelConfig c = find_model_config(k.config);
+  if (k.capacity_factor > 0) c.moe->router.capacity_factor = k.capacity_factor;
+  c.tie_embeddings = k.tie_embeddings;
+  c.positions = k.positions;
   ThreadPool par(0);
   ReferenceStepBackend<float> reference(par);
   std::mt19937_64 rng(seed);
   Model<float> shape(c, reference);
   const std::vector<float> params = random_params(shape, k.skew, rng);
+  std::vector<float> state = shape.read_state();  // the selection biases: random, as after some steps
+  for (auto& b : state) b = std::normal_distribution<float>(0.0f, 0.05f)(rng);
   std::vector<int32_t> tokens(k.B * k.S), targets(k.B * k.S);
   for (auto& t : tokens) t = int32_t(rng() % c.vocab);
   for (auto& t : targets) t = int32_t(rng() % c.vocab);
 
-  const StepResult want = one_step(reference, c, params, tokens, targets, k.B, k.S);
-  const StepResult got = one_step(tested, c, params, tokens, targets, k.B, k.S);
+  const StepResult want = one_step(reference, c, params, state, tokens, targets, k.B, k.S);
+  const StepResult got = one_step(tested, c, params, state, tokens, targets, k.B, k.S);
   EXPECT_NEAR(got.losses.ce, want.losses.ce, tol.loss_rtol * std::abs(want.losses.ce));
   EXPECT_NEAR(got.losses.router, want.losses.router, 1e-6 + tol.loss_rtol * std::abs(want.losses.router));
   for (const auto& t : shape.tensors()) {

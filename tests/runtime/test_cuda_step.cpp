@@ -104,7 +104,7 @@ TEST(DenseProducts, AttentionGemmsAndSoftmaxMatchTheReferenceAttention) {
     SCOPED_TRACE("B " + std::to_string(B) + " S " + std::to_string(S) + " C " + std::to_string(C));
     const auto qkv = random_vector(B * S * 3 * C, rng), d_out = random_vector(B * S * C, rng);
     std::vector<double> want_out(B * S * C), want_att(B * H * S * S, 0.0), want_dqkv(B * S * 3 * C, 0.0);
-    attention_forward<double>(par, want_out.data(), want_att.data(), widened(qkv).data(), B, S, C, H);
+    attention_forward<double>(par, want_out.data(), want_att.data(), widened(qkv).data(), B, S, C, H, true);
     attention_backward<double>(par, want_dqkv.data(), widened(d_out).data(), widened(qkv).data(), want_att.data(), B, S,
                                C, H);
     std::vector<float> out(B * S * C, NAN), att(B * H * S * S, NAN), d_att(B * H * S * S, NAN),
@@ -238,12 +238,12 @@ TEST(CudaStepGpu, EachDenseOpEqualsReferenceOp) {
       {"attention_fwd",
        {{f, B * S * C}, {f, B * H * S * S}, {f, B * S * 3 * C}},
        {0},
-       [&](auto& be, auto& b) { be.attention_fwd(b[0], b[1], b[2], B, S, C, H); }},
+       [&](auto& be, auto& b) { be.attention_fwd(b[0], b[1], b[2], B, S, C, H, true); }},
       {"attention_bwd",
        {{f, B * S * 3 * C}, {f, B * S * C}, {f, B * S * 3 * C}, {f, B * S * C}, {f, B * H * S * S}},
        {0},
        [&](auto& be, auto& b) {
-         be.attention_fwd(b[3], b[4], b[2], B, S, C, H);  // a real softmax in att
+         be.attention_fwd(b[3], b[4], b[2], B, S, C, H, true);  // a real softmax in att
          be.attention_bwd(b[0], b[1], b[2], b[4], B, S, C, H);
        }},
       {"rmsnorm_fwd",

@@ -13,17 +13,11 @@
 namespace moejit::runtime {
 namespace {
 
+using grad_check::p;
 using test::expect_gradient;
 using test::random_doubles;
 using test::weighted_sum;
 using V = std::vector<double>;
-
-TypedPtr p(V& v) {
-  return {v.data(), DType::f64};
-}
-TypedPtr p(std::vector<int32_t>& v) {
-  return {v.data(), DType::i32};
-}
 
 TEST(LayerGradients, Matmul) {
   std::mt19937_64 rng(test::test_seed());
@@ -69,13 +63,39 @@ TEST(LayerGradients, AttentionWithAlibi) {
   const i64 B = 2, T = 5, C = 6, H = 3;
   V qkv = random_doubles(B * T * 3 * C, rng), r = random_doubles(B * T * C, rng), out(B * T * C), att(B * H * T * T);
   auto loss = [&] {
-    be.attention_fwd(p(out), p(att), p(qkv), B, T, C, H);
+    be.attention_fwd(p(out), p(att), p(qkv), B, T, C, H, true);
     return weighted_sum(out, r);
   };
   loss();
   V dqkv(qkv.size(), std::nan(""));  // overwritten in full
   be.attention_bwd(p(dqkv), p(r), p(qkv), p(att), B, T, C, H);
   expect_gradient("attention dqkv", qkv, dqkv, loss);
+}
+
+// RoPE then attention without ALiBi, as the model runs them (the rotation in place on a copy).
+TEST(LayerGradients, AttentionWithRope) {
+  std::mt19937_64 rng(test::test_seed());
+  ThreadPool par(2);
+  ReferenceStepBackend<double> be(par);
+  const i64 B = 2, T = 5, C = 8, H = 2;
+  V qkv = random_doubles(B * T * 3 * C, rng), r = random_doubles(B * T * C, rng), out(B * T * C), att(B * H * T * T),
+    rotated;
+  auto loss = [&] {
+    rotated = qkv;
+    be.rope(p(rotated), B, T, C, H, false);
+    be.attention_fwd(p(out), p(att), p(rotated), B, T, C, H, false);
+    return weighted_sum(out, r);
+  };
+  loss();
+  V dqkv(qkv.size(), std::nan(""));
+  be.attention_bwd(p(dqkv), p(r), p(rotated), p(att), B, T, C, H);
+  be.rope(p(dqkv), B, T, C, H, true);
+  expect_gradient("rope attention dqkv", qkv, dqkv, loss);
+  loss();            // rotated from the unperturbed qkv again
+  V back = rotated;  // the inverse undoes the rotation, which is not the identity
+  EXPECT_NE(rotated, qkv);
+  be.rope(p(back), B, T, C, H, true);
+  for (size_t i = 0; i < qkv.size(); ++i) EXPECT_NEAR(back[i], qkv[i], 1e-12) << i;
 }
 
 TEST(LayerGradients, SwigluFfn) {

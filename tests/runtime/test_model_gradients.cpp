@@ -3,6 +3,8 @@
 // every parameter.
 #include <gtest/gtest.h>
 
+#include <optional>
+
 #include "../common/test_util.hpp"
 #include "grad_check.hpp"
 #include "model.hpp"
@@ -13,20 +15,9 @@
 namespace moejit::runtime {
 namespace {
 
-TEST(ModelGradients, TwoLayerMoeEveryParameter) {
-  ModelConfig c;
-  c.name = "grad-moe";
-  c.vocab = 11, c.seq_len = 5, c.layers = 2, c.d_model = 8, c.heads = 2, c.head_dim = 4, c.d_ffn = 6;
-  MoeConfig moe;
-  moe.experts = 4, moe.top_k = 2, moe.d_expert = 3, moe.shared_experts = 1, moe.d_shared = 4;
-  moe.dense_layers = {0};
-  moe.router.aux_loss_coef = 0.1;  // larger than the default so that their gradients matter in the check
-  moe.router.z_loss_coef = 0.05;
-  c.moe = moe;
-  ThreadPool par(2);
-  ReferenceStepBackend<double> backend(par);
-  Model<double> model(c, backend);
-  std::mt19937_64 rng(test::test_seed());
+// Central differences of the model's total loss over every parameter against its backward.
+void check_every_parameter(Model<double>& model, std::mt19937_64& rng) {
+  const ModelConfig& c = model.config();
   model.init(rng);
   std::vector<double> params = model.read_params();
   for (auto& p : params) p += std::normal_distribution<double>(0.0, 0.3)(rng);  // away from init symmetry
@@ -55,6 +46,65 @@ TEST(ModelGradients, TwoLayerMoeEveryParameter) {
     test::expect_gradient(t.name, view, grad, loss_of_view, 1e-6, 1e-8, 1e-5);
     std::copy(view.begin(), view.end(), params.begin() + t.offset);
   }
+}
+
+// A 2-layer model small enough for finite differences over every parameter; `moe`: layer 1 MoE.
+ModelConfig grad_config(const std::string& name, std::optional<MoeConfig> moe) {
+  ModelConfig c;
+  c.name = name;
+  c.vocab = 11, c.seq_len = 5, c.layers = 2, c.d_model = 8, c.heads = 2, c.head_dim = 4, c.d_ffn = 6;
+  if (moe) moe->dense_layers = {0};
+  c.moe = moe;
+  return c;
+}
+
+// A DeepSeek-V3-style MoE layer: sigmoid scores, a (random) selection bias, 4 groups / top 2,
+// renormalised, scaled, 2 shared experts, a capacity that drops, and an aux loss beside the bias.
+TEST(ModelGradients, DeepSeekV3StyleRouterEveryParameter) {
+  MoeConfig moe;
+  moe.experts = 8, moe.top_k = 3, moe.d_expert = 3, moe.shared_experts = 2, moe.d_shared = 2;
+  RouterConfig& r = moe.router;
+  r.score = "sigmoid", r.renormalize = true, r.groups = 4, r.topk_groups = 2, r.scaling = 2.5;
+  r.bias_update_rate = 1e-3, r.capacity_factor = 0.8, r.aux_loss_coef = 0.1, r.z_loss_coef = 0.05;
+  const ModelConfig c = grad_config("grad-dsv3", moe);
+  ThreadPool par(2);
+  ReferenceStepBackend<double> backend(par);
+  Model<double> model(c, backend);
+  std::mt19937_64 rng(test::test_seed());
+  ASSERT_EQ(model.state_tensors().size(), 1u);
+  std::vector<double> bias(model.read_state().size());
+  for (auto& b : bias) b = std::normal_distribution<double>(0.0, 0.1)(rng);
+  model.write_state(bias);
+  check_every_parameter(model, rng);
+  EXPECT_GT(model.read_router_stats().at(0).dropped, 0) << "the capacity was meant to drop choices";
+}
+
+// Tied embeddings: the LM head is wte, whose gradient sums the embedding's and the head's; RoPE
+// instead of ALiBi.
+TEST(ModelGradients, TiedEmbeddingsAndRopeEveryParameter) {
+  ModelConfig c = grad_config("grad-tied", std::nullopt);
+  c.layers = 1;
+  c.tie_embeddings = true;
+  c.positions = "rope";
+  ThreadPool par(1);
+  ReferenceStepBackend<double> backend(par);
+  Model<double> model(c, backend);
+  EXPECT_THROW(model.tensor("lm_head"), Error);
+  std::mt19937_64 rng(test::test_seed());
+  check_every_parameter(model, rng);
+}
+
+TEST(ModelGradients, TwoLayerMoeEveryParameter) {
+  MoeConfig moe;
+  moe.experts = 4, moe.top_k = 2, moe.d_expert = 3, moe.shared_experts = 1, moe.d_shared = 4;
+  moe.router.aux_loss_coef = 0.1;  // larger than the default so that their gradients matter in the check
+  moe.router.z_loss_coef = 0.05;
+  const ModelConfig c = grad_config("grad-moe", moe);
+  ThreadPool par(2);
+  ReferenceStepBackend<double> backend(par);
+  Model<double> model(c, backend);
+  std::mt19937_64 rng(test::test_seed());
+  check_every_parameter(model, rng);
 }
 
 // What a runtime tensor is, in models/'s grouping (param_count.hpp).
@@ -92,16 +142,31 @@ TEST(ModelGradients, ParameterCountMatchesPlan) {
   EXPECT_GE(checked, 6) << "tiny-* and micro-* configs";
 }
 
+// The whole-model configs of public MoE models pass the trainer's checks (RoPE, their routers, shared
+// experts), with their published sizes: DeepSeekMoE 16.4B, OLMoE 6.9B parameters.
+TEST(ModelGradients, PublicWholeModelConfigsAreTrainable) {
+  for (auto [name, billions] : {std::pair{"deepseekmoe-16b-model", 16.4}, {"olmoe-1b-7b-model", 6.9}}) {
+    const ModelConfig c = find_model_config(name);
+    EXPECT_NO_THROW(check_trainable(c)) << name;
+    EXPECT_NEAR(double(count_params(c).total) / 1e9, billions, 0.05) << name;
+    EXPECT_EQ(c.positions, "rope") << name;
+  }
+}
+
+// Every unsupported field in one message, each with its fix.
 TEST(ModelGradients, UntrainableConfigIsAClearError) {
   ModelConfig c = find_model_config("micro-moe");
-  c.moe->router.renormalize = true;
+  c.positions = "rope", c.heads = 64, c.head_dim = 1;  // RoPE rotates pairs
+  c.moe->top_k = 17, c.moe->experts = 640, c.moe->router.groups = 64, c.moe->router.topk_groups = 2;
   ThreadPool par(1);
   ReferenceStepBackend<float> backend(par);
   try {
     Model<float> model(c, backend);
-    FAIL() << "renormalised routing was accepted";
+    FAIL() << "an untrainable config was accepted";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("renormalize"), std::string::npos) << e.what();
+    const std::string what = e.what();
+    for (const char* field : {"4 problem(s)", "head_dim must be even", "\"experts\"", "\"top_k\"", "\"groups\""})
+      EXPECT_NE(what.find(field), std::string::npos) << field << " in: " << what;
   }
 }
 

@@ -26,6 +26,7 @@ void check_case(const Case& k, uint64_t seed) {
 
 TEST(StepBackends, HostStepEqualsReferenceStepDense) {
   check_case({"micro-dense", 2, 48, false}, test::test_seed());
+  check_case({"micro-dense", 2, 48, false, 0, /*tie_embeddings=*/true, "rope"}, test::test_seed() + 1);
 }
 
 TEST(StepBackends, HostStepEqualsReferenceStepMoe) {
@@ -33,6 +34,14 @@ TEST(StepBackends, HostStepEqualsReferenceStepMoe) {
   check_case({"micro-moe", 2, 48, false}, seed);
   check_case({"micro-moe", 1, 3, false}, seed + 1);  // 6 choices over 8 experts: some stay empty
   check_case({"micro-moe", 2, 48, true}, seed + 2);  // skewed onto experts 0 and 1
+}
+
+// Sigmoid scores, selection bias, 4 groups / top 2, renormalised, scaled, 2 shared experts; and with a
+// capacity that drops choices, and RoPE.
+TEST(StepBackends, HostStepEqualsReferenceStepDeepSeekV3Style) {
+  const uint64_t seed = test::test_seed();
+  check_case({"micro-dsv3", 2, 48, false}, seed);
+  check_case({"micro-dsv3", 2, 48, false, 0.5, false, "rope"}, seed + 1);
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <numeric>
 
 #include "../common/test_util.hpp"
 #include "cuda_driver.hpp"
@@ -58,25 +59,28 @@ TEST(Training, LossFallsWellBelowUnigramEntropyOnFortunes) {
   EXPECT_LT(after, 0.9 * unigram) << "val loss " << before << " -> " << after << ", unigram " << unigram;
 }
 
+// micro-dsv3 balances by a selection bias: the resumed run must restore it from the checkpoint.
 TEST(Training, ResumeIsBitIdenticalToUninterruptedRun) {
   test::TempDir dir;
   fs::path data = write_text_corpus(dir.path());
-  std::vector<double> straight, resumed;
-  std::vector<float> straight_params;
-  {
-    Trainer t(micro_options("micro-moe", data, dir.path() / "a"));
-    while (!t.done()) straight.push_back(t.train_step().loss);
-    straight_params = t.model().read_params();
-  }
-  {
-    TrainOptions o = micro_options("micro-moe", data, dir.path() / "b");
-    o.stop_after = 5;
-    Trainer t(o);
-    while (!t.done()) resumed.push_back(t.train_step().loss);
-    t.save_checkpoint();
-  }
-  {
-    TrainOptions o = micro_options("micro-moe", data, dir.path() / "b");
+  for (const std::string config : {"micro-moe", "micro-dsv3"}) {
+    SCOPED_TRACE(config);
+    std::vector<double> straight, resumed;
+    std::vector<float> straight_params, straight_bias;
+    {
+      Trainer t(micro_options(config, data, dir.path() / config / "a"));
+      while (!t.done()) straight.push_back(t.train_step().loss);
+      straight_params = t.model().read_params();
+      straight_bias = t.model().read_state();
+    }
+    {
+      TrainOptions o = micro_options(config, data, dir.path() / config / "b");
+      o.stop_after = 5;
+      Trainer t(o);
+      while (!t.done()) resumed.push_back(t.train_step().loss);
+      t.save_checkpoint();
+    }
+    TrainOptions o = micro_options(config, data, dir.path() / config / "b");
     o.seed = 999;   // a different init: everything must come from the checkpoint
     o.threads = 1;  // and the thread count must not matter
     Trainer t(o);
@@ -87,7 +91,78 @@ TEST(Training, ResumeIsBitIdenticalToUninterruptedRun) {
     ASSERT_EQ(resumed.size(), straight.size());
     for (size_t i = 0; i < straight.size(); ++i) EXPECT_EQ(resumed[i], straight[i]) << "step " << i + 1;
     EXPECT_TRUE(t.model().read_params() == straight_params) << "final weights differ";
+    EXPECT_TRUE(t.model().read_state() == straight_bias) << "final router biases differ";
+    if (config == "micro-dsv3") {
+      EXPECT_EQ(straight_bias.size(), 16u);
+      EXPECT_TRUE(std::any_of(straight_bias.begin(), straight_bias.end(), [](float b) { return b != 0; }));
+    }
   }
+}
+
+// micro-dsv3 (aux-loss-free: no aux loss, a selection bias) learns, and its bias drives the load
+// imbalance (max / mean load over the experts) down: below the same run without the bias update, and
+// below its own start.
+TEST(Training, SelectionBiasDrivesTheLoadImbalanceDown) {
+  test::TempDir dir;
+  fs::path data = write_text_corpus(dir.path());
+  auto run = [&](double rate, std::vector<double>& loss, std::vector<double>& imbalance) {
+    TrainOptions o = micro_options("micro-dsv3", data, {});
+    o.config.moe->router.bias_update_rate = rate;
+    o.grad_accum = 1;
+    o.tokens = 40 * o.batch * o.config.seq_len;  // 40 steps
+    o.max_lr = 6e-3;
+    Trainer t(o);
+    while (!t.done()) {
+      const StepStats s = t.train_step();
+      loss.push_back(s.loss);
+      imbalance.push_back(s.routers.at(0).imbalance);
+    }
+  };
+  auto mean = [](const std::vector<double>& v, size_t begin, size_t end) {
+    return std::accumulate(v.begin() + begin, v.begin() + end, 0.0) / double(end - begin);
+  };
+  std::vector<double> loss, imbalance, loss0, imbalance0;
+  run(find_model_config("micro-dsv3").moe->router.bias_update_rate, loss, imbalance);
+  run(0.0, loss0, imbalance0);
+  EXPECT_LT(mean(loss, 35, 40), 0.8 * mean(loss, 0, 5));
+  const double start = mean(imbalance, 0, 10), end = mean(imbalance, 30, 40), end0 = mean(imbalance0, 30, 40);
+  EXPECT_LT(end, start) << "imbalance with the bias: " << start << " -> " << end;
+  EXPECT_LT(end, end0) << "imbalance at the end: " << end << " with the bias, " << end0 << " without";
+}
+
+// metrics.jsonl carries, per MoE layer and step, the expert loads, the imbalance, the dropped choices
+// and the bias norm; a capacity of half the mean load drops at least half the choices.
+TEST(Training, MetricsReportRouterLoadsDropsAndBias) {
+  test::TempDir dir;
+  fs::path data = write_text_corpus(dir.path());
+  TrainOptions o = micro_options("micro-dsv3", data, dir.path() / "run");
+  o.config.moe->router.capacity_factor = 0.5;
+  o.stop_after = 3;
+  {
+    Trainer t(o);
+    run_training(t, /*resume=*/false, {});
+  }
+  std::ifstream metrics(dir.path() / "run" / "metrics.jsonl");
+  const double rate = o.config.moe->router.bias_update_rate, E = 16, K = 4;
+  const double choices = double(o.batch * o.grad_accum * o.config.seq_len) * K;
+  int steps = 0;
+  for (std::string line; std::getline(metrics, line);) {
+    const auto j = nlohmann::json::parse(line);
+    if (!j.contains("loss")) continue;
+    ++steps;
+    ASSERT_TRUE(j.contains("moe")) << line;
+    ASSERT_EQ(j["moe"].size(), 1u) << line;
+    const auto& m = j["moe"][0];
+    EXPECT_EQ(m["layer"], 1);
+    EXPECT_DOUBLE_EQ(m["load_mean"].get<double>(), choices / E);
+    EXPECT_LE(m["load_min"].get<double>(), m["load_mean"].get<double>());
+    EXPECT_GE(m["load_max"].get<double>(), m["load_mean"].get<double>());
+    EXPECT_DOUBLE_EQ(m["imbalance"].get<double>(), m["load_max"].get<double>() / m["load_mean"].get<double>());
+    EXPECT_GE(m["dropped"].get<double>(), choices / 2 - E * double(o.grad_accum)) << line;
+    EXPECT_GT(m["bias_norm"].get<double>(), 0.0);
+    EXPECT_LE(m["bias_norm"].get<double>(), rate * std::sqrt(E) * j["step"].get<double>() + 1e-9);
+  }
+  EXPECT_EQ(steps, 3);
 }
 
 TEST(Training, CorruptCheckpointIsAClearErrorAndEarlierOnesStayUntouched) {
