@@ -1,9 +1,12 @@
 // The communicator of an MPI job (Open MPI from Debian): host buffers, MPI_COMM_WORLD.
 #include <mpi.h>
 
+#include <unistd.h>
 #include <algorithm>
 #include <climits>
+#include <cstdio>
 #include <iostream>
+#include <string>
 #include <utility>
 
 #include "comm.hpp"
@@ -101,7 +104,12 @@ class MpiComm final : public Communicator {
     int rank = 0, size = 1;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &size);
-    std::cerr << "moejit: rank " << rank << " of " << size << ": " << message << '\n' << std::flush;
+    // One write of the whole line: cerr is unbuffered, and mpirun's own abort banner would otherwise
+    // land between its pieces.
+    const std::string line =
+        "moejit: rank " + std::to_string(rank) + " of " + std::to_string(size) + ": " + message + "\n";
+    std::fflush(stderr);
+    [[maybe_unused]] const ssize_t written = ::write(2, line.data(), line.size());  // atomic below PIPE_BUF
     MPI_Abort(MPI_COMM_WORLD, code);
     std::_Exit(code);  // MPI_Abort does not return; this keeps [[noreturn]] honest
   }
