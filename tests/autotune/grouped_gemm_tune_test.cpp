@@ -134,7 +134,9 @@ TEST_P(GroupedGemmTuneHost, TunesAndTheCheckCatchesWrongResults) {
 
 INSTANTIATE_TEST_SUITE_P(Families, GroupedGemmTuneHost,
                          ::testing::Values(Family::grouped_gemm_fwd, Family::grouped_gemm_up_swiglu,
-                                           Family::grouped_gemm_dgrad, Family::grouped_gemm_wgrad),
+                                           Family::grouped_gemm_dgrad, Family::grouped_gemm_wgrad,
+                                           Family::attention_scores, Family::attention_values,
+                                           Family::attention_grads),
                          family_name);
 
 // The SwiGLU workloads' parallel check (rows x F >= 2^19 elements: several chunks) under the same
