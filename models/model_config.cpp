@@ -121,6 +121,7 @@ RouterConfig router_from_json(const json& j, const std::string& origin) {
   c.topk_groups = r.integer("topk_groups", c.topk_groups);
   c.aux_loss_coef = r.number("aux_loss_coef", c.aux_loss_coef);
   c.z_loss_coef = r.number("z_loss_coef", c.z_loss_coef);
+  c.seq_aux_loss_coef = r.number("seq_aux_loss_coef", c.seq_aux_loss_coef);
   c.scaling = r.number("scaling", c.scaling);
   c.bias_update_rate = r.number("bias_update_rate", c.bias_update_rate);
   c.capacity_factor = r.number("capacity_factor", c.capacity_factor);
@@ -203,7 +204,8 @@ void validate(const ModelConfig& c, const std::string& origin) {
         "moe.router.topk_groups must be in [1, groups = " + std::to_string(r.groups) + "]");
   check(m.top_k <= r.topk_groups * (m.experts / r.groups), origin,
         "moe.top_k exceeds the experts in the topk_groups selected groups");
-  check(r.aux_loss_coef >= 0 && r.z_loss_coef >= 0, origin, "moe.router loss coefficients must be >= 0");
+  check(r.aux_loss_coef >= 0 && r.z_loss_coef >= 0 && r.seq_aux_loss_coef >= 0, origin,
+        "moe.router loss coefficients (aux_loss_coef, z_loss_coef, seq_aux_loss_coef) must be >= 0");
   check(std::isfinite(r.scaling) && r.scaling > 0, origin, "moe.router.scaling must be a finite number > 0");
   check(std::isfinite(r.bias_update_rate) && r.bias_update_rate >= 0, origin,
         "moe.router.bias_update_rate must be a finite number >= 0 (0: no selection bias)");
@@ -302,6 +304,8 @@ json to_json(const ModelConfig& c) {
     if (m.router.scaling != defaults.scaling) jm["router"]["scaling"] = m.router.scaling;
     if (m.router.bias_update_rate != defaults.bias_update_rate)
       jm["router"]["bias_update_rate"] = m.router.bias_update_rate;
+    if (m.router.seq_aux_loss_coef != defaults.seq_aux_loss_coef)
+      jm["router"]["seq_aux_loss_coef"] = m.router.seq_aux_loss_coef;
     if (m.router.capacity_factor != defaults.capacity_factor)
       jm["router"]["capacity_factor"] = m.router.capacity_factor;
     j["moe"] = jm;

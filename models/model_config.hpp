@@ -25,7 +25,10 @@ struct RouterConfig {
   int64_t topk_groups = 1;        // ... and tokens pick experts only from their best `topk_groups`
   double aux_loss_coef = 0.01;    // weight of E*sum_i f_i*p_i
   double z_loss_coef = 0.0;       // weight of mean(logsumexp(logits)^2)
-  double scaling = 1.0;           // routed scaling factor: the K weights are multiplied by it
+  // The sequence-wise balance loss (DeepSeek-V3's complementary one): the aux formula over each
+  // training sequence (seq_len tokens), averaged over the sequences. 0: off.
+  double seq_aux_loss_coef = 0.0;
+  double scaling = 1.0;  // routed scaling factor: the K weights are multiplied by it
   // Auxiliary-loss-free balancing (DeepSeek-V3): a per-expert selection bias, added to the scores
   // for the choice of experts only, moved by +-rate after every step toward the mean load. 0: off.
   double bias_update_rate = 0.0;

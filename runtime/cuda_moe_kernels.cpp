@@ -41,11 +41,12 @@ void CudaMoeKernels::plan(const MoeShape& s, const RouterLossCoefs& coefs, int c
                           int32_t* dropped, int32_t* offsets, int32_t* slot, int32_t* row_source, float* aux_scale,
                           float* losses, const int32_t* index, const float* probs, const float* lse) {
   auto c = steps_.prepare(LayerStep::plan, s);
-  ensure(plan_workspace_, memory_, DType::f32, int64_t(route_plan_workspace_bytes(c.problem, c.config) / 4 + 1));
+  const int64_t workspace = int64_t(route_plan_workspace_bytes(c.problem, c.config, coefs.seq_tokens));
+  ensure(plan_workspace_, memory_, DType::f32, workspace / 4 + 1);
   PlanArgs a = routing_args::plan(coefs, capacity, counts, dropped, offsets, slot, row_source, aux_scale, losses, index,
                                   probs, lse);
   a.workspace = plan_workspace_.ptr().data;
-  launch_route_plan(*c.kernels[0], *c.kernels[1], *c.kernels[2], c.problem, c.config, a);
+  launch_route_plan(*c.kernels[0], *c.kernels[1], *c.kernels[2], c.problem, c.config, a, c.kernels[4].get());
 }
 
 void CudaMoeKernels::permute_fwd(const MoeShape& s, float* x_perm, const float* x, const int32_t* slot) {
@@ -113,10 +114,12 @@ void CudaMoeKernels::permute_bwd(const MoeShape& s, float* d_x, const float* d_x
 }
 
 void CudaMoeKernels::gate_bwd(const MoeShape& s, const GateParams& gate, float* d_logits, const float* logits,
-                              const int32_t* index, const float* d_weight, const float* aux_scale, float z_scale) {
+                              const int32_t* index, const float* d_weight, const float* aux_scale, float z_scale,
+                              int64_t seq_tokens) {
   auto c = steps_.prepare(LayerStep::gate_bwd, s);
-  launch_route_gate_bwd(*c.kernels[0], c.problem, c.config,
-                        routing_args::gate_bwd(gate, d_logits, logits, index, d_weight, aux_scale, z_scale));
+  launch_route_gate_bwd(
+      *c.kernels[0], c.problem, c.config,
+      routing_args::gate_bwd(gate, d_logits, logits, index, d_weight, aux_scale, z_scale, seq_tokens));
 }
 
 void CudaMoeKernels::bias_update(const MoeShape& s, float* bias, const int32_t* load, float rate) {

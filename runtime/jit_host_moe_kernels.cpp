@@ -52,11 +52,11 @@ void JitHostMoeKernels::plan(const MoeShape& s, const RouterLossCoefs& coefs, in
                              int32_t* dropped, int32_t* offsets, int32_t* slot, int32_t* row_source, float* aux_scale,
                              float* losses, const int32_t* index, const float* probs, const float* lse) {
   auto c = impl_->prepare(LayerStep::plan, s);
-  impl_->plan_workspace.resize(route_plan_workspace_bytes(c.problem, c.config) / sizeof(float) + 1);
+  impl_->plan_workspace.resize(route_plan_workspace_bytes(c.problem, c.config, coefs.seq_tokens) / sizeof(float) + 1);
   PlanArgs a = routing_args::plan(coefs, capacity, counts, dropped, offsets, slot, row_source, aux_scale, losses, index,
                                   probs, lse);
   a.workspace = impl_->plan_workspace.data();
-  launch_route_plan(*c.kernels[0], *c.kernels[1], *c.kernels[2], c.problem, c.config, a);
+  launch_route_plan(*c.kernels[0], *c.kernels[1], *c.kernels[2], c.problem, c.config, a, c.kernels[4].get());
 }
 
 void JitHostMoeKernels::permute_fwd(const MoeShape& s, float* x_perm, const float* x, const int32_t* slot) {
@@ -134,10 +134,12 @@ void JitHostMoeKernels::permute_bwd(const MoeShape& s, float* d_x, const float* 
 }
 
 void JitHostMoeKernels::gate_bwd(const MoeShape& s, const GateParams& gate, float* d_logits, const float* logits,
-                                 const int32_t* index, const float* d_weight, const float* aux_scale, float z_scale) {
+                                 const int32_t* index, const float* d_weight, const float* aux_scale, float z_scale,
+                                 int64_t seq_tokens) {
   auto c = impl_->prepare(LayerStep::gate_bwd, s);
-  launch_route_gate_bwd(*c.kernels[0], c.problem, c.config,
-                        routing_args::gate_bwd(gate, d_logits, logits, index, d_weight, aux_scale, z_scale));
+  launch_route_gate_bwd(
+      *c.kernels[0], c.problem, c.config,
+      routing_args::gate_bwd(gate, d_logits, logits, index, d_weight, aux_scale, z_scale, seq_tokens));
 }
 
 void JitHostMoeKernels::bias_update(const MoeShape& s, float* bias, const int32_t* load, float rate) {

@@ -48,7 +48,7 @@ class JitHostMoeKernels final : public MoeKernels<float> {
                 const int32_t* offsets) override;
   void permute_bwd(const MoeShape& s, float* d_x, const float* d_x_perm, const int32_t* slot) override;
   void gate_bwd(const MoeShape& s, const GateParams& gate, float* d_logits, const float* logits, const int32_t* index,
-                const float* d_weight, const float* aux_scale, float z_scale) override;
+                const float* d_weight, const float* aux_scale, float z_scale, int64_t seq_tokens) override;
   void bias_update(const MoeShape& s, float* bias, const int32_t* load, float rate) override;
 
  private:

@@ -33,8 +33,8 @@ static MoeDims moe_dims(const ModelConfig& c) {
   gate.scaling = float(r.scaling);
   gate.n_groups = int(r.groups);
   gate.topk_groups = int(r.topk_groups);
-  return {c.d_model, m.experts,        m.top_k, m.d_expert, d_ffn_shared(c), {r.aux_loss_coef, r.z_loss_coef},
-          gate,      r.capacity_factor};
+  const RouterLossCoefs coefs{r.aux_loss_coef, r.z_loss_coef, r.seq_aux_loss_coef, c.seq_len};
+  return {c.d_model, m.experts, m.top_k, m.d_expert, d_ffn_shared(c), coefs, gate, r.capacity_factor};
 }
 
 template <typename T>
@@ -298,6 +298,7 @@ void Model<T>::forward_layer(int l, TypedPtr x, i64 B, i64 S) {
     be_.rmsnorm_fwd(L.ln2, L.rstd2, L.resid_mid, w(pre + "ln2"), N, C);
   }
   if (L.moe) {
+    L.moe->set_sequence_tokens(S);  // the sequence-wise aux loss's sequences: this batch's
     L.moe->forward(profiler, L.out, L.ln2, N, moe_view(l, weights()), router_bias(l));
     be_.add(losses_.at(1), L.moe->losses(), 2);  // aux, z: already weighted by the plan
   } else {

@@ -31,9 +31,15 @@ struct MoeShape {
 };
 
 // The router losses' coefficients (the routing kernels' LossParams): the plan's loss values include
-// them, aux = aux_coef * E * sum_e f_e p_e and z = z_coef * mean_t lse_t^2.
+// them, aux = aux_coef * E * sum_e f_e p_e and z = z_coef * mean_t lse_t^2; with seq_aux_coef > 0
+// the aux adds the same formula per sequence of seq_tokens tokens, averaged over the sequences
+// (templates/routing/routing_plan.h).
 struct RouterLossCoefs {
-  double aux_coef = 0, z_coef = 0;
+  double aux_coef = 0, z_coef = 0, seq_aux_coef = 0;
+  int64_t seq_tokens = 0;
+  bool sequence_aux() const { return seq_aux_coef > 0 && seq_tokens > 0; }
+  // aux_scale's rows: the batch's, then one per sequence with the sequence-wise loss.
+  int64_t aux_rows(int64_t tokens) const { return 1 + (sequence_aux() ? tokens / seq_tokens : 0); }
 };
 
 // Which tuning-cache rung served a kernel, for the end-of-run report; no rung: the reference
@@ -72,8 +78,9 @@ class MoeKernels {
   // plan: counts (E) choices per expert (before capacity), dropped (E) choices beyond `capacity`
   // (< 0: none; the earliest tokens are kept), offsets (E+1) exclusive prefix sum of the kept
   // choices, slot (N, K) the permuted row of choice (t, k) (rows sorted by expert, then token; -1:
-  // dropped), row_source (R) = t*K + k of each row, aux_scale (E) = aux_coef * E * f_e / N
-  // (d aux / d score, f_e = counts_e / A), losses (2) = {aux, z} with coefficients.
+  // dropped), row_source (R) = t*K + k of each row, aux_scale (coefs.aux_rows(N), E): row 0
+  // aux_coef * E * f_e / N (d aux / d score, f_e = counts_e / A), then with the sequence-wise loss
+  // one row per sequence s: (seq_aux_coef / S) * E * f_{s,e} / L; losses (2) = {aux (both), z}.
   virtual void plan(const MoeShape& s, const RouterLossCoefs& coefs, int capacity, int32_t* counts, int32_t* dropped,
                     int32_t* offsets, int32_t* slot, int32_t* row_source, T* aux_scale, T* losses, const int32_t* index,
                     const T* probs, const T* lse) = 0;
@@ -109,9 +116,10 @@ class MoeKernels {
   virtual void permute_bwd(const MoeShape& s, T* d_x, const T* d_x_perm, const int32_t* slot) = 0;
   // gate_bwd: d_logits (N, E) = the score function's backward of d_score = aux_scale + the weights'
   // backward (scaling, renormalisation) of d_weight at the chosen experts, plus z_scale * lse_t *
-  // softmax_t (z_scale = 2 z_coef / N times the loss scale; aux_scale is scaled too).
+  // softmax_t (z_scale = 2 z_coef / N times the loss scale; aux_scale is scaled too). seq_tokens > 0:
+  // token t also adds aux_scale row 1 + t / seq_tokens (the plan's sequence-wise rows).
   virtual void gate_bwd(const MoeShape& s, const GateParams& gate, T* d_logits, const T* logits, const int32_t* index,
-                        const T* d_weight, const T* aux_scale, T z_scale) = 0;
+                        const T* d_weight, const T* aux_scale, T z_scale, int64_t seq_tokens) = 0;
 
   // ---- between steps ----
   // bias_update (auxiliary-loss-free balancing): bias_e += rate * sign(N*K/E - load_e), load (E) the

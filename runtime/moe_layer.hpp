@@ -28,7 +28,7 @@ struct MoeWeights {      // views into the model's flat weight (or gradient) buf
 
 struct MoeDims {
   i64 d_model, n_experts, top_k, d_expert, d_shared;
-  RouterLossCoefs coefs{};       // the router losses' weights (ModelConfig aux_loss_coef, z_loss_coef)
+  RouterLossCoefs coefs{};       // the router losses (ModelConfig aux/z/seq_aux_loss_coef, seq_len)
   GateParams gate{};             // scores, renormalisation, scaling, groups
   double capacity_factor = 0.0;  // > 0: at most ceil(factor * N * K / E) rows per expert; the rest drop
 };
@@ -76,6 +76,9 @@ class MoeLayer {
         [&] { k_.combine_fwd(s, a(out), d_.d_shared ? a(out) : nullptr, a(y_perm_), m(weight_), i32(slot_)); });
   }
 
+  // Tokens per sequence of the batches to come (the sequence-wise aux loss averages over them).
+  void set_sequence_tokens(i64 S) { d_.coefs.seq_tokens = S; }
+
   // The router losses of the last forward, (2) = {aux, z} in backend memory, weighted by their
   // coefficients (the routing kernels' convention: the plan applies LossParams).
   TypedPtr losses() const { return losses_; }
@@ -113,11 +116,13 @@ class MoeLayer {
     run(prof, "moe.up_wgrad", [&] { k_.up_wgrad(r.s, m(up(grads)), a(r.x), a(r.d_gate_up), i32(r.offsets)); });
     combine(prof, r.d_x, d_x_perm_);
     run(prof, "moe.permute_bwd", [&] { k_.permute_bwd(s, a(dx), a(d_x_perm_), i32(slot_)); });
-    be_.scale(scaled_aux_, aux_scale_, E, loss_scale);
+    be_.scale(scaled_aux_, aux_scale_, E * d_.coefs.aux_rows(N), loss_scale);
     // z_scale = 2 z_coef / N (route_z_scale), times the loss scale.
     const T z_scale = N ? loss_scale * T(2 * d_.coefs.z_coef) / T(N) : T(0);
-    run(prof, "moe.gate_bwd",
-        [&] { k_.gate_bwd(s, d_.gate, m(d_logits_), m(logits_), i32(index_), m(d_weight_), m(scaled_aux_), z_scale); });
+    run(prof, "moe.gate_bwd", [&] {
+      k_.gate_bwd(s, d_.gate, m(d_logits_), m(logits_), i32(index_), m(d_weight_), m(scaled_aux_), z_scale,
+                  d_.coefs.sequence_aux() ? d_.coefs.seq_tokens : 0);
+    });
     run(prof, "moe.router", [&] { be_.matmul_bwd(dx, true, grads.w_router, d_logits_, x, w.w_router, N, C, E); });
     if (d_.d_shared)
       ffn_backward(be_, prof, shared_, dx, true, grads.shared_up, grads.shared_down, dout, x, w.shared_up,
@@ -195,7 +200,7 @@ class MoeLayer {
                         {&probs_, N * E},
                         {&lse_, N},
                         {&weight_, A},
-                        {&aux_scale_, E},
+                        {&aux_scale_, E * d_.coefs.aux_rows(N)},
                         {&losses_, i64(2)}})
       ensure(*b, be_, master, n);
     for (auto [b, n] :
@@ -208,7 +213,8 @@ class MoeLayer {
   void allocate_backward(const MoeShape& s) {
     const i64 N = s.tokens, A = s.assignments(), C = d_.d_model, E = d_.n_experts, F = d_.d_expert;
     const DType act = be_.precision().compute, master = be_.precision().master;
-    for (auto [b, n] : {std::pair{&d_weight_, A}, {&d_logits_, N * E}, {&scaled_aux_, E}}) ensure(*b, be_, master, n);
+    for (auto [b, n] : {std::pair{&d_weight_, A}, {&d_logits_, N * E}, {&scaled_aux_, E * d_.coefs.aux_rows(N)}})
+      ensure(*b, be_, master, n);
     for (auto [b, n] : {std::pair{&d_y_perm_, A * C}, {&d_h_, A * F}, {&d_gate_up_, A * 2 * F}, {&d_x_perm_, A * C}})
       ensure(*b, be_, act, n);
   }

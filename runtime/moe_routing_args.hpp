@@ -20,7 +20,8 @@ inline PlanArgs plan(const RouterLossCoefs& coefs, int capacity, int32_t* counts
                      const float* probs, const float* lse) {
   PlanArgs a;
   a.index = index, a.probs = probs, a.lse = lse, a.capacity = capacity, a.pad_to = 1;
-  a.loss = LossParams{float(coefs.aux_coef), float(coefs.z_coef)};
+  a.loss = LossParams{float(coefs.aux_coef), float(coefs.z_coef), float(coefs.seq_aux_coef),
+                      coefs.sequence_aux() ? coefs.seq_tokens : 0};
   a.counts = counts, a.dropped = dropped, a.offsets = offsets, a.slot = slot, a.row_source = row_source;
   a.aux_scale = aux_scale, a.losses = losses;
   return a;
@@ -55,10 +56,10 @@ inline GatherArgs permute_bwd(float* d_x, const float* d_x_perm, const int32_t* 
 }
 
 inline GateBackwardArgs gate_bwd(const GateParams& gate, float* d_logits, const float* logits, const int32_t* index,
-                                 const float* d_weight, const float* aux_scale, float z_scale) {
+                                 const float* d_weight, const float* aux_scale, float z_scale, int64_t seq_tokens) {
   GateBackwardArgs a;
   a.logits = logits, a.index = index, a.d_weight = d_weight, a.aux_scale = aux_scale, a.params = gate;
-  a.grad.z_scale = z_scale;
+  a.grad.z_scale = z_scale, a.grad.seq_tokens = seq_tokens;
   a.d_logits = d_logits;
   return a;
 }

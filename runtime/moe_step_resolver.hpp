@@ -27,7 +27,7 @@ class MoeStepResolver {
     std::vector<std::unique_ptr<Kernel>>& kernels;
   };
   Call prepare(LayerStep step, const MoeShape& s);
-  // The selection-bias update (route_bias_update: entry 4 of the route_plan source). It runs once per
+  // The selection-bias update (route_bias_update: entry 3, 0-based, of the route_plan source). It runs once per
   // step on the step's token count, which differs from a micro-batch's: its problem is resolved on
   // its own (the cache keeps it), leaving the hot path's 14 resolved steps alone.
   void bias_update(const MoeShape& s, float* bias, const int32_t* load, float rate) {

@@ -10,6 +10,7 @@
 
 #include "moe_kernels.hpp"
 #include "moe_layer_steps.hpp"
+#include "moejit/error.hpp"
 #include "ops.hpp"
 #include "reference_router.hpp"
 
@@ -67,6 +68,7 @@ class ReferenceMoeKernels final : public MoeKernels<T> {
     for (i64 t = 0; t < N; ++t) z += lse[t] * lse[t];
     losses[0] = T(coefs.aux_coef) * T(E) * aux;
     losses[1] = N ? T(coefs.z_coef) * z / T(N) : T(0);
+    if (coefs.sequence_aux()) losses[0] += sequence_aux(s, coefs, aux_scale + E, index, probs);
   }
 
   void permute_fwd(const MoeShape& s, T* x_perm, const T* x, const int32_t* slot) override {
@@ -146,13 +148,14 @@ class ReferenceMoeKernels final : public MoeKernels<T> {
   }
 
   void gate_bwd(const MoeShape& s, const GateParams& gate, T* d_logits, const T* logits, const int32_t* index,
-                const T* d_weight, const T* aux_scale, T z_scale) override {
+                const T* d_weight, const T* aux_scale, T z_scale, int64_t seq_tokens) override {
     const i64 E = s.n_experts, K = s.top_k;
     RouterScores<T> r;
     std::vector<T> d_score(E);
     for (i64 t = 0; t < s.tokens; ++t) {
       router_scores(r, logits + t * E, E, gate.score);
-      for (i64 e = 0; e < E; ++e) d_score[e] = aux_scale ? aux_scale[e] : T(0);
+      const T* seq_row = aux_scale && seq_tokens > 0 ? aux_scale + (1 + t / seq_tokens) * E : nullptr;
+      for (i64 e = 0; e < E; ++e) d_score[e] = (aux_scale ? aux_scale[e] : T(0)) + (seq_row ? seq_row[e] : T(0));
       router_backward(d_logits + t * E, d_score, r, index + t * K, d_weight + t * K, gate, z_scale, E, K);
     }
   }
@@ -163,6 +166,28 @@ class ReferenceMoeKernels final : public MoeKernels<T> {
   }
 
  private:
+  // The sequence-wise aux loss over the S sequences of L tokens: writes its gradient rows
+  // seq_scale (S, E) and returns the loss, seq_aux_coef * E / S * sum_s sum_e f_{s,e} p_{s,e}.
+  static T sequence_aux(const MoeShape& s, const RouterLossCoefs& coefs, T* seq_scale, const int32_t* index,
+                        const T* probs) {
+    const i64 E = s.n_experts, K = s.top_k, L = coefs.seq_tokens, S = s.tokens / L;
+    if (s.tokens % L)
+      throw Error("the sequence-wise aux loss needs whole sequences of " + std::to_string(L) + " tokens");
+    T sum = 0;
+    for (i64 q = 0; q < S; ++q)
+      for (i64 e = 0; e < E; ++e) {
+        T chosen = 0, p = 0;
+        for (i64 t = q * L; t < (q + 1) * L; ++t) {
+          for (i64 k = 0; k < K; ++k) chosen += T(index[t * K + k] == e);
+          p += probs[t * E + e];
+        }
+        const T f = chosen / T(L * K);
+        seq_scale[q * E + e] = T(coefs.seq_aux_coef) * T(E) * f / T(S * L);
+        sum += f * p / T(L);
+      }
+    return T(coefs.seq_aux_coef) * T(E) * sum / T(S);
+  }
+
   static i64 expert_of(const int32_t* offsets, i64 E, i64 row) {
     return i64(std::upper_bound(offsets, offsets + E + 1, int32_t(row)) - offsets) - 1;
   }

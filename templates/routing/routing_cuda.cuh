@@ -30,8 +30,9 @@ __global__ void __launch_bounds__(LANES* TOKENS)
   const int64 t = static_cast<int64>(blockIdx.x) * TOKENS + threadIdx.x / LANES;
   const bool active = t < tokens;
   const int64 row = active ? t : 0;
-  gate_token_backward<E, K>(logits + row * E, index + row * K, d_weight ? d_weight + row * K : nullptr, aux_scale, p, g,
-                            WarpLanes<LANES>(threadIdx.x % LANES), active, d_logits + row * E);
+  gate_token_backward<E, K>(logits + row * E, index + row * K, d_weight ? d_weight + row * K : nullptr, aux_scale,
+                            sequence_aux_row<E>(aux_scale, g, row), p, g, WarpLanes<LANES>(threadIdx.x % LANES), active,
+                            d_logits + row * E);
 }
 
 // ---- plan: counts, offsets and slots, deterministic without atomics deciding positions ------
@@ -112,7 +113,7 @@ __global__ void __launch_bounds__(BLOCK)
                          const float* __restrict__ chunk_z, int chunks, int64 tokens, int capacity, int pad_to,
                          LossParams loss, int* __restrict__ counts, int* __restrict__ dropped,
                          int* __restrict__ offsets, int* __restrict__ row_source, float* __restrict__ aux_scale,
-                         float* __restrict__ losses) {
+                         float* __restrict__ losses, const float* __restrict__ seq_contrib) {
   const int e = threadIdx.x;
   int routed = 0;
   float prob_sum = 0.0f;
@@ -145,8 +146,31 @@ __global__ void __launch_bounds__(BLOCK)
     if (e == 0) {
       losses[0] = finish_aux_loss<E>(loss, ordered_sum<false>(contrib, E, 1));
       losses[1] = finish_z_loss(loss, chunk_z ? ordered_sum<false>(chunk_z, chunks, 1) : 0.0f, tokens);
+      if (seq_contrib) {
+        const int64 sequences = tokens / loss.seq_tokens;
+        losses[0] = add_rn(losses[0],
+                           finish_sequence_aux_loss<E>(loss, ordered_sum<false>(seq_contrib, sequences, 1), sequences));
+      }
     }
   }
+}
+
+// Sequence-wise aux loss (has_sequence_aux): one block per sequence, one thread per expert (BLOCK >=
+// E). Writes the sequence's aux-gradient row (aux_scale row 1 + s) and its sum of f * p, which
+// route_offsets_kernel (launched after) adds to the aux loss in a fixed order.
+template <int E, int K, int BLOCK>
+__global__ void __launch_bounds__(BLOCK)
+    route_seq_aux_kernel(const int* __restrict__ index, const float* __restrict__ probs, LossParams loss,
+                         float* __restrict__ aux_scale, float* __restrict__ seq_contrib, int64 tokens) {
+  const int64 sequences = tokens / loss.seq_tokens, s = blockIdx.x;
+  const int e = threadIdx.x;
+  LossTerms terms{0.0f, 0.0f};
+  if (e < E) terms = sequence_loss_terms<E, K>(loss, index, probs, s * loss.seq_tokens, e, sequences);
+  if (e < E && aux_scale) aux_scale[(1 + s) * E + e] = terms.aux_scale;
+  __shared__ float contrib[BLOCK];
+  contrib[e] = terms.aux_contribution;
+  __syncthreads();
+  if (e == 0) seq_contrib[s] = ordered_sum<false>(contrib, E, 1);
 }
 
 // Per chunk: each choice's slot (its row in the permuted layout) and each row's source choice.

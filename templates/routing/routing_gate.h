@@ -38,7 +38,14 @@ struct GateParams {
 // (aux_scale[e] = aux_coef * E * f_e / T); the z-loss gradient scale is z_coef * 2 / T.
 struct GateGradParams {
   float z_scale = 0.0f;
+  int64 seq_tokens = 0;  // > 0: aux_scale has a row per sequence of this many tokens after the batch's
 };
+
+// Token `row`'s sequence-wise aux-gradient row (routing_plan.h), null without one.
+template <int E>
+MOEJIT_HD const float* sequence_aux_row(const float* aux_scale, const GateGradParams& g, int64 row) {
+  return aux_scale && g.seq_tokens > 0 ? aux_scale + (1 + row / g.seq_tokens) * E : nullptr;
+}
 
 inline constexpr float kRenormEps = 1e-20f;
 
@@ -184,13 +191,14 @@ MOEJIT_HD void gate_token_forward(const float* logits, const float* bias, const 
   }
 }
 
-// Backward for one token: d_logits[E] from d_weight[K] (optional), the aux-loss term aux_scale[E]
-// (optional; dL/dscore_e of the load-balance loss) and the z-loss term (g.z_scale * lse * softmax).
+// Backward for one token: d_logits[E] from d_weight[K] (optional), the aux-loss terms aux_scale[E] and
+// seq_scale[E] (optional; dL/dscore_e of the batch- and sequence-wise balance losses) and the z-loss
+// term (g.z_scale * lse * softmax).
 // index[K] is the forward's selection; the selection itself has no gradient.
 template <int E, int K, class Lanes>
 MOEJIT_HD void gate_token_backward(const float* logits, const int* index, const float* d_weight, const float* aux_scale,
-                                   const GateParams& p, const GateGradParams& g, const Lanes& lanes, bool active,
-                                   float* d_logits) {
+                                   const float* seq_scale, const GateParams& p, const GateGradParams& g,
+                                   const Lanes& lanes, bool active, float* d_logits) {
   constexpr int LANES = Lanes::kCount, PER = TokenScores<E, LANES>::kPerLane;
   TokenScores<E, LANES> s;
   compute_scores<E>(logits, p.score, lanes, active, s);
@@ -201,6 +209,7 @@ MOEJIT_HD void gate_token_backward(const float* logits, const int* index, const 
   for (int j = 0; j < PER; ++j) {
     const int e = lane + LANES * j;
     d_score[j] = (aux_scale && e < E) ? aux_scale[e] : 0.0f;
+    if (seq_scale && e < E) d_score[j] = add_rn(d_score[j], seq_scale[e]);
   }
   if (d_weight) {
     int chosen[K];

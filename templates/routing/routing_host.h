@@ -79,8 +79,8 @@ void route_gate_bwd_host(void** a, const HostLaunch* launch) {
   const int64 tokens = host_arg<int64>(a, 7);
   host_for_ranges(launch, tokens, 16, [&](int64 begin, int64 end) {
     for (int64 t = begin; t < end; ++t)
-      gate_token_backward<E, K>(logits + t * E, index + t * K, d_weight ? d_weight + t * K : nullptr, aux_scale, p, g,
-                                SingleLane{}, true, d_logits + t * E);
+      gate_token_backward<E, K>(logits + t * E, index + t * K, d_weight ? d_weight + t * K : nullptr, aux_scale,
+                                sequence_aux_row<E>(aux_scale, g, t), p, g, SingleLane{}, true, d_logits + t * E);
   });
 }
 
@@ -109,7 +109,8 @@ void route_count_host(void** a, const HostLaunch* launch) {
 }
 
 // args: chunk_counts, chunk_probs, chunk_z, chunks, tokens, capacity, pad_to, LossParams, counts,
-// dropped, offsets, row_source, aux_scale, losses (as route_offsets_kernel). O(chunks * E): serial.
+// dropped, offsets, row_source, aux_scale, losses, seq_contrib (as route_offsets_kernel).
+// O(chunks * E): serial.
 template <int E, int K>
 void route_offsets_host(void** a, const HostLaunch*) {
   int* chunk_counts = host_arg<int*>(a, 0);
@@ -125,6 +126,7 @@ void route_offsets_host(void** a, const HostLaunch*) {
   int* row_source = host_arg<int*>(a, 11);
   float* aux_scale = host_arg<float*>(a, 12);
   float* losses = host_arg<float*>(a, 13);
+  const float* seq_contrib = host_arg<const float*>(a, 14);
   int offset = 0;
   float contribution[E];
   for (int e = 0; e < E; ++e) {
@@ -150,7 +152,36 @@ void route_offsets_host(void** a, const HostLaunch*) {
   if (losses) {
     losses[0] = finish_aux_loss<E>(loss, ordered_sum<false>(contribution, E, 1));
     losses[1] = finish_z_loss(loss, chunk_z ? ordered_sum<false>(chunk_z, chunks, 1) : 0.0f, tokens);
+    if (seq_contrib) {
+      const int64 sequences = tokens / loss.seq_tokens;
+      losses[0] = add_rn(losses[0],
+                         finish_sequence_aux_loss<E>(loss, ordered_sum<false>(seq_contrib, sequences, 1), sequences));
+    }
   }
+}
+
+// args: index, probs, LossParams, aux_scale, seq_contrib, tokens (as route_seq_aux_kernel).
+// Sequences are independent, so they are the work items.
+template <int E, int K>
+void route_seq_aux_host(void** a, const HostLaunch* launch) {
+  const int* index = host_arg<const int*>(a, 0);
+  const float* probs = host_arg<const float*>(a, 1);
+  const LossParams loss = host_arg<LossParams>(a, 2);
+  float* aux_scale = host_arg<float*>(a, 3);
+  float* seq_contrib = host_arg<float*>(a, 4);
+  const int64 tokens = host_arg<int64>(a, 5);
+  const int64 sequences = tokens / loss.seq_tokens;
+  host_for_ranges(launch, sequences, 1, [&](int64 begin, int64 end) {
+    float contrib[E];
+    for (int64 s = begin; s < end; ++s) {
+      for (int e = 0; e < E; ++e) {
+        const LossTerms terms = sequence_loss_terms<E, K>(loss, index, probs, s * loss.seq_tokens, e, sequences);
+        if (aux_scale) aux_scale[(1 + s) * E + e] = terms.aux_scale;
+        contrib[e] = terms.aux_contribution;
+      }
+      seq_contrib[s] = ordered_sum<false>(contrib, E, 1);
+    }
+  });
 }
 
 // args: index, chunk_prefix, offsets, capacity, slot, row_source, tokens (as route_slots_kernel).

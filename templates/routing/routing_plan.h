@@ -4,6 +4,11 @@
 // f_e counts choices before capacity drops and carries no gradient, so
 //   d aux / d score_{t,e} = aux_coef * E * f_e / T       (the aux_scale the gating backward adds)
 //   d z / d logit_{t,e}   = z_coef * 2 / T * lse_t * softmax_{t,e}
+// The sequence-wise aux loss (DeepSeek-V3's complementary balance loss) is the same formula over each
+// of the S = T / L sequences of L = seq_tokens tokens, averaged over the sequences:
+//   seq_aux = seq_aux_coef * E * (1/S) sum_s sum_e f_{s,e} * p_{s,e}   (f, p over sequence s only)
+//   d seq_aux / d score_{t,e} = seq_aux_coef * E * f_{s(t),e} / (S * L)
+// and adds to the aux slot of the losses; its gradient is one (E) row per sequence after the batch's.
 #pragma once
 #include "routing/routing_common.h"
 
@@ -12,7 +17,13 @@ namespace moejit {
 struct LossParams {
   float aux_coef = 0.0f;
   float z_coef = 0.0f;
+  float seq_aux_coef = 0.0f;  // > 0 with seq_tokens > 0: the sequence-wise aux loss
+  int64 seq_tokens = 0;       // L, tokens per sequence; divides T
 };
+
+MOEJIT_HD bool has_sequence_aux(const LossParams& loss) {
+  return loss.seq_aux_coef > 0.0f && loss.seq_tokens > 0;
+}
 
 struct LossTerms {
   float aux_scale;         // d aux / d score_{t,e}
@@ -58,6 +69,25 @@ MOEJIT_HD float ordered_sum(const float* values, int64 count, int64 stride) {
   }
   return add_rn(add_rn(add_rn(acc[0], acc[4]), add_rn(acc[2], acc[6])),
                 add_rn(add_rn(acc[1], acc[5]), add_rn(acc[3], acc[7])));
+}
+
+// Expert e's terms over the sequence of L tokens starting at token `first`, with the coefficient
+// divided by the sequence count S: the batch formula of loss_terms applied to one sequence.
+template <int E, int K>
+MOEJIT_HD LossTerms sequence_loss_terms(const LossParams& loss, const int* index, const float* probs, int64 first,
+                                        int e, int64 sequences) {
+  const int64 L = loss.seq_tokens;
+  int routed = 0;
+  for (int64 i = first * K; i < (first + L) * K; ++i) routed += index[i] == e ? 1 : 0;
+  LossParams per_sequence;
+  per_sequence.aux_coef = loss.seq_aux_coef / static_cast<float>(sequences);
+  return loss_terms<E, K>(per_sequence, routed, ordered_sum<false>(probs + first * E + e, L, E), L);
+}
+
+// seq_aux from the sum over sequences and experts of f_{s,e} * p_{s,e}.
+template <int E>
+MOEJIT_HD float finish_sequence_aux_loss(const LossParams& loss, float sum_f_p, int64 sequences) {
+  return sequences > 0 ? loss.seq_aux_coef * static_cast<float>(E) * sum_f_p / static_cast<float>(sequences) : 0.0f;
 }
 
 }  // namespace moejit

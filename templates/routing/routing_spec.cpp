@@ -76,7 +76,9 @@ std::vector<EntryText> entry_texts(Family kind, const Problem& p, const Config& 
               {"route_slots_kernel<" + ek + ", " + str(c.get("warps")) + ">",
                "route_slots_host<" + ek + ", " + str(plan_chunk(c)) + ">"},
               {"route_bias_update_kernel<" + str(p.routing().experts) + ", " + str(kBiasUpdateBlock) + ">",
-               "route_bias_update_host<" + str(p.routing().experts) + ">"}};
+               "route_bias_update_host<" + str(p.routing().experts) + ">"},
+              {"route_seq_aux_kernel<" + ek + ", " + str(plan_offsets_block(p.routing().experts)) + ">",
+               "route_seq_aux_host<" + ek + ">"}};
     default: {
       const std::string name = scatter_kind(kind) ? "route_scatter" : "route_gather";
       const std::string t = device_type(p.dtype), vec = str(c.get("vec")), k = str(p.routing().top_k),
@@ -236,10 +238,11 @@ int route_capacity(double capacity_factor, const Problem& problem) {
                                     problem.routing().experts));
 }
 
-size_t route_plan_workspace_bytes(const Problem& problem, const Config& config) {
+size_t route_plan_workspace_bytes(const Problem& problem, const Config& config, int64_t seq_tokens) {
   const int64_t chunks = ceil_div(problem.tokens, plan_chunk(config));
-  // chunk_counts (int), chunk_probs (float): chunks * E each; chunk_z: chunks.
-  return static_cast<size_t>(chunks * problem.routing().experts * 8 + chunks * 4);
+  const int64_t sequences = seq_tokens > 0 ? problem.tokens / seq_tokens : 0;
+  // chunk_counts (int), chunk_probs (float): chunks * E each; chunk_z: chunks; seq_contrib: sequences.
+  return static_cast<size_t>(chunks * problem.routing().experts * 8 + chunks * 4 + sequences * 4);
 }
 
 float route_z_scale(float z_coef, int64_t tokens) {
@@ -315,15 +318,47 @@ void launch_route_gate_bwd(Kernel& kernel, const Problem& problem, const Config&
   kernel.launch(dims_of(config, ceil_div(tokens, per_block), per_block * config.get("lanes")), args);
 }
 
+namespace {
+void check_sequence_aux(const Problem& p, const PlanArgs& a, const Kernel* seq_aux) {
+  if (!has_sequence_aux(a.loss)) return;
+  const std::string what(to_string(p.family));
+  if (p.tokens % a.loss.seq_tokens != 0)
+    throw Error(what + ": the sequence-wise aux loss needs whole sequences: " + str(p.tokens) + " tokens are not a " +
+                "multiple of seq_tokens " + str(a.loss.seq_tokens));
+  if (!a.probs || !seq_aux)
+    throw Error(what + ": the sequence-wise aux loss needs the router scores (PlanArgs::probs) and the plan's " +
+                "route_seq_aux kernel (entry 4)");
+}
+
+// The sequence-wise aux loss: rows 1.. of aux_scale and one sum per sequence in the workspace.
+void launch_route_seq_aux(Kernel& kernel, const Problem& problem, const PlanArgs& a, float* seq_contrib) {
+  int64_t tokens = problem.tokens;
+  LossParams loss = a.loss;
+  void* args[] = {const_cast<int**>(&a.index),
+                  const_cast<float**>(&a.probs),
+                  &loss,
+                  const_cast<float**>(&a.aux_scale),
+                  &seq_contrib,
+                  &tokens};
+  kernel.launch(dims_1d(tokens / loss.seq_tokens, plan_offsets_block(problem.routing().experts)), args);
+}
+}  // namespace
+
 void launch_route_plan(Kernel& count, Kernel& offsets, Kernel& slots, const Problem& problem, const Config& config,
-                       const PlanArgs& a) {
+                       const PlanArgs& a, Kernel* seq_aux) {
   check_problem(problem);
+  check_sequence_aux(problem, a, seq_aux);
   int64_t tokens = problem.tokens;
   const int64_t chunk = plan_chunk(config), experts = problem.routing().experts;
   int chunks = static_cast<int>(ceil_div(tokens, chunk));
   int* chunk_counts = static_cast<int*>(a.workspace);
   float* chunk_probs = a.probs ? reinterpret_cast<float*>(chunk_counts + chunks * experts) : nullptr;
   float* chunk_z = a.lse ? reinterpret_cast<float*>(chunk_counts + 2 * chunks * experts) : nullptr;
+  float* seq_contrib = nullptr;
+  if (has_sequence_aux(a.loss) && tokens > 0) {
+    seq_contrib = reinterpret_cast<float*>(chunk_counts + 2 * chunks * experts + chunks);
+    launch_route_seq_aux(*seq_aux, problem, a, seq_contrib);
+  }
   if (chunks > 0) {
     void* args[] = {const_cast<int**>(&a.index),
                     const_cast<float**>(&a.probs),
@@ -350,7 +385,8 @@ void launch_route_plan(Kernel& count, Kernel& offsets, Kernel& slots, const Prob
                     const_cast<int**>(&a.offsets),
                     const_cast<int**>(&a.row_source),
                     const_cast<float**>(&a.aux_scale),
-                    const_cast<float**>(&a.losses)};
+                    const_cast<float**>(&a.losses),
+                    &seq_contrib};
     offsets.launch(dims_1d(1, plan_offsets_block(experts)), args);
   }
   if (chunks > 0) {

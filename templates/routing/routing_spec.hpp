@@ -40,8 +40,9 @@ class RoutingSpec final : public KernelSpec {
 int64_t route_max_rows(const Problem& problem, int capacity, int pad_to);
 // Per-expert capacity for a capacity factor (<= 0: unlimited, returns -1).
 int route_capacity(double capacity_factor, const Problem& problem);
-// Scratch bytes route_plan needs (chunk counts, chunk sums).
-size_t route_plan_workspace_bytes(const Problem& problem, const Config& config);
+// Scratch bytes route_plan needs (chunk counts, chunk sums; one float per sequence with the
+// sequence-wise aux loss of LossParams::seq_tokens).
+size_t route_plan_workspace_bytes(const Problem& problem, const Config& config, int64_t seq_tokens = 0);
 
 struct GateForwardArgs {
   const float* logits = nullptr;  // (T, E)
@@ -56,9 +57,9 @@ struct GateBackwardArgs {
   const float* logits = nullptr;     // (T, E)
   const int* index = nullptr;        // (T, K)
   const float* d_weight = nullptr;   // (T, K), optional
-  const float* aux_scale = nullptr;  // (E) from the plan, optional
+  const float* aux_scale = nullptr;  // (E), or (1 + T / L, E) with grad.seq_tokens = L: the plan's
   GateParams params;
-  GateGradParams grad;        // z_scale = z_coef * 2 / T (see route_z_scale)
+  GateGradParams grad;        // z_scale = z_coef * 2 / T (see route_z_scale); seq_tokens
   float* d_logits = nullptr;  // (T, E)
 };
 float route_z_scale(float z_coef, int64_t tokens);
@@ -69,15 +70,16 @@ struct PlanArgs {
   const float* lse = nullptr;    // (T), optional: z loss
   int capacity = -1;             // route_capacity()
   int pad_to = 1;                // segment padding (GEMM tile M)
-  LossParams loss;
-  void* workspace = nullptr;   // route_plan_workspace_bytes()
-  int* counts = nullptr;       // (E) routed choices per expert (before capacity)
-  int* dropped = nullptr;      // (E)
-  int* offsets = nullptr;      // (E + 1)
-  int* slot = nullptr;         // (T, K)
-  int* row_source = nullptr;   // (max rows)
-  float* aux_scale = nullptr;  // (E), optional: aux-loss gradient for the gating backward
-  float* losses = nullptr;     // (2): aux, z; optional
+  LossParams loss;               // seq_aux_coef, seq_tokens: the sequence-wise aux loss (needs probs)
+  void* workspace = nullptr;     // route_plan_workspace_bytes(.., loss.seq_tokens)
+  int* counts = nullptr;         // (E) routed choices per expert (before capacity)
+  int* dropped = nullptr;        // (E)
+  int* offsets = nullptr;        // (E + 1)
+  int* slot = nullptr;           // (T, K)
+  int* row_source = nullptr;     // (max rows)
+  float* aux_scale = nullptr;    // (E), or (1 + T / L, E) with the sequence-wise aux: the gating
+                                 // backward's aux-loss gradient (batch row, then a row per sequence)
+  float* losses = nullptr;       // (2): aux, z; optional
 };
 struct ScatterArgs {
   const void* src = nullptr;      // (T, D) x (permute) or d_out (combine backward)
@@ -99,9 +101,10 @@ struct GatherArgs {
 
 void launch_route_gate_fwd(Kernel& kernel, const Problem& problem, const Config& config, const GateForwardArgs& a);
 void launch_route_gate_bwd(Kernel& kernel, const Problem& problem, const Config& config, const GateBackwardArgs& a);
-// Three kernels of one route_plan source: count, offsets, slots.
+// Kernels of one route_plan source: count, offsets, slots (entries 0-2), and with the sequence-wise
+// aux loss (has_sequence_aux(a.loss)) seq_aux (entry 4; entry 3 is the bias update; 0-based).
 void launch_route_plan(Kernel& count, Kernel& offsets, Kernel& slots, const Problem& problem, const Config& config,
-                       const PlanArgs& a);
+                       const PlanArgs& a, Kernel* seq_aux = nullptr);
 void launch_route_bias_update(Kernel& kernel, const Problem& problem, const int* counts, float* bias, float gamma);
 void launch_route_scatter(Kernel& kernel, const Problem& problem, const Config& config, const ScatterArgs& a);
 void launch_route_gather(Kernel& kernel, const Problem& problem, const Config& config, const GatherArgs& a);

@@ -41,6 +41,7 @@ struct Case {
   double capacity_factor = 0;  // > 0: replaces the config's (drops choices)
   bool tie_embeddings = false;
   std::string positions = "alibi";
+  double seq_aux_loss_coef = 0;  // > 0: replaces the config's (the sequence-wise aux loss)
 };
 
 struct Tolerance {
@@ -94,6 +95,7 @@ inline void expect_step_equals_reference(StepBackend<float>& tested, const Case&
   if (k.capacity_factor > 0) c.moe->router.capacity_factor = k.capacity_factor;
   c.tie_embeddings = k.tie_embeddings;
   c.positions = k.positions;
+  if (k.seq_aux_loss_coef > 0) c.moe->router.seq_aux_loss_coef = k.seq_aux_loss_coef;
   ThreadPool par(0);
   ReferenceStepBackend<float> reference(par);
   std::mt19937_64 rng(seed);

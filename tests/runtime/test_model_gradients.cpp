@@ -59,13 +59,15 @@ ModelConfig grad_config(const std::string& name, std::optional<MoeConfig> moe) {
 }
 
 // A DeepSeek-V3-style MoE layer: sigmoid scores, a (random) selection bias, 4 groups / top 2,
-// renormalised, scaled, 2 shared experts, a capacity that drops, and an aux loss beside the bias.
+// renormalised, scaled, 2 shared experts, a capacity that drops, and the batch- and sequence-wise aux
+// losses beside the bias.
 TEST(ModelGradients, DeepSeekV3StyleRouterEveryParameter) {
   MoeConfig moe;
   moe.experts = 8, moe.top_k = 3, moe.d_expert = 3, moe.shared_experts = 2, moe.d_shared = 2;
   RouterConfig& r = moe.router;
   r.score = "sigmoid", r.renormalize = true, r.groups = 4, r.topk_groups = 2, r.scaling = 2.5;
   r.bias_update_rate = 1e-3, r.capacity_factor = 0.8, r.aux_loss_coef = 0.1, r.z_loss_coef = 0.05;
+  r.seq_aux_loss_coef = 0.2;
   const ModelConfig c = grad_config("grad-dsv3", moe);
   ThreadPool par(2);
   ReferenceStepBackend<double> backend(par);

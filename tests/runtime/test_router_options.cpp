@@ -1,5 +1,6 @@
 // The router options of today's MoE models in the trainer (reference backend): sigmoid or softmax
-// scores, renormalised top-k, routed scaling, group-limited routing, a selection bias, capacity.
+// scores, renormalised top-k, routed scaling, group-limited routing, a selection bias, capacity, the
+// sequence-wise aux loss.
 // Forward: the reference kernels' gating and plan equal the routing kernels' independent double
 // reference (autotune/routing_reference.hpp). Backward: the MoE layer's gradients in double against
 // finite differences, one case per option. Balancing: the bias update moves toward the mean load.
@@ -28,7 +29,8 @@ struct Option {
   i64 E = 8, K = 2;
   bool bias = false;
   double capacity_factor = 0;
-  i64 d_shared = 2;  // the width of the fused shared experts (0: none)
+  i64 d_shared = 2;    // the width of the fused shared experts (0: none)
+  double seq_aux = 0;  // the sequence-wise aux loss's coefficient (sequences of 3 tokens)
 };
 
 GateParams gate(int score, int renormalize, float scaling, int groups = 1, int topk_groups = 1) {
@@ -46,7 +48,8 @@ std::vector<Option> options() {
       {"selection_bias", gate(kScoreSigmoid, 1, 1.0f), 8, 2, true},
       {"capacity_drops", gate(kScoreSoftmax, 0, 1.0f), 8, 2, false, 0.5},
       {"no_shared_expert", gate(kScoreSoftmax, 0, 1.0f), 8, 2, false, 0, 0},
-      {"deepseek_v3_style", gate(kScoreSigmoid, 1, 2.5f, 4, 2), 16, 4, true, 1.0, 4},
+      {"sequence_aux", gate(kScoreSoftmax, 0, 1.0f), 8, 2, false, 0, 2, 0.4},
+      {"deepseek_v3_style", gate(kScoreSigmoid, 1, 2.5f, 4, 2), 16, 4, true, 1.0, 4, 0.4},
   };
 }
 
@@ -118,7 +121,7 @@ TEST_P(RouterOptions, LayerGradientsMatchFiniteDifferences) {
   ThreadPool par(2);
   ReferenceStepBackend<double> be(par);
   const i64 N = 9, C = 5, E = o.E, F = 3, Fs = o.d_shared;
-  const MoeDims d{C, E, o.K, F, Fs, {0.3, 0.2}, o.gate, o.capacity_factor};
+  const MoeDims d{C, E, o.K, F, Fs, {0.3, 0.2, o.seq_aux, 3}, o.gate, o.capacity_factor};
   const double scale = 0.5;
   V x = random_doubles(N * C, rng), router = random_doubles(E * C, rng), up = random_doubles(E * 2 * F * C, rng),
     down = random_doubles(E * C * F, rng), sup = random_doubles(2 * Fs * C, rng), sdown = random_doubles(C * Fs, rng),

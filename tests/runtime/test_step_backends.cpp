@@ -37,11 +37,12 @@ TEST(StepBackends, HostStepEqualsReferenceStepMoe) {
 }
 
 // Sigmoid scores, selection bias, 4 groups / top 2, renormalised, scaled, 2 shared experts; and with a
-// capacity that drops choices, and RoPE.
+// capacity that drops choices, and RoPE; and with the sequence-wise aux loss.
 TEST(StepBackends, HostStepEqualsReferenceStepDeepSeekV3Style) {
   const uint64_t seed = test::test_seed();
   check_case({"micro-dsv3", 2, 48, false}, seed);
   check_case({"micro-dsv3", 2, 48, false, 0.5, false, "rope"}, seed + 1);
+  check_case({"micro-dsv3", 2, 48, false, 0, false, "alibi", 0.05}, seed + 2);
 }
 
 }  // namespace

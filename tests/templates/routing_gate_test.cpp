@@ -124,6 +124,44 @@ void check_backward(const GateCase& c, int64_t tokens, unsigned seed) {
   }
 }
 
+// With the sequence-wise aux loss, token t's aux gradient is the batch row plus its sequence's row
+// (1 + t / L): the same bits as a one-token backward given that sum as its only row.
+template <int E, int K>
+void check_sequence_rows(const GateCase& c, int64_t tokens, int64_t L, unsigned seed) {
+  std::mt19937 rng(seed);
+  const auto run = run_forward<E, K>(c, tokens, rng);
+  const auto dw = random_floats(tokens * K, rng, -1.0f, 1.0f);
+  const auto aux = random_floats(E * (1 + tokens / L), rng, 0.0f, 0.01f);
+  FunctionKernel kernel(&route_gate_bwd_host<E, K>);
+  auto backward = [&](int64_t first, int64_t count, const float* aux_scale, int64_t seq_tokens, float* d_logits) {
+    GateBackwardArgs a;
+    a.logits = run.logits.data() + first * E;
+    a.index = run.index.data() + first * K;
+    a.d_weight = dw.data() + first * K;
+    a.aux_scale = aux_scale;
+    a.params = to_params(c.router);
+    a.grad.z_scale = 0.1f, a.grad.seq_tokens = seq_tokens;
+    a.d_logits = d_logits;
+    launch_route_gate_bwd(kernel, routing_problem(Family::route_gate_bwd, E, K, count),
+                          Config{{"lanes", 1}, {"tokens", 1}}, a);
+  };
+  auto got = poisoned<float>(tokens * E);
+  backward(0, tokens, aux.data(), L, got.data());
+  for (int64_t t = 0; t < tokens; ++t) {
+    std::vector<float> row(E), want = poisoned<float>(E);
+    for (int e = 0; e < E; ++e) row[e] = aux[e] + aux[(1 + t / L) * E + e];
+    backward(t, 1, row.data(), 0, want.data());
+    ASSERT_TRUE(same_bits(std::vector<float>(got.begin() + t * E, got.begin() + (t + 1) * E), want)) << "token " << t;
+  }
+}
+
+TEST(RoutingGate, SequenceAuxRowsAddToTheBatchRow) {
+  GateCase c;
+  c.router.experts = 16, c.router.top_k = 4, c.router.sigmoid = true, c.router.renormalize = true;
+  check_sequence_rows<16, 4>(c, 24, 6, 60);
+  check_sequence_rows<16, 4>(c, 5, 5, 61);
+}
+
 template <int E, int K>
 void check_shape(RefRouter router, unsigned seed) {
   router.experts = E;

@@ -2,6 +2,7 @@
 // the reference's stable sort; every chunk size must give bit-identical results.
 #include <gtest/gtest.h>
 
+#include "moejit/error.hpp"
 #include "routing/routing_host.h"
 #include "routing/routing_spec.hpp"
 #include "routing_reference.hpp"
@@ -26,11 +27,12 @@ PlanOut run_plan(const std::vector<int>& index, const std::vector<float>* probs,
   out.offsets = poisoned<int>(E + 1);
   out.slot = poisoned<int>(tokens * K);
   out.row_source = poisoned<int>(route_max_rows(problem, capacity, pad_to));
-  out.aux_scale = poisoned<float>(E);
+  const int64_t sequences = has_sequence_aux(loss) ? tokens / loss.seq_tokens : 0;
+  out.aux_scale = poisoned<float>(E * (1 + sequences));
   out.losses = poisoned<float>(2);
-  std::vector<char> workspace(route_plan_workspace_bytes(problem, config));
+  std::vector<char> workspace(route_plan_workspace_bytes(problem, config, loss.seq_tokens));
   FunctionKernel count(&route_count_host<E, K, WARPS * 32>), offsets(&route_offsets_host<E, K>),
-      slots(&route_slots_host<E, K, WARPS * 32>);
+      slots(&route_slots_host<E, K, WARPS * 32>), seq_aux(&route_seq_aux_host<E, K>);
   PlanArgs a;
   a.index = index.data();
   a.probs = probs ? probs->data() : nullptr;
@@ -46,7 +48,7 @@ PlanOut run_plan(const std::vector<int>& index, const std::vector<float>* probs,
   a.row_source = out.row_source.data();
   a.aux_scale = out.aux_scale.data();
   a.losses = out.losses.data();
-  launch_route_plan(count, offsets, slots, problem, config, a);
+  launch_route_plan(count, offsets, slots, problem, config, a, &seq_aux);
   return out;
 }
 
@@ -129,6 +131,54 @@ TEST(RoutingPlan, WithoutOptionalLossInputs) {
   EXPECT_EQ(got.offsets, ref_plan(index, 100, 64, 6, -1, 1).offsets);
   EXPECT_EQ(got.losses[0], 0.0f);
   EXPECT_EQ(got.losses[1], 0.0f);
+}
+
+// The sequence-wise aux loss: per sequence of L tokens, f and p over that sequence only, averaged over
+// the sequences (double reference), added to the batch-wise aux; one gradient row per sequence.
+template <int E, int K>
+void check_sequence_aux(int64_t tokens, int64_t L, Load load, unsigned seed) {
+  SCOPED_TRACE("E=" + std::to_string(E) + " K=" + std::to_string(K) + " T=" + std::to_string(tokens) +
+               " L=" + std::to_string(L));
+  std::mt19937 rng(seed);
+  const auto index = random_choices(tokens, E, K, load, rng);
+  const auto probs = random_floats(tokens * E, rng, 0.0f, 1.0f);
+  const LossParams batch{0.01f, 0.0f}, both{0.01f, 0.0f, 0.003f, L};
+  const auto only_batch = run_plan<E, K, 8>(index, &probs, nullptr, tokens, -1, 1, batch);
+  const auto got = run_plan<E, K, 8>(index, &probs, nullptr, tokens, -1, 1, both);
+  const int64_t S = tokens / L;
+  double seq = 0;
+  for (int64_t s = 0; s < S; ++s)
+    for (int e = 0; e < E; ++e) {
+      double chosen = 0, p = 0;
+      for (int64_t t = s * L; t < (s + 1) * L; ++t) {
+        for (int k = 0; k < K; ++k) chosen += index[t * K + k] == e;
+        p += probs[t * E + e];
+      }
+      const double f = chosen / double(L * K);
+      seq += f * p / double(L);
+      EXPECT_TRUE(near(got.aux_scale[(1 + s) * E + e], both.seq_aux_coef * E * f / double(S * L), 1e-10, 1e-5,
+                       "sequence aux_scale"));
+    }
+  for (int e = 0; e < E; ++e) EXPECT_EQ(got.aux_scale[e], only_batch.aux_scale[e]) << "the batch row " << e;
+  EXPECT_TRUE(near(got.losses[0] - only_batch.losses[0], both.seq_aux_coef * E * seq / double(S), 1e-7, 1e-4,
+                   "sequence aux loss"));
+  // Every chunk size gives the same bits.
+  const auto one = run_plan<E, K, 1>(index, &probs, nullptr, tokens, -1, 1, both);
+  EXPECT_TRUE(same_bits(one.aux_scale, got.aux_scale));
+}
+
+TEST(RoutingPlan, SequenceWiseAuxLoss) {
+  check_sequence_aux<8, 2>(96, 32, Load::uniform, 50);
+  check_sequence_aux<64, 6>(300, 100, Load::skewed, 51);
+  check_sequence_aux<16, 4>(77, 7, Load::one_expert, 52);
+  check_sequence_aux<16, 4>(64, 64, Load::uniform, 53);  // one sequence
+}
+
+TEST(RoutingPlan, SequenceWiseAuxLossRefusesPartialSequences) {
+  std::mt19937 rng(54);
+  const auto index = random_choices(100, 8, 2, Load::uniform, rng);
+  const auto probs = random_floats(100 * 8, rng, 0.0f, 1.0f);
+  EXPECT_THROW((run_plan<8, 2, 1>(index, &probs, nullptr, 100, -1, 1, LossParams{0.0f, 0.0f, 0.01f, 30})), Error);
 }
 
 TEST(RoutingPlan, BiasUpdateMovesTowardMeanLoad) {
