@@ -257,7 +257,7 @@ std::vector<fs::path> list_checkpoints(const fs::path& dir) {
     auto name = e.path().filename().string();
     if (is_checkpoint_name(name, ".safetensors") || is_checkpoint_name(name, ".index.json")) v.push_back(e.path());
   }
-  // By step (the names' common prefix), then the index after a file of the same step.
+  // By step (the names share their length up to the suffix).
   std::sort(v.begin(), v.end());
   return v;
 }

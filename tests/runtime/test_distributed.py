@@ -14,6 +14,7 @@ import json
 import os
 import pathlib
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -71,6 +72,19 @@ def losses(out):
     return {r["step"]: r["loss"] for r in rows if "loss" in r}
 
 
+def parameter_memory(stdout):
+    """The MiB of parameters, gradients and AdamW moments per rank, and one process's, as train prints."""
+    line = next(l for l in stdout.splitlines() if l.startswith("parameters, gradients and AdamW moments per rank"))
+    per_rank = [float(x) for x in re.findall(r"rank \d+ ([0-9.e+-]+) MiB", line)]
+    return per_rank, float(re.search(r"one process: ([0-9.e+-]+) MiB", line).group(1))
+
+
+def safetensors_shape(path, name):
+    data = pathlib.Path(path).read_bytes()
+    header = json.loads(data[8:8 + int.from_bytes(data[:8], "little")])
+    return header[name]["shape"]
+
+
 class Distributed(unittest.TestCase):
     def setUp(self):
         self.tmp = pathlib.Path(tempfile.mkdtemp(prefix="moejit-mpi-"))
@@ -112,6 +126,43 @@ class Distributed(unittest.TestCase):
                                                    extra=["--expert-parallel", str(ep)]), self.cache)
                 self.assertIn(f"experts split over groups of {ep} ranks", p.stdout)
                 self.assert_same_curve(losses(run_dir), losses(single))
+                # Each rank holds its E/P experts only: less parameter memory than one process.
+                per_rank, whole = parameter_memory(p.stdout)
+                self.assertEqual(len(per_rank), ranks)
+                self.assertTrue(all(m < whole for m in per_rank), p.stdout)
+                index = json.loads((run_dir / f"ckpt_step{steps:08d}.index.json").read_text())
+                self.assertEqual((index["ranks"], index["expert_parallel"], len(index["files"])), (ranks, ep, ep))
+
+    def test_expert_parallel_checkpoint_resumes_in_any_layout(self):
+        """A sharded run's checkpoint (a shard per expert group rank + an index) resumes with the same
+        layout and, its experts reassembled, with another P or in one process's `moejit eval`."""
+        steps, ranks, stop = 4, 2, ["--checkpoint-every", "2"]
+        single, sharded = self.tmp / "single", self.tmp / "sharded"
+        run(train_args("micro-moe", self.corpus, single, steps, BATCH // ranks, ranks, extra=stop), self.cache)
+        ep = ["--expert-parallel", "2"]
+        run(mpirun(ranks) + train_args("micro-moe", self.corpus, sharded, steps, extra=stop + ep + ["--stop-after", "2"]),
+            self.cache)
+        self.assertEqual(sorted(f.name for f in sharded.glob("ckpt_step*")),
+                         ["ckpt_step00000002.index.json", "ckpt_step00000002.shard0of2.safetensors",
+                          "ckpt_step00000002.shard1of2.safetensors"])
+        index = json.loads((sharded / "ckpt_step00000002.index.json").read_text())
+        self.assertEqual([(f["first_expert"], f["experts"]) for f in index["files"]], [(0, 4), (4, 4)])
+        self.assertEqual(index["files"][1]["tensors"], ["layers.1.moe.w_up", "layers.1.moe.w_down"])
+        self.assertEqual(safetensors_shape(sharded / "ckpt_step00000002.shard1of2.safetensors",
+                                           "adam_v.layers.1.moe.w_up"), [4, 64, 64])
+        as_dp = self.tmp / "as_dp"
+        shutil.copytree(sharded, as_dp)
+        for out, layout in ((sharded, ep), (as_dp, [])):  # the same P; pure data parallel (experts reassembled)
+            with self.subTest(layout=layout):
+                p = run(mpirun(ranks) + train_args("micro-moe", self.corpus, out, steps, extra=stop + layout + ["--resume"]),
+                        self.cache)
+                self.assertIn("resumed from", p.stdout)
+                self.assert_same_curve(losses(out), losses(single))
+        # One process reads the 2 shards of the final checkpoint: the same weights as one process trained.
+        evals = [run([MOEJIT, "eval", str(ckpt), "--data", str(self.corpus), "--batches", "1"], self.cache).stdout
+                 for ckpt in (sharded / "ckpt_step00000004.index.json", single / "ckpt_step00000004.safetensors")]
+        got, want = (float(re.search(r"val loss ([0-9.]+)", e).group(1)) for e in evals)
+        self.assertLessEqual(abs(got - want), LOSS_RTOL * want, evals)
 
     def test_expert_parallel_not_dividing_experts_is_refused(self):
         p = run(mpirun(2) + train_args("micro-moe", self.corpus, self.tmp / "o", 2, extra=["--expert-parallel", "3"]),
