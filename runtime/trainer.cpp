@@ -75,8 +75,8 @@ Trainer::Trainer(TrainOptions options, Communicator& comm)
         "the data holds token id " + std::to_string(data_.max_token()) + " but config " + o_.config.name +
         " has vocab " + std::to_string(o_.config.vocab) + ": use a config with a larger vocab" +
         (data_.byte_level ? " (byte-level text needs " + std::to_string(kByteVocab) + ": bytes + end-of-text)" : ""));
-  check_memory(estimate_training_memory(o_.config, local_batch()), available_memory_bytes(), o_.config.name,
-               local_batch());
+  check_memory(estimate_training_memory(o_.config, local_batch(), o_.expert_parallel), available_memory_bytes(),
+               o_.config.name, local_batch());
   model_ = std::make_unique<Model<float>>(o_.config, *backend_, expert_group_.get());
   model_->profiler = &profiler_;
   model_->init(rng_);

@@ -9,6 +9,7 @@
 
 #include "../common/test_util.hpp"
 #include "checkpoint.hpp"
+#include "memory_estimate.hpp"
 #include "model_config.hpp"
 #include "moejit/error.hpp"
 #include "reference_step_backend.hpp"
@@ -119,6 +120,13 @@ TEST_F(ShardedExperts, AShardHoldsItsExpertsOfTheOneProcessInit) {
       EXPECT_EQ(shard->read_params(), expected_shard(whole->tensors(), full, shard->tensors())) << q << " of " << P;
       EXPECT_LT(shard->param_count(), whole->param_count());
     }
+  }
+}
+
+TEST_F(ShardedExperts, TheMemoryEstimateCountsTheRanksExpertsOnly) {
+  for (int P : {1, 2, 4}) {
+    const double weights = estimate_training_memory(config, 1, P).weights;
+    EXPECT_EQ(weights, 16.0 * double(model(0, P)->param_count())) << "P = " << P;  // params, grads, m, v
   }
 }
 
