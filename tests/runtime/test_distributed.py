@@ -170,6 +170,25 @@ class Distributed(unittest.TestCase):
         self.assertNotEqual(p.returncode, 0)
         self.assertIn("does not divide the 8 experts", p.stdout + p.stderr)
 
+    def test_tune_splits_the_problems_and_every_rank_ends_with_the_same_cache(self):
+        """`moejit tune` under mpirun: 2 ranks share 3 problems (one per token bucket), each with its own
+        cache directory (machines without a shared file system): both end holding the 3 decisions, the same."""
+        script = 'MOEJIT_CACHE_DIR="$0/rank$OMPI_COMM_WORLD_RANK" exec "$@"'
+        tune = [MOEJIT, "tune", "--backend", "host", "--model", "micro-moe", "--tokens", "64,128,256", "--families",
+                "route_plan", "--max-candidates", "1", "--repeats", "1", "--warmup", "0"]
+        if os.environ.get("MOEJIT_WITH_LLVM", "ON").upper() in ("OFF", "0", "FALSE"):
+            self.skipTest("moejit was built without the host backend (MOEJIT_WITH_LLVM=OFF)")
+        p = run(mpirun(2) + ["sh", "-c", script, str(self.cache), *tune], self.cache)
+        self.assertIn("3 calls split over 2 ranks", p.stdout)
+        for rank in (0, 1):  # both measured
+            self.assertIn(f"rank {rank}: plan: route_plan", p.stdout)
+        held = []
+        for rank in (0, 1):
+            store = json.loads((self.cache / f"rank{rank}" / "tuning" / "route_plan.json").read_text())
+            held.append(sorted((d["problem"]["token_bucket"], d["config"]) for d in store["decisions"]))
+        self.assertEqual([bucket for bucket, _ in held[0]], [64, 128, 256])
+        self.assertEqual(held[1], held[0])
+
     def test_data_parallel_dense_equals_one_process_same_batch(self):
         """Without a router nothing depends on how the batch is split: R ranks = one process, same --batch."""
         steps = 4
