@@ -189,6 +189,41 @@ class Distributed(unittest.TestCase):
         self.assertEqual([bucket for bucket, _ in held[0]], [64, 128, 256])
         self.assertEqual(held[1], held[0])
 
+    def test_ranks_with_different_kernel_decisions_are_refused(self):
+        """Two ranks whose tuning caches answer one kernel with different configs stop at the first step
+        with an error naming the rank, the kernel and both configs (`moejit train --backend host`, a
+        tuning cache per rank; the compiled kernels are shared so they build once)."""
+        if os.environ.get("MOEJIT_WITH_LLVM", "ON").upper() in ("OFF", "0", "FALSE"):
+            self.skipTest("moejit was built without the host backend (MOEJIT_WITH_LLVM=OFF)")
+        (self.cache / "kernels").mkdir(parents=True)
+        for rank in (0, 1):
+            (self.cache / f"rank{rank}").mkdir()
+            (self.cache / f"rank{rank}" / "kernels").symlink_to(self.cache / "kernels")
+        # Rank 1 tunes attn_values for its micro-batch (1 sequence of 64 tokens) over 2 candidates;
+        # rank 0's cache holds the same decision with the loser's config.
+        tune = [MOEJIT, "tune", "--backend", "host", "--model", "micro-dense", "--tokens", str(SEQ), "--families",
+                "attention_values", "--max-candidates", "2", "--repeats", "1", "--warmup", "0"]
+        run(tune, self.cache / "rank1")
+        tuning = self.cache / "rank1" / "tuning"
+        store = json.loads((tuning / "attention_values.json").read_text())
+        winner = store["decisions"][0]["config"]
+        measured = [json.loads(line)["config"] for j in (tuning / "journal").glob("*.jsonl")
+                    for line in j.read_text().splitlines()]
+        loser = next(c for c in measured if c != winner)
+        decision = store["decisions"][0]
+        decision["config"], decision["uri"] = loser, decision["uri"].replace(winner, loser)
+        (self.cache / "rank0" / "tuning").mkdir()
+        (self.cache / "rank0" / "tuning" / "attention_values.json").write_text(json.dumps(store))
+        script = 'MOEJIT_CACHE_DIR="$0/rank$OMPI_COMM_WORLD_RANK" exec "$@"'
+        args = train_args("micro-dense", self.corpus, self.tmp / "o", 1, batch=2)
+        args[args.index("reference")] = "host"
+        p = run(mpirun(2) + ["sh", "-c", script, str(self.cache), *args], self.cache, check=False)
+        self.assertNotEqual(p.returncode, 0)
+        # The kernel's config as the backend reports it: its shape, then the config.
+        self.assertIn(f"rank 1 would run kernel attn_values with config 64x32 {winner}, rank 0 with 64x32 {loser}",
+                      p.stdout + p.stderr)
+        self.assertIn("every rank must use the same kernel decisions", p.stdout + p.stderr)
+
     def test_data_parallel_dense_equals_one_process_same_batch(self):
         """Without a router nothing depends on how the batch is split: R ranks = one process, same --batch."""
         steps = 4
