@@ -108,7 +108,7 @@ Metadata metadata_of(const Parsed& p) {
 }  // namespace
 
 std::vector<CheckpointFile> checkpoint_files(const fs::path& checkpoint) {
-  if (!checkpoint.filename().string().ends_with(".index.json")) return {{checkpoint, 0}};
+  if (!checkpoint.filename().string().ends_with(".index.json")) return {{checkpoint, 0, 0}};
   auto bad = [&](const std::string& why) {
     return Error("checkpoint index " + checkpoint.string() + " " + why +
                  ". Delete it to resume from the previous checkpoint in its directory.");
@@ -122,11 +122,11 @@ std::vector<CheckpointFile> checkpoint_files(const fs::path& checkpoint) {
   std::vector<CheckpointFile> files;
   for (const json& f : index["files"]) {
     if (!f.is_object() || !f.contains("file") || !f["file"].is_string() || !f.contains("first_expert") ||
-        !f["first_expert"].is_number_integer())
-      throw bad("is corrupt: a file entry lacks \"file\" or \"first_expert\"");
+        !f["first_expert"].is_number_integer() || !f.contains("experts") || !f["experts"].is_number_integer())
+      throw bad("is corrupt: a file entry lacks \"file\", \"first_expert\" or \"experts\"");
     const fs::path path = checkpoint.parent_path() / f["file"].get<std::string>();
     if (!fs::exists(path)) throw bad("names " + path.string() + ", which is missing");
-    files.push_back({path, f["first_expert"].get<int64_t>()});
+    files.push_back({path, f["first_expert"].get<int64_t>(), f["experts"].get<int64_t>()});
   }
   return files;
 }
@@ -191,10 +191,23 @@ void plan_copies(const std::string& key, const ParamTensor& tensor, float* dst,
                 "' exactly once: its index is damaged or names files of another run");
 }
 
+// The files `t` needs: the first (every tensor that is not per-expert, the metadata) and those that
+// hold experts of t's per-expert tensors; a shard's rank reads its own experts' files, not the model.
+std::vector<CheckpointFile> files_needed(std::vector<CheckpointFile> files, const CheckpointTensors& t) {
+  int64_t from = 0, to = 0;
+  for (const Group& g : groups_of(t))
+    for (const ParamTensor& x : *g.tensors)
+      if (x.per_expert()) std::tie(from, to) = std::pair{x.first_expert, x.first_expert + x.shape[0]};
+  for (size_t i = files.size(); i-- > 1;)
+    if (files[i].experts > 0 && (files[i].first_expert >= to || files[i].first_expert + files[i].experts <= from))
+      files.erase(files.begin() + std::ptrdiff_t(i));
+  return files;
+}
+
 }  // namespace
 
 Metadata load_checkpoint(const fs::path& checkpoint, const CheckpointTensors& t) {
-  const std::vector<CheckpointFile> files = checkpoint_files(checkpoint);
+  const std::vector<CheckpointFile> files = files_needed(checkpoint_files(checkpoint), t);
   std::vector<Parsed> parsed;
   for (const auto& f : files) parsed.push_back(parse(f.path));
   std::vector<Copy> copies;  // validate everything before touching any buffer

@@ -33,10 +33,11 @@ using Metadata = std::map<std::string, std::string>;
 // Per-expert tensors are written as the buffers hold them: the experts [first_expert, + shape[0]).
 void save_checkpoint(const std::filesystem::path& path, const CheckpointTensors& t, const Metadata& metadata);
 
-// One file of a checkpoint and the first expert its per-expert tensors start at (0: a whole file).
+// One file of a checkpoint and the experts its per-expert tensors hold: [first_expert, + experts)
+// (experts 0: all of them, a one-file checkpoint). The first file holds every other tensor.
 struct CheckpointFile {
   std::filesystem::path path;
-  int64_t first_expert = 0;
+  int64_t first_expert = 0, experts = 0;
 };
 // The files of a checkpoint: the file itself, or those its index (*.index.json) names. Throws Error
 // when the index is unreadable or names a file that is missing.
@@ -48,7 +49,8 @@ Metadata read_checkpoint_metadata(const std::filesystem::path& checkpoint);
 
 // Verifies the payload checksums and that every tensor of `t.tensors` is present with its shape (a
 // per-expert tensor: each of its experts in one of the files), then fills the buffers. Throws Error
-// naming the file and the problem; the buffers are untouched then. `checkpoint`: a file or an index.
+// naming the file and the problem; the buffers are untouched then. `checkpoint`: a file or an index;
+// of an index's files only the first and those holding experts of `t` are read.
 Metadata load_checkpoint(const std::filesystem::path& checkpoint, const CheckpointTensors& t);
 
 // The sharded layout: shard `shard` of `shards` holds `tensors` (names without the "param." prefix),

@@ -9,6 +9,7 @@
 
 #include "../common/test_util.hpp"
 #include "checkpoint.hpp"
+#include "files.hpp"
 #include "memory_estimate.hpp"
 #include "model_config.hpp"
 #include "moejit/error.hpp"
@@ -157,6 +158,35 @@ TEST_F(ShardedExperts, CheckpointsMoveBetweenLayoutsBitForBit) {
     Buffers b = random_buffers(shard->param_count(), 97);
     load_checkpoint(index, b.view(shard->tensors()));
     EXPECT_EQ(b.params, expected_shard(whole->tensors(), original.params, shard->tensors())) << "shard " << q;
+  }
+}
+
+TEST_F(ShardedExperts, AShardReadsOnlyTheFilesOfItsExperts) {
+  std::vector<Buffers> four;
+  for (int q = 0; q < 4; ++q) four.push_back(random_buffers(model(q, 4)->param_count(), uint64_t(q)));
+  const fs::path index = save_shards(4, four);
+  // Damage shard 3's tensor data: the ranks of experts 0..3 (shards 0, 1) never read it.
+  const fs::path damaged = checkpoint_shard_path(dir.path(), 7, 3, 4);
+  std::string bytes = *read_file(damaged);
+  bytes.back() ^= 0x40;
+  write_file_atomic(damaged, bytes);
+  auto first_half = model(0, 2);
+  Buffers b = random_buffers(first_half->param_count(), 5);
+  load_checkpoint(index, b.view(first_half->tensors()));
+  // Its w_up: shard 0's experts, then shard 1's; wte from shard 0.
+  const ParamTensor &up = first_half->tensor("layers.1.moe.w_up"), &up4 = model(0, 4)->tensor("layers.1.moe.w_up");
+  std::vector<float> want(four[0].params.begin() + up4.offset, four[0].params.begin() + up4.offset + up4.size);
+  want.insert(want.end(), four[1].params.begin() + up4.offset, four[1].params.begin() + up4.offset + up4.size);
+  EXPECT_EQ(std::vector<float>(b.params.begin() + up.offset, b.params.begin() + up.offset + up.size), want);
+  const ParamTensor& wte = first_half->tensor("wte");
+  EXPECT_TRUE(std::equal(b.params.begin(), b.params.begin() + wte.size, four[0].params.begin()));
+  auto second_half = model(1, 2);
+  Buffers c = random_buffers(second_half->param_count(), 6);
+  try {
+    load_checkpoint(index, c.view(second_half->tensors()));
+    ADD_FAILURE() << "a damaged shard loaded";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("payload checksum mismatch"), std::string::npos) << e.what();
   }
 }
 
