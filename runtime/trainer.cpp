@@ -264,7 +264,14 @@ void Trainer::verify_same_parameters_everywhere(const std::vector<float>& params
   for (const ParamRange& r : param_ranges(model_->tensors()))
     if (!r.per_expert) shared.insert(shared.end(), params.begin() + r.offset, params.begin() + r.offset + r.size);
   verify_same_parameters(comm_, shared);
-  verify_same_parameters(*expert_replicas_, params);
+  try {
+    verify_same_parameters(*expert_replicas_, params);
+  } catch (const Error& e) {  // its ranks are counted within the shard's replicas: say which
+    const int64_t P = o_.expert_parallel, q = comm_.rank() % P;
+    throw Error("among the replicas of expert shard " + std::to_string(q) + " (ranks " + std::to_string(q) + ", " +
+                std::to_string(q + P) + ", ...; replica r is rank r*" + std::to_string(P) + "+" + std::to_string(q) +
+                "): " + e.what());
+  }
 }
 
 // Shard q (rank q of expert group 0) holds its experts' tensors, shard 0 every other tensor as well;
