@@ -140,8 +140,8 @@ class Distributed(unittest.TestCase):
         single, sharded = self.tmp / "single", self.tmp / "sharded"
         run(train_args("micro-moe", self.corpus, single, steps, BATCH // ranks, ranks, extra=stop), self.cache)
         ep = ["--expert-parallel", "2"]
-        run(mpirun(ranks) + train_args("micro-moe", self.corpus, sharded, steps, extra=stop + ep + ["--stop-after", "2"]),
-            self.cache)
+        first_half = stop + ep + ["--stop-after", "2"]
+        run(mpirun(ranks) + train_args("micro-moe", self.corpus, sharded, steps, extra=first_half), self.cache)
         self.assertEqual(sorted(f.name for f in sharded.glob("ckpt_step*")),
                          ["ckpt_step00000002.index.json", "ckpt_step00000002.shard0of2.safetensors",
                           "ckpt_step00000002.shard1of2.safetensors"])
@@ -154,8 +154,8 @@ class Distributed(unittest.TestCase):
         shutil.copytree(sharded, as_dp)
         for out, layout in ((sharded, ep), (as_dp, [])):  # the same P; pure data parallel (experts reassembled)
             with self.subTest(layout=layout):
-                p = run(mpirun(ranks) + train_args("micro-moe", self.corpus, out, steps, extra=stop + layout + ["--resume"]),
-                        self.cache)
+                resume = stop + layout + ["--resume"]
+                p = run(mpirun(ranks) + train_args("micro-moe", self.corpus, out, steps, extra=resume), self.cache)
                 self.assertIn("resumed from", p.stdout)
                 self.assert_same_curve(losses(out), losses(single))
         # One process reads the 2 shards of the final checkpoint: the same weights as one process trained.
