@@ -17,7 +17,10 @@ void add_eval_command(CLI::App& app) {
   };
   auto f = std::make_shared<Flags>();
   auto* cmd = app.add_subcommand("eval", "Validation loss and bits per byte of a training checkpoint");
-  cmd->add_option("checkpoint", f->checkpoint, "A ckpt_step*.safetensors file written by `moejit train`")->required();
+  cmd->add_option(
+         "checkpoint", f->checkpoint,
+         "A ckpt_step*.safetensors file written by `moejit train`, or the ckpt_step*.index.json of a sharded one")
+      ->required();
   cmd->add_option("--data", f->data, "Data as for `moejit train` (default: the fortunes corpus)");
   cmd->add_option("--batches", f->batches, "Validation batches")->capture_default_str()->transform(integer_in(1));
   cmd->add_option("--threads", f->threads, "Worker threads")->capture_default_str()->transform(integer_in(1, 4096));

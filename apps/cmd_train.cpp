@@ -23,6 +23,20 @@ std::string duration_text(double seconds) {
   return buf;
 }
 
+// "parameters, gradients and AdamW moments per rank: rank 0 1.2 MiB, rank 1 1.2 MiB (one process: 2.0 MiB)":
+// with sharded experts each rank holds less than one process would.
+void print_parameter_memory(const std::vector<std::string>& per_rank_bytes, int64_t unsharded_bytes) {
+  auto mib = [](double bytes) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%.3g MiB", bytes / double(1 << 20));
+    return std::string(text);
+  };
+  std::cout << "parameters, gradients and AdamW moments per rank:";
+  for (size_t r = 0; r < per_rank_bytes.size(); ++r)
+    std::cout << (r ? ", rank " : " rank ") << r << " " << mib(std::stod(per_rank_bytes[r]));
+  std::cout << " (one process: " << mib(double(unsharded_bytes)) << ")\n";
+}
+
 struct TrainFlags {
   std::string config{kDefaultSmallConfig};
   int64_t tokens = 0;
@@ -52,6 +66,8 @@ void train(TrainFlags& f, bool backend_given, runtime::Communicator& comm) {
   f.o.out_dir = f.out;
   if (f.resume && f.out.empty()) throw CLI::ValidationError("--resume", "needs --out DIR (where the checkpoints are)");
   runtime::Trainer trainer(f.o, comm);
+  // Every rank's share of the parameter memory (a collective, so before the ranks part ways).
+  const auto parameter_bytes = comm.allgather(std::to_string(trainer.parameter_bytes()));
   // Data parallel: rank 0 alone prints (run_training reports only there as well).
   if (!comm.root()) {
     runtime::run_training(trainer, f.resume, {});
@@ -73,6 +89,7 @@ void train(TrainFlags& f, bool backend_given, runtime::Communicator& comm) {
                       ? "; experts split over groups of " + std::to_string(f.o.expert_parallel) + " ranks"
                       : std::string())
               << "\n";
+  if (comm.size() > 1) print_parameter_memory(parameter_bytes, trainer.unsharded_parameter_bytes());
   const char* unit = trainer.dataset().byte_level ? "bits/byte" : "bits/token";
   double tokens_per_s = 0;
   runtime::RunCallbacks cb;

@@ -18,6 +18,7 @@
 #include "moejit/error.hpp"
 #include "moejit/kernel_spec.hpp"
 #include "tune_layer.hpp"
+#include "tune_ranks.hpp"
 #include "tuning_common.hpp"
 #include "tuning_store.hpp"
 
@@ -90,7 +91,9 @@ std::vector<StepCall> tune_calls(const TuneFlags& f, const std::string& backend)
   return calls;
 }
 
-int run_tune(const TuneFlags& f) {
+// Under mpirun the ranks split the calls (tune_ranks.hpp); rank 0 prints the header and the summary,
+// every rank its own results.
+int run_tune(const TuneFlags& f, runtime::Communicator& comm) {
   // Every flag is checked before a backend opens: a bad shape is reported as such, GPU or not.
   const std::string backend_name = f.layer.backend.empty() ? default_backend_name() : f.layer.backend;
   const std::vector<StepCall> calls = tune_calls(f, backend_name);
@@ -101,25 +104,63 @@ int run_tune(const TuneFlags& f) {
                 "): tune would have nowhere to keep its journal and decisions; set MOEJIT_CACHE_DIR to a writable "
                 "directory");
   std::unique_ptr<Backend> backend = open_backend(backend_name);
+  const bool ranks = comm.size() > 1;
+  const std::string device =
+      backend->device().name + " (" + backend->device().arch + ", " + backend->name() + " backend)";
+  if (ranks) check_same_device(comm, device);
   LayerTuneOptions options;
   options.tune = tune_options(f, *backend);
+  options.tune.record = !ranks;  // under mpirun the decisions are merged at the end
   options.max_seconds = f.max_seconds;
-  options.on_result = [](const LayerTuneResult& r) {
-    std::cout << "  " << r.call.name << ": " << r.result.summary() << "\n";
+  const std::string rank = ranks ? "rank " + std::to_string(comm.rank()) + ": " : "";
+  options.on_result = [&](const LayerTuneResult& r) {
+    std::cout << "  " << rank << r.call.name << ": " << r.result.summary() << "\n" << std::flush;
   };
-  std::cout << "tuning on " << backend->device().name << " (" << backend->device().arch << ", " << backend->name()
-            << " backend), isolation " << to_string(options.tune.isolation) << "\n";
-  const LayerTuneReport report = tune_layer(*backend, calls, options);
+  if (comm.root())
+    std::cout << "tuning on " << device << ", isolation " << to_string(options.tune.isolation)
+              << (ranks ? ", " + std::to_string(calls.size()) + " calls split over " + std::to_string(comm.size()) +
+                              " ranks"
+                        : std::string())
+              << "\n"
+              << std::flush;
+  const std::string since = Provenance::here().date;
+  const LayerTuneReport report = tune_layer(*backend, share_of_calls(calls, comm.rank(), comm.size()), options);
   if (!report.not_started.empty())
-    std::cout << "  time budget spent: " << report.not_started.front().problem.to_string() << " and "
+    std::cout << "  " << rank << "time budget spent: " << report.not_started.front().problem.to_string() << " and "
               << report.not_started.size() - 1 << " later call(s) not tuned\n";
-  std::cout << report.decisions() << " decision(s) written to " << TuningStore::default_dir().string() << " in "
-            << report.seconds << " s\n";
-  if (report.tuned.empty()) throw Error("no kernel was tuned: --max-seconds was spent before the first one");
-  if (report.decisions() == 0)
-    throw Error("no decision was made: no candidate passed for any of the " + std::to_string(report.tuned.size()) +
+  std::vector<Decision> mine;
+  for (const LayerTuneResult& t : report.tuned)
+    if (t.result.decision) mine.push_back(*t.result.decision);
+  TuningStore store(store_dir);
+  const int decisions = ranks ? merge_over_ranks(comm, store, mine, since) : report.decisions();
+  double tuned = double(report.tuned.size()), seconds = report.seconds;
+  if (ranks) {
+    double sums[2] = {tuned, 0};
+    comm.allreduce_sum(std::span<double>(sums, 1));
+    tuned = sums[0];
+  }
+  if (comm.root())
+    std::cout << decisions << " decision(s) written to " << store_dir.string() << " in " << seconds << " s"
+              << (ranks ? " (rank 0; every rank holds them)" : "") << "\n";
+  if (tuned == 0) throw Error("no kernel was tuned: --max-seconds was spent before the first one");
+  if (decisions == 0)
+    throw Error("no decision was made: no candidate passed for any of the " + std::to_string(int64_t(tuned)) +
                 " kernel(s) tuned (their results are above)");
   return kOk;
+}
+
+// Under mpirun an error on one rank ends every rank (the others would wait in a collective forever).
+void run_tune(const TuneFlags& f) {
+  runtime::Communicator& comm = runtime::process_communicator();
+  if (comm.size() == 1) {
+    run_tune(f, comm);
+    return;
+  }
+  try {
+    run_tune(f, comm);
+  } catch (const std::exception& e) {
+    comm.abort(e.what(), kError);
+  }
 }
 
 struct WorkerFlags {

@@ -36,9 +36,11 @@ std::string gib(double bytes) {
 
 }  // namespace
 
-MemoryEstimate estimate_training_memory(const ModelConfig& c, int64_t batch) {
+MemoryEstimate estimate_training_memory(const ModelConfig& c, int64_t batch, int64_t expert_parallel) {
   MemoryEstimate e;
-  e.weights = 4.0 * 4.0 * double(count_params(c).total);
+  const ParamCounts n = count_params(c);
+  const double experts_elsewhere = double(n.group(ParamGroup::routed_expert)) * double(expert_parallel - 1);
+  e.weights = 4.0 * 4.0 * (double(n.total) - experts_elsewhere / double(expert_parallel));
   const double B = double(batch), S = double(c.seq_len), N = B * S, C = double(c.d_model), H = double(c.heads),
                V = double(c.vocab);
   double floats = 7 * N * C + 3 * N * V;  // embedding out, final norm, logits, probs, d_logits, residual grads

@@ -17,7 +17,8 @@ struct MemoryEstimate {
 
 // Bytes, in double so that absurd configs give absurd numbers instead of overflowing. Mirrors the
 // buffers of runtime/model.cpp, ffn.hpp and moe_layer.hpp (fp32); a test holds it to the heap.
-MemoryEstimate estimate_training_memory(const ModelConfig& config, int64_t batch);
+// `expert_parallel` P: a rank holds 1/P of the routed experts' weights (sharded).
+MemoryEstimate estimate_training_memory(const ModelConfig& config, int64_t batch, int64_t expert_parallel = 1);
 
 // MemAvailable of /proc/meminfo, capped by the cgroup's memory.max; 0 when unknown.
 double available_memory_bytes();

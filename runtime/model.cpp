@@ -44,11 +44,17 @@ Model<T>::Model(const ModelConfig& config, StepBackend<T>& backend, Communicator
   check_trainable(c_);
   const int64_t C = c_.d_model, V = c_.vocab;
   int64_t offset = 0;
-  auto add = [&](std::string name, std::vector<int64_t> shape) {
+  // Expert parallel over P > 1 ranks: this rank holds experts [first, first + E/P) (ExpertExchange).
+  const bool sharded = expert_group && expert_group->size() > 1;
+  const int64_t E_all = c_.moe ? c_.moe->experts : 0, E_here = sharded ? E_all / expert_group->size() : E_all;
+  const int64_t first = sharded ? expert_group->rank() * E_here : 0;
+  auto add = [&](std::string name, std::vector<int64_t> shape, bool per_expert = false) {
+    if (per_expert) shape[0] = E_here;
     int64_t size = 1;
     for (auto d : shape) size *= d;
     bool decay = shape.size() >= 2;
-    tensors_.push_back({std::move(name), std::move(shape), offset, size, decay});
+    tensors_.push_back(
+        {std::move(name), std::move(shape), offset, size, decay, per_expert ? E_all : 0, per_expert ? first : 0});
     offset += size;
   };
   add("wte", {V, C});
@@ -62,8 +68,8 @@ Model<T>::Model(const ModelConfig& config, StepBackend<T>& backend, Communicator
     if (is_moe_layer(c_, l)) {
       const int64_t E = c_.moe->experts, F = c_.moe->d_expert, Fs = d_ffn_shared(c_);
       add(pre + "moe.w_router", {E, C});
-      add(pre + "moe.w_up", {E, C, 2 * F});  // the grouped GEMMs' W (E, K, N) layout
-      add(pre + "moe.w_down", {E, F, C});
+      add(pre + "moe.w_up", {E, C, 2 * F}, true);  // the grouped GEMMs' W (E, K, N) layout
+      add(pre + "moe.w_down", {E, F, C}, true);
       if (Fs) {
         add(pre + "moe.shared_up", {2 * Fs, C});
         add(pre + "moe.shared_down", {C, Fs});
@@ -196,7 +202,12 @@ void Model<T>::init(std::mt19937_64& rng) {
       continue;
     }
     bool residual = t.name.ends_with("w_o") || t.name.ends_with("w_down") || t.name.ends_with("shared_down");
-    for (int64_t i = 0; i < t.size; ++i) w[i] = T(normal(rng) * (residual ? residual_scale : 1.0));
+    // Every expert's values are drawn, in expert order; a shard keeps its own experts' slice.
+    const int64_t keep_from = t.first_expert * t.expert_size(), keep_to = keep_from + t.size;
+    for (int64_t i = 0; i < t.full_size(); ++i) {
+      const double value = normal(rng) * (residual ? residual_scale : 1.0);
+      if (i >= keep_from && i < keep_to) w[i - keep_from] = T(value);
+    }
   }
   write_params(host);
 }

@@ -18,6 +18,15 @@ struct ParamTensor {
   std::vector<int64_t> shape;
   int64_t offset = 0, size = 0;
   bool decay = false;  // AdamW weight decay: matrices yes, norm gains no
+  // Per-expert tensors (leading dimension: experts) carry the whole layer's expert count; this
+  // process holds experts [first_expert, first_expert + shape[0]) of them: all of them in one
+  // process, its own E/P under expert parallelism (sharded). 0 for a tensor every rank holds whole.
+  int64_t experts = 0, first_expert = 0;
+  bool per_expert() const { return experts > 0; }
+  bool sharded() const { return per_expert() && shape[0] != experts; }
+  // Elements of one expert's slice, and of the whole tensor over every expert.
+  int64_t expert_size() const { return per_expert() ? size / shape[0] : size; }
+  int64_t full_size() const { return per_expert() ? expert_size() * experts : size; }
 };
 
 // One MoE layer's routing over the last step (since Model::zero_losses()): the choices per expert
@@ -40,7 +49,8 @@ template <typename T>
 class Model {
  public:
   // `expert_group`: the ranks that split each MoE layer's experts between them (expert_parallel.hpp);
-  // null: this process computes every expert. Every rank still holds every parameter.
+  // null: this process computes every expert. With a group of P > 1 ranks the expert tensors are
+  // sharded: this rank holds (and trains) only its E/P experts' parameters, gradients and moments.
   Model(const ModelConfig& config, StepBackend<T>& backend, Communicator* expert_group = nullptr);
   ~Model();
 
@@ -72,7 +82,9 @@ class Model {
   // Per MoE layer, the routing statistics of the forwards since zero_losses() (waits).
   std::vector<RouterStats> read_router_stats() const;
 
-  // Normal(0, 0.02) matrices, residual output projections scaled by 1/sqrt(2L), norm gains 1.
+  // Normal(0, 0.02) matrices, residual output projections scaled by 1/sqrt(2L), norm gains 1. The
+  // draws are those of one process holding every expert (a shard keeps its experts' slice), so a
+  // sharded run starts from the single-process weights.
   void init(std::mt19937_64& rng);
 
   // tokens, targets (B, S') host arrays with S' <= seq_len (validated, then copied to the backend).

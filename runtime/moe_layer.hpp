@@ -7,8 +7,9 @@
 // losses) are in the master dtype T, the permuted activations in the compute dtype.
 //
 // Expert parallel (expert_parallel.hpp): with an ExpertExchange the layer computes only its rank's
-// experts, on the rows every rank of its group routed to them; routing, the shared expert and the
-// combine stay on the token's own rank. fp32 on host-memory backends.
+// experts, on the rows every rank of its group routed to them, with their weights alone (w_up and
+// w_down hold its E/P experts); routing, the shared expert and the combine stay on the token's own
+// rank. fp32 on host-memory backends.
 #pragma once
 #include <type_traits>
 
@@ -21,7 +22,7 @@ namespace moejit::runtime {
 struct MoeWeights {      // views into the model's flat weight (or gradient) buffer
   TypedPtr w_router;     // (E, C)
   TypedPtr w_up;         // (E, C, 2De), columns [gate | up]: the grouped GEMMs' W (E, K, N) layout
-  TypedPtr w_down;       // (E, De, C)
+  TypedPtr w_down;       // (E, De, C); expert parallel: only this rank's E/P experts (sharded)
   TypedPtr shared_up;    // (2Dse, C), null without a shared expert
   TypedPtr shared_down;  // (C, Dse)
 };
@@ -68,8 +69,8 @@ class MoeLayer {
     stat_tokens_ += N;
     run(prof, "moe.permute_fwd", [&] { k_.permute_fwd(s, a(x_perm_), a(x), i32(slot_)); });
     const ExpertRows r = dispatch(prof, s, x_perm_);
-    run(prof, "moe.up_swiglu", [&] { k_.up_swiglu(r.s, a(r.gate_up), a(r.h), a(r.x), a(up(w)), i32(r.offsets)); });
-    run(prof, "moe.down_fwd", [&] { k_.down_fwd(r.s, a(r.y), a(r.h), a(down(w)), i32(r.offsets)); });
+    run(prof, "moe.up_swiglu", [&] { k_.up_swiglu(r.s, a(r.gate_up), a(r.h), a(r.x), a(w.w_up), i32(r.offsets)); });
+    run(prof, "moe.down_fwd", [&] { k_.down_fwd(r.s, a(r.y), a(r.h), a(w.w_down), i32(r.offsets)); });
     combine(prof, r.y, y_perm_);
     if (d_.d_shared) ffn_forward(be_, prof, shared_, out, x, w.shared_up, w.shared_down, N, C, d_.d_shared);
     run(prof, "moe.combine_fwd",
@@ -109,11 +110,11 @@ class MoeLayer {
     run(prof, "moe.combine_bwd",
         [&] { k_.combine_bwd(s, a(d_y_perm_), m(d_weight_), a(dout), a(y_perm_), m(weight_), i32(slot_)); });
     const ExpertRows r = dispatch(prof, s, d_y_perm_, true);
-    run(prof, "moe.down_dgrad", [&] { k_.down_dgrad(r.s, a(r.d_h), a(r.d_y), a(down(w)), i32(r.offsets)); });
-    run(prof, "moe.down_wgrad", [&] { k_.down_wgrad(r.s, m(down(grads)), a(r.h), a(r.d_y), i32(r.offsets)); });
+    run(prof, "moe.down_dgrad", [&] { k_.down_dgrad(r.s, a(r.d_h), a(r.d_y), a(w.w_down), i32(r.offsets)); });
+    run(prof, "moe.down_wgrad", [&] { k_.down_wgrad(r.s, m(grads.w_down), a(r.h), a(r.d_y), i32(r.offsets)); });
     run(prof, "moe.swiglu_bwd", [&] { k_.swiglu_bwd(r.s, a(r.d_gate_up), a(r.gate_up), a(r.d_h)); });
-    run(prof, "moe.up_dgrad", [&] { k_.up_dgrad(r.s, a(r.d_x), a(r.d_gate_up), a(up(w)), i32(r.offsets)); });
-    run(prof, "moe.up_wgrad", [&] { k_.up_wgrad(r.s, m(up(grads)), a(r.x), a(r.d_gate_up), i32(r.offsets)); });
+    run(prof, "moe.up_dgrad", [&] { k_.up_dgrad(r.s, a(r.d_x), a(r.d_gate_up), a(w.w_up), i32(r.offsets)); });
+    run(prof, "moe.up_wgrad", [&] { k_.up_wgrad(r.s, m(grads.w_up), a(r.x), a(r.d_gate_up), i32(r.offsets)); });
     combine(prof, r.d_x, d_x_perm_);
     run(prof, "moe.permute_bwd", [&] { k_.permute_bwd(s, a(dx), a(d_x_perm_), i32(slot_)); });
     be_.scale(scaled_aux_, aux_scale_, E * d_.coefs.aux_rows(N), loss_scale);
@@ -174,13 +175,6 @@ class MoeLayer {
     if (!ep_) return;
     auto t = timed(prof, "moe.combine");
     ep_->combine(local.as<float>(), rows.as<float>(), d_.d_model);
-  }
-  // The expert weights (or gradients) this rank computes with: its experts' slice.
-  TypedPtr up(const MoeWeights& w) const {
-    return ep_ ? w.w_up.at(ep_->first_expert() * d_.d_model * 2 * d_.d_expert) : w.w_up;
-  }
-  TypedPtr down(const MoeWeights& w) const {
-    return ep_ ? w.w_down.at(ep_->first_expert() * d_.d_expert * d_.d_model) : w.w_down;
   }
   template <typename F>
   static void run(Profiler* prof, const char* name, F&& f) {

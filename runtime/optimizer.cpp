@@ -29,8 +29,20 @@ std::vector<ParamSegment> param_segments(const std::vector<ParamTensor>& tensors
   return v;
 }
 
+std::vector<ParamRange> param_ranges(const std::vector<ParamTensor>& tensors) {
+  std::vector<ParamRange> v;
+  for (const auto& t : tensors) {
+    if (!v.empty() && v.back().per_expert == t.per_expert() && v.back().offset + v.back().size == t.offset)
+      v.back().size += t.size;
+    else
+      v.push_back({t.offset, t.size, t.per_expert()});
+  }
+  return v;
+}
+
 template <typename T>
-AdamW<T>::AdamW(Model<T>& model) : model_(model), segments_(param_segments(model.tensors())) {
+AdamW<T>::AdamW(Model<T>& model, Communicator* expert_group)
+    : model_(model), expert_group_(expert_group), segments_(param_segments(model.tensors())) {
   StepBackend<T>& be = model.backend();
   const int64_t n = model.param_count();
   m_ = be.alloc(dtype_of<T>(), n);
@@ -45,10 +57,30 @@ template <typename T>
 void AdamW<T>::step(double lr) {
   StepBackend<T>& be = model_.backend();
   const int64_t n = model_.param_count();
-  be.grad_norm(norm_, model_.grads(), n);
+  if (expert_group_ && expert_group_->size() > 1)
+    sharded_grad_norm();
+  else
+    be.grad_norm(norm_, model_.grads(), n);
   ++step_;
   AdamWStep s{lr, beta1, beta2, eps, weight_decay, step_, max_norm};
   be.adamw(model_.params(), model_.weights(), model_.grads(), m_, v_, norm_, n, segments_, s);
+}
+
+// The norm of the whole model's gradient when this rank holds only its experts' part: the squared
+// norms of its per-expert ranges summed over the expert group (each rank holds other experts), plus
+// those of the tensors every rank holds (already the same everywhere). Waits for the backend.
+template <typename T>
+void AdamW<T>::sharded_grad_norm() {
+  StepBackend<T>& be = model_.backend();
+  double squares[2] = {0, 0};  // [shared tensors, per-expert tensors]
+  for (const ParamRange& r : param_ranges(model_.tensors())) {
+    be.grad_norm(norm_, model_.grads().at(r.offset), r.size);
+    const double part = double(be.template download<T>(norm_, 1)[0]);
+    squares[r.per_expert ? 1 : 0] += part * part;
+  }
+  expert_group_->allreduce_sum(std::span<double>(&squares[1], 1));
+  const T norm = T(std::sqrt(squares[0] + squares[1]));
+  be.upload(norm_, std::span<const T>(&norm, 1));
 }
 
 template class AdamW<float>;

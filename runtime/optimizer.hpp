@@ -1,6 +1,7 @@
 // AdamW with decoupled weight decay, global-norm gradient clipping, and the paper's schedule: linear
 // warm-up for clip(0.01 * total_steps, 200, 2000) steps, then cosine decay to a floor. The moments
-// live in backend memory and the update is one backend op (StepBackend::adamw).
+// live in backend memory and the update is one backend op (StepBackend::adamw). With sharded experts
+// a rank's moments cover only its parameters (its own experts'), and the norm is the whole model's.
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -25,13 +26,23 @@ struct LrSchedule {
 // The segments of the flat parameter buffer with their weight-decay flag (matrices yes, gains no).
 std::vector<ParamSegment> param_segments(const std::vector<ParamTensor>& tensors);
 
+// Maximal runs of neighbouring tensors that are all per-expert or all not: with sharded experts the
+// two kinds are reduced over different ranks (the gradient all-reduce, the gradient norm).
+struct ParamRange {
+  int64_t offset = 0, size = 0;
+  bool per_expert = false;
+};
+std::vector<ParamRange> param_ranges(const std::vector<ParamTensor>& tensors);
+
 template <typename T>
 class AdamW {
  public:
   double beta1 = 0.9, beta2 = 0.95, eps = 1e-8, weight_decay = 0.1;
   double max_norm = 1.0;  // global-norm clipping
 
-  explicit AdamW(Model<T>& model);
+  // `expert_group`: the ranks that hold the other experts when the model's experts are sharded
+  // (null: this process holds every parameter); the gradient norm then sums over them.
+  explicit AdamW(Model<T>& model, Communicator* expert_group = nullptr);
   // Computes the gradients' global norm into grad_norm() (backend memory), clips and updates the
   // model's parameters and compute weights. Reads nothing back.
   void step(double lr);
@@ -42,7 +53,10 @@ class AdamW {
   TypedPtr grad_norm() const { return norm_; }  // (1) of the last step, before clipping
 
  private:
+  void sharded_grad_norm();
+
   Model<T>& model_;
+  Communicator* expert_group_;
   std::vector<ParamSegment> segments_;
   Buffer m_, v_, norm_;
   int64_t step_ = 0;

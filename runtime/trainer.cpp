@@ -75,12 +75,12 @@ Trainer::Trainer(TrainOptions options, Communicator& comm)
         "the data holds token id " + std::to_string(data_.max_token()) + " but config " + o_.config.name +
         " has vocab " + std::to_string(o_.config.vocab) + ": use a config with a larger vocab" +
         (data_.byte_level ? " (byte-level text needs " + std::to_string(kByteVocab) + ": bytes + end-of-text)" : ""));
-  check_memory(estimate_training_memory(o_.config, local_batch()), available_memory_bytes(), o_.config.name,
-               local_batch());
+  check_memory(estimate_training_memory(o_.config, local_batch(), o_.expert_parallel), available_memory_bytes(),
+               o_.config.name, local_batch());
   model_ = std::make_unique<Model<float>>(o_.config, *backend_, expert_group_.get());
   model_->profiler = &profiler_;
   model_->init(rng_);
-  opt_ = std::make_unique<AdamW<float>>(*model_);
+  opt_ = std::make_unique<AdamW<float>>(*model_, expert_group_.get());
   int64_t tokens = o_.tokens;
   if (tokens == 0 && o_.compute > 0) {
     const double from_compute = o_.compute / train_flops_per_token(o_.config);
@@ -100,9 +100,9 @@ Trainer::Trainer(TrainOptions options, Communicator& comm)
 
 Trainer::~Trainer() = default;
 
-// Ranks [g P, (g+1) P) form expert group g. The gradients are still summed over every rank: a rank
-// leaves the gradients of experts it does not compute at zero, so the sum is each expert's gradient
-// over the whole batch, and every rank keeps every parameter (replicated, not sharded, memory).
+// Ranks [g P, (g+1) P) form expert group g; rank q of a group holds experts [q E/P, (q+1) E/P) (the
+// model shards them), and the ranks with the same q in every group (rank % P) hold the same experts:
+// their replicas, over which those experts' gradients are summed.
 void Trainer::make_expert_group() {
   const int64_t P = o_.expert_parallel, E = o_.config.moe ? o_.config.moe->experts : 0;
   if (!o_.config.moe) throw Error("--expert-parallel needs an MoE config; " + o_.config.name + " is dense");
@@ -113,6 +113,29 @@ void Trainer::make_expert_group() {
     throw Error("--expert-parallel " + std::to_string(P) + " does not divide the " + std::to_string(comm_.size()) +
                 " processes of this job: start a multiple of " + std::to_string(P) + " ranks (mpirun -np)");
   expert_group_ = comm_.split(int(comm_.rank() / P), comm_.rank());
+  expert_replicas_ = comm_.split(int(comm_.rank() % P), comm_.rank());
+}
+
+// Every gradient summed over the ranks that hold it: the tensors every rank holds over all ranks,
+// the sharded experts' over their replicas. Without sharding, the whole buffer at once.
+void Trainer::allreduce_all_gradients() {
+  if (!expert_group_) {
+    allreduce_gradients(comm_, *backend_, model_->grads(), model_->param_count(), staging_);
+    return;
+  }
+  for (const ParamRange& r : param_ranges(model_->tensors()))
+    allreduce_gradients(r.per_expert ? *expert_replicas_ : comm_, *backend_, model_->grads().at(r.offset), r.size,
+                        staging_);
+}
+
+int64_t Trainer::parameter_bytes() const {
+  return 4 * model_->param_count() * int64_t(sizeof(float));  // parameters, gradients, AdamW m and v
+}
+
+int64_t Trainer::unsharded_parameter_bytes() const {
+  int64_t n = 0;
+  for (const ParamTensor& t : model_->tensors()) n += t.full_size();
+  return 4 * n * int64_t(sizeof(float));
 }
 
 bool Trainer::done() const {
@@ -145,7 +168,7 @@ StepStats Trainer::train_step() {
   if (ranks > 1) {
     verify_same_decisions(comm_, shared_decisions(backend_->kernel_choices(), expert_group_ != nullptr));
     auto t = timed(&profiler_, "allreduce");
-    allreduce_gradients(comm_, *backend_, model_->grads(), model_->param_count(), staging_);
+    allreduce_all_gradients();
   }
   s.lr = schedule_.lr(opt_->steps());
   {
@@ -214,19 +237,75 @@ Metadata Trainer::metadata() const {
 }
 
 // Data parallel: every rank holds the same parameters and optimiser state (checked here), rank 0
-// writes the file.
+// writes the file. Sharded experts: the ranks of group 0 write a shard each, then rank 0 the index.
 fs::path Trainer::save_checkpoint() {
   if (o_.out_dir.empty()) throw Error("no --out directory to write checkpoints to");
-  fs::path path = checkpoint_path(o_.out_dir, opt_->steps());
   const int64_t n = model_->param_count();
   std::vector<float> params = model_->read_params();
-  verify_same_parameters(comm_, params);
-  if (!comm_.root()) return path;
+  verify_same_parameters_everywhere(params);
+  if (!expert_group_ && !comm_.root()) return checkpoint_path(o_.out_dir, opt_->steps());
   std::vector<float> m = backend_->download<float>(opt_->m(), n), v = backend_->download<float>(opt_->v(), n),
                      state = model_->read_state();
   CheckpointTensors t{&model_->tensors(), params.data(), m.data(), v.data(), &model_->state_tensors(), state.data()};
+  if (expert_group_) return save_shards(checkpoint_index_path(o_.out_dir, opt_->steps()), t);
+  fs::path path = checkpoint_path(o_.out_dir, opt_->steps());
   moejit::runtime::save_checkpoint(path, t, metadata());
   return path;
+}
+
+// Every rank's parameters are checked against the ranks that should hold the same bits: all of them
+// for the tensors every rank holds, the replicas of its expert shard for the rest.
+void Trainer::verify_same_parameters_everywhere(const std::vector<float>& params) {
+  if (!expert_group_) {
+    verify_same_parameters(comm_, params);
+    return;
+  }
+  std::vector<float> shared;
+  for (const ParamRange& r : param_ranges(model_->tensors()))
+    if (!r.per_expert) shared.insert(shared.end(), params.begin() + r.offset, params.begin() + r.offset + r.size);
+  verify_same_parameters(comm_, shared);
+  try {
+    verify_same_parameters(*expert_replicas_, params);
+  } catch (const Error& e) {  // its ranks are counted within the shard's replicas: say which
+    const int64_t P = o_.expert_parallel, q = comm_.rank() % P;
+    throw Error("among the replicas of expert shard " + std::to_string(q) + " (ranks " + std::to_string(q) + ", " +
+                std::to_string(q + P) + ", ...; replica r is rank r*" + std::to_string(P) + "+" + std::to_string(q) +
+                "): " + e.what());
+  }
+}
+
+// Shard q (rank q of expert group 0) holds its experts' tensors, shard 0 every other tensor as well;
+// the other groups hold the same bits (verified) and write nothing. The index comes last, once every
+// shard is on disk (a gather waits for them), so an index never names a missing or torn shard.
+fs::path Trainer::save_shards(const fs::path& index, const CheckpointTensors& t) {
+  const int64_t P = o_.expert_parallel, E = o_.config.moe->experts, step = opt_->steps();
+  auto shard_tensors = [&](int64_t q) {
+    std::vector<ParamTensor> kept = model_->tensors();
+    if (q > 0) std::erase_if(kept, [](const ParamTensor& x) { return !x.per_expert(); });
+    return kept;
+  };
+  if (comm_.rank() < P) {
+    const std::vector<ParamTensor> mine = shard_tensors(comm_.rank());
+    const std::vector<ParamTensor> no_state;
+    CheckpointTensors shard = t;
+    shard.tensors = &mine;
+    if (comm_.rank() > 0) shard.state_tensors = &no_state;
+    Metadata meta = metadata();
+    meta["shard"] = std::to_string(comm_.rank()) + " of " + std::to_string(P);
+    moejit::runtime::save_checkpoint(checkpoint_shard_path(o_.out_dir, step, comm_.rank(), P), shard, meta);
+  }
+  comm_.allgather("written");
+  if (!comm_.root()) return index;
+  std::vector<CheckpointShard> shards;
+  for (int64_t q = 0; q < P; ++q) {
+    CheckpointShard s{checkpoint_shard_path(o_.out_dir, step, q, P), q * (E / P), E / P, {}};
+    for (const ParamTensor& x : shard_tensors(q)) s.tensors.push_back(x.name);
+    if (q == 0)
+      for (const ParamTensor& x : model_->state_tensors()) s.tensors.push_back(x.name);
+    shards.push_back(std::move(s));
+  }
+  save_checkpoint_index(index, step, comm_.size(), P, shards);
+  return index;
 }
 
 std::optional<fs::path> Trainer::latest_checkpoint() const {

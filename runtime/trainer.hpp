@@ -83,7 +83,9 @@ class Trainer {
   bool done() const;
   StepStats train_step();
   EvalStats evaluate();
-  // Writes <out_dir>/ckpt_step<N>.safetensors atomically; returns its path.
+  // Writes <out_dir>/ckpt_step<N>.safetensors atomically; returns its path. With sharded experts the
+  // ranks of the first expert group write a shard each and rank 0 then the index (checkpoint.hpp),
+  // whose path it returns.
   std::filesystem::path save_checkpoint();
   // Restores weights, optimiser state, step, RNG and data position. Throws Error (the model is
   // untouched then) for a corrupt file or one written with other options.
@@ -101,6 +103,10 @@ class Trainer {
   Profiler& profiler() { return profiler_; }
   Communicator& comm() const { return comm_; }
   int64_t local_batch() const { return o_.batch / comm_.size(); }  // sequences per rank per micro-batch
+  // Bytes of the parameters, gradients and AdamW moments this rank holds (its experts' only when they
+  // are sharded), and what one process holding every expert would hold.
+  int64_t parameter_bytes() const;
+  int64_t unsharded_parameter_bytes() const;
   int64_t tokens_per_step() const { return o_.batch * seq_len_ * o_.grad_accum; }
   // Passes over the (unique) training tokens after `steps` steps.
   double epochs(int64_t steps) const { return double(steps * tokens_per_step()) / double(data_.train.size()); }
@@ -110,10 +116,14 @@ class Trainer {
 
   void reduce_over_ranks(LossSums& losses);
   void make_expert_group();
+  void allreduce_all_gradients();
+  void verify_same_parameters_everywhere(const std::vector<float>& params);
+  std::filesystem::path save_shards(const std::filesystem::path& index, const CheckpointTensors& t);
 
   TrainOptions o_;
   Communicator& comm_;
-  std::unique_ptr<Communicator> expert_group_;  // expert_parallel > 1
+  std::unique_ptr<Communicator> expert_group_;     // expert_parallel > 1: the P ranks that split the experts
+  std::unique_ptr<Communicator> expert_replicas_;  // and the ranks holding the same experts as this one
   ThreadPool par_;
   std::unique_ptr<StepBackend<float>> backend_;
   Dataset data_;

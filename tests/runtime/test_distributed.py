@@ -14,6 +14,7 @@ import json
 import os
 import pathlib
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -71,6 +72,19 @@ def losses(out):
     return {r["step"]: r["loss"] for r in rows if "loss" in r}
 
 
+def parameter_memory(stdout):
+    """The MiB of parameters, gradients and AdamW moments per rank, and one process's, as train prints."""
+    line = next(l for l in stdout.splitlines() if l.startswith("parameters, gradients and AdamW moments per rank"))
+    per_rank = [float(x) for x in re.findall(r"rank \d+ ([0-9.e+-]+) MiB", line)]
+    return per_rank, float(re.search(r"one process: ([0-9.e+-]+) MiB", line).group(1))
+
+
+def safetensors_shape(path, name):
+    data = pathlib.Path(path).read_bytes()
+    header = json.loads(data[8:8 + int.from_bytes(data[:8], "little")])
+    return header[name]["shape"]
+
+
 class Distributed(unittest.TestCase):
     def setUp(self):
         self.tmp = pathlib.Path(tempfile.mkdtemp(prefix="moejit-mpi-"))
@@ -112,12 +126,104 @@ class Distributed(unittest.TestCase):
                                                    extra=["--expert-parallel", str(ep)]), self.cache)
                 self.assertIn(f"experts split over groups of {ep} ranks", p.stdout)
                 self.assert_same_curve(losses(run_dir), losses(single))
+                # Each rank holds its E/P experts only: less parameter memory than one process.
+                per_rank, whole = parameter_memory(p.stdout)
+                self.assertEqual(len(per_rank), ranks)
+                self.assertTrue(all(m < whole for m in per_rank), p.stdout)
+                index = json.loads((run_dir / f"ckpt_step{steps:08d}.index.json").read_text())
+                self.assertEqual((index["ranks"], index["expert_parallel"], len(index["files"])), (ranks, ep, ep))
+
+    def test_expert_parallel_checkpoint_resumes_in_any_layout(self):
+        """A sharded run's checkpoint (a shard per expert group rank + an index) resumes with the same
+        layout and, its experts reassembled, with another P or in one process's `moejit eval`."""
+        steps, ranks, stop = 4, 2, ["--checkpoint-every", "2"]
+        single, sharded = self.tmp / "single", self.tmp / "sharded"
+        run(train_args("micro-moe", self.corpus, single, steps, BATCH // ranks, ranks, extra=stop), self.cache)
+        ep = ["--expert-parallel", "2"]
+        first_half = stop + ep + ["--stop-after", "2"]
+        run(mpirun(ranks) + train_args("micro-moe", self.corpus, sharded, steps, extra=first_half), self.cache)
+        self.assertEqual(sorted(f.name for f in sharded.glob("ckpt_step*")),
+                         ["ckpt_step00000002.index.json", "ckpt_step00000002.shard0of2.safetensors",
+                          "ckpt_step00000002.shard1of2.safetensors"])
+        index = json.loads((sharded / "ckpt_step00000002.index.json").read_text())
+        self.assertEqual([(f["first_expert"], f["experts"]) for f in index["files"]], [(0, 4), (4, 4)])
+        self.assertEqual(index["files"][1]["tensors"], ["layers.1.moe.w_up", "layers.1.moe.w_down"])
+        self.assertEqual(safetensors_shape(sharded / "ckpt_step00000002.shard1of2.safetensors",
+                                           "adam_v.layers.1.moe.w_up"), [4, 64, 64])
+        as_dp = self.tmp / "as_dp"
+        shutil.copytree(sharded, as_dp)
+        for out, layout in ((sharded, ep), (as_dp, [])):  # the same P; pure data parallel (experts reassembled)
+            with self.subTest(layout=layout):
+                resume = stop + layout + ["--resume"]
+                p = run(mpirun(ranks) + train_args("micro-moe", self.corpus, out, steps, extra=resume), self.cache)
+                self.assertIn("resumed from", p.stdout)
+                self.assert_same_curve(losses(out), losses(single))
+        # One process reads the 2 shards of the final checkpoint: the same weights as one process trained.
+        evals = [run([MOEJIT, "eval", str(ckpt), "--data", str(self.corpus), "--batches", "1", "--backend", "reference",
+                      "--threads", "1"], self.cache).stdout
+                 for ckpt in (sharded / "ckpt_step00000004.index.json", single / "ckpt_step00000004.safetensors")]
+        got, want = (float(re.search(r"val loss ([0-9.]+)", e).group(1)) for e in evals)
+        self.assertLessEqual(abs(got - want), LOSS_RTOL * want, evals)
 
     def test_expert_parallel_not_dividing_experts_is_refused(self):
         p = run(mpirun(2) + train_args("micro-moe", self.corpus, self.tmp / "o", 2, extra=["--expert-parallel", "3"]),
                 self.cache, check=False)
         self.assertNotEqual(p.returncode, 0)
         self.assertIn("does not divide the 8 experts", p.stdout + p.stderr)
+
+    def test_tune_splits_the_problems_and_every_rank_ends_with_the_same_cache(self):
+        """`moejit tune` under mpirun: 2 ranks share 3 problems (one per token bucket), each with its own
+        cache directory (machines without a shared file system): both end holding the 3 decisions, the same."""
+        script = 'MOEJIT_CACHE_DIR="$0/rank$OMPI_COMM_WORLD_RANK" exec "$@"'
+        tune = [MOEJIT, "tune", "--backend", "host", "--model", "micro-moe", "--tokens", "64,128,256", "--families",
+                "route_plan", "--max-candidates", "1", "--repeats", "1", "--warmup", "0"]
+        if os.environ.get("MOEJIT_WITH_LLVM", "ON").upper() in ("OFF", "0", "FALSE"):
+            self.skipTest("moejit was built without the host backend (MOEJIT_WITH_LLVM=OFF)")
+        p = run(mpirun(2) + ["sh", "-c", script, str(self.cache), *tune], self.cache)
+        self.assertIn("3 calls split over 2 ranks", p.stdout)
+        for rank in (0, 1):  # both measured
+            self.assertIn(f"rank {rank}: plan: route_plan", p.stdout)
+        held = []
+        for rank in (0, 1):
+            store = json.loads((self.cache / f"rank{rank}" / "tuning" / "route_plan.json").read_text())
+            held.append(sorted((d["problem"]["token_bucket"], d["config"]) for d in store["decisions"]))
+        self.assertEqual([bucket for bucket, _ in held[0]], [64, 128, 256])
+        self.assertEqual(held[1], held[0])
+
+    def test_ranks_with_different_kernel_decisions_are_refused(self):
+        """Two ranks whose tuning caches answer one kernel with different configs stop at the first step
+        with an error naming the rank, the kernel and both configs (`moejit train --backend host`, a
+        tuning cache per rank; the compiled kernels are shared so they build once)."""
+        if os.environ.get("MOEJIT_WITH_LLVM", "ON").upper() in ("OFF", "0", "FALSE"):
+            self.skipTest("moejit was built without the host backend (MOEJIT_WITH_LLVM=OFF)")
+        (self.cache / "kernels").mkdir(parents=True)
+        for rank in (0, 1):
+            (self.cache / f"rank{rank}").mkdir()
+            (self.cache / f"rank{rank}" / "kernels").symlink_to(self.cache / "kernels")
+        # Rank 1 tunes attn_values for its micro-batch (1 sequence of 64 tokens) over 2 candidates;
+        # rank 0's cache holds the same decision with the loser's config.
+        tune = [MOEJIT, "tune", "--backend", "host", "--model", "micro-dense", "--tokens", str(SEQ), "--families",
+                "attention_values", "--max-candidates", "2", "--repeats", "1", "--warmup", "0"]
+        run(tune, self.cache / "rank1")
+        tuning = self.cache / "rank1" / "tuning"
+        store = json.loads((tuning / "attention_values.json").read_text())
+        winner = store["decisions"][0]["config"]
+        measured = [json.loads(line)["config"] for j in (tuning / "journal").glob("*.jsonl")
+                    for line in j.read_text().splitlines()]
+        loser = next(c for c in measured if c != winner)
+        decision = store["decisions"][0]
+        decision["config"], decision["uri"] = loser, decision["uri"].replace(winner, loser)
+        (self.cache / "rank0" / "tuning").mkdir()
+        (self.cache / "rank0" / "tuning" / "attention_values.json").write_text(json.dumps(store))
+        script = 'MOEJIT_CACHE_DIR="$0/rank$OMPI_COMM_WORLD_RANK" exec "$@"'
+        args = train_args("micro-dense", self.corpus, self.tmp / "o", 1, batch=2)
+        args[args.index("reference")] = "host"
+        p = run(mpirun(2) + ["sh", "-c", script, str(self.cache), *args], self.cache, check=False)
+        self.assertNotEqual(p.returncode, 0)
+        # The kernel's config as the backend reports it: its shape, then the config.
+        self.assertIn(f"rank 1 would run kernel attn_values with config 64x32 {winner}, rank 0 with 64x32 {loser}",
+                      p.stdout + p.stderr)
+        self.assertIn("every rank must use the same kernel decisions", p.stdout + p.stderr)
 
     def test_data_parallel_dense_equals_one_process_same_batch(self):
         """Without a router nothing depends on how the batch is split: R ranks = one process, same --batch."""
