@@ -82,6 +82,9 @@ void train(TrainFlags& f, bool backend_given, runtime::Communicator& comm) {
             << trainer.schedule().warmup_steps << ", lr " << f.o.max_lr << " -> " << f.o.min_lr << ", " << f.o.threads
             << " threads, " << trainer.epochs(trainer.total_steps()) << " epochs\n"
             << "backend " << trainer.backend().name() << "\n";
+  if (!trainer.backend().host_memory())  // device memory: what it holds, before the first step
+    std::cout << runtime::memory_summary(trainer.memory(), trainer.backend().device_free_bytes(), trainer.local_batch())
+              << "\n";
   if (comm.size() > 1)
     std::cout << "data parallel over " << comm.size() << " processes (" << comm.name() << "): " << trainer.local_batch()
               << " of the " << f.o.batch << " sequences of each micro-batch per rank"
@@ -120,8 +123,8 @@ void train(TrainFlags& f, bool backend_given, runtime::Communicator& comm) {
   for (const auto& k : choices) heuristic |= k.rung == Rung::heuristic;
   if (heuristic)
     // The config as it was given (a name or a path), so that the command runs as printed.
-    std::cout << "  tune them: moejit tune --backend host --model " << f.config << " --tokens "
-              << f.o.batch * trainer.model().config().seq_len << "\n";
+    std::cout << "  tune them: moejit tune --backend " << trainer.backend().name() << " --model " << f.config
+              << " --tokens " << f.o.batch * trainer.model().config().seq_len << "\n";
   if (!f.out.empty()) std::cout << "metrics " << (std::filesystem::path(f.out) / "metrics.jsonl").string() << "\n";
 }
 

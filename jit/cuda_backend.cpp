@@ -1,6 +1,7 @@
 #include "cuda_backend.hpp"
 
 #include <cstdlib>
+#include <cstring>
 
 #include "arch_limits.hpp"
 #include "binary_cache.hpp"
@@ -45,11 +46,16 @@ int default_ordinal() {
 
 class CudaKernel final : public Kernel {
  public:
-  CudaKernel(const CudaBackend& backend, CUfunction function, std::string name)
+  CudaKernel(CudaBackend& backend, CUfunction function, std::string name)
       : backend_(backend), function_(function), name_(std::move(name)) {}
 
   void launch(const LaunchDims& dims, void** args) override {
     const CudaDriver& d = CudaDriver::get();
+    // The arguments are opaque here: a replay checks the kernel and its launch shape.
+    const uint64_t signature =
+        signature_of({uint64_t(reinterpret_cast<uintptr_t>(function_)), dims.grid[0], dims.grid[1], dims.grid[2],
+                      dims.block[0], dims.block[1], dims.block[2], uint64_t(dims.shared_bytes)});
+    if (!backend_.admit(signature, name_)) return;
     backend_.make_current();
     if (dims.shared_bytes > 48 * 1024 && dims.shared_bytes != opted_in_) {
       check_cuda(d.cuFuncSetAttribute(function_, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
@@ -76,7 +82,7 @@ class CudaKernel final : public Kernel {
   const std::string& name() const override { return name_; }
 
  private:
-  const CudaBackend& backend_;
+  CudaBackend& backend_;
   CUfunction function_;
   std::string name_;
   size_t opted_in_ = 0;
@@ -117,6 +123,7 @@ CudaBackend::CudaBackend(int ordinal, BinaryCache* cache)
 CudaBackend::~CudaBackend() {
   make_current();
   driver_.cuStreamSynchronize(stream_);
+  for (const Slot& s : slots_) driver_.cuMemFreeHost(s.pinned);
   for (auto& [key, entry] : modules_) driver_.cuModuleUnload(entry.second);
   driver_.cuStreamDestroy(stream_);
   driver_.cuDevicePrimaryCtxRelease(device_handle_);
@@ -153,15 +160,16 @@ std::unique_ptr<Kernel> CudaBackend::load(std::shared_ptr<const Binary> binary, 
 }
 
 void* CudaBackend::allocate(size_t bytes) {
+  refuse_in_step("allocating device memory");
   make_current();
   CUdeviceptr ptr = 0;
   CUresult r = driver_.cuMemAlloc(&ptr, bytes);
   if (r == CUDA_ERROR_OUT_OF_MEMORY) {
     size_t free_bytes = 0, total = 0;
     driver_.cuMemGetInfo(&free_bytes, &total);
-    throw Error("out of GPU memory allocating " + std::to_string(bytes >> 20) + " MiB (" +
-                std::to_string(free_bytes >> 20) + " MiB free of " + std::to_string(total >> 20) +
-                "): use fewer tokens per call or a smaller model");
+    throw OutOfMemoryError("out of GPU memory allocating " + std::to_string(bytes >> 20) + " MiB (" +
+                           std::to_string(free_bytes >> 20) + " MiB free of " + std::to_string(total >> 20) +
+                           "): use fewer tokens per call or a smaller model");
   }
   check_cuda(r, "cuMemAlloc");
   return reinterpret_cast<void*>(ptr);
@@ -175,26 +183,74 @@ void CudaBackend::release(void* ptr) noexcept {
 
 void CudaBackend::copy_to_device(void* dst, const void* src, size_t bytes) {
   make_current();
+  if (log_.mode() != EnqueueLog::Mode::run) return stage_upload(dst, src, bytes);
   check_cuda(driver_.cuMemcpyHtoD(reinterpret_cast<CUdeviceptr>(dst), src, bytes), "cuMemcpyHtoD");
 }
 
 void CudaBackend::copy_to_host(void* dst, const void* src, size_t bytes) {
+  refuse_in_step("reading device memory back");
   make_current();
   check_cuda(driver_.cuMemcpyDtoH(dst, reinterpret_cast<CUdeviceptr>(src), bytes), "cuMemcpyDtoH");
 }
 
+// Copies and fills are stream-ordered (the stream's work stays in order, and a captured step holds
+// them as graph nodes).
 void CudaBackend::copy_device_to_device(void* dst, const void* src, size_t bytes) {
+  const auto d = uint64_t(reinterpret_cast<uintptr_t>(dst)), s = uint64_t(reinterpret_cast<uintptr_t>(src));
+  if (!admit(signature_of({1, d, s, bytes}), "device copy")) return;
   make_current();
-  check_cuda(driver_.cuMemcpyDtoD(reinterpret_cast<CUdeviceptr>(dst), reinterpret_cast<CUdeviceptr>(src), bytes),
-             "cuMemcpyDtoD");
+  check_cuda(driver_.cuMemcpyDtoDAsync(CUdeviceptr(d), CUdeviceptr(s), bytes, stream_), "cuMemcpyDtoDAsync");
 }
 
 void CudaBackend::fill_bytes(void* dst, uint8_t value, size_t bytes) {
+  const auto d = uint64_t(reinterpret_cast<uintptr_t>(dst));
+  if (!admit(signature_of({2, d, value, bytes}), "fill")) return;
   make_current();
-  check_cuda(driver_.cuMemsetD8(reinterpret_cast<CUdeviceptr>(dst), value, bytes), "cuMemsetD8");
+  check_cuda(driver_.cuMemsetD8Async(CUdeviceptr(d), value, bytes, stream_), "cuMemsetD8Async");
+}
+
+void CudaBackend::begin_enqueue(EnqueueLog::Mode mode) {
+  // Capture and replay rewrite the slots the previous replay read: it must have finished.
+  if (mode != EnqueueLog::Mode::run) synchronize();
+  log_.start(mode);
+  next_slot_ = 0;
+}
+
+void CudaBackend::refuse_in_step(const char* what) const {
+  if (log_.mode() != EnqueueLog::Mode::run)
+    throw Error(std::string(what) +
+                " inside a training step captured as a CUDA graph: this op waits for the "
+                "device, which a graph cannot; run with MOEJIT_NO_GRAPH=1 (eager) and report it");
+}
+
+// The slot's content is copied when the graph runs, not now: capture records the copy node, and a
+// replay (check mode, after the previous run finished) only rewrites the slot.
+void CudaBackend::stage_upload(void* dst, const void* src, size_t bytes) {
+  const auto d = uint64_t(reinterpret_cast<uintptr_t>(dst));
+  const bool enqueue = admit(signature_of({3, d, bytes}), "upload");
+  if (enqueue && next_slot_ < slots_.size() && slots_[next_slot_].bytes != bytes) {
+    check_cuda(driver_.cuMemFreeHost(slots_[next_slot_].pinned), "cuMemFreeHost");
+    slots_[next_slot_] = {};
+  }
+  if (next_slot_ == slots_.size()) slots_.push_back({});
+  Slot& slot = slots_[next_slot_++];
+  if (!slot.pinned) {
+    check_cuda(driver_.cuMemAllocHost(&slot.pinned, bytes), "cuMemAllocHost (the step's staged uploads)");
+    slot.bytes = bytes;
+  }
+  std::memcpy(slot.pinned, src, bytes);
+  if (enqueue) check_cuda(driver_.cuMemcpyHtoDAsync(CUdeviceptr(d), slot.pinned, bytes, stream_), "cuMemcpyHtoDAsync");
+}
+
+size_t CudaBackend::free_bytes() {
+  make_current();
+  size_t free_bytes = 0, total = 0;
+  check_cuda(driver_.cuMemGetInfo(&free_bytes, &total), "cuMemGetInfo");
+  return free_bytes;
 }
 
 void CudaBackend::synchronize() {
+  refuse_in_step("waiting for the device");
   make_current();
   check_cuda(driver_.cuStreamSynchronize(stream_), "cuStreamSynchronize (a kernel may have faulted)");
 }

@@ -5,6 +5,7 @@
 #include <mutex>
 
 #include "cuda_driver.hpp"
+#include "enqueue_log.hpp"
 #include "moejit/backend.hpp"
 #include "nvrtc_compiler.hpp"
 
@@ -35,10 +36,23 @@ class CudaBackend final : public Backend {
   double time_ms(const std::function<void()>& work) override;
 
   CUstream stream() const { return stream_; }
+  size_t free_bytes();        // the device's free memory now
   void make_current() const;  // binds the context to the calling thread
+
+  // Capture and replay of a step (cuda_graph.hpp). Every op that enqueues work on the stream (kernel
+  // launches, fills, device copies, uploads, and cuBLASLt products through admit()) asks the log
+  // first. While a step is captured or replayed, uploads go through pinned staging slots (a graph's
+  // copy node reads its slot at each replay; a replay rewrites the slots), and what would wait for
+  // the device (downloads, synchronize, allocation) throws, naming the op.
+  void begin_enqueue(EnqueueLog::Mode mode);
+  void end_enqueue() { log_.finish(); }
+  EnqueueLog::Mode enqueue_mode() const { return log_.mode(); }
+  bool admit(uint64_t signature, const std::string& what) { return log_.admit(signature, what); }
 
  private:
   CUmodule module_for(const std::shared_ptr<const Binary>& binary);
+  void refuse_in_step(const char* what) const;  // throws while a step is captured or replayed
+  void stage_upload(void* dst, const void* src, size_t bytes);
 
   const CudaDriver& driver_;
   CUdevice device_handle_ = 0;
@@ -49,6 +63,13 @@ class CudaBackend final : public Backend {
   BinaryCache* cache_;
   std::mutex modules_mutex_;
   std::map<std::string, std::pair<std::shared_ptr<const Binary>, CUmodule>> modules_;  // by binary key
+  EnqueueLog log_;
+  struct Slot {
+    void* pinned = nullptr;
+    size_t bytes = 0;
+  };
+  std::vector<Slot> slots_;  // the staged uploads of the captured step, in order
+  size_t next_slot_ = 0;
 };
 
 // Describes every visible GPU (for `moejit info`); empty without a driver.

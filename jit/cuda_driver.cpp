@@ -81,8 +81,10 @@ void check_cuda(CUresult result, const char* what) {
     CudaDriver::get().cuGetErrorName(result, &name);
     CudaDriver::get().cuGetErrorString(result, &text);
   }
-  throw Error(std::string(what) + ": " + (name ? name : "CUDA error " + std::to_string(result)) + " (" +
-              (text ? text : "") + ")");
+  const std::string message = std::string(what) + ": " + (name ? name : "CUDA error " + std::to_string(result)) + " (" +
+                              (text ? text : "") + ")";
+  if (result == CUDA_ERROR_OUT_OF_MEMORY) throw OutOfMemoryError(message);
+  throw Error(message);
 }
 
 }  // namespace moejit

@@ -8,16 +8,27 @@
 
 namespace moejit {
 
-#define MOEJIT_CUDA_DRIVER_FUNCTIONS(X)                                                                                \
-  X(cuInit)                                                                                                            \
-  X(cuDriverGetVersion) X(cuDeviceGetCount) X(cuDeviceGet) X(cuDeviceGetName) X(cuDeviceGetAttribute)                  \
-      X(cuDeviceTotalMem) X(cuDevicePrimaryCtxRetain) X(cuDevicePrimaryCtxRelease) X(cuCtxSetCurrent)                  \
-          X(cuCtxSynchronize) X(cuModuleLoadData) X(cuModuleUnload) X(cuModuleGetFunction) X(cuFuncSetAttribute)       \
-              X(cuFuncGetAttribute) X(cuLaunchKernelEx) X(cuMemAlloc) X(cuMemFree) X(cuMemGetInfo) X(cuMemcpyHtoD)     \
-                  X(cuMemcpyDtoH) X(cuMemcpyDtoD) X(cuMemsetD8) X(cuStreamCreate) X(cuStreamDestroy)                   \
-                      X(cuStreamSynchronize) X(cuEventCreate) X(cuEventDestroy) X(cuEventRecord) X(cuEventSynchronize) \
-                          X(cuEventElapsedTime) X(cuGetErrorString) X(cuGetErrorName) X(cuTensorMapEncodeTiled)        \
-                              X(cuOccupancyMaxActiveBlocksPerMultiprocessor)
+#define MOEJIT_CUDA_DRIVER_FUNCTIONS(X)                                                                              \
+  X(cuInit)                                                                                                          \
+  X(cuDriverGetVersion)                                                                                              \
+  X(cuDeviceGetCount)                                                                                                \
+  X(cuDeviceGet) X(cuDeviceGetName) X(cuDeviceGetAttribute) X(cuDeviceTotalMem) X(cuDevicePrimaryCtxRetain)          \
+      X(cuDevicePrimaryCtxRelease) X(cuCtxSetCurrent) X(cuCtxSynchronize) X(cuModuleLoadData) X(cuModuleUnload)      \
+          X(cuModuleGetFunction) X(cuFuncSetAttribute) X(cuFuncGetAttribute) X(cuLaunchKernelEx) X(cuMemAlloc)       \
+              X(cuMemFree) X(cuMemGetInfo) X(cuMemcpyHtoD) X(cuMemcpyDtoH) X(cuMemcpyDtoD) X(cuMemsetD8)             \
+                  X(cuStreamCreate) X(cuStreamDestroy) X(cuStreamSynchronize) X(cuEventCreate) X(cuEventDestroy)     \
+                      X(cuEventRecord) X(cuEventSynchronize) X(cuEventElapsedTime) X(cuGetErrorString)               \
+                          X(cuGetErrorName) X(cuTensorMapEncodeTiled) X(cuOccupancyMaxActiveBlocksPerMultiprocessor) \
+                              MOEJIT_CUDA_GRAPH_FUNCTIONS(X)
+
+// Stream-ordered copies and fills, pinned staging memory and stream capture into graphs: what one
+// captured training step (runtime/cuda_step_graph.hpp) needs.
+#define MOEJIT_CUDA_GRAPH_FUNCTIONS(X)                                                                    \
+  X(cuMemsetD8Async)                                                                                      \
+  X(cuMemcpyDtoDAsync)                                                                                    \
+  X(cuMemcpyHtoDAsync)                                                                                    \
+  X(cuMemAllocHost) X(cuMemFreeHost) X(cuStreamBeginCapture) X(cuStreamEndCapture) X(cuStreamIsCapturing) \
+      X(cuGraphInstantiateWithFlags) X(cuGraphLaunch) X(cuGraphDestroy) X(cuGraphExecDestroy)
 
 struct CudaDriver {
 #define MOEJIT_DECLARE_FN(name) decltype(&::name) name = nullptr;
@@ -31,7 +42,8 @@ struct CudaDriver {
   static bool available(std::string* why = nullptr);
 };
 
-// Throws Error "<what>: CUDA_ERROR_NAME (description)" unless result is CUDA_SUCCESS.
+// Throws Error "<what>: CUDA_ERROR_NAME (description)" unless result is CUDA_SUCCESS
+// (OutOfMemoryError for CUDA_ERROR_OUT_OF_MEMORY).
 void check_cuda(CUresult result, const char* what);
 
 }  // namespace moejit

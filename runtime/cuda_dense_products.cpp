@@ -22,8 +22,8 @@ struct CudaDenseProducts::Product {
       : matmul(g, DType::f32, DType::f32, kWorkspaceBytes), algo(matmul.candidates(1).front()) {}
 };
 
-CudaDenseProducts::CudaDenseProducts(CudaStepOps& ops, BackendMemory& memory, void* stream)
-    : ops_(ops), memory_(memory), stream_(stream) {
+CudaDenseProducts::CudaDenseProducts(CudaStepOps& ops, BackendMemory& memory, CudaBackend& gpu)
+    : ops_(ops), memory_(memory), gpu_(gpu) {
   workspace_ = memory_.alloc(DType::f32, int64_t(kWorkspaceBytes / 4));
 }
 
@@ -39,7 +39,10 @@ void CudaDenseProducts::gemm(const RowMajorGemm& g, const float* a, const float*
   const std::string key = key_of(g);
   auto it = products_.find(key);
   if (it == products_.end()) it = products_.emplace(key, std::make_unique<Product>(g)).first;
-  it->second->matmul.run(a, b, c, it->second->algo, workspace_.ptr().data, stream_);
+  const auto word = [](const void* p) { return uint64_t(reinterpret_cast<uintptr_t>(p)); };
+  if (!gpu_.admit(signature_of({4, word(it->second.get()), word(a), word(b), word(c)}), "cuBLASLt product " + key))
+    return;
+  it->second->matmul.run(a, b, c, it->second->algo, workspace_.ptr().data, gpu_.stream());
 }
 
 void CudaDenseProducts::softmax_fwd(float* att, int64_t rows, int64_t S, int64_t H, float scale) {

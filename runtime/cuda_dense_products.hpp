@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 
+#include "cuda_backend.hpp"
 #include "cuda_step_ops.hpp"
 #include "dense_products.hpp"
 #include "step_backend.hpp"
@@ -15,8 +16,8 @@ namespace moejit::runtime {
 
 class CudaDenseProducts {
  public:
-  // `stream` is the backend's CUstream; ops and memory outlive this object.
-  CudaDenseProducts(CudaStepOps& ops, BackendMemory& memory, void* stream);
+  // ops, memory and gpu (its stream, and the step capture's enqueue log) outlive this object.
+  CudaDenseProducts(CudaStepOps& ops, BackendMemory& memory, CudaBackend& gpu);
   ~CudaDenseProducts();
 
   void matmul_fwd(float* out, const float* in, const float* w, int64_t N, int64_t C, int64_t OC) {
@@ -41,7 +42,7 @@ class CudaDenseProducts {
   struct Product;
   CudaStepOps& ops_;
   BackendMemory& memory_;
-  void* stream_;
+  CudaBackend& gpu_;
   std::map<std::string, std::unique_ptr<Product>> products_;  // by the gemm's fields
   Buffer workspace_, d_att_;
 };

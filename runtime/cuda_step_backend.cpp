@@ -1,6 +1,7 @@
 #include "cuda_step_backend.hpp"
 
 #include <algorithm>
+#include <cstdio>
 
 #include "dense_step_kernels.hpp"
 #include "ops.hpp"                     // kRmsEps
@@ -22,11 +23,13 @@ size_t bytes_of(TypedPtr p, i64 count) {
 
 CudaStepBackend::CudaStepBackend(const BackendOptions& options)
     : gpu_(),
+      graph_(gpu_, [](const std::string& notice) { std::fprintf(stderr, "%s\n", notice.c_str()); }),
       cache_(gpu_, options.tuning_dir),
       ops_(gpu_),
       moe_(cache_, ops_, *this),
-      dense_(ops_, *this, gpu_.stream()) {
+      dense_(ops_, *this, gpu_) {
   partials_ = alloc(DType::f32, kMaxSumBlocks);
+  adamw_coefs_ = alloc(DType::f32, sizeof(moejit::AdamWCoefs<float>) / sizeof(float));
 }
 
 CudaStepBackend::~CudaStepBackend() {
@@ -46,23 +49,21 @@ std::vector<KernelChoice> CudaStepBackend::kernel_choices() const {
 void* CudaStepBackend::allocate(DType dtype, i64 count) {
   if (count < 0) throw Error("negative buffer size " + std::to_string(count));
   const size_t bytes = std::max<size_t>(256, (size_t(count) * dtype_bytes(dtype) + 255) / 256 * 256);
-  void* p = nullptr;
-  try {
-    p = gpu_.allocate(bytes);
-  } catch (const Error& e) {
-    throw Error(std::string(e.what()) + " (training: lower --batch or the sequence length)");
-  }
+  void* p = gpu_.allocate(bytes);   // OutOfMemoryError: the trainer names what to lower
   gpu_.fill_bytes(p, 0xff, bytes);  // NaN in every float type, -1 in i32: unwritten reads show up
+  graph_.buffers_changed();
   return p;
 }
 
 void CudaStepBackend::release(void* data) {
   gpu_.release(data);
+  graph_.buffers_changed();
 }
 
 void CudaStepBackend::copy_from_host(TypedPtr dst, const void* src, i64 count) {
   if (count <= 0) return;
-  gpu_.synchronize();  // queued ops may still read dst
+  // Eager: queued ops may still read dst. In a captured step the upload is a node of the graph.
+  if (gpu_.enqueue_mode() == EnqueueLog::Mode::run) gpu_.synchronize();
   gpu_.copy_to_device(dst.data, src, bytes_of(dst, count));
 }
 
@@ -72,8 +73,6 @@ void CudaStepBackend::copy_to_host(void* dst, TypedPtr src, i64 count) {
   gpu_.copy_to_host(dst, src.data, bytes_of(src, count));
 }
 
-// The driver's memset and device copies run on the legacy stream, which is ordered with the
-// backend's blocking stream both ways.
 void CudaStepBackend::zero(TypedPtr p, i64 count) {
   if (count > 0) gpu_.fill_bytes(p.data, 0, bytes_of(p, count));
 }
@@ -160,16 +159,12 @@ void CudaStepBackend::swiglu_bwd(TypedPtr d_gate_up, TypedPtr d_h, TypedPtr gate
 }
 
 void CudaStepBackend::add(TypedPtr out, TypedPtr in, i64 n) {
-  if (out.dtype == DType::i32 && n > 0) {
-    // The MoE layers' load counters (E ints per forward): summed on the host for now, which waits
-    // for the stream. TODO: an i32 add step op, so that the step stays capturable in one graph.
-    std::vector<int32_t> o = download<int32_t>(out, n), x = download<int32_t>(in, n);
-    for (i64 i = 0; i < n; ++i) o[size_t(i)] += x[size_t(i)];
-    return upload<int32_t>(out, o);
-  }
-  if (n > 0)
-    ops_.launch(StepOp::add, blocks(StepOp::add, n), 1u, out.as<float>(), static_cast<const float*>(in.as<float>()),
-                ull(n));
+  if (n <= 0) return;
+  if (out.dtype == DType::i32)  // the MoE layers' load counters
+    return ops_.launch(StepOp::add_i32, blocks(StepOp::add_i32, n), 1u, out.as<int32_t>(),
+                       static_cast<const int32_t*>(in.as<int32_t>()), ull(n));
+  ops_.launch(StepOp::add, blocks(StepOp::add, n), 1u, out.as<float>(), static_cast<const float*>(in.as<float>()),
+              ull(n));
 }
 
 void CudaStepBackend::scale(TypedPtr out, TypedPtr in, i64 n, float alpha) {
@@ -195,8 +190,12 @@ void CudaStepBackend::grad_norm(TypedPtr norm, TypedPtr grads, i64 n) {
 void CudaStepBackend::adamw(TypedPtr params, TypedPtr weights, TypedPtr grads, TypedPtr m, TypedPtr v, TypedPtr norm,
                             i64 n, std::span<const ParamSegment> segments, const AdamWStep& step) {
   // The clip factor comes from the device-side norm inside the kernel; make() only fills the rest.
+  // They change every step (learning rate, bias corrections), so the kernels read them from device
+  // memory: an upload, which a captured step replays from its staging slot.
   const runtime::AdamWCoefs<float> h = runtime::AdamWCoefs<float>::make(step, 0.0);
   const moejit::AdamWCoefs<float> k{1.0f, h.b1, h.b2, h.c1, h.c2, h.lr, h.wd, h.eps};
+  copy_from_host(adamw_coefs_.ptr(), &k, adamw_coefs_.count());
+  const auto* coefs = reinterpret_cast<const moejit::AdamWCoefs<float>*>(adamw_coefs_.ptr().data);
   i64 covered = 0;
   for (const ParamSegment& seg : segments) {
     covered += seg.size;
@@ -204,7 +203,7 @@ void CudaStepBackend::adamw(TypedPtr params, TypedPtr weights, TypedPtr grads, T
     ops_.launch(StepOp::adamw, blocks(StepOp::adamw, seg.size), 1u, params.as<float>(), weights.as<float>(),
                 static_cast<const float*>(grads.as<float>()), m.as<float>(), v.as<float>(),
                 static_cast<const float*>(norm.as<float>()), float(step.max_norm), ull(seg.offset),
-                ull(seg.offset + seg.size), int(seg.decay), k);
+                ull(seg.offset + seg.size), int(seg.decay), coefs);
   }
   // The kernel writes the compute copy of every element it updates; the segments cover the params.
   if (covered != n)

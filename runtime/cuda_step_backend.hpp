@@ -11,6 +11,9 @@
 // GEMMs compute on bf16 copies of their operands with fp32 accumulation, the dense products in fp32.
 // bf16 activations are the next step (MoeLayer's a() and the interface's compute dtype).
 //
+// After two eager steps a training step is one CUDA graph, captured once and replayed
+// (cuda_step_graph.hpp; MOEJIT_NO_GRAPH=1: eager).
+//
 // Buffers are poisoned (0xff bytes, NaN) on allocation, like process memory, so that a kernel
 // reading what nobody wrote shows up in the step-equality test. Compiled here; runs only where a
 // GPU is lent.
@@ -21,6 +24,7 @@
 #include "cuda_backend.hpp"
 #include "cuda_dense_products.hpp"
 #include "cuda_moe_kernels.hpp"
+#include "cuda_step_graph.hpp"
 #include "cuda_step_ops.hpp"
 #include "kernel_cache.hpp"
 
@@ -37,8 +41,14 @@ class CudaStepBackend final : public StepBackend<float> {
   MoeKernels<float>& moe() override { return moe_; }
   std::vector<KernelChoice> kernel_choices() const override;
 
+  void begin_step(const std::string& refusal) override { graph_.begin_step(refusal); }
+  void end_step() override { graph_.end_step(); }
+  void abandon_step() noexcept override { graph_.abandon_step(); }
+  int64_t graph_replays() const { return graph_.replays(); }
+
   // BackendMemory: device memory; copies wait for the queued ops.
   bool host_memory() const override { return false; }
+  double device_free_bytes() override { return double(gpu_.free_bytes()); }
   void copy_from_host(TypedPtr dst, const void* src, i64 count) override;
   void copy_to_host(void* dst, TypedPtr src, i64 count) override;
   void zero(TypedPtr p, i64 count) override;
@@ -90,12 +100,14 @@ class CudaStepBackend final : public StepBackend<float> {
   unsigned blocks(StepOp op, i64 work) const { return ops_.grid_for(op, work); }
 
   CudaBackend gpu_;  // first: every member below holds buffers or kernels of its context
+  StepGraph graph_;  // before any buffer: allocations tell it
   KernelCache cache_;
   CudaStepOps ops_;
   CudaMoeKernels moe_;
   CudaDenseProducts dense_;
   ChoiceLog swiglu_log_;
   Buffer partials_, row_loss_, dw_partials_;  // scratch of the sums, the loss rows, RMSNorm's d_w
+  Buffer adamw_coefs_;  // the step's AdamWCoefs, uploaded per step (a graph's kernels read them there)
 };
 
 }  // namespace moejit::runtime

@@ -31,6 +31,7 @@ constexpr OpInfo kOps[kStepOps] = {
     {StepOp::embedding_fwd, "moejit::embedding_fwd_kernel<float, 256>", false},
     {StepOp::embedding_bwd, "moejit::embedding_bwd_kernel<float, 256>", false},
     {StepOp::add, "moejit::add_kernel<float, 256>", false},
+    {StepOp::add_i32, "moejit::add_kernel<int, 256>", false},
     {StepOp::scale, "moejit::scale_kernel<float, 256>", false},
     {StepOp::convert_to_bf16, "moejit::convert_kernel<moejit::bf16, float, 256>", false},
     {StepOp::convert_from_bf16, "moejit::convert_kernel<float, moejit::bf16, 256>", false},

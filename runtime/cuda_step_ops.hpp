@@ -31,11 +31,12 @@ enum class StepOp {
   embedding_fwd,
   embedding_bwd,
   add,
+  add_i32,  // the MoE layers' load counters
   scale,
   convert_to_bf16,
   convert_from_bf16,
 };
-inline constexpr int kStepOps = 19;
+inline constexpr int kStepOps = 20;
 
 // Launch shapes compiled into the entries: element kernels run kStepThreads per block, row kernels
 // (a warp per row) kRowWarps warps per block.

@@ -69,15 +69,35 @@ double available_memory_bytes() {
   return available;
 }
 
-void check_memory(const MemoryEstimate& e, double available, const std::string& config_name, int64_t batch) {
+void check_memory(const MemoryEstimate& e, double available, const std::string& config_name, int64_t batch,
+                  const std::string& where) {
   if (available <= 0 || e.total() <= available) return;
   const bool activations_dominate = e.activations > e.weights;
   throw Error("training " + config_name + " with --batch " + std::to_string(batch) + " needs about " + gib(e.total()) +
               " (weights, gradients and AdamW state " + gib(e.weights) + ", activations " + gib(e.activations) +
-              ") but this machine has " + gib(available) + " available: " +
+              ") but " + where + " has " + gib(available) + " available: " +
               (activations_dominate && batch > 1 ? "lower --batch (activations grow with it; --grad-accum keeps the "
                                                    "tokens per step)"
                                                  : "pick a smaller config (moejit plan --list)"));
+}
+
+std::string memory_summary(const MemoryEstimate& e, double available, int64_t batch) {
+  std::string s = "memory: parameters and gradients " + gib(e.parameters()) + ", AdamW state " + gib(e.optimizer()) +
+                  ", activations " + gib(e.activations) + " at --batch " + std::to_string(batch) + "; about " +
+                  gib(e.total()) + " in all";
+  return s + (available > 0 ? " of " + gib(available) + " free" : "");
+}
+
+std::string out_of_memory_advice(const std::string& what, const MemoryEstimate& e, const std::string& config_name,
+                                 int64_t batch, int64_t seq_len) {
+  const std::string fix = batch > 1 ? "lower --batch (now " + std::to_string(batch) +
+                                          "; --grad-accum keeps the tokens per step) or the config's seq_len (now " +
+                                          std::to_string(seq_len) + ")"
+                                    : "lower the config's seq_len (now " + std::to_string(seq_len) +
+                                          ") or pick a smaller config (moejit plan --list)";
+  return "out of device memory training " + config_name + " (" + what + "); the estimate was " + gib(e.total()) +
+         " (weights, gradients and AdamW state " + gib(e.weights) + ", activations " + gib(e.activations) +
+         "): " + fix + ". Checkpoints already written are untouched.";
 }
 
 }  // namespace moejit::runtime

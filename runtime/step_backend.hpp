@@ -117,6 +117,9 @@ class BackendMemory {
   // True when buffers are plain process memory (reference, host), so TypedPtr::as<T>() may be
   // dereferenced on the CPU.
   virtual bool host_memory() const = 0;
+  // Device-memory backends: the device's free bytes now (the trainer checks its estimate against
+  // them); 0 for process memory, where the trainer asks the operating system.
+  virtual double device_free_bytes() { return 0; }
   Buffer alloc(DType dtype, i64 count) { return Buffer(this, {allocate(dtype, count), dtype}, count); }
   // `count` elements of dst.dtype from/to process memory. copy_to_host waits for queued ops.
   virtual void copy_from_host(TypedPtr dst, const void* src, i64 count) = 0;
@@ -184,6 +187,16 @@ class StepBackend : public BackendMemory {
   // backend tunes them), with its config and the tuning-cache rung that served it.
   virtual std::vector<KernelChoice> kernel_choices() const = 0;
 
+  // ---- one training step (forward, backward, optimizer) ----
+  // Brackets a step's calls, for backends that capture a step once and replay it (cuda: one CUDA
+  // graph per step). Between them the step must enqueue the same work every time, with per-step
+  // values (tokens, learning rate) coming through copy_from_host, and read nothing back. `refusal`
+  // non-empty: this step cannot be captured, and why (it reads back or exchanges through the host).
+  // A step that throws calls abandon_step() instead of end_step() (StepScope does both).
+  virtual void begin_step(const std::string& refusal) { (void)refusal; }
+  virtual void end_step() {}
+  virtual void abandon_step() noexcept {}
+
   // ---- dense layers ----
   // out (N, OC) = in (N, C) . w^T, w (OC, C).
   virtual void matmul_fwd(TypedPtr out, TypedPtr in, TypedPtr w, i64 N, i64 C, i64 OC) = 0;
@@ -230,6 +243,27 @@ class StepBackend : public BackendMemory {
   // may equal params) = params.
   virtual void adamw(TypedPtr params, TypedPtr weights, TypedPtr grads, TypedPtr m, TypedPtr v, TypedPtr norm, i64 n,
                      std::span<const ParamSegment> segments, const AdamWStep& step) = 0;
+};
+
+// A training step's bracket (StepBackend::begin_step), ended by end() or, when the step throws, by
+// the destructor (abandon_step).
+template <typename T>
+class StepScope {
+ public:
+  StepScope(StepBackend<T>& backend, const std::string& refusal) : backend_(backend) { backend_.begin_step(refusal); }
+  ~StepScope() {
+    if (open_) backend_.abandon_step();
+  }
+  StepScope(const StepScope&) = delete;
+  StepScope& operator=(const StepScope&) = delete;
+  void end() {
+    open_ = false;
+    backend_.end_step();
+  }
+
+ private:
+  StepBackend<T>& backend_;
+  bool open_ = true;
 };
 
 }  // namespace moejit::runtime

@@ -75,12 +75,19 @@ Trainer::Trainer(TrainOptions options, Communicator& comm)
         "the data holds token id " + std::to_string(data_.max_token()) + " but config " + o_.config.name +
         " has vocab " + std::to_string(o_.config.vocab) + ": use a config with a larger vocab" +
         (data_.byte_level ? " (byte-level text needs " + std::to_string(kByteVocab) + ": bytes + end-of-text)" : ""));
-  check_memory(estimate_training_memory(o_.config, local_batch(), o_.expert_parallel), available_memory_bytes(),
-               o_.config.name, local_batch());
-  model_ = std::make_unique<Model<float>>(o_.config, *backend_, expert_group_.get());
-  model_->profiler = &profiler_;
-  model_->init(rng_);
-  opt_ = std::make_unique<AdamW<float>>(*model_, expert_group_.get());
+  memory_ = estimate_training_memory(o_.config, local_batch(), o_.expert_parallel);
+  if (backend_->host_memory())
+    check_memory(memory_, available_memory_bytes(), o_.config.name, local_batch());
+  else
+    check_memory(memory_, backend_->device_free_bytes(), o_.config.name, local_batch(), "this GPU");
+  try {
+    model_ = std::make_unique<Model<float>>(o_.config, *backend_, expert_group_.get());
+    model_->profiler = &profiler_;
+    model_->init(rng_);
+    opt_ = std::make_unique<AdamW<float>>(*model_, expert_group_.get());
+  } catch (const OutOfMemoryError& e) {
+    out_of_memory(e);
+  }
   int64_t tokens = o_.tokens;
   if (tokens == 0 && o_.compute > 0) {
     const double from_compute = o_.compute / train_flops_per_token(o_.config);
@@ -153,12 +160,27 @@ void Trainer::reduce_over_ranks(LossSums& losses) {
 // Data parallel: every rank reads the whole micro-batch (so the data position and RNG stay the same
 // everywhere) and trains its rows; the gradients are summed over ranks before the update, after the
 // ranks have checked that they run the same kernel configs.
+void Trainer::out_of_memory(const OutOfMemoryError& e) const {
+  throw Error(out_of_memory_advice(e.what(), memory_, o_.config.name, local_batch(), seq_len_));
+}
+
 StepStats Trainer::train_step() {
+  try {
+    return queue_step();
+  } catch (const OutOfMemoryError& e) {
+    out_of_memory(e);
+  }
+}
+
+StepStats Trainer::queue_step() {
   auto start = std::chrono::steady_clock::now();
   StepStats s;
+  const int64_t ranks = comm_.size(), rows = local_batch() * seq_len_, first = comm_.rank() * rows;
+  // Between begin and end the step only queues work (the cuda backend captures it as one graph and
+  // replays it), except where the ranks exchange gradients through the host.
+  StepScope<float> step(*backend_, ranks > 1 ? "a data-parallel step sums its gradients through the host" : "");
   model_->zero_grad();
   model_->zero_losses();
-  const int64_t ranks = comm_.size(), rows = local_batch() * seq_len_, first = comm_.rank() * rows;
   const float scale = 1.0f / float(o_.grad_accum * ranks);
   for (int64_t micro = 0; micro < o_.grad_accum; ++micro) {
     reader_->next(inputs_, targets_, rng_);
@@ -176,6 +198,7 @@ StepStats Trainer::train_step() {
     opt_->step(s.lr);
     model_->update_router_bias();  // from this step's loads, for the next step's selection
   }
+  step.end();
   LossSums losses = model_->read_losses();
   if (ranks > 1) {
     auto t = timed(&profiler_, "allreduce");

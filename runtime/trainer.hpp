@@ -17,6 +17,7 @@
 #include "checkpoint.hpp"
 #include "comm.hpp"
 #include "data.hpp"
+#include "memory_estimate.hpp"
 #include "model.hpp"
 #include "optimizer.hpp"
 
@@ -100,6 +101,8 @@ class Trainer {
   const Dataset& dataset() const { return data_; }
   const TrainOptions& options() const { return o_; }
   const LrSchedule& schedule() const { return schedule_; }
+  // The memory this run needs, estimated before anything was allocated (at local_batch()).
+  const MemoryEstimate& memory() const { return memory_; }
   Profiler& profiler() { return profiler_; }
   Communicator& comm() const { return comm_; }
   int64_t local_batch() const { return o_.batch / comm_.size(); }  // sequences per rank per micro-batch
@@ -113,6 +116,8 @@ class Trainer {
 
  private:
   Metadata metadata() const;
+  StepStats queue_step();  // train_step without the out-of-memory advice
+  [[noreturn]] void out_of_memory(const OutOfMemoryError& e) const;
 
   void reduce_over_ranks(LossSums& losses);
   void make_expert_group();
@@ -128,6 +133,7 @@ class Trainer {
   std::unique_ptr<StepBackend<float>> backend_;
   Dataset data_;
   int64_t seq_len_;
+  MemoryEstimate memory_;
   Profiler profiler_;
   std::unique_ptr<Model<float>> model_;
   std::unique_ptr<AdamW<float>> opt_;

@@ -53,18 +53,28 @@ phase "ctest -L gpu"
 # The cuda training backend (issue 15): its GPU tests ran in -L gpu above; here they get their own
 # log (binaries are cached by then, so this is quick), then `moejit train --backend cuda` end to end
 # on a short run of micro-moe (32 steps of 8 x 64 tokens over the repo's docs as a byte corpus): the
-# log ends with val bits/byte and the rung of every kernel. The same run on the reference backend is
-# the yardstick.
+# log starts with the memory estimate and ends with val bits/byte and the rung of every kernel. The
+# same run eagerly (MOEJIT_NO_GRAPH=1) must log the same losses bit for bit as the graph-replayed
+# one; the run on the reference backend is the yardstick.
 "$build/tests/runtime/test_runtime" --gtest_filter='CudaStepGpu.*' > "$out/cuda-step.log" 2>&1 \
   || { echo "   CudaStepGpu FAILED"; status=1; }
 tail -n 15 "$out/cuda-step.log"
 cat docs/*.md README.md > "$out/corpus.txt"
-for backend in cuda reference; do
-  timeout 90 "$build/apps/moejit" train --config micro-moe --backend "$backend" --data "$out/corpus.txt" \
-    --tokens 16384 --batch 8 --eval-every 16 --out "$out/train-$backend" > "$out/train-$backend.log" 2>&1 \
-    || { echo "   train --backend $backend FAILED"; status=1; }
-  echo "== train --backend $backend"; tail -n 8 "$out/train-$backend.log"
+for run in cuda cuda-eager reference; do
+  backend=${run%-eager}
+  no_graph=; [[ $run == *-eager ]] && no_graph=1
+  MOEJIT_NO_GRAPH=$no_graph timeout 90 "$build/apps/moejit" train --config micro-moe --backend "$backend" \
+    --data "$out/corpus.txt" --tokens 16384 --batch 8 --eval-every 16 --out "$out/train-$run" \
+    > "$out/train-$run.log" 2>&1 || { echo "   train $run FAILED"; status=1; }
+  echo "== train $run"; grep -m2 -e "^memory:" -e "CUDA graph" "$out/train-$run.log"; tail -n 8 "$out/train-$run.log"
 done
+python3 - "$out/train-cuda/metrics.jsonl" "$out/train-cuda-eager/metrics.jsonl" <<'PY' || status=1
+import json, sys
+losses = [[(j["step"], j["loss"], j["grad_norm"]) for j in map(json.loads, open(p)) if "loss" in j] for p in sys.argv[1:]]
+same = losses[0] == losses[1] and len(losses[0]) > 0
+print(f"== graph vs eager: {len(losses[0])} steps, losses and grad norms {'identical' if same else 'DIFFER'}")
+sys.exit(0 if same else 1)
+PY
 phase "train --backend cuda"
 
 run_list() {  # $1 = list file, $2 = command prefix

@@ -30,6 +30,10 @@ template <typename T>
 MOEJIT_HD void add_element(T* out, const T* in, int64 i) {
   out[i] = from_float<T>(to_float(out[i]) + to_float(in[i]));
 }
+// Counters (the MoE layers' loads) add exactly, not through float.
+MOEJIT_HD void add_element(int* out, const int* in, int64 i) {
+  out[i] += in[i];
+}
 
 template <typename T>
 MOEJIT_HD void scale_element(T* out, const T* in, int64 i, float alpha) {

@@ -3,10 +3,13 @@
 // matmuls and attention; the one NVRTC translation unit of its step ops compiles for sm_80 and sm_90a
 // without spills. On a GPU (CudaStepGpu.*, label gpu; they skip with a message without one): each op
 // alone and one training step equal the reference backend's, a short run lowers val bits per byte,
-// and a checkpoint written on cuda resumes on the reference backend.
+// a checkpoint written on cuda resumes on the reference backend, and a step replayed as a CUDA graph
+// equals the eager step bit for bit. On the CPU, the graph decision (StepGraph.*).
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
 #include <functional>
 #include <random>
 
@@ -140,6 +143,46 @@ TEST(CudaStepOps, SourceCompilesForSm80AndSm90aWithoutSpills) {
       EXPECT_LE(r->registers, 64) << arch << " " << entry;  // full occupancy for the memory-bound ops
     }
   }
+}
+
+// When a step is one CUDA graph: the pure decision of cuda_step_graph.hpp.
+TEST(StepGraph, WarmsUpCapturesOnceThenReplaysAndRecapturesAfterBuffersChange) {
+  StepGraphState s;
+  std::vector<StepMode> modes;
+  for (int step = 0; step < 5; ++step) {  // what StepGraph does with the state after each step
+    const StepMode m = step_mode(s);
+    modes.push_back(m);
+    if (m == StepMode::eager) ++s.eager_steps;
+    if (m == StepMode::capture) s.graph_current = true;
+    if (step == 3) s = {.eager_steps = 0, .graph_current = false};  // an evaluation allocated
+  }
+  ASSERT_EQ(kGraphWarmupSteps, 2);
+  EXPECT_EQ(modes, (std::vector<StepMode>{StepMode::eager, StepMode::eager, StepMode::capture, StepMode::replay,
+                                          StepMode::eager}));
+  EXPECT_EQ(eager_notice(s), "");
+}
+
+TEST(StepGraph, DisabledOrRefusedStepsRunEagerlyWithANotice) {
+  StepGraphState off{.disabled = true, .eager_steps = 9, .graph_current = true};
+  EXPECT_EQ(step_mode(off), StepMode::eager);
+  EXPECT_NE(eager_notice(off).find("MOEJIT_NO_GRAPH"), std::string::npos);
+  StepGraphState refused{.refusal = "a data-parallel step sums its gradients through the host", .eager_steps = 9};
+  EXPECT_EQ(step_mode(refused), StepMode::eager);
+  EXPECT_EQ(eager_notice(refused),
+            "cuda: steps run eagerly, not as one CUDA graph: a data-parallel step sums its gradients through the host");
+  EXPECT_EQ(eager_notice(refused).find('\n'), std::string::npos);  // one line
+}
+
+TEST(StepGraph, TheEnvironmentSwitchesGraphsOff) {
+  const char* saved = std::getenv("MOEJIT_NO_GRAPH");
+  const std::string kept = saved ? saved : "";
+  for (auto [value, off] : {std::pair{"1", true}, {"yes", true}, {"0", false}, {"", false}}) {
+    setenv("MOEJIT_NO_GRAPH", value, 1);
+    EXPECT_EQ(graphs_disabled_by_env(), off) << "MOEJIT_NO_GRAPH=" << value;
+  }
+  unsetenv("MOEJIT_NO_GRAPH");
+  EXPECT_FALSE(graphs_disabled_by_env());
+  if (saved) setenv("MOEJIT_NO_GRAPH", kept.c_str(), 1);
 }
 
 // ---- on a GPU ----
@@ -310,6 +353,49 @@ TrainOptions short_run(const std::string& backend, const fs::path& data, const f
   o.eval_batches = 2;
   o.backend = backend;
   return o;
+}
+
+// The same steps eager (MOEJIT_NO_GRAPH=1) and as a replayed CUDA graph: every loss, gradient norm
+// and parameter bit for bit (the kernels sum in a fixed order; a replay runs the captured kernels).
+TEST(CudaStepGpu, GraphReplayEqualsEagerBitForBit) {
+  SKIP_WITHOUT_GPU();
+  test::TempDir dir;
+  const fs::path data = write_text_corpus(dir.path());
+  constexpr int64_t kSteps = 6;  // 2 eager warm-up steps, a capture, 3 replays
+  struct Run {
+    std::vector<double> losses, norms;
+    std::vector<float> params;
+    int64_t replays = 0;
+  };
+  const auto run = [&](bool graph) {
+    if (graph)
+      unsetenv("MOEJIT_NO_GRAPH");
+    else
+      setenv("MOEJIT_NO_GRAPH", "1", 1);
+    TrainOptions o = short_run("cuda", data, "", kSteps);  // micro-moe: routing, load counters
+    o.grad_accum = 2;                                      // two staged token uploads per step
+    o.tokens *= o.grad_accum;
+    o.backend_options.tuning_dir = dir.path() / "tuning";
+    Trainer t(o);
+    Run r;
+    while (!t.done()) {
+      const StepStats s = t.train_step();
+      r.losses.push_back(s.loss);
+      r.norms.push_back(s.grad_norm);
+    }
+    r.params = t.model().read_params();
+    r.replays = dynamic_cast<CudaStepBackend&>(t.backend()).graph_replays();
+    return r;
+  };
+  const Run eager = run(false), graph = run(true);
+  unsetenv("MOEJIT_NO_GRAPH");
+  EXPECT_EQ(eager.replays, 0);
+  EXPECT_EQ(graph.replays, kSteps - kGraphWarmupSteps - 1);
+  ASSERT_EQ(eager.losses.size(), size_t(kSteps));
+  EXPECT_EQ(eager.losses, graph.losses);
+  EXPECT_EQ(eager.norms, graph.norms);
+  ASSERT_EQ(eager.params.size(), graph.params.size());
+  EXPECT_EQ(std::memcmp(eager.params.data(), graph.params.data(), eager.params.size() * sizeof(float)), 0);
 }
 
 TEST(CudaStepGpu, ShortRunLowersValBitsPerByteAndResumesOnReference) {

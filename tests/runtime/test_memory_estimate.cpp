@@ -10,6 +10,7 @@
 #include "../common/test_util.hpp"
 #include "memory_estimate.hpp"
 #include "moejit/error.hpp"
+#include "param_count.hpp"
 #include "trainer.hpp"
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -75,6 +76,42 @@ TEST(MemoryEstimate, RefusalNamesTheFiguresAndWhatToLower) {
   const std::string m = test::error_of([&] { check_memory(e, e.total() / 2, c.name, 64); });
   EXPECT_NE(m.find("training micro-moe with --batch 64 needs about"), std::string::npos) << m;
   EXPECT_NE(m.find(e.activations > e.weights ? "lower --batch" : "smaller config"), std::string::npos) << m;
+}
+
+TEST(MemoryEstimate, RefusalOnAGpuSaysSo) {
+  const ModelConfig c = find_model_config("micro-moe");
+  const MemoryEstimate e = estimate_training_memory(c, 64);
+  const std::string m = test::error_of([&] { check_memory(e, e.total() / 2, c.name, 64, "this GPU"); });
+  EXPECT_NE(m.find("but this GPU has"), std::string::npos) << m;
+}
+
+// The line `train --backend cuda` prints first: each part, the total and the free memory, whose
+// figures add up (parameters + optimizer + activations = total).
+TEST(MemoryEstimate, SummaryNamesParametersOptimizerAndActivations) {
+  const ModelConfig c = find_model_config("tiny-moe-r20");
+  const MemoryEstimate e = estimate_training_memory(c, 8);
+  EXPECT_DOUBLE_EQ(e.parameters() + e.optimizer() + e.activations, e.total());
+  EXPECT_DOUBLE_EQ(e.parameters(), 2.0 * 4.0 * double(count_params(c).total));  // params, grads (fp32)
+  const std::string s = memory_summary(e, 80.0 * (1 << 30), 8);
+  for (const std::string part : {"memory: parameters and gradients ", ", AdamW state ", ", activations ",
+                                 " at --batch 8; about ", " in all of 80.00 GiB free"})
+    EXPECT_NE(s.find(part), std::string::npos) << s << " lacks '" << part << "'";
+  EXPECT_EQ(memory_summary(e, 0, 8).find("free"), std::string::npos);  // unknown: not printed
+}
+
+// A device out-of-memory: the driver's words, the estimate, what to lower, and that nothing saved
+// was touched; with one sequence per micro-batch, --batch cannot go lower.
+TEST(MemoryEstimate, OutOfMemoryAdviceNamesBatchAndSequenceLength) {
+  const ModelConfig c = find_model_config("tiny-moe-r20");
+  const MemoryEstimate e = estimate_training_memory(c, 16);
+  const std::string m = out_of_memory_advice("cuMemAlloc: CUDA_ERROR_OUT_OF_MEMORY", e, c.name, 16, 256);
+  for (const std::string part :
+       {"out of device memory training tiny-moe-r20 (cuMemAlloc: CUDA_ERROR_OUT_OF_MEMORY)", "lower --batch (now 16",
+        "seq_len (now 256)", "Checkpoints already written are untouched"})
+    EXPECT_NE(m.find(part), std::string::npos) << m << " lacks '" << part << "'";
+  const std::string one = out_of_memory_advice("x", e, c.name, 1, 256);
+  EXPECT_EQ(one.find("--batch"), std::string::npos) << one;
+  EXPECT_NE(one.find("smaller config"), std::string::npos) << one;
 }
 
 }  // namespace

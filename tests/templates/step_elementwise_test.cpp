@@ -96,5 +96,20 @@ TEST(StepElementwise, AddScaleAndConvertMatchADoubleReference) {
   check_add_scale_convert<bf16>(rng);
 }
 
+// The MoE layers' load counters: exact integer sums, beyond float's 2^24.
+TEST(StepElementwise, IntegerAddIsExact) {
+  std::mt19937_64 rng(test::test_seed());
+  const int64 n = 97;
+  std::vector<int> out(n), in(n);
+  std::vector<int64_t> want(n);
+  for (int64 i = 0; i < n; ++i) {
+    out[i] = int(rng() % (1u << 30)) - (1 << 29);
+    in[i] = int(rng() % (1u << 26)) + (1 << 25) + 1;  // odd sums above 2^24 do not survive float
+    want[i] = int64_t(out[i]) + in[i];
+  }
+  for (int64 i = 0; i < n; ++i) add_element(out.data(), in.data(), i);
+  for (int64 i = 0; i < n; ++i) ASSERT_EQ(out[i], want[i]) << "element " << i;
+}
+
 }  // namespace
 }  // namespace moejit

@@ -20,6 +20,13 @@ class CompileError : public Error {
   std::string log_;
 };
 
+// A device ran out of memory (the CUDA driver's CUDA_ERROR_OUT_OF_MEMORY): the trainer turns it into
+// an error naming what to lower.
+class OutOfMemoryError : public Error {
+ public:
+  using Error::Error;
+};
+
 // A backend cannot run here (no CUDA driver, no GPU, host backend built out, ...).
 class UnavailableError : public Error {
  public:
