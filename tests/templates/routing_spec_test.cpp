@@ -83,14 +83,16 @@ TEST(RoutingSpec, RendersEntriesForBothBackends) {
   const Problem p = routing_problem(Family::route_plan, 128, 8, 16384, 2048);
   const auto& plan = spec_for(Family::route_plan, "cuda");
   const Source gpu = plan.render(p, plan.heuristic(p, arch_limits("sm_90a")), arch_limits("sm_90a"));
-  ASSERT_EQ(gpu.entries.size(), 4u);
+  ASSERT_EQ(gpu.entries.size(), 5u);  // count, offsets, slots, bias update, sequence-wise aux
   EXPECT_EQ(gpu.entries[0], "moejit::route_count_kernel<128, 8, 8>");
+  EXPECT_EQ(gpu.entries[4], "moejit::route_seq_aux_kernel<128, 8, 128>");
   EXPECT_NE(gpu.code.find("routing/routing_cuda.cuh"), std::string::npos);
   const Source host = plan.render(p, plan.heuristic(p, host_device()), host_device());
-  ASSERT_EQ(host.entries.size(), 4u);
+  ASSERT_EQ(host.entries.size(), 5u);
   EXPECT_NE(host.code.find("extern \"C\" void " + host.entries[1] + "(void** args, const moejit::HostLaunch* launch)"),
             std::string::npos);
   EXPECT_NE(host.code.find("route_slots_host<128, 8, 256>"), std::string::npos);
+  EXPECT_NE(host.code.find("route_seq_aux_host<128, 8>"), std::string::npos);
 }
 
 // The host backend's input: every family's rendered host source, compiled as one C++ file.
