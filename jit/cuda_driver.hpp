@@ -12,7 +12,8 @@ namespace moejit {
   X(cuInit)                                                                                                          \
   X(cuDriverGetVersion)                                                                                              \
   X(cuDeviceGetCount)                                                                                                \
-  X(cuDeviceGet) X(cuDeviceGetName) X(cuDeviceGetAttribute) X(cuDeviceTotalMem) X(cuDevicePrimaryCtxRetain)          \
+  X(cuDeviceGet)                                                                                                     \
+  X(cuDeviceGetName) X(cuDeviceGetAttribute) X(cuDeviceTotalMem) X(cuDevicePrimaryCtxRetain)                         \
       X(cuDevicePrimaryCtxRelease) X(cuCtxSetCurrent) X(cuCtxSynchronize) X(cuModuleLoadData) X(cuModuleUnload)      \
           X(cuModuleGetFunction) X(cuFuncSetAttribute) X(cuFuncGetAttribute) X(cuLaunchKernelEx) X(cuMemAlloc)       \
               X(cuMemFree) X(cuMemGetInfo) X(cuMemcpyHtoD) X(cuMemcpyDtoH) X(cuMemcpyDtoD) X(cuMemsetD8)             \
@@ -23,12 +24,13 @@ namespace moejit {
 
 // Stream-ordered copies and fills, pinned staging memory and stream capture into graphs: what one
 // captured training step (runtime/cuda_step_graph.hpp) needs.
-#define MOEJIT_CUDA_GRAPH_FUNCTIONS(X)                                                                    \
-  X(cuMemsetD8Async)                                                                                      \
-  X(cuMemcpyDtoDAsync)                                                                                    \
-  X(cuMemcpyHtoDAsync)                                                                                    \
-  X(cuMemAllocHost) X(cuMemFreeHost) X(cuStreamBeginCapture) X(cuStreamEndCapture) X(cuStreamIsCapturing) \
-      X(cuGraphInstantiateWithFlags) X(cuGraphLaunch) X(cuGraphDestroy) X(cuGraphExecDestroy)
+#define MOEJIT_CUDA_GRAPH_FUNCTIONS(X)                                                                                 \
+  X(cuMemsetD8Async)                                                                                                   \
+  X(cuMemcpyDtoDAsync)                                                                                                 \
+  X(cuMemcpyHtoDAsync)                                                                                                 \
+  X(cuMemAllocHost)                                                                                                    \
+  X(cuMemFreeHost) X(cuStreamBeginCapture) X(cuStreamEndCapture) X(cuStreamIsCapturing) X(cuGraphInstantiateWithFlags) \
+      X(cuGraphLaunch) X(cuGraphDestroy) X(cuGraphExecDestroy)
 
 struct CudaDriver {
 #define MOEJIT_DECLARE_FN(name) decltype(&::name) name = nullptr;
