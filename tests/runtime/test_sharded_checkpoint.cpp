@@ -5,6 +5,7 @@
 // sliced by hand from the config's shapes.
 #include <gtest/gtest.h>
 
+#include <deque>
 #include <random>
 
 #include "../common/test_util.hpp"
@@ -78,11 +79,13 @@ struct ShardedExperts : ::testing::Test {
   ModelConfig config = find_model_config("micro-moe");
   test::TempDir dir;
 
+  // The model of shard q of P. Its MoE layers keep a reference to their group, so the positions
+  // live as long as the fixture.
   std::unique_ptr<Model<float>> model(int q, int P) {
     if (P == 1) return std::make_unique<Model<float>>(config, backend);
-    GroupPosition position(q, P);
-    return std::make_unique<Model<float>>(config, backend, &position);
+    return std::make_unique<Model<float>>(config, backend, &positions.emplace_back(q, P));
   }
+  std::deque<GroupPosition> positions;
   // Writes the checkpoint of a P-way sharded run (the trainer's layout: shard 0 also holds every
   // tensor that is not per-expert) from the shards' buffers; returns the index.
   fs::path save_shards(int P, std::vector<Buffers>& shards) {
@@ -174,7 +177,8 @@ TEST_F(ShardedExperts, AShardReadsOnlyTheFilesOfItsExperts) {
   Buffers b = random_buffers(first_half->param_count(), 5);
   load_checkpoint(index, b.view(first_half->tensors()));
   // Its w_up: shard 0's experts, then shard 1's; wte from shard 0.
-  const ParamTensor &up = first_half->tensor("layers.1.moe.w_up"), &up4 = model(0, 4)->tensor("layers.1.moe.w_up");
+  const auto quarter = model(0, 4);
+  const ParamTensor &up = first_half->tensor("layers.1.moe.w_up"), &up4 = quarter->tensor("layers.1.moe.w_up");
   std::vector<float> want(four[0].params.begin() + up4.offset, four[0].params.begin() + up4.offset + up4.size);
   want.insert(want.end(), four[1].params.begin() + up4.offset, four[1].params.begin() + up4.offset + up4.size);
   EXPECT_EQ(std::vector<float>(b.params.begin() + up.offset, b.params.begin() + up.offset + up.size), want);
