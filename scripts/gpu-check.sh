@@ -27,6 +27,8 @@ out=$(mktemp -d /tmp/gpu-check.XXXXXX)
 mkdir -p "$final"
 pack() { tar czf "$final/gpu-check.tar.gz" -C "$out" . ; }
 trap pack EXIT
+# A device call that runs out of time sends TERM: exit through the EXIT trap so the logs still come back.
+trap 'exit 143' TERM INT
 build="$root/build-gpu"
 export MOEJIT_CACHE_DIR=${MOEJIT_CACHE_DIR:-/tmp/moejit-gpu-cache}
 export MOEJIT_BENCH_OUT="$out"
@@ -44,9 +46,9 @@ echo "build ok"
 phase build
 
 status=0
-jobs=1
-((quick)) && jobs=4
-ctest --test-dir "$build" -L gpu -j "$jobs" --output-on-failure --timeout 300 > "$out/ctest-gpu.log" 2>&1 || status=1
+jobs=1 test_limit=300 train_limit=90
+((quick)) && jobs=4 test_limit=150 train_limit=60
+ctest --test-dir "$build" -L gpu -j "$jobs" --output-on-failure --timeout "$test_limit" > "$out/ctest-gpu.log" 2>&1 || status=1
 tail -n 25 "$out/ctest-gpu.log"
 phase "ctest -L gpu"
 
@@ -63,7 +65,7 @@ cat docs/*.md README.md > "$out/corpus.txt"
 for run in cuda cuda-eager reference; do
   backend=${run%-eager}
   no_graph=; [[ $run == *-eager ]] && no_graph=1
-  MOEJIT_NO_GRAPH=$no_graph timeout 90 "$build/apps/moejit" train --config micro-moe --backend "$backend" \
+  MOEJIT_NO_GRAPH=$no_graph timeout "$train_limit" "$build/apps/moejit" train --config micro-moe --backend "$backend" \
     --data "$out/corpus.txt" --tokens 16384 --batch 8 --eval-every 16 --out "$out/train-$run" \
     > "$out/train-$run.log" 2>&1 || { echo "   train $run FAILED"; status=1; }
   echo "== train $run"; grep -m2 -e "^memory:" -e "CUDA graph" "$out/train-$run.log"; tail -n 8 "$out/train-$run.log"
