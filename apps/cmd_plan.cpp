@@ -159,7 +159,7 @@ void add_plan_command(CLI::App& app) {
       "plan",
       "Parameter counts, N / N_a / r_a, training FLOPs and C or D of a model config; with --target-ra, "
       "equal-resource MoE designs for a dense baseline");
-  auto* positional = cmd->add_option("config", opts->config,
+  auto* positional = cmd->add_option("CONFIG", opts->config,
                                      "Config name (see --list) or path to a .json file; the baseline with --target-ra");
   cmd->add_option("--config", opts->config, "The same as the positional config")->excludes(positional);
   cmd->add_flag("--list", opts->list, "List the shipped configs with N, N_a, r_a");

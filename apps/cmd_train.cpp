@@ -147,7 +147,7 @@ void add_train_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("train", "Train a model (fp32 on the CPU), default data: the fortunes corpus");
   auto* config = cmd->add_option("--config", flags->config, "Model config name (moejit plan --list) or a .json path")
                      ->capture_default_str();
-  cmd->add_option("config", flags->config, "The same as --config")->excludes(config);
+  cmd->add_option("CONFIG", flags->config, "The same as --config")->excludes(config);
   auto* tokens =
       cmd->add_option("--tokens", flags->tokens, "Training tokens D (default 2^20)")->transform(integer_in(1));
   cmd->add_option("--compute", flags->compute, "Training FLOPs C; D = C / (6 N_a + 12 L D_m S)")

@@ -11,7 +11,7 @@ namespace moejit::cli {
 
 void LayerFlags::add_to(CLI::App* cmd, const char* model_help) {
   auto* model_option = cmd->add_option("--model,--config", model, model_help);
-  auto* positional = cmd->add_option("config", model, "The same as --model")->excludes(model_option);
+  auto* positional = cmd->add_option("CONFIG", model, "The same as --model")->excludes(model_option);
   cmd->add_option("--shape", shape, "d_model,d_expert,E,topk")
       ->check(shape_text())
       ->excludes(model_option)

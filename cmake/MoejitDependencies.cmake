@@ -27,8 +27,11 @@ if(NOT nlohmann_json_FOUND)
   target_include_directories(nlohmann_json SYSTEM INTERFACE "${MOEJIT_DEPS_DIR}/include")
 endif()
 
-# CLI11 (header only)
-find_package(CLI11 CONFIG QUIET)
+# CLI11 (header only). Staged headers come first: another CLI11 on the GPU machine (newer, with other
+# name rules) must not replace the version CI builds and tests with.
+if(NOT EXISTS "${MOEJIT_DEPS_DIR}/include/CLI/CLI.hpp")
+  find_package(CLI11 CONFIG QUIET)
+endif()
 if(NOT CLI11_FOUND)
   find_path(_cli11_dir CLI/CLI.hpp HINTS "${MOEJIT_DEPS_DIR}/include")
   if(NOT _cli11_dir)
