@@ -191,6 +191,14 @@ std::vector<RouterStats> Model<T>::read_router_stats() const {
 }
 
 template <typename T>
+std::vector<std::vector<int32_t>> Model<T>::read_expert_loads() const {
+  std::vector<std::vector<int32_t>> loads;
+  for (int l = 0; l < c_.layers; ++l)
+    if (layers_[l]->moe) loads.push_back(layers_[l]->moe->read_stats().load);
+  return loads;
+}
+
+template <typename T>
 void Model<T>::init(std::mt19937_64& rng) {
   std::normal_distribution<double> normal(0.0, 0.02);
   const double residual_scale = 1.0 / std::sqrt(2.0 * c_.layers);

@@ -81,6 +81,9 @@ class Model {
   void update_router_bias();
   // Per MoE layer, the routing statistics of the forwards since zero_losses() (waits).
   std::vector<RouterStats> read_router_stats() const;
+  // Per MoE layer, the choices routed to each expert by those forwards (waits): equal loads on two
+  // backends mean they routed alike, which a test comparing their gradients needs.
+  std::vector<std::vector<int32_t>> read_expert_loads() const;
 
   // Normal(0, 0.02) matrices, residual output projections scaled by 1/sqrt(2L), norm gains 1. The
   // draws are those of one process holding every expert (a shard keeps its experts' slice), so a
