@@ -38,6 +38,8 @@ struct RouterLossCoefs {
   double aux_coef = 0, z_coef = 0, seq_aux_coef = 0;
   int64_t seq_tokens = 0;
   bool sequence_aux() const { return seq_aux_coef > 0 && seq_tokens > 0; }
+  // The sequence length the kernels see: 0 turns the sequence-wise loss off.
+  int64_t kernel_seq_tokens() const { return sequence_aux() ? seq_tokens : 0; }
   // aux_scale's rows: the batch's, then one per sequence with the sequence-wise loss.
   int64_t aux_rows(int64_t tokens) const { return 1 + (sequence_aux() ? tokens / seq_tokens : 0); }
 };

@@ -122,7 +122,7 @@ class MoeLayer {
     const T z_scale = N ? loss_scale * T(2 * d_.coefs.z_coef) / T(N) : T(0);
     run(prof, "moe.gate_bwd", [&] {
       k_.gate_bwd(s, d_.gate, m(d_logits_), m(logits_), i32(index_), m(d_weight_), m(scaled_aux_), z_scale,
-                  d_.coefs.sequence_aux() ? d_.coefs.seq_tokens : 0);
+                  d_.coefs.kernel_seq_tokens());
     });
     run(prof, "moe.router", [&] { be_.matmul_bwd(dx, true, grads.w_router, d_logits_, x, w.w_router, N, C, E); });
     if (d_.d_shared)

@@ -21,7 +21,7 @@ inline PlanArgs plan(const RouterLossCoefs& coefs, int capacity, int32_t* counts
   PlanArgs a;
   a.index = index, a.probs = probs, a.lse = lse, a.capacity = capacity, a.pad_to = 1;
   a.loss = LossParams{float(coefs.aux_coef), float(coefs.z_coef), float(coefs.seq_aux_coef),
-                      coefs.sequence_aux() ? coefs.seq_tokens : 0};
+                      coefs.kernel_seq_tokens()};
   a.counts = counts, a.dropped = dropped, a.offsets = offsets, a.slot = slot, a.row_source = row_source;
   a.aux_scale = aux_scale, a.losses = losses;
   return a;

@@ -143,15 +143,7 @@ __global__ void __launch_bounds__(BLOCK)
     __shared__ float contrib[BLOCK];
     contrib[e] = e < E ? terms.aux_contribution : 0.0f;
     __syncthreads();
-    if (e == 0) {
-      losses[0] = finish_aux_loss<E>(loss, ordered_sum<false>(contrib, E, 1));
-      losses[1] = finish_z_loss(loss, chunk_z ? ordered_sum<false>(chunk_z, chunks, 1) : 0.0f, tokens);
-      if (seq_contrib) {
-        const int64 sequences = tokens / loss.seq_tokens;
-        losses[0] = add_rn(losses[0],
-                           finish_sequence_aux_loss<E>(loss, ordered_sum<false>(seq_contrib, sequences, 1), sequences));
-      }
-    }
+    if (e == 0) write_router_losses<E>(loss, losses, contrib, chunk_z, chunks, seq_contrib, tokens);
   }
 }
 
@@ -165,7 +157,11 @@ __global__ void __launch_bounds__(BLOCK)
   const int64 sequences = tokens / loss.seq_tokens, s = blockIdx.x;
   const int e = threadIdx.x;
   LossTerms terms{0.0f, 0.0f};
-  if (e < E) terms = sequence_loss_terms<E, K>(loss, index, probs, s * loss.seq_tokens, e, sequences);
+  if (e < E) {
+    const int64 first = s * loss.seq_tokens;
+    terms = sequence_loss_terms<E, K>(loss, sequence_routed<K>(index, first, loss.seq_tokens, e), probs, first, e,
+                                      sequences);
+  }
   if (e < E && aux_scale) aux_scale[(1 + s) * E + e] = terms.aux_scale;
   __shared__ float contrib[BLOCK];
   contrib[e] = terms.aux_contribution;

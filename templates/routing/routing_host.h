@@ -149,15 +149,7 @@ void route_offsets_host(void** a, const HostLaunch*) {
     contribution[e] = terms.aux_contribution;
   }
   offsets[E] = offset;
-  if (losses) {
-    losses[0] = finish_aux_loss<E>(loss, ordered_sum<false>(contribution, E, 1));
-    losses[1] = finish_z_loss(loss, chunk_z ? ordered_sum<false>(chunk_z, chunks, 1) : 0.0f, tokens);
-    if (seq_contrib) {
-      const int64 sequences = tokens / loss.seq_tokens;
-      losses[0] = add_rn(losses[0],
-                         finish_sequence_aux_loss<E>(loss, ordered_sum<false>(seq_contrib, sequences, 1), sequences));
-    }
-  }
+  if (losses) write_router_losses<E>(loss, losses, contribution, chunk_z, chunks, seq_contrib, tokens);
 }
 
 // args: index, probs, LossParams, aux_scale, seq_contrib, tokens (as route_seq_aux_kernel).
@@ -173,9 +165,14 @@ void route_seq_aux_host(void** a, const HostLaunch* launch) {
   const int64 sequences = tokens / loss.seq_tokens;
   host_for_ranges(launch, sequences, 1, [&](int64 begin, int64 end) {
     float contrib[E];
+    int routed[E];
     for (int64 s = begin; s < end; ++s) {
+      const int64 first = s * loss.seq_tokens;
+      for (int e = 0; e < E; ++e) routed[e] = 0;
+      for (int64 i = first * K; i < (first + loss.seq_tokens) * K; ++i)
+        if (index[i] >= 0 && index[i] < E) ++routed[index[i]];
       for (int e = 0; e < E; ++e) {
-        const LossTerms terms = sequence_loss_terms<E, K>(loss, index, probs, s * loss.seq_tokens, e, sequences);
+        const LossTerms terms = sequence_loss_terms<E, K>(loss, routed[e], probs, first, e, sequences);
         if (aux_scale) aux_scale[(1 + s) * E + e] = terms.aux_scale;
         contrib[e] = terms.aux_contribution;
       }

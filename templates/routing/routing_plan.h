@@ -73,21 +73,43 @@ MOEJIT_HD float ordered_sum(const float* values, int64 count, int64 stride) {
 
 // Expert e's terms over the sequence of L tokens starting at token `first`, with the coefficient
 // divided by the sequence count S: the batch formula of loss_terms applied to one sequence.
+// `routed`: how many of the sequence's choices picked e (the host counts every expert in one pass).
 template <int E, int K>
-MOEJIT_HD LossTerms sequence_loss_terms(const LossParams& loss, const int* index, const float* probs, int64 first,
-                                        int e, int64 sequences) {
+MOEJIT_HD LossTerms sequence_loss_terms(const LossParams& loss, int routed, const float* probs, int64 first, int e,
+                                        int64 sequences) {
   const int64 L = loss.seq_tokens;
-  int routed = 0;
-  for (int64 i = first * K; i < (first + L) * K; ++i) routed += index[i] == e ? 1 : 0;
   LossParams per_sequence;
   per_sequence.aux_coef = loss.seq_aux_coef / static_cast<float>(sequences);
   return loss_terms<E, K>(per_sequence, routed, ordered_sum<false>(probs + first * E + e, L, E), L);
+}
+
+// The choices of the sequence starting at token `first` that picked expert e.
+template <int K>
+MOEJIT_HD int sequence_routed(const int* index, int64 first, int64 seq_tokens, int e) {
+  int routed = 0;
+  for (int64 i = first * K; i < (first + seq_tokens) * K; ++i) routed += index[i] == e ? 1 : 0;
+  return routed;
 }
 
 // seq_aux from the sum over sequences and experts of f_{s,e} * p_{s,e}.
 template <int E>
 MOEJIT_HD float finish_sequence_aux_loss(const LossParams& loss, float sum_f_p, int64 sequences) {
   return sequences > 0 ? loss.seq_aux_coef * static_cast<float>(E) * sum_f_p / static_cast<float>(sequences) : 0.0f;
+}
+
+// losses[0] (aux, batch-wise plus sequence-wise when seq_contrib is set) and losses[1] (z) from the
+// experts' contributions, the chunks' z sums and the sequences' sums: one order of additions for
+// the host and the device.
+template <int E>
+MOEJIT_HD void write_router_losses(const LossParams& loss, float* losses, const float* contribution,
+                                   const float* chunk_z, int chunks, const float* seq_contrib, int64 tokens) {
+  losses[0] = finish_aux_loss<E>(loss, ordered_sum<false>(contribution, E, 1));
+  losses[1] = finish_z_loss(loss, chunk_z ? ordered_sum<false>(chunk_z, chunks, 1) : 0.0f, tokens);
+  if (seq_contrib) {
+    const int64 sequences = tokens / loss.seq_tokens;
+    losses[0] =
+        add_rn(losses[0], finish_sequence_aux_loss<E>(loss, ordered_sum<false>(seq_contrib, sequences, 1), sequences));
+  }
 }
 
 }  // namespace moejit
