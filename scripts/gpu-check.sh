@@ -32,6 +32,8 @@ trap 'exit 143' TERM INT
 build="$root/build-gpu"
 export MOEJIT_CACHE_DIR=${MOEJIT_CACHE_DIR:-/tmp/moejit-gpu-cache}
 export MOEJIT_BENCH_OUT="$out"
+# The default corpus staged by scripts/stage-device-deps.sh (the GPU machine has no fortunes package).
+[[ -d "$root/.deps/fortunes" && -z "${MOEJIT_FORTUNES_DIR:-}" ]] && export MOEJIT_FORTUNES_DIR="$root/.deps/fortunes"
 cd "$root"
 exec > >(tee "$final/summary.txt") 2>&1
 {
@@ -88,7 +90,8 @@ run_list() {  # $1 = list file, $2 = command prefix
     echo "== bench $name $args"
     local log="$out/bench-$(basename "$name" .py)-$n.log"  # numbered: a bench may be listed twice
     # shellcheck disable=SC2086
-    timeout "$bench_limit" $2$name $args > "$log" 2>&1 || { echo "   FAILED"; status=1; }
+    # Line-buffered: a benchmark stopped at its time limit still leaves the lines it printed.
+    timeout "$bench_limit" stdbuf -oL -eL $2$name $args > "$log" 2>&1 || { echo "   FAILED"; status=1; }
     tail -n 15 "$log"
   done < "$1"
 }

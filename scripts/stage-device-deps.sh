@@ -16,4 +16,9 @@ cp -r /usr/include/nlohmann "$deps/include/"
 cp -r /usr/include/CLI "$deps/include/"
 cp /usr/include/xxhash.h "$deps/include/"
 cp -r /usr/src/googletest "$deps/googletest"
+# The training corpus (Debian fortunes): benchmarks and `moejit train` read the same text as here.
+if [[ -d /usr/share/games/fortunes ]]; then
+  mkdir -p "$deps/fortunes"
+  find /usr/share/games/fortunes -maxdepth 1 -type f ! -name '*.*' -exec cp {} "$deps/fortunes/" \;
+fi
 echo "staged into $deps ($(du -sh "$deps" | cut -f1))"
