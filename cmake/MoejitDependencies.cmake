@@ -16,8 +16,12 @@ endif()
 find_path(MOEJIT_CCCL_INCLUDE_DIR cuda/barrier
           HINTS "${CUDAToolkit_INCLUDE_DIRS}/cccl" ${CUDAToolkit_INCLUDE_DIRS} NO_DEFAULT_PATH)
 
-# nlohmann_json
-find_package(nlohmann_json 3.10 QUIET)
+# nlohmann_json. Staged headers come first, as for CLI11 below: on the GPU machine a newer installed
+# copy would otherwise mix with the staged one (CLI11's include directory holds both), and two
+# json ABI namespaces do not link.
+if(NOT EXISTS "${MOEJIT_DEPS_DIR}/include/nlohmann/json.hpp")
+  find_package(nlohmann_json 3.10 QUIET)
+endif()
 if(NOT nlohmann_json_FOUND)
   if(NOT EXISTS "${MOEJIT_DEPS_DIR}/include/nlohmann/json.hpp")
     message(FATAL_ERROR "nlohmann_json not found: run scripts/setup.sh (Debian) or scripts/stage-device-deps.sh")
