@@ -129,7 +129,7 @@ int main(int argc, char** argv) {
              .survivors.empty())
       problems.push_back(std::move(k));
   TuneOptions options;
-  options.progress = nullptr;
+  options.progress = stderr;  // per-candidate lines: a run stopped at its time limit shows how far it got
   options.abandon_factor = race;
   options.isolation = parse_isolation(isolate);
   options.worker_command = {MOEJIT_CLI, "tune-worker", "--backend", backend->name()};
