@@ -3,12 +3,10 @@
 // sm_80 and sm_90a without spills (it runs only where a GPU is lent: the runtime's GPU backend).
 #include <gtest/gtest.h>
 
+#include "../common/nvrtc_check.hpp"
 #include "../common/test_util.hpp"
 #include "arch_limits.hpp"
 #include "attention/attention_softmax.h"
-#include "binary_cache.hpp"
-#include "compile_pool.hpp"
-#include "nvrtc_compiler.hpp"
 
 namespace moejit {
 namespace {
@@ -44,32 +42,19 @@ TEST(AttentionSoftmax, RowsMatchADoubleReferenceForwardAndBackwardInPlace) {
 TEST(AttentionSoftmax, GpuWrapperCompilesForSm80AndSm90aWithoutSpills) {
   test::TempDir dir;
   BinaryCache cache(dir.path());
-  ThreadPool pool;
-  for (const char* arch : {"sm_80", "sm_90a"}) {
-    NvrtcCompiler compiler(arch);
-    std::vector<Source> sources;
-    for (const char* type : {"float", "moejit::bf16"})
-      for (int warps : {4, 8}) {
-        Source s;
-        s.family = "attention_softmax";
-        s.config = std::string(type[0] == 'f' ? "f32" : "bf16") + "_w" + std::to_string(warps);
-        s.file_name = "attention_softmax." + s.config + ".cu";
-        s.code = "#include \"attention/attention_softmax_cuda.cuh\"\n";
-        const std::string args = std::string("<") + type + ", " + std::to_string(warps) + ">";
-        s.entries = {"moejit::alibi_softmax_fwd_kernel" + args, "moejit::alibi_softmax_bwd_kernel" + args};
-        sources.push_back(s);
-      }
-    auto futures = compile_all(pool, cache, compiler, sources);
-    for (size_t i = 0; i < futures.size(); ++i) {
-      auto binary = futures[i].get();
-      for (const auto& entry : sources[i].entries) {
-        const ResourceUsage* r = binary->resources_of(entry);
-        ASSERT_NE(r, nullptr) << entry;
-        EXPECT_FALSE(r->has_spills()) << arch << " " << entry;
-        EXPECT_LE(r->registers, 64) << arch << " " << entry;
-      }
+  std::vector<Source> sources;
+  for (const char* type : {"float", "moejit::bf16"})
+    for (int warps : {4, 8}) {
+      Source s;
+      s.family = "attention_softmax";
+      s.config = std::string(type[0] == 'f' ? "f32" : "bf16") + "_w" + std::to_string(warps);
+      s.file_name = "attention_softmax." + s.config + ".cu";
+      s.code = "#include \"attention/attention_softmax_cuda.cuh\"\n";
+      const std::string args = std::string("<") + type + ", " + std::to_string(warps) + ">";
+      s.entries = {"moejit::alibi_softmax_fwd_kernel" + args, "moejit::alibi_softmax_bwd_kernel" + args};
+      sources.push_back(s);
     }
-  }
+  for (const char* arch : {"sm_80", "sm_90a"}) test::expect_compiles_without_spills(arch, sources, cache, 64);
 }
 
 }  // namespace

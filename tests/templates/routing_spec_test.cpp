@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "../common/nvrtc_check.hpp"
 #include "arch_limits.hpp"
 #include "binary_cache.hpp"
 #include "compile_pool.hpp"
@@ -116,7 +117,6 @@ TEST(RoutingSpec, HostSourcesCompileWithTheSystemCompiler) {
 
 // NVRTC + ptxas for each family's heuristic config (and a second config) at the main shapes.
 void compile_without_spills(const std::string& arch, const std::vector<Problem>& problems) {
-  NvrtcCompiler compiler(arch);
   const DeviceDescription device = arch_limits(arch);
   std::vector<Source> sources;
   for (const auto& family : kFamilies) {
@@ -126,17 +126,7 @@ void compile_without_spills(const std::string& arch, const std::vector<Problem>&
       sources.push_back(spec.render(p, spec.heuristic(p, device), device));
     }
   }
-  ThreadPool pool(2);
-  auto futures = compile_all(pool, BinaryCache::global(), compiler, sources);
-  for (size_t i = 0; i < futures.size(); ++i) {
-    std::shared_ptr<const Binary> binary;
-    ASSERT_NO_THROW(binary = futures[i].get()) << sources[i].file_name;
-    for (const auto& entry : sources[i].entries) {
-      const ResourceUsage* r = binary->resources_of(entry);
-      ASSERT_NE(r, nullptr) << entry;
-      EXPECT_FALSE(r->has_spills()) << arch << " " << entry << ": " << r->spill_store_bytes << " B spilled";
-    }
-  }
+  test::expect_compiles_without_spills(arch, sources, BinaryCache::global());
 }
 
 TEST(RoutingNvrtc, Sm90aMainShapesCompileWithoutSpills) {

@@ -4,6 +4,7 @@
 // lent: the runtime's GPU backend).
 #include <gtest/gtest.h>
 
+#include "../common/nvrtc_check.hpp"
 #include "../common/test_util.hpp"
 #include "binary_cache.hpp"
 #include "compile_pool.hpp"
@@ -191,21 +192,8 @@ std::vector<Source> step_op_sources() {
 TEST(StepOps, GpuWrappersCompileForSm80AndSm90aWithoutSpills) {
   test::TempDir dir;
   BinaryCache cache(dir.path());
-  ThreadPool pool;
   const std::vector<Source> sources = step_op_sources();
-  for (const char* arch : {"sm_80", "sm_90a"}) {
-    NvrtcCompiler compiler(arch);
-    auto futures = compile_all(pool, cache, compiler, sources);
-    for (size_t i = 0; i < futures.size(); ++i) {
-      auto binary = futures[i].get();
-      for (const auto& entry : sources[i].entries) {
-        const ResourceUsage* r = binary->resources_of(entry);
-        ASSERT_NE(r, nullptr) << arch << " " << entry;
-        EXPECT_FALSE(r->has_spills()) << arch << " " << entry;
-        EXPECT_LE(r->registers, 64) << arch << " " << entry;
-      }
-    }
-  }
+  for (const char* arch : {"sm_80", "sm_90a"}) test::expect_compiles_without_spills(arch, sources, cache, 64);
 }
 
 }  // namespace
