@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "ops.hpp"
+#include "step/step_elementwise.h"  // rope_pair: the per-pair code the cuda backend runs
 
 namespace moejit::runtime {
 
@@ -77,27 +78,13 @@ void attention_backward(ThreadPool& par, T* dqkv, const T* dout, const T* qkv, c
   });
 }
 
-// RoPE (rotate-half pairing): in each head of q and k, (x_i, x_{i+hd/2}) is rotated by the angle
-// t * kRopeBase^(-2i/hd) at position t (minus that angle when inverse: the backward).
-inline constexpr double kRopeBase = 10000.0;
+// RoPE (rotate-half pairing) on q and k of every row, in place: the pair code the cuda backend runs
+// (step/step_elementwise.h), over rows in parallel.
 template <typename T>
 void rope_rotate(ThreadPool& par, T* qkv, i64 B, i64 Tn, i64 C, i64 H, bool inverse) {
-  const i64 hd = C / H, half = hd / 2;
+  const i64 pairs_per_row = 2 * H * (C / H / 2);
   par.for_range(B * Tn, 16, [&](i64 first, i64 last) {
-    for (i64 bt = first; bt < last; ++bt) {
-      const i64 t = bt % Tn;
-      for (i64 part = 0; part < 2; ++part)  // q, k
-        for (i64 h = 0; h < H; ++h) {
-          T* x = qkv + bt * 3 * C + part * C + h * hd;
-          for (i64 i = 0; i < half; ++i) {
-            const double angle = double(t) * std::pow(kRopeBase, -2.0 * double(i) / double(hd));
-            const T c = T(std::cos(angle)), s = inverse ? -T(std::sin(angle)) : T(std::sin(angle));
-            const T a = x[i], b = x[i + half];
-            x[i] = a * c - b * s;
-            x[i + half] = a * s + b * c;
-          }
-        }
-    }
+    for (i64 p = first * pairs_per_row; p < last * pairs_per_row; ++p) rope_pair(qkv, p, Tn, C, H, inverse);
   });
 }
 

@@ -45,9 +45,9 @@ void CudaDenseProducts::gemm(const RowMajorGemm& g, const float* a, const float*
   it->second->matmul.run(a, b, c, it->second->algo, workspace_.ptr().data, gpu_.stream());
 }
 
-void CudaDenseProducts::softmax_fwd(float* att, int64_t rows, int64_t S, int64_t H, float scale) {
+void CudaDenseProducts::softmax_fwd(float* att, int64_t rows, int64_t S, int64_t H, float scale, bool alibi) {
   ops_.launch(StepOp::softmax_fwd, ops_.grid_for(StepOp::softmax_fwd, rows), 1u, static_cast<const float*>(att), att,
-              unsigned(rows), unsigned(S), unsigned(H), scale);
+              unsigned(rows), unsigned(S), unsigned(H), scale, int(alibi));
 }
 
 void CudaDenseProducts::softmax_bwd(const float* att, float* d_att, int64_t rows, int64_t S, float scale) {

@@ -27,15 +27,15 @@ class CudaDenseProducts {
                   int64_t N, int64_t C, int64_t OC) {
     matmul_backward_products(*this, d_in, accumulate, d_w, d_out, in, w, N, C, OC);
   }
-  void attention_fwd(float* out, float* att, const float* qkv, int64_t B, int64_t S, int64_t C, int64_t H) {
-    attention_forward_products(*this, out, att, qkv, B, S, C, H);
+  void attention_fwd(float* out, float* att, const float* qkv, int64_t B, int64_t S, int64_t C, int64_t H, bool alibi) {
+    attention_forward_products(*this, out, att, qkv, B, S, C, H, alibi);
   }
   void attention_bwd(float* d_qkv, const float* d_out, const float* qkv, const float* att, int64_t B, int64_t S,
                      int64_t C, int64_t H);
 
   // The executor of dense_products.hpp.
   void gemm(const RowMajorGemm& g, const float* a, const float* b, float* c);
-  void softmax_fwd(float* att, int64_t rows, int64_t S, int64_t H, float scale);
+  void softmax_fwd(float* att, int64_t rows, int64_t S, int64_t H, float scale, bool alibi);
   void softmax_bwd(const float* att, float* d_att, int64_t rows, int64_t S, float scale);
 
  private:

@@ -92,6 +92,13 @@ void CudaStepBackend::convert(TypedPtr dst, TypedPtr src, i64 count) {
 
 // ---- dense layers ----
 
+void CudaStepBackend::rope(TypedPtr qkv, i64 B, i64 S, i64 C, i64 H, bool inverse) {
+  const i64 pairs = B * S * 2 * H * (C / H / 2);
+  if (pairs > 0)
+    ops_.launch(StepOp::rope, blocks(StepOp::rope, pairs), 1u, qkv.as<float>(), ull(pairs), ull(S), ull(C), ull(H),
+                int(inverse));
+}
+
 void CudaStepBackend::rmsnorm_fwd(TypedPtr out, TypedPtr rstd, TypedPtr x, TypedPtr w, i64 N, i64 C) {
   ops_.launch(StepOp::rmsnorm_fwd, blocks(StepOp::rmsnorm_fwd, N), 1u, out.as<float>(), rstd.as<float>(),
               static_cast<const float*>(x.as<float>()), static_cast<const float*>(w.as<float>()), unsigned(N),

@@ -62,15 +62,10 @@ class CudaStepBackend final : public StepBackend<float> {
     dense_.matmul_bwd(d_in.as<float>(), accumulate, d_w.as<float>(), d_out.as<float>(), in.as<float>(), w.as<float>(),
                       N, C, OC);
   }
-  // ALiBi only so far: RoPE (attention without ALiBi, the rope op) is refused with the way out.
   void attention_fwd(TypedPtr out, TypedPtr att, TypedPtr qkv, i64 B, i64 S, i64 C, i64 H, bool alibi) override {
-    if (!alibi) refuse_rope();
-    dense_.attention_fwd(out.as<float>(), att.as<float>(), qkv.as<float>(), B, S, C, H);
+    dense_.attention_fwd(out.as<float>(), att.as<float>(), qkv.as<float>(), B, S, C, H, alibi);
   }
-  void rope(TypedPtr, i64, i64, i64, i64, bool) override { refuse_rope(); }
-  [[noreturn]] static void refuse_rope() {
-    throw Error("RoPE is not implemented on the cuda backend yet: use \"positions\": \"alibi\" or --backend host");
-  }
+  void rope(TypedPtr qkv, i64 B, i64 S, i64 C, i64 H, bool inverse) override;
   void attention_bwd(TypedPtr d_qkv, TypedPtr d_out, TypedPtr qkv, TypedPtr att, i64 B, i64 S, i64 C, i64 H) override {
     dense_.attention_bwd(d_qkv.as<float>(), d_out.as<float>(), qkv.as<float>(), att.as<float>(), B, S, C, H);
   }

@@ -35,6 +35,7 @@ constexpr OpInfo kOps[kStepOps] = {
     {StepOp::scale, "moejit::scale_kernel<float, 256>", false},
     {StepOp::convert_to_bf16, "moejit::convert_kernel<moejit::bf16, float, 256>", false},
     {StepOp::convert_from_bf16, "moejit::convert_kernel<float, moejit::bf16, 256>", false},
+    {StepOp::rope, "moejit::rope_kernel<float, 256>", false},
 };
 
 const OpInfo& info(StepOp op) {

@@ -35,8 +35,9 @@ enum class StepOp {
   scale,
   convert_to_bf16,
   convert_from_bf16,
+  rope,
 };
-inline constexpr int kStepOps = 20;
+inline constexpr int kStepOps = 21;
 
 // Launch shapes compiled into the entries: element kernels run kStepThreads per block, row kernels
 // (a warp per row) kRowWarps warps per block.

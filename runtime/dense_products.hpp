@@ -6,7 +6,7 @@
 //
 // An Exec provides
 //   gemm(const RowMajorGemm&, const T* a, const T* b, T* c)
-//   softmax_fwd(T* att, i64 rows, i64 S, i64 H, float scale)         in place, (B, H, S, S) rows
+//   softmax_fwd(T* att, i64 rows, i64 S, i64 H, float scale, bool alibi)  in place, (B, H, S, S) rows
 //   softmax_bwd(const T* att, T* d_att, i64 rows, i64 S, float scale)  in place on d_att
 //
 // Attention needs no head split: head h of a sequence is columns [h hd, (h+1) hd) of q, k, v (row
@@ -82,12 +82,14 @@ void matmul_backward_products(Exec& e, T* d_in, bool accumulate, T* d_w, const T
   if (d_w) e.gemm(matmul_wgrad_gemm(N, C, OC), d_out, in, d_w);
 }
 
-// As StepBackend::attention_fwd: out (B, S, C), att (B, H, S, S) from qkv (B, S, 3C).
+// As StepBackend::attention_fwd: out (B, S, C), att (B, H, S, S) from qkv (B, S, 3C); without ALiBi
+// the scores carry no position bias (q and k were rotated by RoPE).
 template <typename T, class Exec>
-void attention_forward_products(Exec& e, T* out, T* att, const T* qkv, int64_t B, int64_t S, int64_t C, int64_t H) {
+void attention_forward_products(Exec& e, T* out, T* att, const T* qkv, int64_t B, int64_t S, int64_t C, int64_t H,
+                                bool alibi) {
   const AttentionGemms g = attention_gemms(S, C, H);
   for (int64_t b = 0; b < B; ++b) e.gemm(g.scores, qkv + b * S * 3 * C, qkv + b * S * 3 * C + C, att + b * H * S * S);
-  e.softmax_fwd(att, B * H * S, S, H, float(1.0 / std::sqrt(double(C / H))));
+  e.softmax_fwd(att, B * H * S, S, H, float(1.0 / std::sqrt(double(C / H))), alibi);
   for (int64_t b = 0; b < B; ++b) e.gemm(g.values, att + b * H * S * S, qkv + b * S * 3 * C + 2 * C, out + b * S * C);
 }
 

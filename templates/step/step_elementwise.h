@@ -5,7 +5,9 @@
 //   embedding backward  d_wte[v, c] += sum of d_out[i, c] over the rows i with tokens[i] == v, in row
 //                       order: one owner per column, so the sum has a fixed order and needs no atomics
 //   add, scale          out += in;  out = alpha * in
-// Arithmetic in fp32 whatever the storage type.
+//   rope                one rotated pair of q or k (rotate-half pairing), in place in qkv
+// Arithmetic in fp32 whatever the storage type, except RoPE's (in T: the gradient checks run it in
+// double).
 #pragma once
 #include "common/host_device.h"
 
@@ -43,6 +45,37 @@ MOEJIT_HD void scale_element(T* out, const T* in, int64 i, float alpha) {
 template <typename Out, typename In>
 MOEJIT_HD void convert_element(Out* out, const In* in, int64 i) {
   out[i] = from_float<Out>(to_float(in[i]));
+}
+
+inline constexpr double kRopeBase = 10000.0;
+
+// RoPE's angle for element i < hd/2 of a head at position t: t * base^(-2i/hd). In double: it
+// reaches thousands of radians at long contexts, where float sin/cos lose digits.
+MOEJIT_HD void rope_cos_sin(int64 t, int64 i, int64 hd, double* c, double* s) {
+#if MOEJIT_DEVICE_CODE
+  const double angle = double(t) * pow(kRopeBase, -2.0 * double(i) / double(hd));
+  sincos(angle, s, c);
+#else
+  const double angle = double(t) * std::pow(kRopeBase, -2.0 * double(i) / double(hd));
+  *c = std::cos(angle), *s = std::sin(angle);
+#endif
+}
+
+// Pair p of the B*S * 2 * H * hd/2 pairs of qkv (B*S rows of 3C: q, k, v): element i of head h of
+// q (part 0) or k (part 1) in row bt, with its partner i + hd/2, rotated by the angle of position
+// t = bt % S (by minus that angle when inverse: the backward, since a rotation's transpose is its
+// inverse).
+template <typename T>
+MOEJIT_HD void rope_pair(T* qkv, int64 p, int64 S, int64 C, int64 H, bool inverse) {
+  const int64 hd = C / H, half = hd / 2;
+  const int64 i = p % half, h = (p / half) % H, part = (p / (half * H)) % 2, bt = p / (half * H * 2);
+  double cd, sd;
+  rope_cos_sin(bt % S, i, hd, &cd, &sd);
+  const T c = T(cd), s = inverse ? -T(sd) : T(sd);
+  T* x = qkv + bt * 3 * C + part * C + h * hd;
+  const T a = x[i], b = x[i + half];
+  x[i] = a * c - b * s;
+  x[i + half] = a * s + b * c;
 }
 
 }  // namespace moejit

@@ -39,6 +39,13 @@ __global__ void __launch_bounds__(THREADS) convert_kernel(Out* out, const In* in
   MOEJIT_GRID_STRIDE(i, n) convert_element(out, in, int64(i));
 }
 
+// A thread per rotated pair (n = B*S * 2 * H * hd/2).
+template <typename T, int THREADS>
+__global__ void __launch_bounds__(THREADS) rope_kernel(T* __restrict__ qkv, unsigned long long n, unsigned long long S,
+                                                       unsigned long long C, unsigned long long H, int inverse) {
+  MOEJIT_GRID_STRIDE(p, n) rope_pair(qkv, int64(p), int64(S), int64(C), int64(H), inverse != 0);
+}
+
 #undef MOEJIT_GRID_STRIDE
 
 }  // namespace moejit

@@ -13,6 +13,7 @@
 #include <functional>
 #include <random>
 
+#include "../common/nvrtc_check.hpp"
 #include "attention.hpp"
 #include "attention/attention_softmax.h"
 #include "binary_cache.hpp"
@@ -49,10 +50,10 @@ struct LoopExec {
           out = float(sum + (g.beta != 0.0f ? double(g.beta) * double(out) : 0.0));
         }
   }
-  void softmax_fwd(float* att, int64_t rows, int64_t S, int64_t H, float scale) {
+  void softmax_fwd(float* att, int64_t rows, int64_t S, int64_t H, float scale, bool alibi) {
     for (int64_t r = 0; r < rows; ++r)
       alibi_softmax_row(SingleLane{}, att + r * S, att + r * S, r % S, S, scale,
-                        alibi_slope_f32(int((r / S) % H), int(H)));
+                        alibi ? alibi_slope_f32(int((r / S) % H), int(H)) : 0.0f);
   }
   void softmax_bwd(const float* att, float* d_att, int64_t rows, int64_t S, float scale) {
     for (int64_t r = 0; r < rows; ++r)
@@ -103,16 +104,17 @@ TEST(DenseProducts, AttentionGemmsAndSoftmaxMatchTheReferenceAttention) {
   std::mt19937_64 rng(test::test_seed());
   ThreadPool par(1);
   LoopExec e;
-  for (auto [B, S, C, H] : {std::array<int64_t, 4>{2, 5, 8, 2}, {1, 17, 24, 3}}) {
-    SCOPED_TRACE("B " + std::to_string(B) + " S " + std::to_string(S) + " C " + std::to_string(C));
+  for (auto [B, S, C, H, alibi] : {std::array<int64_t, 5>{2, 5, 8, 2, 1}, {1, 17, 24, 3, 1}, {2, 9, 16, 2, 0}}) {
+    SCOPED_TRACE("B " + std::to_string(B) + " S " + std::to_string(S) + " C " + std::to_string(C) +
+                 (alibi ? " ALiBi" : " no ALiBi"));
     const auto qkv = random_vector(B * S * 3 * C, rng), d_out = random_vector(B * S * C, rng);
     std::vector<double> want_out(B * S * C), want_att(B * H * S * S, 0.0), want_dqkv(B * S * 3 * C, 0.0);
-    attention_forward<double>(par, want_out.data(), want_att.data(), widened(qkv).data(), B, S, C, H, true);
+    attention_forward<double>(par, want_out.data(), want_att.data(), widened(qkv).data(), B, S, C, H, alibi != 0);
     attention_backward<double>(par, want_dqkv.data(), widened(d_out).data(), widened(qkv).data(), want_att.data(), B, S,
                                C, H);
     std::vector<float> out(B * S * C, NAN), att(B * H * S * S, NAN), d_att(B * H * S * S, NAN),
         d_qkv(B * S * 3 * C, NAN);
-    attention_forward_products(e, out.data(), att.data(), qkv.data(), B, S, C, H);
+    attention_forward_products(e, out.data(), att.data(), qkv.data(), B, S, C, H, alibi != 0);
     attention_backward_products(e, d_qkv.data(), d_att.data(), d_out.data(), qkv.data(),
                                 static_cast<const float*>(att.data()), B, S, C, H);
     EXPECT_EQ(test::count_mismatches(want_out, out, 1e-5, 1e-4, "out"), 0u);
@@ -129,20 +131,11 @@ TEST(DenseProducts, AttentionGemmsAndSoftmaxMatchTheReferenceAttention) {
 TEST(CudaStepOps, SourceCompilesForSm80AndSm90aWithoutSpills) {
   test::TempDir dir;
   BinaryCache cache(dir.path());
-  ThreadPool pool;
   const std::vector<Source> sources = {step_ops_source()};
   ASSERT_EQ(sources[0].entries.size(), size_t(kStepOps));
   for (int i = 0; i < kStepOps; ++i) EXPECT_GT(threads_of(StepOp(i)), 0u);  // the table is in StepOp order
-  for (const char* arch : {"sm_80", "sm_90a"}) {
-    NvrtcCompiler compiler(arch);
-    auto binary = compile_all(pool, cache, compiler, sources)[0].get();
-    for (const auto& entry : sources[0].entries) {
-      const ResourceUsage* r = binary->resources_of(entry);
-      ASSERT_NE(r, nullptr) << arch << " " << entry;
-      EXPECT_FALSE(r->has_spills()) << arch << " " << entry;
-      EXPECT_LE(r->registers, 64) << arch << " " << entry;  // full occupancy for the memory-bound ops
-    }
-  }
+  // At most 64 registers: full occupancy for the memory-bound ops.
+  for (const char* arch : {"sm_80", "sm_90a"}) test::expect_compiles_without_spills(arch, sources, cache, 64);
 }
 
 // When a step is one CUDA graph: the pure decision of cuda_step_graph.hpp.
@@ -213,6 +206,9 @@ TEST(CudaStepGpu, OneStepEqualsReferenceStep) {
   test_step::expect_step_equals_reference(cuda, {"tiny-moe-r20", 1, 32, false}, seed + 1, tol, kGpuDraws);
   test_step::expect_step_equals_reference(cuda, {"micro-moe", 1, 3, false}, seed + 2, tol, kGpuDraws);  // empty experts
   test_step::expect_step_equals_reference(cuda, {"micro-moe", 2, 48, true}, seed + 3, tol, kGpuDraws);  // skewed
+  test_step::Case rope{"micro-moe", 2, 24, false};
+  rope.positions = "rope";
+  test_step::expect_step_equals_reference(cuda, rope, seed + 4, tol, kGpuDraws);
   EXPECT_FALSE(cuda.kernel_choices().empty());
 }
 
@@ -286,6 +282,12 @@ TEST(CudaStepGpu, EachDenseOpEqualsReferenceOp) {
        {{f, B * S * C}, {f, B * H * S * S}, {f, B * S * 3 * C}},
        {0},
        [&](auto& be, auto& b) { be.attention_fwd(b[0], b[1], b[2], B, S, C, H, true); }},
+      {"attention_fwd without ALiBi",
+       {{f, B * S * C}, {f, B * H * S * S}, {f, B * S * 3 * C}},
+       {0},
+       [&](auto& be, auto& b) { be.attention_fwd(b[0], b[1], b[2], B, S, C, H, false); }},
+      {"rope", {{f, B * S * 3 * C}}, {0}, [&](auto& be, auto& b) { be.rope(b[0], B, S, C, H, false); }},
+      {"rope inverse", {{f, B * S * 3 * C}}, {0}, [&](auto& be, auto& b) { be.rope(b[0], B, S, C, H, true); }},
       {"attention_bwd",
        {{f, B * S * 3 * C}, {f, B * S * C}, {f, B * S * 3 * C}, {f, B * S * C}, {f, B * H * S * S}},
        {0},

@@ -97,6 +97,30 @@ TEST(StepElementwise, AddScaleAndConvertMatchADoubleReference) {
 }
 
 // The MoE layers' load counters: exact integer sums, beyond float's 2^24.
+// RoPE as a complex product: (x_i + j x_{i+hd/2}) * e^{j t theta_i}, theta_i = base^(-2i/hd), in
+// long double; every pair of q and k rotated once, v untouched, and the inverse undoes it.
+TEST(StepElementwise, RopeRotatesEveryPairOfQAndKLikeAComplexProduct) {
+  std::mt19937_64 rng(test::test_seed());
+  const int64 B = 2, S = 37, H = 3, hd = 8, C = H * hd, half = hd / 2, pairs = B * S * 2 * H * half;
+  const std::vector<float> x = random_values<float>(B * S * 3 * C, rng);
+  std::vector<double> want(x.begin(), x.end());
+  for (int64 bt = 0; bt < B * S; ++bt)
+    for (int64 part = 0; part < 2; ++part)
+      for (int64 h = 0; h < H; ++h)
+        for (int64 i = 0; i < half; ++i) {
+          const int64 at = bt * 3 * C + part * C + h * hd + i;
+          const long double theta = std::pow(10000.0L, -2.0L * i / hd), angle = (bt % S) * theta;
+          const long double re = x[at], im = x[at + half];
+          want[at] = double(re * std::cos(angle) - im * std::sin(angle));
+          want[at + half] = double(re * std::sin(angle) + im * std::cos(angle));
+        }
+  std::vector<float> got = x;
+  for (int64 p = pairs - 1; p >= 0; --p) rope_pair(got.data(), p, S, C, H, false);  // any order: pairs are disjoint
+  EXPECT_EQ(test::count_mismatches(want, got, 1e-6, 1e-5, "rope"), 0u);
+  for (int64 p = 0; p < pairs; ++p) rope_pair(got.data(), p, S, C, H, true);
+  EXPECT_EQ(test::count_mismatches(std::vector<double>(x.begin(), x.end()), got, 1e-6, 1e-5, "inverse"), 0u);
+}
+
 TEST(StepElementwise, IntegerAddIsExact) {
   std::mt19937_64 rng(test::test_seed());
   const int64 n = 97;
