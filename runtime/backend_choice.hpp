@@ -18,9 +18,8 @@ struct BackendOptions {
   std::filesystem::path tuning_dir;
 };
 
-// The backends that can train here, in order of preference: "host" (when built with the host JIT),
-// "reference", then "cuda" where a GPU and driver are usable (not the default until it has been
-// validated on a GPU: its first cut is compiled, not run).
+// The backends that can train here, in order of preference: "cuda" where a GPU and driver are
+// usable, "host" (when built with the host JIT), then "reference".
 std::vector<std::string> available_backends();
 // The first of available_backends(): what `moejit train` uses without --backend.
 std::string default_backend();

@@ -20,8 +20,7 @@ inline PlanArgs plan(const RouterLossCoefs& coefs, int capacity, int32_t* counts
                      const float* probs, const float* lse) {
   PlanArgs a;
   a.index = index, a.probs = probs, a.lse = lse, a.capacity = capacity, a.pad_to = 1;
-  a.loss = LossParams{float(coefs.aux_coef), float(coefs.z_coef), float(coefs.seq_aux_coef),
-                      coefs.kernel_seq_tokens()};
+  a.loss = LossParams{float(coefs.aux_coef), float(coefs.z_coef), float(coefs.seq_aux_coef), coefs.kernel_seq_tokens()};
   a.counts = counts, a.dropped = dropped, a.offsets = offsets, a.slot = slot, a.row_source = row_source;
   a.aux_scale = aux_scale, a.losses = losses;
   return a;
