@@ -7,12 +7,14 @@
 // active FLOP (goal >= 0.9). The runs' steps are interleaved.
 // Usage: bench_train_host [steps=8] [threads=2] [moe config=tiny-moe-r20] [backends=every available,
 //        comma-separated: `host` alone profiles the host step without the slow reference runs]
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
 
 #include "bench_util.hpp"
+#include "cuda_backend.hpp"
 #include "model_config.hpp"
 #include "trainer.hpp"
 #ifdef MOEJIT_BENCH_OPENBLAS
@@ -127,6 +129,8 @@ int main(int argc, char** argv) {
     }
   }
   std::string device = bench::cpu_model() + " (" + std::to_string(threads) + " threads)";
+  const bool on_gpu = std::find(backends.begin(), backends.end(), "cuda") != backends.end();
+  if (on_gpu && CudaDriver::available()) device += ", GPU " + CudaBackend().device().name;
   std::cout << "bench_train_host on " << device << ", " << steps
             << " steps per run, fp32\nopenblas: " << openblas_core() << "\n";
   std::vector<Result> results;
@@ -175,6 +179,8 @@ int main(int argc, char** argv) {
       std::printf("%s: MoE / dense per active FLOP %.3f (goal >= 0.9)\n", backend.c_str(), m->gflops() / d->gflops());
       j["moe_over_dense_per_flop"][backend] = m->gflops() / d->gflops();
     }
+  if (on_gpu)  // under graph replay a family's host time is its enqueueing, not its GPU time
+    std::printf("note: the cuda columns below are host time (enqueueing under graph replay), not GPU time\n");
   print_families(results, steps);
   for (const Result& r : results) std::printf("kernels, %s: %s\n", r.label.c_str(), r.tuning.c_str());
   j["steps"] = steps;
