@@ -149,7 +149,7 @@ moejit_status moejit_session_open(const moejit_session_options* options, moejit_
     moejit::SessionOptions o;
     if (options && options->backend) o.backend = options->backend;
     if (options && options->tuning_dir) o.tuning_dir = options->tuning_dir;
-    if (options) o.threads = options->threads;
+    if (options) o.threads = options->threads, o.cuda_stream = options->cuda_stream;
     out = new moejit_session{moejit::Session(o)};
   });
 }

@@ -6,7 +6,9 @@
 
 #include "autotuner.hpp"
 #include "bundle.hpp"
+#include "cuda_backend.hpp"
 #include "files.hpp"
+#include "grouped_gemm/grouped_gemm_spec.hpp"
 #include "host/grouped_gemm_spec.hpp"
 #include "lookup.hpp"
 #include "moejit/backend.hpp"
@@ -66,6 +68,35 @@ class LoadedKernelImpl final : public LoadedKernel {
   std::vector<std::unique_ptr<Kernel>> kernels_;
 };
 
+bool is_grouped_gemm(Family f) {
+  return f == Family::grouped_gemm_fwd || f == Family::grouped_gemm_up_swiglu || f == Family::grouped_gemm_dgrad ||
+         f == Family::grouped_gemm_wgrad;
+}
+
+// The grouped GEMM families' tensors in docs/api.md's order; offsets last (int64 on the host, int32
+// on cuda, as each backend's launcher takes them).
+void launch_grouped(Kernel& k, const Problem& p, const Config& c, const Backend& backend, std::span<void* const> t) {
+  if (backend.name() == "host") {
+    const auto* off = static_cast<const int64_t*>(t.back());
+    auto f = [&](int i) { return static_cast<float*>(t[i]); };
+    switch (p.family) {
+      case Family::grouped_gemm_fwd:
+        return launch_host_gemm_fwd(k, p, c, f(0), f(1), f(2), off);
+      case Family::grouped_gemm_up_swiglu:
+        return launch_host_gemm_swiglu(k, p, c, f(0), f(1), f(2), f(3), off);
+      case Family::grouped_gemm_dgrad:
+        return launch_host_gemm_dgrad(k, p, c, f(0), f(1), f(2), off);
+      default:
+        return launch_host_gemm_wgrad(k, p, c, f(0), f(1), f(2), off);
+    }
+  }
+  GroupedGemmArgs a;
+  a.a = t[0], a.b = t[1], a.out = t[2];
+  a.offsets = static_cast<const int*>(t.back());
+  if (p.family == Family::grouped_gemm_up_swiglu) a.out_gate_up = t[2], a.out = t[3];
+  launch_grouped_gemm(k, p, c, backend.device(), a);  // wgrad overwrites dw, as on the host
+}
+
 void LoadedKernelImpl::launch(std::span<void* const> t) {
   const Problem& p = choice_.problem;
   const int want = launch_tensor_count(p.family, backend_.name());
@@ -77,14 +108,12 @@ void LoadedKernelImpl::launch(std::span<void* const> t) {
                               " tensors (docs/api.md), got " + std::to_string(t.size()));
   Kernel& k = *kernels_.at(0);
   const Config& c = choice_.config;
+  if (is_grouped_gemm(p.family)) return launch_grouped(k, p, c, backend_, t);
   switch (p.family) {
     case Family::swiglu_fwd:
       return launch_swiglu_fwd(k, p, c, backend_.device(), t[0], t[1]);
     case Family::swiglu_bwd:
       return launch_swiglu_bwd(k, p, c, backend_.device(), t[0], t[1], t[2]);
-    case Family::grouped_gemm_fwd:  // host only (launch_tensor_count)
-      return launch_host_gemm_fwd(k, p, c, static_cast<const float*>(t[0]), static_cast<const float*>(t[1]),
-                                  static_cast<float*>(t[2]), static_cast<const int64_t*>(t[3]));
     default:
       throw Error("unreachable: launch_tensor_count admits " + std::string(to_string(p.family)));
   }
@@ -93,21 +122,38 @@ void LoadedKernelImpl::launch(std::span<void* const> t) {
 }  // namespace
 
 int launch_tensor_count(Family family, std::string_view backend) {
+  if (backend != "host" && backend != "cuda") return 0;
   switch (family) {
     case Family::swiglu_fwd:
       return 2;  // gate_up (rows, 2F), out (rows, F)
     case Family::swiglu_bwd:
-      return 3;  // gate_up (rows, 2F), dh (rows, F), d_gate_up (rows, 2F)
-    case Family::grouped_gemm_fwd:
-      return backend == "host" ? 4 : 0;  // x (rows, K), w (E, K, N), y (rows, N), offsets (E + 1, int64)
+      return 3;                       // gate_up (rows, 2F), dh (rows, F), d_gate_up (rows, 2F)
+    case Family::grouped_gemm_fwd:    // x (rows, K), w (E, K, N), y (rows, N), offsets (E + 1)
+    case Family::grouped_gemm_dgrad:  // dy (rows, N), w (E, K, N), dx (rows, K), offsets
+    case Family::grouped_gemm_wgrad:  // x (rows, K), dy (rows, N), dw (E, K, N), offsets
+      return 4;
+    case Family::grouped_gemm_up_swiglu:  // x (rows, K), w (E, K, 2N), gate_up (rows, 2N), h (rows, N), offsets
+      return 5;
     default:
       return 0;
   }
 }
 
+static std::unique_ptr<Backend> open_session_backend(const SessionOptions& o) {
+  std::unique_ptr<Backend> backend = open_backend(o.backend, o.threads);
+  if (o.cuda_stream) {
+    auto* cuda = dynamic_cast<CudaBackend*>(backend.get());
+    if (!cuda)
+      throw Error("SessionOptions::cuda_stream is for the cuda backend; this session's is " + backend->name() +
+                  ": leave it unset");
+    cuda->use_stream(static_cast<CUstream>(o.cuda_stream));
+  }
+  return backend;
+}
+
 struct Session::Impl {
   explicit Impl(const SessionOptions& o)
-      : backend(open_backend(o.backend, o.threads)),
+      : backend(open_session_backend(o)),
         backend_name(backend->name()),
         dir(o.tuning_dir.empty() ? TuningStore::default_dir() : o.tuning_dir),
         lookup(TuningStore(dir)) {}

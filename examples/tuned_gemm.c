@@ -20,7 +20,7 @@ static float uniform(void) {
 
 int main(void) {
   const moejit_problem problem = {"grouped_gemm_fwd", "f32", "e4_topk1_k64_n32", TOKENS};
-  const moejit_session_options options = {"host", NULL, 2};
+  const moejit_session_options options = {"host", NULL, 2, NULL};
   moejit_session* session = NULL;
   moejit_kernel* kernel = NULL;
   moejit_choice choice;

@@ -125,8 +125,19 @@ CudaBackend::~CudaBackend() {
   driver_.cuStreamSynchronize(stream_);
   for (const Slot& s : slots_) driver_.cuMemFreeHost(s.pinned);
   for (auto& [key, entry] : modules_) driver_.cuModuleUnload(entry.second);
-  driver_.cuStreamDestroy(stream_);
+  if (own_stream_) driver_.cuStreamDestroy(stream_);
   driver_.cuDevicePrimaryCtxRelease(device_handle_);
+}
+
+void CudaBackend::use_stream(CUstream caller_stream) {
+  if (!caller_stream) throw Error("use_stream: a null stream (leave the option unset for the backend's own)");
+  make_current();
+  if (own_stream_) {
+    check_cuda(driver_.cuStreamSynchronize(stream_), "cuStreamSynchronize");
+    driver_.cuStreamDestroy(stream_);
+  }
+  stream_ = caller_stream;
+  own_stream_ = false;
 }
 
 void CudaBackend::make_current() const {

@@ -36,6 +36,10 @@ class CudaBackend final : public Backend {
   double time_ms(const std::function<void()>& work) override;
 
   CUstream stream() const { return stream_; }
+  // Queue everything on the caller's stream from now on (a library caller's own; it must belong to
+  // the device's primary context, as a CUDA runtime stream does). The backend's own stream is
+  // destroyed; the caller's is left alone at destruction. Call before any work.
+  void use_stream(CUstream caller_stream);
   size_t free_bytes();        // the device's free memory now
   void make_current() const;  // binds the context to the calling thread
 
@@ -58,6 +62,7 @@ class CudaBackend final : public Backend {
   CUdevice device_handle_ = 0;
   CUcontext context_ = nullptr;
   CUstream stream_ = nullptr;
+  bool own_stream_ = true;
   DeviceDescription device_;
   std::unique_ptr<NvrtcCompiler> compiler_;
   BinaryCache* cache_;

@@ -104,7 +104,7 @@ int main(void) {
   snprintf(tuning, sizeof tuning, "%s/tuning", dir);
   if (mkdir(tuning, 0700) != 0) return 2;
 
-  const moejit_session_options options = {"host", tuning, 2};
+  const moejit_session_options options = {"host", tuning, 2, NULL};
   expect(moejit_session_open(&options, &s) == MOEJIT_OK, "open an empty tuning cache");
   if (!s) {
     printf("     %s\n", moejit_last_error());
@@ -121,7 +121,7 @@ int main(void) {
   moejit_session_close(s);
 
   /* Without a GPU (or without a driver) the status says so; with one the session opens. */
-  const moejit_session_options gpu = {"cuda", tuning, 0};
+  const moejit_session_options gpu = {"cuda", tuning, 0, NULL};
   s = NULL;
   const moejit_status st = moejit_session_open(&gpu, &s);
   expect(st == MOEJIT_OK || (st == MOEJIT_ERROR_UNAVAILABLE && moejit_last_error()[0]), "cuda: opens or says why not");

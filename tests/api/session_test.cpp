@@ -71,12 +71,85 @@ TEST_F(SessionTest, TunedDecisionIsLookedUpLoadedAndTravelsInABundle) {
   EXPECT_EQ(imported.config, tuned.config);
 }
 
+std::vector<float> random_floats(size_t n, std::mt19937& rng) {
+  std::uniform_real_distribution<float> dist(-2, 2);
+  std::vector<float> v(n);
+  for (float& x : v) x = dist(rng);
+  return v;
+}
+
+void expect_near(const std::vector<double>& want, const std::vector<float>& got, const char* what) {
+  ASSERT_EQ(want.size(), got.size()) << what;
+  for (size_t i = 0; i < want.size(); ++i)
+    ASSERT_NEAR(got[i], want[i], 1e-4 + 1e-4 * std::fabs(want[i])) << what << " element " << i;
+}
+
+// The other grouped GEMMs of an MoE layer through LoadedKernel::launch on the host, each against
+// plain loops in double: up-projection with SwiGLU, dgrad, wgrad (overwrites, 0 for the empty
+// expert). Outputs start as NaN, so an element left unwritten fails.
+TEST_F(SessionTest, LaunchesEveryGroupedGemmOfTheLayer) {
+  const int64_t E = 3, K = 24, N = 16, rows = 37;
+  std::mt19937 rng(std::random_device{}());
+  const std::vector<int64_t> offsets = {0, 20, 20, rows};  // expert 1 empty
+  void* off = const_cast<int64_t*>(offsets.data());
+  Session session(options("a"));
+  const auto problem = [&](Family f) { return Problem(f, DType::f32, GemmShape{E, 1, K, N}, rows); };
+  auto expert_of = [&](int64_t r) { return r < offsets[1] ? 0 : (r < offsets[2] ? 1 : 2); };
+
+  {  // up projection: gate_up = x . w_e (w: E, K, 2N), h = silu(gate) * up
+    const auto x = random_floats(rows * K, rng), w = random_floats(E * K * 2 * N, rng);
+    std::vector<float> gate_up(rows * 2 * N, std::nanf("")), h(rows * N, std::nanf(""));
+    void* t[] = {const_cast<float*>(x.data()), const_cast<float*>(w.data()), gate_up.data(), h.data(), off};
+    session.load(problem(Family::grouped_gemm_up_swiglu))->launch(t);
+    const std::vector<double> want_gu = grouped_gemm(x, w, offsets, K, 2 * N);
+    std::vector<double> want_h(rows * N);
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t j = 0; j < N; ++j) {
+        const double g = want_gu[r * 2 * N + j], u = want_gu[r * 2 * N + N + j];
+        want_h[r * N + j] = g / (1 + std::exp(-g)) * u;
+      }
+    expect_near(want_gu, gate_up, "gate_up");
+    expect_near(want_h, h, "h");
+  }
+  {  // dgrad: dx = dy . w_e^T (w: E, K, N)
+    const auto dy = random_floats(rows * N, rng), w = random_floats(E * K * N, rng);
+    std::vector<float> dx(rows * K, std::nanf(""));
+    void* t[] = {const_cast<float*>(dy.data()), const_cast<float*>(w.data()), dx.data(), off};
+    session.load(problem(Family::grouped_gemm_dgrad))->launch(t);
+    std::vector<double> want(rows * K, 0.0);
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t i = 0; i < K; ++i)
+        for (int64_t j = 0; j < N; ++j) want[r * K + i] += double(dy[r * N + j]) * w[(expert_of(r) * K + i) * N + j];
+    expect_near(want, dx, "dx");
+  }
+  {  // wgrad: dw_e = x_e^T . dy_e, overwritten
+    const auto x = random_floats(rows * K, rng), dy = random_floats(rows * N, rng);
+    std::vector<float> dw(E * K * N, std::nanf(""));
+    void* t[] = {const_cast<float*>(x.data()), const_cast<float*>(dy.data()), dw.data(), off};
+    session.load(problem(Family::grouped_gemm_wgrad))->launch(t);
+    std::vector<double> want(E * K * N, 0.0);
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t i = 0; i < K; ++i)
+        for (int64_t j = 0; j < N; ++j) want[(expert_of(r) * K + i) * N + j] += double(x[r * K + i]) * dy[r * N + j];
+    expect_near(want, dw, "dw");
+  }
+}
+
 TEST_F(SessionTest, BadInputThrowsTheTypesTheCApiMaps) {
   Session session(options("a"));
   EXPECT_THROW(session.lookup(Problem(Family::swiglu_fwd, DType::f32, RowsShape{1, 0}, 8)), InvalidProblemError);
   EXPECT_THROW(session.lookup(Problem(Family::swiglu_fwd, DType::f32, RowsShape{1, 64}, -1)), InvalidProblemError);
   EXPECT_THROW(session.import_bundle(dir_ / "missing.json"), Error);
   EXPECT_EQ(launch_tensor_count(Family::route_plan, "host"), 0);
+  EXPECT_EQ(launch_tensor_count(Family::grouped_gemm_up_swiglu, "cuda"), 5);
+  SessionOptions stream_on_host = options("a");
+  stream_on_host.cuda_stream = &stream_on_host;  // any non-null: refused before it is used
+  try {
+    Session refused(stream_on_host);
+    ADD_FAILURE() << "a cuda_stream on the host backend was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("cuda_stream is for the cuda backend"), std::string::npos) << e.what();
+  }
   fs::create_directories(dir_ / "bad");
   std::ofstream(dir_ / "bad" / "swiglu_bwd.json") << "{";
   EXPECT_THROW(Session(options("bad")), CacheError);

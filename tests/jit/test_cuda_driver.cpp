@@ -1,5 +1,8 @@
 #include <gtest/gtest.h>
 
+#include <cstdint>
+#include <vector>
+
 #include "cuda_backend.hpp"
 #include "cuda_driver.hpp"
 #include "moejit/error.hpp"
@@ -19,6 +22,35 @@ TEST(CudaDriver, WithoutADriverTheBackendSaysSoClearly) {
         << e.what();
   }
   EXPECT_TRUE(list_cuda_devices().empty());
+}
+
+}  // namespace moejit
+
+namespace moejit {
+
+// A library caller's stream (SessionOptions::cuda_stream): the backend queues on it and leaves it
+// alive when it goes.
+TEST(CudaBackendGpu, QueuesOnTheCallersStreamAndLeavesItAlive) {
+  std::string why;
+  if (!CudaDriver::available(&why)) GTEST_SKIP() << "no GPU: " << why << " (compiled, not run)";
+  const CudaDriver& d = CudaDriver::get();
+  CUstream mine = nullptr;
+  {
+    CudaBackend backend;
+    backend.make_current();
+    ASSERT_EQ(d.cuStreamCreate(&mine, CU_STREAM_DEFAULT), CUDA_SUCCESS);
+    backend.use_stream(mine);
+    EXPECT_EQ(backend.stream(), mine);
+    void* p = backend.allocate(4096);
+    backend.fill_bytes(p, 0x3f, 4096);  // queued on `mine`
+    std::vector<uint8_t> back(4096, 0);
+    backend.copy_to_host(back.data(), p, 4096);
+    for (uint8_t b : back) ASSERT_EQ(b, 0x3f);
+    backend.release(p);
+    EXPECT_THROW(backend.use_stream(nullptr), Error);
+  }
+  EXPECT_EQ(d.cuStreamSynchronize(mine), CUDA_SUCCESS);  // still ours, still valid
+  EXPECT_EQ(d.cuStreamDestroy(mine), CUDA_SUCCESS);
 }
 
 }  // namespace moejit

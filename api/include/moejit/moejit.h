@@ -48,6 +48,8 @@ typedef struct moejit_session_options {
   const char* backend;    /* "host" or "cuda"; NULL: "host" */
   const char* tuning_dir; /* NULL: $MOEJIT_CACHE_DIR/tuning */
   unsigned threads;       /* host kernels' worker threads; 0: every hardware thread */
+  void* cuda_stream;      /* cuda: the caller's CUstream / cudaStream_t every launch is queued on
+                             (the device's primary context); NULL: the session's own stream */
 } moejit_session_options;
 
 /* A problem in the registry's words (moejit/problem.hpp), e.g. {"grouped_gemm_fwd", "f32",

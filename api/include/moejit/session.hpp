@@ -51,6 +51,9 @@ struct SessionOptions {
   std::string backend = "host";      // "host" (Clang/LLVM on the CPU) or "cuda"
   std::filesystem::path tuning_dir;  // the tuning cache; empty: $MOEJIT_CACHE_DIR/tuning
   unsigned threads = 0;              // host kernels' worker threads; 0: every hardware thread
+  // cuda only: the caller's CUstream (or cudaStream_t; the device's primary context) that every
+  // launch is queued on, so the kernels order with the caller's own work; null: the session's own.
+  void* cuda_stream = nullptr;
 };
 
 // The config that serves a problem and where it came from (the lookup ladder's rung).
@@ -81,8 +84,9 @@ class LoadedKernel {
   virtual const Choice& choice() const = 0;
   // Runs the kernel on the family's tensors, in the order docs/api.md lists ("Launch"), addresses
   // the backend can use (host memory on the host, device memory on cuda). On the host it returns
-  // when the kernel is done; on cuda it is queued on the session's stream. Throws Error for a
-  // family the API cannot launch yet or a wrong tensor count.
+  // when the kernel is done; on cuda it is queued on the session's stream (the caller's, with
+  // SessionOptions::cuda_stream). Throws Error for a family the API cannot launch yet or a wrong
+  // tensor count.
   virtual void launch(std::span<void* const> tensors) = 0;
 };
 
