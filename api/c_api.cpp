@@ -174,6 +174,27 @@ moejit_status moejit_tune(moejit_session* session, const moejit_problem* problem
   });
 }
 
+moejit_status moejit_tune_layer(moejit_session* session, const moejit_layer* layer, const int64_t* tokens, int n_tokens,
+                                int max_candidates, double max_seconds, int* calls, int* tuned) {
+  return guarded([&] {
+    moejit::Session& s = need(session, "session").session;
+    const moejit_layer& in = need(layer, "layer");
+    moejit::LayerSpec spec;
+    try {
+      spec.dtype = moejit::parse_dtype(need_text(in.dtype, "layer->dtype"));
+    } catch (const moejit::Error& e) {
+      throw CError{MOEJIT_ERROR_INVALID_ARGUMENT, e.what()};
+    }
+    spec.d_model = in.d_model, spec.d_expert = in.d_expert, spec.experts = in.experts, spec.top_k = in.top_k;
+    if (n_tokens < 0 || (n_tokens > 0 && !tokens))
+      throw CError{MOEJIT_ERROR_INVALID_ARGUMENT, "tokens: NULL or a negative count"};
+    const moejit::LayerTuning t =
+        s.tune_layer(spec, std::span<const int64_t>(tokens, size_t(n_tokens)), {max_candidates, max_seconds, true});
+    if (calls) *calls = static_cast<int>(t.calls.size()) + t.not_started;
+    if (tuned) *tuned = t.tuned();
+  });
+}
+
 moejit_status moejit_kernel_load(moejit_session* session, const moejit_problem* problem, moejit_kernel** kernel) {
   return guarded([&] {
     moejit_kernel*& out = need(kernel, "kernel");

@@ -15,6 +15,7 @@
 #include "moejit/kernel_spec.hpp"
 #include "open_backend.hpp"
 #include "swiglu/swiglu_spec.hpp"
+#include "tune_layer.hpp"
 #include "workload.hpp"
 
 namespace fs = std::filesystem;
@@ -162,6 +163,7 @@ struct Session::Impl {
     check_problem(problem);
     return spec_for(problem.family, backend_name);  // throws naming the backends of the family
   }
+  TuneOptions tune_options(const TuneSettings& settings) const;
 
   std::unique_ptr<Backend> backend;
   std::string backend_name;
@@ -190,21 +192,55 @@ Choice Session::lookup(const Problem& problem) {
   return choice_of(problem, impl_->lookup.lookup(spec, problem, *impl_->backend));
 }
 
-Choice Session::tune(const Problem& problem, const TuneSettings& settings) {
-  const KernelSpec& spec = impl_->spec(problem);
-  std::unique_ptr<Workload> workload = make_workload(problem.family, impl_->backend_name);
+TuneOptions Session::Impl::tune_options(const TuneSettings& settings) const {
   TuneOptions options;
   // A faulting host candidate is contained in a child process; a CUDA context does not survive
   // fork and spawning needs the CLI, so a library tunes CUDA kernels in process.
-  options.isolation = impl_->backend_name == "host" ? Isolation::fork : Isolation::none;
+  options.isolation = backend_name == "host" ? Isolation::fork : Isolation::none;
   options.max_candidates = settings.max_candidates;
   options.max_seconds = settings.max_seconds;
-  options.tuning_dir = impl_->dir;
+  options.tuning_dir = dir;
   options.progress = settings.quiet ? nullptr : stderr;
-  const TuneResult result = moejit::tune(*impl_->backend, spec, *workload, problem, options);
+  return options;
+}
+
+int LayerTuning::tuned() const {
+  int n = 0;
+  for (const auto& [step, choice] : calls) n += choice.rung == Rung::exact;
+  return n;
+}
+
+Choice Session::tune(const Problem& problem, const TuneSettings& settings) {
+  const KernelSpec& spec = impl_->spec(problem);
+  std::unique_ptr<Workload> workload = make_workload(problem.family, impl_->backend_name);
+  const TuneResult result = moejit::tune(*impl_->backend, spec, *workload, problem, impl_->tune_options(settings));
   if (!result.decision) throw Error("tuning " + problem.to_string() + " found no correct config: " + result.summary());
   impl_->lookup.refresh();
   return lookup(problem);
+}
+
+LayerTuning Session::tune_layer(const LayerSpec& layer, std::span<const int64_t> tokens, const TuneSettings& settings) {
+  if (layer.d_model <= 0 || layer.d_expert <= 0 || layer.experts <= 0 || layer.top_k <= 0 ||
+      layer.top_k > layer.experts)
+    throw InvalidProblemError("bad layer: d_model " + std::to_string(layer.d_model) + ", d_expert " +
+                              std::to_string(layer.d_expert) + ", experts " + std::to_string(layer.experts) +
+                              ", top_k " + std::to_string(layer.top_k) +
+                              ": every dimension must be > 0 and top_k <= experts");
+  if (tokens.empty()) throw InvalidProblemError("tune_layer needs at least one token count");
+  for (int64_t t : tokens)
+    if (t <= 0) throw InvalidProblemError("token count " + std::to_string(t) + ": must be > 0");
+  const LayerShape shape{layer.dtype, layer.d_model, layer.d_expert, layer.experts, layer.top_k};
+  LayerTuneOptions options;
+  options.tune = impl_->tune_options({settings.max_candidates, 0, settings.quiet});
+  options.max_seconds = settings.max_seconds;  // the whole layer's budget, not each call's
+  const LayerTuneReport report =
+      moejit::tune_layer(*impl_->backend, layer_calls(shape, {tokens.begin(), tokens.end()}), options);
+  impl_->lookup.refresh();
+  LayerTuning out;
+  for (const LayerTuneResult& r : report.tuned) out.calls.emplace_back(r.call.name, lookup(r.call.problem));
+  out.not_started = static_cast<int>(report.not_started.size());
+  out.seconds = report.seconds;
+  return out;
 }
 
 std::unique_ptr<LoadedKernel> Session::load(const Problem& problem) {

@@ -93,6 +93,21 @@ static void check_heuristic_kernel(moejit_session* s) {
   moejit_kernel_free(k);
 }
 
+/* A whole (tiny) MoE layer tuned through the C API: every call of its step at one token count gets a
+ * tuned decision; a layer with a zero dimension is a bad shape, naming the dimension. */
+static void check_layer_tuning(moejit_session* s) {
+  const moejit_layer layer = {"f32", 32, 16, 4, 2};
+  const int64_t tokens[] = {64};
+  int calls = -1, tuned = -1;
+  expect(moejit_tune_layer(s, &layer, tokens, 1, 1, 0.0, &calls, &tuned) == MOEJIT_OK, "tune a layer");
+  printf("     layer: %d calls, %d tuned\n", calls, tuned);
+  expect(calls > 4 && tuned == calls, "every call of the layer tuned");
+  const moejit_layer flat = {"f32", 32, 0, 4, 2};
+  const char* words[] = {"d_expert 0", NULL};
+  expect_error(moejit_tune_layer(s, &flat, tokens, 1, 1, 0.0, NULL, NULL), MOEJIT_ERROR_BAD_SHAPE,
+               "a layer with d_expert 0", words);
+}
+
 int main(void) {
   char dir[] = "/tmp/moejit-c-api.XXXXXX";
   char tuning[512], path[600], bundle[512];
@@ -118,6 +133,7 @@ int main(void) {
   write_text(bundle, "{\"moejit_bundle\": 1, \"decisions\": [");
   const char* bundle_words[] = {"bundle.json", NULL};
   expect_error(moejit_import_bundle(s, bundle, NULL), MOEJIT_ERROR_CACHE, "a truncated bundle", bundle_words);
+  check_layer_tuning(s);
   moejit_session_close(s);
 
   /* Without a GPU (or without a driver) the status says so; with one the session opens. */

@@ -135,6 +135,26 @@ TEST_F(SessionTest, LaunchesEveryGroupedGemmOfTheLayer) {
   }
 }
 
+// A whole MoE layer (tiny) tuned through the API at two token counts: every call of its step gets a
+// decision, and lookup answers each from the cache afterwards.
+TEST_F(SessionTest, TunesEveryCallOfALayer) {
+  Session session(options("a"));
+  const LayerSpec layer{.d_model = 32, .d_expert = 16, .experts = 4, .top_k = 2};
+  const std::vector<int64_t> tokens = {16, 64};
+  const LayerTuning t = session.tune_layer(layer, tokens, {.max_candidates = 1});
+  EXPECT_EQ(t.not_started, 0);
+  ASSERT_GE(t.calls.size(), 2 * 5u) << "routing, grouped GEMMs and SwiGLU for each token count";
+  EXPECT_EQ(t.tuned(), int(t.calls.size()));
+  for (const auto& [step, choice] : t.calls) {
+    EXPECT_EQ(session.lookup(choice.problem).rung, Rung::exact) << step;
+    EXPECT_EQ(session.lookup(choice.problem).config, choice.config) << step;
+  }
+  EXPECT_THROW(session.tune_layer({.d_model = 32, .d_expert = 16, .experts = 2, .top_k = 4}, tokens),
+               InvalidProblemError);
+  EXPECT_THROW(session.tune_layer(layer, std::vector<int64_t>{}), InvalidProblemError);
+  EXPECT_THROW(session.tune_layer(layer, std::vector<int64_t>{0}), InvalidProblemError);
+}
+
 TEST_F(SessionTest, BadInputThrowsTheTypesTheCApiMaps) {
   Session session(options("a"));
   EXPECT_THROW(session.lookup(Problem(Family::swiglu_fwd, DType::f32, RowsShape{1, 0}, 8)), InvalidProblemError);

@@ -83,6 +83,19 @@ moejit_status moejit_lookup(moejit_session* session, const moejit_problem* probl
 moejit_status moejit_tune(moejit_session* session, const moejit_problem* problem, int max_candidates,
                           double max_seconds, moejit_choice* choice);
 
+/* An MoE layer, as `moejit tune --shape d_model,d_expert,E,topk` takes it. */
+typedef struct moejit_layer {
+  const char* dtype; /* "f32" | "bf16" */
+  int64_t d_model, d_expert, experts, top_k;
+} moejit_layer;
+
+/* Tunes every kernel call of the layer's training step (routing, grouped GEMMs, SwiGLU backward) at
+ * each of the n_tokens token counts: max_candidates per call (0: all), max_seconds for the whole
+ * layer (0: no limit). calls and tuned (either may be NULL): how many calls there were, and how many
+ * a tuned decision now serves. MOEJIT_ERROR_BAD_SHAPE for a dimension or token count <= 0. */
+moejit_status moejit_tune_layer(moejit_session* session, const moejit_layer* layer, const int64_t* tokens,
+                                int n_tokens, int max_candidates, double max_seconds, int* calls, int* tuned);
+
 /* The problem's kernel with the config its lookup chose, compiled (binary cache) and loaded. */
 moejit_status moejit_kernel_load(moejit_session* session, const moejit_problem* problem, moejit_kernel** kernel);
 /* choice: what the kernel was loaded with. */

@@ -20,6 +20,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "moejit/config.hpp"
@@ -71,6 +72,21 @@ struct TuneSettings {
   bool quiet = true;       // no progress lines on stderr
 };
 
+// An MoE layer, as `moejit tune --shape d_model,d_expert,E,topk` takes it.
+struct LayerSpec {
+  int64_t d_model = 0, d_expert = 0, experts = 0, top_k = 0;
+  DType dtype = DType::f32;  // bf16 for the cuda tensor-core configs
+};
+
+// What tune_layer did: each kernel call of the layer's step, by step name ("up_swiglu", "plan"),
+// with the choice that serves it afterwards (rung exact where tuning found a correct config).
+struct LayerTuning {
+  std::vector<std::pair<std::string, Choice>> calls;
+  int not_started = 0;  // calls the time budget did not reach
+  double seconds = 0;
+  int tuned() const;  // calls now served by a tuned decision
+};
+
 struct BundleReport {
   int decisions = 0;  // exported, or imported (added + replaced + unchanged)
   int added = 0, replaced = 0, unchanged = 0;
@@ -108,6 +124,10 @@ class Session {
   // Tunes `problem` (at its token bucket) on this session's device and records the decision.
   // Throws Error when no candidate passed the correctness gate.
   Choice tune(const Problem& problem, const TuneSettings& settings = {});
+  // Tunes every kernel call of the layer's training step (routing, grouped GEMMs, SwiGLU backward)
+  // at each token count, as `moejit tune --shape` does; settings.max_seconds bounds the whole layer.
+  // Throws InvalidProblemError for a dimension or token count <= 0 or no token count.
+  LayerTuning tune_layer(const LayerSpec& layer, std::span<const int64_t> tokens, const TuneSettings& settings = {});
   // Looks `problem` up, then renders, compiles (through the binary cache) and loads its kernel.
   std::unique_ptr<LoadedKernel> load(const Problem& problem);
   // Waits for every launched kernel (a no-op on the host).
