@@ -20,6 +20,7 @@ namespace {
 static_assert(static_cast<int>(moejit::Rung::exact) == MOEJIT_RUNG_EXACT &&
               static_cast<int>(moejit::Rung::nearest_bucket) == MOEJIT_RUNG_NEAREST_BUCKET &&
               static_cast<int>(moejit::Rung::same_arch) == MOEJIT_RUNG_SAME_ARCH &&
+              static_cast<int>(moejit::Rung::shipped) == MOEJIT_RUNG_SHIPPED &&
               static_cast<int>(moejit::Rung::heuristic) == MOEJIT_RUNG_HEURISTIC);
 
 thread_local std::string last_error;

@@ -15,6 +15,7 @@
 #include "kernel_dirs.hpp"
 #include "moejit/version.hpp"
 #include "nvrtc_compiler.hpp"
+#include "shipped.hpp"
 
 namespace moejit::cli {
 namespace {
@@ -73,6 +74,13 @@ void add_info_command(CLI::App& app) {
     const auto templates = template_dir();
     std::cout << "templates " << templates.string()
               << (std::filesystem::is_directory(templates) ? "" : " (missing: set MOEJIT_TEMPLATE_DIR)") << "\n";
+    const ShippedDecisions shipped = load_shipped(shipped_bundle_dir());
+    size_t shipped_decisions = 0;
+    for (const auto& [family, decisions] : shipped.by_family) shipped_decisions += decisions.size();
+    std::cout << "shipped tuning bundles " << shipped_bundle_dir().string() << ": " << shipped.bundles.size()
+              << " bundle(s), " << shipped_decisions << " decision(s)"
+              << (shipped.rejected.empty() ? "" : ", " + std::to_string(shipped.rejected.size()) + " unreadable")
+              << "\n";
     auto& cache = BinaryCache::global();
     auto entries = cache.list();
     uint64_t bytes = 0;

@@ -2,7 +2,7 @@
 #   P/lib/libmoejit.so.X.Y.Z          the library (C++ and C API), SONAME libmoejit.so.X.Y
 #   P/include/moejit/                 public headers, incl. abi/ (also on every JIT compile's path)
 #   P/bin/moejit                      the CLI
-#   P/share/moejit/templates, models  read at run time, found relative to the library or the CLI
+#   P/share/moejit/templates, models, bundles  read at run time, found relative to the library or the CLI
 #                                     (base/install_dirs.hpp): no environment variable needed
 #   P/lib/cmake/moejit/               find_package(moejit CONFIG) -> moejit::moejit
 #   P/lib/pkgconfig/moejit.pc         pkg-config --cflags --libs moejit
@@ -32,6 +32,9 @@ endforeach()
 install(DIRECTORY "${MOEJIT_SOURCE_TEMPLATE_DIR}/" DESTINATION "${CMAKE_INSTALL_DATADIR}/moejit/templates"
   FILES_MATCHING PATTERN "*.h" PATTERN "*.cuh")
 install(DIRECTORY "${MOEJIT_SOURCE_MODELS_DIR}/" DESTINATION "${CMAKE_INSTALL_DATADIR}/moejit/models"
+  FILES_MATCHING PATTERN "*.json")
+# The shipped tuning bundles (the lookup's `shipped` rung: tuning_cache/shipped.hpp).
+install(DIRECTORY "${CMAKE_SOURCE_DIR}/tuning_cache/bundles/" DESTINATION "${CMAKE_INSTALL_DATADIR}/moejit/bundles"
   FILES_MATCHING PATTERN "*.json")
 
 install(EXPORT moejitTargets NAMESPACE moejit:: DESTINATION "${MOEJIT_CMAKE_DIR}")

@@ -44,13 +44,16 @@ const char* to_string(Rung rung) {
       return "nearest_bucket";
     case Rung::same_arch:
       return "same_arch";
+    case Rung::shipped:
+      return "shipped";
     case Rung::heuristic:
       return "heuristic";
   }
   return "?";
 }
 
-TuningLookup::TuningLookup(TuningStore store) : store_(std::move(store)) {}
+TuningLookup::TuningLookup(TuningStore store, std::filesystem::path shipped_dir)
+    : store_(std::move(store)), shipped_dir_(std::move(shipped_dir)) {}
 
 void TuningLookup::refresh() {
   std::lock_guard lock(mutex_);
@@ -81,6 +84,42 @@ const std::vector<Decision>& TuningLookup::decisions_of(Family family) {
              std::string(e.what()) + "; using built-in heuristics for " + std::string(to_string(family)));
   }
   return loaded_.emplace(family, std::move(decisions)).first->second;
+}
+
+const std::vector<Decision>& TuningLookup::shipped_of(Family family) {
+  if (!shipped_) {
+    shipped_ = load_shipped(shipped_dir_);
+    for (const std::string& why : shipped_->rejected)
+      log_once(LogLevel::warn, "shipped tuning bundle skipped: " + why + " (reinstall moejit or run moejit tune)");
+  }
+  static const std::vector<Decision> none;
+  auto it = shipped_->by_family.find(family);
+  return it == shipped_->by_family.end() ? none : it->second;
+}
+
+const Decision* TuningLookup::best_shipped(const KernelSpec& spec, const Problem& problem,
+                                           const DeviceDescription& device, const Compiler& compiler) {
+  const Validators here = {
+      .backend = device.backend, .device = device.name, .arch = device.arch, .compute_units = device.compute_units};
+  const int64_t wanted = token_bucket(problem.tokens);
+  const Decision* best = nullptr;
+  double best_distance = 1e9;
+  for (const Decision& d : shipped_of(problem.family)) {
+    if (!same_problem_but_tokens(d.problem, problem) || !shipped_mismatch(d.validators, here).empty()) continue;
+    const std::string hash = hash_of(spec, d, device, compiler);
+    if (const std::string why = stale_reason(spec, d, device, hash); !why.empty()) {
+      log_once(LogLevel::warn, "shipped decision for " + d.problem.key() + " ignored: " + why +
+                                   "; moejit tune tunes it for this version");
+      continue;
+    }
+    if (!spec.prune_reason(problem, d.config, device).empty()) continue;
+    const double distance = bucket_distance(d.problem.tokens, wanted);
+    if (!best || distance < best_distance || (distance == best_distance && d.time_ms < best->time_ms)) {
+      best = &d;
+      best_distance = distance;
+    }
+  }
+  return best;
 }
 
 const std::string& TuningLookup::hash_of(const KernelSpec& spec, const Decision& d, const DeviceDescription& device,
@@ -123,7 +162,7 @@ LookupResult TuningLookup::lookup(const KernelSpec& spec, const Problem& problem
   const int64_t wanted = token_bucket(problem.tokens);
 
   const Decision* best[kRungCount] = {};
-  double best_distance[kRungCount] = {0, 1e9, 1e9};
+  double best_distance[kRungCount] = {0, 1e9, 1e9, 1e9, 1e9};
   for (const Decision& d : decisions) {
     if (!same_problem_but_tokens(d.problem, problem)) continue;
     Validators current = d.validators;
@@ -162,6 +201,8 @@ LookupResult TuningLookup::lookup(const KernelSpec& spec, const Problem& problem
     }
   }
 
+  if (!best[0] && !best[1] && !best[2])
+    best[static_cast<int>(Rung::shipped)] = best_shipped(spec, problem, device, compiler);
   LookupResult result;
   for (int r = 0; r < static_cast<int>(Rung::heuristic); ++r) {
     if (!best[r]) continue;

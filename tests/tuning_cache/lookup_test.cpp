@@ -2,10 +2,12 @@
 // config the device cannot run, counters, and the info log line naming the rung.
 #include <gtest/gtest.h>
 
+#include "bundle.hpp"
 #include "files.hpp"
 #include "fixtures.hpp"
 #include "lookup.hpp"
 #include "moejit/log.hpp"
+#include "shipped.hpp"
 #include "toy_backend.hpp"
 #include "validators.hpp"
 
@@ -139,6 +141,66 @@ TEST_F(LookupTest, CountsRungsAndLogsTheAnswerAtInfo) {
   EXPECT_EQ(global_rung_counts().total() - before.total(), 4);
   EXPECT_NE(log.find("a5_b4 (rung exact"), std::string::npos) << log;
   EXPECT_NE(log.find("(rung heuristic)"), std::string::npos) << log;
+}
+
+// The shipped rung (shipped.hpp): a bundle in the shipped dir serves a device of its model (nearest
+// bucket too) when the user's cache has nothing, below the user's own same_arch decision; a
+// decision of another device model is not served.
+TEST_F(LookupTest, ShippedBundleServesThisDeviceModelBelowTheUsersOwnDecisions) {
+  TempDir shipped{"shipped"};
+  Bundle bundle;
+  bundle.exported = Provenance::here("test");
+  Decision other_model = decision(256, "a1_b2");
+  other_model.validators.device = "Toy CPU Pro";
+  bundle.decisions = {decision(256, "a3_b4"), other_model};
+  write_file_atomic(shipped.path / "toy-cpu.json", render_bundle(bundle));
+  {
+    TuningLookup l{TuningStore(dir_.path), shipped.path};
+    LookupResult r = l.lookup(spec_, toy_problem(200), backend_);
+    EXPECT_EQ(r.rung, Rung::shipped);
+    EXPECT_EQ(r.config.to_string(), "a3_b4");
+    EXPECT_EQ(l.lookup(spec_, toy_problem(1024), backend_).rung, Rung::shipped);  // nearest shipped bucket
+    EXPECT_EQ(l.counts()[Rung::shipped], 2);
+  }
+  Decision same_arch = decision(256, "a5_b4");
+  same_arch.validators.device = "Toy CPU Pro";
+  same_arch.validators.compute_units = 64;
+  TuningStore(dir_.path).record({same_arch});
+  TuningLookup l{TuningStore(dir_.path), shipped.path};
+  EXPECT_EQ(l.lookup(spec_, toy_problem(256), backend_).rung, Rung::same_arch);
+  TuningLookup none{TuningStore(dir_.path / "empty"), ""};  // no shipped dir: the heuristic
+  EXPECT_EQ(none.lookup(spec_, toy_problem(256), backend_).rung, Rung::heuristic);
+}
+
+// A shipped decision whose template changed since it was tuned is ignored with a warning naming
+// moejit tune; a damaged bundle is skipped whole and named, and the others still serve.
+TEST_F(LookupTest, ShippedDecisionsOfAChangedTemplateOrADamagedBundleAreSkippedLoudly) {
+  toy::world().include_dirs = {dir_.path.string()};
+  toy::world().template_include = "toy_template.h";
+  write_file_atomic(dir_.path / "toy_template.h", "// version 1\n");
+  TempDir shipped{"shipped-stale"};
+  Bundle bundle;
+  bundle.exported = Provenance::here("test");
+  bundle.decisions = {decision(256, "a3_b4")};
+  write_file_atomic(shipped.path / "b-good.json", render_bundle(bundle));
+  write_file_atomic(shipped.path / "a-damaged.json", "{\"moejit_bundle\": 1, \"decisions\": [");
+  const ShippedDecisions loaded = load_shipped(shipped.path);
+  ASSERT_EQ(loaded.rejected.size(), 1u);
+  EXPECT_NE(loaded.rejected[0].find("a-damaged.json"), std::string::npos) << loaded.rejected[0];
+  EXPECT_EQ(loaded.bundles.size(), 1u);
+
+  ::testing::internal::CaptureStderr();
+  TuningLookup fresh{TuningStore(dir_.path), shipped.path};
+  EXPECT_EQ(fresh.lookup(spec_, toy_problem(256), backend_).rung, Rung::shipped);
+  write_file_atomic(dir_.path / "toy_template.h", "// version 2, edited\n");
+  TuningLookup stale{TuningStore(dir_.path), shipped.path};
+  EXPECT_EQ(stale.lookup(spec_, toy_problem(256), backend_).rung, Rung::heuristic);
+  const std::string log = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(log.find("shipped tuning bundle skipped: " + (shipped.path / "a-damaged.json").string()), std::string::npos)
+      << log;
+  EXPECT_NE(log.find("template hash changed since it was tuned; moejit tune tunes it for this version"),
+            std::string::npos)
+      << log;
 }
 
 }  // namespace

@@ -38,7 +38,8 @@ typedef enum moejit_rung {
   MOEJIT_RUNG_EXACT = 0,
   MOEJIT_RUNG_NEAREST_BUCKET = 1,
   MOEJIT_RUNG_SAME_ARCH = 2,
-  MOEJIT_RUNG_HEURISTIC = 3
+  MOEJIT_RUNG_SHIPPED = 3, /* a bundle shipped with moejit, measured on this device model */
+  MOEJIT_RUNG_HEURISTIC = 4
 } moejit_rung;
 
 typedef struct moejit_session moejit_session;

@@ -8,10 +8,11 @@ enum class Rung {
   exact = 0,           // a decision for this key whose validators all match
   nearest_bucket = 1,  // the same problem at the nearest tuned token bucket, validators matching
   same_arch = 2,       // tuned on another device of the same arch, template unchanged
-  heuristic = 3,       // the KernelSpec's built-in choice
+  shipped = 3,         // a bundle shipped with moejit, measured on this device model, template unchanged
+  heuristic = 4,       // the KernelSpec's built-in choice
 };
-inline constexpr int kRungCount = 4;
-const char* to_string(Rung rung);  // "exact", "nearest_bucket", "same_arch", "heuristic"
+inline constexpr int kRungCount = 5;
+const char* to_string(Rung rung);  // "exact", "nearest_bucket", "same_arch", "shipped", "heuristic"
 // Served by a measured decision (any rung above the heuristic).
 inline bool is_tuned(Rung rung) {
   return rung != Rung::heuristic;
