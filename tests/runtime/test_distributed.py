@@ -261,16 +261,23 @@ class Distributed(unittest.TestCase):
         self.assertIn("not divisible by the 2 processes", p.stdout + p.stderr)
 
     def test_killed_rank_ends_job_and_last_checkpoint_resumes(self):
-        """Kill rank 1 mid-run: mpirun ends the job naming rank 1; the newest checkpoint loads and a
-        resumed run continues as an uninterrupted one."""
+        """Kill rank 1 mid-run, data parallel and expert parallel (a shard per rank + an index written
+        last): mpirun ends the job naming rank 1; the newest complete checkpoint loads and a resumed
+        run continues as an uninterrupted one."""
+        for layout in ([], ["--expert-parallel", "2"]):
+            with self.subTest(layout=layout):
+                self.kill_and_resume(layout, self.tmp / ("ep" if layout else "dp"))
+
+    def kill_and_resume(self, layout, base):
         stop = 16  # the steps both runs end at (the schedule is a long run's: --stop-after)
-        long_run = ["--checkpoint-every", "1", "--stop-after", str(stop)]
-        killed, whole = self.tmp / "killed", self.tmp / "whole"
+        long_run = ["--checkpoint-every", "1", "--stop-after", str(stop)] + layout
+        killed, whole = base / "killed", base / "whole"
+        first = "ckpt_step00000002." + ("index.json" if layout else "safetensors")
         env = dict(os.environ, MOEJIT_CACHE_DIR=str(self.cache))
         job = subprocess.Popen(mpirun(2) + train_args("micro-moe", self.corpus, killed, 400, extra=long_run),
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
         try:
-            rank1 = self.wait_for_rank(job.pid, 1, killed / "ckpt_step00000002.safetensors")
+            rank1 = self.wait_for_rank(job.pid, 1, killed / first)
             os.kill(rank1, signal.SIGKILL)
             output, _ = job.communicate(timeout=60)
         finally:
@@ -278,8 +285,9 @@ class Distributed(unittest.TestCase):
                 job.kill()
         self.assertNotEqual(job.returncode, 0, output)
         self.assertRegex(output, r"rank 1\b.*(signal 9|Killed)", output)
-        newest = sorted(killed.glob("ckpt_step*.safetensors"))[-1]
-        self.assertLess(int(newest.stem[len("ckpt_step"):]), stop, "the kill came too late to test resuming")
+        pattern = "ckpt_step*.index.json" if layout else "ckpt_step*.safetensors"
+        newest = sorted(killed.glob(pattern))[-1]
+        self.assertLess(int(newest.name[len("ckpt_step"):][:8]), stop, "the kill came too late to test resuming")
         resumed = run(mpirun(2) + train_args("micro-moe", self.corpus, killed, 400, extra=long_run + ["--resume"]),
                       self.cache)
         self.assertIn("resumed from", resumed.stdout)
