@@ -1,5 +1,6 @@
-// The cuda backend of the training step (issue 15, first cut): device memory and one stream of the
-// jit's CudaBackend (driver API, dlopen'ed), the dense products on cuBLASLt (cuda_dense_products.hpp),
+// The cuda backend of the training step (issue 15; its step equals the reference step on an H100):
+// device memory and one stream of the jit's CudaBackend (driver API, dlopen'ed), the dense products
+// on cuBLASLt (cuda_dense_products.hpp),
 // the MoE layer's 14 steps on the NVRTC routing, grouped GEMM and SwiGLU kernels with configs from
 // the tuning cache (cuda_moe_kernels.hpp), the dense FFN's SwiGLU on the SwiGLU family (tuning cache
 // too), and the memory-bound ops on the NVRTC step ops (cuda_step_ops.hpp). Nothing is read back
