@@ -1,8 +1,9 @@
 // The cuda backend of the training step (issue 15; its step equals the reference step on an H100):
 // device memory and one stream of the jit's CudaBackend (driver API, dlopen'ed), the dense products
 // on cuBLASLt (cuda_dense_products.hpp), the MoE layer's 14 steps on the NVRTC routing, grouped
-// GEMM and SwiGLU kernels with configs from the tuning cache (cuda_moe_kernels.hpp), the dense FFN's SwiGLU on the SwiGLU family (tuning cache
-// too), and the memory-bound ops on the NVRTC step ops (cuda_step_ops.hpp). Nothing is read back
+// GEMM and SwiGLU kernels with configs from the tuning cache (cuda_moe_kernels.hpp), the dense
+// FFN's SwiGLU on the SwiGLU family (tuning cache too), and the memory-bound ops on the NVRTC step
+// ops (cuda_step_ops.hpp). Nothing is read back
 // inside a step: the loss and gradient norm stay on the device, the AdamW clip factor is computed
 // there, every sum runs in a fixed order without float atomics.
 //
