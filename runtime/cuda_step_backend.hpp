@@ -3,9 +3,9 @@
 // on cuBLASLt (cuda_dense_products.hpp), the MoE layer's 14 steps on the NVRTC routing, grouped
 // GEMM and SwiGLU kernels with configs from the tuning cache (cuda_moe_kernels.hpp), the dense
 // FFN's SwiGLU on the SwiGLU family (tuning cache too), and the memory-bound ops on the NVRTC step
-// ops (cuda_step_ops.hpp). Nothing is read back
-// inside a step: the loss and gradient norm stay on the device, the AdamW clip factor is computed
-// there, every sum runs in a fixed order without float atomics.
+// ops (cuda_step_ops.hpp). Nothing is read back inside a step: the loss and gradient norm stay on
+// the device, the AdamW clip factor is computed there, every sum runs in a fixed order without
+// float atomics.
 //
 // Precision in this cut: fp32 storage for activations and weights (precision() = {f32, f32}),
 // because the runtime's MoE layer still hands its kernels master-typed activations; the grouped
