@@ -7,6 +7,9 @@
 // active FLOP (goal >= 0.9). The runs' steps are interleaved.
 // Usage: bench_train_host [steps=8] [threads=2] [moe config=tiny-moe-r20] [backends=every available,
 //        comma-separated: `host` alone profiles the host step without the slow reference runs]
+//        [dense config=tiny-dense]
+// On a GPU: `bench_train_host 10 16 moe-7b-stack4 cuda dense-7b-stack4`, the MoE layers of the paper's
+// moe-7b shape against their dense counterpart of equal active FLOPs (issue 15).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -119,6 +122,7 @@ int main(int argc, char** argv) {
   int steps = argc > 1 ? std::atoi(argv[1]) : 8;
   unsigned threads = argc > 2 ? unsigned(std::atoi(argv[2])) : 2;
   std::string moe_config = argc > 3 ? argv[3] : std::string(kDefaultSmallConfig);
+  const std::string dense_config = argc > 5 ? argv[5] : std::string("tiny-dense");
   std::vector<std::string> backends = available_backends();
   if (argc > 4) {
     backends.clear();
@@ -137,7 +141,7 @@ int main(int argc, char** argv) {
   std::vector<double> sgemm;
   try {
     std::vector<Run> runs;
-    for (const std::string& config : {std::string("tiny-dense"), moe_config})
+    for (const std::string& config : {dense_config, moe_config})
       for (const std::string& backend : backends) runs.push_back(start(config, backend, steps, threads));
     // Steps interleaved round-robin with the sgemm baseline, so that load from other processes on a
     // shared machine hits every run alike; each throughput is the median over its steps.
@@ -168,14 +172,14 @@ int main(int argc, char** argv) {
   std::printf("OpenBLAS sgemm 2048^3: %.2f GFLOP/s (median of %zu, interleaved)\n", blas, sgemm.size());
   j["sgemm_2048_gflops"] = blas;
   j["openblas"] = openblas_core();
-  for (const std::string& config : {std::string("tiny-dense"), moe_config})
+  for (const std::string& config : {dense_config, moe_config})
     if (const Result* h = find(results, config, "host"), *r = find(results, config, "reference"); h && r) {
       std::printf("%s: host / reference tokens/s %.3f (goal >= 3)\n", config.c_str(),
                   h->tokens_per_s / r->tokens_per_s);
       j["host_over_reference"][config] = h->tokens_per_s / r->tokens_per_s;
     }
   for (const std::string& backend : backends)
-    if (const Result* m = find(results, moe_config, backend), *d = find(results, "tiny-dense", backend); m && d) {
+    if (const Result* m = find(results, moe_config, backend), *d = find(results, dense_config, backend); m && d) {
       std::printf("%s: MoE / dense per active FLOP %.3f (goal >= 0.9)\n", backend.c_str(), m->gflops() / d->gflops());
       j["moe_over_dense_per_flop"][backend] = m->gflops() / d->gflops();
     }
