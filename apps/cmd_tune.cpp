@@ -66,18 +66,21 @@ TuneOptions tune_options(const TuneFlags& f, const Backend& backend) {
   return options;
 }
 
-// The calls to tune: the MoE layer's (--shape, or the MoE layer of --model) and, for --model on the
-// host backend, every dense kernel of its training step for micro-batches of each token count.
+// Whether the training step on `backend` runs a dense kernel through the tuning cache: every one on
+// the host; on cuda the SwiGLU family only (its products are cuBLASLt's).
+bool tuned_dense_kernel(const runtime::DenseKernel& k, const std::string& backend) {
+  return backend == "host" || k.op == runtime::DenseOp::swiglu_fwd || k.op == runtime::DenseOp::swiglu_bwd;
+}
+
+// The calls to tune: the MoE layer's (--shape, or the MoE layer of --model) and, for --model, every
+// dense kernel of its training step that the backend looks up in the tuning cache, for micro-batches
+// of each token count.
 std::vector<StepCall> tune_calls(const TuneFlags& f, const std::string& backend) {
   const LayerFlags& l = f.layer;
   std::optional<ModelConfig> model;
   if (!l.model.empty()) model = find_model_config(l.model);
-  if (model && !model->is_moe() && backend != "host")
-    throw Error("model '" + l.model + "' has no MoE layer to tune on " + backend +
-                ", and its dense kernels are tuned on the host backend: use --backend host or an MoE config "
-                "(moejit plan --list)");
   // Without a model's dense kernels, the MoE layer's selection must not be empty (selected_calls says so).
-  if (!model || backend != "host") return step_calls(selected_calls(l, backend));
+  if (!model) return step_calls(selected_calls(l, backend));
   const std::vector<int64_t> tokens = parse_tokens(l.tokens);
   const std::vector<Family> only = parse_families(l.families);
   std::vector<StepCall> calls;
@@ -85,9 +88,15 @@ std::vector<StepCall> tune_calls(const TuneFlags& f, const std::string& backend)
     calls = step_calls(layer_calls(layer_shape_of(l.model, l.shape, l.dtype, backend), tokens, only));
   for (int64_t t : tokens)
     for (const runtime::DenseKernel& k : runtime::dense_step_kernels(*model, std::max<int64_t>(1, t / model->seq_len)))
-      if (only.empty() || std::find(only.begin(), only.end(), k.problem.family) != only.end())
+      if (tuned_dense_kernel(k, backend) &&
+          (only.empty() || std::find(only.begin(), only.end(), k.problem.family) != only.end()))
         calls.push_back({k.name(), k.problem});
-  if (calls.empty()) throw Error("--families selects none of the kernel families of " + l.model + "'s training step");
+  if (calls.empty())
+    throw Error("--families selects none of the kernel families " + l.model + "'s training step looks up on " +
+                backend +
+                (backend == "cuda" ? " (its dense products run on cuBLASLt there; its tuned dense kernels are "
+                                     "swiglu_fwd and swiglu_bwd)"
+                                   : ""));
   return calls;
 }
 
@@ -190,8 +199,9 @@ void add_tune_command(CLI::App& app) {
   auto f = std::make_shared<TuneFlags>();
   auto* cmd = app.add_subcommand("tune", "Autotune the MoE layer's kernels for a shape and write the tuning cache");
   f->layer.add_to(cmd,
-                  "Model config name or path: its MoE layer, and on the host backend every dense kernel of its "
-                  "training step (micro-batches of --tokens tokens)");
+                  "Model config name or path: its MoE layer and the dense kernels of its training step that the "
+                  "backend looks up (on the host every one, on cuda the SwiGLU), for micro-batches of --tokens "
+                  "tokens");
   cmd->add_option("--max-seconds", f->max_seconds, "Stop starting new candidates after this many seconds (0: no limit)")
       ->check(real_in(0));
   cmd->add_option("--max-candidates", f->max_candidates, "Measure at most this many candidates per problem (0: all)")

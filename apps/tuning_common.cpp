@@ -2,6 +2,7 @@
 
 #include <set>
 
+#include "backend_choice.hpp"  // step_compute_dtype: what a training step looks up
 #include "cli_checks.hpp"
 #include "model_config.hpp"
 #include "moejit/error.hpp"
@@ -19,7 +20,9 @@ void LayerFlags::add_to(CLI::App* cmd, const char* model_help) {
   cmd->add_option("--tokens", tokens, "Token counts, comma separated, or 'all' buckets 1..65536")
       ->capture_default_str()
       ->check(tokens_text());
-  cmd->add_option("--dtype", dtype, "bf16 or f32 (default: f32 on the host backend, bf16 on cuda)")
+  cmd->add_option("--dtype", dtype,
+                  "bf16 or f32 (default: with --model, the dtype its training step runs in on the backend, f32; "
+                  "with --shape, f32 on the host backend, bf16 on cuda)")
       ->check(one_of({"bf16", "f32"}, "dtype"));
   cmd->add_option("--backend", backend, "host or cuda (default: cuda if a GPU is usable)")
       ->check(one_of({"host", "cuda"}, "backend"));
@@ -30,7 +33,10 @@ void LayerFlags::add_to(CLI::App* cmd, const char* model_help) {
 
 LayerShape layer_shape_of(const std::string& model, const std::string& shape, const std::string& dtype,
                           const std::string& backend) {
-  const DType type = dtype.empty() ? default_layer_dtype(backend) : parse_dtype(dtype);
+  // A model is tuned for training it: in the dtype its step looks the kernels up in.
+  const DType type = !dtype.empty()  ? parse_dtype(dtype)
+                     : model.empty() ? default_layer_dtype(backend)
+                                     : runtime::step_compute_dtype(backend);
   if (!model.empty()) {  // the MoE layer's shape of a model config (models/configs/)
     const ModelConfig config = find_model_config(model);
     if (!config.is_moe())

@@ -24,7 +24,8 @@ struct LayerFlags {
 };
 
 // The MoE layer to tune or bench: the layer of model config `model` (name or path) or `shape`
-// (exactly one of them), in `dtype` (empty: the backend's default_layer_dtype).
+// (exactly one of them), in `dtype` (empty: for a model, the dtype its training step runs in on
+// `backend`; for a shape, the backend's default_layer_dtype).
 LayerShape layer_shape_of(const std::string& model, const std::string& shape, const std::string& dtype,
                           const std::string& backend);
 // --families names -> ids; throws Error naming an unknown one and the known ones.

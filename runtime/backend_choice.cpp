@@ -30,6 +30,11 @@ std::vector<std::string> available_backends() {
   return names;
 }
 
+DType step_compute_dtype(std::string_view backend) {
+  (void)backend;  // bf16 activations on cuda are still to come (docs/gpu_step.md)
+  return DType::f32;
+}
+
 std::string default_backend() {
   return available_backends().front();
 }

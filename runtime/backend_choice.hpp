@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "step_backend.hpp"
@@ -23,6 +24,11 @@ struct BackendOptions {
 std::vector<std::string> available_backends();
 // The first of available_backends(): what `moejit train` uses without --backend.
 std::string default_backend();
+
+// The dtype a training step on backend `name` runs its activations in (StepBackend::precision()
+// .compute), so the problems its kernels are looked up by: what `moejit tune --model` must tune. f32
+// on every backend today (cuda keeps fp32 activations; its grouped GEMMs read bf16 copies).
+DType step_compute_dtype(std::string_view backend);
 
 // The backend `name` on the loops of `par`. Throws Error before doing any work when it cannot run
 // here, naming what is missing and the available backends.

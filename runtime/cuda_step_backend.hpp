@@ -38,7 +38,7 @@ class CudaStepBackend final : public StepBackend<float> {
   ~CudaStepBackend() override;
 
   std::string name() const override { return "cuda"; }
-  Precision precision() const override { return {DType::f32, DType::f32}; }
+  Precision precision() const override { return {step_compute_dtype("cuda"), DType::f32}; }
   MoeKernels<float>& moe() override { return moe_; }
   std::vector<KernelChoice> kernel_choices() const override;
 

@@ -243,8 +243,9 @@ TEST_F(Cli, ConfigFlagsHintsAndInfoAreConsistent) {
   EXPECT_RUN(run("plan micro-moe --config micro-dense"), 2, "excludes");
   const std::string small = "--kernels reference --batch 2 --tokens 256 --eval-every 0 --data " + corpus().string();
   EXPECT_RUN(run("train micro-dense " + small), 0, "model micro-dense");
-  // A dense model has no MoE layer: its dense kernels tune on the host backend only.
-  EXPECT_RUN(run("tune --config dense-7b --backend cuda"), 1, "has no MoE layer to tune on cuda");
+  // On cuda a dense model's tuned kernels are its SwiGLU: its products are cuBLASLt's.
+  EXPECT_RUN(run("tune --config dense-7b --backend cuda --families grouped_gemm_fwd"), 1,
+             "its tuned dense kernels are swiglu_fwd and swiglu_bwd");
 
   // RoPE, tied embeddings, sigmoid scores and renormalised top-k train (issue 19) ...
   const std::string modern = R"({"name": "modern", "layers": 2, "d_model": 64, "heads": 2, "head_dim": 32,
