@@ -9,6 +9,7 @@
 #include <numeric>
 
 #include "../common/test_util.hpp"
+#include "backend_choice.hpp"
 #include "cuda_driver.hpp"
 #include "files.hpp"
 #include "hash.hpp"
@@ -237,6 +238,16 @@ TEST(Training, FreshRunIntoAFolderWithCheckpointsIsRefused) {
     EXPECT_NE(std::string(e.what()).find("--resume"), std::string::npos) << e.what();
   }
   EXPECT_EQ(list_checkpoints(dir.path() / "run").size(), 1u);
+}
+
+// `moejit tune --model` tunes in step_compute_dtype(backend): every backend that can run here must
+// look its kernels up in that dtype, or the tuned decisions would never be found by training.
+TEST(Training, EachBackendsComputeDtypeIsWhatTuneModelTunes) {
+  ThreadPool par(1);
+  for (const std::string& name : available_backends()) {
+    const auto backend = make_step_backend(name, par);
+    EXPECT_EQ(backend->precision().compute, step_compute_dtype(name)) << name;
+  }
 }
 
 // A backend that cannot run here fails in the Trainer's constructor, before the data is read or
