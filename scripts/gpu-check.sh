@@ -36,8 +36,12 @@ export MOEJIT_BENCH_OUT="$out"
 [[ -d "$root/.deps/fortunes" && -z "${MOEJIT_FORTUNES_DIR:-}" ]] && export MOEJIT_FORTUNES_DIR="$root/.deps/fortunes"
 cd "$root"
 exec > >(tee "$final/summary.txt") 2>&1
+# The benchmarks' JSON carries it too (bench/bench_util.hpp). The device's copy of the tree has no
+# git history: the commit scripts/stage-device-deps.sh recorded.
+MOEJIT_COMMIT=${MOEJIT_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || cat .deps/COMMIT 2>/dev/null || echo unknown)}
+export MOEJIT_COMMIT
 {
-  echo "== $(date -u +%FT%TZ) commit ${MOEJIT_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}"
+  echo "== $(date -u +%FT%TZ) commit $MOEJIT_COMMIT"
   nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv 2>&1
 } | tee "$out/device.txt"
 

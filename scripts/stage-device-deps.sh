@@ -21,4 +21,8 @@ if [[ -d /usr/share/games/fortunes ]]; then
   mkdir -p "$deps/fortunes"
   find /usr/share/games/fortunes -maxdepth 1 -type f ! -name '*.*' -exec cp {} "$deps/fortunes/" \;
 fi
-echo "staged into $deps ($(du -sh "$deps" | cut -f1))"
+# The commit the device will build, for its results (the device copy of the tree has no git history):
+# stage again right before each device call.
+(cd "$root" && git rev-parse --short HEAD && { git diff --quiet HEAD || echo "(with uncommitted changes)"; }) \
+  | paste -sd' ' > "$deps/COMMIT"
+echo "staged into $deps ($(du -sh "$deps" | cut -f1)), commit $(cat "$deps/COMMIT")"
