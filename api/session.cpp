@@ -194,9 +194,11 @@ Choice Session::lookup(const Problem& problem) {
 
 TuneOptions Session::Impl::tune_options(const TuneSettings& settings) const {
   TuneOptions options;
-  // A faulting host candidate is contained in a child process; a CUDA context does not survive
-  // fork and spawning needs the CLI, so a library tunes CUDA kernels in process.
-  options.isolation = backend_name == "host" ? Isolation::fork : Isolation::none;
+  // In process. A forked child cannot run host kernels: their pool's worker threads do not survive
+  // fork(), so a multi-threaded config waits until the candidate timeout and counts as failed (seen
+  // under ASan: a layer call left without a decision). A CUDA context does not survive fork either,
+  // and spawning isolated workers needs the CLI (`moejit tune` isolates that way).
+  options.isolation = Isolation::none;
   options.max_candidates = settings.max_candidates;
   options.max_seconds = settings.max_seconds;
   options.tuning_dir = dir;
