@@ -34,6 +34,11 @@ double bucket_distance(int64_t tuned, int64_t wanted) {
   return tuned > wanted ? d - 0.25 : d;
 }
 
+// Whether `d`, `distance` buckets away, answers better than `best`: nearer, then faster.
+bool preferred(const Decision& d, double distance, const Decision* best, double best_distance) {
+  return !best || distance < best_distance || (distance == best_distance && d.time_ms < best->time_ms);
+}
+
 }  // namespace
 
 const char* to_string(Rung rung) {
@@ -99,13 +104,17 @@ const std::vector<Decision>& TuningLookup::shipped_of(Family family) {
 
 const Decision* TuningLookup::best_shipped(const KernelSpec& spec, const Problem& problem,
                                            const DeviceDescription& device, const Compiler& compiler) {
-  const Validators here = {
-      .backend = device.backend, .device = device.name, .arch = device.arch, .compute_units = device.compute_units};
+  // Measured on this device model (Validators::same_device); driver and compiler may differ.
+  const Validators here = {.backend = device.backend,
+                           .device = device.name,
+                           .arch = device.arch,
+                           .features = device.features,
+                           .compute_units = device.compute_units};
   const int64_t wanted = token_bucket(problem.tokens);
   const Decision* best = nullptr;
   double best_distance = 1e9;
   for (const Decision& d : shipped_of(problem.family)) {
-    if (!same_problem_but_tokens(d.problem, problem) || !shipped_mismatch(d.validators, here).empty()) continue;
+    if (!same_problem_but_tokens(d.problem, problem) || !d.validators.same_device(here)) continue;
     const std::string hash = hash_of(spec, d, device, compiler);
     if (const std::string why = stale_reason(spec, d, device, hash); !why.empty()) {
       log_once(LogLevel::warn, "shipped decision for " + d.problem.key() + " ignored: " + why +
@@ -114,7 +123,7 @@ const Decision* TuningLookup::best_shipped(const KernelSpec& spec, const Problem
     }
     if (!spec.prune_reason(problem, d.config, device).empty()) continue;
     const double distance = bucket_distance(d.problem.tokens, wanted);
-    if (!best || distance < best_distance || (distance == best_distance && d.time_ms < best->time_ms)) {
+    if (preferred(d, distance, best, best_distance)) {
       best = &d;
       best_distance = distance;
     }
@@ -195,7 +204,7 @@ LookupResult TuningLookup::lookup(const KernelSpec& spec, const Problem& problem
       rung = Rung::same_arch;
     }
     const int r = static_cast<int>(rung);
-    if (!best[r] || distance < best_distance[r] || (distance == best_distance[r] && d.time_ms < best[r]->time_ms)) {
+    if (preferred(d, distance, best[r], best_distance[r])) {
       best[r] = &d;
       best_distance[r] = distance;
     }

@@ -40,13 +40,4 @@ ShippedDecisions load_shipped(const fs::path& dir) {
   return shipped;
 }
 
-std::string shipped_mismatch(const Validators& shipped, const Validators& here) {
-  if (shipped.backend != here.backend) return "backend " + shipped.backend + ", here " + here.backend;
-  if (shipped.arch != here.arch) return "arch " + shipped.arch + ", here " + here.arch;
-  if (shipped.device != here.device) return "device " + shipped.device + ", here " + here.device;
-  if (shipped.compute_units != here.compute_units)
-    return std::to_string(shipped.compute_units) + " compute units, here " + std::to_string(here.compute_units);
-  return {};
-}
-
 }  // namespace moejit

@@ -28,8 +28,4 @@ struct ShippedDecisions {
 // file must not stop anyone's training.
 ShippedDecisions load_shipped(const std::filesystem::path& dir);
 
-// Whether a shipped decision was measured on this device model: backend, arch, device name and
-// compute units must match ("" if they do, else what differs). Driver and compiler may differ.
-std::string shipped_mismatch(const Validators& shipped, const Validators& here);
-
 }  // namespace moejit
