@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <deque>
 #include <functional>
 #include <future>
@@ -64,6 +65,11 @@ std::string TuneResult::summary() const {
                   CandidateStatus::compile_error, CandidateStatus::failed})
     if (int n = count(st)) s += ", " + std::to_string(n) + " " + to_string(st);
   if (partial) s += ", stopped by budget";
+  if (seconds > 0) {  // where a slow tune's time went: the workload's inputs, or the candidates
+    char t[96];
+    std::snprintf(t, sizeof t, "; %.1f s (inputs %.1f s)", seconds, prepare_seconds);
+    s += t;
+  }
   if (decision)
     s += " -> " + decision->config.to_string() + " " + format_ms(decision->time_ms);
   else
@@ -246,6 +252,7 @@ void Tuning::resume() {
 void Tuning::search() {
   copies_ = rotation_copies(options_.timing, device_, workload_.bytes_per_copy(problem_));
   workload_.prepare(backend_, problem_, copies_, std::make_shared<ThreadPool>(options_.cpu_threads));
+  out_.prepare_seconds = std::chrono::duration<double>(Clock::now() - start_).count();
   std::unique_ptr<Search> search = make_search(configs_, heuristic_index_, options_.exhaustive_limit);
   out_.strategy = search->name();
   ThreadPool pool(options_.compile_threads);
@@ -406,6 +413,7 @@ TuneResult Tuning::save(size_t winner, double winner_time) {
   d.provenance.candidates = static_cast<int64_t>(out_.results.size());
   d.provenance.partial = out_.partial;
   out_.decision = d;
+  out_.seconds = std::chrono::duration<double>(Clock::now() - start_).count();
   if (options_.record) TuningStore(dir_).record({d}, TuningStore::Policy::replace, started_);
   if (!out_.partial) journal_.remove();
   progress_.finish(out_.summary());
@@ -415,6 +423,7 @@ TuneResult Tuning::save(size_t winner, double winner_time) {
 TuneResult Tuning::finish() {
   const std::vector<std::pair<double, size_t>> ranked = ranking();
   if (ranked.empty()) {
+    out_.seconds = std::chrono::duration<double>(Clock::now() - start_).count();
     progress_.finish("no candidate passed the correctness gate");
     if (!out_.partial) journal_.remove();
     return std::move(out_);

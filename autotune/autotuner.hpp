@@ -52,6 +52,8 @@ struct TuneResult {
   int resumed = 0;                       // results taken from the journal
   int measured = 0;                      // results measured by this run
   bool partial = false;
+  double seconds = 0;          // the whole tune, wall time
+  double prepare_seconds = 0;  // of which the workload's inputs and reference (Workload::prepare)
   std::vector<std::pair<std::string, double>> retimed;  // top few after interleaved re-timing
   std::optional<Decision> decision;                     // empty when no candidate passed the gate
   int count(CandidateStatus status) const;

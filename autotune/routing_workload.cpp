@@ -5,6 +5,7 @@
 #include <cstring>
 #include <random>
 #include <set>
+#include <type_traits>
 
 #include "common/host_device.h"
 #include "moejit/error.hpp"
@@ -26,8 +27,7 @@ struct RoutingWorkload::Reference {
   RefPlan plan;
   // Expected outputs.
   std::vector<double> scores, lse_out;  // gate fwd: (T, E), (T)
-  std::vector<double> expect;           // d_logits (T, E); dst (R, D) or (T, D)
-  std::vector<double> d_weight_out;     // combine bwd (T, K)
+  std::vector<double> expect;           // gate bwd: d_logits (T, E); the row steps compute theirs in check()
   std::vector<double> aux_scale, losses;
 };
 
@@ -48,21 +48,6 @@ std::vector<float> uniform(size_t n, float lo, float hi, std::mt19937_64& rng) {
   std::vector<float> v(n);
   for (auto& x : v) x = dist(rng);
   return v;
-}
-
-std::vector<char> activations(DType dtype, size_t n, std::mt19937_64& rng) {
-  std::vector<char> bytes(n * dtype_bytes(dtype));
-  std::uniform_real_distribution<float> dist(-3.0f, 3.0f);
-  for (size_t i = 0; i < n; ++i) {
-    const float x = dist(rng);
-    if (dtype == DType::bf16) {
-      const bf16 b = from_float<bf16>(x);
-      std::memcpy(bytes.data() + i * 2, &b, 2);
-    } else {
-      std::memcpy(bytes.data() + i * 4, &x, 4);
-    }
-  }
-  return bytes;
 }
 
 // K distinct experts per token, popularity ~ 1 / (1 + e / 4); the last expert stays empty when E > K.
@@ -110,10 +95,18 @@ double traffic_bytes(Family kind, const Problem& p) {
 // Collects the first failure (as detail) and the largest error beyond tolerance.
 struct Checker {
   CheckResult result{true, 0, ""};
-  bool value(const std::string& what, double got, double want, double abs, double rel) {
+  // what: the element's name, or a function that makes it (called only for a failure: the row
+  // steps check hundreds of millions of elements).
+  template <typename Name>
+  bool value(const Name& what, double got, double want, double abs, double rel) {
     const double error = std::fabs(got - want);
     if (error <= abs + std::fabs(want) * rel) return true;  // NaN fails
-    fail(what + " = " + std::to_string(got) + ", expected " + std::to_string(want));
+    std::string name;
+    if constexpr (std::is_invocable_v<Name>)
+      name = what();
+    else
+      name = what;
+    fail(name + " = " + std::to_string(got) + ", expected " + std::to_string(want));
     result.max_error = std::isnan(error) ? error : std::max(result.max_error, error);
     return false;
   }
@@ -192,46 +185,25 @@ void plan_reference(RoutingWorkload::Reference& r, int64_t T, int E, int K, std:
   r.losses = {r.loss.aux_coef * E * aux, T ? r.loss.z_coef * z / T : 0.0};
 }
 
-// Permute / combine: the token activations and expert rows, and what each step makes of them.
-void rows_reference(RoutingWorkload::Reference& r, Family kind, DType dtype, int64_t T, int64_t D, int E, int K,
-                    std::mt19937_64& rng) {
-  const int64_t R = r.plan.offsets[E];
-  const bool scatter = scatter_kind(kind);
+// Permute / combine: the combine weights, the token activations (x or d_out, (T, D)) and the
+// expert rows (y or d_permuted, (R, D)); check() computes what each step makes of them.
+// Each step gets only the inputs it reads: at the largest buckets one is gigabytes.
+void rows_inputs(RoutingWorkload::Reference& r, Family kind, ThreadPool& cpu, DType dtype, int64_t T, int64_t D, int K,
+                 std::mt19937_64& rng) {
+  const int64_t R = r.plan.offsets.back();
   r.weight = uniform(T * K, 0.0f, 1.0f, rng);
-  r.src = activations(dtype, T * D, rng);   // x or d_out
-  r.rows = activations(dtype, R * D, rng);  // y or d_permuted
-  r.expect.assign((scatter ? R : T) * D, 0.0);
-  if (kind == Family::route_combine_bwd) r.d_weight_out.assign(T * K, 0.0);
-  for (int64_t t = 0; t < T; ++t)
-    for (int k = 0; k < K; ++k) {
-      const int s = r.plan.slot[t * K + k];
-      if (s < 0) continue;
-      const double w = r.weight[t * K + k];
-      for (int64_t d = 0; d < D; ++d) {
-        const double x = value_at(dtype, r.src, t * D + d), y = value_at(dtype, r.rows, s * D + d);
-        switch (kind) {
-          case Family::route_permute_fwd:
-            r.expect[s * D + d] = x;
-            break;
-          case Family::route_combine_bwd:
-            r.expect[s * D + d] = w * x;
-            r.d_weight_out[t * K + k] += x * y;
-            break;
-          case Family::route_combine_fwd:
-            r.expect[t * D + d] += w * y;
-            break;
-          default:
-            r.expect[t * D + d] += y;
-        }
-      }
-    }
+  const uint64_t src_seed = rng(), rows_seed = rng();
+  if (scatter_kind(kind)) r.src = random_tensor(cpu, dtype, T * D, src_seed, -3.0f, 3.0f);
+  if (kind != Family::route_permute_fwd) r.rows = random_tensor(cpu, dtype, R * D, rows_seed, -3.0f, 3.0f);
 }
 
 }  // namespace
 
-void RoutingWorkload::prepare(Backend& backend, const Problem& problem, int copies, std::shared_ptr<ThreadPool>) {
-  if (rows_kind(kind_) && problem.routing().width <= 0) throw Error(problem.to_string() + ": the problem needs width > 0");
+void RoutingWorkload::prepare(Backend& backend, const Problem& problem, int copies, std::shared_ptr<ThreadPool> cpu) {
+  if (rows_kind(kind_) && problem.routing().width <= 0)
+    throw Error(problem.to_string() + ": the problem needs width > 0");
   backend_ = &backend;
+  cpu_ = std::move(cpu);
   problem_ = problem;
   const int64_t T = problem.tokens, D = problem.routing().width;
   const int E = static_cast<int>(problem.routing().experts), K = static_cast<int>(problem.routing().top_k);
@@ -247,7 +219,7 @@ void RoutingWorkload::prepare(Backend& backend, const Problem& problem, int copi
     r.plan = ref_plan(r.index, T, E, K, -1, kPadTo);
   }
   if (kind_ == Family::route_plan) plan_reference(r, T, E, K, rng);
-  if (rows_kind(kind_)) rows_reference(r, kind_, problem.dtype, T, D, E, K, rng);
+  if (rows_kind(kind_)) rows_inputs(r, kind_, *cpu_, problem.dtype, T, D, K, rng);
   ref_ = std::move(ref);
   sets_.clear();
   for (int c = 0; c < std::max(copies, 1); ++c) {
@@ -283,8 +255,9 @@ void RoutingWorkload::allocate_set(Set& s) const {
   }
   s.slot = DeviceBuffer::from(b, r.plan.slot), s.offsets = DeviceBuffer::from(b, r.plan.offsets);
   s.row_source = DeviceBuffer::from(b, r.plan.row_source), s.weight = DeviceBuffer::from(b, r.weight);
-  s.src = DeviceBuffer::from(b, r.src), s.rows = DeviceBuffer::from(b, r.rows);
-  s.dst = DeviceBuffer(b, r.expect.size() * act);
+  if (!r.src.empty()) s.src = DeviceBuffer::from(b, r.src);
+  if (!r.rows.empty()) s.rows = DeviceBuffer::from(b, r.rows);
+  s.dst = DeviceBuffer(b, (scatter_kind(kind_) ? r.plan.offsets.back() : T) * problem_.routing().width * act);
   if (kind_ == Family::route_combine_bwd) s.d_weight = DeviceBuffer(b, T * K * 4);
 }
 
@@ -357,8 +330,7 @@ CheckResult RoutingWorkload::check(LoadedCandidate& candidate) {
   launch(candidate, s);
   backend_->synchronize();
   const Reference& r = *ref_;
-  const int64_t T = problem_.tokens, E = problem_.routing().experts, K = problem_.routing().top_k,
-                D = problem_.routing().width;
+  const int64_t T = problem_.tokens, E = problem_.routing().experts, K = problem_.routing().top_k;
   Checker c;
   if (kind_ == Family::route_gate_fwd) {
     const auto index = s.index.to_host<int>();
@@ -412,22 +384,78 @@ CheckResult RoutingWorkload::check(LoadedCandidate& candidate) {
       }
     }
   } else {
-    const std::vector<char> dst = s.dst.to_host<char>();
-    const bool exact_copy = kind_ == Family::route_permute_fwd;
-    const double tol = problem_.dtype == DType::bf16 ? 1e-2 : 1e-5;
-    const char* name = kind_ == Family::route_permute_fwd   ? "permuted"
-                       : kind_ == Family::route_combine_bwd ? "d_y"
-                       : kind_ == Family::route_combine_fwd ? "out"
-                                                            : "d_x";
-    for (size_t i = 0; i < r.expect.size() && c.result.ok; ++i)
-      c.value(at(name, static_cast<int64_t>(i), D), value_at(problem_.dtype, dst, i), r.expect[i],
-              exact_copy ? 0.0 : tol, exact_copy ? 0.0 : tol);
-    if (kind_ == Family::route_combine_bwd) {
-      const auto d_weight = s.d_weight.to_host<float>();
-      for (int64_t i = 0; i < T * K; ++i) c.value(at("d_weight", i, K), d_weight[i], r.d_weight_out[i], 1e-4, 1e-4);
-    }
+    return check_rows(s);
   }
   return c.result;
+}
+
+// Output row `item` of a row step, in double from the inputs, into want[0, D). Scatter steps write
+// (R, D): row `item` holds choice i = row_source[item] of token i / K, or zeros (a padding row);
+// gather steps write (T, D): token `item`'s sum over its choices in k order. `scratch`: D doubles.
+void RoutingWorkload::expected_row(int64_t item, double* want, double* scratch) const {
+  const Reference& r = *ref_;
+  const DType dt = problem_.dtype;
+  const int64_t D = problem_.routing().width, K = problem_.routing().top_k;
+  std::fill(want, want + D, 0.0);
+  if (scatter_kind(kind_)) {
+    const int i = r.plan.row_source[static_cast<size_t>(item)];
+    if (i < 0) return;
+    const double w = kind_ == Family::route_permute_fwd ? 1.0 : double(r.weight[static_cast<size_t>(i)]);
+    read_row(dt, r.src, i / K * D, D, want);
+    for (int64_t d = 0; d < D; ++d) want[d] *= w;
+    return;
+  }
+  for (int64_t k = 0; k < K; ++k) {
+    const int s = r.plan.slot[static_cast<size_t>(item * K + k)];
+    if (s < 0) continue;
+    const double w = kind_ == Family::route_combine_fwd ? double(r.weight[static_cast<size_t>(item * K + k)]) : 1.0;
+    read_row(dt, r.rows, s * D, D, scratch);
+    for (int64_t d = 0; d < D; ++d) want[d] += w * scratch[d];
+  }
+}
+
+// The row steps' outputs against expected_row, a row at a time, rows in parallel; combine_bwd's
+// d_weight (token t's choice k: x_t . y_slot) too. Permuted rows are copies: exact.
+CheckResult RoutingWorkload::check_rows(const Set& s) const {
+  const Reference& r = *ref_;
+  const DType dt = problem_.dtype;
+  const int64_t T = problem_.tokens, D = problem_.routing().width, K = problem_.routing().top_k;
+  const std::vector<char> dst = s.dst.to_host<char>();
+  const double tol = kind_ == Family::route_permute_fwd ? 0.0 : dt == DType::bf16 ? 1e-2 : 1e-5;
+  const char* name = kind_ == Family::route_permute_fwd   ? "permuted"
+                     : kind_ == Family::route_combine_bwd ? "d_y"
+                     : kind_ == Family::route_combine_fwd ? "out"
+                                                          : "d_x";
+  const int64_t items = scatter_kind(kind_) ? r.plan.offsets.back() : T;
+  CheckResult result = check_in_parallel(*cpu_, items, [&](int64_t begin, int64_t end, CheckResult& part) {
+    std::vector<double> got(static_cast<size_t>(D)), want(static_cast<size_t>(D)), scratch(static_cast<size_t>(D));
+    Checker c;
+    for (int64_t item = begin; item < end && c.result.ok; ++item) {
+      read_row(dt, dst, item * D, D, got.data());
+      expected_row(item, want.data(), scratch.data());
+      for (int64_t d = 0; d < D && c.result.ok; ++d)
+        c.value([&] { return at(name, item * D + d, D); }, got[d], want[d], tol, tol);
+    }
+    part = c.result;
+  });
+  if (kind_ != Family::route_combine_bwd) return result;
+  const auto d_weight = s.d_weight.to_host<float>();
+  merge_check(result, check_in_parallel(*cpu_, T * K, [&](int64_t begin, int64_t end, CheckResult& part) {
+                std::vector<double> x(static_cast<size_t>(D)), y(static_cast<size_t>(D));
+                Checker c;
+                for (int64_t i = begin; i < end; ++i) {
+                  const int slot = r.plan.slot[static_cast<size_t>(i)];
+                  double want = 0;
+                  if (slot >= 0) {
+                    read_row(dt, r.src, i / K * D, D, x.data());
+                    read_row(dt, r.rows, slot * D, D, y.data());
+                    for (int64_t d = 0; d < D; ++d) want += x[d] * y[d];
+                  }
+                  c.value([&] { return at("d_weight", i, K); }, d_weight[static_cast<size_t>(i)], want, 1e-4, 1e-4);
+                }
+                part = c.result;
+              }));
+  return result;
 }
 
 }  // namespace moejit

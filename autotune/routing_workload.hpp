@@ -9,9 +9,10 @@
 //   route_permute_bwd  d_permuted (R, D) -> d_x (T, D)
 // Inputs are random with a fixed seed; expert choices are skewed and leave the last expert empty
 // (when E > top_k); segments are padded to 8 rows. The reference is autotune/routing_reference.hpp
-// in double precision. Tolerances (abs + |ref| * rel): index exact but for near ties (keys within
-// 1e-6); weights, scores, lse 1e-5 + 1e-5; d_logits 1e-6 + 1e-4; plan integers exact, losses 1e-7 +
-// 1e-4; permuted rows exact; combine / d_x / d_y 1e-5 + 1e-5 (f32) or 1e-2 + 1e-2 (bf16); d_weight
+// in double precision; the permute / combine steps' expected rows are computed in check(), not
+// stored (at 64k tokens of width 2048 and top-8 they are half a billion values). Tolerances (abs + |ref| * rel): index
+// exact but for near ties (keys within 1e-6); weights, scores, lse 1e-5 + 1e-5; d_logits 1e-6 + 1e-4; plan integers
+// exact, losses 1e-7 + 1e-4; permuted rows exact; combine / d_x / d_y 1e-5 + 1e-5 (f32) or 1e-2 + 1e-2 (bf16); d_weight
 // 1e-4 + 1e-4. Throughput: the bytes each step must read and write, in GB/s.
 #pragma once
 #include <cstdint>
@@ -48,9 +49,12 @@ class RoutingWorkload final : public Workload {
   void allocate_set(Set& set) const;
   std::vector<std::pair<DeviceBuffer*, uint8_t>> outputs(Set& set) const;
   void launch(LoadedCandidate& candidate, Set& set) const;
+  void expected_row(int64_t item, double* want, double* scratch) const;
+  CheckResult check_rows(const Set& set) const;
 
   Family kind_;
   Backend* backend_ = nullptr;
+  std::shared_ptr<ThreadPool> cpu_;  // input generation and check()
   Problem problem_;
   std::vector<Set> sets_;
   std::shared_ptr<const Reference> ref_;

@@ -10,25 +10,6 @@
 namespace moejit {
 namespace {
 
-// Host bytes of a tensor in the problem's dtype, values in [-4, 4) from a counter-based hash of
-// (seed, index): reproducible and generated in parallel.
-std::vector<char> random_tensor(ThreadPool& cpu, DType dtype, size_t count, uint64_t seed) {
-  std::vector<char> bytes(count * dtype_bytes(dtype));
-  cpu.for_range(static_cast<int64_t>(count), 1 << 16, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) {
-      const uint64_t bits = hash_bits(seed, static_cast<uint64_t>(i)) >> 40;  // 24 bits
-      const float v = static_cast<float>(static_cast<double>(bits) * 0x1p-21 - 4.0);
-      if (dtype == DType::bf16) {
-        const bf16 b = from_float<bf16>(v);
-        std::memcpy(bytes.data() + i * 2, &b, 2);
-      } else {
-        std::memcpy(bytes.data() + i * 4, &v, 4);
-      }
-    }
-  });
-  return bytes;
-}
-
 double sigmoid(double x) {
   return 1.0 / (1.0 + std::exp(-x));
 }
@@ -36,12 +17,6 @@ double sigmoid(double x) {
 DeviceBuffer upload(Backend& backend, const std::vector<char>& bytes) {
   return DeviceBuffer::from(backend, bytes);
 }
-
-// The check's findings over a range of elements; merged in index order.
-struct Partial {
-  int64_t first_bad = -1;
-  double got = 0, want = 0, max_error = 0;
-};
 
 }  // namespace
 
@@ -58,30 +33,27 @@ void SwigluWorkload::prepare(Backend& backend, const Problem& problem, int copie
   sets_.clear();
   const size_t rows = static_cast<size_t>(problem.rows()), f = static_cast<size_t>(problem.row_shape().width);
   const DType dt = problem.dtype;
-  const std::vector<char> gate_up = random_tensor(*cpu_, dt, rows * 2 * f, 0x5eed0000u + (backward_ ? 1 : 0));
-  const std::vector<char> dh = random_tensor(*cpu_, dt, backward_ ? rows * f : 0, 0x5eed0100u);
+  gate_up_ = random_tensor(*cpu_, dt, rows * 2 * f, 0x5eed0000u + (backward_ ? 1 : 0), -4.0f, 4.0f);
+  dh_ = random_tensor(*cpu_, dt, backward_ ? rows * f : 0, 0x5eed0100u, -4.0f, 4.0f);
   for (int c = 0; c < copies; ++c) {
     Set set;
-    set.gate_up = upload(backend, gate_up);
-    if (backward_) set.dh = upload(backend, dh);
+    set.gate_up = upload(backend, gate_up_);
+    if (backward_) set.dh = upload(backend, dh_);
     set.out = DeviceBuffer(backend, (backward_ ? 2 : 1) * rows * f * dtype_bytes(dt));
     sets_.push_back(std::move(set));
   }
-  reference_.assign((backward_ ? 2 : 1) * rows * f, 0.0);
-  cpu_->for_range(static_cast<int64_t>(rows), 1024, [&](int64_t begin, int64_t end) {
-    for (size_t r = static_cast<size_t>(begin); r < static_cast<size_t>(end); ++r)
-      for (size_t c = 0; c < f; ++c) {
-        const double g = value_at(dt, gate_up, r * 2 * f + c), u = value_at(dt, gate_up, r * 2 * f + f + c);
-        const double s = sigmoid(g);
-        if (!backward_) {
-          reference_[r * f + c] = g * s * u;
-        } else {
-          const double h = value_at(dt, dh, r * f + c);
-          reference_[r * 2 * f + c] = h * u * s * (1.0 + g * (1.0 - s));
-          reference_[r * 2 * f + f + c] = h * g * s;
-        }
-      }
-  });
+}
+
+// Output element (r, c) in double from set 0's rounded inputs: silu(g) u forward; backward, the
+// gate's gradient for c < F and the up-projection's for c >= F.
+double SwigluWorkload::expected(size_t r, size_t c) const {
+  const DType dt = problem_.dtype;
+  const size_t f = static_cast<size_t>(problem_.row_shape().width), j = c % f;
+  const double g = value_at(dt, gate_up_, r * 2 * f + j), u = value_at(dt, gate_up_, r * 2 * f + f + j);
+  const double s = sigmoid(g);
+  if (!backward_) return g * s * u;
+  const double h = value_at(dt, dh_, r * f + j);
+  return c < f ? h * u * s * (1.0 + g * (1.0 - s)) : h * g * s;
 }
 
 void SwigluWorkload::run(LoadedCandidate& candidate, int copy) {
@@ -102,34 +74,18 @@ CheckResult SwigluWorkload::check(LoadedCandidate& candidate) {
   const std::vector<char> out = set.out.to_host<char>();
   const double abs_tol = 1e-5, eps = problem_.dtype == DType::bf16 ? 1.0 / 128 : 1e-5;
   const size_t width = (backward_ ? 2 : 1) * static_cast<size_t>(problem_.row_shape().width);
-  // Chunks of elements compared in parallel (hundreds of millions at the large buckets).
-  const int64_t n = static_cast<int64_t>(reference_.size()), min_chunk = 1 << 18;
-  std::vector<Partial> parts(static_cast<size_t>(std::max<int64_t>(1, n / min_chunk) + 1));
-  const int64_t chunk_size = (n + static_cast<int64_t>(parts.size()) - 1) / static_cast<int64_t>(parts.size());
-  cpu_->for_range(static_cast<int64_t>(parts.size()), 1, [&](int64_t first, int64_t last) {
-    for (int64_t k = first; k < last; ++k) {
-      Partial& part = parts[static_cast<size_t>(k)];
-      for (int64_t i = k * chunk_size; i < std::min(n, (k + 1) * chunk_size); ++i) {
-        const double got = value_at(problem_.dtype, out, static_cast<size_t>(i)), want = reference_[i];
-        const double error = std::fabs(got - want);
-        if (!(error <= abs_tol + std::fabs(want) * eps) && part.first_bad < 0)  // NaN fails too
-          part.first_bad = i, part.got = got, part.want = want;
-        if (!std::isnan(part.max_error) && !(error <= part.max_error)) part.max_error = error;  // NaN sticks
-      }
+  const int64_t n = static_cast<int64_t>(out.size() / dtype_bytes(problem_.dtype));
+  return check_in_parallel(*cpu_, n, [&](int64_t begin, int64_t end, CheckResult& part) {
+    for (int64_t i = begin; i < end; ++i) {
+      const size_t r = static_cast<size_t>(i) / width, c = static_cast<size_t>(i) % width;
+      const double got = value_at(problem_.dtype, out, static_cast<size_t>(i)), want = expected(r, c);
+      const double error = std::fabs(got - want);
+      if (!(error <= abs_tol + std::fabs(want) * eps) && part.ok)  // NaN fails too
+        part.ok = false, part.detail = "out[" + std::to_string(r) + ", " + std::to_string(c) +
+                                       "] = " + std::to_string(got) + ", expected " + std::to_string(want);
+      if (!std::isnan(part.max_error) && !(error <= part.max_error)) part.max_error = error;  // NaN sticks
     }
   });
-  CheckResult result;
-  result.ok = true;
-  for (const Partial& part : parts) {
-    if (part.first_bad >= 0 && result.ok) {
-      result.ok = false;
-      const size_t i = static_cast<size_t>(part.first_bad);
-      result.detail = "out[" + std::to_string(i / width) + ", " + std::to_string(i % width) +
-                      "] = " + std::to_string(part.got) + ", expected " + std::to_string(part.want);
-    }
-    if (!std::isnan(result.max_error) && !(part.max_error <= result.max_error)) result.max_error = part.max_error;
-  }
-  return result;
 }
 
 Throughput SwigluWorkload::throughput(const Problem& problem, double time_ms) const {

@@ -1,7 +1,8 @@
 // Workload for the SwiGLU families (swiglu_fwd, swiglu_bwd): rows = tokens * top_k, width F.
 //   fwd: gate_up (rows, 2F) -> out (rows, F)
 //   bwd: gate_up (rows, 2F), dh (rows, F) -> d_gate_up (rows, 2F)
-// Reference: the SwiGLU formulas in double precision on the rounded inputs.
+// Reference: the SwiGLU formulas in double precision on the rounded inputs, element by element in
+// check() (not stored: the largest buckets' outputs in double would take gigabytes).
 // Tolerance: |out - ref| <= abs + |ref| * eps with abs = 1e-5, eps = 1e-5 (f32) or 2^-7 (bf16: one
 // rounding of the output plus float math).
 #pragma once
@@ -29,7 +30,8 @@ class SwigluWorkload final : public Workload {
   std::shared_ptr<ThreadPool> cpu_;
   Problem problem_;
   std::vector<Set> sets_;
-  std::vector<double> reference_;  // set 0's expected output
+  std::vector<char> gate_up_, dh_;  // set 0's inputs on the host, in the problem's dtype
+  double expected(size_t row, size_t col) const;
 };
 
 }  // namespace moejit

@@ -10,6 +10,7 @@
 #include <functional>
 #include <numeric>
 
+#include "../common/planted_kernel.hpp"
 #include "autotuner.hpp"
 #include "cuda_backend.hpp"
 #include "grouped_gemm/grouped_gemm_spec.hpp"
@@ -22,22 +23,7 @@
 namespace moejit {
 namespace {
 
-// Wraps a real kernel: optionally skips it, then lets `after` tamper with the launch's outputs.
-class PlantedKernel final : public Kernel {
- public:
-  PlantedKernel(std::unique_ptr<Kernel> inner, bool skip, std::function<void(void**)> after)
-      : inner_(std::move(inner)), skip_(skip), after_(std::move(after)) {}
-  void launch(const LaunchDims& dims, void** args) override {
-    if (!skip_) inner_->launch(dims, args);
-    if (after_) after_(args);
-  }
-  const std::string& name() const override { return inner_->name(); }
-
- private:
-  std::unique_ptr<Kernel> inner_;
-  bool skip_;
-  std::function<void(void**)> after_;
-};
+using test::PlantedKernel;
 
 LoadedCandidate load(Backend& backend, const KernelSpec& spec, const Problem& p, const Config& config) {
   const Source source = spec.render(p, config, backend.device());
@@ -135,8 +121,7 @@ TEST_P(GroupedGemmTuneHost, TunesAndTheCheckCatchesWrongResults) {
 INSTANTIATE_TEST_SUITE_P(Families, GroupedGemmTuneHost,
                          ::testing::Values(Family::grouped_gemm_fwd, Family::grouped_gemm_up_swiglu,
                                            Family::grouped_gemm_dgrad, Family::grouped_gemm_wgrad,
-                                           Family::attention_scores, Family::attention_values,
-                                           Family::attention_grads),
+                                           Family::attention_scores, Family::attention_values, Family::attention_grads),
                          family_name);
 
 // The SwiGLU workloads' parallel check (rows x F >= 2^19 elements: several chunks) under the same

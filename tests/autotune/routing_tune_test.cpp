@@ -4,6 +4,7 @@
 // MOEJIT_WITH_LLVM); RoutingTuneGpu on the CUDA backend (skips with a message without a GPU).
 #include <gtest/gtest.h>
 
+#include "../common/planted_kernel.hpp"
 #include "../common/test_util.hpp"
 #include "autotuner.hpp"
 #include "moejit/kernel_spec.hpp"
@@ -70,6 +71,46 @@ TEST_P(RoutingTuneHost, DecidesAndTheWinnerPassesTheCheck) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Families, RoutingTuneHost, ::testing::ValuesIn(kFamilies), family_name);
+
+// The permute / combine steps' check computes its expected rows in parallel chunks (nothing
+// stored): a kernel that never ran fails it, and so does one element off by 1000 in a middle chunk
+// (row 512, column 3 of the (R, D) or (T, D) output, host kernels' argument 4, f32).
+class RowsCheckHost : public ::testing::TestWithParam<Family> {};
+
+TEST_P(RowsCheckHost, CatchesUnwrittenAndWrongElementsInAnyChunk) {
+  HostBackend backend(nullptr, 2);
+  const KernelSpec& spec = spec_for(GetParam(), backend.name());
+  Problem p(GetParam(), DType::f32, RoutingShape{16, 4, 64}, 1024);
+  auto workload = make_workload(p.family, backend.name());
+  workload->prepare(backend, p, 1, std::make_shared<ThreadPool>(2));
+  const Config config = spec.heuristic(p, backend.device());
+  const Source source = spec.render(p, config, backend.device());
+  auto binary = backend.build(source);
+  auto loaded = [&](bool skip, std::function<void(void**)> after) {
+    LoadedCandidate c{config, {}};
+    c.kernels.push_back(std::make_unique<test::PlantedKernel>(backend.load(binary, source.entries.at(0)), skip, after));
+    return c;
+  };
+  LoadedCandidate good = loaded(false, nullptr);
+  const CheckResult ok = workload->check(good);
+  EXPECT_TRUE(ok.ok) << ok.detail;
+  LoadedCandidate never_ran = loaded(true, nullptr);
+  const CheckResult unwritten = workload->check(never_ran);
+  EXPECT_FALSE(unwritten.ok);
+  EXPECT_NE(unwritten.detail.find("nan"), std::string::npos) << unwritten.detail;
+  LoadedCandidate off = loaded(false, [&](void** args) {
+    backend.synchronize();
+    (*static_cast<float**>(args[4]))[512 * 64 + 3] += 1000.0f;
+  });
+  const CheckResult wrong = workload->check(off);
+  EXPECT_FALSE(wrong.ok);
+  EXPECT_NE(wrong.detail.find("[512, 3]"), std::string::npos) << wrong.detail;
+}
+
+INSTANTIATE_TEST_SUITE_P(Families, RowsCheckHost,
+                         ::testing::Values(Family::route_permute_fwd, Family::route_combine_bwd,
+                                           Family::route_combine_fwd, Family::route_permute_bwd),
+                         family_name);
 #endif
 
 class RoutingTuneGpu : public ::testing::TestWithParam<Family> {};
