@@ -91,7 +91,8 @@ void train(TrainFlags& f, bool backend_given, runtime::Communicator& comm) {
               << (f.o.expert_parallel > 1
                       ? "; experts split over groups of " + std::to_string(f.o.expert_parallel) + " ranks"
                       : std::string())
-              << "\n";
+              << "; gradients summed "
+              << (trainer.overlaps_allreduce() ? "layer by layer during the backward" : "after the backward") << "\n";
   if (comm.size() > 1) print_parameter_memory(parameter_bytes, trainer.unsharded_parameter_bytes());
   const char* unit = trainer.dataset().byte_level ? "bits/byte" : "bits/token";
   double tokens_per_s = 0;
@@ -192,6 +193,9 @@ void add_train_command(CLI::App& app) {
                   "and the ranks); docs/distributed.md")
       ->capture_default_str()
       ->transform(integer_in(1, 4096));
+  cmd->add_flag("!--no-overlap", flags->o.overlap_allreduce,
+                "Under mpirun: sum the gradients after the backward instead of layer by layer while it runs (the "
+                "same bits; for measuring what the overlap hides)");
   flags->o.backend = runtime::default_backend();
   auto* backend =
       cmd->add_option("--backend", flags->o.backend,

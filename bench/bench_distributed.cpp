@@ -4,8 +4,11 @@
 // steps: global tokens/s (median), the communication share of a step (MPI all-reduce of the
 // gradients and the expert dispatch/combine, as timed on each rank: it includes waiting for slower
 // ranks), the all-reduce volume, and the all-to-all volume measured (bytes sent to other ranks) next
-// to the one computed for balanced routing.
+// to the one computed for balanced routing; with overlap (the default) also the all-reduce time the
+// backward hid (the communication thread's, minus what the step still waited for).
 // Usage: mpirun -np N bench_distributed [steps=6] [config=tiny-moe-r20] [backend=host] [expert_parallel=1] [threads=1]
+//                                       [overlap=1]
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
@@ -24,6 +27,7 @@ struct Args {
   std::string config{kDefaultSmallConfig}, backend = "host";
   int64_t expert_parallel = 1;
   unsigned threads = 1;
+  bool overlap = true;
 };
 
 double seconds_in(const Profiler& p, std::initializer_list<const char*> names) {
@@ -52,6 +56,7 @@ int main(int argc, char** argv) {
   if (argc > 3) a.backend = argv[3];
   if (argc > 4) a.expert_parallel = std::atoll(argv[4]);
   if (argc > 5) a.threads = unsigned(std::atoi(argv[5]));
+  if (argc > 6) a.overlap = std::atoi(argv[6]) != 0;
   Communicator& comm = process_communicator();
   TrainOptions o;
   o.config = find_model_config(a.config);
@@ -59,6 +64,7 @@ int main(int argc, char** argv) {
   o.threads = a.threads;
   o.backend_options.kernel_threads = a.threads;
   o.expert_parallel = a.expert_parallel;
+  o.overlap_allreduce = a.overlap;
   o.tokens = int64_t(a.steps + 2) * o.batch * o.config.seq_len;
   Trainer t(o, comm);
   t.train_step();  // warm-up: allocations, JIT builds or binary-cache loads
@@ -73,6 +79,8 @@ int main(int argc, char** argv) {
     total += s.seconds;
   }
   const double comm_share = seconds_in(t.profiler(), {"allreduce", "moe.dispatch", "moe.combine"}) / total;
+  const double allreduce_busy = seconds_in(t.profiler(), {"allreduce.overlapped"}) / total;
+  const double allreduce_exposed = seconds_in(t.profiler(), {"allreduce"}) / total;
   double bytes = double(t.model().expert_bytes_sent() - bytes_before) / a.steps;
   comm.allreduce_sum(std::span<double>(&bytes, 1));  // the job's all-to-all bytes per step
   const auto shares = comm.allgather(std::to_string(comm_share));
@@ -85,14 +93,23 @@ int main(int argc, char** argv) {
   std::printf(
       "%s %s, %d ranks (%s), expert parallel %lld, %u thread(s) per rank: %.0f tokens/s (median of %d steps), "
       "communication %.1f%% of a step on rank 0 (max over ranks %.1f%%), all-reduce %.2f MB per step, "
-      "all-to-all %.2f MB per step measured / %.2f MB computed for balanced routing\n",
+      "all-to-all %.2f MB per step measured / %.2f MB computed for balanced routing; all-reduce %s: "
+      "%.1f%% of a step waited for%s\n",
       a.config.c_str(), a.backend.c_str(), comm.size(), comm.name().c_str(), (long long)a.expert_parallel, a.threads,
-      tokens_per_s, a.steps, 100 * comm_share, 100 * max_share, allreduce_mb, bytes / 1e6, computed / 1e6);
+      tokens_per_s, a.steps, 100 * comm_share, 100 * max_share, allreduce_mb, bytes / 1e6, computed / 1e6,
+      t.overlaps_allreduce() ? "overlapped" : "after the backward", 100 * allreduce_exposed,
+      t.overlaps_allreduce()
+          ? (", " + std::to_string(int(std::lround(100 * allreduce_busy))) + "% of a step summing on its thread")
+                .c_str()
+          : "");
   nlohmann::json j = {{"config", a.config},
                       {"backend", a.backend},
                       {"ranks", comm.size()},
                       {"expert_parallel", a.expert_parallel},
                       {"threads_per_rank", a.threads},
+                      {"allreduce_overlapped", t.overlaps_allreduce()},
+                      {"allreduce_waited_share", allreduce_exposed},
+                      {"allreduce_thread_share", allreduce_busy},
                       {"steps", a.steps},
                       {"tokens_per_s", tokens_per_s},
                       {"communication_share_rank0", comm_share},
@@ -101,7 +118,8 @@ int main(int argc, char** argv) {
                       {"all_to_all_mb_per_step_measured", bytes / 1e6},
                       {"all_to_all_mb_per_step_computed", computed / 1e6},
                       {"tuning", summarize_tuning(t.backend().kernel_choices())}};
-  bench::save("bench_distributed_np" + std::to_string(comm.size()) + "_ep" + std::to_string(a.expert_parallel), j,
-              bench::cpu_model() + " (" + std::to_string(comm.size()) + " ranks)");
+  bench::save("bench_distributed_np" + std::to_string(comm.size()) + "_ep" + std::to_string(a.expert_parallel) +
+                  (a.overlap ? "" : "_no_overlap"),
+              j, bench::cpu_model() + " (" + std::to_string(comm.size()) + " ranks)");
   return 0;
 }

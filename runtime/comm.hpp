@@ -40,6 +40,9 @@ class Communicator {
   // Ends every rank of the job with `code` after printing `message` (this rank's, "rank R: ..." is
   // added). For a single process: prints and exits.
   [[noreturn]] virtual void abort(const std::string& message, int code) = 0;
+  // Whether two threads may call collectives at once (on different communicators): MPI started
+  // with MPI_THREAD_MULTIPLE. The gradient all-reduce overlaps the backward only then.
+  virtual bool concurrent_calls() const { return true; }
 
   bool root() const { return rank() == 0; }
 };

@@ -26,6 +26,46 @@ void allreduce_gradients(Communicator& comm, BackendMemory& memory, TypedPtr gra
   }
 }
 
+namespace {
+
+// l for a tensor named "layers.<l>.<...>", else -1.
+int layer_of(const std::string& name) {
+  constexpr std::string_view prefix = "layers.";
+  if (name.rfind(prefix, 0) != 0) return -1;
+  const size_t dot = name.find('.', prefix.size());
+  return std::stoi(name.substr(prefix.size(), dot - prefix.size()));
+}
+
+}  // namespace
+
+std::vector<std::vector<ParamRange>> gradient_groups(const std::vector<ParamTensor>& tensors, int layers,
+                                                     bool split_experts) {
+  std::vector<std::vector<ParamTensor>> members(size_t(layers) + 1);
+  for (const ParamTensor& t : tensors) {
+    const int l = layer_of(t.name);
+    if (l >= layers)
+      throw Error("gradient_groups: tensor " + t.name + " beyond the model's " + std::to_string(layers) + " layers");
+    members[l < 0 ? size_t(layers) : size_t(l)].push_back(t);
+  }
+  std::vector<std::vector<ParamRange>> groups;
+  for (const auto& group : members) {
+    std::vector<ParamRange> ranges = param_ranges(group);
+    if (!split_experts) {  // one communicator for all: merge what param_ranges kept apart
+      std::vector<ParamRange> merged;
+      for (ParamRange r : ranges) {
+        r.per_expert = false;
+        if (!merged.empty() && merged.back().offset + merged.back().size == r.offset)
+          merged.back().size += r.size;
+        else
+          merged.push_back(r);
+      }
+      ranges = std::move(merged);
+    }
+    groups.push_back(std::move(ranges));
+  }
+  return groups;
+}
+
 std::string decisions_text(const std::vector<KernelChoice>& choices) {
   std::string text;
   for (const auto& c : choices) text += c.kernel + " " + (c.config.empty() ? "reference" : c.config) + "\n";

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "comm.hpp"
+#include "optimizer.hpp"
 #include "step_backend.hpp"
 
 namespace moejit::runtime {
@@ -20,6 +21,14 @@ inline constexpr int64_t kGradientBucketFloats = int64_t(1) << 20;
 // backend's memory is process memory; otherwise through `staging` (host). Identical on every rank.
 void allreduce_gradients(Communicator& comm, BackendMemory& memory, TypedPtr grads, int64_t n,
                          std::vector<float>& staging, int64_t bucket_floats = kGradientBucketFloats);
+
+// The gradients in the order the backward finishes them, for summing as it goes: group l holds layer
+// l's tensors ("layers.<l>."), the last group (index `layers`) the rest (embedding, final norm, LM
+// head), each group as contiguous ranges. split_experts: the expert tensors' ranges apart from the
+// others' (per_expert: summed over their replicas only); else adjacent tensors merge regardless.
+// Every tensor lands in exactly one range.
+std::vector<std::vector<ParamRange>> gradient_groups(const std::vector<ParamTensor>& tensors, int layers,
+                                                     bool split_experts);
 
 // One line per kernel decision, "kernel config", in the order the backend reports them.
 std::string decisions_text(const std::vector<KernelChoice>& choices);

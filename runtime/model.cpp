@@ -328,7 +328,7 @@ void Model<T>::forward_layer(int l, TypedPtr x, i64 B, i64 S) {
 }
 
 template <typename T>
-void Model<T>::backward(T loss_scale) {
+void Model<T>::backward(T loss_scale, const std::function<void(int layer)>& layer_done) {
   const i64 N = B_ * S_, C = c_.d_model, V = c_.vocab;
   if (N == 0) throw Error("Model::backward called before forward");
   const DType act = be_.precision().compute;
@@ -349,7 +349,10 @@ void Model<T>::backward(T loss_scale) {
     be_.rmsnorm_bwd(d_resid_, g("ln_f"), d_ln_, layers_.back()->out, w("ln_f"), lnf_rstd_, N, C);
   }
   // From here d_resid_ holds the gradient of the current layer's output.
-  for (int l = c_.layers - 1; l >= 0; --l) backward_layer(l, loss_scale);
+  for (int l = c_.layers - 1; l >= 0; --l) {
+    backward_layer(l, loss_scale);
+    if (layer_done) layer_done(l);
+  }
   auto t = timed(profiler, "embedding");
   be_.embedding_bwd(g("wte"), d_resid_, tokens_, N, C);
 }

@@ -3,6 +3,7 @@
 // (step_backend.hpp). All parameters live in one flat buffer in backend memory (llm.c style) so that the optimiser,
 // gradient clipping and checkpoints treat them uniformly; `tensors()` names the views.
 #pragma once
+#include <functional>
 #include <memory>
 #include <random>
 #include <string>
@@ -95,7 +96,10 @@ class Model {
   // reads nothing back.
   void forward(const int32_t* tokens, const int32_t* targets, i64 B, i64 S);
   // Accumulates d(loss_scale * loss)/d(params) into grads() (for gradient accumulation).
-  void backward(T loss_scale);
+  // layer_done(l), when given, is called as soon as layer l's gradients are final for this backward
+  // (the layers go from the last down; the embedding, final norm and LM head are final on return),
+  // so that their all-reduce can overlap the layers below.
+  void backward(T loss_scale, const std::function<void(int layer)>& layer_done = {});
   void zero_grad();
   void zero_losses();            // and the MoE layers' load statistics
   LossSums read_losses() const;  // waits for the backend

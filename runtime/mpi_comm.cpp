@@ -35,9 +35,11 @@ std::string library_version() {
 class MpiComm final : public Communicator {
  public:
   MpiComm() : world_(true) {
+    // MULTIPLE: the gradient all-reduce runs on a thread of its own while the backward's expert
+    // dispatch calls MPI on the main thread (gradient_reducer.hpp). An MPI that gives less still
+    // runs: the all-reduce then waits for the backward (concurrent_calls() false).
     int provided = 0;
-    // FUNNELED: worker threads compute, only the main thread calls MPI.
-    MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided);
+    MPI_Init_thread(nullptr, nullptr, MPI_THREAD_MULTIPLE, &provided);
     comm_ = MPI_COMM_WORLD;
     init();
   }
@@ -53,6 +55,7 @@ class MpiComm final : public Communicator {
   }
 
   int rank() const override { return rank_; }
+  bool concurrent_calls() const override { return provided_ >= MPI_THREAD_MULTIPLE; }
   int size() const override { return size_; }
   std::string name() const override { return "MPI (" + library_version() + ")"; }
 
@@ -126,11 +129,12 @@ class MpiComm final : public Communicator {
   void init() {
     MPI_Comm_rank(comm_, &rank_);
     MPI_Comm_size(comm_, &size_);
+    MPI_Query_thread(&provided_);
   }
 
   MPI_Comm comm_;
   bool world_ = false;
-  int rank_ = 0, size_ = 1;
+  int rank_ = 0, size_ = 1, provided_ = MPI_THREAD_SINGLE;
 };
 
 }  // namespace

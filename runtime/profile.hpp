@@ -30,6 +30,12 @@ class Profiler {
     const char* name_;
     std::chrono::steady_clock::time_point start_;
   };
+  // Time measured elsewhere (another thread's), as one call.
+  void add(const std::string& name, double seconds) {
+    auto& e = entries_[name];
+    e.seconds += seconds;
+    ++e.calls;
+  }
   const std::map<std::string, Entry>& entries() const { return entries_; }
   void clear() { entries_.clear(); }
 

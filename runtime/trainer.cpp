@@ -88,6 +88,11 @@ Trainer::Trainer(TrainOptions options, Communicator& comm)
   } catch (const OutOfMemoryError& e) {
     out_of_memory(e);
   }
+  if (comm_.size() > 1) {
+    gradient_groups_ = gradient_groups(model_->tensors(), o_.config.layers, expert_group_ != nullptr);
+    const bool overlap = o_.overlap_allreduce && backend_->host_memory() && comm_.concurrent_calls();
+    reducer_ = std::make_unique<GradientReducer>(*backend_, model_->grads(), overlap);
+  }
   int64_t tokens = o_.tokens;
   if (tokens == 0 && o_.compute > 0) {
     const double from_compute = o_.compute / train_flops_per_token(o_.config);
@@ -123,16 +128,11 @@ void Trainer::make_expert_group() {
   expert_replicas_ = comm_.split(int(comm_.rank() % P), comm_.rank());
 }
 
-// Every gradient summed over the ranks that hold it: the tensors every rank holds over all ranks,
-// the sharded experts' over their replicas. Without sharding, the whole buffer at once.
-void Trainer::allreduce_all_gradients() {
-  if (!expert_group_) {
-    allreduce_gradients(comm_, *backend_, model_->grads(), model_->param_count(), staging_);
-    return;
-  }
-  for (const ParamRange& r : param_ranges(model_->tensors()))
-    allreduce_gradients(r.per_expert ? *expert_replicas_ : comm_, *backend_, model_->grads().at(r.offset), r.size,
-                        staging_);
+// One group of gradient_groups_ posted for summing over the ranks that hold it: the tensors every
+// rank holds over all ranks, the sharded experts' over their replicas.
+void Trainer::post_gradients(size_t group) {
+  for (const ParamRange& r : gradient_groups_.at(group))
+    reducer_->post(r.per_expert && expert_replicas_ ? *expert_replicas_ : comm_, r.offset, r.size);
 }
 
 int64_t Trainer::parameter_bytes() const {
@@ -185,12 +185,20 @@ StepStats Trainer::queue_step() {
   for (int64_t micro = 0; micro < o_.grad_accum; ++micro) {
     reader_->next(inputs_, targets_, rng_);
     model_->forward(inputs_.data() + first, targets_.data() + first, local_batch(), seq_len_);
-    model_->backward(scale);
+    // The last micro-batch's backward finishes the gradients: each layer's is summed from then on.
+    const bool last = micro + 1 == o_.grad_accum;
+    model_->backward(
+        scale, ranks > 1 && last ? [this](int layer) { post_gradients(size_t(layer)); } : std::function<void(int)>());
   }
   if (ranks > 1) {
+    post_gradients(gradient_groups_.size() - 1);
+    {
+      auto t = timed(&profiler_, "allreduce");  // what the backward did not hide
+      reducer_->wait();
+    }
+    profiler_.add("allreduce.overlapped", reducer_->overlapping() ? reducer_->last_busy_seconds() : 0.0);
+    // Before the update: no rank applies gradients summed over ranks that ran other kernel configs.
     verify_same_decisions(comm_, shared_decisions(backend_->kernel_choices(), expert_group_ != nullptr));
-    auto t = timed(&profiler_, "allreduce");
-    allreduce_all_gradients();
   }
   s.lr = schedule_.lr(opt_->steps());
   {

@@ -17,6 +17,7 @@
 #include "checkpoint.hpp"
 #include "comm.hpp"
 #include "data.hpp"
+#include "gradient_reducer.hpp"
 #include "memory_estimate.hpp"
 #include "model.hpp"
 #include "optimizer.hpp"
@@ -49,6 +50,10 @@ struct TrainOptions {
   // Expert parallel: groups of this many consecutive ranks split every MoE layer's experts (it must
   // divide the experts and the number of ranks); 1: every rank computes every expert.
   int64_t expert_parallel = 1;
+  // Data parallel: sum each layer's gradients over the ranks while the backward computes the layers
+  // below (gradient_reducer.hpp), where the backend's memory is process memory and MPI allows two
+  // threads to call it; false: after the backward. The two give the same bits.
+  bool overlap_allreduce = true;
 
   static constexpr int64_t kDefaultTokens = 1 << 20;
 };
@@ -110,6 +115,8 @@ class Trainer {
   // are sharded), and what one process holding every expert would hold.
   int64_t parameter_bytes() const;
   int64_t unsharded_parameter_bytes() const;
+  // Data parallel: whether each layer's gradients are summed while the backward runs (GradientReducer).
+  bool overlaps_allreduce() const { return reducer_ && reducer_->overlapping(); }
   int64_t tokens_per_step() const { return o_.batch * seq_len_ * o_.grad_accum; }
   // Passes over the (unique) training tokens after `steps` steps.
   double epochs(int64_t steps) const { return double(steps * tokens_per_step()) / double(data_.train.size()); }
@@ -121,7 +128,7 @@ class Trainer {
 
   void reduce_over_ranks(LossSums& losses);
   void make_expert_group();
-  void allreduce_all_gradients();
+  void post_gradients(size_t group);
   void verify_same_parameters_everywhere(const std::vector<float>& params);
   std::filesystem::path save_shards(const std::filesystem::path& index, const CheckpointTensors& t);
 
@@ -141,7 +148,10 @@ class Trainer {
   std::mt19937_64 rng_;
   std::unique_ptr<BatchReader> reader_;
   std::vector<int32_t> inputs_, targets_;  // the global micro-batch (B, S); this rank trains its rows
-  std::vector<float> staging_;             // gradient buckets of device backends
+  // Data parallel: the gradient ranges of each layer, then of the tensors outside the layers
+  // (gradient_groups), and the reducer that sums them as the backward finishes them.
+  std::vector<std::vector<ParamRange>> gradient_groups_;
+  std::unique_ptr<GradientReducer> reducer_;
 };
 
 // The whole run as the CLI does it: resume if asked, train, evaluate every eval_every steps, append

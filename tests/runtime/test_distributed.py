@@ -133,6 +133,23 @@ class Distributed(unittest.TestCase):
                 index = json.loads((run_dir / f"ckpt_step{steps:08d}.index.json").read_text())
                 self.assertEqual((index["ranks"], index["expert_parallel"], len(index["files"])), (ranks, ep, ep))
 
+    def test_overlapped_allreduce_equals_the_sequential_one(self):
+        """Each layer's gradients summed while the backward runs give the bits of the sum after the
+        backward: the same MPI calls in the same order, only on another thread (DP, and EP x DP
+        where the expert replicas' sum runs beside the dispatch's all-to-all)."""
+        steps = 3
+        for ranks, ep in ((2, 1), (4, 2)):
+            with self.subTest(ranks=ranks, ep=ep):
+                runs = {}
+                for overlap in (True, False):
+                    out = self.tmp / f"overlap{ranks}_{ep}_{overlap}"
+                    extra = ["--expert-parallel", str(ep)] + ([] if overlap else ["--no-overlap"])
+                    p = run(mpirun(ranks) + train_args("micro-moe", self.corpus, out, steps, extra=extra), self.cache)
+                    self.assertIn("gradients summed " + ("layer by layer during" if overlap else "after") +
+                                  " the backward", p.stdout)
+                    runs[overlap] = losses(out)
+                self.assertEqual(runs[True], runs[False])
+
     def test_expert_parallel_checkpoint_resumes_in_any_layout(self):
         """A sharded run's checkpoint (a shard per expert group rank + an index) resumes with the same
         layout and, its experts reassembled, with another P or in one process's `moejit eval`."""
