@@ -92,7 +92,10 @@ void train(TrainFlags& f, bool backend_given, runtime::Communicator& comm) {
                       ? "; experts split over groups of " + std::to_string(f.o.expert_parallel) + " ranks"
                       : std::string())
               << "; gradients summed "
-              << (trainer.overlaps_allreduce() ? "layer by layer during the backward" : "after the backward") << "\n";
+              << (trainer.sums_over_nccl()       ? "on the GPUs over NCCL, layer by layer during the backward"
+                  : trainer.overlaps_allreduce() ? "layer by layer during the backward"
+                                                 : "after the backward")
+              << "\n";
   if (comm.size() > 1) print_parameter_memory(parameter_bytes, trainer.unsharded_parameter_bytes());
   const char* unit = trainer.dataset().byte_level ? "bits/byte" : "bits/token";
   double tokens_per_s = 0;

@@ -83,10 +83,20 @@ if(MOEJIT_WITH_MPI AND NOT MPI_C_FOUND)
   message(FATAL_ERROR "MOEJIT_WITH_MPI=ON but MPI was not found: run scripts/setup.sh (libopenmpi-dev)")
 endif()
 message(STATUS "moejit: MPI ${MOEJIT_WITH_MPI}")
-# NCCL (runtime/nccl_comm.hpp): loaded at run time with dlopen, so only its header is needed to build.
-if(MOEJIT_WITH_NCCL)
-  find_path(MOEJIT_NCCL_INCLUDE_DIR nccl.h HINTS ${CUDAToolkit_INCLUDE_DIRS} REQUIRED)
+# NCCL (runtime/nccl_comm.hpp): loaded at run time with dlopen, so only its header is needed to build;
+# on wherever nccl.h is found (the CUDA toolkit's include directory, or staged into .deps/include for
+# the GPU machine by scripts/stage-device-deps.sh).
+find_path(MOEJIT_NCCL_INCLUDE_DIR nccl.h HINTS ${MOEJIT_DEPS_DIR}/include ${CUDAToolkit_INCLUDE_DIRS})
+set(MOEJIT_NCCL_HEADER_FOUND OFF)
+if(MOEJIT_NCCL_INCLUDE_DIR)
+  set(MOEJIT_NCCL_HEADER_FOUND ON)
 endif()
+option(MOEJIT_WITH_NCCL "Build multi-GPU gradient sums over NCCL (dlopen'ed at run time)" ${MOEJIT_NCCL_HEADER_FOUND})
+if(MOEJIT_WITH_NCCL AND NOT MOEJIT_NCCL_INCLUDE_DIR)
+  message(FATAL_ERROR "MOEJIT_WITH_NCCL=ON but nccl.h was not found: install NCCL's headers (libnccl-dev) or stage "
+                      "them into .deps/include")
+endif()
+message(STATUS "moejit: NCCL ${MOEJIT_WITH_NCCL}")
 
 # GoogleTest
 if(MOEJIT_BUILD_TESTS)

@@ -39,11 +39,6 @@ DeviceDescription describe(const CudaDriver& d, CUdevice dev) {
   return desc;
 }
 
-int default_ordinal() {
-  const char* env = std::getenv("MOEJIT_DEVICE");
-  return env && *env ? std::atoi(env) : 0;
-}
-
 class CudaKernel final : public Kernel {
  public:
   CudaKernel(CudaBackend& backend, CUfunction function, std::string name)
@@ -106,9 +101,9 @@ std::vector<DeviceDescription> list_cuda_devices() {
 
 CudaBackend::CudaBackend(int ordinal, BinaryCache* cache)
     : driver_(CudaDriver::get()), cache_(cache ? cache : &BinaryCache::global()) {
-  if (ordinal < 0) ordinal = default_ordinal();
   int count = 0;
   check_cuda(driver_.cuDeviceGetCount(&count), "cuDeviceGetCount");
+  if (ordinal < 0) ordinal = default_device_ordinal(count);
   if (ordinal >= count)
     throw UnavailableError("CUDA device " + std::to_string(ordinal) + " does not exist (" + std::to_string(count) +
                            " visible): set MOEJIT_DEVICE");
@@ -286,6 +281,17 @@ double CudaBackend::time_ms(const std::function<void()>& work) {
   driver_.cuEventDestroy(start);
   driver_.cuEventDestroy(stop);
   return ms;
+}
+
+int default_device_ordinal(int device_count) {
+  const char* env = std::getenv("MOEJIT_DEVICE");
+  if (env && *env) return std::atoi(env);
+  // The launchers' local rank: Open MPI, MPICH/Hydra, Slurm.
+  for (const char* name : {"OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "SLURM_LOCALID"}) {
+    const char* local = std::getenv(name);
+    if (local && *local && device_count > 0) return std::atoi(local) % device_count;
+  }
+  return 0;
 }
 
 }  // namespace moejit

@@ -13,9 +13,13 @@ namespace moejit {
 
 class BinaryCache;
 
+// The device a process uses unless told: $MOEJIT_DEVICE, else its local rank on the node as an MPI
+// launcher or Slurm sets it (modulo device_count: one GPU per rank), else 0.
+int default_device_ordinal(int device_count);
+
 class CudaBackend final : public Backend {
  public:
-  // Device `ordinal` (default: $MOEJIT_DEVICE or 0). Throws UnavailableError without a driver/GPU.
+  // Device `ordinal` (default: default_device_ordinal). Throws UnavailableError without a driver/GPU.
   explicit CudaBackend(int ordinal = -1, BinaryCache* cache = nullptr);
   ~CudaBackend() override;
 

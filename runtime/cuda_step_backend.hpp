@@ -38,6 +38,7 @@ class CudaStepBackend final : public StepBackend<float> {
   ~CudaStepBackend() override;
 
   std::string name() const override { return "cuda"; }
+  void* device_stream() override { return gpu_.stream(); }
   Precision precision() const override { return {step_compute_dtype("cuda"), DType::f32}; }
   MoeKernels<float>& moe() override { return moe_; }
   std::vector<KernelChoice> kernel_choices() const override;

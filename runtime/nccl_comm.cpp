@@ -10,11 +10,11 @@
 namespace moejit::runtime {
 namespace {
 
-#define MOEJIT_NCCL_FUNCTIONS(X)                                                                                    \
-  X(ncclGetVersion)                                                                                                 \
-  X(ncclGetUniqueId)                                                                                                \
-  X(ncclCommInitRank) X(ncclCommDestroy) X(ncclAllReduce) X(ncclSend) X(ncclRecv) X(ncclGroupStart) X(ncclGroupEnd) \
-      X(ncclGetErrorString)
+#define MOEJIT_NCCL_FUNCTIONS(X) \
+  X(ncclGetVersion)              \
+  X(ncclGetUniqueId)             \
+  X(ncclCommInitRank)            \
+  X(ncclCommDestroy) X(ncclAllReduce) X(ncclSend) X(ncclRecv) X(ncclGroupStart) X(ncclGroupEnd) X(ncclGetErrorString)
 
 struct Nccl {
 #define MOEJIT_DECLARE_FN(name) decltype(&::name) name = nullptr;
@@ -62,6 +62,16 @@ cudaStream_t as_stream(void* stream) {
 }
 
 }  // namespace
+
+bool NcclCommunicator::available(std::string* why) {
+  try {
+    Nccl::get();
+    return true;
+  } catch (const UnavailableError& e) {
+    if (why) *why = e.what();
+    return false;
+  }
+}
 
 NcclCommunicator::NcclCommunicator(Communicator& host, void* stream)
     : stream_(stream), rank_(host.rank()), size_(host.size()) {

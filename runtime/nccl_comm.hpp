@@ -1,7 +1,8 @@
-// Device-buffer collectives over NCCL, for the GPU step backend (cuda, not built yet): the gradient
-// all-reduce in place on device memory and the expert dispatch as grouped ncclSend/ncclRecv (NCCL's
-// all-to-all-v). MPI launches the job and moves the host data (comm.hpp); the NCCL communicator is
-// bootstrapped over it: rank 0's ncclUniqueId is broadcast through the host Communicator.
+// Device-buffer collectives over NCCL, for the cuda step backend: the data-parallel gradient
+// all-reduce in place on device memory (the trainer's, queued on the step's stream) and the expert
+// dispatch as grouped ncclSend/ncclRecv (NCCL's all-to-all-v; not used by the trainer yet). MPI launches the job and
+// moves the host data (comm.hpp); the NCCL communicator is bootstrapped over it: rank 0's ncclUniqueId is broadcast
+// through the host Communicator.
 //
 // NCCL is loaded at run time with dlopen("libnccl.so.2") (nccl.h supplies the types only), as the
 // CUDA driver is (jit/cuda_driver.hpp): a binary built with MOEJIT_WITH_NCCL runs where NCCL is absent
@@ -11,6 +12,7 @@
 
 #include <cstdint>
 #include <span>
+#include <string>
 
 #include "comm.hpp"
 
@@ -25,6 +27,9 @@ class NcclCommunicator {
   ~NcclCommunicator();
   NcclCommunicator(const NcclCommunicator&) = delete;
   NcclCommunicator& operator=(const NcclCommunicator&) = delete;
+
+  // Whether libnccl.so.2 loads here (false: `why` says what is missing). Not collective.
+  static bool available(std::string* why);
 
   int rank() const { return rank_; }
   int size() const { return size_; }

@@ -181,6 +181,9 @@ template <typename T>
 class StepBackend : public BackendMemory {
  public:
   virtual std::string name() const = 0;  // "reference", "host", "cuda"
+  // The stream a device backend queues the step on (a CUstream), where collectives over its buffers
+  // (NCCL) must be queued too; null for process memory.
+  virtual void* device_stream() { return nullptr; }
   virtual Precision precision() const = 0;
   virtual MoeKernels<T>& moe() = 0;
   // Every tuned kernel call of the step that ran (the MoE steps, and dense problems where the

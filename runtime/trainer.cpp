@@ -1,5 +1,13 @@
 #include "trainer.hpp"
 
+#if MOEJIT_WITH_NCCL
+#include "nccl_comm.hpp"
+#else
+namespace moejit::runtime {
+class NcclCommunicator {};  // never made in a build without NCCL
+}  // namespace moejit::runtime
+#endif
+
 #include <cerrno>
 #include <chrono>
 #include <cmath>
@@ -14,6 +22,7 @@
 #include "files.hpp"
 #include "memory_estimate.hpp"
 #include "moejit/error.hpp"
+#include "moejit/log.hpp"
 
 namespace moejit::runtime {
 namespace fs = std::filesystem;
@@ -38,6 +47,8 @@ void check_options(const TrainOptions& o) {
     fail("the learning rates must be finite, --lr > 0, got " + number_text(o.max_lr));
   if (o.threads < 1) fail("--threads must be >= 1");
   if (o.expert_parallel < 1) fail("--expert-parallel must be >= 1");
+  if (o.device_collectives != "auto" && o.device_collectives != "nccl" && o.device_collectives != "host")
+    fail("device collectives must be auto, nccl or host, not " + o.device_collectives);
 }
 
 // Keeps the first `unique` training tokens (a cap: a smaller split is used whole). The description says
@@ -88,8 +99,9 @@ Trainer::Trainer(TrainOptions options, Communicator& comm)
   } catch (const OutOfMemoryError& e) {
     out_of_memory(e);
   }
-  if (comm_.size() > 1) {
-    gradient_groups_ = gradient_groups(model_->tensors(), o_.config.layers, expert_group_ != nullptr);
+  gradient_groups_ = gradient_groups(model_->tensors(), o_.config.layers, expert_group_ != nullptr);
+  make_device_collectives();
+  if (comm_.size() > 1 && !nccl_) {
     const bool overlap = o_.overlap_allreduce && backend_->host_memory() && comm_.concurrent_calls();
     reducer_ = std::make_unique<GradientReducer>(*backend_, model_->grads(), overlap);
   }
@@ -129,10 +141,47 @@ void Trainer::make_expert_group() {
 }
 
 // One group of gradient_groups_ posted for summing over the ranks that hold it: the tensors every
-// rank holds over all ranks, the sharded experts' over their replicas.
+// rank holds over all ranks, the sharded experts' over their replicas. Over NCCL, queued on the
+// step's stream behind the kernels that finished them.
 void Trainer::post_gradients(size_t group) {
-  for (const ParamRange& r : gradient_groups_.at(group))
+  for (const ParamRange& r : gradient_groups_.at(group)) {
+#if MOEJIT_WITH_NCCL
+    if (nccl_) {
+      nccl_->allreduce_sum(model_->grads().at(r.offset).as<float>(), r.size);
+      continue;
+    }
+#endif
     reducer_->post(r.per_expert && expert_replicas_ ? *expert_replicas_ : comm_, r.offset, r.size);
+  }
+}
+
+// The device backend's gradient sums over NCCL (TrainOptions::device_collectives). Collective: every
+// rank says whether NCCL loads, and all use it or none, so no rank waits in an NCCL call for a rank
+// that summed through the host.
+void Trainer::make_device_collectives() {
+  if (backend_->host_memory() || o_.device_collectives == "host") return;
+  const bool forced = o_.device_collectives == "nccl";
+  if (!forced && comm_.size() == 1) return;
+  if (expert_group_) {
+    if (forced) throw Error("NCCL gradient sums with --expert-parallel are not supported yet: leave it at 1");
+    return;  // the expert exchange goes through the host: so do the gradients
+  }
+#if MOEJIT_WITH_NCCL
+  std::string why;
+  const bool here = NcclCommunicator::available(&why);
+  const std::vector<std::string> all = comm_.allgather(here ? std::string() : why);
+  for (size_t r = 0; r < all.size(); ++r) {
+    if (all[r].empty()) continue;
+    const std::string what = "rank " + std::to_string(r) + " cannot load NCCL (" + all[r] + ")";
+    if (forced) throw Error(what + ": install NCCL (libnccl.so.2) on every machine");
+    if (comm_.root()) MOEJIT_LOG(warn, what, "; the GPU gradients are summed through host memory over MPI");
+    return;
+  }
+  nccl_ = std::make_unique<NcclCommunicator>(comm_, backend_->device_stream());
+#else
+  if (forced)
+    throw Error("this moejit was built without NCCL (nccl.h was not found): rebuild with NCCL's headers installed");
+#endif
 }
 
 int64_t Trainer::parameter_bytes() const {
@@ -178,25 +227,29 @@ StepStats Trainer::queue_step() {
   const int64_t ranks = comm_.size(), rows = local_batch() * seq_len_, first = comm_.rank() * rows;
   // Between begin and end the step only queues work (the cuda backend captures it as one graph and
   // replays it), except where the ranks exchange gradients through the host.
-  StepScope<float> step(*backend_, ranks > 1 ? "a data-parallel step sums its gradients through the host" : "");
+  StepScope<float> step(*backend_,
+                        ranks > 1 && !nccl_ ? "a data-parallel step sums its gradients through the host" : "");
   model_->zero_grad();
   model_->zero_losses();
   const float scale = 1.0f / float(o_.grad_accum * ranks);
+  const bool sum = ranks > 1 || nccl_;  // the gradients are summed over ranks (NCCL: even over one)
   for (int64_t micro = 0; micro < o_.grad_accum; ++micro) {
     reader_->next(inputs_, targets_, rng_);
     model_->forward(inputs_.data() + first, targets_.data() + first, local_batch(), seq_len_);
     // The last micro-batch's backward finishes the gradients: each layer's is summed from then on.
     const bool last = micro + 1 == o_.grad_accum;
-    model_->backward(
-        scale, ranks > 1 && last ? [this](int layer) { post_gradients(size_t(layer)); } : std::function<void(int)>());
+    model_->backward(scale,
+                     sum && last ? [this](int layer) { post_gradients(size_t(layer)); } : std::function<void(int)>());
   }
-  if (ranks > 1) {
-    post_gradients(gradient_groups_.size() - 1);
+  if (sum) post_gradients(gradient_groups_.size() - 1);
+  if (reducer_) {
     {
       auto t = timed(&profiler_, "allreduce");  // what the backward did not hide
       reducer_->wait();
     }
     profiler_.add("allreduce.overlapped", reducer_->overlapping() ? reducer_->last_busy_seconds() : 0.0);
+  }
+  if (ranks > 1) {
     // Before the update: no rank applies gradients summed over ranks that ran other kernel configs.
     verify_same_decisions(comm_, shared_decisions(backend_->kernel_choices(), expert_group_ != nullptr));
   }

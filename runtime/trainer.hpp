@@ -24,6 +24,8 @@
 
 namespace moejit::runtime {
 
+class NcclCommunicator;  // nccl_comm.hpp (built with MOEJIT_WITH_NCCL)
+
 struct TrainOptions {
   ModelConfig config;
   int64_t tokens = 0;             // training tokens D; 0: from `compute`, else kDefaultTokens
@@ -54,6 +56,11 @@ struct TrainOptions {
   // below (gradient_reducer.hpp), where the backend's memory is process memory and MPI allows two
   // threads to call it; false: after the backward. The two give the same bits.
   bool overlap_allreduce = true;
+  // Device backends (cuda) under data parallelism: "nccl" sums the gradients in device memory over
+  // NCCL, queued on the step's stream layer by layer as the backward finishes them (inside the
+  // step's CUDA graph); "host" through host buffers over MPI, after the backward; "auto": nccl where
+  // this build and every rank can load NCCL, else host. "nccl" runs the path with one process too.
+  std::string device_collectives = "auto";
 
   static constexpr int64_t kDefaultTokens = 1 << 20;
 };
@@ -117,6 +124,8 @@ class Trainer {
   int64_t unsharded_parameter_bytes() const;
   // Data parallel: whether each layer's gradients are summed while the backward runs (GradientReducer).
   bool overlaps_allreduce() const { return reducer_ && reducer_->overlapping(); }
+  // Whether the gradients are summed in device memory over NCCL (TrainOptions::device_collectives).
+  bool sums_over_nccl() const { return nccl_ != nullptr; }
   int64_t tokens_per_step() const { return o_.batch * seq_len_ * o_.grad_accum; }
   // Passes over the (unique) training tokens after `steps` steps.
   double epochs(int64_t steps) const { return double(steps * tokens_per_step()) / double(data_.train.size()); }
@@ -129,6 +138,7 @@ class Trainer {
   void reduce_over_ranks(LossSums& losses);
   void make_expert_group();
   void post_gradients(size_t group);
+  void make_device_collectives();
   void verify_same_parameters_everywhere(const std::vector<float>& params);
   std::filesystem::path save_shards(const std::filesystem::path& index, const CheckpointTensors& t);
 
@@ -152,6 +162,7 @@ class Trainer {
   // (gradient_groups), and the reducer that sums them as the backward finishes them.
   std::vector<std::vector<ParamRange>> gradient_groups_;
   std::unique_ptr<GradientReducer> reducer_;
+  std::unique_ptr<NcclCommunicator> nccl_;  // device_collectives: the device gradients' sums
 };
 
 // The whole run as the CLI does it: resume if asked, train, evaluate every eval_every steps, append

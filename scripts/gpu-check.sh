@@ -45,6 +45,12 @@ export MOEJIT_COMMIT
   nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv 2>&1
 } | tee "$out/device.txt"
 
+# NCCL is dlopen'ed (libnccl.so.2): where the system has none, PyTorch's pip wheel may carry one.
+if ! ldconfig -p 2>/dev/null | grep -q libnccl.so.2; then
+  nccl_lib=$(python3 -c 'import nvidia.nccl, os; print(os.path.join(list(nvidia.nccl.__path__)[0], "lib"))' \
+    2>/dev/null || true)
+  if [[ -n $nccl_lib && -d $nccl_lib ]]; then export LD_LIBRARY_PATH=$nccl_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}; fi
+fi
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DMOEJIT_WITH_LLVM=OFF -DMOEJIT_WERROR=OFF \
   > "$out/configure.log" 2>&1 || { tail -50 "$out/configure.log"; exit 1; }
 ninja -C "$build" > "$out/build.log" 2>&1 || { grep -B2 -A20 -m3 "error" "$out/build.log"; exit 1; }

@@ -16,6 +16,10 @@ cp -r /usr/include/nlohmann "$deps/include/"
 cp -r /usr/include/CLI "$deps/include/"
 cp /usr/include/xxhash.h "$deps/include/"
 cp -r /usr/src/googletest "$deps/googletest"
+# NCCL's header (its library is dlopen'ed at run time): the device's toolkit may lack it.
+for h in nccl.h; do
+  if [[ -e /usr/local/cuda/include/$h ]]; then cp /usr/local/cuda/include/$h "$deps/include/"; fi
+done
 # The training corpus (Debian fortunes): benchmarks and `moejit train` read the same text as here.
 if [[ -d /usr/share/games/fortunes ]]; then
   mkdir -p "$deps/fortunes"

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <vector>
 
 #include "cuda_backend.hpp"
@@ -22,6 +23,25 @@ TEST(CudaDriver, WithoutADriverTheBackendSaysSoClearly) {
         << e.what();
   }
   EXPECT_TRUE(list_cuda_devices().empty());
+}
+
+// One GPU per rank: an MPI launcher's local rank picks the device unless MOEJIT_DEVICE says.
+TEST(CudaBackend, DefaultDeviceIsTheEnvironmentsThenTheLocalRanks) {
+  const char* names[] = {"MOEJIT_DEVICE", "OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "SLURM_LOCALID"};
+  std::vector<std::pair<std::string, std::string>> saved;
+  for (const char* n : names)
+    if (const char* v = std::getenv(n)) saved.emplace_back(n, v);
+  for (const char* n : names) ::unsetenv(n);
+  EXPECT_EQ(default_device_ordinal(8), 0);
+  ::setenv("SLURM_LOCALID", "3", 1);
+  EXPECT_EQ(default_device_ordinal(8), 3);
+  ::setenv("OMPI_COMM_WORLD_LOCAL_RANK", "5", 1);
+  EXPECT_EQ(default_device_ordinal(8), 5);
+  EXPECT_EQ(default_device_ordinal(4), 1);  // more ranks than GPUs on the node: shared round-robin
+  ::setenv("MOEJIT_DEVICE", "2", 1);
+  EXPECT_EQ(default_device_ordinal(8), 2);
+  for (const char* n : names) ::unsetenv(n);
+  for (const auto& [n, v] : saved) ::setenv(n.c_str(), v.c_str(), 1);
 }
 
 }  // namespace moejit

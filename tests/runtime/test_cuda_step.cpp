@@ -404,6 +404,35 @@ TEST(CudaStepGpu, GraphReplayEqualsEagerBitForBit) {
   EXPECT_EQ(std::memcmp(eager.params.data(), graph.params.data(), eager.params.size() * sizeof(float)), 0);
 }
 
+// The data-parallel gradient sum over NCCL, queued on the step's stream layer by layer (and captured
+// in the step's graph), run with one rank: a sum over one rank changes nothing, so every loss and
+// parameter equals the run without it bit for bit. Skips where NCCL does not load.
+TEST(CudaStepGpu, NcclGradientSumOverOneRankEqualsTheRunWithoutIt) {
+  SKIP_WITHOUT_GPU();
+  test::TempDir dir;
+  const fs::path data = write_text_corpus(dir.path());
+  const auto run = [&](const std::string& collectives, std::vector<double>* losses) {
+    TrainOptions o = short_run("cuda", data, "", 5);  // 2 eager steps, a capture, 2 replays
+    o.backend_options.tuning_dir = dir.path() / "tuning";
+    o.device_collectives = collectives;
+    Trainer t(o);
+    EXPECT_EQ(t.sums_over_nccl(), collectives == "nccl");
+    while (!t.done()) losses->push_back(t.train_step().loss);
+    return t.model().read_params();
+  };
+  std::vector<double> with_nccl, without;
+  std::vector<float> params;
+  try {
+    params = run("nccl", &with_nccl);
+  } catch (const Error& e) {
+    GTEST_SKIP() << e.what();  // no libnccl.so.2 here, or a build without nccl.h
+  }
+  const std::vector<float> reference = run("host", &without);
+  EXPECT_EQ(with_nccl, without);
+  ASSERT_EQ(params.size(), reference.size());
+  EXPECT_EQ(std::memcmp(params.data(), reference.data(), params.size() * sizeof(float)), 0);
+}
+
 TEST(CudaStepGpu, ShortRunLowersValBitsPerByteAndResumesOnReference) {
   SKIP_WITHOUT_GPU();
   test::TempDir dir;
