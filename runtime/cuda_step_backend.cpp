@@ -24,6 +24,7 @@ size_t bytes_of(TypedPtr p, i64 count) {
 CudaStepBackend::CudaStepBackend(const BackendOptions& options)
     : gpu_(),
       graph_(gpu_, [](const std::string& notice) { std::fprintf(stderr, "%s\n", notice.c_str()); }),
+      timer_(gpu_, graph_),
       cache_(gpu_, options.tuning_dir),
       ops_(gpu_),
       moe_(cache_, ops_, *this),

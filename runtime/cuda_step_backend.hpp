@@ -27,6 +27,7 @@
 #include "cuda_moe_kernels.hpp"
 #include "cuda_step_graph.hpp"
 #include "cuda_step_ops.hpp"
+#include "cuda_step_timer.hpp"
 #include "kernel_cache.hpp"
 
 namespace moejit::runtime {
@@ -39,6 +40,7 @@ class CudaStepBackend final : public StepBackend<float> {
 
   std::string name() const override { return "cuda"; }
   void* device_stream() override { return gpu_.stream(); }
+  DeviceTimer* device_timer() override { return &timer_; }
   Precision precision() const override { return {step_compute_dtype("cuda"), DType::f32}; }
   MoeKernels<float>& moe() override { return moe_; }
   std::vector<KernelChoice> kernel_choices() const override;
@@ -98,6 +100,7 @@ class CudaStepBackend final : public StepBackend<float> {
 
   CudaBackend gpu_;  // first: every member below holds buffers or kernels of its context
   StepGraph graph_;  // before any buffer: allocations tell it
+  CudaStepTimer timer_;
   KernelCache cache_;
   CudaStepOps ops_;
   CudaMoeKernels moe_;

@@ -48,6 +48,8 @@ class StepGraph {
   // The backend's buffers changed: the captured graph addresses stale memory.
   void buffers_changed();
   int64_t replays() const { return replays_; }
+  // A step in progress is being captured or replayed (its work runs as one graph launch).
+  bool graph_step() const { return mode_ != StepMode::eager; }
 
  private:
   CudaGraph graph_;

@@ -29,6 +29,7 @@
 #include "moe_kernels.hpp"
 #include "moejit/error.hpp"
 #include "moejit/problem.hpp"
+#include "profile.hpp"
 
 namespace moejit::runtime {
 
@@ -184,6 +185,9 @@ class StepBackend : public BackendMemory {
   // The stream a device backend queues the step on (a CUstream), where collectives over its buffers
   // (NCCL) must be queued too; null for process memory.
   virtual void* device_stream() { return nullptr; }
+  // Times profiler scopes on the device where the host clock sees only the queueing (profile.hpp);
+  // null: the host clock is right.
+  virtual DeviceTimer* device_timer() { return nullptr; }
   virtual Precision precision() const = 0;
   virtual MoeKernels<T>& moe() = 0;
   // Every tuned kernel call of the step that ran (the MoE steps, and dense problems where the

@@ -94,6 +94,7 @@ Trainer::Trainer(TrainOptions options, Communicator& comm)
   try {
     model_ = std::make_unique<Model<float>>(o_.config, *backend_, expert_group_.get());
     model_->profiler = &profiler_;
+    profiler_.use_device_timer(backend_->device_timer());
     model_->init(rng_);
     opt_ = std::make_unique<AdamW<float>>(*model_, expert_group_.get());
   } catch (const OutOfMemoryError& e) {
@@ -261,6 +262,7 @@ StepStats Trainer::queue_step() {
   }
   step.end();
   LossSums losses = model_->read_losses();
+  profiler_.settle();  // the step's device-timed scopes (the device is done: the losses were read)
   if (ranks > 1) {
     auto t = timed(&profiler_, "allreduce");
     reduce_over_ranks(losses);
