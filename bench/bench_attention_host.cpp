@@ -6,7 +6,9 @@
 // training step ($MOEJIT_CACHE_DIR/tuning; heuristics where it has none).
 // Rates count the causal products' useful FLOPs (the lower triangle: 2 S (S + 1) / 2 hd per group
 // and product) and, in brackets, M_train's convention (the full square, 2 S^2 hd).
-// Usage: bench_attention_host [reps=20] [threads=2]
+// With a baseline template directory (a checkout's templates/ before a change to the kernels, with
+// the same launch arguments) both builds run interleaved in one process: their times and ratio.
+// Usage: bench_attention_host [reps=20] [threads=2] [baseline templates dir]
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -39,45 +41,85 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-void run_shape(const AttnShape& s, int reps, HostDenseOps& ops, nlohmann::json& out) {
-  const int64_t N = s.B * s.S, hd = s.C / s.H, G = s.B * s.H;
-  const auto qkv = random_floats(N * 3 * s.C, 1), d_out = random_floats(N * s.C, 2),
-             w = random_floats(3 * s.C * s.C, 3);
-  std::vector<float> att(G * s.S * s.S), o(N * s.C), d_qkv(N * 3 * s.C), proj(N * 3 * s.C);
+// One build of the attention core: the kernels JIT-compiled from `templates` (empty: the source
+// tree's), so that a template change and its baseline run interleaved in one process.
+struct Variant {
+  std::string label;
+  std::unique_ptr<HostKernelCache> kernels;
+  std::unique_ptr<HostDenseOps> ops;
   Profiler prof;
-  std::vector<double> core, matmul;
-  for (int i = 0; i < reps + 2; ++i) {
-    if (i == 2) prof.clear();  // two warm-up rounds: JIT builds or cache loads, first touch
-    ops.set_profiler(&prof);
-    auto t0 = std::chrono::steady_clock::now();
-    ops.attention_fwd(o.data(), att.data(), qkv.data(), s.B, s.S, s.C, s.H, /*alibi=*/true);
-    ops.attention_bwd(d_qkv.data(), d_out.data(), qkv.data(), att.data(), s.B, s.S, s.C, s.H);
-    if (i >= 2) core.push_back(seconds_since(t0));
-    ops.set_profiler(nullptr);
-    t0 = std::chrono::steady_clock::now();
-    ops.matmul_fwd(proj.data(), o.data(), w.data(), N, s.C, 3 * s.C);
-    if (i >= 2) matmul.push_back(seconds_since(t0));
-  }
+  std::vector<double> core;
+};
+
+std::unique_ptr<Variant> make_variant(const std::string& label, const std::string& templates, unsigned threads,
+                                      ThreadPool& par) {
+  // The host compiler takes its include path from MOEJIT_TEMPLATE_DIR when it is constructed.
+  const char* old = std::getenv("MOEJIT_TEMPLATE_DIR");
+  const std::string saved = old ? old : "";
+  if (!templates.empty()) setenv("MOEJIT_TEMPLATE_DIR", templates.c_str(), 1);
+  auto v = std::make_unique<Variant>();
+  v->label = label;
+  v->kernels = std::make_unique<HostKernelCache>(HostKernelCache::Options{threads, {}});
+  v->ops = std::make_unique<HostDenseOps>(*v->kernels, par);
+  if (old)
+    setenv("MOEJIT_TEMPLATE_DIR", saved.c_str(), 1);
+  else
+    unsetenv("MOEJIT_TEMPLATE_DIR");
+  return v;
+}
+
+void print_parts(const AttnShape& s, int reps, Variant& v, nlohmann::json& j) {
+  const int64_t hd = s.C / s.H, G = s.B * s.H;
   const double useful = 2.0 * G * (s.S * (s.S + 1) / 2) * hd, full = 2.0 * G * s.S * s.S * hd;
-  const double qkv_rate = 2.0 * N * s.C * 3 * s.C / bench::median(matmul) * 1e-9;
-  std::printf("\n%s (B %lld, S %lld, C %lld, H %lld): attention fwd+bwd %.3f ms (median of %d)\n", s.name,
-              (long long)s.B, (long long)s.S, (long long)s.C, (long long)s.H, bench::median(core) * 1e3, reps);
-  std::printf("%-18s %9s %7s %22s\n", "part", "ms/iter", "share", "GFLOP/s useful [full]");
+  std::printf("%s [%s]: attention fwd+bwd %.3f ms (median of %d)\n", s.name, v.label.c_str(),
+              bench::median(v.core) * 1e3, reps);
+  std::printf("%-24s %9s %7s %22s\n", "part", "ms/iter", "share", "GFLOP/s useful [full]");
   double total = 0;
-  for (const auto& [k, e] : prof.entries()) total += e.seconds;
-  nlohmann::json& j = out[s.name];
-  for (const auto& [k, e] : prof.entries()) {
+  for (const auto& [k, e] : v.prof.entries()) total += e.seconds;
+  for (const auto& [k, e] : v.prof.entries()) {
     const double ms = e.seconds / reps * 1e3;
     const bool product = k.find("relayout") == std::string::npos && !k.ends_with(".softmax");
-    std::printf("%-18s %9.3f %6.1f%%", k.c_str(), ms, 100.0 * e.seconds / total);
+    std::printf("%-24s %9.3f %6.1f%%", k.c_str(), ms, 100.0 * e.seconds / total);
     if (product) std::printf(" %10.1f [%6.1f]", useful / (ms * 1e-3) * 1e-9, full / (ms * 1e-3) * 1e-9);
     std::printf("\n");
     j["parts_ms"][k] = ms;
   }
+  j["core_ms"] = bench::median(v.core) * 1e3;
+}
+
+// Forward + backward of every variant in turn, reps times (after two warm-up rounds: JIT builds or
+// cache loads, first touch), then the QKV projection's rate on the first variant's kernels.
+void run_shape(const AttnShape& s, int reps, std::vector<std::unique_ptr<Variant>>& variants, nlohmann::json& out) {
+  const int64_t N = s.B * s.S, G = s.B * s.H;
+  const auto qkv = random_floats(N * 3 * s.C, 1), d_out = random_floats(N * s.C, 2),
+             w = random_floats(3 * s.C * s.C, 3);
+  std::vector<float> att(G * s.S * s.S), o(N * s.C), d_qkv(N * 3 * s.C), proj(N * 3 * s.C);
+  for (auto& v : variants) v->prof.clear(), v->core.clear();
+  for (int i = 0; i < reps + 2; ++i)
+    for (auto& v : variants) {
+      if (i == 2) v->prof.clear();
+      v->ops->set_profiler(&v->prof);
+      const auto t0 = std::chrono::steady_clock::now();
+      v->ops->attention_fwd(o.data(), att.data(), qkv.data(), s.B, s.S, s.C, s.H, /*alibi=*/true);
+      v->ops->attention_bwd(d_qkv.data(), d_out.data(), qkv.data(), att.data(), s.B, s.S, s.C, s.H);
+      if (i >= 2) v->core.push_back(seconds_since(t0));
+      v->ops->set_profiler(nullptr);
+    }
+  std::vector<double> matmul;
+  for (int i = 0; i < reps + 2; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    variants[0]->ops->matmul_fwd(proj.data(), o.data(), w.data(), N, s.C, 3 * s.C);
+    if (i >= 2) matmul.push_back(seconds_since(t0));
+  }
+  std::printf("\n");
+  for (auto& v : variants) print_parts(s, reps, *v, out[s.name][v->label]);
+  if (variants.size() == 2)
+    std::printf("%s: %s / %s time %.3f\n", s.name, variants[1]->label.c_str(), variants[0]->label.c_str(),
+                bench::median(variants[1]->core) / bench::median(variants[0]->core));
+  const double qkv_rate = 2.0 * N * s.C * 3 * s.C / bench::median(matmul) * 1e-9;
   std::printf("QKV projection (%lld x %lld x %lld): %.1f GFLOP/s\n", (long long)N, (long long)s.C, (long long)(3 * s.C),
               qkv_rate);
-  j["core_ms"] = bench::median(core) * 1e3;
-  j["qkv_gflops"] = qkv_rate;
+  out[s.name]["qkv_gflops"] = qkv_rate;
 }
 
 // The lever of the fused softmax alone: attention_scores with its softmax epilogue against the
@@ -136,17 +178,19 @@ void fused_vs_separate(const AttnShape& s, int reps, HostKernelCache& kernels, T
 int main(int argc, char** argv) {
   const int reps = argc > 1 ? std::atoi(argv[1]) : 20;
   const unsigned threads = argc > 2 ? unsigned(std::atoi(argv[2])) : 2;
-  HostKernelCache kernels(HostKernelCache::Options{threads, {}});
+  const std::string baseline = argc > 3 ? argv[3] : "";
   ThreadPool par(threads);
-  HostDenseOps ops(kernels, par);
+  std::vector<std::unique_ptr<Variant>> variants;
+  if (!baseline.empty()) variants.push_back(make_variant("baseline", baseline, threads, par));
+  variants.push_back(make_variant("source", "", threads, par));
   const std::string device = bench::cpu_model() + " (" + std::to_string(threads) + " threads)";
   std::printf("bench_attention_host on %s, fp32\n", device.c_str());
   nlohmann::json j;
-  for (const AttnShape& s : {AttnShape{"tiny-moe-r20", 8, 256, 128, 2}, AttnShape{"tiny-dense", 8, 256, 256, 4}})
-    run_shape(s, reps, ops, j);
-  for (const AttnShape& s : {AttnShape{"tiny-moe-r20", 8, 256, 128, 2}, AttnShape{"tiny-dense", 8, 256, 256, 4}})
-    fused_vs_separate(s, reps, kernels, par, j);
-  for (const KernelChoice& c : ops.choices())
+  const AttnShape shapes[] = {{"tiny-moe-r20", 8, 256, 128, 2}, {"tiny-dense", 8, 256, 256, 4}};
+  for (const AttnShape& s : shapes) run_shape(s, reps, variants, j);
+  if (baseline.empty())
+    for (const AttnShape& s : shapes) fused_vs_separate(s, reps, *variants[0]->kernels, par, j);
+  for (const KernelChoice& c : variants.back()->ops->choices())
     std::printf("kernel %-22s %-10s %s\n", c.kernel.c_str(), rung_name(c.rung), c.config.c_str());
   j["reps"] = reps;
   bench::save("bench_attention_host", j, device);

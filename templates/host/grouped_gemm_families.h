@@ -34,8 +34,8 @@ struct GemmFwd {
   void block(int64 e, int64 i0, int64 mb, int64 j0, int64 nb, const Blocks& blk, const Scratch& s) const {
     const int64 r0 = offsets[e] + i0;
     const int64 reduction = causal ? min64(k, i0 + mb) : k;  // A's row i is zero past column i
-    gemm_block<T>(View{x + r0 * k, k, 1}, View{w + e * k * n + j0, n, 1}, y + r0 * n + j0, n, mb, nb, reduction, blk,
-                  s);
+    gemm_block<T>(View{x + r0 * k, k, 1}, View{w + e * k * n + j0, n, 1}, y + r0 * n + j0, n, mb, nb, reduction, blk, s,
+                  causal ? Causal{Causal::a_rows, i0} : Causal{});
   }
 };
 
@@ -94,7 +94,7 @@ struct GemmDgrad {
     const int64 r0 = offsets[e] + i0, width = min64(k, i0 + mb);
     for (int64 j0 = 0; j0 < width; j0 += blk.nc)
       gemm_block<T>(View{dy + r0 * n, n, 1}, View{w + e * k * n + j0 * n, 1, n}, dx + r0 * k + j0, k, mb,
-                    min64(blk.nc, width - j0), n, blk, s);
+                    min64(blk.nc, width - j0), n, blk, s, Causal{Causal::c, i0 - j0});
     if (epilogue.mode == ScoresEpilogue::none) return;
     const float slope =
         epilogue.alibi_heads ? alibi_slope_f32(int(e % epilogue.alibi_heads), int(epilogue.alibi_heads)) : 0.0f;
@@ -123,7 +123,7 @@ struct GemmWgrad {
     const int64 p0 = causal ? min64(i0, m) : 0, r0 = offsets[e] + p0;
     // A (k, m) = X_e^T: element (i, p) at X[(r0 + p) * k + i].
     gemm_block<T>(View{x + r0 * k + i0, 1, k}, View{dy + r0 * n + j0, n, 1}, dw + e * k * n + i0 * n + j0, n, mb, nb,
-                  m - p0, blk, s);
+                  m - p0, blk, s, causal ? Causal{Causal::a_cols, i0 - p0} : Causal{});
   }
 };
 

@@ -224,7 +224,8 @@ INSTANTIATE_TEST_SUITE_P(Families, HostGroupedGemm,
 // wgrad views read A lower-triangular per group (zeros above the diagonal, as the softmax writes
 // them) and must equal the full product; the dgrad view (scores) must be right on and below each
 // group's diagonal. Small blocks (mc = mr, nc = nr, kc 16) put block edges on both sides of the
-// diagonal, so skipped blocks, trimmed blocks and shortened reductions all occur.
+// diagonal, so skipped blocks, trimmed blocks and shortened reductions all occur; within a block,
+// micro-tiles skip the zero half themselves (host::Causal), on operands in place and packed.
 TEST(HostAttentionGemm, CausalViewsAgreeWithTheReferenceOnTheirLowerTriangle) {
   const int64_t G = 3, S = 101, hd = 19;
   for (Family kind : {Family::attention_scores, Family::attention_values, Family::attention_grads}) {
@@ -241,7 +242,13 @@ TEST(HostAttentionGemm, CausalViewsAgreeWithTheReferenceOnTheirLowerTriangle) {
     small.set("mc", heuristic.get("mr"));
     small.set("nc", heuristic.get("nr"));
     small.set("kc", 16);
-    for (const Config& c : {heuristic, small}) {
+    // Packed operands too: the micro-tiles' causal spans index the packed slivers.
+    Config packed = small, packed_wide = heuristic;
+    packed.set("pack", 1);
+    packed_wide.set("pack", 1);
+    packed_wide.set("mc", 4 * heuristic.get("mr"));
+    packed_wide.set("kc", 24);
+    for (const Config& c : {heuristic, small, packed, packed_wide}) {
       ASSERT_EQ(spec.prune_reason(p, c, backend().device()), "") << c.to_string();
       auto got = run(kind, d, c);
       if (kind == Family::attention_scores)  // above the diagonal: unspecified
