@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <random>
 
 #include "attention/attention_softmax.h"
@@ -37,6 +38,14 @@ std::vector<float> random_floats(size_t n, uint32_t seed) {
   return v;
 }
 
+// The process's CPU seconds (every thread; idle pool workers sleep): on a shared machine, whether
+// a slower run ran slower or was only descheduled.
+double cpu_seconds() {
+  timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
+}
+
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
@@ -48,7 +57,7 @@ struct Variant {
   std::unique_ptr<HostKernelCache> kernels;
   std::unique_ptr<HostDenseOps> ops;
   Profiler prof;
-  std::vector<double> core;
+  std::vector<double> core, cpu;  // wall and process CPU seconds per forward + backward
 };
 
 std::unique_ptr<Variant> make_variant(const std::string& label, const std::string& templates, unsigned threads,
@@ -71,8 +80,8 @@ std::unique_ptr<Variant> make_variant(const std::string& label, const std::strin
 void print_parts(const AttnShape& s, int reps, Variant& v, nlohmann::json& j) {
   const int64_t hd = s.C / s.H, G = s.B * s.H;
   const double useful = 2.0 * G * (s.S * (s.S + 1) / 2) * hd, full = 2.0 * G * s.S * s.S * hd;
-  std::printf("%s [%s]: attention fwd+bwd %.3f ms (median of %d)\n", s.name, v.label.c_str(),
-              bench::median(v.core) * 1e3, reps);
+  std::printf("%s [%s]: attention fwd+bwd %.3f ms (median of %d), CPU %.3f ms\n", s.name, v.label.c_str(),
+              bench::median(v.core) * 1e3, reps, bench::median(v.cpu) * 1e3);
   std::printf("%-24s %9s %7s %22s\n", "part", "ms/iter", "share", "GFLOP/s useful [full]");
   double total = 0;
   for (const auto& [k, e] : v.prof.entries()) total += e.seconds;
@@ -85,6 +94,7 @@ void print_parts(const AttnShape& s, int reps, Variant& v, nlohmann::json& j) {
     j["parts_ms"][k] = ms;
   }
   j["core_ms"] = bench::median(v.core) * 1e3;
+  j["core_cpu_ms"] = bench::median(v.cpu) * 1e3;
 }
 
 // Forward + backward of every variant in turn, reps times (after two warm-up rounds: JIT builds or
@@ -94,15 +104,16 @@ void run_shape(const AttnShape& s, int reps, std::vector<std::unique_ptr<Variant
   const auto qkv = random_floats(N * 3 * s.C, 1), d_out = random_floats(N * s.C, 2),
              w = random_floats(3 * s.C * s.C, 3);
   std::vector<float> att(G * s.S * s.S), o(N * s.C), d_qkv(N * 3 * s.C), proj(N * 3 * s.C);
-  for (auto& v : variants) v->prof.clear(), v->core.clear();
+  for (auto& v : variants) v->prof.clear(), v->core.clear(), v->cpu.clear();
   for (int i = 0; i < reps + 2; ++i)
     for (auto& v : variants) {
       if (i == 2) v->prof.clear();
       v->ops->set_profiler(&v->prof);
       const auto t0 = std::chrono::steady_clock::now();
+      const double c0 = cpu_seconds();
       v->ops->attention_fwd(o.data(), att.data(), qkv.data(), s.B, s.S, s.C, s.H, /*alibi=*/true);
       v->ops->attention_bwd(d_qkv.data(), d_out.data(), qkv.data(), att.data(), s.B, s.S, s.C, s.H);
-      if (i >= 2) v->core.push_back(seconds_since(t0));
+      if (i >= 2) v->core.push_back(seconds_since(t0)), v->cpu.push_back(cpu_seconds() - c0);
       v->ops->set_profiler(nullptr);
     }
   std::vector<double> matmul;
