@@ -98,7 +98,7 @@ void print_parts(const AttnShape& s, int reps, Variant& v, nlohmann::json& j) {
 }
 
 // Forward + backward of every variant in turn, reps times (after two warm-up rounds: JIT builds or
-// cache loads, first touch), then the QKV projection's rate on the first variant's kernels.
+// cache loads, first touch), then the QKV projection's rate on each variant's kernels.
 void run_shape(const AttnShape& s, int reps, std::vector<std::unique_ptr<Variant>>& variants, nlohmann::json& out) {
   const int64_t N = s.B * s.S, G = s.B * s.H;
   const auto qkv = random_floats(N * 3 * s.C, 1), d_out = random_floats(N * s.C, 2),
@@ -116,21 +116,25 @@ void run_shape(const AttnShape& s, int reps, std::vector<std::unique_ptr<Variant
       if (i >= 2) v->core.push_back(seconds_since(t0)), v->cpu.push_back(cpu_seconds() - c0);
       v->ops->set_profiler(nullptr);
     }
-  std::vector<double> matmul;
-  for (int i = 0; i < reps + 2; ++i) {
-    const auto t0 = std::chrono::steady_clock::now();
-    variants[0]->ops->matmul_fwd(proj.data(), o.data(), w.data(), N, s.C, 3 * s.C);
-    if (i >= 2) matmul.push_back(seconds_since(t0));
-  }
+  // The QKV projection (a non-causal GEMM of the same tokens) on each build, interleaved.
+  std::vector<std::vector<double>> matmul(variants.size());
+  for (int i = 0; i < reps + 2; ++i)
+    for (size_t v = 0; v < variants.size(); ++v) {
+      const auto t0 = std::chrono::steady_clock::now();
+      variants[v]->ops->matmul_fwd(proj.data(), o.data(), w.data(), N, s.C, 3 * s.C);
+      if (i >= 2) matmul[v].push_back(seconds_since(t0));
+    }
   std::printf("\n");
   for (auto& v : variants) print_parts(s, reps, *v, out[s.name][v->label]);
   if (variants.size() == 2)
     std::printf("%s: %s / %s time %.3f\n", s.name, variants[1]->label.c_str(), variants[0]->label.c_str(),
                 bench::median(variants[1]->core) / bench::median(variants[0]->core));
-  const double qkv_rate = 2.0 * N * s.C * 3 * s.C / bench::median(matmul) * 1e-9;
-  std::printf("QKV projection (%lld x %lld x %lld): %.1f GFLOP/s\n", (long long)N, (long long)s.C, (long long)(3 * s.C),
-              qkv_rate);
-  out[s.name]["qkv_gflops"] = qkv_rate;
+  for (size_t v = 0; v < variants.size(); ++v) {
+    const double qkv_rate = 2.0 * N * s.C * 3 * s.C / bench::median(matmul[v]) * 1e-9;
+    std::printf("QKV projection (%lld x %lld x %lld) [%s]: %.1f GFLOP/s\n", (long long)N, (long long)s.C,
+                (long long)(3 * s.C), variants[v]->label.c_str(), qkv_rate);
+    out[s.name][variants[v]->label]["qkv_gflops"] = qkv_rate;
+  }
 }
 
 // The lever of the fused softmax alone: attention_scores with its softmax epilogue against the
