@@ -2,7 +2,6 @@
 
 #include <cmath>
 
-#include "attention/attention_softmax.h"
 #include "host/grouped_gemm_spec.hpp"
 #include "swiglu/swiglu_spec.hpp"
 
@@ -95,25 +94,26 @@ void HostDenseOps::attention_fwd(float* out, float* att, const float* qkv, int64
                                  bool alibi) {
   const int64_t hd = C / H, G = B * H;
   const float scale = 1.0f / std::sqrt(float(hd));
-  split_heads(qkv, B, S, C, H);
+  {
+    auto timer = timed(prof_, "attn.relayout");
+    split_heads(qkv, B, S, C, H);
+  }
   const int64_t* off = offsets(G, S);
   const Resolved& scores = kernel(attention_kernel(DenseOp::attn_scores, B, S, H, hd));
   const Resolved& values = kernel(attention_kernel(DenseOp::attn_values, B, S, H, hd));
-  // att (G*S, S) = q_g . k_g^T per group, then the causal ALiBi softmax of each row in place.
-  launch_host_gemm_dgrad(scores.entry.kernel(), scores.kernel.problem, scores.entry.config(), q_.data(), k_.data(), att,
-                         off);
-  par_.for_range(G, 1, [&](int64_t first, int64_t last) {
-    for (int64_t g = first; g < last; ++g) {
-      const float slope = alibi ? alibi_slope_f32(int(g % H), int(H)) : 0.0f;  // 0: no ALiBi (RoPE)
-      for (int64_t t = 0; t < S; ++t) {
-        float* row = att + (g * S + t) * S;
-        alibi_softmax_row(SingleLane{}, row, row, t, S, scale, slope);
-      }
-    }
-  });
+  {  // att (G*S, S) = q_g . k_g^T per group, each row finished by the causal ALiBi softmax in place.
+    auto timer = timed(prof_, "attn.fwd.scores_softmax");
+    const HostScoresEpilogue softmax{HostScoresEpilogue::Mode::softmax, scale, alibi ? H : 0, nullptr};
+    launch_host_gemm_dgrad(scores.entry.kernel(), scores.kernel.problem, scores.entry.config(), q_.data(), k_.data(),
+                           att, off, softmax);
+  }
   o_.resize(G * S * hd);
-  launch_host_gemm_fwd(values.entry.kernel(), values.kernel.problem, values.entry.config(), att, v_.data(), o_.data(),
-                       off);
+  {
+    auto timer = timed(prof_, "attn.fwd.values");
+    launch_host_gemm_fwd(values.entry.kernel(), values.kernel.problem, values.entry.config(), att, v_.data(), o_.data(),
+                         off);
+  }
+  auto timer = timed(prof_, "attn.relayout");
   par_.for_range(G, 1, [&](int64_t first, int64_t last) {  // out (B, S, C) from o (G, S, hd)
     for (int64_t g = first; g < last; ++g)
       for (int64_t t = 0; t < S; ++t) {
@@ -127,35 +127,46 @@ void HostDenseOps::attention_bwd(float* d_qkv, const float* d_out, const float* 
                                  int64_t S, int64_t C, int64_t H) {
   const int64_t hd = C / H, G = B * H;
   const float scale = 1.0f / std::sqrt(float(hd));
-  split_heads(qkv, B, S, C, H);
-  o_.resize(G * S * hd);  // here: d_o, head-major
-  par_.for_range(G, 1, [&](int64_t first, int64_t last) {
-    for (int64_t g = first; g < last; ++g)
-      for (int64_t t = 0; t < S; ++t) {
-        const float* src = d_out + ((g / H) * S + t) * C + (g % H) * hd;
-        std::copy(src, src + hd, o_.data() + (g * S + t) * hd);
-      }
-  });
+  {
+    auto timer = timed(prof_, "attn.relayout");
+    split_heads(qkv, B, S, C, H);
+    o_.resize(G * S * hd);  // here: d_o, head-major
+    par_.for_range(G, 1, [&](int64_t first, int64_t last) {
+      for (int64_t g = first; g < last; ++g)
+        for (int64_t t = 0; t < S; ++t) {
+          const float* src = d_out + ((g / H) * S + t) * C + (g % H) * hd;
+          std::copy(src, src + hd, o_.data() + (g * S + t) * hd);
+        }
+    });
+  }
   const int64_t* off = offsets(G, S);
   const Resolved& scores = kernel(attention_kernel(DenseOp::attn_scores, B, S, H, hd));
   const Resolved& values = kernel(attention_kernel(DenseOp::attn_values, B, S, H, hd));
   const Resolved& grads = kernel(attention_kernel(DenseOp::attn_grads, B, S, H, hd));
   for (auto* v : {&dq_, &dk_, &dv_}) v->resize(G * S * hd);
   d_att_.resize(G * S * S);
-  // d_v_g = att_g^T . d_o_g;  d_att_g = d_o_g . v_g^T, then the softmax backward in place (d_scores).
-  launch_host_gemm_wgrad(grads.entry.kernel(), grads.kernel.problem, grads.entry.config(), att, o_.data(), dv_.data(),
-                         off);
-  launch_host_gemm_dgrad(scores.entry.kernel(), scores.kernel.problem, scores.entry.config(), o_.data(), v_.data(),
-                         d_att_.data(), off);
-  par_.for_range(G * S, 64, [&](int64_t first, int64_t last) {
-    for (int64_t r = first; r < last; ++r)
-      alibi_softmax_row_bwd(SingleLane{}, att + r * S, d_att_.data() + r * S, d_att_.data() + r * S, r % S, S, scale);
-  });
-  // d_q_g = d_scores_g . k_g;  d_k_g = d_scores_g^T . q_g.
-  launch_host_gemm_fwd(values.entry.kernel(), values.kernel.problem, values.entry.config(), d_att_.data(), k_.data(),
-                       dq_.data(), off);
-  launch_host_gemm_wgrad(grads.entry.kernel(), grads.kernel.problem, grads.entry.config(), d_att_.data(), q_.data(),
-                         dk_.data(), off);
+  {  // d_v_g = att_g^T . d_o_g
+    auto timer = timed(prof_, "attn.bwd.dv");
+    launch_host_gemm_wgrad(grads.entry.kernel(), grads.kernel.problem, grads.entry.config(), att, o_.data(), dv_.data(),
+                           off);
+  }
+  {  // d_att_g = d_o_g . v_g^T, each row finished by the softmax backward in place (d_scores).
+    auto timer = timed(prof_, "attn.bwd.datt_softmax");
+    const HostScoresEpilogue softmax_bwd{HostScoresEpilogue::Mode::softmax_bwd, scale, 0, att};
+    launch_host_gemm_dgrad(scores.entry.kernel(), scores.kernel.problem, scores.entry.config(), o_.data(), v_.data(),
+                           d_att_.data(), off, softmax_bwd);
+  }
+  {  // d_q_g = d_scores_g . k_g
+    auto timer = timed(prof_, "attn.bwd.dq");
+    launch_host_gemm_fwd(values.entry.kernel(), values.kernel.problem, values.entry.config(), d_att_.data(), k_.data(),
+                         dq_.data(), off);
+  }
+  {  // d_k_g = d_scores_g^T . q_g
+    auto timer = timed(prof_, "attn.bwd.dk");
+    launch_host_gemm_wgrad(grads.entry.kernel(), grads.kernel.problem, grads.entry.config(), d_att_.data(), q_.data(),
+                           dk_.data(), off);
+  }
+  auto timer = timed(prof_, "attn.relayout");
   par_.for_range(G, 1, [&](int64_t first, int64_t last) {  // d_qkv (B, S, 3C) from the head-major gradients
     for (int64_t g = first; g < last; ++g)
       for (int64_t t = 0; t < S; ++t) {

@@ -1,7 +1,8 @@
 // The host backend's dense products on the JIT host GEMM kernels (dense_step_kernels.hpp says which
 // family and Problem each product is): the model's matmuls as one-group grouped GEMMs, attention as
-// batched GEMMs over (sequence, head) groups around the shared row softmax
-// (templates/attention/attention_softmax.h). Configs come from the tuning cache through
+// batched GEMMs over (sequence, head) groups, the shared row softmax
+// (templates/attention/attention_softmax.h) and its backward running in the scores products'
+// epilogue (HostScoresEpilogue) while each row block is in cache. Configs come from the tuning cache through
 // HostKernelCache; choices() reports each distinct kernel with the rung that served it. The dense
 // FFN's SwiGLU runs on the MoE layer's SwiGLU kernels.
 #pragma once
@@ -11,6 +12,7 @@
 
 #include "dense_step_kernels.hpp"
 #include "host_kernel_cache.hpp"
+#include "profile.hpp"
 #include "thread_pool.hpp"
 
 namespace moejit::runtime {
@@ -30,6 +32,10 @@ class HostDenseOps {
   void swiglu_bwd(float* d_gate_up, const float* d_h, const float* gate_up, int64_t N, int64_t F);
 
   std::vector<KernelChoice> choices() const { return log_.choices(); }
+  // Times attention's parts (products, softmax, relayouts) as "attn.*" entries; null: off. The
+  // training step leaves it off (its profiler times attention.core as a whole); bench_attention_host
+  // sets it.
+  void set_profiler(Profiler* p) { prof_ = p; }
 
  private:
   struct Resolved {
@@ -46,6 +52,7 @@ class HostDenseOps {
   HostKernelCache& cache_;
   ThreadPool& par_;
   ChoiceLog log_;
+  Profiler* prof_ = nullptr;
   std::map<std::string, Resolved> resolved_;  // by problem key
   std::vector<int64_t> offsets_;
   int64_t offsets_groups_ = -1, offsets_rows_ = -1;

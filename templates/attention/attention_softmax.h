@@ -5,7 +5,9 @@
 //   forward   z_s = scale * scores_s - slope * (t - s);  probs_s = exp(z_s - max z) / sum, for s <= t
 //   backward  d_scores_s = scale * probs_s * (d_probs_s - sum_j probs_j d_probs_j), for s <= t
 // Both write 0 for s > t (the masked future), so the products that read a whole row need no mask.
-// In place is allowed (probs may alias scores, d_scores d_probs). Arithmetic in fp32.
+// In place is allowed (probs may alias scores, d_scores d_probs). Arithmetic in fp32. The host JIT
+// runs it inside the attention_scores product (host/grouped_gemm_families.h), vectorized: the loops
+// carry MOEJIT_VECTORIZE, and exp and the max are written so that Clang can widen them.
 #pragma once
 #include "common/host_device.h"
 #include "routing/routing_lanes.h"  // SingleLane, WarpLanes: a team of lanes owning one row
@@ -17,22 +19,56 @@ MOEJIT_HD float alibi_slope_f32(int head, int heads) {
   return exp_f32(-0.6931471805599453f * 8.0f * float(head + 1) / float(heads));
 }
 
+// exp for the softmax: the device's expf; on the host a branch-free polynomial (Cephes' expf:
+// range reduction by ln 2, degree-6 polynomial, a few ulp) that the loop vectorizer widens, where
+// std::exp is a libm call per element. x <= -87 (the masked and vanishing terms) gives 0.
+MOEJIT_HD float softmax_exp_f32(float x) {
+#if MOEJIT_DEVICE_CODE
+  return expf(x);
+#else
+  const float xc = x < -87.0f ? -87.0f : x;
+  const float n = __builtin_rintf(xc * 1.44269504088896341f);  // x = n ln2 + r, |r| <= ln2 / 2
+  const float r = xc - n * 0.693359375f + n * 2.12194440e-4f;  // ln 2 in two parts: r stays exact
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  const float e = p * r * r + r + 1.0f;
+  return x < -87.0f ? 0.0f : e * bits_to_float(uint32(int(n) + 127) << 23);  // e * 2^n
+#endif
+}
+
+// A float's bits as an int that orders as the float does (NaN aside): the max of a row is then an
+// integer max, which vectorizes on the host, where a float max reduction needs -ffast-math.
+MOEJIT_HD int ordered_key(float f) {
+  const int b = int(float_to_bits(f));
+  return b ^ ((b >> 31) & 0x7fffffff);
+}
+MOEJIT_HD float from_ordered_key(int key) {
+  return bits_to_float(uint32(key ^ ((key >> 31) & 0x7fffffff)));
+}
+
 template <typename T, class Lanes>
 MOEJIT_HD void alibi_softmax_row(const Lanes& lanes, const T* scores, T* probs, int64 t, int64 S, float scale,
                                  float slope) {
-  float mx = bits_to_float(0xff800000u);  // -inf
+  int key = ordered_key(bits_to_float(0xff800000u));  // -inf
+  MOEJIT_VECTORIZE
   for (int64 s = lanes.lane(); s <= t; s += Lanes::kCount) {
-    const float z = scale * to_float(scores[s]) - slope * float(t - s);
-    mx = z > mx ? z : mx;
+    const int z = ordered_key(scale * to_float(scores[s]) - slope * float(t - s));
+    key = z > key ? z : key;
   }
-  mx = lanes.max(mx);
+  const float mx = lanes.max(from_ordered_key(key));
   float sum = 0.0f;
+  MOEJIT_VECTORIZE
   for (int64 s = lanes.lane(); s <= t; s += Lanes::kCount) {
-    const float e = exp_f32(scale * to_float(scores[s]) - slope * float(t - s) - mx);
+    const float e = softmax_exp_f32(scale * to_float(scores[s]) - slope * float(t - s) - mx);
     probs[s] = from_float<T>(e);
     sum += e;
   }
   const float inv = 1.0f / lanes.sum(sum);
+  MOEJIT_VECTORIZE
   for (int64 s = lanes.lane(); s < S; s += Lanes::kCount)
     probs[s] = from_float<T>(s <= t ? to_float(probs[s]) * inv : 0.0f);
 }
@@ -41,8 +77,10 @@ template <typename T, class Lanes>
 MOEJIT_HD void alibi_softmax_row_bwd(const Lanes& lanes, const T* probs, const T* d_probs, T* d_scores, int64 t,
                                      int64 S, float scale) {
   float dot = 0.0f;
+  MOEJIT_VECTORIZE
   for (int64 s = lanes.lane(); s <= t; s += Lanes::kCount) dot += to_float(probs[s]) * to_float(d_probs[s]);
   dot = lanes.sum(dot);
+  MOEJIT_VECTORIZE
   for (int64 s = lanes.lane(); s < S; s += Lanes::kCount)
     d_scores[s] = from_float<T>(s <= t ? scale * to_float(probs[s]) * (to_float(d_probs[s]) - dot) : 0.0f);
 }

@@ -17,6 +17,15 @@
 #define MOEJIT_UNROLL _Pragma("GCC unroll 16")
 #endif
 
+// A loop whose floating-point reductions the host JIT (Clang) may reorder and vectorize, as it would
+// not without -ffast-math; nothing elsewhere (NVRTC: a thread per lane; g++: the runtime's and the
+// tests' builds, which keep source order).
+#if !MOEJIT_DEVICE_CODE && defined(__clang__)
+#define MOEJIT_VECTORIZE _Pragma("clang loop vectorize(enable) interleave(enable)")
+#else
+#define MOEJIT_VECTORIZE
+#endif
+
 #if !defined(__CUDACC_RTC__)
 #include <cmath>
 #include <cstdint>

@@ -54,11 +54,31 @@ Scratch scratch_for(float* base, const Blocks& blk) {
   return s;
 }
 
+// The zero half of a causal view's operand (host/grouped_gemm_families.h), in the block's own
+// coordinates, so that each micro-tile skips it rather than the block as a whole:
+//   a_rows  A (i, p) is 0 for p >= i + diag + 1: a tile's reduction ends at its last row's diagonal;
+//   a_cols  A (i, p) is 0 for p < i + diag: a tile's reduction starts at its first row's diagonal;
+//   c       C (i, j) for j > i + diag is not needed: tiles wholly above the diagonal are skipped.
+struct Causal {
+  enum Kind { none, a_rows, a_cols, c };
+  Kind kind = none;
+  int64 diag = 0;
+};
+
+// The part [begin, end) of the panel [pc, pc + kb) that rows ir .. ir + m of A need.
+inline void causal_span(const Causal& causal, int64 ir, int64 m, int64 pc, int64 kb, int64& begin, int64& end) {
+  begin = 0, end = kb;
+  if (causal.kind == Causal::a_rows) end = min64(kb, causal.diag + ir + m - pc);
+  if (causal.kind == Causal::a_cols) begin = min64(kb, causal.diag + ir - pc);
+  if (begin < 0) begin = 0;
+  if (end < begin) end = begin;  // no terms: the tile is written as zeros (or left, when accumulating)
+}
+
 // C (mb, nb) = A (mb, k) * B (k, nb), all three already offset to the block's origin.
 // A is read in place when the tile says so; B too when its rows are contiguous.
 template <class T>
 void gemm_block(const View& a, const View& b, float* c, int64 ldc, int64 mb, int64 nb, int64 k, const Blocks& blk,
-                const Scratch& s) {
+                const Scratch& s, const Causal& causal = {}) {
   if (k == 0) {  // an expert with no rows still owes zeros (wgrad)
     for (int64 i = 0; i < mb; ++i)
       for (int64 j = 0; j < nb; ++j) c[i * ldc + j] = 0.0f;
@@ -85,14 +105,21 @@ void gemm_block(const View& a, const View& b, float* c, int64 ldc, int64 mb, int
       }
       for (int64 ir = 0; ir < mb; ir += T::MR) {
         const int64 m = min64(T::MR, mb - ir);
+        if (causal.kind == Causal::c && jr > ir + m - 1 + causal.diag) continue;
+        int64 p0, p1;
+        causal_span(causal, ir, m, pc, kb, p0, p1);
+        if (p1 == p0 && accumulate) continue;  // nothing to add
         float* cp = c + ir * ldc + jr;
+        const float* bq = bp + p0 * brs;
         if (T::PACK) {
-          micro_tile<T::MR, T::NR, T::VW, true>(kb, s.a + ir * kb, 1, T::MR, bp, brs, cp, ldc, m, n, accumulate);
+          micro_tile<T::MR, T::NR, T::VW, true>(p1 - p0, s.a + ir * kb + p0 * T::MR, 1, T::MR, bq, brs, cp, ldc, m, n,
+                                                accumulate);
         } else if (m == T::MR) {
-          micro_tile<T::MR, T::NR, T::VW, false>(kb, a.ptr(ir, pc), a.rs, a.cs, bp, brs, cp, ldc, m, n, accumulate);
+          micro_tile<T::MR, T::NR, T::VW, false>(p1 - p0, a.ptr(ir, pc + p0), a.rs, a.cs, bq, brs, cp, ldc, m, n,
+                                                 accumulate);
         } else {
-          pack_a<T::MR>(a, ir, pc, m, kb, s.edge_a);
-          micro_tile<T::MR, T::NR, T::VW, true>(kb, s.edge_a, 1, T::MR, bp, brs, cp, ldc, m, n, accumulate);
+          pack_a<T::MR>(a, ir, pc + p0, m, p1 - p0, s.edge_a);
+          micro_tile<T::MR, T::NR, T::VW, true>(p1 - p0, s.edge_a, 1, T::MR, bq, brs, cp, ldc, m, n, accumulate);
         }
       }
     }

@@ -12,7 +12,11 @@
 // unspecified: the row softmax masks them); fwd reads A (rows, K) only up to the diagonal of the
 // block's last row, wgrad reads X_e (rows, K) only from the block's first column's diagonal down,
 // so both need the masked half to hold zeros (it does: the softmax writes them).
+// The causal dgrad view's work items are whole row blocks (their columns walked in nc blocks), so
+// that it can finish its rows with attention's row softmax (ScoresEpilogue) while they are in
+// cache: the scores become probabilities, d_probs d_scores, without a pass of their own.
 #pragma once
+#include "attention/attention_softmax.h"
 #include "host/grouped_gemm.h"
 #include "swiglu/swiglu.h"
 
@@ -30,8 +34,8 @@ struct GemmFwd {
   void block(int64 e, int64 i0, int64 mb, int64 j0, int64 nb, const Blocks& blk, const Scratch& s) const {
     const int64 r0 = offsets[e] + i0;
     const int64 reduction = causal ? min64(k, i0 + mb) : k;  // A's row i is zero past column i
-    gemm_block<T>(View{x + r0 * k, k, 1}, View{w + e * k * n + j0, n, 1}, y + r0 * n + j0, n, mb, nb, reduction, blk,
-                  s);
+    gemm_block<T>(View{x + r0 * k, k, 1}, View{w + e * k * n + j0, n, 1}, y + r0 * n + j0, n, mb, nb, reduction, blk, s,
+                  causal ? Causal{Causal::a_rows, i0} : Causal{});
   }
 };
 
@@ -56,23 +60,51 @@ struct GemmSwiglu {
   }
 };
 
+// What the causal dgrad view does to each row it finished (row t of a group is query t; the row is
+// K = S wide): nothing (above the diagonal stays unspecified), attention's causal ALiBi softmax in
+// place, or its backward in place (the rows are d_probs; probs is laid out as the output).
+struct ScoresEpilogue {
+  enum Mode : int64 { none = 0, softmax = 1, softmax_bwd = 2 };
+  int64 mode;
+  float scale;
+  int64 alibi_heads;  // softmax: group e is head e % alibi_heads, with its ALiBi slope; 0: no ALiBi
+  const float* probs;
+};
+
 struct GemmDgrad {
   const float *dy, *w;
   float* dx;
   const int64* offsets;
   int64 k, n;
   bool causal;
+  ScoresEpilogue epilogue;
   int64 rows(int64 e) const { return offsets[e + 1] - offsets[e]; }
-  int64 cols() const { return k; }
+  int64 cols() const { return causal ? 1 : k; }  // causal: one work item per row block (causal_rows)
   template <class T>
   void block(int64 e, int64 i0, int64 mb, int64 j0, int64 nb, const Blocks& blk, const Scratch& s) const {
+    if (causal) return causal_rows<T>(e, i0, mb, blk, s);
     const int64 r0 = offsets[e] + i0;
-    if (causal) {  // only the columns up to the diagonal of the block's last row
-      if (j0 >= i0 + mb) return;
-      nb = min64(nb, i0 + mb - j0);
-    }
     // B (n, k) = W_e^T: element (p, c) at W_e[c * n + p].
     gemm_block<T>(View{dy + r0 * n, n, 1}, View{w + e * k * n + j0 * n, 1, n}, dx + r0 * k + j0, k, mb, nb, n, blk, s);
+  }
+  // Rows i0 .. i0 + mb of group e, only the columns up to the diagonal of the block's last row, then
+  // the epilogue on each row.
+  template <class T>
+  void causal_rows(int64 e, int64 i0, int64 mb, const Blocks& blk, const Scratch& s) const {
+    const int64 r0 = offsets[e] + i0, width = min64(k, i0 + mb);
+    for (int64 j0 = 0; j0 < width; j0 += blk.nc)
+      gemm_block<T>(View{dy + r0 * n, n, 1}, View{w + e * k * n + j0 * n, 1, n}, dx + r0 * k + j0, k, mb,
+                    min64(blk.nc, width - j0), n, blk, s, Causal{Causal::c, i0 - j0});
+    if (epilogue.mode == ScoresEpilogue::none) return;
+    const float slope =
+        epilogue.alibi_heads ? alibi_slope_f32(int(e % epilogue.alibi_heads), int(epilogue.alibi_heads)) : 0.0f;
+    for (int64 i = 0; i < mb; ++i) {
+      float* row = dx + (r0 + i) * k;
+      if (epilogue.mode == ScoresEpilogue::softmax)
+        alibi_softmax_row(SingleLane{}, row, row, i0 + i, k, epilogue.scale, slope);
+      else
+        alibi_softmax_row_bwd(SingleLane{}, epilogue.probs + (r0 + i) * k, row, row, i0 + i, k, epilogue.scale);
+    }
   }
 };
 
@@ -91,7 +123,7 @@ struct GemmWgrad {
     const int64 p0 = causal ? min64(i0, m) : 0, r0 = offsets[e] + p0;
     // A (k, m) = X_e^T: element (i, p) at X[(r0 + p) * k + i].
     gemm_block<T>(View{x + r0 * k + i0, 1, k}, View{dy + r0 * n + j0, n, 1}, dw + e * k * n + i0 * n + j0, n, mb, nb,
-                  m - p0, blk, s);
+                  m - p0, blk, s, causal ? Causal{Causal::a_cols, i0 - p0} : Causal{});
   }
 };
 
@@ -99,7 +131,8 @@ enum class Family { fwd, swiglu, dgrad, wgrad };
 
 // Entry bodies. args: fwd (x, w, y, offsets, E, K, N, kc, mc, nc); swiglu (x, w, gate_up, h,
 // offsets, E, K, F, kc, mc, nc); dgrad (dy, w, dx, offsets, E, K, N, ...); wgrad (x, dy, dw, ...).
-// CAUSAL: the attention_* families (fwd, dgrad and wgrad views only).
+// CAUSAL: the attention_* families (fwd, dgrad and wgrad views only); the causal dgrad view
+// (attention_scores) takes its ScoresEpilogue after nc: mode, scale (float), alibi_heads, probs.
 template <class T, Family FAMILY, bool CAUSAL = false>
 void grouped_gemm_entry(void** args, const HostLaunch* launch) {
   static_assert(!CAUSAL || FAMILY != Family::swiglu, "no causal fused up-projection");
@@ -113,9 +146,12 @@ void grouped_gemm_entry(void** args, const HostLaunch* launch) {
     run_grouped<T>(GemmFwd{ptr(0), ptr(1), ptr(2), offsets, k, n, CAUSAL}, experts, blk, launch);
   else if constexpr (FAMILY == Family::swiglu)
     run_grouped<T>(GemmSwiglu{ptr(0), ptr(1), ptr(2), ptr(3), offsets, k, n}, experts, blk, launch);
-  else if constexpr (FAMILY == Family::dgrad)
-    run_grouped<T>(GemmDgrad{ptr(0), ptr(1), ptr(2), offsets, k, n, CAUSAL}, experts, blk, launch);
-  else
+  else if constexpr (FAMILY == Family::dgrad) {
+    ScoresEpilogue epilogue{ScoresEpilogue::none, 1.0f, 0, nullptr};
+    if constexpr (CAUSAL)
+      epilogue = {num(tail + 6), *static_cast<const float*>(args[tail + 7]), num(tail + 8), ptr(tail + 9)};
+    run_grouped<T>(GemmDgrad{ptr(0), ptr(1), ptr(2), offsets, k, n, CAUSAL, epilogue}, experts, blk, launch);
+  } else
     run_grouped<T>(GemmWgrad{ptr(0), ptr(1), ptr(2), offsets, k, n, CAUSAL}, experts, blk, launch);
 }
 

@@ -168,12 +168,14 @@ LaunchDims host_dims(const Config& config) {
 }
 
 void launch_gemm(Kernel& kernel, const Problem& problem, const Config& config, std::vector<const void*> pointers,
-                 const int64_t* offsets) {
+                 const int64_t* offsets, HostScoresEpilogue epilogue = {}) {
   const GemmShape& g = problem.gemm();
   int64_t e = g.experts, k = g.k, n = g.n, kc = config.get("kc"), mc = config.get("mc"), nc = config.get("nc");
   std::vector<void*> args;
   for (auto& p : pointers) args.push_back(&p);
   args.insert(args.end(), {&offsets, &e, &k, &n, &kc, &mc, &nc});
+  if (problem.family == Family::attention_scores)  // its ScoresEpilogue: mode, scale, alibi_heads, probs
+    args.insert(args.end(), {&epilogue.mode, &epilogue.scale, &epilogue.alibi_heads, &epilogue.probs});
   kernel.launch(host_dims(config), args.data());
 }
 
@@ -188,8 +190,12 @@ void launch_host_gemm_swiglu(Kernel& kernel, const Problem& problem, const Confi
   launch_gemm(kernel, problem, config, {x, w_gate_up, gate_up, h}, offsets);
 }
 void launch_host_gemm_dgrad(Kernel& kernel, const Problem& problem, const Config& config, const float* dy,
-                            const float* w, float* dx, const int64_t* offsets) {
-  launch_gemm(kernel, problem, config, {dy, w, dx}, offsets);
+                            const float* w, float* dx, const int64_t* offsets, const HostScoresEpilogue& epilogue) {
+  if (epilogue.mode != HostScoresEpilogue::Mode::none && problem.family != Family::attention_scores)
+    throw Error("a softmax epilogue needs the attention_scores family, not " + std::string(to_string(problem.family)));
+  if (epilogue.mode == HostScoresEpilogue::Mode::softmax_bwd && !epilogue.probs)
+    throw Error("the softmax backward epilogue needs the forward's probabilities");
+  launch_gemm(kernel, problem, config, {dy, w, dx}, offsets, epilogue);
 }
 void launch_host_gemm_wgrad(Kernel& kernel, const Problem& problem, const Config& config, const float* x,
                             const float* dy, float* dw, const int64_t* offsets) {

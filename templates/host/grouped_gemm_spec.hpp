@@ -49,13 +49,26 @@ class HostGroupedGemmSpec final : public KernelSpec {
   Family family_;
 };
 
+// What attention_scores does to each row of a group's (S, S) block once it is computed
+// (host::ScoresEpilogue in host/grouped_gemm_families.h): nothing (entries above the diagonal
+// unspecified), attention's causal ALiBi softmax (scores -> probs), or its backward (d_probs ->
+// d_scores, reading the forward's probs); both write zeros above the diagonal.
+struct HostScoresEpilogue {
+  enum class Mode : int64_t { none = 0, softmax = 1, softmax_bwd = 2 };
+  Mode mode = Mode::none;
+  float scale = 1.0f;
+  int64_t alibi_heads = 0;       // softmax: group g is head g % alibi_heads, with its ALiBi slope; 0: none
+  const float* probs = nullptr;  // softmax_bwd: (rows, S), as the output
+};
+
 // Runs a loaded host grouped GEMM. offsets: (E + 1) int64 row offsets per expert, offsets[E] = rows.
+// The epilogue is attention_scores' only; the other families ignore it.
 void launch_host_gemm_fwd(Kernel& kernel, const Problem& problem, const Config& config, const float* x, const float* w,
                           float* y, const int64_t* offsets);
 void launch_host_gemm_swiglu(Kernel& kernel, const Problem& problem, const Config& config, const float* x,
                              const float* w_gate_up, float* gate_up, float* h, const int64_t* offsets);
 void launch_host_gemm_dgrad(Kernel& kernel, const Problem& problem, const Config& config, const float* dy,
-                            const float* w, float* dx, const int64_t* offsets);
+                            const float* w, float* dx, const int64_t* offsets, const HostScoresEpilogue& epilogue = {});
 void launch_host_gemm_wgrad(Kernel& kernel, const Problem& problem, const Config& config, const float* x,
                             const float* dy, float* dw, const int64_t* offsets);
 

@@ -224,7 +224,8 @@ INSTANTIATE_TEST_SUITE_P(Families, HostGroupedGemm,
 // wgrad views read A lower-triangular per group (zeros above the diagonal, as the softmax writes
 // them) and must equal the full product; the dgrad view (scores) must be right on and below each
 // group's diagonal. Small blocks (mc = mr, nc = nr, kc 16) put block edges on both sides of the
-// diagonal, so skipped blocks, trimmed blocks and shortened reductions all occur.
+// diagonal, so skipped blocks, trimmed blocks and shortened reductions all occur; within a block,
+// micro-tiles skip the zero half themselves (host::Causal), on operands in place and packed.
 TEST(HostAttentionGemm, CausalViewsAgreeWithTheReferenceOnTheirLowerTriangle) {
   const int64_t G = 3, S = 101, hd = 19;
   for (Family kind : {Family::attention_scores, Family::attention_values, Family::attention_grads}) {
@@ -241,13 +242,66 @@ TEST(HostAttentionGemm, CausalViewsAgreeWithTheReferenceOnTheirLowerTriangle) {
     small.set("mc", heuristic.get("mr"));
     small.set("nc", heuristic.get("nr"));
     small.set("kc", 16);
-    for (const Config& c : {heuristic, small}) {
+    // Packed operands too: the micro-tiles' causal spans index the packed slivers.
+    Config packed = small, packed_wide = heuristic;
+    packed.set("pack", 1);
+    packed_wide.set("pack", 1);
+    packed_wide.set("mc", 4 * heuristic.get("mr"));
+    packed_wide.set("kc", 24);
+    for (const Config& c : {heuristic, small, packed, packed_wide}) {
       ASSERT_EQ(spec.prune_reason(p, c, backend().device()), "") << c.to_string();
       auto got = run(kind, d, c);
       if (kind == Family::attention_scores)  // above the diagonal: unspecified
         for (int64_t r = 0; r < G * S; ++r)
           for (int64_t j = r % S + 1; j < S; ++j) got[0][r * S + j] = float(want[0][r * S + j]);
       expect_close(got, want, std::string(to_string(kind)) + " " + c.to_string());
+    }
+  }
+}
+
+// attention_scores' epilogues against a double reference: the causal ALiBi softmax of
+// scale * q . k^T per group (rows whole, zeros above the diagonal), and its backward from
+// d_probs = d_o . v^T and the forward's probabilities. Outputs are poisoned first; the small
+// blocks (nc = nr) walk each row block's columns in several panels before the epilogue runs.
+TEST(HostAttentionGemm, ScoresEpilogueIsTheCausalSoftmaxAndItsBackward) {
+  const int64_t G = 4, S = 75, hd = 19, heads = 2;
+  const float scale = 0.3f;
+  const HostGroupedGemmSpec spec(Family::attention_scores);
+  const Problem p(Family::attention_scores, DType::f32, GemmShape{G, 1, S, hd}, G * S);
+  std::mt19937 rng(31);
+  const std::vector<float> q = random_floats(G * S * hd, rng), k = random_floats(G * S * hd, rng);
+  std::vector<int64_t> offsets;
+  for (int64_t g = 0; g <= G; ++g) offsets.push_back(g * S);
+  for (int64_t alibi_heads : {heads, int64_t(0)}) {
+    std::vector<double> probs(G * S * S, 0.0), d_scores(G * S * S, 0.0);
+    for (int64_t r = 0; r < G * S; ++r) {  // r = g * S + t; k doubles as v, q as d_o
+      const int64_t g = r / S, t = r % S;
+      const double slope = alibi_heads ? std::pow(2.0, -8.0 * double(g % heads + 1) / double(heads)) : 0.0;
+      std::vector<double> dot(t + 1);
+      double mx = -1e300, sum = 0, pd = 0;
+      for (int64_t s = 0; s <= t; ++s) {
+        for (int64_t j = 0; j < hd; ++j) dot[s] += double(q[r * hd + j]) * k[(g * S + s) * hd + j];
+        mx = std::max(mx, scale * dot[s] - slope * double(t - s));
+      }
+      for (int64_t s = 0; s <= t; ++s) sum += probs[r * S + s] = std::exp(scale * dot[s] - slope * double(t - s) - mx);
+      for (int64_t s = 0; s <= t; ++s) pd += (probs[r * S + s] /= sum) * dot[s];
+      for (int64_t s = 0; s <= t; ++s) d_scores[r * S + s] = scale * probs[r * S + s] * (dot[s] - pd);
+    }
+    const Config heuristic = spec.heuristic(p, backend().device());
+    Config small = heuristic;
+    small.set("mc", heuristic.get("mr"));
+    small.set("nc", heuristic.get("nr"));
+    small.set("kc", 8);
+    for (const Config& c : {heuristic, small}) {
+      Kernel& kernel = kernel_for(spec.render(p, c, backend().device()));
+      const std::string what = "alibi_heads " + std::to_string(alibi_heads) + " " + c.to_string();
+      std::vector<float> att(G * S * S, std::nanf("")), d_att(G * S * S, std::nanf(""));
+      launch_host_gemm_dgrad(kernel, p, c, q.data(), k.data(), att.data(), offsets.data(),
+                             {HostScoresEpilogue::Mode::softmax, scale, alibi_heads, nullptr});
+      expect_close({att}, {probs}, "softmax " + what);
+      launch_host_gemm_dgrad(kernel, p, c, q.data(), k.data(), d_att.data(), offsets.data(),
+                             {HostScoresEpilogue::Mode::softmax_bwd, scale, 0, att.data()});
+      expect_close({d_att}, {d_scores}, "softmax_bwd " + what);
     }
   }
 }
