@@ -196,9 +196,11 @@ void add_train_command(CLI::App& app) {
                   "and the ranks); docs/distributed.md")
       ->capture_default_str()
       ->transform(integer_in(1, 4096));
-  cmd->add_flag("!--no-overlap", flags->o.overlap_allreduce,
-                "Under mpirun: sum the gradients after the backward instead of layer by layer while it runs (the "
-                "same bits; for measuring what the overlap hides)");
+  cmd->add_option("--overlap", flags->o.overlap_allreduce,
+                  "Under mpirun: sum the gradients layer by layer while the backward runs (on), after it (off; the "
+                  "same bits), or on where the node has a core to spare for it (auto)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "on", "off"}));
   flags->o.backend = runtime::default_backend();
   auto* backend =
       cmd->add_option("--backend", flags->o.backend,

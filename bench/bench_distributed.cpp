@@ -56,7 +56,7 @@ int main(int argc, char** argv) {
   if (argc > 3) a.backend = argv[3];
   if (argc > 4) a.expert_parallel = std::atoll(argv[4]);
   if (argc > 5) a.threads = unsigned(std::atoi(argv[5]));
-  if (argc > 6) a.overlap = std::atoi(argv[6]) != 0;
+  if (argc > 6) a.overlap = std::atoi(argv[6]) != 0;  // forced either way, spare core or not
   Communicator& comm = process_communicator();
   TrainOptions o;
   o.config = find_model_config(a.config);
@@ -64,7 +64,7 @@ int main(int argc, char** argv) {
   o.threads = a.threads;
   o.backend_options.kernel_threads = a.threads;
   o.expert_parallel = a.expert_parallel;
-  o.overlap_allreduce = a.overlap;
+  o.overlap_allreduce = a.overlap ? "on" : "off";
   o.tokens = int64_t(a.steps + 2) * o.batch * o.config.seq_len;
   Trainer t(o, comm);
   t.train_step();  // warm-up: allocations, JIT builds or binary-cache loads

@@ -43,6 +43,8 @@ class Communicator {
   // Whether two threads may call collectives at once (on different communicators): MPI started
   // with MPI_THREAD_MULTIPLE. The gradient all-reduce overlaps the backward only then.
   virtual bool concurrent_calls() const { return true; }
+  // How many ranks of this communicator run on this machine (they share its cores).
+  virtual int ranks_on_this_node() const { return 1; }
 
   bool root() const { return rank() == 0; }
 };

@@ -38,6 +38,10 @@ int layer_of(const std::string& name) {
 
 }  // namespace
 
+bool spare_core_for_communication(int ranks_on_node, unsigned threads_per_rank, unsigned hardware_threads) {
+  return int64_t(std::max(ranks_on_node, 1)) * (int64_t(threads_per_rank) + 1) <= int64_t(hardware_threads);
+}
+
 std::vector<std::vector<ParamRange>> gradient_groups(const std::vector<ParamTensor>& tensors, int layers,
                                                      bool split_experts) {
   std::vector<std::vector<ParamTensor>> members(size_t(layers) + 1);

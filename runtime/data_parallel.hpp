@@ -30,6 +30,12 @@ void allreduce_gradients(Communicator& comm, BackendMemory& memory, TypedPtr gra
 std::vector<std::vector<ParamRange>> gradient_groups(const std::vector<ParamTensor>& tensors, int layers,
                                                      bool split_experts);
 
+// Whether a communication thread gets a core of its own: the node's ranks, each computing on
+// threads_per_rank threads, leave at least one of its hardware threads per rank idle. Without one,
+// MPI's progress on that thread (it polls) slows the compute more than the overlap hides: 4 ranks
+// of 1 thread on 2 cores ran 6-16 % slower overlapped (bench/results/2026-11-27-overlap.md).
+bool spare_core_for_communication(int ranks_on_node, unsigned threads_per_rank, unsigned hardware_threads);
+
 // One line per kernel decision, "kernel config", in the order the backend reports them.
 std::string decisions_text(const std::vector<KernelChoice>& choices);
 

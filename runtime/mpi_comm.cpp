@@ -56,6 +56,7 @@ class MpiComm final : public Communicator {
 
   int rank() const override { return rank_; }
   bool concurrent_calls() const override { return provided_ >= MPI_THREAD_MULTIPLE; }
+  int ranks_on_this_node() const override { return ranks_on_node_; }
   int size() const override { return size_; }
   std::string name() const override { return "MPI (" + library_version() + ")"; }
 
@@ -130,11 +131,15 @@ class MpiComm final : public Communicator {
     MPI_Comm_rank(comm_, &rank_);
     MPI_Comm_size(comm_, &size_);
     MPI_Query_thread(&provided_);
+    MPI_Comm node;
+    MPI_Comm_split_type(comm_, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node);
+    MPI_Comm_size(node, &ranks_on_node_);
+    MPI_Comm_free(&node);
   }
 
   MPI_Comm comm_;
   bool world_ = false;
-  int rank_ = 0, size_ = 1, provided_ = MPI_THREAD_SINGLE;
+  int rank_ = 0, size_ = 1, provided_ = MPI_THREAD_SINGLE, ranks_on_node_ = 1;
 };
 
 }  // namespace

@@ -47,6 +47,8 @@ void check_options(const TrainOptions& o) {
     fail("the learning rates must be finite, --lr > 0, got " + number_text(o.max_lr));
   if (o.threads < 1) fail("--threads must be >= 1");
   if (o.expert_parallel < 1) fail("--expert-parallel must be >= 1");
+  if (o.overlap_allreduce != "auto" && o.overlap_allreduce != "on" && o.overlap_allreduce != "off")
+    fail("--overlap must be auto, on or off, not " + o.overlap_allreduce);
   if (o.device_collectives != "auto" && o.device_collectives != "nccl" && o.device_collectives != "host")
     fail("device collectives must be auto, nccl or host, not " + o.device_collectives);
 }
@@ -103,7 +105,11 @@ Trainer::Trainer(TrainOptions options, Communicator& comm)
   gradient_groups_ = gradient_groups(model_->tensors(), o_.config.layers, expert_group_ != nullptr);
   make_device_collectives();
   if (comm_.size() > 1 && !nccl_) {
-    const bool overlap = o_.overlap_allreduce && backend_->host_memory() && comm_.concurrent_calls();
+    const bool wanted =
+        o_.overlap_allreduce == "on" ||
+        (o_.overlap_allreduce == "auto" &&
+         spare_core_for_communication(comm_.ranks_on_this_node(), compute_threads(), hardware_threads()));
+    const bool overlap = wanted && backend_->host_memory() && comm_.concurrent_calls();
     reducer_ = std::make_unique<GradientReducer>(*backend_, model_->grads(), overlap);
   }
   int64_t tokens = o_.tokens;
@@ -139,6 +145,12 @@ void Trainer::make_expert_group() {
                 " processes of this job: start a multiple of " + std::to_string(P) + " ranks (mpirun -np)");
   expert_group_ = comm_.split(int(comm_.rank() / P), comm_.rank());
   expert_replicas_ = comm_.split(int(comm_.rank() % P), comm_.rank());
+}
+
+// Threads a rank computes on: the trainer's and the host kernels' (0: every hardware thread).
+unsigned Trainer::compute_threads() const {
+  const unsigned kernels = o_.backend_options.kernel_threads ? o_.backend_options.kernel_threads : hardware_threads();
+  return std::max(std::max(1u, o_.threads), o_.backend == "host" ? kernels : 1u);
 }
 
 // One group of gradient_groups_ posted for summing over the ranks that hold it: the tensors every

@@ -54,8 +54,9 @@ struct TrainOptions {
   int64_t expert_parallel = 1;
   // Data parallel: sum each layer's gradients over the ranks while the backward computes the layers
   // below (gradient_reducer.hpp), where the backend's memory is process memory and MPI allows two
-  // threads to call it; false: after the backward. The two give the same bits.
-  bool overlap_allreduce = true;
+  // threads to call it: "on"; "off": after the backward (the same bits); "auto": on where the node
+  // has a core to spare for the communication thread (spare_core_for_communication).
+  std::string overlap_allreduce = "auto";
   // Device backends (cuda) under data parallelism: "nccl" sums the gradients in device memory over
   // NCCL, queued on the step's stream layer by layer as the backward finishes them (inside the
   // step's CUDA graph); "host" through host buffers over MPI, after the backward; "auto": nccl where
@@ -139,6 +140,7 @@ class Trainer {
   void make_expert_group();
   void post_gradients(size_t group);
   void make_device_collectives();
+  unsigned compute_threads() const;
   void verify_same_parameters_everywhere(const std::vector<float>& params);
   std::filesystem::path save_shards(const std::filesystem::path& index, const CheckpointTensors& t);
 

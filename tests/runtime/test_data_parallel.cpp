@@ -95,6 +95,15 @@ TEST(DataParallel, GradientGroupsCoverEveryTensorOnceInBackwardOrder) {
   }
 }
 
+TEST(DataParallel, TheCommunicationThreadNeedsACoreTheRanksLeaveIdle) {
+  EXPECT_TRUE(spare_core_for_communication(1, 1, 2));
+  EXPECT_FALSE(spare_core_for_communication(2, 1, 2));  // 2 ranks of 1 thread on 2 cores: every core busy
+  EXPECT_FALSE(spare_core_for_communication(4, 1, 2));  // oversubscribed
+  EXPECT_TRUE(spare_core_for_communication(8, 15, 128));
+  EXPECT_FALSE(spare_core_for_communication(8, 16, 128));
+  EXPECT_TRUE(spare_core_for_communication(0, 1, 2));  // an MPI that did not say: one rank
+}
+
 // Two ranks that hold the same gradients: a sum doubles them. Records each call's size and thread;
 // throws once when asked to.
 class RecordingComm final : public Communicator {

@@ -143,7 +143,7 @@ class Distributed(unittest.TestCase):
                 runs = {}
                 for overlap in (True, False):
                     out = self.tmp / f"overlap{ranks}_{ep}_{overlap}"
-                    extra = ["--expert-parallel", str(ep)] + ([] if overlap else ["--no-overlap"])
+                    extra = ["--expert-parallel", str(ep), "--overlap", "on" if overlap else "off"]
                     p = run(mpirun(ranks) + train_args("micro-moe", self.corpus, out, steps, extra=extra), self.cache)
                     self.assertIn("gradients summed " + ("layer by layer during" if overlap else "after") +
                                   " the backward", p.stdout)
