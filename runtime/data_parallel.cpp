@@ -52,21 +52,7 @@ std::vector<std::vector<ParamRange>> gradient_groups(const std::vector<ParamTens
     members[l < 0 ? size_t(layers) : size_t(l)].push_back(t);
   }
   std::vector<std::vector<ParamRange>> groups;
-  for (const auto& group : members) {
-    std::vector<ParamRange> ranges = param_ranges(group);
-    if (!split_experts) {  // one communicator for all: merge what param_ranges kept apart
-      std::vector<ParamRange> merged;
-      for (ParamRange r : ranges) {
-        r.per_expert = false;
-        if (!merged.empty() && merged.back().offset + merged.back().size == r.offset)
-          merged.back().size += r.size;
-        else
-          merged.push_back(r);
-      }
-      ranges = std::move(merged);
-    }
-    groups.push_back(std::move(ranges));
-  }
+  for (const auto& group : members) groups.push_back(param_ranges(group, split_experts));
   return groups;
 }
 

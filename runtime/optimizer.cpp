@@ -29,13 +29,14 @@ std::vector<ParamSegment> param_segments(const std::vector<ParamTensor>& tensors
   return v;
 }
 
-std::vector<ParamRange> param_ranges(const std::vector<ParamTensor>& tensors) {
+std::vector<ParamRange> param_ranges(const std::vector<ParamTensor>& tensors, bool split_experts) {
   std::vector<ParamRange> v;
   for (const auto& t : tensors) {
-    if (!v.empty() && v.back().per_expert == t.per_expert() && v.back().offset + v.back().size == t.offset)
+    const bool per_expert = split_experts && t.per_expert();
+    if (!v.empty() && v.back().per_expert == per_expert && v.back().offset + v.back().size == t.offset)
       v.back().size += t.size;
     else
-      v.push_back({t.offset, t.size, t.per_expert()});
+      v.push_back({t.offset, t.size, per_expert});
   }
   return v;
 }

@@ -28,11 +28,13 @@ std::vector<ParamSegment> param_segments(const std::vector<ParamTensor>& tensors
 
 // Maximal runs of neighbouring tensors that are all per-expert or all not: with sharded experts the
 // two kinds are reduced over different ranks (the gradient all-reduce, the gradient norm).
+// split_experts false: runs of neighbours of either kind (per_expert false), where one communicator
+// sums everything.
 struct ParamRange {
   int64_t offset = 0, size = 0;
   bool per_expert = false;
 };
-std::vector<ParamRange> param_ranges(const std::vector<ParamTensor>& tensors);
+std::vector<ParamRange> param_ranges(const std::vector<ParamTensor>& tensors, bool split_experts = true);
 
 template <typename T>
 class AdamW {

@@ -260,7 +260,7 @@ StepStats Trainer::queue_step() {
       auto t = timed(&profiler_, "allreduce");  // what the backward did not hide
       reducer_->wait();
     }
-    profiler_.add("allreduce.overlapped", reducer_->overlapping() ? reducer_->last_busy_seconds() : 0.0);
+    if (reducer_->overlapping()) profiler_.add("allreduce.overlapped", reducer_->last_busy_seconds());
   }
   if (ranks > 1) {
     // Before the update: no rank applies gradients summed over ranks that ran other kernel configs.
