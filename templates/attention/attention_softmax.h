@@ -19,27 +19,6 @@ MOEJIT_HD float alibi_slope_f32(int head, int heads) {
   return exp_f32(-0.6931471805599453f * 8.0f * float(head + 1) / float(heads));
 }
 
-// exp for the softmax: the device's expf; on the host a branch-free polynomial (Cephes' expf:
-// range reduction by ln 2, degree-6 polynomial, a few ulp) that the loop vectorizer widens, where
-// std::exp is a libm call per element. x <= -87 (the masked and vanishing terms) gives 0.
-MOEJIT_HD float softmax_exp_f32(float x) {
-#if MOEJIT_DEVICE_CODE
-  return expf(x);
-#else
-  const float xc = x < -87.0f ? -87.0f : x;
-  const float n = __builtin_rintf(xc * 1.44269504088896341f);  // x = n ln2 + r, |r| <= ln2 / 2
-  const float r = xc - n * 0.693359375f + n * 2.12194440e-4f;  // ln 2 in two parts: r stays exact
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  const float e = p * r * r + r + 1.0f;
-  return x < -87.0f ? 0.0f : e * bits_to_float(uint32(int(n) + 127) << 23);  // e * 2^n
-#endif
-}
-
 // A float's bits as an int that orders as the float does (NaN aside): the max of a row is then an
 // integer max, which vectorizes on the host, where a float max reduction needs -ffast-math.
 MOEJIT_HD int ordered_key(float f) {
@@ -63,7 +42,7 @@ MOEJIT_HD void alibi_softmax_row(const Lanes& lanes, const T* scores, T* probs, 
   float sum = 0.0f;
   MOEJIT_VECTORIZE
   for (int64 s = lanes.lane(); s <= t; s += Lanes::kCount) {
-    const float e = softmax_exp_f32(scale * to_float(scores[s]) - slope * float(t - s) - mx);
+    const float e = exp_f32(scale * to_float(scores[s]) - slope * float(t - s) - mx);
     probs[s] = from_float<T>(e);
     sum += e;
   }

@@ -64,11 +64,26 @@ MOEJIT_HD uint32 float_to_bits(float f) {
 #endif
 }
 
+// exp: the device's expf; on the host a branch-free polynomial (Cephes' expf: range reduction by
+// ln 2, degree-6 polynomial, a few ulp) that the loop vectorizer widens, where std::exp is a libm
+// call per element; so every per-element loop that takes an exp (softmax, SiLU, sigmoid gates,
+// cross-entropy) runs at vector width. x < -87 gives 0 and x > 88 gives +inf (exp(88.72) is past
+// FLT_MAX; nothing here needs the sliver between).
 MOEJIT_HD float exp_f32(float x) {
 #if MOEJIT_DEVICE_CODE
   return expf(x);
 #else
-  return std::exp(x);
+  const float xc = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
+  const float n = __builtin_rintf(xc * 1.44269504088896341f);  // x = n ln2 + r, |r| <= ln2 / 2
+  const float r = xc - n * 0.693359375f + n * 2.12194440e-4f;  // ln 2 in two parts: r stays exact
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  const float e = (p * r * r + r + 1.0f) * bits_to_float(uint32(int(n) + 127) << 23);  // e^r 2^n
+  return x < -87.0f ? 0.0f : (x > 88.0f ? bits_to_float(0x7f800000u) : e);
 #endif
 }
 
