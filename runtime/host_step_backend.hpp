@@ -1,13 +1,14 @@
 // The host backend: process memory; the step's products on JIT-compiled host GEMM kernels with
 // configs from the tuning cache (the MoE layer's 14 steps: jit_host_moe_kernels.hpp; the dense
 // matmuls and attention: host_dense_ops.hpp), the causal ALiBi softmax on the per-row code it shares
-// with the GPU, the dense FFN's SwiGLU on the host SwiGLU kernels, and the reference loops for the
-// memory-bound ops it has no kernel for yet (norms, embedding, loss, residual adds); the optimizer's
-// loops run in parallel.
+// with the GPU, the dense FFN's SwiGLU on the host SwiGLU kernels, RMSNorm, cross-entropy, the
+// residual adds and the optimizer on the JIT step ops (host_step_ops.hpp, the per-row code the GPU
+// runs too), and the reference loops for the rest (embedding, RoPE, scaling, counters).
 // Only built with MOEJIT_WITH_LLVM.
 #pragma once
 #include "backend_choice.hpp"
 #include "host_dense_ops.hpp"
+#include "host_step_ops.hpp"
 #include "jit_host_moe_kernels.hpp"
 #include "reference_step_backend.hpp"
 
@@ -43,16 +44,35 @@ class HostStepBackend final : public ReferenceStepBackend<float> {
   void swiglu_bwd(TypedPtr d_gate_up, TypedPtr d_h, TypedPtr gate_up, i64 N, i64 F) override {
     dense_.swiglu_bwd(d_gate_up.as<float>(), d_h.as<float>(), gate_up.as<float>(), N, F);
   }
-  // In parallel over fixed blocks, summed in block order: the same result for any thread count.
+  void rmsnorm_fwd(TypedPtr out, TypedPtr rstd, TypedPtr x, TypedPtr w, i64 N, i64 C) override {
+    steps_.rmsnorm_fwd(out.as<float>(), rstd.as<float>(), x.as<float>(), w.as<float>(), N, C);
+  }
+  void rmsnorm_bwd(TypedPtr d_x, TypedPtr d_w, TypedPtr d_out, TypedPtr x, TypedPtr w, TypedPtr rstd, i64 N,
+                   i64 C) override {
+    steps_.rmsnorm_bwd(d_x.as<float>(), d_w.as<float>(), d_out.as<float>(), x.as<float>(), w.as<float>(),
+                       rstd.as<float>(), N, C);
+  }
+  void cross_entropy_fwd(TypedPtr probs, TypedPtr loss, TypedPtr logits, TypedPtr targets, i64 N, i64 V) override {
+    *loss.as<float>() +=
+        float(steps_.cross_entropy_fwd(probs.as<float>(), logits.as<float>(), targets.as<int32_t>(), N, V));
+  }
+  void cross_entropy_bwd(TypedPtr d_logits, TypedPtr probs, TypedPtr targets, i64 N, i64 V, float scale) override {
+    steps_.cross_entropy_bwd(d_logits.as<float>(), probs.as<float>(), targets.as<int32_t>(), N, V, scale);
+  }
+  void add(TypedPtr out, TypedPtr in, i64 n) override {
+    if (out.dtype != DType::f32) return ReferenceStepBackend<float>::add(out, in, n);  // the i32 load counters
+    steps_.add(out.as<float>(), in.as<float>(), n);
+  }
+  // In fixed chunks, summed in chunk order: the same result for any thread count.
   void grad_norm(TypedPtr norm, TypedPtr grads, i64 n) override;
   void adamw(TypedPtr params, TypedPtr weights, TypedPtr grads, TypedPtr m, TypedPtr v, TypedPtr norm, i64 n,
              std::span<const ParamSegment> segments, const AdamWStep& step) override;
 
  private:
-  std::vector<double> partial_;  // grad_norm's per-block sums
   HostKernelCache kernels_;
   JitHostMoeKernels moe_;
   HostDenseOps dense_;
+  HostStepOps steps_;
 };
 
 }  // namespace moejit::runtime

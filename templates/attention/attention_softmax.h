@@ -19,16 +19,6 @@ MOEJIT_HD float alibi_slope_f32(int head, int heads) {
   return exp_f32(-0.6931471805599453f * 8.0f * float(head + 1) / float(heads));
 }
 
-// A float's bits as an int that orders as the float does (NaN aside): the max of a row is then an
-// integer max, which vectorizes on the host, where a float max reduction needs -ffast-math.
-MOEJIT_HD int ordered_key(float f) {
-  const int b = int(float_to_bits(f));
-  return b ^ ((b >> 31) & 0x7fffffff);
-}
-MOEJIT_HD float from_ordered_key(int key) {
-  return bits_to_float(uint32(key ^ ((key >> 31) & 0x7fffffff)));
-}
-
 template <typename T, class Lanes>
 MOEJIT_HD void alibi_softmax_row(const Lanes& lanes, const T* scores, T* probs, int64 t, int64 S, float scale,
                                  float slope) {

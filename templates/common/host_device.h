@@ -91,6 +91,16 @@ MOEJIT_HD float neg_inf_f32() {
   return bits_to_float(0xff800000u);
 }
 
+// A float's bits as an int that orders as the float does (NaN aside): the max of a row is then an
+// integer max, which vectorizes on the host, where a float max reduction needs -ffast-math.
+MOEJIT_HD int ordered_key(float f) {
+  const int b = int(float_to_bits(f));
+  return b ^ ((b >> 31) & 0x7fffffff);
+}
+MOEJIT_HD float from_ordered_key(int key) {
+  return bits_to_float(uint32(key ^ ((key >> 31) & 0x7fffffff)));
+}
+
 MOEJIT_HD float log_f32(float x) {
 #if MOEJIT_DEVICE_CODE
   return logf(x);

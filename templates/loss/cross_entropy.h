@@ -13,18 +13,19 @@ namespace moejit {
 
 template <typename T, typename P, class Lanes>
 MOEJIT_HD float cross_entropy_row(const Lanes& lanes, const T* logits, P* probs, int64 target, int64 V) {
-  float mx = neg_inf_f32();
-  for (int64 v = lanes.lane(); v < V; v += Lanes::kCount) mx = to_float(logits[v]) > mx ? to_float(logits[v]) : mx;
-  mx = lanes.max(mx);
-  float sum = 0.0f, z_target = 0.0f;
+  int key = ordered_key(neg_inf_f32());  // the max as an integer max: it vectorizes on the host
+  MOEJIT_VECTORIZE
   for (int64 v = lanes.lane(); v < V; v += Lanes::kCount) {
-    const float z = to_float(logits[v]);
-    sum += exp_f32(z - mx);
-    if (v == target) z_target = z;
+    const int z = ordered_key(to_float(logits[v]));
+    key = z > key ? z : key;
   }
+  const float mx = lanes.max(from_ordered_key(key));
+  float sum = 0.0f;
+  MOEJIT_VECTORIZE
+  for (int64 v = lanes.lane(); v < V; v += Lanes::kCount) sum += exp_f32(to_float(logits[v]) - mx);
   sum = lanes.sum(sum);
-  z_target = lanes.sum(z_target);  // exactly one lane holds it; the others add 0
-  const float inv = 1.0f / sum;
+  const float z_target = to_float(logits[target]), inv = 1.0f / sum;
+  MOEJIT_VECTORIZE
   for (int64 v = lanes.lane(); v < V; v += Lanes::kCount)
     probs[v] = from_float<P>(exp_f32(to_float(logits[v]) - mx) * inv);
   return log_f32(sum) + mx - z_target;
@@ -33,6 +34,7 @@ MOEJIT_HD float cross_entropy_row(const Lanes& lanes, const T* logits, P* probs,
 template <typename T, typename P, class Lanes>
 MOEJIT_HD void cross_entropy_row_bwd(const Lanes& lanes, const P* probs, T* d_logits, int64 target, int64 V,
                                      float scale) {
+  MOEJIT_VECTORIZE
   for (int64 v = lanes.lane(); v < V; v += Lanes::kCount)
     d_logits[v] = from_float<T>(scale * (to_float(probs[v]) - (v == target ? 1.0f : 0.0f)));
 }

@@ -17,6 +17,7 @@ constexpr float kRmsNormEps = 1e-5f;
 template <typename T, typename W, class Lanes>
 MOEJIT_HD float rmsnorm_row(const Lanes& lanes, const T* x, const W* w, T* out, int64 C, float eps) {
   float squares = 0.0f;
+  MOEJIT_VECTORIZE
   for (int64 j = lanes.lane(); j < C; j += Lanes::kCount) squares += to_float(x[j]) * to_float(x[j]);
   const float r = 1.0f / sqrt_f32(lanes.sum(squares) / float(C) + eps);
   for (int64 j = lanes.lane(); j < C; j += Lanes::kCount) out[j] = from_float<T>(to_float(x[j]) * r * to_float(w[j]));
@@ -27,6 +28,7 @@ MOEJIT_HD float rmsnorm_row(const Lanes& lanes, const T* x, const W* w, T* out, 
 template <typename T, typename W, class Lanes>
 MOEJIT_HD void rmsnorm_row_bwd(const Lanes& lanes, const T* d_out, const T* x, const W* w, float r, T* d_x, int64 C) {
   float wgx = 0.0f;
+  MOEJIT_VECTORIZE
   for (int64 j = lanes.lane(); j < C; j += Lanes::kCount) wgx += to_float(w[j]) * to_float(d_out[j]) * to_float(x[j]);
   const float k = r * r * r * lanes.sum(wgx) / float(C);
   for (int64 j = lanes.lane(); j < C; j += Lanes::kCount)
