@@ -1,7 +1,7 @@
 // The host backend's attention core (HostDenseOps::attention_fwd + attention_bwd) alone, on the
 // shapes of tiny-moe-r20 (B 8, S 256, C 128, H 2) and tiny-dense (C 256, H 4): milliseconds per
-// forward + backward, the time of each part (the products, the softmax passes, the head-major
-// relayouts) and each product's rate, against the rate of the model's QKV projection (a dense
+// forward + backward, the time of each part (the products, with the softmax in the scores
+// products' epilogue) and each product's rate, against the rate of the model's QKV projection (a dense
 // matmul of the same tokens) in the same run. Configs come from the tuning cache as in the
 // training step ($MOEJIT_CACHE_DIR/tuning; heuristics where it has none).
 // Rates count the causal products' useful FLOPs (the lower triangle: 2 S (S + 1) / 2 hd per group
@@ -87,7 +87,7 @@ void print_parts(const AttnShape& s, int reps, Variant& v, nlohmann::json& j) {
   for (const auto& [k, e] : v.prof.entries()) total += e.seconds;
   for (const auto& [k, e] : v.prof.entries()) {
     const double ms = e.seconds / reps * 1e3;
-    const bool product = k.find("relayout") == std::string::npos && !k.ends_with(".softmax");
+    const bool product = !k.ends_with(".softmax");
     std::printf("%-24s %9.3f %6.1f%%", k.c_str(), ms, 100.0 * e.seconds / total);
     if (product) std::printf(" %10.1f [%6.1f]", useful / (ms * 1e-3) * 1e-9, full / (ms * 1e-3) * 1e-9);
     std::printf("\n");

@@ -1,6 +1,6 @@
 // The host backend's dense products on the JIT host GEMM kernels (dense_step_kernels.hpp says which
 // family and Problem each product is): the model's matmuls as one-group grouped GEMMs, attention as
-// batched GEMMs over (sequence, head) groups, the shared row softmax
+// batched GEMMs over (sequence, head) groups read and written in the model's own layout, the shared row softmax
 // (templates/attention/attention_softmax.h) and its backward running in the scores products'
 // epilogue (HostScoresEpilogue) while each row block is in cache. Configs come from the tuning cache through
 // HostKernelCache; choices() reports each distinct kernel with the rung that served it. The dense
@@ -32,7 +32,7 @@ class HostDenseOps {
   void swiglu_bwd(float* d_gate_up, const float* d_h, const float* gate_up, int64_t N, int64_t F);
 
   std::vector<KernelChoice> choices() const { return log_.choices(); }
-  // Times attention's parts (products, softmax, relayouts) as "attn.*" entries; null: off. The
+  // Times attention's parts (the products with their softmax epilogues) as "attn.*" entries; null: off. The
   // training step leaves it off (its profiler times attention.core as a whole); bench_attention_host
   // sets it.
   void set_profiler(Profiler* p) { prof_ = p; }
@@ -47,7 +47,6 @@ class HostDenseOps {
   // C (n) += scratch written by `gemm` (the host GEMMs overwrite their output).
   template <typename F>
   void accumulate_into(float* c, int64_t n, F&& gemm);
-  void split_heads(const float* qkv, int64_t B, int64_t S, int64_t C, int64_t H);
 
   HostKernelCache& cache_;
   ThreadPool& par_;
@@ -56,8 +55,8 @@ class HostDenseOps {
   std::map<std::string, Resolved> resolved_;  // by problem key
   std::vector<int64_t> offsets_;
   int64_t offsets_groups_ = -1, offsets_rows_ = -1;
-  // Scratch: an accumulation buffer; head-major q, k, v, o and their gradients (B*H, S, hd); d_att.
-  std::vector<float> acc_, q_, k_, v_, o_, dq_, dk_, dv_, d_att_;
+  // Scratch: an accumulation buffer; the (B*H, S, S) gradient of the attention weights.
+  std::vector<float> acc_, d_att_;
 };
 
 }  // namespace moejit::runtime

@@ -22,20 +22,45 @@
 
 namespace moejit::host {
 
+// Where the causal (attention) views find a group's head-side operands: q, k, v, the output and
+// their gradients stay in the model's (B, S, width) rows, head h of sequence b at columns
+// [h hd, (h + 1) hd) with row stride ld, group g = b H + h (S = K rows each); so attention needs no
+// head-major copies. Each view has two such operands (ld0, ld1 in argument order); ld 0 means the
+// operand is contiguous, as the tuner lays it out: a row operand's groups are the offsets' row
+// segments, a weight-like operand's are K-row blocks. The (S, S) score blocks stay contiguous.
+struct HeadLayout {
+  int64 heads, ld0, ld1;
+  int64 ld(int which, int64 width) const {
+    const int64 v = which == 0 ? ld0 : ld1;
+    return v ? v : width;
+  }
+  // Row r of group e of operand `which`, `width` wide; offsets: a row operand's, null for a weight.
+  template <typename P>
+  P* at(P* base, int which, int64 e, int64 r, int64 k, int64 width, const int64* offsets) const {
+    if ((which == 0 ? ld0 : ld1) == 0) return base + ((offsets ? offsets[e] : e * k) + r) * width;
+    const int64 stride = ld(which, width);
+    return base + (e / heads) * k * stride + (e % heads) * width + r * stride;
+  }
+};
+
 struct GemmFwd {
   const float *x, *w;
   float* y;
   const int64* offsets;
   int64 k, n;
   bool causal;
+  HeadLayout heads;  // causal: W_e (v or k) and Y (out or d_q) are head-side
   int64 rows(int64 e) const { return offsets[e + 1] - offsets[e]; }
   int64 cols() const { return n; }
   template <class T>
   void block(int64 e, int64 i0, int64 mb, int64 j0, int64 nb, const Blocks& blk, const Scratch& s) const {
     const int64 r0 = offsets[e] + i0;
-    const int64 reduction = causal ? min64(k, i0 + mb) : k;  // A's row i is zero past column i
-    gemm_block<T>(View{x + r0 * k, k, 1}, View{w + e * k * n + j0, n, 1}, y + r0 * n + j0, n, mb, nb, reduction, blk, s,
-                  causal ? Causal{Causal::a_rows, i0} : Causal{});
+    if (!causal)
+      return gemm_block<T>(View{x + r0 * k, k, 1}, View{w + e * k * n + j0, n, 1}, y + r0 * n + j0, n, mb, nb, k, blk,
+                           s);
+    gemm_block<T>(View{x + r0 * k, k, 1}, View{heads.at(w, 0, e, 0, k, n, nullptr) + j0, heads.ld(0, n), 1},
+                  heads.at(y, 1, e, i0, k, n, offsets) + j0, heads.ld(1, n), mb, nb, min64(k, i0 + mb), blk, s,
+                  Causal{Causal::a_rows, i0});  // A's row i is zero past column i
   }
 };
 
@@ -78,6 +103,7 @@ struct GemmDgrad {
   int64 k, n;
   bool causal;
   ScoresEpilogue epilogue;
+  HeadLayout heads;  // causal: dY (q or d_o) and W_e (k or v) are head-side
   int64 rows(int64 e) const { return offsets[e + 1] - offsets[e]; }
   int64 cols() const { return causal ? 1 : k; }  // causal: one work item per row block (causal_rows)
   template <class T>
@@ -92,8 +118,9 @@ struct GemmDgrad {
   template <class T>
   void causal_rows(int64 e, int64 i0, int64 mb, const Blocks& blk, const Scratch& s) const {
     const int64 r0 = offsets[e] + i0, width = min64(k, i0 + mb);
+    const View a{heads.at(dy, 0, e, i0, k, n, offsets), heads.ld(0, n), 1};
     for (int64 j0 = 0; j0 < width; j0 += blk.nc)
-      gemm_block<T>(View{dy + r0 * n, n, 1}, View{w + e * k * n + j0 * n, 1, n}, dx + r0 * k + j0, k, mb,
+      gemm_block<T>(a, View{heads.at(w, 1, e, j0, k, n, nullptr), 1, heads.ld(1, n)}, dx + r0 * k + j0, k, mb,
                     min64(blk.nc, width - j0), n, blk, s, Causal{Causal::c, i0 - j0});
     if (epilogue.mode == ScoresEpilogue::none) return;
     const float slope =
@@ -114,16 +141,20 @@ struct GemmWgrad {
   const int64* offsets;
   int64 k, n;
   bool causal;
+  HeadLayout heads;  // causal: dY (d_o or q) and dW_e (d_v or d_k) are head-side
   int64 rows(int64) const { return k; }
   int64 cols() const { return n; }
   template <class T>
   void block(int64 e, int64 i0, int64 mb, int64 j0, int64 nb, const Blocks& blk, const Scratch& s) const {
     const int64 m = offsets[e + 1] - offsets[e];
-    // Causal: X_e's column i is zero above row i, so the reduction starts at the block's first row.
-    const int64 p0 = causal ? min64(i0, m) : 0, r0 = offsets[e] + p0;
-    // A (k, m) = X_e^T: element (i, p) at X[(r0 + p) * k + i].
-    gemm_block<T>(View{x + r0 * k + i0, 1, k}, View{dy + r0 * n + j0, n, 1}, dw + e * k * n + i0 * n + j0, n, mb, nb,
-                  m - p0, blk, s, causal ? Causal{Causal::a_cols, i0 - p0} : Causal{});
+    if (!causal)  // A (k, m) = X_e^T: element (i, p) at X[(offsets[e] + p) * k + i].
+      return gemm_block<T>(View{x + offsets[e] * k + i0, 1, k}, View{dy + offsets[e] * n + j0, n, 1},
+                           dw + e * k * n + i0 * n + j0, n, mb, nb, m, blk, s);
+    // X_e's column i is zero above row i, so the reduction starts at the block's first row.
+    const int64 p0 = min64(i0, m), r0 = offsets[e] + p0;
+    gemm_block<T>(View{x + r0 * k + i0, 1, k}, View{heads.at(dy, 0, e, p0, k, n, offsets) + j0, heads.ld(0, n), 1},
+                  heads.at(dw, 1, e, i0, k, n, nullptr) + j0, heads.ld(1, n), mb, nb, m - p0, blk, s,
+                  Causal{Causal::a_cols, i0 - p0});
   }
 };
 
@@ -131,8 +162,9 @@ enum class Family { fwd, swiglu, dgrad, wgrad };
 
 // Entry bodies. args: fwd (x, w, y, offsets, E, K, N, kc, mc, nc); swiglu (x, w, gate_up, h,
 // offsets, E, K, F, kc, mc, nc); dgrad (dy, w, dx, offsets, E, K, N, ...); wgrad (x, dy, dw, ...).
-// CAUSAL: the attention_* families (fwd, dgrad and wgrad views only); the causal dgrad view
-// (attention_scores) takes its ScoresEpilogue after nc: mode, scale (float), alibi_heads, probs.
+// CAUSAL: the attention_* families (fwd, dgrad and wgrad views only) take their HeadLayout after nc
+// (heads, ld0, ld1), and the causal dgrad view (attention_scores) then its ScoresEpilogue: mode,
+// scale (float), alibi_heads, probs.
 template <class T, Family FAMILY, bool CAUSAL = false>
 void grouped_gemm_entry(void** args, const HostLaunch* launch) {
   static_assert(!CAUSAL || FAMILY != Family::swiglu, "no causal fused up-projection");
@@ -142,17 +174,19 @@ void grouped_gemm_entry(void** args, const HostLaunch* launch) {
   const int64* offsets = *static_cast<const int64* const*>(args[tail - 1]);
   const int64 experts = num(tail), k = num(tail + 1), n = num(tail + 2);
   const Blocks blk{num(tail + 3), num(tail + 4), num(tail + 5)};
+  HeadLayout heads{1, 0, 0};
+  if constexpr (CAUSAL) heads = {num(tail + 6), num(tail + 7), num(tail + 8)};
   if constexpr (FAMILY == Family::fwd)
-    run_grouped<T>(GemmFwd{ptr(0), ptr(1), ptr(2), offsets, k, n, CAUSAL}, experts, blk, launch);
+    run_grouped<T>(GemmFwd{ptr(0), ptr(1), ptr(2), offsets, k, n, CAUSAL, heads}, experts, blk, launch);
   else if constexpr (FAMILY == Family::swiglu)
     run_grouped<T>(GemmSwiglu{ptr(0), ptr(1), ptr(2), ptr(3), offsets, k, n}, experts, blk, launch);
   else if constexpr (FAMILY == Family::dgrad) {
     ScoresEpilogue epilogue{ScoresEpilogue::none, 1.0f, 0, nullptr};
     if constexpr (CAUSAL)
-      epilogue = {num(tail + 6), *static_cast<const float*>(args[tail + 7]), num(tail + 8), ptr(tail + 9)};
-    run_grouped<T>(GemmDgrad{ptr(0), ptr(1), ptr(2), offsets, k, n, CAUSAL, epilogue}, experts, blk, launch);
+      epilogue = {num(tail + 9), *static_cast<const float*>(args[tail + 10]), num(tail + 11), ptr(tail + 12)};
+    run_grouped<T>(GemmDgrad{ptr(0), ptr(1), ptr(2), offsets, k, n, CAUSAL, epilogue, heads}, experts, blk, launch);
   } else
-    run_grouped<T>(GemmWgrad{ptr(0), ptr(1), ptr(2), offsets, k, n, CAUSAL}, experts, blk, launch);
+    run_grouped<T>(GemmWgrad{ptr(0), ptr(1), ptr(2), offsets, k, n, CAUSAL, heads}, experts, blk, launch);
 }
 
 }  // namespace moejit::host

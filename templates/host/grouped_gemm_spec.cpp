@@ -168,12 +168,17 @@ LaunchDims host_dims(const Config& config) {
 }
 
 void launch_gemm(Kernel& kernel, const Problem& problem, const Config& config, std::vector<const void*> pointers,
-                 const int64_t* offsets, HostScoresEpilogue epilogue = {}) {
+                 const int64_t* offsets, HostHeadLayout heads = {}, HostScoresEpilogue epilogue = {}) {
   const GemmShape& g = problem.gemm();
   int64_t e = g.experts, k = g.k, n = g.n, kc = config.get("kc"), mc = config.get("mc"), nc = config.get("nc");
+  if (heads.heads < 1 || g.experts % heads.heads != 0)
+    throw Error("head layout: " + std::to_string(heads.heads) + " heads do not divide " + std::to_string(g.experts) +
+                " groups");
   std::vector<void*> args;
   for (auto& p : pointers) args.push_back(&p);
   args.insert(args.end(), {&offsets, &e, &k, &n, &kc, &mc, &nc});
+  if (host_gemm_view(problem.family).causal)  // its HeadLayout: heads, ld0, ld1
+    args.insert(args.end(), {&heads.heads, &heads.ld0, &heads.ld1});
   if (problem.family == Family::attention_scores)  // its ScoresEpilogue: mode, scale, alibi_heads, probs
     args.insert(args.end(), {&epilogue.mode, &epilogue.scale, &epilogue.alibi_heads, &epilogue.probs});
   kernel.launch(host_dims(config), args.data());
@@ -182,24 +187,25 @@ void launch_gemm(Kernel& kernel, const Problem& problem, const Config& config, s
 }  // namespace
 
 void launch_host_gemm_fwd(Kernel& kernel, const Problem& problem, const Config& config, const float* x, const float* w,
-                          float* y, const int64_t* offsets) {
-  launch_gemm(kernel, problem, config, {x, w, y}, offsets);
+                          float* y, const int64_t* offsets, const HostHeadLayout& heads) {
+  launch_gemm(kernel, problem, config, {x, w, y}, offsets, heads);
 }
 void launch_host_gemm_swiglu(Kernel& kernel, const Problem& problem, const Config& config, const float* x,
                              const float* w_gate_up, float* gate_up, float* h, const int64_t* offsets) {
   launch_gemm(kernel, problem, config, {x, w_gate_up, gate_up, h}, offsets);
 }
 void launch_host_gemm_dgrad(Kernel& kernel, const Problem& problem, const Config& config, const float* dy,
-                            const float* w, float* dx, const int64_t* offsets, const HostScoresEpilogue& epilogue) {
+                            const float* w, float* dx, const int64_t* offsets, const HostScoresEpilogue& epilogue,
+                            const HostHeadLayout& heads) {
   if (epilogue.mode != HostScoresEpilogue::Mode::none && problem.family != Family::attention_scores)
     throw Error("a softmax epilogue needs the attention_scores family, not " + std::string(to_string(problem.family)));
   if (epilogue.mode == HostScoresEpilogue::Mode::softmax_bwd && !epilogue.probs)
     throw Error("the softmax backward epilogue needs the forward's probabilities");
-  launch_gemm(kernel, problem, config, {dy, w, dx}, offsets, epilogue);
+  launch_gemm(kernel, problem, config, {dy, w, dx}, offsets, heads, epilogue);
 }
 void launch_host_gemm_wgrad(Kernel& kernel, const Problem& problem, const Config& config, const float* x,
-                            const float* dy, float* dw, const int64_t* offsets) {
-  launch_gemm(kernel, problem, config, {x, dy, dw}, offsets);
+                            const float* dy, float* dw, const int64_t* offsets, const HostHeadLayout& heads) {
+  launch_gemm(kernel, problem, config, {x, dy, dw}, offsets, heads);
 }
 
 }  // namespace moejit

@@ -61,15 +61,25 @@ struct HostScoresEpilogue {
   const float* probs = nullptr;  // softmax_bwd: (rows, S), as the output
 };
 
+// Where the attention_* families find each group's head-side operands (host::HeadLayout in
+// host/grouped_gemm_families.h): group g = b H + h is head h of sequence b, its rows `ld` apart
+// inside the model's (B, S, width) rows, at column h hd. ld0 and ld1 belong to the two head-side
+// operands in argument order (scores: dy and w; values: w and y; grads: dy and dw); 0 means the
+// operand is contiguous (G, S, hd), as the tuner lays it out. The other families ignore it.
+struct HostHeadLayout {
+  int64_t heads = 1, ld0 = 0, ld1 = 0;
+};
+
 // Runs a loaded host grouped GEMM. offsets: (E + 1) int64 row offsets per expert, offsets[E] = rows.
 // The epilogue is attention_scores' only; the other families ignore it.
 void launch_host_gemm_fwd(Kernel& kernel, const Problem& problem, const Config& config, const float* x, const float* w,
-                          float* y, const int64_t* offsets);
+                          float* y, const int64_t* offsets, const HostHeadLayout& heads = {});
 void launch_host_gemm_swiglu(Kernel& kernel, const Problem& problem, const Config& config, const float* x,
                              const float* w_gate_up, float* gate_up, float* h, const int64_t* offsets);
 void launch_host_gemm_dgrad(Kernel& kernel, const Problem& problem, const Config& config, const float* dy,
-                            const float* w, float* dx, const int64_t* offsets, const HostScoresEpilogue& epilogue = {});
+                            const float* w, float* dx, const int64_t* offsets, const HostScoresEpilogue& epilogue = {},
+                            const HostHeadLayout& heads = {});
 void launch_host_gemm_wgrad(Kernel& kernel, const Problem& problem, const Config& config, const float* x,
-                            const float* dy, float* dw, const int64_t* offsets);
+                            const float* dy, float* dw, const int64_t* offsets, const HostHeadLayout& heads = {});
 
 }  // namespace moejit
