@@ -124,13 +124,36 @@ std::string HostGroupedGemmSpec::prune_reason(const Problem& problem, const Conf
   return {};
 }
 
-Config HostGroupedGemmSpec::heuristic(const Problem&, const DeviceDescription& device) const {
+int64_t host_gemm_work_items(const Problem& problem, int64_t mc, int64_t nc) {
+  const GemmShape& g = problem.gemm();
+  const HostGemmView view = host_gemm_view(problem.family);
+  auto blocks = [](int64_t n, int64_t b) { return std::max<int64_t>(1, (n + b - 1) / b); };
+  if (view.gemm == Family::grouped_gemm_wgrad) return g.experts * blocks(g.k, mc) * blocks(g.n, nc);
+  const int64_t rows = blocks(problem.rows(), g.experts);  // an expert's rows, on average
+  const int64_t cols = view.gemm == Family::grouped_gemm_dgrad ? (view.causal ? 1 : blocks(g.k, nc)) : blocks(g.n, nc);
+  return g.experts * blocks(rows, mc) * cols;
+}
+
+Config HostGroupedGemmSpec::heuristic(const Problem& problem, const DeviceDescription& device) const {
   // The widest ISA; the tile, in-place A (packing A costs more than it saves on experts of a few
   // hundred rows) and blocks that won the sweep in bench/results/host_grouped_gemm.md. Runs any problem.
   const auto isas = available_isas(device);
   const int64_t isa = isas.empty() ? 1 : isas.back();
   const TileShape t = isa == 2 ? TileShape{8, 48} : TileShape{6, 16};
-  return make_config(isa, t, 0, 256, 16 * t.mr, 16 * t.nr, std::max(1, device.compute_units));
+  const int64_t threads = std::max(1, device.compute_units);
+  int64_t mc = 16 * t.mr, nc = 16 * t.nr;
+  // Small outputs over a long reduction (a router's or an LM head's weight gradient: 46 x 128 over
+  // thousands of tokens) are one or two blocks at those sizes, so most threads would wait: halve
+  // the column, then the row blocks until every thread has a few items.
+  while (host_gemm_work_items(problem, mc, nc) < 4 * threads) {
+    if (nc > t.nr)
+      nc = std::max(t.nr, nc / 2 / t.nr * t.nr);
+    else if (mc > t.mr)
+      mc = std::max(t.mr, mc / 2 / t.mr * t.mr);
+    else
+      break;
+  }
+  return make_config(isa, t, 0, 256, mc, nc, threads);
 }
 
 Source HostGroupedGemmSpec::render(const Problem& problem, const Config& config,

@@ -215,6 +215,27 @@ TEST_P(HostGroupedGemm, HeuristicHandlesRaggedShapes) {
   }
 }
 
+// A small output over a long reduction (tiny-moe-r20's router weight gradient: 46 x 128 over 2048
+// tokens) gets blocks small enough for every thread to have several items; an expert GEMM with
+// plenty of blocks keeps the sweep's block sizes.
+TEST(HostGroupedGemmHeuristic, GivesEveryThreadWorkAndKeepsLargeBlocksWhereThereIsWork) {
+  DeviceDescription device;
+  device.backend = "host";
+  device.features = "avx2,fma";
+  device.compute_units = 2;
+  const HostGroupedGemmSpec wgrad(Family::grouped_gemm_wgrad);
+  const Problem router(Family::grouped_gemm_wgrad, DType::f32, GemmShape{1, 1, 46, 128}, 2048);
+  EXPECT_EQ(host_gemm_work_items(router, 96, 256), 1);  // the sweep's blocks: one item, one thread busy
+  const Config c = wgrad.heuristic(router, device);
+  EXPECT_GE(host_gemm_work_items(router, c.get("mc"), c.get("nc")), 8) << c.to_string();
+  EXPECT_EQ(wgrad.prune_reason(router, c, device), "");
+
+  const Problem experts(Family::grouped_gemm_wgrad, DType::f32, GemmShape{46, 4, 128, 128}, 2048);
+  const Config e = wgrad.heuristic(experts, device);
+  EXPECT_EQ(e.get("mc"), 16 * e.get("mr"));
+  EXPECT_EQ(e.get("nc"), 16 * e.get("nr"));
+}
+
 INSTANTIATE_TEST_SUITE_P(Families, HostGroupedGemm,
                          ::testing::Values(Family::grouped_gemm_fwd, Family::grouped_gemm_up_swiglu,
                                            Family::grouped_gemm_dgrad, Family::grouped_gemm_wgrad),
