@@ -26,15 +26,6 @@ const int64_t* HostDenseOps::offsets(int64_t groups, int64_t rows_per_group) {
   return offsets_.data();
 }
 
-template <typename F>
-void HostDenseOps::accumulate_into(float* c, int64_t n, F&& gemm) {
-  acc_.resize(n);
-  gemm(acc_.data());
-  par_.for_range(n, 1 << 14, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) c[i] += acc_[i];
-  });
-}
-
 void HostDenseOps::matmul_fwd(float* out, const float* in, const float* w, int64_t N, int64_t C, int64_t OC) {
   if (N == 0) return;
   const Resolved& r = kernel(matmul_kernel(DenseOp::matmul_fwd, N, C, OC));
@@ -43,21 +34,16 @@ void HostDenseOps::matmul_fwd(float* out, const float* in, const float* w, int64
 
 void HostDenseOps::matmul_bwd(float* d_in, bool accumulate, float* d_w, const float* d_out, const float* in,
                               const float* w, int64_t N, int64_t C, int64_t OC) {
-  if (d_in && N > 0) {
+  if (N == 0) return;
+  if (d_in) {
     const Resolved& r = kernel(matmul_kernel(DenseOp::matmul_dgrad, N, C, OC));
-    auto gemm = [&](float* y) {
-      launch_host_gemm_fwd(r.entry.kernel(), r.kernel.problem, r.entry.config(), d_out, w, y, offsets(1, N));
-    };
-    if (accumulate)
-      accumulate_into(d_in, N * C, gemm);
-    else
-      gemm(d_in);
+    launch_host_gemm_fwd(r.entry.kernel(), r.kernel.problem, r.entry.config(), d_out, w, d_in, offsets(1, N), {},
+                         accumulate);
   }
-  if (d_w && N > 0) {
+  if (d_w) {
     const Resolved& r = kernel(matmul_kernel(DenseOp::matmul_wgrad, N, C, OC));
-    accumulate_into(d_w, OC * C, [&](float* dw) {
-      launch_host_gemm_wgrad(r.entry.kernel(), r.kernel.problem, r.entry.config(), d_out, in, dw, offsets(1, N));
-    });
+    launch_host_gemm_wgrad(r.entry.kernel(), r.kernel.problem, r.entry.config(), d_out, in, d_w, offsets(1, N), {},
+                           /*accumulate=*/true);
   }
 }
 

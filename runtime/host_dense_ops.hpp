@@ -44,9 +44,6 @@ class HostDenseOps {
   };
   const Resolved& kernel(const DenseKernel& k);
   const int64_t* offsets(int64_t groups, int64_t rows_per_group);
-  // C (n) += scratch written by `gemm` (the host GEMMs overwrite their output).
-  template <typename F>
-  void accumulate_into(float* c, int64_t n, F&& gemm);
 
   HostKernelCache& cache_;
   ThreadPool& par_;
@@ -55,8 +52,7 @@ class HostDenseOps {
   std::map<std::string, Resolved> resolved_;  // by problem key
   std::vector<int64_t> offsets_;
   int64_t offsets_groups_ = -1, offsets_rows_ = -1;
-  // Scratch: an accumulation buffer; the (B*H, S, S) gradient of the attention weights.
-  std::vector<float> acc_, d_att_;
+  std::vector<float> d_att_;  // scratch: the (B*H, S, S) gradient of the attention weights
 };
 
 }  // namespace moejit::runtime

@@ -14,23 +14,15 @@ struct JitHostMoeKernels::Impl {
 
   MoeStepResolver steps;
   HostBackend& backend;
-  // Scratch: int64 offsets for the GEMMs, a weight gradient before it is accumulated, plan buffers.
+  // Scratch: int64 offsets for the GEMMs, plan buffers.
   std::vector<int64_t> offsets64;
-  std::vector<float> dw, plan_workspace;
+  std::vector<float> plan_workspace;
 
   MoeStepResolver::Call prepare(LayerStep step, const MoeShape& s) { return steps.prepare(step, s); }
 
   const int64_t* gemm_offsets(const int32_t* offsets, int64_t experts) {
     offsets64.assign(offsets, offsets + experts + 1);
     return offsets64.data();
-  }
-
-  // dw_sum (size) += what `wgrad` writes into a scratch buffer (the host wgrad overwrites its output).
-  template <typename F>
-  void accumulate(float* dw_sum, int64_t size, F&& wgrad) {
-    dw.resize(size);
-    wgrad(dw.data());
-    for (int64_t i = 0; i < size; ++i) dw_sum[i] += dw[i];
   }
 };
 
@@ -101,10 +93,8 @@ void JitHostMoeKernels::down_dgrad(const MoeShape& s, float* d_h, const float* d
 void JitHostMoeKernels::down_wgrad(const MoeShape& s, float* d_w_down, const float* h, const float* d_y_perm,
                                    const int32_t* offsets) {
   auto c = impl_->prepare(LayerStep::down_wgrad, s);
-  const int64_t* off = impl_->gemm_offsets(offsets, s.n_experts);
-  impl_->accumulate(d_w_down, s.n_experts * s.d_expert * s.d_model, [&](float* dw) {
-    launch_host_gemm_wgrad(*c.kernels[0], c.problem, c.config, h, d_y_perm, dw, off);
-  });
+  launch_host_gemm_wgrad(*c.kernels[0], c.problem, c.config, h, d_y_perm, d_w_down,
+                         impl_->gemm_offsets(offsets, s.n_experts), {}, /*accumulate=*/true);
 }
 
 void JitHostMoeKernels::swiglu_bwd(const MoeShape& s, float* d_gate_up, const float* gate_up, const float* d_h) {
@@ -122,10 +112,8 @@ void JitHostMoeKernels::up_dgrad(const MoeShape& s, float* d_x_perm, const float
 void JitHostMoeKernels::up_wgrad(const MoeShape& s, float* d_w_up, const float* x_perm, const float* d_gate_up,
                                  const int32_t* offsets) {
   auto c = impl_->prepare(LayerStep::up_wgrad, s);
-  const int64_t* off = impl_->gemm_offsets(offsets, s.n_experts);
-  impl_->accumulate(d_w_up, s.n_experts * s.d_model * 2 * s.d_expert, [&](float* dw) {
-    launch_host_gemm_wgrad(*c.kernels[0], c.problem, c.config, x_perm, d_gate_up, dw, off);
-  });
+  launch_host_gemm_wgrad(*c.kernels[0], c.problem, c.config, x_perm, d_gate_up, d_w_up,
+                         impl_->gemm_offsets(offsets, s.n_experts), {}, /*accumulate=*/true);
 }
 
 void JitHostMoeKernels::permute_bwd(const MoeShape& s, float* d_x, const float* d_x_perm, const int32_t* slot) {

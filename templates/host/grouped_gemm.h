@@ -74,20 +74,20 @@ inline void causal_span(const Causal& causal, int64 ir, int64 m, int64 pc, int64
   if (end < begin) end = begin;  // no terms: the tile is written as zeros (or left, when accumulating)
 }
 
-// C (mb, nb) = A (mb, k) * B (k, nb), all three already offset to the block's origin.
-// A is read in place when the tile says so; B too when its rows are contiguous.
+// C (mb, nb) = (or += when `into`) A (mb, k) * B (k, nb), all three already offset to the block's
+// origin. A is read in place when the tile says so; B too when its rows are contiguous.
 template <class T>
 void gemm_block(const View& a, const View& b, float* c, int64 ldc, int64 mb, int64 nb, int64 k, const Blocks& blk,
-                const Scratch& s, const Causal& causal = {}) {
-  if (k == 0) {  // an expert with no rows still owes zeros (wgrad)
-    for (int64 i = 0; i < mb; ++i)
+                const Scratch& s, const Causal& causal = {}, bool into = false) {
+  if (k == 0) {  // an expert with no rows still owes zeros (wgrad), or nothing when accumulating
+    for (int64 i = 0; i < mb && !into; ++i)
       for (int64 j = 0; j < nb; ++j) c[i * ldc + j] = 0.0f;
     return;
   }
   const bool b_packed = T::PACK || b.cs != 1;
   for (int64 pc = 0; pc < k; pc += blk.kc) {
     const int64 kb = min64(blk.kc, k - pc);
-    const bool accumulate = pc > 0;
+    const bool accumulate = into || pc > 0;
     if (b_packed) pack_b<T::NR>(b, pc, 0, kb, nb, s.b);
     if (T::PACK) pack_a<T::MR>(a, 0, pc, mb, kb, s.a);
     for (int64 jr = 0; jr < nb; jr += T::NR) {

@@ -48,8 +48,8 @@ struct GemmFwd {
   float* y;
   const int64* offsets;
   int64 k, n;
-  bool causal;
-  HeadLayout heads;  // causal: W_e (v or k) and Y (out or d_q) are head-side
+  bool causal, accumulate;  // accumulate: Y +=
+  HeadLayout heads;         // causal: W_e (v or k) and Y (out or d_q) are head-side
   int64 rows(int64 e) const { return offsets[e + 1] - offsets[e]; }
   int64 cols() const { return n; }
   template <class T>
@@ -57,10 +57,10 @@ struct GemmFwd {
     const int64 r0 = offsets[e] + i0;
     if (!causal)
       return gemm_block<T>(View{x + r0 * k, k, 1}, View{w + e * k * n + j0, n, 1}, y + r0 * n + j0, n, mb, nb, k, blk,
-                           s);
+                           s, Causal{}, accumulate);
     gemm_block<T>(View{x + r0 * k, k, 1}, View{heads.at(w, 0, e, 0, k, n, nullptr) + j0, heads.ld(0, n), 1},
                   heads.at(y, 1, e, i0, k, n, offsets) + j0, heads.ld(1, n), mb, nb, min64(k, i0 + mb), blk, s,
-                  Causal{Causal::a_rows, i0});  // A's row i is zero past column i
+                  Causal{Causal::a_rows, i0}, accumulate);  // A's row i is zero past column i
   }
 };
 
@@ -101,7 +101,7 @@ struct GemmDgrad {
   float* dx;
   const int64* offsets;
   int64 k, n;
-  bool causal;
+  bool causal, accumulate;  // accumulate: dX += (not with causal: the scores are rewritten)
   ScoresEpilogue epilogue;
   HeadLayout heads;  // causal: dY (q or d_o) and W_e (k or v) are head-side
   int64 rows(int64 e) const { return offsets[e + 1] - offsets[e]; }
@@ -111,7 +111,8 @@ struct GemmDgrad {
     if (causal) return causal_rows<T>(e, i0, mb, blk, s);
     const int64 r0 = offsets[e] + i0;
     // B (n, k) = W_e^T: element (p, c) at W_e[c * n + p].
-    gemm_block<T>(View{dy + r0 * n, n, 1}, View{w + e * k * n + j0 * n, 1, n}, dx + r0 * k + j0, k, mb, nb, n, blk, s);
+    gemm_block<T>(View{dy + r0 * n, n, 1}, View{w + e * k * n + j0 * n, 1, n}, dx + r0 * k + j0, k, mb, nb, n, blk, s,
+                  Causal{}, accumulate);
   }
   // Rows i0 .. i0 + mb of group e, only the columns up to the diagonal of the block's last row, then
   // the epilogue on each row.
@@ -140,8 +141,8 @@ struct GemmWgrad {
   float* dw;
   const int64* offsets;
   int64 k, n;
-  bool causal;
-  HeadLayout heads;  // causal: dY (d_o or q) and dW_e (d_v or d_k) are head-side
+  bool causal, accumulate;  // accumulate: dW_e += (an empty expert then adds nothing)
+  HeadLayout heads;         // causal: dY (d_o or q) and dW_e (d_v or d_k) are head-side
   int64 rows(int64) const { return k; }
   int64 cols() const { return n; }
   template <class T>
@@ -149,12 +150,12 @@ struct GemmWgrad {
     const int64 m = offsets[e + 1] - offsets[e];
     if (!causal)  // A (k, m) = X_e^T: element (i, p) at X[(offsets[e] + p) * k + i].
       return gemm_block<T>(View{x + offsets[e] * k + i0, 1, k}, View{dy + offsets[e] * n + j0, n, 1},
-                           dw + e * k * n + i0 * n + j0, n, mb, nb, m, blk, s);
+                           dw + e * k * n + i0 * n + j0, n, mb, nb, m, blk, s, Causal{}, accumulate);
     // X_e's column i is zero above row i, so the reduction starts at the block's first row.
     const int64 p0 = min64(i0, m), r0 = offsets[e] + p0;
     gemm_block<T>(View{x + r0 * k + i0, 1, k}, View{heads.at(dy, 0, e, p0, k, n, offsets) + j0, heads.ld(0, n), 1},
                   heads.at(dw, 1, e, i0, k, n, nullptr) + j0, heads.ld(1, n), mb, nb, m - p0, blk, s,
-                  Causal{Causal::a_cols, i0 - p0});
+                  Causal{Causal::a_cols, i0 - p0}, accumulate);
   }
 };
 
@@ -162,9 +163,10 @@ enum class Family { fwd, swiglu, dgrad, wgrad };
 
 // Entry bodies. args: fwd (x, w, y, offsets, E, K, N, kc, mc, nc); swiglu (x, w, gate_up, h,
 // offsets, E, K, F, kc, mc, nc); dgrad (dy, w, dx, offsets, E, K, N, ...); wgrad (x, dy, dw, ...).
-// CAUSAL: the attention_* families (fwd, dgrad and wgrad views only) take their HeadLayout after nc
-// (heads, ld0, ld1), and the causal dgrad view (attention_scores) then its ScoresEpilogue: mode,
-// scale (float), alibi_heads, probs.
+// After nc: accumulate (1: the output is added to, not written; 0 for swiglu). CAUSAL: the
+// attention_* families (fwd, dgrad and wgrad views only) then take their HeadLayout (heads, ld0,
+// ld1), and the causal dgrad view (attention_scores) then its ScoresEpilogue: mode, scale (float),
+// alibi_heads, probs.
 template <class T, Family FAMILY, bool CAUSAL = false>
 void grouped_gemm_entry(void** args, const HostLaunch* launch) {
   static_assert(!CAUSAL || FAMILY != Family::swiglu, "no causal fused up-projection");
@@ -174,19 +176,21 @@ void grouped_gemm_entry(void** args, const HostLaunch* launch) {
   const int64* offsets = *static_cast<const int64* const*>(args[tail - 1]);
   const int64 experts = num(tail), k = num(tail + 1), n = num(tail + 2);
   const Blocks blk{num(tail + 3), num(tail + 4), num(tail + 5)};
+  const bool accumulate = num(tail + 6) != 0;
   HeadLayout heads{1, 0, 0};
-  if constexpr (CAUSAL) heads = {num(tail + 6), num(tail + 7), num(tail + 8)};
+  if constexpr (CAUSAL) heads = {num(tail + 7), num(tail + 8), num(tail + 9)};
   if constexpr (FAMILY == Family::fwd)
-    run_grouped<T>(GemmFwd{ptr(0), ptr(1), ptr(2), offsets, k, n, CAUSAL, heads}, experts, blk, launch);
+    run_grouped<T>(GemmFwd{ptr(0), ptr(1), ptr(2), offsets, k, n, CAUSAL, accumulate, heads}, experts, blk, launch);
   else if constexpr (FAMILY == Family::swiglu)
     run_grouped<T>(GemmSwiglu{ptr(0), ptr(1), ptr(2), ptr(3), offsets, k, n}, experts, blk, launch);
   else if constexpr (FAMILY == Family::dgrad) {
     ScoresEpilogue epilogue{ScoresEpilogue::none, 1.0f, 0, nullptr};
     if constexpr (CAUSAL)
-      epilogue = {num(tail + 9), *static_cast<const float*>(args[tail + 10]), num(tail + 11), ptr(tail + 12)};
-    run_grouped<T>(GemmDgrad{ptr(0), ptr(1), ptr(2), offsets, k, n, CAUSAL, epilogue, heads}, experts, blk, launch);
+      epilogue = {num(tail + 10), *static_cast<const float*>(args[tail + 11]), num(tail + 12), ptr(tail + 13)};
+    run_grouped<T>(GemmDgrad{ptr(0), ptr(1), ptr(2), offsets, k, n, CAUSAL, accumulate, epilogue, heads}, experts, blk,
+                   launch);
   } else
-    run_grouped<T>(GemmWgrad{ptr(0), ptr(1), ptr(2), offsets, k, n, CAUSAL, heads}, experts, blk, launch);
+    run_grouped<T>(GemmWgrad{ptr(0), ptr(1), ptr(2), offsets, k, n, CAUSAL, accumulate, heads}, experts, blk, launch);
 }
 
 }  // namespace moejit::host

@@ -191,15 +191,17 @@ LaunchDims host_dims(const Config& config) {
 }
 
 void launch_gemm(Kernel& kernel, const Problem& problem, const Config& config, std::vector<const void*> pointers,
-                 const int64_t* offsets, HostHeadLayout heads = {}, HostScoresEpilogue epilogue = {}) {
+                 const int64_t* offsets, bool accumulate = false, HostHeadLayout heads = {},
+                 HostScoresEpilogue epilogue = {}) {
   const GemmShape& g = problem.gemm();
   int64_t e = g.experts, k = g.k, n = g.n, kc = config.get("kc"), mc = config.get("mc"), nc = config.get("nc");
+  int64_t into = accumulate ? 1 : 0;
   if (heads.heads < 1 || g.experts % heads.heads != 0)
     throw Error("head layout: " + std::to_string(heads.heads) + " heads do not divide " + std::to_string(g.experts) +
                 " groups");
   std::vector<void*> args;
   for (auto& p : pointers) args.push_back(&p);
-  args.insert(args.end(), {&offsets, &e, &k, &n, &kc, &mc, &nc});
+  args.insert(args.end(), {&offsets, &e, &k, &n, &kc, &mc, &nc, &into});
   if (host_gemm_view(problem.family).causal)  // its HeadLayout: heads, ld0, ld1
     args.insert(args.end(), {&heads.heads, &heads.ld0, &heads.ld1});
   if (problem.family == Family::attention_scores)  // its ScoresEpilogue: mode, scale, alibi_heads, probs
@@ -210,8 +212,8 @@ void launch_gemm(Kernel& kernel, const Problem& problem, const Config& config, s
 }  // namespace
 
 void launch_host_gemm_fwd(Kernel& kernel, const Problem& problem, const Config& config, const float* x, const float* w,
-                          float* y, const int64_t* offsets, const HostHeadLayout& heads) {
-  launch_gemm(kernel, problem, config, {x, w, y}, offsets, heads);
+                          float* y, const int64_t* offsets, const HostHeadLayout& heads, bool accumulate) {
+  launch_gemm(kernel, problem, config, {x, w, y}, offsets, accumulate, heads);
 }
 void launch_host_gemm_swiglu(Kernel& kernel, const Problem& problem, const Config& config, const float* x,
                              const float* w_gate_up, float* gate_up, float* h, const int64_t* offsets) {
@@ -219,16 +221,19 @@ void launch_host_gemm_swiglu(Kernel& kernel, const Problem& problem, const Confi
 }
 void launch_host_gemm_dgrad(Kernel& kernel, const Problem& problem, const Config& config, const float* dy,
                             const float* w, float* dx, const int64_t* offsets, const HostScoresEpilogue& epilogue,
-                            const HostHeadLayout& heads) {
+                            const HostHeadLayout& heads, bool accumulate) {
+  if (accumulate && host_gemm_view(problem.family).causal)
+    throw Error("attention_scores rewrites its rows (the softmax epilogue); it cannot accumulate");
   if (epilogue.mode != HostScoresEpilogue::Mode::none && problem.family != Family::attention_scores)
     throw Error("a softmax epilogue needs the attention_scores family, not " + std::string(to_string(problem.family)));
   if (epilogue.mode == HostScoresEpilogue::Mode::softmax_bwd && !epilogue.probs)
     throw Error("the softmax backward epilogue needs the forward's probabilities");
-  launch_gemm(kernel, problem, config, {dy, w, dx}, offsets, heads, epilogue);
+  launch_gemm(kernel, problem, config, {dy, w, dx}, offsets, accumulate, heads, epilogue);
 }
 void launch_host_gemm_wgrad(Kernel& kernel, const Problem& problem, const Config& config, const float* x,
-                            const float* dy, float* dw, const int64_t* offsets, const HostHeadLayout& heads) {
-  launch_gemm(kernel, problem, config, {x, dy, dw}, offsets, heads);
+                            const float* dy, float* dw, const int64_t* offsets, const HostHeadLayout& heads,
+                            bool accumulate) {
+  launch_gemm(kernel, problem, config, {x, dy, dw}, offsets, accumulate, heads);
 }
 
 }  // namespace moejit

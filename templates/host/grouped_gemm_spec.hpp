@@ -75,15 +75,17 @@ struct HostHeadLayout {
 };
 
 // Runs a loaded host grouped GEMM. offsets: (E + 1) int64 row offsets per expert, offsets[E] = rows.
-// The epilogue is attention_scores' only; the other families ignore it.
+// The epilogue is attention_scores' only; the other families ignore it. accumulate: the output is
+// added to (C += A B; an expert without rows adds nothing), not overwritten.
 void launch_host_gemm_fwd(Kernel& kernel, const Problem& problem, const Config& config, const float* x, const float* w,
-                          float* y, const int64_t* offsets, const HostHeadLayout& heads = {});
+                          float* y, const int64_t* offsets, const HostHeadLayout& heads = {}, bool accumulate = false);
 void launch_host_gemm_swiglu(Kernel& kernel, const Problem& problem, const Config& config, const float* x,
                              const float* w_gate_up, float* gate_up, float* h, const int64_t* offsets);
 void launch_host_gemm_dgrad(Kernel& kernel, const Problem& problem, const Config& config, const float* dy,
                             const float* w, float* dx, const int64_t* offsets, const HostScoresEpilogue& epilogue = {},
-                            const HostHeadLayout& heads = {});
+                            const HostHeadLayout& heads = {}, bool accumulate = false);
 void launch_host_gemm_wgrad(Kernel& kernel, const Problem& problem, const Config& config, const float* x,
-                            const float* dy, float* dw, const int64_t* offsets, const HostHeadLayout& heads = {});
+                            const float* dy, float* dw, const int64_t* offsets, const HostHeadLayout& heads = {},
+                            bool accumulate = false);
 
 }  // namespace moejit

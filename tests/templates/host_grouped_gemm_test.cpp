@@ -124,16 +124,20 @@ Family gemm_view(Family kind) {
   return host_gemm_view(kind).gemm;
 }
 
-// Runs the kernel on poisoned (NaN) outputs and returns them.
-std::vector<std::vector<float>> run(Family kind, const Data& d, const Config& config) {
+// Runs the kernel on poisoned (NaN) outputs and returns them; with `start`, on a copy of it with
+// accumulate (C += the product; fwd, dgrad and wgrad only).
+std::vector<std::vector<float>> run(Family kind, const Data& d, const Config& config,
+                                    const std::vector<float>* start = nullptr) {
   const HostGroupedGemmSpec spec(kind);
   Kernel& kernel = kernel_for(spec.render(d.problem, config, backend().device()));
   const float nan = std::nanf("");
   const int64_t E = d.problem.gemm().experts;
+  const bool into = start != nullptr;
+  auto output = [&](int64_t n) { return into ? *start : std::vector<float>(n, nan); };
   switch (gemm_view(kind)) {
     case Family::grouped_gemm_fwd: {
-      std::vector<float> y(d.rows * d.n, nan);
-      launch_host_gemm_fwd(kernel, d.problem, config, d.x.data(), d.w.data(), y.data(), d.offsets.data());
+      std::vector<float> y = output(d.rows * d.n);
+      launch_host_gemm_fwd(kernel, d.problem, config, d.x.data(), d.w.data(), y.data(), d.offsets.data(), {}, into);
       return {y};
     }
     case Family::grouped_gemm_up_swiglu: {
@@ -142,13 +146,14 @@ std::vector<std::vector<float>> run(Family kind, const Data& d, const Config& co
       return {gu, h};
     }
     case Family::grouped_gemm_dgrad: {
-      std::vector<float> dx(d.rows * d.k, nan);
-      launch_host_gemm_dgrad(kernel, d.problem, config, d.dy.data(), d.w.data(), dx.data(), d.offsets.data());
+      std::vector<float> dx = output(d.rows * d.k);
+      launch_host_gemm_dgrad(kernel, d.problem, config, d.dy.data(), d.w.data(), dx.data(), d.offsets.data(), {}, {},
+                             into);
       return {dx};
     }
     case Family::grouped_gemm_wgrad: {
-      std::vector<float> dw(E * d.k * d.n, nan);
-      launch_host_gemm_wgrad(kernel, d.problem, config, d.x.data(), d.dy.data(), dw.data(), d.offsets.data());
+      std::vector<float> dw = output(E * d.k * d.n);
+      launch_host_gemm_wgrad(kernel, d.problem, config, d.x.data(), d.dy.data(), dw.data(), d.offsets.data(), {}, into);
       return {dw};
     }
     default:
@@ -212,6 +217,27 @@ TEST_P(HostGroupedGemm, HeuristicHandlesRaggedShapes) {
     ASSERT_EQ(spec.prune_reason(p, c, backend().device()), "") << p.to_string();
     const Data d = make_data(kind, p, 5 + static_cast<uint32_t>(s.experts));
     expect_close(run(kind, d, c), reference(kind, d), p.to_string() + " " + c.to_string());
+  }
+}
+
+// accumulate: the output is added to, for every view that can accumulate, with an expert left empty
+// (its rows add nothing to the weight gradient) and with a config whose blocks split the reduction.
+TEST(HostGroupedGemmAccumulate, AddsTheProductToTheOutput) {
+  for (Family kind : {Family::grouped_gemm_fwd, Family::grouped_gemm_dgrad, Family::grouped_gemm_wgrad}) {
+    const HostGroupedGemmSpec spec(kind);
+    const Problem p = problem_for(kind, 5, 2, 23, 40, 24);  // 46 rows; make_offsets leaves expert 0 empty
+    const Data d = make_data(kind, p, 21);
+    auto want = reference(kind, d);
+    const size_t n = want[0].size();
+    std::vector<float> start(n);
+    std::mt19937 rng(22);
+    std::uniform_real_distribution<float> u(-1, 1);
+    for (float& v : start) v = u(rng);
+    for (size_t i = 0; i < n; ++i) want[0][i] += start[i];
+    Config small = spec.heuristic(p, backend().device());
+    small.set("kc", 8);  // several panels: the first must add too
+    for (const Config& c : {spec.heuristic(p, backend().device()), small})
+      expect_close(run(kind, d, c, &start), want, std::string(to_string(kind)) + " += " + c.to_string());
   }
 }
 
