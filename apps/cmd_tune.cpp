@@ -68,10 +68,6 @@ TuneOptions tune_options(const TuneFlags& f, const Backend& backend) {
 
 // Whether the training step on `backend` runs a dense kernel through the tuning cache: every one on
 // the host; on cuda the SwiGLU family only (its products are cuBLASLt's).
-bool tuned_dense_kernel(const runtime::DenseKernel& k, const std::string& backend) {
-  return backend == "host" || k.op == runtime::DenseOp::swiglu_fwd || k.op == runtime::DenseOp::swiglu_bwd;
-}
-
 // The calls to tune: the MoE layer's (--shape, or the MoE layer of --model) and, for --model, every
 // dense kernel of its training step that the backend looks up in the tuning cache, for micro-batches
 // of each token count.
@@ -85,10 +81,10 @@ std::vector<StepCall> tune_calls(const TuneFlags& f, const std::string& backend)
   const std::vector<Family> only = parse_families(l.families);
   std::vector<StepCall> calls;
   if (model->is_moe())
-    calls = step_calls(layer_calls(layer_shape_of(l.model, l.shape, l.dtype, backend), tokens, only));
+    calls = step_calls(layer_calls(layer_shape_of(l.model, l.shape, l.dtype, backend), tokens, only, backend));
   for (int64_t t : tokens)
     for (const runtime::DenseKernel& k : runtime::dense_step_kernels(*model, std::max<int64_t>(1, t / model->seq_len)))
-      if (tuned_dense_kernel(k, backend) &&
+      if (runtime::dense_kernel_runs_on(k, backend) &&
           (only.empty() || std::find(only.begin(), only.end(), k.problem.family) != only.end()))
         calls.push_back({k.name(), k.problem});
   if (calls.empty())

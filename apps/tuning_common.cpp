@@ -54,11 +54,12 @@ std::vector<Family> parse_families(const std::vector<std::string>& names) {
 }
 
 std::vector<LayerKernel> selected_calls(const LayerShape& layer, const std::vector<int64_t>& tokens,
-                                        const std::vector<std::string>& families) {
-  std::vector<LayerKernel> calls = layer_calls(layer, tokens, parse_families(families));
+                                        const std::vector<std::string>& families, std::string_view backend) {
+  std::vector<LayerKernel> calls = layer_calls(layer, tokens, parse_families(families), backend);
   if (!calls.empty()) return calls;
   std::set<std::string_view> layer_families;
-  for (const LayerKernel& k : layer_calls(layer, tokens)) layer_families.insert(to_string(k.problem.family));
+  for (const LayerKernel& k : layer_calls(layer, tokens, {}, backend))
+    layer_families.insert(to_string(k.problem.family));
   std::string known;
   for (const std::string_view name : layer_families) known += (known.empty() ? "" : ", ") + std::string(name);
   throw Error("--families selects none of the kernel families the MoE layer runs (they are: " + known + ")");
@@ -66,7 +67,7 @@ std::vector<LayerKernel> selected_calls(const LayerShape& layer, const std::vect
 
 std::vector<LayerKernel> selected_calls(const LayerFlags& flags, const std::string& backend) {
   return selected_calls(layer_shape_of(flags.model, flags.shape, flags.dtype, backend), parse_tokens(flags.tokens),
-                        flags.families);
+                        flags.families, backend);
 }
 
 }  // namespace moejit::cli

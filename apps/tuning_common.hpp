@@ -30,10 +30,11 @@ LayerShape layer_shape_of(const std::string& model, const std::string& shape, co
                           const std::string& backend);
 // --families names -> ids; throws Error naming an unknown one and the known ones.
 std::vector<Family> parse_families(const std::vector<std::string>& names);
-// The layer's calls at `tokens`, narrowed to `families`; throws Error when the selection leaves
-// none, naming the families the layer runs (so a command never ends with nothing done and exit 0).
+// The layer's calls at `tokens`, narrowed to `families` and, given a backend, to the steps it runs as
+// kernels (step_runs_on); throws Error when the selection leaves none, naming the families the layer
+// runs (so a command never ends with nothing done and exit 0).
 std::vector<LayerKernel> selected_calls(const LayerShape& layer, const std::vector<int64_t>& tokens,
-                                        const std::vector<std::string>& families);
+                                        const std::vector<std::string>& families, std::string_view backend = {});
 // The calls of `flags` on `backend` (its name).
 std::vector<LayerKernel> selected_calls(const LayerFlags& flags, const std::string& backend);
 

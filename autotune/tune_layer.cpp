@@ -7,11 +7,12 @@
 namespace moejit {
 
 std::vector<LayerKernel> layer_calls(const LayerShape& shape, const std::vector<int64_t>& tokens,
-                                     const std::vector<Family>& only) {
+                                     const std::vector<Family>& only, std::string_view backend) {
   std::vector<LayerKernel> calls;
   for (int64_t t : tokens)
     for (LayerKernel& k : moe_layer_kernels(shape, t))
-      if (only.empty() || std::find(only.begin(), only.end(), k.problem.family) != only.end())
+      if ((only.empty() || std::find(only.begin(), only.end(), k.problem.family) != only.end()) &&
+          (backend.empty() || step_runs_on(k.step, backend)))
         calls.push_back(std::move(k));
   return calls;
 }

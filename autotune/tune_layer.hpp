@@ -13,9 +13,10 @@
 
 namespace moejit {
 
-// The layer's kernel calls for each token count, in step order, narrowed to `only` (empty: all).
+// The layer's kernel calls for each token count, in step order, narrowed to `only` (empty: all) and,
+// given a backend, to the steps it runs as kernels of their own (step_runs_on).
 std::vector<LayerKernel> layer_calls(const LayerShape& shape, const std::vector<int64_t>& tokens,
-                                     const std::vector<Family>& only = {});
+                                     const std::vector<Family>& only = {}, std::string_view backend = {});
 
 // One kernel call of a training step: its name in reports ("up_swiglu", "matmul_fwd 256x768") and
 // the Problem it is tuned under and looked up by.

@@ -151,7 +151,8 @@ void fused_vs_separate(const AttnShape& s, int reps, HostKernelCache& kernels, T
   for (int64_t g = 0; g <= G; ++g) off.push_back(g * S);
   std::vector<float> att(G * S * S), d_att(G * S * S);
   auto gemm = [&](float* y, HostScoresEpilogue e) {
-    launch_host_gemm_dgrad(entry.kernel(), dk.problem, entry.config(), q.data(), k.data(), y, off.data(), e);
+    launch_host_gemm_dgrad(entry.kernel(), dk.problem, entry.config(), q.data(), k.data(), y, off.data(),
+                           {.scores = e});
   };
   using Mode = HostScoresEpilogue::Mode;
   std::vector<double> t[4];

@@ -82,6 +82,11 @@ DenseKernel swiglu_kernel(DenseOp op, int64_t N, int64_t F) {
   return {op, Problem(family_of(op), DType::f32, RowsShape{1, F}, N)};
 }
 
+bool dense_kernel_runs_on(const DenseKernel& k, std::string_view backend) {
+  if (backend == "host") return k.op != DenseOp::swiglu_bwd;
+  return k.op == DenseOp::swiglu_fwd || k.op == DenseOp::swiglu_bwd;
+}
+
 std::vector<DenseKernel> dense_step_kernels(const ModelConfig& c, int64_t batch) {
   const int64_t S = c.seq_len, N = batch * S, C = c.d_model, H = c.heads, V = c.vocab;
   std::vector<DenseKernel> out;

@@ -26,6 +26,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "model_config.hpp"
@@ -58,6 +59,11 @@ DenseKernel attention_kernel(DenseOp op, int64_t B, int64_t S, int64_t H, int64_
 
 // The dense FFN's SwiGLU over N rows of width F (op swiglu_fwd or swiglu_bwd).
 DenseKernel swiglu_kernel(DenseOp op, int64_t N, int64_t F);
+
+// Whether `backend` looks `k` up in the tuning cache as a kernel of its own: every dense kernel on the
+// host but the SwiGLU backward, which runs in the epilogue of the down projection's dgrad; on cuda
+// only the SwiGLU kernels (its products run on cuBLASLt). What `moejit tune --model` tunes.
+bool dense_kernel_runs_on(const DenseKernel& k, std::string_view backend);
 
 // Every dense kernel of a training step of `c` with micro-batches of `batch` sequences of
 // c.seq_len tokens, each distinct problem once, in the order a step first runs them.

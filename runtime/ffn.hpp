@@ -38,12 +38,8 @@ void ffn_backward(StepBackend<T>& be, Profiler* prof, FfnActivations& a, TypedPt
   ensure(a.d_h, be, act, N * F);
   ensure(a.d_gate_up, be, act, N * 2 * F);
   {
-    auto t = timed(prof, "ffn.down");
-    be.matmul_bwd(a.d_h, false, dw_down, dout, a.h, w_down, N, F, C);
-  }
-  {
-    auto t = timed(prof, "ffn.swiglu");
-    be.swiglu_bwd(a.d_gate_up, a.d_h, a.gate_up, N, F);
+    auto t = timed(prof, "ffn.down");  // with the SwiGLU backward (fused into the product on the host)
+    be.ffn_down_bwd_swiglu(a.d_gate_up, a.d_h, dw_down, dout, a.h, w_down, a.gate_up, N, F, C);
   }
   auto t = timed(prof, "ffn.up");
   be.matmul_bwd(dx, accumulate, dw_up, a.d_gate_up, x, w_up, N, C, 2 * F);

@@ -37,14 +37,23 @@ void HostDenseOps::matmul_bwd(float* d_in, bool accumulate, float* d_w, const fl
   if (N == 0) return;
   if (d_in) {
     const Resolved& r = kernel(matmul_kernel(DenseOp::matmul_dgrad, N, C, OC));
-    launch_host_gemm_fwd(r.entry.kernel(), r.kernel.problem, r.entry.config(), d_out, w, d_in, offsets(1, N), {},
-                         accumulate);
+    launch_host_gemm_fwd(r.entry.kernel(), r.kernel.problem, r.entry.config(), d_out, w, d_in, offsets(1, N),
+                         {.accumulate = accumulate});
   }
   if (d_w) {
     const Resolved& r = kernel(matmul_kernel(DenseOp::matmul_wgrad, N, C, OC));
-    launch_host_gemm_wgrad(r.entry.kernel(), r.kernel.problem, r.entry.config(), d_out, in, d_w, offsets(1, N), {},
-                           /*accumulate=*/true);
+    launch_host_gemm_wgrad(r.entry.kernel(), r.kernel.problem, r.entry.config(), d_out, in, d_w, offsets(1, N),
+                           {.accumulate = true});
   }
+}
+
+void HostDenseOps::ffn_down_bwd_swiglu(float* d_gate_up, float* d_w_down, const float* d_out, const float* h,
+                                       const float* w_down, const float* gate_up, int64_t N, int64_t F, int64_t C) {
+  if (N == 0) return;
+  const Resolved& r = kernel(matmul_kernel(DenseOp::matmul_dgrad, N, F, C));
+  launch_host_gemm_fwd(r.entry.kernel(), r.kernel.problem, r.entry.config(), d_out, w_down, d_gate_up, offsets(1, N),
+                       {.swiglu_gate_up = gate_up});
+  matmul_bwd(nullptr, false, d_w_down, d_out, h, w_down, N, F, C);
 }
 
 void HostDenseOps::swiglu_fwd(float* h, const float* gate_up, int64_t N, int64_t F) {
@@ -74,11 +83,11 @@ void HostDenseOps::attention_fwd(float* out, float* att, const float* qkv, int64
     auto timer = timed(prof_, "attn.fwd.scores_softmax");
     const HostScoresEpilogue softmax{HostScoresEpilogue::Mode::softmax, scale, alibi ? H : 0, nullptr};
     launch_host_gemm_dgrad(scores.entry.kernel(), scores.kernel.problem, scores.entry.config(), qkv, qkv + C, att, off,
-                           softmax, {H, qkv_ld, qkv_ld});
+                           {.heads = {H, qkv_ld, qkv_ld}, .scores = softmax});
   }
   auto timer = timed(prof_, "attn.fwd.values");  // out_g = att_g . v_g
   launch_host_gemm_fwd(values.entry.kernel(), values.kernel.problem, values.entry.config(), att, qkv + 2 * C, out, off,
-                       {H, qkv_ld, C});
+                       {.heads = {H, qkv_ld, C}});
 }
 
 void HostDenseOps::attention_bwd(float* d_qkv, const float* d_out, const float* qkv, const float* att, int64_t B,
@@ -93,22 +102,22 @@ void HostDenseOps::attention_bwd(float* d_qkv, const float* d_out, const float* 
   {  // d_v_g = att_g^T . d_o_g
     auto timer = timed(prof_, "attn.bwd.dv");
     launch_host_gemm_wgrad(grads.entry.kernel(), grads.kernel.problem, grads.entry.config(), att, d_out, d_qkv + 2 * C,
-                           off, {H, C, qkv_ld});
+                           off, {.heads = {H, C, qkv_ld}});
   }
   {  // d_att_g = d_o_g . v_g^T, each row finished by the softmax backward in place (d_scores).
     auto timer = timed(prof_, "attn.bwd.datt_softmax");
     const HostScoresEpilogue softmax_bwd{HostScoresEpilogue::Mode::softmax_bwd, scale, 0, att};
     launch_host_gemm_dgrad(scores.entry.kernel(), scores.kernel.problem, scores.entry.config(), d_out, qkv + 2 * C,
-                           d_att_.data(), off, softmax_bwd, {H, C, qkv_ld});
+                           d_att_.data(), off, {.heads = {H, C, qkv_ld}, .scores = softmax_bwd});
   }
   {  // d_q_g = d_scores_g . k_g
     auto timer = timed(prof_, "attn.bwd.dq");
     launch_host_gemm_fwd(values.entry.kernel(), values.kernel.problem, values.entry.config(), d_att_.data(), qkv + C,
-                         d_qkv, off, {H, qkv_ld, qkv_ld});
+                         d_qkv, off, {.heads = {H, qkv_ld, qkv_ld}});
   }
   auto timer = timed(prof_, "attn.bwd.dk");  // d_k_g = d_scores_g^T . q_g
   launch_host_gemm_wgrad(grads.entry.kernel(), grads.kernel.problem, grads.entry.config(), d_att_.data(), qkv,
-                         d_qkv + C, off, {H, qkv_ld, qkv_ld});
+                         d_qkv + C, off, {.heads = {H, qkv_ld, qkv_ld}});
 }
 
 }  // namespace moejit::runtime

@@ -30,6 +30,10 @@ class HostDenseOps {
                      int64_t C, int64_t H);
   void swiglu_fwd(float* h, const float* gate_up, int64_t N, int64_t F);
   void swiglu_bwd(float* d_gate_up, const float* d_h, const float* gate_up, int64_t N, int64_t F);
+  // d_w_down (C, F) += d_out^T . h; d_gate_up (N, 2F) from d_h = d_out . w_down, the SwiGLU backward
+  // running in the dgrad product's epilogue (no d_h tensor).
+  void ffn_down_bwd_swiglu(float* d_gate_up, float* d_w_down, const float* d_out, const float* h, const float* w_down,
+                           const float* gate_up, int64_t N, int64_t F, int64_t C);
 
   std::vector<KernelChoice> choices() const { return log_.choices(); }
   // Times attention's parts (the products with their softmax epilogues) as "attn.*" entries; null: off. The

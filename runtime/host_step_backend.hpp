@@ -63,6 +63,12 @@ class HostStepBackend final : public ReferenceStepBackend<float> {
     if (out.dtype != DType::f32) return ReferenceStepBackend<float>::add(out, in, n);  // the i32 load counters
     steps_.add(out.as<float>(), in.as<float>(), n);
   }
+  // The product with the SwiGLU backward in its epilogue; d_h stays unwritten.
+  void ffn_down_bwd_swiglu(TypedPtr d_gate_up, TypedPtr, TypedPtr d_w_down, TypedPtr d_out, TypedPtr h, TypedPtr w_down,
+                           TypedPtr gate_up, i64 N, i64 F, i64 C) override {
+    dense_.ffn_down_bwd_swiglu(d_gate_up.as<float>(), d_w_down.as<float>(), d_out.as<float>(), h.as<float>(),
+                               w_down.as<float>(), gate_up.as<float>(), N, F, C);
+  }
   // In fixed chunks, summed in chunk order: the same result for any thread count.
   void grad_norm(TypedPtr norm, TypedPtr grads, i64 n) override;
   void adamw(TypedPtr params, TypedPtr weights, TypedPtr grads, TypedPtr m, TypedPtr v, TypedPtr norm, i64 n,

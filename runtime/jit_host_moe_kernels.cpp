@@ -90,11 +90,18 @@ void JitHostMoeKernels::down_dgrad(const MoeShape& s, float* d_h, const float* d
                          impl_->gemm_offsets(offsets, s.n_experts));
 }
 
+void JitHostMoeKernels::down_dgrad_swiglu(const MoeShape& s, float* d_gate_up, float*, const float* d_y_perm,
+                                          const float* w_down, const float* gate_up, const int32_t* offsets) {
+  auto c = impl_->prepare(LayerStep::down_dgrad, s);
+  launch_host_gemm_dgrad(*c.kernels[0], c.problem, c.config, d_y_perm, w_down, d_gate_up,
+                         impl_->gemm_offsets(offsets, s.n_experts), {.swiglu_gate_up = gate_up});
+}
+
 void JitHostMoeKernels::down_wgrad(const MoeShape& s, float* d_w_down, const float* h, const float* d_y_perm,
                                    const int32_t* offsets) {
   auto c = impl_->prepare(LayerStep::down_wgrad, s);
   launch_host_gemm_wgrad(*c.kernels[0], c.problem, c.config, h, d_y_perm, d_w_down,
-                         impl_->gemm_offsets(offsets, s.n_experts), {}, /*accumulate=*/true);
+                         impl_->gemm_offsets(offsets, s.n_experts), {.accumulate = true});
 }
 
 void JitHostMoeKernels::swiglu_bwd(const MoeShape& s, float* d_gate_up, const float* gate_up, const float* d_h) {
@@ -113,7 +120,7 @@ void JitHostMoeKernels::up_wgrad(const MoeShape& s, float* d_w_up, const float* 
                                  const int32_t* offsets) {
   auto c = impl_->prepare(LayerStep::up_wgrad, s);
   launch_host_gemm_wgrad(*c.kernels[0], c.problem, c.config, x_perm, d_gate_up, d_w_up,
-                         impl_->gemm_offsets(offsets, s.n_experts), {}, /*accumulate=*/true);
+                         impl_->gemm_offsets(offsets, s.n_experts), {.accumulate = true});
 }
 
 void JitHostMoeKernels::permute_bwd(const MoeShape& s, float* d_x, const float* d_x_perm, const int32_t* slot) {

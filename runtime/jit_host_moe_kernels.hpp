@@ -42,6 +42,9 @@ class JitHostMoeKernels final : public MoeKernels<float> {
   void down_wgrad(const MoeShape& s, float* d_w_down, const float* h, const float* d_y_perm,
                   const int32_t* offsets) override;
   void swiglu_bwd(const MoeShape& s, float* d_gate_up, const float* gate_up, const float* d_h) override;
+  // The down_dgrad kernel with the SwiGLU backward in its epilogue (templates/host/grouped_gemm_families.h).
+  void down_dgrad_swiglu(const MoeShape& s, float* d_gate_up, float* d_h, const float* d_y_perm, const float* w_down,
+                         const float* gate_up, const int32_t* offsets) override;
   void up_dgrad(const MoeShape& s, float* d_x_perm, const float* d_gate_up, const float* w_up,
                 const int32_t* offsets) override;
   void up_wgrad(const MoeShape& s, float* d_w_up, const float* x_perm, const float* d_gate_up,

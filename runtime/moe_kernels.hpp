@@ -110,6 +110,13 @@ class MoeKernels {
   virtual void down_wgrad(const MoeShape& s, T* d_w_down, const T* h, const T* d_y_perm, const int32_t* offsets) = 0;
   // swiglu_bwd: d_gate_up (A, 2De) from d_h (A, De) and the forward's gate_up.
   virtual void swiglu_bwd(const MoeShape& s, T* d_gate_up, const T* gate_up, const T* d_h) = 0;
+  // down_dgrad, then swiglu_bwd: d_gate_up from d_y_perm, d_h scratch. A backend that runs the
+  // SwiGLU backward in the dgrad's epilogue overrides it and leaves d_h unwritten.
+  virtual void down_dgrad_swiglu(const MoeShape& s, T* d_gate_up, T* d_h, const T* d_y_perm, const T* w_down,
+                                 const T* gate_up, const int32_t* offsets) {
+    down_dgrad(s, d_h, d_y_perm, w_down, offsets);
+    swiglu_bwd(s, d_gate_up, gate_up, d_h);
+  }
   // up_dgrad: d_x_perm (A, C) = d_gate_up . w_up[e]^T per segment.
   virtual void up_dgrad(const MoeShape& s, T* d_x_perm, const T* d_gate_up, const T* w_up, const int32_t* offsets) = 0;
   // up_wgrad: d_w_up (E, C, 2De) += x_perm_e^T . d_gate_up_e.

@@ -110,9 +110,10 @@ class MoeLayer {
     run(prof, "moe.combine_bwd",
         [&] { k_.combine_bwd(s, a(d_y_perm_), m(d_weight_), a(dout), a(y_perm_), m(weight_), i32(slot_)); });
     const ExpertRows r = dispatch(prof, s, d_y_perm_, true);
-    run(prof, "moe.down_dgrad", [&] { k_.down_dgrad(r.s, a(r.d_h), a(r.d_y), a(w.w_down), i32(r.offsets)); });
     run(prof, "moe.down_wgrad", [&] { k_.down_wgrad(r.s, m(grads.w_down), a(r.h), a(r.d_y), i32(r.offsets)); });
-    run(prof, "moe.swiglu_bwd", [&] { k_.swiglu_bwd(r.s, a(r.d_gate_up), a(r.gate_up), a(r.d_h)); });
+    run(prof, "moe.down_dgrad", [&] {  // with the SwiGLU backward (fused into the product on the host)
+      k_.down_dgrad_swiglu(r.s, a(r.d_gate_up), a(r.d_h), a(r.d_y), a(w.w_down), a(r.gate_up), i32(r.offsets));
+    });
     run(prof, "moe.up_dgrad", [&] { k_.up_dgrad(r.s, a(r.d_x), a(r.d_gate_up), a(w.w_up), i32(r.offsets)); });
     run(prof, "moe.up_wgrad", [&] { k_.up_wgrad(r.s, m(grads.w_up), a(r.x), a(r.d_gate_up), i32(r.offsets)); });
     combine(prof, r.d_x, d_x_perm_);

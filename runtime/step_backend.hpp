@@ -236,6 +236,15 @@ class StepBackend : public BackendMemory {
   // h (N, F) = silu(gate) * up of gate_up (N, 2F) = [gate | up]; the backward writes d_gate_up (N, 2F).
   virtual void swiglu_fwd(TypedPtr h, TypedPtr gate_up, i64 N, i64 F) = 0;
   virtual void swiglu_bwd(TypedPtr d_gate_up, TypedPtr d_h, TypedPtr gate_up, i64 N, i64 F) = 0;
+  // The FFN's down projection backward, then the SwiGLU backward: d_h (N, F) = d_out (N, C) . w_down
+  // (C, F) and d_w_down (C, F) += d_out^T . h, then d_gate_up (N, 2F) from d_h and the forward's
+  // gate_up. d_h is scratch: a backend that runs the SwiGLU backward in the product's epilogue
+  // overrides this and leaves it unwritten.
+  virtual void ffn_down_bwd_swiglu(TypedPtr d_gate_up, TypedPtr d_h, TypedPtr d_w_down, TypedPtr d_out, TypedPtr h,
+                                   TypedPtr w_down, TypedPtr gate_up, i64 N, i64 F, i64 C) {
+    matmul_bwd(d_h, false, d_w_down, d_out, h, w_down, N, F, C);
+    swiglu_bwd(d_gate_up, d_h, gate_up, N, F);
+  }
   // out (n) += in (n): residual adds, loss accumulators (same dtype on both sides) and the MoE
   // layers' load counters (i32).
   virtual void add(TypedPtr out, TypedPtr in, i64 n) = 0;

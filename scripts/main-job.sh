@@ -2,11 +2,11 @@
 # The main job: set up, build, show what this machine offers, then
 #   1. autotune every kernel of a training step of the default small MoE config (tiny-moe-r20,
 #      r_a ~20%) on the host backend for its training micro-batch (8 sequences x 256 tokens): the
-#      MoE layer's 14 kernels and the step's dense kernels (matmuls, attention, SwiGLU; 42 in all),
+#      MoE layer's kernels and the step's dense kernels (matmuls, attention, SwiGLU; 39 in all),
 #      each GEMM with a local search of at most 24 configs; and show the decisions written;
 #   2. train that config for a few minutes on the embedded corpus (Debian's fortunes) on the host
 #      backend with the tuned kernels, printing the falling validation loss in bits per byte and, at
-#      the end, which tuning-cache rung served each kernel ("all 42 kernels tuned").
+#      the end, which tuning-cache rung served each kernel ("all 39 kernels tuned").
 # About 8 minutes on 2 cores after the build (6.5 of them tuning).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)

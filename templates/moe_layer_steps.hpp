@@ -57,6 +57,13 @@ inline DType default_layer_dtype(std::string_view backend) {
   return backend == "host" ? DType::f32 : DType::bf16;
 }
 
+// Whether `backend` runs the step as a kernel of its own: the host backend runs swiglu_bwd in the
+// epilogue of down_dgrad (templates/host/grouped_gemm_families.h), so it neither looks it up nor
+// needs it tuned. The one place that says so: `moejit tune` and the runtime's kernel reports follow it.
+inline bool step_runs_on(LayerStep step, std::string_view backend) {
+  return !(backend == "host" && step == LayerStep::swiglu_bwd);
+}
+
 // The kLayerSteps kernel calls of one layer step for `tokens` tokens, in step order. Throws Error
 // for an impossible shape.
 std::vector<LayerKernel> moe_layer_kernels(const LayerShape& shape, int64_t tokens);

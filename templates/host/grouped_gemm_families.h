@@ -43,21 +43,48 @@ struct HeadLayout {
   }
 };
 
+// The SwiGLU backward as the epilogue of the product that computes d_h (the down projection's
+// dgrad: the MoE experts' dgrad view, the dense FFN's fwd view): the product writes its d_h block
+// into the gate half of d_gate_up (row stride 2F), and each element then becomes the gate's and the
+// up's gradients in place, read against the forward's gate_up (swiglu/swiglu.h), while the block is
+// in cache: no pass of its own, no d_h tensor.
+struct SwigluBwdEpilogue {
+  const float* gate_up;  // (rows, 2F) from the forward; null: no epilogue
+  // Rows r0 .. r0 + mb, columns j0 .. j0 + nb of F = f, of d_gate_up.
+  void apply(float* d_gate_up, int64 r0, int64 mb, int64 j0, int64 nb, int64 f) const {
+    for (int64 i = 0; i < mb; ++i) {
+      float* d = d_gate_up + (r0 + i) * 2 * f;
+      const float* gu = gate_up + (r0 + i) * 2 * f;
+      for (int64 j = j0; j < j0 + nb; ++j) {
+        float dg, du;
+        swiglu_backward(gu[j], gu[f + j], d[j], &dg, &du);
+        d[j] = dg;
+        d[f + j] = du;
+      }
+    }
+  }
+};
+
 struct GemmFwd {
   const float *x, *w;
   float* y;
   const int64* offsets;
   int64 k, n;
-  bool causal, accumulate;  // accumulate: Y +=
-  HeadLayout heads;         // causal: W_e (v or k) and Y (out or d_q) are head-side
+  bool causal, accumulate;   // accumulate: Y +=
+  SwigluBwdEpilogue swiglu;  // Y is d_h, written as d_gate_up (rows, 2N)
+  HeadLayout heads;          // causal: W_e (v or k) and Y (out or d_q) are head-side
   int64 rows(int64 e) const { return offsets[e + 1] - offsets[e]; }
   int64 cols() const { return n; }
   template <class T>
   void block(int64 e, int64 i0, int64 mb, int64 j0, int64 nb, const Blocks& blk, const Scratch& s) const {
     const int64 r0 = offsets[e] + i0;
-    if (!causal)
-      return gemm_block<T>(View{x + r0 * k, k, 1}, View{w + e * k * n + j0, n, 1}, y + r0 * n + j0, n, mb, nb, k, blk,
-                           s, Causal{}, accumulate);
+    if (!causal) {
+      const int64 ldy = swiglu.gate_up ? 2 * n : n;
+      gemm_block<T>(View{x + r0 * k, k, 1}, View{w + e * k * n + j0, n, 1}, y + r0 * ldy + j0, ldy, mb, nb, k, blk, s,
+                    Causal{}, accumulate);
+      if (swiglu.gate_up) swiglu.apply(y, r0, mb, j0, nb, n);
+      return;
+    }
     gemm_block<T>(View{x + r0 * k, k, 1}, View{heads.at(w, 0, e, 0, k, n, nullptr) + j0, heads.ld(0, n), 1},
                   heads.at(y, 1, e, i0, k, n, offsets) + j0, heads.ld(1, n), mb, nb, min64(k, i0 + mb), blk, s,
                   Causal{Causal::a_rows, i0}, accumulate);  // A's row i is zero past column i
@@ -101,7 +128,8 @@ struct GemmDgrad {
   float* dx;
   const int64* offsets;
   int64 k, n;
-  bool causal, accumulate;  // accumulate: dX += (not with causal: the scores are rewritten)
+  bool causal, accumulate;   // accumulate: dX += (not with causal: the scores are rewritten)
+  SwigluBwdEpilogue swiglu;  // dX is d_h, written as d_gate_up (rows, 2K)
   ScoresEpilogue epilogue;
   HeadLayout heads;  // causal: dY (q or d_o) and W_e (k or v) are head-side
   int64 rows(int64 e) const { return offsets[e + 1] - offsets[e]; }
@@ -111,8 +139,10 @@ struct GemmDgrad {
     if (causal) return causal_rows<T>(e, i0, mb, blk, s);
     const int64 r0 = offsets[e] + i0;
     // B (n, k) = W_e^T: element (p, c) at W_e[c * n + p].
-    gemm_block<T>(View{dy + r0 * n, n, 1}, View{w + e * k * n + j0 * n, 1, n}, dx + r0 * k + j0, k, mb, nb, n, blk, s,
-                  Causal{}, accumulate);
+    const int64 ldx = swiglu.gate_up ? 2 * k : k;
+    gemm_block<T>(View{dy + r0 * n, n, 1}, View{w + e * k * n + j0 * n, 1, n}, dx + r0 * ldx + j0, ldx, mb, nb, n, blk,
+                  s, Causal{}, accumulate);
+    if (swiglu.gate_up) swiglu.apply(dx, r0, mb, j0, nb, k);
   }
   // Rows i0 .. i0 + mb of group e, only the columns up to the diagonal of the block's last row, then
   // the epilogue on each row.
@@ -163,10 +193,11 @@ enum class Family { fwd, swiglu, dgrad, wgrad };
 
 // Entry bodies. args: fwd (x, w, y, offsets, E, K, N, kc, mc, nc); swiglu (x, w, gate_up, h,
 // offsets, E, K, F, kc, mc, nc); dgrad (dy, w, dx, offsets, E, K, N, ...); wgrad (x, dy, dw, ...).
-// After nc: accumulate (1: the output is added to, not written; 0 for swiglu). CAUSAL: the
-// attention_* families (fwd, dgrad and wgrad views only) then take their HeadLayout (heads, ld0,
-// ld1), and the causal dgrad view (attention_scores) then its ScoresEpilogue: mode, scale (float),
-// alibi_heads, probs.
+// After nc: accumulate (1: the output is added to, not written; 0 for swiglu), then the forward's
+// gate_up for the SwiGLU backward epilogue (null: none; fwd and dgrad views only, not causal).
+// CAUSAL: the attention_* families (fwd, dgrad and wgrad views only) then take their HeadLayout
+// (heads, ld0, ld1), and the causal dgrad view (attention_scores) then its ScoresEpilogue: mode,
+// scale (float), alibi_heads, probs.
 template <class T, Family FAMILY, bool CAUSAL = false>
 void grouped_gemm_entry(void** args, const HostLaunch* launch) {
   static_assert(!CAUSAL || FAMILY != Family::swiglu, "no causal fused up-projection");
@@ -177,18 +208,20 @@ void grouped_gemm_entry(void** args, const HostLaunch* launch) {
   const int64 experts = num(tail), k = num(tail + 1), n = num(tail + 2);
   const Blocks blk{num(tail + 3), num(tail + 4), num(tail + 5)};
   const bool accumulate = num(tail + 6) != 0;
+  const SwigluBwdEpilogue swiglu{ptr(tail + 7)};
   HeadLayout heads{1, 0, 0};
-  if constexpr (CAUSAL) heads = {num(tail + 7), num(tail + 8), num(tail + 9)};
+  if constexpr (CAUSAL) heads = {num(tail + 8), num(tail + 9), num(tail + 10)};
   if constexpr (FAMILY == Family::fwd)
-    run_grouped<T>(GemmFwd{ptr(0), ptr(1), ptr(2), offsets, k, n, CAUSAL, accumulate, heads}, experts, blk, launch);
+    run_grouped<T>(GemmFwd{ptr(0), ptr(1), ptr(2), offsets, k, n, CAUSAL, accumulate, swiglu, heads}, experts, blk,
+                   launch);
   else if constexpr (FAMILY == Family::swiglu)
     run_grouped<T>(GemmSwiglu{ptr(0), ptr(1), ptr(2), ptr(3), offsets, k, n}, experts, blk, launch);
   else if constexpr (FAMILY == Family::dgrad) {
     ScoresEpilogue epilogue{ScoresEpilogue::none, 1.0f, 0, nullptr};
     if constexpr (CAUSAL)
-      epilogue = {num(tail + 10), *static_cast<const float*>(args[tail + 11]), num(tail + 12), ptr(tail + 13)};
-    run_grouped<T>(GemmDgrad{ptr(0), ptr(1), ptr(2), offsets, k, n, CAUSAL, accumulate, epilogue, heads}, experts, blk,
-                   launch);
+      epilogue = {num(tail + 11), *static_cast<const float*>(args[tail + 12]), num(tail + 13), ptr(tail + 14)};
+    run_grouped<T>(GemmDgrad{ptr(0), ptr(1), ptr(2), offsets, k, n, CAUSAL, accumulate, swiglu, epilogue, heads},
+                   experts, blk, launch);
   } else
     run_grouped<T>(GemmWgrad{ptr(0), ptr(1), ptr(2), offsets, k, n, CAUSAL, accumulate, heads}, experts, blk, launch);
 }

@@ -190,50 +190,59 @@ LaunchDims host_dims(const Config& config) {
   return dims;
 }
 
+// The options' contract (HostGemmOptions), checked before anything runs.
+void check_options(const Problem& problem, const HostGemmOptions& o) {
+  const HostGemmView view = host_gemm_view(problem.family);
+  const std::string family(to_string(problem.family));
+  if (o.accumulate && problem.family == Family::attention_scores)
+    throw Error("attention_scores rewrites its rows (the softmax epilogue); it cannot accumulate");
+  if (o.swiglu_gate_up &&
+      (view.causal || view.gemm == Family::grouped_gemm_wgrad || view.gemm == Family::grouped_gemm_up_swiglu))
+    throw Error("the SwiGLU backward epilogue needs the fwd or dgrad view of a grouped GEMM, not " + family);
+  if (o.swiglu_gate_up && o.accumulate)
+    throw Error("the SwiGLU backward epilogue writes d_gate_up; it cannot accumulate");
+  if (o.scores.mode != HostScoresEpilogue::Mode::none && problem.family != Family::attention_scores)
+    throw Error("a softmax epilogue needs the attention_scores family, not " + family);
+  if (o.scores.mode == HostScoresEpilogue::Mode::softmax_bwd && !o.scores.probs)
+    throw Error("the softmax backward epilogue needs the forward's probabilities");
+  if (o.heads.heads < 1 || problem.gemm().experts % o.heads.heads != 0)
+    throw Error("head layout: " + std::to_string(o.heads.heads) + " heads do not divide " +
+                std::to_string(problem.gemm().experts) + " groups");
+}
+
 void launch_gemm(Kernel& kernel, const Problem& problem, const Config& config, std::vector<const void*> pointers,
-                 const int64_t* offsets, bool accumulate = false, HostHeadLayout heads = {},
-                 HostScoresEpilogue epilogue = {}) {
+                 const int64_t* offsets, HostGemmOptions o = {}) {
+  check_options(problem, o);
   const GemmShape& g = problem.gemm();
   int64_t e = g.experts, k = g.k, n = g.n, kc = config.get("kc"), mc = config.get("mc"), nc = config.get("nc");
-  int64_t into = accumulate ? 1 : 0;
-  if (heads.heads < 1 || g.experts % heads.heads != 0)
-    throw Error("head layout: " + std::to_string(heads.heads) + " heads do not divide " + std::to_string(g.experts) +
-                " groups");
+  int64_t into = o.accumulate ? 1 : 0;
   std::vector<void*> args;
   for (auto& p : pointers) args.push_back(&p);
-  args.insert(args.end(), {&offsets, &e, &k, &n, &kc, &mc, &nc, &into});
+  args.insert(args.end(), {&offsets, &e, &k, &n, &kc, &mc, &nc, &into, &o.swiglu_gate_up});
   if (host_gemm_view(problem.family).causal)  // its HeadLayout: heads, ld0, ld1
-    args.insert(args.end(), {&heads.heads, &heads.ld0, &heads.ld1});
+    args.insert(args.end(), {&o.heads.heads, &o.heads.ld0, &o.heads.ld1});
   if (problem.family == Family::attention_scores)  // its ScoresEpilogue: mode, scale, alibi_heads, probs
-    args.insert(args.end(), {&epilogue.mode, &epilogue.scale, &epilogue.alibi_heads, &epilogue.probs});
+    args.insert(args.end(), {&o.scores.mode, &o.scores.scale, &o.scores.alibi_heads, &o.scores.probs});
   kernel.launch(host_dims(config), args.data());
 }
 
 }  // namespace
 
 void launch_host_gemm_fwd(Kernel& kernel, const Problem& problem, const Config& config, const float* x, const float* w,
-                          float* y, const int64_t* offsets, const HostHeadLayout& heads, bool accumulate) {
-  launch_gemm(kernel, problem, config, {x, w, y}, offsets, accumulate, heads);
+                          float* y, const int64_t* offsets, const HostGemmOptions& options) {
+  launch_gemm(kernel, problem, config, {x, w, y}, offsets, options);
 }
 void launch_host_gemm_swiglu(Kernel& kernel, const Problem& problem, const Config& config, const float* x,
                              const float* w_gate_up, float* gate_up, float* h, const int64_t* offsets) {
   launch_gemm(kernel, problem, config, {x, w_gate_up, gate_up, h}, offsets);
 }
 void launch_host_gemm_dgrad(Kernel& kernel, const Problem& problem, const Config& config, const float* dy,
-                            const float* w, float* dx, const int64_t* offsets, const HostScoresEpilogue& epilogue,
-                            const HostHeadLayout& heads, bool accumulate) {
-  if (accumulate && host_gemm_view(problem.family).causal)
-    throw Error("attention_scores rewrites its rows (the softmax epilogue); it cannot accumulate");
-  if (epilogue.mode != HostScoresEpilogue::Mode::none && problem.family != Family::attention_scores)
-    throw Error("a softmax epilogue needs the attention_scores family, not " + std::string(to_string(problem.family)));
-  if (epilogue.mode == HostScoresEpilogue::Mode::softmax_bwd && !epilogue.probs)
-    throw Error("the softmax backward epilogue needs the forward's probabilities");
-  launch_gemm(kernel, problem, config, {dy, w, dx}, offsets, accumulate, heads, epilogue);
+                            const float* w, float* dx, const int64_t* offsets, const HostGemmOptions& options) {
+  launch_gemm(kernel, problem, config, {dy, w, dx}, offsets, options);
 }
 void launch_host_gemm_wgrad(Kernel& kernel, const Problem& problem, const Config& config, const float* x,
-                            const float* dy, float* dw, const int64_t* offsets, const HostHeadLayout& heads,
-                            bool accumulate) {
-  launch_gemm(kernel, problem, config, {x, dy, dw}, offsets, accumulate, heads);
+                            const float* dy, float* dw, const int64_t* offsets, const HostGemmOptions& options) {
+  launch_gemm(kernel, problem, config, {x, dy, dw}, offsets, options);
 }
 
 }  // namespace moejit

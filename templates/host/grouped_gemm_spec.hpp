@@ -74,18 +74,27 @@ struct HostHeadLayout {
   int64_t heads = 1, ld0 = 0, ld1 = 0;
 };
 
+// What a launch does beyond C = A B; each view takes the parts that apply to it, and the launch
+// functions throw Error for the rest.
+struct HostGemmOptions {
+  // C += A B (an expert without rows adds nothing), not C = A B. Not attention_scores (its rows are
+  // rewritten by the softmax), not with the SwiGLU epilogue.
+  bool accumulate = false;
+  // The SwiGLU backward as the epilogue (fwd and dgrad views, not causal): the product is d_h, with
+  // F columns; the output is d_gate_up (rows, 2F), read against the forward's gate_up (rows, 2F).
+  const float* swiglu_gate_up = nullptr;
+  HostHeadLayout heads;       // the attention_* families
+  HostScoresEpilogue scores;  // attention_scores
+};
+
 // Runs a loaded host grouped GEMM. offsets: (E + 1) int64 row offsets per expert, offsets[E] = rows.
-// The epilogue is attention_scores' only; the other families ignore it. accumulate: the output is
-// added to (C += A B; an expert without rows adds nothing), not overwritten.
 void launch_host_gemm_fwd(Kernel& kernel, const Problem& problem, const Config& config, const float* x, const float* w,
-                          float* y, const int64_t* offsets, const HostHeadLayout& heads = {}, bool accumulate = false);
+                          float* y, const int64_t* offsets, const HostGemmOptions& options = {});
 void launch_host_gemm_swiglu(Kernel& kernel, const Problem& problem, const Config& config, const float* x,
                              const float* w_gate_up, float* gate_up, float* h, const int64_t* offsets);
 void launch_host_gemm_dgrad(Kernel& kernel, const Problem& problem, const Config& config, const float* dy,
-                            const float* w, float* dx, const int64_t* offsets, const HostScoresEpilogue& epilogue = {},
-                            const HostHeadLayout& heads = {}, bool accumulate = false);
+                            const float* w, float* dx, const int64_t* offsets, const HostGemmOptions& options = {});
 void launch_host_gemm_wgrad(Kernel& kernel, const Problem& problem, const Config& config, const float* x,
-                            const float* dy, float* dw, const int64_t* offsets, const HostHeadLayout& heads = {},
-                            bool accumulate = false);
+                            const float* dy, float* dw, const int64_t* offsets, const HostGemmOptions& options = {});
 
 }  // namespace moejit

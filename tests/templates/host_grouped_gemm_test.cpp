@@ -12,6 +12,7 @@
 #include "compile_pool.hpp"
 #include "host/grouped_gemm_spec.hpp"
 #include "host_backend.hpp"
+#include "moejit/error.hpp"
 
 using namespace moejit;
 
@@ -137,7 +138,8 @@ std::vector<std::vector<float>> run(Family kind, const Data& d, const Config& co
   switch (gemm_view(kind)) {
     case Family::grouped_gemm_fwd: {
       std::vector<float> y = output(d.rows * d.n);
-      launch_host_gemm_fwd(kernel, d.problem, config, d.x.data(), d.w.data(), y.data(), d.offsets.data(), {}, into);
+      launch_host_gemm_fwd(kernel, d.problem, config, d.x.data(), d.w.data(), y.data(), d.offsets.data(),
+                           {.accumulate = into});
       return {y};
     }
     case Family::grouped_gemm_up_swiglu: {
@@ -147,13 +149,14 @@ std::vector<std::vector<float>> run(Family kind, const Data& d, const Config& co
     }
     case Family::grouped_gemm_dgrad: {
       std::vector<float> dx = output(d.rows * d.k);
-      launch_host_gemm_dgrad(kernel, d.problem, config, d.dy.data(), d.w.data(), dx.data(), d.offsets.data(), {}, {},
-                             into);
+      launch_host_gemm_dgrad(kernel, d.problem, config, d.dy.data(), d.w.data(), dx.data(), d.offsets.data(),
+                             {.accumulate = into});
       return {dx};
     }
     case Family::grouped_gemm_wgrad: {
       std::vector<float> dw = output(E * d.k * d.n);
-      launch_host_gemm_wgrad(kernel, d.problem, config, d.x.data(), d.dy.data(), dw.data(), d.offsets.data(), {}, into);
+      launch_host_gemm_wgrad(kernel, d.problem, config, d.x.data(), d.dy.data(), dw.data(), d.offsets.data(),
+                             {.accumulate = into});
       return {dw};
     }
     default:
@@ -239,6 +242,57 @@ TEST(HostGroupedGemmAccumulate, AddsTheProductToTheOutput) {
     for (const Config& c : {spec.heuristic(p, backend().device()), small})
       expect_close(run(kind, d, c, &start), want, std::string(to_string(kind)) + " += " + c.to_string());
   }
+}
+
+// The SwiGLU backward epilogue: the product is d_h and the kernel writes d_gate_up (rows, 2 x its
+// columns) against a forward's gate_up, on the fwd view (the dense FFN's dgrad) and the dgrad view
+// (the experts' dgrad), with blocks that split the reduction and the columns; the views that cannot
+// take it refuse it before running.
+TEST(HostGroupedGemmSwigluEpilogue, WritesTheGateAndUpGradientsOfTheProduct) {
+  std::mt19937 rng(32);
+  std::uniform_real_distribution<float> u(-3, 3);
+  for (Family kind : {Family::grouped_gemm_fwd, Family::grouped_gemm_dgrad}) {
+    const HostGroupedGemmSpec spec(kind);
+    const Problem p = problem_for(kind, 5, 2, 23, 40, 24);
+    const Data d = make_data(kind, p, 31);
+    const std::vector<double> dh = reference(kind, d)[0];
+    const int64_t f = kind == Family::grouped_gemm_fwd ? d.n : d.k;  // the product's columns
+    std::vector<float> gate_up(d.rows * 2 * f);
+    for (float& v : gate_up) v = u(rng);
+    std::vector<double> want(d.rows * 2 * f);
+    for (int64_t r = 0; r < d.rows; ++r)
+      for (int64_t j = 0; j < f; ++j) {
+        const double g = gate_up[r * 2 * f + j], up = gate_up[r * 2 * f + f + j], s = 1 / (1 + std::exp(-g));
+        want[r * 2 * f + j] = dh[r * f + j] * up * s * (1 + g * (1 - s));
+        want[r * 2 * f + f + j] = dh[r * f + j] * g * s;
+      }
+    Config small = spec.heuristic(p, backend().device());
+    small.set("kc", 8);
+    small.set("nc", small.get("nr"));
+    for (const Config& c : {spec.heuristic(p, backend().device()), small}) {
+      Kernel& kernel = kernel_for(spec.render(p, c, backend().device()));
+      std::vector<float> d_gate_up(d.rows * 2 * f, std::nanf(""));
+      const HostGemmOptions epilogue{.swiglu_gate_up = gate_up.data()};
+      if (kind == Family::grouped_gemm_fwd)
+        launch_host_gemm_fwd(kernel, p, c, d.x.data(), d.w.data(), d_gate_up.data(), d.offsets.data(), epilogue);
+      else
+        launch_host_gemm_dgrad(kernel, p, c, d.dy.data(), d.w.data(), d_gate_up.data(), d.offsets.data(), epilogue);
+      expect_close({d_gate_up}, {want}, std::string(to_string(kind)) + " + swiglu_bwd " + c.to_string());
+      HostGemmOptions accumulating = epilogue;
+      accumulating.accumulate = true;
+      EXPECT_THROW(
+          launch_host_gemm_fwd(kernel, p, c, d.x.data(), d.w.data(), d_gate_up.data(), d.offsets.data(), accumulating),
+          Error);
+    }
+  }
+  const Problem wgrad = problem_for(Family::grouped_gemm_wgrad, 5, 2, 23, 40, 24);
+  const HostGroupedGemmSpec spec(Family::grouped_gemm_wgrad);
+  Kernel& kernel = kernel_for(spec.render(wgrad, spec.heuristic(wgrad, backend().device()), backend().device()));
+  const Data d = make_data(Family::grouped_gemm_wgrad, wgrad, 33);
+  std::vector<float> dw(5 * d.k * d.n), gate_up(d.rows * 2 * d.n);
+  EXPECT_THROW(launch_host_gemm_wgrad(kernel, wgrad, spec.heuristic(wgrad, backend().device()), d.x.data(), d.dy.data(),
+                                      dw.data(), d.offsets.data(), {.swiglu_gate_up = gate_up.data()}),
+               Error);
 }
 
 // A small output over a long reduction (tiny-moe-r20's router weight gradient: 46 x 128 over 2048
@@ -344,10 +398,10 @@ TEST(HostAttentionGemm, ScoresEpilogueIsTheCausalSoftmaxAndItsBackward) {
       const std::string what = "alibi_heads " + std::to_string(alibi_heads) + " " + c.to_string();
       std::vector<float> att(G * S * S, std::nanf("")), d_att(G * S * S, std::nanf(""));
       launch_host_gemm_dgrad(kernel, p, c, q.data(), k.data(), att.data(), offsets.data(),
-                             {HostScoresEpilogue::Mode::softmax, scale, alibi_heads, nullptr});
+                             {.scores = {HostScoresEpilogue::Mode::softmax, scale, alibi_heads, nullptr}});
       expect_close({att}, {probs}, "softmax " + what);
       launch_host_gemm_dgrad(kernel, p, c, q.data(), k.data(), d_att.data(), offsets.data(),
-                             {HostScoresEpilogue::Mode::softmax_bwd, scale, 0, att.data()});
+                             {.scores = {HostScoresEpilogue::Mode::softmax_bwd, scale, 0, att.data()}});
       expect_close({d_att}, {d_scores}, "softmax_bwd " + what);
     }
   }
