@@ -19,6 +19,7 @@
 #include "bench_util.hpp"
 #include "host/grouped_gemm_spec.hpp"
 #include "host_dense_ops.hpp"
+#include "thread_pool.hpp"
 
 using namespace moejit;
 using namespace moejit::runtime;
@@ -60,8 +61,7 @@ struct Variant {
   std::vector<double> core, cpu;  // wall and process CPU seconds per forward + backward
 };
 
-std::unique_ptr<Variant> make_variant(const std::string& label, const std::string& templates, unsigned threads,
-                                      ThreadPool& par) {
+std::unique_ptr<Variant> make_variant(const std::string& label, const std::string& templates, unsigned threads) {
   // The host compiler takes its include path from MOEJIT_TEMPLATE_DIR when it is constructed.
   const char* old = std::getenv("MOEJIT_TEMPLATE_DIR");
   const std::string saved = old ? old : "";
@@ -69,7 +69,7 @@ std::unique_ptr<Variant> make_variant(const std::string& label, const std::strin
   auto v = std::make_unique<Variant>();
   v->label = label;
   v->kernels = std::make_unique<HostKernelCache>(HostKernelCache::Options{threads, {}});
-  v->ops = std::make_unique<HostDenseOps>(*v->kernels, par);
+  v->ops = std::make_unique<HostDenseOps>(*v->kernels);
   if (old)
     setenv("MOEJIT_TEMPLATE_DIR", saved.c_str(), 1);
   else
@@ -197,8 +197,8 @@ int main(int argc, char** argv) {
   const std::string baseline = argc > 3 ? argv[3] : "";
   ThreadPool par(threads);
   std::vector<std::unique_ptr<Variant>> variants;
-  if (!baseline.empty()) variants.push_back(make_variant("baseline", baseline, threads, par));
-  variants.push_back(make_variant("source", "", threads, par));
+  if (!baseline.empty()) variants.push_back(make_variant("baseline", baseline, threads));
+  variants.push_back(make_variant("source", "", threads));
   const std::string device = bench::cpu_model() + " (" + std::to_string(threads) + " threads)";
   std::printf("bench_attention_host on %s, fp32\n", device.c_str());
   nlohmann::json j;

@@ -13,13 +13,12 @@
 #include "dense_step_kernels.hpp"
 #include "host_kernel_cache.hpp"
 #include "profile.hpp"
-#include "thread_pool.hpp"
 
 namespace moejit::runtime {
 
 class HostDenseOps {
  public:
-  HostDenseOps(HostKernelCache& kernels, ThreadPool& par) : cache_(kernels), par_(par) {}
+  explicit HostDenseOps(HostKernelCache& kernels) : cache_(kernels) {}
 
   // As StepBackend's ops of the same names, on process memory.
   void matmul_fwd(float* out, const float* in, const float* w, int64_t N, int64_t C, int64_t OC);
@@ -50,7 +49,6 @@ class HostDenseOps {
   const int64_t* offsets(int64_t groups, int64_t rows_per_group);
 
   HostKernelCache& cache_;
-  ThreadPool& par_;
   ChoiceLog log_;
   Profiler* prof_ = nullptr;
   std::map<std::string, Resolved> resolved_;  // by problem key

@@ -6,7 +6,7 @@ HostStepBackend::HostStepBackend(ThreadPool& par, const BackendOptions& options)
     : ReferenceStepBackend<float>(par),
       kernels_({options.kernel_threads, options.tuning_dir}),
       moe_(kernels_),
-      dense_(kernels_, par),
+      dense_(kernels_),
       steps_(kernels_.backend()) {}
 
 std::vector<KernelChoice> HostStepBackend::kernel_choices() const {
