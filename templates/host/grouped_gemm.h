@@ -1,13 +1,15 @@
 // Host grouped GEMM for MoE experts: one GEMM per expert over its segment of the permuted rows
-// (offsets[e] .. offsets[e+1], read by the kernel). Work items are (expert, mc rows, nc columns)
-// blocks handed to the backend's parallel-for; each runs the whole reduction for its block with
-// BLIS loops (kc panels, NR-wide slivers, MR-high micro-tiles) on per-worker packing buffers.
+// (offsets[e] .. offsets[e+1], read by the kernel). Work items are (expert, row range, nc columns)
+// blocks handed to the backend's parallel-for (the row ranges: host/work_split.h); each runs the
+// whole reduction for its block with BLIS loops (kc panels; B packed once per panel and reused by
+// every mc-row block of the item; NR-wide slivers, MR-high micro-tiles) on per-worker buffers.
 // The families (forward, fused SwiGLU up-projection, dgrad, wgrad) differ only in how they view
 // their operands: host/grouped_gemm_families.h.
 #pragma once
 #include <cstdlib>
 
 #include "host/gemm_tile.h"
+#include "host/work_split.h"
 #include "moejit/abi/host_launch.h"
 
 namespace moejit::host {
@@ -24,9 +26,6 @@ struct Blocks {
   int64 kc, mc, nc;
 };
 
-inline int64 round_up(int64 x, int64 m) {
-  return (x + m - 1) / m * m;
-}
 inline int64 min64(int64 a, int64 b) {
   return a < b ? a : b;
 }
@@ -74,8 +73,50 @@ inline void causal_span(const Causal& causal, int64 ir, int64 m, int64 pc, int64
   if (end < begin) end = begin;  // no terms: the tile is written as zeros (or left, when accumulating)
 }
 
+// One kc panel of C (mb, nb) (+)= A (mb, kb) B (kb, nb) for at most mc rows, A and C offset to the
+// rows' origin; B's panel is already packed in s.b when b_packed (else read in place).
+template <class T>
+void gemm_panel(const View& a, const View& b, bool b_packed, float* c, int64 ldc, int64 mb, int64 nb, int64 pc,
+                int64 kb, const Scratch& s, const Causal& causal, bool accumulate) {
+  if (T::PACK) pack_a<T::MR>(a, 0, pc, mb, kb, s.a);
+  for (int64 jr = 0; jr < nb; jr += T::NR) {
+    const int64 n = min64(T::NR, nb - jr);
+    const float* bp;
+    int64 brs = T::NR;
+    if (b_packed) {
+      bp = s.b + jr * kb;
+    } else if (n == T::NR) {
+      bp = b.ptr(pc, jr);
+      brs = b.rs;
+    } else {
+      pack_b<T::NR>(b, pc, jr, kb, n, s.edge_b);
+      bp = s.edge_b;
+    }
+    for (int64 ir = 0; ir < mb; ir += T::MR) {
+      const int64 m = min64(T::MR, mb - ir);
+      if (causal.kind == Causal::c && jr > ir + m - 1 + causal.diag) continue;
+      int64 p0, p1;
+      causal_span(causal, ir, m, pc, kb, p0, p1);
+      if (p1 == p0 && accumulate) continue;  // nothing to add
+      float* cp = c + ir * ldc + jr;
+      const float* bq = bp + p0 * brs;
+      if (T::PACK) {
+        micro_tile<T::MR, T::NR, T::VW, true>(p1 - p0, s.a + ir * kb + p0 * T::MR, 1, T::MR, bq, brs, cp, ldc, m, n,
+                                              accumulate);
+      } else if (m == T::MR) {
+        micro_tile<T::MR, T::NR, T::VW, false>(p1 - p0, a.ptr(ir, pc + p0), a.rs, a.cs, bq, brs, cp, ldc, m, n,
+                                               accumulate);
+      } else {
+        pack_a<T::MR>(a, ir, pc + p0, m, p1 - p0, s.edge_a);
+        micro_tile<T::MR, T::NR, T::VW, true>(p1 - p0, s.edge_a, 1, T::MR, bq, brs, cp, ldc, m, n, accumulate);
+      }
+    }
+  }
+}
+
 // C (mb, nb) = (or += when `into`) A (mb, k) * B (k, nb), all three already offset to the block's
-// origin. A is read in place when the tile says so; B too when its rows are contiguous.
+// origin; mb may exceed mc: the rows are walked in mc blocks under each packed B panel. A is read
+// in place when the tile says so; B too when its rows are contiguous.
 template <class T>
 void gemm_block(const View& a, const View& b, float* c, int64 ldc, int64 mb, int64 nb, int64 k, const Blocks& blk,
                 const Scratch& s, const Causal& causal = {}, bool into = false) {
@@ -87,53 +128,22 @@ void gemm_block(const View& a, const View& b, float* c, int64 ldc, int64 mb, int
   const bool b_packed = T::PACK || b.cs != 1;
   for (int64 pc = 0; pc < k; pc += blk.kc) {
     const int64 kb = min64(blk.kc, k - pc);
-    const bool accumulate = into || pc > 0;
     if (b_packed) pack_b<T::NR>(b, pc, 0, kb, nb, s.b);
-    if (T::PACK) pack_a<T::MR>(a, 0, pc, mb, kb, s.a);
-    for (int64 jr = 0; jr < nb; jr += T::NR) {
-      const int64 n = min64(T::NR, nb - jr);
-      const float* bp;
-      int64 brs = T::NR;
-      if (b_packed) {
-        bp = s.b + jr * kb;
-      } else if (n == T::NR) {
-        bp = b.ptr(pc, jr);
-        brs = b.rs;
-      } else {
-        pack_b<T::NR>(b, pc, jr, kb, n, s.edge_b);
-        bp = s.edge_b;
-      }
-      for (int64 ir = 0; ir < mb; ir += T::MR) {
-        const int64 m = min64(T::MR, mb - ir);
-        if (causal.kind == Causal::c && jr > ir + m - 1 + causal.diag) continue;
-        int64 p0, p1;
-        causal_span(causal, ir, m, pc, kb, p0, p1);
-        if (p1 == p0 && accumulate) continue;  // nothing to add
-        float* cp = c + ir * ldc + jr;
-        const float* bq = bp + p0 * brs;
-        if (T::PACK) {
-          micro_tile<T::MR, T::NR, T::VW, true>(p1 - p0, s.a + ir * kb + p0 * T::MR, 1, T::MR, bq, brs, cp, ldc, m, n,
-                                                accumulate);
-        } else if (m == T::MR) {
-          micro_tile<T::MR, T::NR, T::VW, false>(p1 - p0, a.ptr(ir, pc + p0), a.rs, a.cs, bq, brs, cp, ldc, m, n,
-                                                 accumulate);
-        } else {
-          pack_a<T::MR>(a, ir, pc + p0, m, p1 - p0, s.edge_a);
-          micro_tile<T::MR, T::NR, T::VW, true>(p1 - p0, s.edge_a, 1, T::MR, bq, brs, cp, ldc, m, n, accumulate);
-        }
-      }
-    }
+    for (int64 ic = 0; ic < mb; ic += blk.mc)  // the causal diagonal, in the row block's coordinates
+      gemm_panel<T>(View{a.ptr(ic, 0), a.rs, a.cs}, b, b_packed, c + ic * ldc, ldc, min64(blk.mc, mb - ic), nb, pc, kb,
+                    s, Causal{causal.kind, causal.diag + ic}, into || pc > 0);
   }
 }
 
-// Runs family F over every expert: F provides rows(e) (M of expert e, tiled by mc), cols() (N,
-// tiled by nc) and block<T>(e, i0, mb, j0, nb, blocks, scratch).
+// Runs family F over every expert: F provides rows(e) (M of expert e, cut into items by RowSplit),
+// cols() (N, tiled by nc) and block<T>(e, i0, mb, j0, nb, blocks, scratch).
 template <class T, class F>
 struct GroupedRun {
   const F* family;
   Blocks blocks;
+  RowSplit split;
   const int64* first_item;  // (E + 1) prefix counts of work items per expert
-  int64 experts;
+  int64 experts, col_blocks;
   float* scratch;
   int64 scratch_stride;
 
@@ -147,10 +157,10 @@ struct GroupedRun {
       else
         hi = mid;
     }
-    const int64 e = lo, local = index - run.first_item[e];
-    const int64 n_blocks = (run.family->cols() + run.blocks.nc - 1) / run.blocks.nc;
-    const int64 i0 = (local / n_blocks) * run.blocks.mc, j0 = (local % n_blocks) * run.blocks.nc;
-    const int64 mb = min64(run.blocks.mc, run.family->rows(e) - i0), nb = min64(run.blocks.nc, run.family->cols() - j0);
+    const int64 e = lo, local = index - run.first_item[e], rows = run.family->rows(e);
+    const int64 step = run.split.item_rows(rows);
+    const int64 i0 = (local / run.col_blocks) * step, j0 = (local % run.col_blocks) * run.blocks.nc;
+    const int64 mb = min64(step, rows - i0), nb = min64(run.blocks.nc, run.family->cols() - j0);
     run.family->template block<T>(e, i0, mb, j0, nb, run.blocks,
                                   scratch_for<T>(run.scratch + worker * run.scratch_stride, run.blocks));
   }
@@ -159,13 +169,15 @@ struct GroupedRun {
 template <class T, class F>
 void run_grouped(const F& family, int64 experts, const Blocks& blocks, const HostLaunch* launch) {
   int64* first_item = static_cast<int64*>(std::malloc(sizeof(int64) * (experts + 1)));
-  const int64 n_blocks = (family.cols() + blocks.nc - 1) / blocks.nc;
+  const int64 col_blocks = ceil_div(family.cols(), blocks.nc);
+  int64 total_rows = 0;
+  for (int64 e = 0; e < experts; ++e) total_rows += family.rows(e);
+  const RowSplit split = split_rows(total_rows, experts, col_blocks, T::MR, blocks.mc, launch->threads);
   first_item[0] = 0;
-  for (int64 e = 0; e < experts; ++e)
-    first_item[e + 1] = first_item[e] + (family.rows(e) + blocks.mc - 1) / blocks.mc * n_blocks;
+  for (int64 e = 0; e < experts; ++e) first_item[e + 1] = first_item[e] + split.items(family.rows(e)) * col_blocks;
   const int64 stride = round_up(scratch_floats<T>(blocks), 16);
   float* scratch = static_cast<float*>(std::aligned_alloc(64, sizeof(float) * stride * launch->threads));
-  GroupedRun<T, F> run{&family, blocks, first_item, experts, scratch, stride};
+  GroupedRun<T, F> run{&family, blocks, split, first_item, experts, col_blocks, scratch, stride};
   if (first_item[experts] > 0) launch->parallel_for(launch, first_item[experts], &GroupedRun<T, F>::item, &run);
   std::free(scratch);
   std::free(first_item);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 
+#include "host/work_split.h"
 #include "moejit/error.hpp"
 
 namespace moejit {
@@ -124,14 +125,15 @@ std::string HostGroupedGemmSpec::prune_reason(const Problem& problem, const Conf
   return {};
 }
 
-int64_t host_gemm_work_items(const Problem& problem, int64_t mc, int64_t nc) {
+int64_t host_gemm_work_items(const Problem& problem, int64_t mr, int64_t mc, int64_t nc, int64_t threads) {
   const GemmShape& g = problem.gemm();
   const HostGemmView view = host_gemm_view(problem.family);
   auto blocks = [](int64_t n, int64_t b) { return std::max<int64_t>(1, (n + b - 1) / b); };
-  if (view.gemm == Family::grouped_gemm_wgrad) return g.experts * blocks(g.k, mc) * blocks(g.n, nc);
-  const int64_t rows = blocks(problem.rows(), g.experts);  // an expert's rows, on average
+  const bool wgrad = view.gemm == Family::grouped_gemm_wgrad;
+  const int64_t rows = wgrad ? g.k : blocks(problem.rows(), g.experts);  // an expert's rows, on average
   const int64_t cols = view.gemm == Family::grouped_gemm_dgrad ? (view.causal ? 1 : blocks(g.k, nc)) : blocks(g.n, nc);
-  return g.experts * blocks(rows, mc) * cols;
+  const host::RowSplit split = host::split_rows(rows * g.experts, g.experts, cols, mr, mc, threads);
+  return g.experts * split.items(rows) * cols;
 }
 
 Config HostGroupedGemmSpec::heuristic(const Problem& problem, const DeviceDescription& device) const {
@@ -145,7 +147,7 @@ Config HostGroupedGemmSpec::heuristic(const Problem& problem, const DeviceDescri
   // Small outputs over a long reduction (a router's or an LM head's weight gradient: 46 x 128 over
   // thousands of tokens) are one or two blocks at those sizes, so most threads would wait: halve
   // the column, then the row blocks until every thread has a few items.
-  while (host_gemm_work_items(problem, mc, nc) < 4 * threads) {
+  while (host_gemm_work_items(problem, t.mr, mc, nc, threads) < host::kItemsPerThread * threads) {
     if (nc > t.nr)
       nc = std::max(t.nr, nc / 2 / t.nr * t.nr);
     else if (mc > t.mr)

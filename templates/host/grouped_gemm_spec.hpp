@@ -49,9 +49,10 @@ class HostGroupedGemmSpec final : public KernelSpec {
   Family family_;
 };
 
-// The work items a launch of `problem` hands to the threads with mc x nc blocks (an expert's rows
-// taken as their average): what the heuristic keeps above a few per thread.
-int64_t host_gemm_work_items(const Problem& problem, int64_t mc, int64_t nc);
+// The work items a launch of `problem` hands to `threads` threads with an mr-row micro-tile and
+// mc x nc blocks (host/work_split.h; an expert's rows taken as their average): what the heuristic
+// keeps above a few per thread.
+int64_t host_gemm_work_items(const Problem& problem, int64_t mr, int64_t mc, int64_t nc, int64_t threads);
 
 // What attention_scores does to each row of a group's (S, S) block once it is computed
 // (host::ScoresEpilogue in host/grouped_gemm_families.h): nothing (entries above the diagonal

@@ -305,9 +305,9 @@ TEST(HostGroupedGemmHeuristic, GivesEveryThreadWorkAndKeepsLargeBlocksWhereThere
   device.compute_units = 2;
   const HostGroupedGemmSpec wgrad(Family::grouped_gemm_wgrad);
   const Problem router(Family::grouped_gemm_wgrad, DType::f32, GemmShape{1, 1, 46, 128}, 2048);
-  EXPECT_EQ(host_gemm_work_items(router, 96, 256), 1);  // the sweep's blocks: one item, one thread busy
+  EXPECT_EQ(host_gemm_work_items(router, 6, 96, 256, 2), 2);  // the sweep's blocks: one item per thread, no slack
   const Config c = wgrad.heuristic(router, device);
-  EXPECT_GE(host_gemm_work_items(router, c.get("mc"), c.get("nc")), 8) << c.to_string();
+  EXPECT_GE(host_gemm_work_items(router, c.get("mr"), c.get("mc"), c.get("nc"), 2), 8) << c.to_string();
   EXPECT_EQ(wgrad.prune_reason(router, c, device), "");
 
   const Problem experts(Family::grouped_gemm_wgrad, DType::f32, GemmShape{46, 4, 128, 128}, 2048);

@@ -1,0 +1,74 @@
+// How a host grouped GEMM launch cuts rows into work items (templates/host/work_split.h): items
+// cover every row exactly once, take whole micro-tiles, never exceed the cap, and there are
+// enough of them for the threads; one group gets a multiple of the thread count.
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "host/work_split.h"
+
+using namespace moejit;
+using namespace moejit::host;
+
+namespace {
+
+void expect_covers(const RowSplit& s, int64 rows) {
+  const int64 step = s.item_rows(rows), items = s.items(rows);
+  EXPECT_EQ(step % s.mr, 0) << rows;
+  EXPECT_LE(step, s.cap) << rows;
+  EXPECT_GE(items * step, rows) << rows;
+  EXPECT_LT((items - 1) * step, rows) << rows;  // no empty item
+}
+
+}  // namespace
+
+TEST(HostWorkSplit, OneDenseGroupGetsEqualItemsAMultipleOfTheThreads) {
+  const RowSplit s = split_rows(2048, 1, 1, 6, 96, 2);
+  EXPECT_EQ(s.items(2048), 8);  // kItemsPerThread x 2 threads, 256 rows each (was 22 mc blocks)
+  EXPECT_EQ(s.item_rows(2048), 258);
+  expect_covers(s, 2048);
+  const RowSplit three_cols = split_rows(2048, 1, 3, 6, 96, 2);
+  EXPECT_EQ(three_cols.items(2048) * 3 % 2, 0) << three_cols.items(2048);
+  expect_covers(three_cols, 2048);
+}
+
+TEST(HostWorkSplit, ExpertsOfAFewHundredRowsAreOneItemEach) {
+  const RowSplit s = split_rows(46 * 178, 46, 1, 6, 96, 2);
+  for (int64 rows : {0, 1, 100, 178, 300}) {
+    EXPECT_EQ(s.items(rows), rows ? 1 : 0) << rows;
+    if (rows) expect_covers(s, rows);
+  }
+}
+
+TEST(HostWorkSplit, AShortLaunchKeepsItsMcRowItems) {
+  const RowSplit s = split_rows(46, 1, 8, 6, 96, 2);  // the router's weight gradient: 46 rows, 8 column blocks
+  EXPECT_EQ(s.cap, 96);
+  EXPECT_EQ(s.items(46), 1);
+  const RowSplit few = split_rows(5 * 100, 5, 1, 6, 96, 4);
+  EXPECT_EQ(few.cap, 96);
+  EXPECT_EQ(few.items(100), 2);
+}
+
+TEST(HostWorkSplit, RandomLaunchesCoverTheirRowsWithEnoughItems) {
+  std::mt19937 rng(std::random_device{}());
+  for (int trial = 0; trial < 500; ++trial) {
+    const int64 groups = 1 + rng() % 64, cols = 1 + rng() % 8, mr = 1 + rng() % 12, mc = mr * (1 + rng() % 16);
+    const int64 threads = 1 + rng() % 8;
+    std::vector<int64> rows(groups);
+    int64 total = 0;
+    for (auto& r : rows) total += r = rng() % 3000;
+    const RowSplit s = split_rows(total, groups, cols, mr, mc, threads);
+    EXPECT_EQ(s.cap % mr, 0);
+    EXPECT_GE(s.cap, mc);
+    int64 items = 0, mc_items = 0;
+    for (int64 r : rows) {
+      if (r) expect_covers(s, r);
+      items += s.items(r) * cols;
+      mc_items += (r + mc - 1) / mc * cols;
+    }
+    // Fewer, larger items than one per mc rows, but never fewer than the target when that had more.
+    EXPECT_LE(items, mc_items);
+    EXPECT_GE(items, std::min(mc_items, kItemsPerThread * threads - 1))
+        << "groups " << groups << " cols " << cols << " mr " << mr << " mc " << mc << " threads " << threads;
+  }
+}
