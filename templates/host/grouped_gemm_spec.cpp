@@ -137,8 +137,11 @@ int64_t host_gemm_work_items(const Problem& problem, int64_t mr, int64_t mc, int
 }
 
 Config HostGroupedGemmSpec::heuristic(const Problem& problem, const DeviceDescription& device) const {
-  // The widest ISA; the tile, in-place A (packing A costs more than it saves on experts of a few
-  // hundred rows) and blocks that won the sweep in bench/results/host_grouped_gemm.md. Runs any problem.
+  // The widest ISA; the tile and blocks that won the sweeps in bench/results/host_grouped_gemm.md.
+  // Packed A where the sweeps of the expert shapes picked it (fwd, the fused up-projection, wgrad,
+  // whose in-place A is X^T, read a column at a time); dgrad's A (dY rows) in place, as there (its
+  // B, W^T, is packed either way); the causal views' A in place, as packing would copy the masked
+  // half of the probabilities too. Runs any problem.
   const auto isas = available_isas(device);
   const int64_t isa = isas.empty() ? 1 : isas.back();
   const TileShape t = isa == 2 ? TileShape{8, 48} : TileShape{6, 16};
@@ -155,7 +158,9 @@ Config HostGroupedGemmSpec::heuristic(const Problem& problem, const DeviceDescri
     else
       break;
   }
-  return make_config(isa, t, 0, 256, mc, nc, threads);
+  const HostGemmView view = host_gemm_view(problem.family);
+  const int64_t pack = view.causal || view.gemm == Family::grouped_gemm_dgrad ? 0 : 1;
+  return make_config(isa, t, pack, 256, mc, nc, threads);
 }
 
 Source HostGroupedGemmSpec::render(const Problem& problem, const Config& config,

@@ -3,7 +3,7 @@
 // it over all of its rows (host/grouped_gemm.h), so items want many rows; the backend hands items
 // to its threads one at a time, so there must also be enough of them that no thread idles while
 // another finishes a long one. The rule, a pure function of the launch:
-//   - aim at kItemsPerThread x threads items over the whole launch (groups x column blocks);
+//   - at least kItemsPerThread x threads items over the whole launch (groups x column blocks);
 //   - an item has at least mc rows (as many as one packed A block), so a launch that was already
 //     short of items keeps the mc-row items it had;
 //   - a group's rows split into equal items (multiples of MR), so no item is a small remainder;
@@ -46,7 +46,7 @@ struct RowSplit {
 // total_rows: the launch's rows summed over its groups.
 inline RowSplit split_rows(int64 total_rows, int64 groups, int64 col_blocks, int64 mr, int64 mc, int64 threads) {
   const int64 target = kItemsPerThread * (threads > 0 ? threads : 1);
-  int64 cap = round_up(ceil_div(total_rows * col_blocks, target), mr);
+  int64 cap = total_rows * col_blocks / target / mr * mr;  // rounded down: at least `target` items
   if (cap < mc) cap = mc;
   return {cap, mr, col_blocks, threads > 0 ? threads : 1, groups == 1};
 }
