@@ -1,7 +1,12 @@
 #include "thread_pool.hpp"
 
 #include <atomic>
+#include <cstdlib>
 #include <exception>
+#include <string>
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
 
 namespace moejit {
 namespace {
@@ -19,7 +24,7 @@ struct ForkJoin {
   std::atomic<int64_t> next{0};
   std::mutex mutex;
   std::condition_variable finished;
-  int running = 0;  // helpers inside work()
+  std::atomic<int> running{0};  // helpers inside work(); changed under the mutex, read by close's spin
   bool closed = false;
   std::exception_ptr error;
 
@@ -48,6 +53,9 @@ struct ForkJoin {
   void close() {
     std::unique_lock lock(mutex);
     closed = true;
+    lock.unlock();
+    spin_until([this] { return running.load(std::memory_order_acquire) == 0; }, pool_spin_time());
+    lock.lock();
     finished.wait(lock, [this] { return running == 0; });
   }
 };
@@ -56,6 +64,34 @@ struct ForkJoin {
 
 unsigned hardware_threads() {
   return std::max(1u, std::thread::hardware_concurrency());
+}
+
+namespace {
+std::atomic<int64_t>& spin_us() {
+  static std::atomic<int64_t> us = [] {
+    const char* text = std::getenv("MOEJIT_POOL_SPIN_US");
+    char* end = nullptr;
+    const long long v = text && *text ? std::strtoll(text, &end, 10) : -1;
+    return int64_t(text && *text && *end == '\0' && v >= 0 ? v : kDefaultSpin.count());
+  }();
+  return us;
+}
+}  // namespace
+
+std::chrono::microseconds pool_spin_time() {
+  return std::chrono::microseconds(spin_us().load(std::memory_order_relaxed));
+}
+
+void set_pool_spin_time(std::chrono::microseconds spin) {
+  spin_us().store(std::max<int64_t>(0, spin.count()), std::memory_order_relaxed);
+}
+
+void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  _mm_pause();
+#else
+  std::this_thread::yield();
+#endif
 }
 
 ThreadPool::ThreadPool(unsigned threads) : threads_(threads ? threads : hardware_threads()) {}
@@ -96,6 +132,7 @@ void ThreadPool::enqueue(std::vector<std::function<void()>> jobs, unsigned max_w
   {
     std::lock_guard lock(mutex_);
     for (auto& job : jobs) queue_.push_back(std::move(job));
+    queued_.store(queue_.size(), std::memory_order_release);
     while (queue_.size() > idle_ && workers_.size() < max_workers) {
       workers_.emplace_back([this] { work(); });
       ++idle_;  // counted before it runs, so that one job does not start two workers
@@ -107,10 +144,16 @@ void ThreadPool::enqueue(std::vector<std::function<void()>> jobs, unsigned max_w
 void ThreadPool::work() {
   std::unique_lock lock(mutex_);
   for (;;) {
+    if (queue_.empty() && !stopping_) {  // spin a while before sleeping: the next launch is likely close
+      lock.unlock();
+      spin_until([this] { return queued_.load(std::memory_order_acquire) > 0 || stopping_; }, pool_spin_time());
+      lock.lock();
+    }
     ready_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
     if (queue_.empty()) return;  // stopping and drained
     std::function<void()> job = std::move(queue_.front());
     queue_.pop_front();
+    queued_.store(queue_.size(), std::memory_order_release);
     --idle_;
     lock.unlock();
     job();

@@ -1,7 +1,11 @@
 // One thread pool for everything that runs on the CPU in parallel: the runtime's layer loops, the
 // host backend's kernels (through HostLaunch::parallel_for), the autotuner's workloads and its
-// compile pipeline. Workers sleep on a condition variable when idle (no busy spin) and are started
-// on first use, as many as the work asks for, never more than the pool's thread count allows.
+// compile pipeline. Workers are started on first use, as many as the work asks for, never more than
+// the pool's thread count allows. An idle worker, and a caller waiting for its helpers, first spin
+// for a short while (kDefaultSpin, $MOEJIT_POOL_SPIN_US; 0: never) and then sleep on a condition
+// variable: a training step launches hundreds of kernels a few hundred microseconds apart, and
+// waking a sleeping thread costs 50-90 us on a virtual machine, a quarter of such a launch
+// (bench/results/2026-11-28-host-gemm-b-reuse/).
 //
 // Two ways in:
 //   parallel_for: fork-join over [0, n). The calling thread works too (it is worker 0), so a pool
@@ -10,6 +14,8 @@
 //                 measures while workers compile). A pool of `threads` runs that many at once.
 #pragma once
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -25,6 +31,18 @@ namespace moejit {
 
 // Threads this machine runs at once (at least 1): the default wherever a thread count is 0.
 unsigned hardware_threads();
+
+// How long an idle worker (or a caller waiting for its helpers) spins before it sleeps, process-wide:
+// $MOEJIT_POOL_SPIN_US (microseconds, 0 disables spinning), else kDefaultSpin. A process that shares
+// its cores with others (ranks oversubscribing a node) sets 0: a spinning thread takes a core that
+// another process needs.
+constexpr std::chrono::microseconds kDefaultSpin{200};
+std::chrono::microseconds pool_spin_time();
+void set_pool_spin_time(std::chrono::microseconds spin);
+
+// Spins (with a pause per check) until ready() or `spin` has passed; returns ready().
+template <typename Ready>
+bool spin_until(Ready&& ready, std::chrono::microseconds spin);
 
 class ThreadPool {
  public:
@@ -80,10 +98,24 @@ class ThreadPool {
   const unsigned threads_;
   std::vector<std::thread> workers_;
   std::deque<std::function<void()>> queue_;
-  unsigned idle_ = 0;  // workers waiting for a job
+  std::atomic<size_t> queued_{0};  // queue_.size(), for spinning workers to watch without the mutex
+  unsigned idle_ = 0;              // workers waiting for a job
   std::mutex mutex_;
   std::condition_variable ready_;
-  bool stopping_ = false;
+  std::atomic<bool> stopping_{false};
 };
+
+void cpu_relax();
+
+template <typename Ready>
+bool spin_until(Ready&& ready, std::chrono::microseconds spin) {
+  if (spin.count() <= 0) return ready();
+  const auto until = std::chrono::steady_clock::now() + spin;
+  for (unsigned i = 1;; ++i) {
+    if (ready()) return true;
+    cpu_relax();
+    if (i % 64 == 0 && std::chrono::steady_clock::now() >= until) return ready();
+  }
+}
 
 }  // namespace moejit

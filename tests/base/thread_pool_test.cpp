@@ -142,5 +142,29 @@ TEST(ThreadPool, ZeroThreadsMeansOnePerHardwareThread) {
   EXPECT_EQ(ThreadPool(3).threads(), 3u);
 }
 
+// Idle threads spin for pool_spin_time() before they sleep (the time is process-wide and settable:
+// an oversubscribed node turns it off). Loops give the same results with and without spinning, and
+// a pool whose workers are spinning or asleep shuts down.
+TEST(ThreadPoolSpin, LoopsAreTheSameSpinningOrNotAndPoolsShutDownEitherWay) {
+  const auto saved = pool_spin_time();
+  set_pool_spin_time(std::chrono::microseconds(-5));
+  EXPECT_EQ(pool_spin_time().count(), 0);
+  for (auto spin : {std::chrono::microseconds(0), std::chrono::microseconds(2000)}) {
+    set_pool_spin_time(spin);
+    EXPECT_EQ(pool_spin_time(), spin);
+    ThreadPool pool(3);
+    for (int round = 0; round < 50; ++round) {
+      std::vector<int> hits(97, 0);
+      pool.parallel_for(97, 1 + round % 5, [&](unsigned, int64_t begin, int64_t end) {
+        for (int64_t i = begin; i < end; ++i) hits[i] += 1;
+      });
+      EXPECT_EQ(std::count(hits.begin(), hits.end(), 1), 97) << "round " << round;
+    }
+    auto f = pool.submit([] { return 7; });
+    EXPECT_EQ(f.get(), 7);
+  }  // the workers are spinning (2 ms) when the pool goes
+  set_pool_spin_time(saved);
+}
+
 }  // namespace
 }  // namespace moejit
