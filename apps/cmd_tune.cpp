@@ -17,6 +17,7 @@
 #include "model_config.hpp"
 #include "moejit/error.hpp"
 #include "moejit/kernel_spec.hpp"
+#include "thread_pool.hpp"
 #include "tune_layer.hpp"
 #include "tune_ranks.hpp"
 #include "tuning_common.hpp"
@@ -110,6 +111,11 @@ int run_tune(const TuneFlags& f, runtime::Communicator& comm) {
                 "directory");
   std::unique_ptr<Backend> backend = open_backend(backend_name);
   const bool ranks = comm.size() > 1;
+  // Ranks that share the node's cores: a kernel pool's thread spinning for its next launch would take
+  // a core another rank measures on (base/thread_pool.hpp).
+  if (backend->name() == "host" &&
+      int64_t(comm.ranks_on_this_node()) * std::max(1, backend->device().compute_units) > int64_t(hardware_threads()))
+    set_pool_spin_time(std::chrono::microseconds(0));
   const std::string device =
       backend->device().name + " (" + backend->device().arch + ", " + backend->name() + " backend)";
   if (ranks) check_same_device(comm, device);
