@@ -5,8 +5,8 @@
 
 #include "dense_step_kernels.hpp"
 #include "ops.hpp"                     // kRmsEps
-#include "optim/adamw.h"               // moejit::AdamWCoefs, the kernel's coefficients
-#include "reference_step_backend.hpp"  // runtime::AdamWCoefs::make, shared with the host backends
+#include "optim/adamw.h"               // AdamWCoefs, the kernel's coefficients
+#include "reference_step_backend.hpp"  // adamw_coefs, shared with the host backends
 #include "swiglu/swiglu_spec.hpp"
 
 namespace moejit::runtime {
@@ -197,13 +197,12 @@ void CudaStepBackend::grad_norm(TypedPtr norm, TypedPtr grads, i64 n) {
 
 void CudaStepBackend::adamw(TypedPtr params, TypedPtr weights, TypedPtr grads, TypedPtr m, TypedPtr v, TypedPtr norm,
                             i64 n, std::span<const ParamSegment> segments, const AdamWStep& step) {
-  // The clip factor comes from the device-side norm inside the kernel; make() only fills the rest.
+  // The clip factor comes from the device-side norm inside the kernel; adamw_coefs fills the rest.
   // They change every step (learning rate, bias corrections), so the kernels read them from device
   // memory: an upload, which a captured step replays from its staging slot.
-  const runtime::AdamWCoefs<float> h = runtime::AdamWCoefs<float>::make(step, 0.0);
-  const moejit::AdamWCoefs<float> k{1.0f, h.b1, h.b2, h.c1, h.c2, h.lr, h.wd, h.eps};
+  const AdamWCoefs<float> k = adamw_coefs<float>(step, 0.0);  // clip 1: the kernel scales by its own
   copy_from_host(adamw_coefs_.ptr(), &k, adamw_coefs_.count());
-  const auto* coefs = reinterpret_cast<const moejit::AdamWCoefs<float>*>(adamw_coefs_.ptr().data);
+  const auto* coefs = reinterpret_cast<const AdamWCoefs<float>*>(adamw_coefs_.ptr().data);
   i64 covered = 0;
   for (const ParamSegment& seg : segments) {
     covered += seg.size;

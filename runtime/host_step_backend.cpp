@@ -23,7 +23,7 @@ void HostStepBackend::grad_norm(TypedPtr norm, TypedPtr grads, i64 n) {
 
 void HostStepBackend::adamw(TypedPtr params, TypedPtr weights, TypedPtr grads, TypedPtr m, TypedPtr v, TypedPtr norm,
                             i64 n, std::span<const ParamSegment> segments, const AdamWStep& step) {
-  const AdamWCoefs<float> k = AdamWCoefs<float>::make(step, double(*norm.as<float>()));
+  const AdamWCoefs<float> k = adamw_coefs<float>(step, double(*norm.as<float>()));
   for (const ParamSegment& seg : segments)
     steps_.adamw(params.as<float>(), m.as<float>(), v.as<float>(), grads.as<float>(), seg.offset, seg.offset + seg.size,
                  seg.decay, k);

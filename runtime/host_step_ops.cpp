@@ -107,8 +107,7 @@ double HostStepOps::sum_squares(const float* g, int64_t n) {
 
 void HostStepOps::adamw(float* p, float* m, float* v, const float* g, int64_t begin, int64_t end, bool decay,
                         const AdamWCoefs<float>& k) {
-  const moejit::AdamWCoefs<float> coefs{k.clip, k.b1, k.b2, k.c1, k.c2, k.lr, k.wd, k.eps};
-  launch(HostStepOp::adamw, p, m, v, g, begin, end, int64_t(decay), &coefs);
+  launch(HostStepOp::adamw, p, m, v, g, begin, end, int64_t(decay), &k);
 }
 
 }  // namespace moejit::runtime

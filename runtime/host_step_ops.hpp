@@ -12,6 +12,7 @@
 
 #include "host_backend.hpp"
 #include "moejit/source.hpp"
+#include "optim/adamw.h"
 
 namespace moejit::runtime {
 
@@ -19,9 +20,6 @@ enum class HostStepOp { rmsnorm_fwd, rmsnorm_bwd, cross_entropy_fwd, cross_entro
 inline constexpr int kHostStepOps = 7;
 
 Source host_step_ops_source();  // every entry, in HostStepOp order
-
-template <typename T>
-struct AdamWCoefs;  // reference_step_backend.hpp
 
 class HostStepOps {
  public:

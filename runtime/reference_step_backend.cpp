@@ -68,7 +68,7 @@ void convert(TypedPtr dst, TypedPtr src, i64 count) {
 }  // namespace process_memory
 
 template <typename T>
-AdamWCoefs<T> AdamWCoefs<T>::make(const AdamWStep& s, double norm) {
+AdamWCoefs<T> adamw_coefs(const AdamWStep& s, double norm) {
   return {norm > s.max_norm ? T(s.max_norm / norm) : T(1),
           T(s.beta1),
           T(s.beta2),
@@ -82,14 +82,14 @@ AdamWCoefs<T> AdamWCoefs<T>::make(const AdamWStep& s, double norm) {
 template <typename T>
 void ReferenceStepBackend<T>::adamw(TypedPtr params, TypedPtr weights, TypedPtr grads, TypedPtr m, TypedPtr v,
                                     TypedPtr norm, i64 n, std::span<const ParamSegment> segments, const AdamWStep& s) {
-  const AdamWCoefs<T> k = AdamWCoefs<T>::make(s, double(*norm.as<T>()));
+  const AdamWCoefs<T> k = adamw_coefs<T>(s, double(*norm.as<T>()));
   for (const ParamSegment& seg : segments)
     adamw_range(params.as<T>(), m.as<T>(), v.as<T>(), grads.as<T>(), seg.offset, seg.offset + seg.size, seg.decay, k);
   this->convert(weights, params, n);
 }
 
-template struct AdamWCoefs<float>;
-template struct AdamWCoefs<double>;
+template AdamWCoefs<float> adamw_coefs<float>(const AdamWStep&, double);
+template AdamWCoefs<double> adamw_coefs<double>(const AdamWStep&, double);
 template class ReferenceStepBackend<float>;
 template class ReferenceStepBackend<double>;
 

@@ -7,6 +7,7 @@
 
 #include "attention.hpp"
 #include "ops.hpp"
+#include "optim/adamw.h"
 #include "reference_moe_kernels.hpp"
 #include "step_backend.hpp"
 
@@ -22,23 +23,16 @@ void zero(TypedPtr p, i64 count);
 void convert(TypedPtr dst, TypedPtr src, i64 count);
 }  // namespace process_memory
 
-// One AdamW update in T with the gradient scaled by the clipping factor first; the reference runs it
-// over every segment in turn, the host backend over chunks in parallel (elementwise: the same bits).
+// The coefficients of one step's AdamW update (templates/optim/adamw.h, the one update every backend
+// runs), the clipping factor from the global gradient norm `norm`.
 template <typename T>
-struct AdamWCoefs {
-  T clip, b1, b2, c1, c2, lr, wd, eps;  // c1, c2: the bias corrections 1 - beta^t
-  static AdamWCoefs make(const AdamWStep& s, double norm);
-};
+AdamWCoefs<T> adamw_coefs(const AdamWStep& s, double norm);
+
+// AdamW over [begin, end) in T; the reference runs it over every segment in turn, the host backend
+// over chunks in parallel (elementwise: the same bits).
 template <typename T>
 inline void adamw_range(T* p, T* m, T* v, const T* g, i64 begin, i64 end, bool decay, const AdamWCoefs<T>& k) {
-  for (i64 i = begin; i < end; ++i) {
-    const T gi = g[i] * k.clip;
-    m[i] = k.b1 * m[i] + (T(1) - k.b1) * gi;
-    v[i] = k.b2 * v[i] + (T(1) - k.b2) * gi * gi;
-    T update = (m[i] / k.c1) / (std::sqrt(v[i] / k.c2) + k.eps);
-    if (decay) update += k.wd * p[i];
-    p[i] -= k.lr * update;
-  }
+  for (i64 i = begin; i < end; ++i) adamw_update(p[i], m[i], v[i], g[i], decay, k);
 }
 
 // The sum of squares of g[begin, end) in double whatever T is (a sum of millions of squares).
@@ -145,8 +139,8 @@ class ReferenceStepBackend : public StepBackend<T> {
   ReferenceMoeKernels<T> moe_;
 };
 
-extern template struct AdamWCoefs<float>;
-extern template struct AdamWCoefs<double>;
+extern template AdamWCoefs<float> adamw_coefs<float>(const AdamWStep&, double);
+extern template AdamWCoefs<double> adamw_coefs<double>(const AdamWStep&, double);
 extern template class ReferenceStepBackend<float>;
 extern template class ReferenceStepBackend<double>;
 

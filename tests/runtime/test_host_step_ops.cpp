@@ -117,9 +117,9 @@ TEST(HostStepOps, AddSumOfSquaresAndAdamWMatchTheDoubleReference) {
   auto p = a, m = random_floats(n, 10, -0.1f, 0.1f), v = random_floats(n, 11, 0.0f, 0.01f);
   auto ref_p = to_double(p), ref_m = to_double(m), ref_v = to_double(v);
   const int64_t begin = 1000, end = n - 3;  // a segment: what lies outside stays as it was
-  o.ops.adamw(p.data(), m.data(), v.data(), b.data(), begin, end, true, AdamWCoefs<float>::make(step, 2.5));
+  o.ops.adamw(p.data(), m.data(), v.data(), b.data(), begin, end, true, adamw_coefs<float>(step, 2.5));
   adamw_range(ref_p.data(), ref_m.data(), ref_v.data(), to_double(b).data(), begin, end, true,
-              AdamWCoefs<double>::make(step, 2.5));
+              adamw_coefs<double>(step, 2.5));
   EXPECT_EQ(test::count_mismatches(ref_p, p, 1e-7, 1e-5, "adamw params"), 0u);
   EXPECT_EQ(test::count_mismatches(ref_m, m, 1e-7, 1e-5, "adamw m"), 0u);
   EXPECT_EQ(test::count_mismatches(ref_v, v, 1e-9, 1e-5, "adamw v"), 0u);
