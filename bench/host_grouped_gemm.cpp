@@ -1,9 +1,9 @@
 // Host grouped GEMM vs OpenBLAS sgemm called once per expert, same process, same thread count.
 // Shapes: paper moe-2b and Qwen3-30B-A3B (shared/reference/moe-shapes.md) at 4096 tokens, uniform
-// random top-k routing. Per family, sweeps every config that uses all the threads, times the best one
-// (what tuning would pick) and the heuristic again against OpenBLAS, checks the results against
-// OpenBLAS, and measures Clang compile time per kernel and the warm start (disk cache -> loaded
-// kernel, no Clang).
+// random top-k routing. Per family, sweeps every config that uses all the threads (one call each, the
+// three fastest again), times the best one (what tuning would pick) and the heuristic against
+// OpenBLAS, checks the results against OpenBLAS, and measures Clang compile time per kernel and the
+// warm start (disk cache -> loaded kernel, no Clang).
 // Usage: bench_host_grouped_gemm [--tokens N] [--threads N] [--reps N]
 // Writes bench_host_grouped_gemm.json to $MOEJIT_BENCH_OUT (or bench/results/ with MOEJIT_BENCH_SAVE=1).
 #include <cblas.h>
@@ -22,6 +22,8 @@
 #include <nlohmann/json.hpp>
 #include <random>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "bench_util.hpp"
 #include "binary_cache.hpp"
@@ -281,15 +283,27 @@ int main(int argc, char** argv) {
         if (c.get("threads") == threads && spec.prune_reason(p, c, device).empty()) configs.push_back(c);
       json sweep = json::array();
       double best = 1e300, worst = 0;
-      Config best_config = configs.front();
-      for (const auto& c : configs) {
-        Kernel& k = kernel(spec, p, c);
+      std::vector<std::pair<double, size_t>> by_time;
+      for (size_t i = 0; i < configs.size(); ++i) {
+        Kernel& k = kernel(spec, p, configs[i]);
         const double t0 = now_ms();
-        moejit_run(kind, k, p, c, t, t.out.data(), t.out2.data());
+        moejit_run(kind, k, p, configs[i], t, t.out.data(), t.out2.data());
         const double ms = now_ms() - t0;
-        sweep.push_back({{"config", c.to_string()}, {"ms", ms}});
-        if (ms < best) best = ms, best_config = c;
+        sweep.push_back({{"config", configs[i].to_string()}, {"ms", ms}});
+        by_time.emplace_back(ms, i);
+        best = std::min(best, ms);
         worst = std::max(worst, ms);
+      }
+      // One call each is noisy on a shared machine: the sweep's three fastest are timed again, best of
+      // `reps`, and the fastest of those is the tuned config (as the tuner times every candidate).
+      std::sort(by_time.begin(), by_time.end());
+      Config best_config = configs[by_time.front().second];
+      double finalist_best = 1e300;
+      for (size_t f = 0; f < std::min<size_t>(3, by_time.size()); ++f) {
+        const Config& c = configs[by_time[f].second];
+        Kernel& k = kernel(spec, p, c);
+        const double ms = best_ms([&] { moejit_run(kind, k, p, c, t, t.out.data(), t.out2.data()); }, reps);
+        if (ms < finalist_best) finalist_best = ms, best_config = c;
       }
       // The best of the sweep and the heuristic, each against OpenBLAS, alternating so that all three
       // see the same background load.
