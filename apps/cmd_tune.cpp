@@ -111,11 +111,9 @@ int run_tune(const TuneFlags& f, runtime::Communicator& comm) {
                 "directory");
   std::unique_ptr<Backend> backend = open_backend(backend_name);
   const bool ranks = comm.size() > 1;
-  // Ranks that share the node's cores: a kernel pool's thread spinning for its next launch would take
-  // a core another rank measures on (base/thread_pool.hpp).
-  if (backend->name() == "host" &&
-      int64_t(comm.ranks_on_this_node()) * std::max(1, backend->device().compute_units) > int64_t(hardware_threads()))
-    set_pool_spin_time(std::chrono::microseconds(0));
+  // A kernel pool's thread spinning for its next launch would take a core another rank measures on.
+  if (backend->name() == "host")
+    stop_spinning_if_oversubscribed(comm.ranks_on_this_node(), std::max(1, backend->device().compute_units));
   const std::string device =
       backend->device().name + " (" + backend->device().arch + ", " + backend->name() + " backend)";
   if (ranks) check_same_device(comm, device);

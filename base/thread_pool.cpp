@@ -3,7 +3,6 @@
 #include <atomic>
 #include <cstdlib>
 #include <exception>
-#include <string>
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #endif
@@ -84,6 +83,11 @@ std::chrono::microseconds pool_spin_time() {
 
 void set_pool_spin_time(std::chrono::microseconds spin) {
   spin_us().store(std::max<int64_t>(0, spin.count()), std::memory_order_relaxed);
+}
+
+void stop_spinning_if_oversubscribed(int ranks_on_node, int64_t threads_per_rank) {
+  if (int64_t(std::max(ranks_on_node, 1)) * threads_per_rank > int64_t(hardware_threads()))
+    set_pool_spin_time(std::chrono::microseconds(0));
 }
 
 void cpu_relax() {

@@ -39,6 +39,9 @@ unsigned hardware_threads();
 constexpr std::chrono::microseconds kDefaultSpin{200};
 std::chrono::microseconds pool_spin_time();
 void set_pool_spin_time(std::chrono::microseconds spin);
+// Turns spinning off when `ranks_on_node` processes of `threads_per_rank` threads each oversubscribe
+// this machine's hardware threads (the trainer and the tuner under mpirun).
+void stop_spinning_if_oversubscribed(int ranks_on_node, int64_t threads_per_rank);
 
 // Spins (with a pause per check) until ready() or `spin` has passed; returns ready().
 template <typename Ready>

@@ -103,10 +103,8 @@ Trainer::Trainer(TrainOptions options, Communicator& comm)
     out_of_memory(e);
   }
   gradient_groups_ = gradient_groups(model_->tensors(), o_.config.layers, expert_group_ != nullptr);
-  // Ranks that oversubscribe this node's cores: a pool thread spinning for its next job would take a
-  // core another rank needs, so idle threads sleep at once (base/thread_pool.hpp).
-  if (int64_t(comm_.ranks_on_this_node()) * compute_threads() > int64_t(hardware_threads()))
-    set_pool_spin_time(std::chrono::microseconds(0));
+  // A pool thread spinning for its next job would take a core another rank on this node needs.
+  stop_spinning_if_oversubscribed(comm_.ranks_on_this_node(), compute_threads());
   make_device_collectives();
   if (comm_.size() > 1 && !nccl_) {
     const bool wanted =

@@ -163,6 +163,12 @@ TEST(ThreadPoolSpin, LoopsAreTheSameSpinningOrNotAndPoolsShutDownEitherWay) {
     auto f = pool.submit([] { return 7; });
     EXPECT_EQ(f.get(), 7);
   }  // the workers are spinning (2 ms) when the pool goes
+
+  // One process on every hardware thread keeps spinning; two such ranks on one node stop.
+  stop_spinning_if_oversubscribed(1, hardware_threads());
+  EXPECT_EQ(pool_spin_time().count(), 2000);
+  stop_spinning_if_oversubscribed(2, hardware_threads());
+  EXPECT_EQ(pool_spin_time().count(), 0);
   set_pool_spin_time(saved);
 }
 
