@@ -4,7 +4,8 @@
 // three fastest again), times the best one (what tuning would pick) and the heuristic against
 // OpenBLAS, checks the results against OpenBLAS, and measures Clang compile time per kernel and the
 // warm start (disk cache -> loaded kernel, no Clang).
-// Usage: bench_host_grouped_gemm [--tokens N] [--threads N] [--reps N]
+// Usage: bench_host_grouped_gemm [--tokens N] [--threads N] [--reps N] [--shape d_model,d_expert,E,top_k ...]
+//        (default shapes: moe-2b and Qwen3-30B-A3B; tiny-moe-r20's experts: --shape 128,64,46,4)
 // Writes bench_host_grouped_gemm.json to $MOEJIT_BENCH_OUT (or bench/results/ with MOEJIT_BENCH_SAVE=1).
 #include <cblas.h>
 
@@ -173,21 +174,36 @@ double max_rel_diff(const std::vector<float>& a, const std::vector<float>& b) {
 
 }  // namespace
 
+// "d_model,d_expert,E,top_k" (as `moejit bench --shape`); false if malformed.
+bool parse_shape(const std::string& text, BenchShape& s) {
+  long long d, f, e, k;
+  char tail;
+  if (std::sscanf(text.c_str(), "%lld,%lld,%lld,%lld%c", &d, &f, &e, &k, &tail) != 4) return false;
+  if (d < 1 || f < 1 || e < 1 || k < 1 || k > e) return false;
+  s = {"shape " + text, d, f, e, k};
+  return true;
+}
+
 int main(int argc, char** argv) {
   int64_t tokens = 4096;
   int threads = 2, reps = 3;
+  std::vector<BenchShape> shapes;
   for (int i = 1; i + 1 < argc; i += 2) {
+    BenchShape shape;
     if (!std::strcmp(argv[i], "--tokens"))
       tokens = std::atoll(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--threads"))
       threads = std::atoi(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--reps"))
       reps = std::atoi(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--shape") && parse_shape(argv[i + 1], shape))
+      shapes.push_back(shape);
     else {
-      std::cerr << "usage: bench_host_grouped_gemm [--tokens N] [--threads N] [--reps N]\n";
+      std::cerr << "usage: bench_host_grouped_gemm [--tokens N] [--threads N] [--reps N] [--shape d,f,E,k ...]\n";
       return 2;
     }
   }
+  if (shapes.empty()) shapes = {{"paper moe-2b", 1408, 320, 92, 7}, {"Qwen3-30B-A3B", 2048, 768, 128, 8}};
   openblas_set_num_threads(threads);
   const fs::path cache_dir = fs::temp_directory_path() / ("moejit-bench-host-" + std::to_string(::getpid()));
   BinaryCache cache(cache_dir);  // fresh: compile times are real Clang runs
@@ -250,8 +266,7 @@ int main(int argc, char** argv) {
                  {"warm_start_clang_invocations", warm_clang},
                  {"shapes", json::array()}};
   std::mt19937 rng(2024);
-  for (const BenchShape& s :
-       {BenchShape{"paper moe-2b", 1408, 320, 92, 7}, BenchShape{"Qwen3-30B-A3B", 2048, 768, 128, 8}}) {
+  for (const BenchShape& s : shapes) {
     const int64_t rows = tokens * s.top_k;
     Tensors t;
     t.offsets = route(s, tokens, rng);

@@ -24,9 +24,36 @@ struct TileShape {
   int64_t mr, nr;
 };
 // Micro-tiles worth trying per ISA: accumulators + one B row + one broadcast fit the registers.
+// In the heuristic's order of preference: the sweeps' winner on wide products first, then by
+// FMAs per load (8 x 48: 24 FMAs per 8 broadcasts and 3 loads; 12 x 32: 24 per 14; 6 x 32: 12 per 8).
 std::vector<TileShape> tiles_for(int64_t isa) {
-  if (isa == 2) return {{6, 32}, {12, 32}, {8, 48}};
+  if (isa == 2) return {{8, 48}, {12, 32}, {6, 32}};
   return {{6, 16}, {4, 24}};
+}
+
+// The ISA's micro-tile for a problem: the most preferred tile (tiles_for's order) among those that
+// waste the least of the output on padding, within 2 %. 48 columns cover a 64-wide expert output
+// in two slivers of which a third is zeros, where 32 covers it exactly (tiny-moe-r20's experts).
+TileShape heuristic_tile(const Problem& problem, int64_t isa) {
+  const std::vector<TileShape> tiles = tiles_for(isa);
+  double best_use = 0;
+  for (TileShape t : tiles) best_use = std::max(best_use, host_gemm_tile_use(problem, t.mr, t.nr));
+  for (TileShape t : tiles)
+    if (host_gemm_tile_use(problem, t.mr, t.nr) >= best_use - 0.02) return t;
+  return tiles.front();
+}
+
+// Whether the heuristic packs A. The sweeps of wide models (moe-2b, K 1408; Qwen3-30B-A3B, K 2048)
+// picked packed A for fwd, the fused up-projection and wgrad: A's rows are then 5.5-8 KiB apart, and
+// an MR-row micro-tile read in place touches MR lines that compete for the same L1 sets. Narrow
+// models (K 128-768: tiny-moe-r20, tiny-dense) ran 1.1-1.8x faster with A in place in the sweeps of
+// bench_host_grouped_gemm --shape, where a product's few NR-wide slivers do not repay the copy.
+// dgrad (its B, W^T, is packed either way) and the causal views (packing would copy the masked
+// half of the probabilities) keep A in place.
+bool heuristic_pack(const Problem& problem) {
+  const HostGemmView view = host_gemm_view(problem.family);
+  if (view.causal || view.gemm == Family::grouped_gemm_dgrad) return false;
+  return problem.gemm().k >= 1024;
 }
 
 std::vector<int64_t> available_isas(const DeviceDescription& device) {
@@ -125,26 +152,35 @@ std::string HostGroupedGemmSpec::prune_reason(const Problem& problem, const Conf
   return {};
 }
 
+HostGemmExtent host_gemm_extent(const Problem& problem) {
+  const GemmShape& g = problem.gemm();
+  const HostGemmView view = host_gemm_view(problem.family);
+  if (view.gemm == Family::grouped_gemm_wgrad) return {g.k, g.n};
+  const int64_t rows = std::max<int64_t>(1, (problem.rows() + g.experts - 1) / g.experts);
+  return {rows, view.gemm == Family::grouped_gemm_dgrad ? g.k : g.n};
+}
+
 int64_t host_gemm_work_items(const Problem& problem, int64_t mr, int64_t mc, int64_t nc, int64_t threads) {
   const GemmShape& g = problem.gemm();
   const HostGemmView view = host_gemm_view(problem.family);
-  auto blocks = [](int64_t n, int64_t b) { return std::max<int64_t>(1, (n + b - 1) / b); };
-  const bool wgrad = view.gemm == Family::grouped_gemm_wgrad;
-  const int64_t rows = wgrad ? g.k : blocks(problem.rows(), g.experts);  // an expert's rows, on average
-  const int64_t cols = view.gemm == Family::grouped_gemm_dgrad ? (view.causal ? 1 : blocks(g.k, nc)) : blocks(g.n, nc);
-  const host::RowSplit split = host::split_rows(rows * g.experts, g.experts, cols, mr, mc, threads);
-  return g.experts * split.items(rows) * cols;
+  const HostGemmExtent extent = host_gemm_extent(problem);
+  const int64_t cols = view.gemm == Family::grouped_gemm_dgrad && view.causal ? 1 : host::ceil_div(extent.cols, nc);
+  const host::RowSplit split = host::split_rows(extent.rows * g.experts, g.experts, cols, mr, mc, threads);
+  return g.experts * split.items(extent.rows) * cols;
+}
+
+double host_gemm_tile_use(const Problem& problem, int64_t mr, int64_t nr) {
+  const HostGemmExtent e = host_gemm_extent(problem);
+  return double(e.rows) / double(host::round_up(e.rows, mr)) * double(e.cols) / double(host::round_up(e.cols, nr));
 }
 
 Config HostGroupedGemmSpec::heuristic(const Problem& problem, const DeviceDescription& device) const {
-  // The widest ISA; the tile and blocks that won the sweeps in bench/results/host_grouped_gemm.md.
-  // Packed A where the sweeps of the expert shapes picked it (fwd, the fused up-projection, wgrad,
-  // whose in-place A is X^T, read a column at a time); dgrad's A (dY rows) in place, as there (its
-  // B, W^T, is packed either way); the causal views' A in place, as packing would copy the masked
-  // half of the probabilities too. Runs any problem.
+  // The widest ISA; the tile that fits the output (heuristic_tile), A packed where that paid
+  // (heuristic_pack), the blocks that won the sweeps in bench/results/host_grouped_gemm.md.
+  // Runs any problem.
   const auto isas = available_isas(device);
   const int64_t isa = isas.empty() ? 1 : isas.back();
-  const TileShape t = isa == 2 ? TileShape{8, 48} : TileShape{6, 16};
+  const TileShape t = heuristic_tile(problem, isa);
   const int64_t threads = std::max(1, device.compute_units);
   int64_t mc = 16 * t.mr, nc = 16 * t.nr;
   // Small outputs over a long reduction (a router's or an LM head's weight gradient: 46 x 128 over
@@ -158,9 +194,7 @@ Config HostGroupedGemmSpec::heuristic(const Problem& problem, const DeviceDescri
     else
       break;
   }
-  const HostGemmView view = host_gemm_view(problem.family);
-  const int64_t pack = view.causal || view.gemm == Family::grouped_gemm_dgrad ? 0 : 1;
-  return make_config(isa, t, pack, 256, mc, nc, threads);
+  return make_config(isa, t, heuristic_pack(problem) ? 1 : 0, 256, mc, nc, threads);
 }
 
 Source HostGroupedGemmSpec::render(const Problem& problem, const Config& config,

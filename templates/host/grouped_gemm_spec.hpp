@@ -49,6 +49,17 @@ class HostGroupedGemmSpec final : public KernelSpec {
   Family family_;
 };
 
+// The output a launch's micro-tiles cover: an average group's rows (an expert's tokens, or K for
+// wgrad, whose output is dW_e (K, N)) and the columns (dgrad: K).
+struct HostGemmExtent {
+  int64_t rows, cols;
+};
+HostGemmExtent host_gemm_extent(const Problem& problem);
+
+// The fraction of the mr x nr micro-tiles' work that lands in the output (the rest is padding of
+// edge tiles), for an average group: what picks the heuristic's tile.
+double host_gemm_tile_use(const Problem& problem, int64_t mr, int64_t nr);
+
 // The work items a launch of `problem` hands to `threads` threads with an mr-row micro-tile and
 // mc x nc blocks (host/work_split.h; an expert's rows taken as their average): what the heuristic
 // keeps above a few per thread.

@@ -49,6 +49,22 @@ MOEJIT_HD const float* sequence_aux_row(const float* aux_scale, const GateGradPa
 
 inline constexpr float kRenormEps = 1e-20f;
 
+// A host team (one lane, all E experts in memory): the loops below take forms Clang vectorizes.
+template <int LANES>
+inline constexpr bool kHostTeam = !MOEJIT_DEVICE_CODE && LANES == 1;
+
+// The largest of v[0 .. n) that is not NaN, as its ordered_key (an integer max: it vectorizes,
+// where a float max needs -ffast-math); ordered_key(-inf) for none. -0 counts as +0.
+MOEJIT_HD int host_max_key(const float* v, int n) {
+  const int none = ordered_key(neg_inf_f32());
+  int top = none;
+  for (int i = 0; i < n; ++i) {
+    const int k = v[i] == v[i] ? ordered_key(v[i] + 0.0f) : none;
+    top = k > top ? k : top;
+  }
+  return top;
+}
+
 // (key, index) total order of the tie rule: true if a beats b.
 MOEJIT_HD bool key_beats(float a_key, int a_index, float b_key, int b_index) {
   return a_key > b_key || (a_key == b_key && a_index < b_index);
@@ -69,31 +85,57 @@ MOEJIT_HD void compute_scores(const float* logits, int score_fn, const Lanes& la
   constexpr int LANES = Lanes::kCount, PER = TokenScores<E, LANES>::kPerLane;
   float logit[PER];
   float local_max = neg_inf_f32();
-  MOEJIT_UNROLL_EXPERTS
-  for (int j = 0; j < PER; ++j) {
-    const int e = lanes.lane() + LANES * j;
-    logit[j] = (active && e < E) ? logits[e] : neg_inf_f32();
-    local_max = logit[j] > local_max ? logit[j] : local_max;
+  if constexpr (kHostTeam<LANES>) {
+    MOEJIT_UNROLL_EXPERTS
+    for (int j = 0; j < PER; ++j) logit[j] = active ? logits[j] : neg_inf_f32();
+    local_max = from_ordered_key(host_max_key(logit, PER));
+  } else {
+    MOEJIT_UNROLL_EXPERTS
+    for (int j = 0; j < PER; ++j) {
+      const int e = lanes.lane() + LANES * j;
+      logit[j] = (active && e < E) ? logits[e] : neg_inf_f32();
+      local_max = logit[j] > local_max ? logit[j] : local_max;
+    }
   }
   const float max = lanes.max(active ? local_max : 0.0f);
+  // One loop per step (no sum, no branch inside the exp loop), so that the host vectorizes them;
+  // the sum keeps its order, so scores are the same bits as a single fused loop would give.
+  MOEJIT_UNROLL_EXPERTS
+  for (int j = 0; j < PER; ++j) out.softmax[j] = exp_f32(logit[j] - max);  // exp(-inf) = 0 for padding slots
   float local_sum = 0.0f;
   MOEJIT_UNROLL_EXPERTS
-  for (int j = 0; j < PER; ++j) {
-    out.softmax[j] = exp_f32(logit[j] - max);  // exp(-inf) = 0 for padding slots
-    local_sum += out.softmax[j];
-  }
+  for (int j = 0; j < PER; ++j) local_sum += out.softmax[j];
   const float sum = lanes.sum(local_sum);
   const float safe_sum = sum > 0.0f ? sum : 1.0f;
   out.lse = max + log_f32(safe_sum);
   MOEJIT_UNROLL_EXPERTS
-  for (int j = 0; j < PER; ++j) {
-    out.softmax[j] = out.softmax[j] / safe_sum;
-    const int e = lanes.lane() + LANES * j;
-    if (score_fn == kScoreSigmoid)
+  for (int j = 0; j < PER; ++j) out.softmax[j] = out.softmax[j] / safe_sum;
+  if (score_fn == kScoreSigmoid) {
+    MOEJIT_UNROLL_EXPERTS
+    for (int j = 0; j < PER; ++j) {
+      const int e = lanes.lane() + LANES * j;
       out.score[j] = (active && e < E) ? 1.0f / (1.0f + exp_f32(-logit[j])) : 0.0f;
-    else
-      out.score[j] = out.softmax[j];
+    }
+  } else {
+    MOEJIT_UNROLL_EXPERTS
+    for (int j = 0; j < PER; ++j) out.score[j] = out.softmax[j];
   }
+}
+
+// The host's top-k round (one lane holds all E keys): the expert that key_beats ranks first among
+// keys that are neither -inf (taken, masked, padding) nor NaN, or E if there is none. One max over
+// (key, E - 1 - index) packed in an int64, which vectorizes, instead of a scan that branches on
+// every key: the same winner, since a higher key wins and equal keys go to the lower index (-0 is
+// taken as +0 first, as the float comparison of key_beats has them equal).
+template <int E>
+MOEJIT_HD int host_best_expert(const float* key) {
+  const int64 kNone = int64(ordered_key(neg_inf_f32())) * (int64(1) << 32);
+  int64 top = kNone;
+  for (int e = 0; e < E; ++e) {
+    const int64 k = key[e] == key[e] ? int64(ordered_key(key[e] + 0.0f)) * (int64(1) << 32) + (E - 1 - e) : kNone;
+    top = k > top ? k : top;
+  }
+  return top < kNone + E ? E : E - 1 - int(top & 0xffffffff);
 }
 
 // Forward for one token. Outputs: index[K] and weight[K] in selection order (best first), written
@@ -152,18 +194,24 @@ MOEJIT_HD void gate_token_forward(const float* logits, const float* bias, const 
   float chosen_score[K];
   MOEJIT_UNROLL
   for (int r = 0; r < K; ++r) {
-    float best_key = neg_inf_f32(), best_score = 0.0f;
+    float best_score = 0.0f;
     int best = E;  // E: "none" (loses to every real expert at equal key)
-    MOEJIT_UNROLL_EXPERTS
-    for (int j = 0; j < PER; ++j) {
-      const int e = lane + LANES * j;
-      if (key[j] != neg_inf_f32() && key_beats(key[j], e, best_key, best))
-        best_key = key[j], best = e, best_score = s.score[j];
+    if constexpr (kHostTeam<LANES>) {
+      best = host_best_expert<E>(key);
+      if (best < E) best_score = s.score[best], key[best] = neg_inf_f32();
+    } else {
+      float best_key = neg_inf_f32();
+      MOEJIT_UNROLL_EXPERTS
+      for (int j = 0; j < PER; ++j) {
+        const int e = lane + LANES * j;
+        if (key[j] != neg_inf_f32() && key_beats(key[j], e, best_key, best))
+          best_key = key[j], best = e, best_score = s.score[j];
+      }
+      lanes.argmax(best_key, best, best_score);
+      MOEJIT_UNROLL_EXPERTS
+      for (int j = 0; j < PER; ++j)
+        if (lane + LANES * j == best) key[j] = neg_inf_f32();
     }
-    lanes.argmax(best_key, best, best_score);
-    MOEJIT_UNROLL_EXPERTS
-    for (int j = 0; j < PER; ++j)
-      if (lane + LANES * j == best) key[j] = neg_inf_f32();
     chosen[r] = best;
     chosen_score[r] = best_score;
   }
@@ -222,13 +270,12 @@ MOEJIT_HD void gate_token_backward(const float* logits, const int* index, const 
     // Renormalised: w_r = c * s_r / Z, Z = sum s + eps -> ds_m = c * (dw_m / Z - sum_r dw_r s_r / Z^2).
     // The GPU scans its register arrays (compile-time indices); the host (one lane, arrays in
     // memory) indexes the chosen experts directly. Same operations in the same order either way.
-    constexpr bool kDirect = !MOEJIT_DEVICE_CODE && LANES == 1;
     float z = 0.0f, dot = 0.0f;
     if (p.renormalize) {
       float local_z = 0.0f, local_dot = 0.0f;
       MOEJIT_UNROLL
       for (int r = 0; r < K; ++r) {
-        if constexpr (kDirect) {
+        if constexpr (kHostTeam<LANES>) {
           if (chosen[r] < E) local_z += s.score[chosen[r]], local_dot += dw[r] * s.score[chosen[r]];
         } else {
           MOEJIT_UNROLL_EXPERTS
@@ -241,7 +288,7 @@ MOEJIT_HD void gate_token_backward(const float* logits, const int* index, const 
     }
     MOEJIT_UNROLL
     for (int r = 0; r < K; ++r) {
-      if constexpr (kDirect) {
+      if constexpr (kHostTeam<LANES>) {
         if (chosen[r] < E) d_score[chosen[r]] += p.scaling * (p.renormalize ? dw[r] / z - dot / (z * z) : dw[r]);
       } else {
         MOEJIT_UNROLL_EXPERTS

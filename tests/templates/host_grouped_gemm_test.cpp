@@ -316,6 +316,39 @@ TEST(HostGroupedGemmHeuristic, GivesEveryThreadWorkAndKeepsLargeBlocksWhereThere
   EXPECT_EQ(e.get("nc"), 16 * e.get("nr"));
 }
 
+// The heuristic's micro-tile covers the output with little padding: tiny-moe-r20's 64-wide experts
+// and 128-wide model get 32-column tiles on AVX-512 (48 columns would leave a third of the 64-wide
+// tiles' work as zeros), while products that 8 x 48 fills keep the sweeps' winner.
+TEST(HostGroupedGemmHeuristic, PicksATileThatFitsTheOutput) {
+  DeviceDescription device;
+  device.backend = "host";
+  device.features = "avx2,fma,avx512f";
+  device.compute_units = 2;
+  struct Case {
+    Family family;
+    GemmShape shape;
+    int64_t nr;
+  };
+  const Case cases[] = {
+      {Family::grouped_gemm_up_swiglu, {46, 4, 128, 64}, 32},    // tiny-moe-r20: F = 64
+      {Family::grouped_gemm_fwd, {46, 4, 64, 128}, 32},          // its down projection: N = 128
+      {Family::grouped_gemm_dgrad, {46, 4, 64, 128}, 32},        // dX (rows, 64)
+      {Family::grouped_gemm_fwd, {128, 8, 2048, 768}, 48},       // Qwen3-30B-A3B: N = 768 = 16 x 48
+      {Family::grouped_gemm_up_swiglu, {92, 7, 1408, 320}, 32},  // moe-2b: 156 rows x 320 fit 12 x 32 exactly
+  };
+  for (const Case& c : cases) {
+    const Problem p(c.family, DType::f32, c.shape, 2048);
+    const Config config = HostGroupedGemmSpec(c.family).heuristic(p, device);
+    EXPECT_EQ(config.get("nr"), c.nr) << p.to_string() << ": " << config.to_string();
+    EXPECT_GE(host_gemm_tile_use(p, config.get("mr"), config.get("nr")), 0.9) << p.to_string();
+    EXPECT_EQ(HostGroupedGemmSpec(c.family).prune_reason(p, config, device), "");
+  }
+  // AVX2's 16-wide tile divides both: no change there.
+  device.features = "avx2,fma";
+  const Problem tiny(Family::grouped_gemm_up_swiglu, DType::f32, GemmShape{46, 4, 128, 64}, 2048);
+  EXPECT_EQ(HostGroupedGemmSpec(tiny.family).heuristic(tiny, device).get("nr"), 16);
+}
+
 INSTANTIATE_TEST_SUITE_P(Families, HostGroupedGemm,
                          ::testing::Values(Family::grouped_gemm_fwd, Family::grouped_gemm_up_swiglu,
                                            Family::grouped_gemm_dgrad, Family::grouped_gemm_wgrad),

@@ -2,6 +2,7 @@
 // every E/k of the shapes file, group-limited routing, selection bias, ties, finite differences.
 #include <gtest/gtest.h>
 
+#include <limits>
 #include <set>
 
 #include "moejit/error.hpp"
@@ -271,6 +272,34 @@ TEST(RoutingGate, ReferenceGradientMatchesFiniteDifferences) {
                        "variant " + std::to_string(variant) + " e=" + std::to_string(e)));
     }
   }
+}
+
+// The host's top-k round (a vectorized max over packed keys) picks what the key_beats scan of the
+// GPU code picks: ties to the lower index (+0 and -0 equal), never a -inf or NaN key, E when no key
+// can win; host_max_key is the largest key that is not NaN.
+TEST(RoutingGate, HostSelectionAgreesWithTheKeyBeatsScan) {
+  constexpr int E = 13;
+  const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+  const float specials[] = {0.0f, -0.0f, -inf, nan, -nan, 1.0f, -1.0f, inf};
+  std::mt19937 rng(11);
+  int none = 0;
+  for (int trial = 0; trial < 20000; ++trial) {
+    float key[E];
+    for (float& k : key) k = rng() % 2 ? specials[rng() % 8] : float(int(rng() % 5) - 2) * 0.25f;
+    if (trial % 7 == 0)
+      for (float& k : key) k = rng() % 2 ? -inf : nan;
+    float best_key = -inf, max = -inf;
+    int best = E;
+    for (int e = 0; e < E; ++e) {
+      if (key[e] != -inf && key_beats(key[e], e, best_key, best)) best_key = key[e], best = e;
+      if (key[e] > max) max = key[e];
+    }
+    none += best == E;
+    ASSERT_EQ(host_best_expert<E>(key), best) << "trial " << trial;
+    const float got = from_ordered_key(host_max_key(key, E));
+    ASSERT_TRUE(got == max) << "trial " << trial << ": " << got << " vs " << max;
+  }
+  EXPECT_GT(none, 0);  // the no-winner case was exercised
 }
 
 }  // namespace
