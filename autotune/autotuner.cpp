@@ -123,6 +123,10 @@ class CompilePipeline {
   ~CompilePipeline() {
     for (auto& f : compiling_) f.wait();
   }
+  // Waits until every compile of the batch has finished (errors stay in their futures).
+  void wait_all() {
+    for (auto& f : compiling_) f.wait();
+  }
   // The next candidate's binary; rethrows its compile error.
   std::shared_ptr<const Binary> next() {
     auto future = std::move(compiling_.front());
@@ -200,6 +204,18 @@ std::vector<Config> survivors(const KernelSpec& spec, const Problem& problem, co
   return report.survivors;
 }
 
+// The survivors with the heuristic's config among them: a heuristic may size its blocks for the
+// problem (the host GEMMs halve theirs until every thread has work), off the space's grid, and the
+// tuner must still measure it, or a decision could be slower than running without one.
+std::vector<Config> with_heuristic(std::vector<Config> configs, const KernelSpec& spec, const Problem& problem,
+                                   const DeviceDescription& device) {
+  const Config heuristic = spec.heuristic(problem, device);
+  if (std::find(configs.begin(), configs.end(), heuristic) == configs.end() &&
+      spec.prune_reason(problem, heuristic, device).empty())
+    configs.push_back(heuristic);
+  return configs;
+}
+
 Problem bucketed(Problem problem) {
   problem.tokens = token_bucket(problem.tokens);
   return problem;
@@ -213,7 +229,7 @@ Tuning::Tuning(Backend& backend, const KernelSpec& spec, Workload& workload, con
       options_(options),
       device_(backend.device()),
       problem_(bucketed(problem)),
-      configs_(survivors(spec, problem_, device_, out_.prune)),
+      configs_(with_heuristic(survivors(spec, problem_, device_, out_.prune), spec, problem_, device_)),
       heuristic_index_(static_cast<size_t>(
           std::find(configs_.begin(), configs_.end(), spec.heuristic(problem_, device_)) - configs_.begin())),
       dir_(options.tuning_dir.empty() ? TuningStore::default_dir() : options.tuning_dir),
@@ -273,11 +289,18 @@ bool Tuning::over_budget() const {
 
 // Compile pipeline + measure: false when a budget stopped the run.
 bool Tuning::run_batch(const std::vector<size_t>& batch, ThreadPool& pool) {
+  // A host candidate runs on the cores that compiles use: the batch compiles first, so that no Clang
+  // run shares a core with a measurement. (Overlapped, a 2-thread kernel measured no faster than its
+  // 1-thread config, and the 1-thread configs that won were slower in the training step.) A GPU
+  // candidate overlaps its measurement with the next compiles.
+  const bool measures_on_cpu = device_.backend == "host";
   std::vector<Source> sources(batch.size());
-  CompilePipeline compiled(pool, batch.size(), std::max<size_t>(2, 2 * pool.threads()), [&](size_t k) {
+  const size_t window = measures_on_cpu ? batch.size() : std::max<size_t>(2, 2 * pool.threads());
+  CompilePipeline compiled(pool, batch.size(), window, [&](size_t k) {
     sources[k] = spec_.render(problem_, configs_[batch[k]], device_);
     return backend_.build(sources[k]);
   });
+  if (measures_on_cpu) compiled.wait_all();
   for (size_t k = 0; k < batch.size(); ++k) {
     if (over_budget()) {
       out_.partial = true;

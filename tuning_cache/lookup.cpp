@@ -152,8 +152,12 @@ std::string TuningLookup::stale_reason(const KernelSpec& spec, const Decision& d
   const std::string id = d.key() + "|" + d.config.to_string() + "|" + device.arch;
   auto it = in_space_.find(id);
   if (it == in_space_.end()) {
+    // The tuner also measures the heuristic's config where it lies off the space's grid (a pure
+    // function of the problem and device, so it is still the same config).
     const std::vector<Config> space = spec.space(d.problem, device);
-    it = in_space_.emplace(id, std::find(space.begin(), space.end(), d.config) != space.end()).first;
+    const bool known =
+        std::find(space.begin(), space.end(), d.config) != space.end() || spec.heuristic(d.problem, device) == d.config;
+    it = in_space_.emplace(id, known).first;
   }
   if (!it->second)
     return "its config is no longer in the " + std::string(to_string(d.family())) +

@@ -122,6 +122,17 @@ TEST_F(AutotuneTest, TiesBreakTowardsTheHeuristicThenSpaceOrder) {
   EXPECT_EQ(run().decision->config.to_string(), "a1_b1");
 }
 
+TEST_F(AutotuneTest, AHeuristicOffTheSpacesGridIsMeasuredToo) {
+  // b 3 is not among the space's values (a heuristic that sizes its blocks for the problem), but it
+  // passes pruning: the tuner measures it, and here it is the fastest, so it is the decision.
+  world().heuristic = Config{{"a", 3}, {"b", 3}};
+  world().cost_us = [](const Config& c) { return c.to_string() == "a3_b3" ? 50.0 : 100.0 + double(c.get("a")); };
+  TuneResult r = run();
+  ASSERT_NE(result_of(r, "a3_b3"), nullptr);
+  ASSERT_TRUE(r.decision);
+  EXPECT_EQ(r.decision->config.to_string(), "a3_b3");
+}
+
 TEST_F(AutotuneTest, BudgetStopsEarlyAndTheJournalResumesWithoutRetiming) {
   options_.max_candidates = 10;
   TuneResult first = run();
