@@ -374,8 +374,8 @@ std::vector<std::pair<double, size_t>> Tuning::ranking() const {
   return ranked;
 }
 
-// Re-time the top few in this process, interleaved, so drift and process-to-process noise hit
-// them alike; the medians decide.
+// Re-time the top few in this process, in turns, so drift and process-to-process noise hit them
+// alike; the medians decide.
 std::vector<Tuning::Finalist> Tuning::retime(const std::vector<std::pair<double, size_t>>& ranked) {
   std::vector<Finalist> finalists;
   for (size_t r = 0; r < std::min<size_t>(ranked.size(), static_cast<size_t>(std::max(options_.retime_top, 1))); ++r) {
@@ -390,10 +390,18 @@ std::vector<Tuning::Finalist> Tuning::retime(const std::vector<std::pair<double,
       MOEJIT_LOG(warn, "re-timing ", configs_[i].to_string(), " failed: ", e.what());
     }
   }
-  for (int round = 0; round < options_.timing.warmup + std::max(options_.timing.repeats, 1); ++round)
+  // Runs of consecutive launches per finalist (warm-up, then samples), rotating over the finalists:
+  // a kernel runs back to back with others in a step, so its samples must not each follow another
+  // config's. Sampled one at a time, a 2-thread config's helper fell asleep during a 1-thread
+  // config's sample and woke for each of its own, and lost to 1-thread configs that were slower in
+  // the step (tiny-moe-r20's down_dgrad: a 1-thread config re-timed at 0.85 ms won over the 2-thread
+  // heuristic, which the search had measured at 0.49).
+  const int samples = std::max(options_.timing.repeats, 1), runs = std::min(samples, 3);
+  for (int run = 0; run < runs; ++run)
     for (Finalist& f : finalists) {
-      double ms = f.timer->sample(f.loaded);
-      if (round >= options_.timing.warmup) f.samples.push_back(ms);
+      for (int w = 0; w < std::max(options_.timing.warmup, 1); ++w) f.timer->sample(f.loaded);
+      for (int k = 0; k < samples / runs + (run < samples % runs ? 1 : 0); ++k)
+        f.samples.push_back(f.timer->sample(f.loaded));
     }
   return finalists;
 }
