@@ -21,7 +21,7 @@
 #include "model_config.hpp"
 #include "trainer.hpp"
 #ifdef MOEJIT_BENCH_OPENBLAS
-#include <cblas.h>
+#include "openblas_core.hpp"
 #endif
 
 using namespace moejit;
@@ -138,6 +138,9 @@ static void print_families(const std::vector<Result>& results, int steps) {
 }
 
 int main(int argc, char** argv) {
+#ifdef MOEJIT_BENCH_OPENBLAS
+  bench::use_best_openblas_core(argv);
+#endif
   int steps = argc > 1 ? std::atoi(argv[1]) : 8;
   unsigned threads = argc > 2 ? unsigned(std::atoi(argv[2])) : 2;
   std::string moe_config = argc > 3 ? argv[3] : std::string(kDefaultSmallConfig);

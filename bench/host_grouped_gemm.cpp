@@ -31,6 +31,7 @@
 #include "compile_pool.hpp"
 #include "host/grouped_gemm_spec.hpp"
 #include "host_backend.hpp"
+#include "openblas_core.hpp"
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
@@ -185,6 +186,7 @@ bool parse_shape(const std::string& text, BenchShape& s) {
 }
 
 int main(int argc, char** argv) {
+  bench::use_best_openblas_core(argv);
   int64_t tokens = 4096;
   int threads = 2, reps = 3;
   std::vector<BenchShape> shapes;

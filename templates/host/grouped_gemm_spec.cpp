@@ -31,29 +31,34 @@ std::vector<TileShape> tiles_for(int64_t isa) {
   return {{6, 16}, {4, 24}};
 }
 
-// The ISA's micro-tile for a problem: the most preferred tile (tiles_for's order) among those that
-// waste the least of the output on padding, within 2 %. 48 columns cover a 64-wide expert output
-// in two slivers of which a third is zeros, where 32 covers it exactly (tiny-moe-r20's experts).
+// The ISA's micro-tile for a problem: the sweeps' winner (the first of tiles_for) unless another
+// tile wastes at least 8 % less of an average group's output on padding; among the others, the most
+// preferred within 2 % of the least waste. 8 x 48 is about 5 % faster per useful FMA than 12 x 32
+// (on moe-2b, where 12 x 32 covers 320 columns exactly and 8 x 48 wastes 5 %, 8 x 48 won the sweeps),
+// but 48 columns cover a 64-wide expert output as 96 (tiny-moe-r20's experts: 12 x 32 ran 1.2-1.3x
+// faster) and a 128-wide one as 144.
 TileShape heuristic_tile(const Problem& problem, int64_t isa) {
   const std::vector<TileShape> tiles = tiles_for(isa);
   double best_use = 0;
   for (TileShape t : tiles) best_use = std::max(best_use, host_gemm_tile_use(problem, t.mr, t.nr));
-  for (TileShape t : tiles)
-    if (host_gemm_tile_use(problem, t.mr, t.nr) >= best_use - 0.02) return t;
+  for (size_t i = 0; i < tiles.size(); ++i)
+    if (host_gemm_tile_use(problem, tiles[i].mr, tiles[i].nr) >= best_use - (i == 0 ? 0.08 : 0.02)) return tiles[i];
   return tiles.front();
 }
 
-// Whether the heuristic packs A. The sweeps of wide models (moe-2b, K 1408; Qwen3-30B-A3B, K 2048)
-// picked packed A for fwd, the fused up-projection and wgrad: A's rows are then 5.5-8 KiB apart, and
-// an MR-row micro-tile read in place touches MR lines that compete for the same L1 sets. Narrow
-// models (K 128-768: tiny-moe-r20, tiny-dense) ran 1.1-1.8x faster with A in place in the sweeps of
-// bench_host_grouped_gemm --shape, where a product's few NR-wide slivers do not repay the copy.
-// dgrad (its B, W^T, is packed either way) and the causal views (packing would copy the masked
-// half of the probabilities) keep A in place.
-bool heuristic_pack(const Problem& problem) {
+// Whether the heuristic packs A (the sweeps in bench/results: AVX2 on Zen 3, 2026-11-28-host-gemm-b-reuse;
+// AVX-512 on Zen 5, 2026-12-07-host-zen5). dgrad (its B, W^T, is packed either way) and the causal
+// views (packing would copy the masked half of the probabilities) read A in place on every ISA.
+// AVX2: packed for fwd, the fused up-projection and wgrad, which won the wide models' sweeps there.
+// AVX-512: in place, which won fwd and the up-projection on every shape swept (moe-2b, Qwen3,
+// tiny-moe-r20, tiny-dense: 1.1-1.8x on the narrow ones, whose few NR-wide slivers do not repay
+// the copy), except wgrad of the wide models (K >= 1024), where X^T's columns lie a 5.5-8 KiB row
+// apart and packing won.
+bool heuristic_pack(const Problem& problem, int64_t isa) {
   const HostGemmView view = host_gemm_view(problem.family);
   if (view.causal || view.gemm == Family::grouped_gemm_dgrad) return false;
-  return problem.gemm().k >= 1024;
+  if (isa == 1) return true;
+  return view.gemm == Family::grouped_gemm_wgrad && problem.gemm().k >= 1024;
 }
 
 std::vector<int64_t> available_isas(const DeviceDescription& device) {
@@ -194,7 +199,7 @@ Config HostGroupedGemmSpec::heuristic(const Problem& problem, const DeviceDescri
     else
       break;
   }
-  return make_config(isa, t, heuristic_pack(problem) ? 1 : 0, 256, mc, nc, threads);
+  return make_config(isa, t, heuristic_pack(problem, isa) ? 1 : 0, 256, mc, nc, threads);
 }
 
 Source HostGroupedGemmSpec::render(const Problem& problem, const Config& config,
