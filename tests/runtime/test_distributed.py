@@ -218,16 +218,21 @@ class Distributed(unittest.TestCase):
             (self.cache / f"rank{rank}").mkdir()
             (self.cache / f"rank{rank}" / "kernels").symlink_to(self.cache / "kernels")
         # Rank 1 tunes attn_values for its micro-batch (1 sequence of 64 tokens) over 2 candidates;
-        # rank 0's cache holds the same decision with another config of the same compiled kernel (its kc
-        # block changed: a launch argument, so the decision's template-hash validator still holds; a
-        # config compiled differently would be refused by that validator before any rank compares).
+        # rank 0's cache holds the same decision with another config of the same compiled kernel (other
+        # blocks: launch arguments, so the decision's template-hash validator still holds; a config
+        # compiled differently would be refused by that validator before any rank compares).
         tune = [MOEJIT, "tune", "--backend", "host", "--model", "micro-dense", "--tokens", str(SEQ), "--families",
                 "attention_values", "--max-candidates", "2", "--repeats", "1", "--warmup", "0"]
         run(tune, self.cache / "rank1")
         tuning = self.cache / "rank1" / "tuning"
         store = json.loads((tuning / "attention_values.json").read_text())
         winner = store["decisions"][0]["config"]
-        loser = winner.replace("_kc128_", "_kc256_") if "_kc128_" in winner else winner.replace("_kc256_", "_kc128_")
+        # On the space's grid (kc 128|256, mc 16 mr, nc 16 nr): the winner may be the heuristic's
+        # config, whose blocks can lie off the grid, and such a config counts only as the heuristic's.
+        params = dict(re.findall(r"([a-z]+)(\d+)", winner))
+        kc = "128" if params["kc"] == "256" else "256"
+        loser = (f"isa{params['isa']}_mr{params['mr']}_nr{params['nr']}_pack{params['pack']}_kc{kc}"
+                 f"_mc{16 * int(params['mr'])}_nc{16 * int(params['nr'])}_threads{params['threads']}")
         self.assertNotEqual(loser, winner)
         decision = store["decisions"][0]
         decision["config"], decision["uri"] = loser, decision["uri"].replace(winner, loser)
