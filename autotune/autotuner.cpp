@@ -120,10 +120,8 @@ class CompilePipeline {
     refill();
   }
   // A budget stop or an exception leaves compiles running that write into the caller's sources.
-  ~CompilePipeline() {
-    for (auto& f : compiling_) f.wait();
-  }
-  // Waits until every compile of the batch has finished (errors stay in their futures).
+  ~CompilePipeline() { wait_all(); }
+  // Waits until every compile in flight has finished (errors stay in their futures).
   void wait_all() {
     for (auto& f : compiling_) f.wait();
   }
