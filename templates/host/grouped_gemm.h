@@ -136,20 +136,26 @@ void gemm_block(const View& a, const View& b, float* c, int64 ldc, int64 mb, int
 }
 
 // Runs family F over every expert: F provides rows(e) (M of expert e, cut into items by RowSplit),
-// cols() (N, tiled by nc) and block<T>(e, i0, mb, j0, nb, blocks, scratch).
+// cols() (N, tiled by nc), depth(e) (the reduction's length: K, or wgrad's expert rows) and
+// block<T>(e, i0, mb, j0, nb, blocks, scratch). Threads take items in order, so the experts go
+// heaviest item first (longest-processing-time order): a trained router sends up to a quarter of
+// the rows to one expert, and wgrad runs an expert's whole reduction in one item; were it last,
+// one thread would still run it while the others wait. No item depends on which thread runs it or
+// when, so the order changes no result.
 template <class T, class F>
 struct GroupedRun {
   const F* family;
   Blocks blocks;
-  RowSplit split;
-  const int64* first_item;  // (E + 1) prefix counts of work items per expert
   int64 experts, col_blocks;
+  const int64* order;       // (E) the experts, heaviest item first
+  const int64* first_item;  // (E + 1) prefix counts of work items, in that order
+  const int64* step;        // (E) rows per item of each expert
   float* scratch;
   int64 scratch_stride;
 
   static void item(void* ctx, int worker, long long index) {
     const GroupedRun& run = *static_cast<const GroupedRun*>(ctx);
-    int64 lo = 0, hi = run.experts;  // the expert e with first_item[e] <= index < first_item[e + 1]
+    int64 lo = 0, hi = run.experts;  // the place p with first_item[p] <= index < first_item[p + 1]
     while (hi - lo > 1) {
       const int64 mid = (lo + hi) / 2;
       if (run.first_item[mid] <= index)
@@ -157,10 +163,9 @@ struct GroupedRun {
       else
         hi = mid;
     }
-    const int64 e = lo, local = index - run.first_item[e], rows = run.family->rows(e);
-    const int64 step = run.split.item_rows(rows);
-    const int64 i0 = (local / run.col_blocks) * step, j0 = (local % run.col_blocks) * run.blocks.nc;
-    const int64 mb = min64(step, rows - i0), nb = min64(run.blocks.nc, run.family->cols() - j0);
+    const int64 e = run.order[lo], local = index - run.first_item[lo], rows = run.family->rows(e);
+    const int64 i0 = (local / run.col_blocks) * run.step[e], j0 = (local % run.col_blocks) * run.blocks.nc;
+    const int64 mb = min64(run.step[e], rows - i0), nb = min64(run.blocks.nc, run.family->cols() - j0);
     run.family->template block<T>(e, i0, mb, j0, nb, run.blocks,
                                   scratch_for<T>(run.scratch + worker * run.scratch_stride, run.blocks));
   }
@@ -168,19 +173,26 @@ struct GroupedRun {
 
 template <class T, class F>
 void run_grouped(const F& family, int64 experts, const Blocks& blocks, const HostLaunch* launch) {
-  int64* first_item = static_cast<int64*>(std::malloc(sizeof(int64) * (experts + 1)));
+  int64* tables = static_cast<int64*>(std::malloc(sizeof(int64) * (4 * experts + 1)));
+  int64 *order = tables, *step = tables + experts, *work = tables + 2 * experts, *first_item = tables + 3 * experts;
   const int64 col_blocks = ceil_div(family.cols(), blocks.nc);
   int64 total_rows = 0;
   for (int64 e = 0; e < experts; ++e) total_rows += family.rows(e);
   const RowSplit split = split_rows(total_rows, experts, col_blocks, T::MR, blocks.mc, launch->threads);
+  for (int64 e = 0; e < experts; ++e) {
+    step[e] = split.item_rows(family.rows(e));
+    work[e] = family.rows(e) > 0 ? min64(step[e], family.rows(e)) * family.depth(e) : 0;
+  }
+  order_by_work(work, experts, order);
   first_item[0] = 0;
-  for (int64 e = 0; e < experts; ++e) first_item[e + 1] = first_item[e] + split.items(family.rows(e)) * col_blocks;
+  for (int64 p = 0; p < experts; ++p)
+    first_item[p + 1] = first_item[p] + split.items(family.rows(order[p])) * col_blocks;
   const int64 stride = round_up(scratch_floats<T>(blocks), 16);
   float* scratch = static_cast<float*>(std::aligned_alloc(64, sizeof(float) * stride * launch->threads));
-  GroupedRun<T, F> run{&family, blocks, split, first_item, experts, col_blocks, scratch, stride};
+  GroupedRun<T, F> run{&family, blocks, experts, col_blocks, order, first_item, step, scratch, stride};
   if (first_item[experts] > 0) launch->parallel_for(launch, first_item[experts], &GroupedRun<T, F>::item, &run);
   std::free(scratch);
-  std::free(first_item);
+  std::free(tables);
 }
 
 }  // namespace moejit::host

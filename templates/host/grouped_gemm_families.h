@@ -75,6 +75,7 @@ struct GemmFwd {
   HeadLayout heads;          // causal: W_e (v or k) and Y (out or d_q) are head-side
   int64 rows(int64 e) const { return offsets[e + 1] - offsets[e]; }
   int64 cols() const { return n; }
+  int64 depth(int64) const { return k; }
   template <class T>
   void block(int64 e, int64 i0, int64 mb, int64 j0, int64 nb, const Blocks& blk, const Scratch& s) const {
     const int64 r0 = offsets[e] + i0;
@@ -98,6 +99,7 @@ struct GemmSwiglu {
   int64 k, f;
   int64 rows(int64 e) const { return offsets[e + 1] - offsets[e]; }
   int64 cols() const { return f; }
+  int64 depth(int64) const { return k; }
   // The gate block and the matching up block, then the activation while both are in cache.
   template <class T>
   void block(int64 e, int64 i0, int64 mb, int64 j0, int64 nb, const Blocks& blk, const Scratch& s) const {
@@ -134,6 +136,7 @@ struct GemmDgrad {
   HeadLayout heads;  // causal: dY (q or d_o) and W_e (k or v) are head-side
   int64 rows(int64 e) const { return offsets[e + 1] - offsets[e]; }
   int64 cols() const { return causal ? 1 : k; }  // causal: one work item per row block (causal_rows)
+  int64 depth(int64) const { return n; }
   template <class T>
   void block(int64 e, int64 i0, int64 mb, int64 j0, int64 nb, const Blocks& blk, const Scratch& s) const {
     if (causal) return causal_rows<T>(e, i0, mb, blk, s);
@@ -175,6 +178,7 @@ struct GemmWgrad {
   HeadLayout heads;         // causal: dY (d_o or q) and dW_e (d_v or d_k) are head-side
   int64 rows(int64) const { return k; }
   int64 cols() const { return n; }
+  int64 depth(int64 e) const { return offsets[e + 1] - offsets[e]; }  // the reduction runs over the expert's rows
   template <class T>
   void block(int64 e, int64 i0, int64 mb, int64 j0, int64 nb, const Blocks& blk, const Scratch& s) const {
     const int64 m = offsets[e + 1] - offsets[e];

@@ -7,7 +7,8 @@
 //   - an item has at least mc rows (as many as one packed A block), so a launch that was already
 //     short of items keeps the mc-row items it had;
 //   - a group's rows split into equal items (multiples of MR), so no item is a small remainder;
-//   - a launch of one group (a dense matmul) gets a multiple of `threads` items.
+//   - a launch of one group (a dense matmul) gets a multiple of `threads` items;
+//   - threads take the heaviest items first (order_by_work).
 // Compiled by Clang into the JIT kernels and by the host compiler into the spec's heuristic
 // (grouped_gemm_spec.cpp), which must count the same items.
 #pragma once
@@ -49,6 +50,18 @@ inline RowSplit split_rows(int64 total_rows, int64 groups, int64 col_blocks, int
   int64 cap = total_rows * col_blocks / target / mr * mr;  // rounded down: at least `target` items
   if (cap < mc) cap = mc;
   return {cap, mr, col_blocks, threads > 0 ? threads : 1, groups == 1};
+}
+
+// Orders the groups by the work of one of their items (rows x reduction length), heaviest first,
+// the order a launch hands its items out in (longest processing time first); stable, so equal
+// groups keep their index order. An insertion sort over precomputed keys: a launch has at most a
+// few hundred groups, and equal groups (attention's heads, a dense matmul's one) are in order.
+inline void order_by_work(const int64* work, int64 groups, int64* order) {
+  for (int64 e = 0; e < groups; ++e) {
+    int64 p = e;
+    for (; p > 0 && work[order[p - 1]] < work[e]; --p) order[p] = order[p - 1];
+    order[p] = e;
+  }
 }
 
 }  // namespace moejit::host

@@ -1,9 +1,11 @@
 // How a host grouped GEMM launch cuts rows into work items (templates/host/work_split.h): items
 // cover every row exactly once, take whole micro-tiles, never exceed the cap, and there are
-// enough of them for the threads; one group gets a multiple of the thread count.
+// enough of them for the threads; one group gets a multiple of the thread count; the heaviest go first.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <random>
+#include <vector>
 
 #include "host/work_split.h"
 
@@ -72,5 +74,27 @@ TEST(HostWorkSplit, RandomLaunchesCoverTheirRowsWithEnoughItems) {
     EXPECT_LE(items, groups == 1 ? mc_items + (threads - 1) * cols : mc_items);
     EXPECT_GE(items, std::min(mc_items, kItemsPerThread * threads))
         << "groups " << groups << " cols " << cols << " mr " << mr << " mc " << mc << " threads " << threads;
+  }
+}
+
+// A trained router sends up to a quarter of a step's rows to one expert, and wgrad runs an expert's
+// whole reduction in one item: handed out last, it would leave the other threads waiting.
+TEST(HostWorkSplit, TheHeaviestItemsGoFirstAndEqualOnesKeepTheirOrder) {
+  const std::vector<int64> work = {5, 0, 40, 5, 7, 40, 0};
+  std::vector<int64> order(work.size(), -1);
+  order_by_work(work.data(), int64(work.size()), order.data());
+  EXPECT_EQ(order, (std::vector<int64>{2, 5, 4, 0, 3, 1, 6}));
+}
+
+TEST(HostWorkSplit, RandomWorksAreOrderedAsAStableSortWould) {
+  std::mt19937 rng(std::random_device{}());
+  for (int trial = 0; trial < 200; ++trial) {
+    std::vector<int64> work(rng() % 300);
+    for (auto& w : work) w = rng() % 8 == 0 ? 0 : int64(rng() % 1000);
+    std::vector<int64> order(work.size(), -1), want(work.size());
+    order_by_work(work.data(), int64(work.size()), order.data());
+    for (size_t i = 0; i < want.size(); ++i) want[i] = int64(i);
+    std::stable_sort(want.begin(), want.end(), [&](int64 a, int64 b) { return work[a] > work[b]; });
+    EXPECT_EQ(order, want);
   }
 }
