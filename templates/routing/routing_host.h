@@ -216,6 +216,20 @@ void route_bias_update_host(void** a, const HostLaunch*) {
   for (int e = 0; e < E; ++e) bias[e] = bias_update(bias[e], counts[e], static_cast<float>(tokens * top_k) / E, gamma);
 }
 
+// The permuted rows a token reads or writes sit at scattered places, each a fresh stream that the
+// hardware prefetchers do not see coming, and in the step they are cold (written or last read a
+// whole layer earlier). The row loops ask for token t + kPrefetchTokens's rows while they move
+// token t's.
+inline constexpr int64 kPrefetchTokens = 2;
+
+template <int WRITE, typename T, int K, int D>
+inline void prefetch_rows(const T* base, const int* slot) {
+  for (int r = 0; r < K; ++r)
+    if (slot[r] >= 0)
+      for (int64 byte = 0; byte < D * static_cast<int64>(sizeof(T)); byte += 64)
+        __builtin_prefetch(reinterpret_cast<const char*>(base + static_cast<int64>(slot[r]) * D) + byte, WRITE, 3);
+}
+
 // args: src, slot, weight, y, dst, d_weight, offsets, row_source, num_experts, tokens. The rows are
 // moved by the whole-row forms (scatter_row / gather_row); VEC only sizes the padding rows' zeroing.
 template <typename T, int VEC, int K, int D>
@@ -238,6 +252,10 @@ void route_scatter_host(void** a, const HostLaunch* launch) {
     });
   host_for_ranges(launch, tokens, row_grain<T, K, D>(), [&](int64 begin, int64 end) {
     for (int64 t = begin; t < end; ++t) {
+      if (t + kPrefetchTokens < end) {
+        prefetch_rows<1, T, K, D>(dst, slot + (t + kPrefetchTokens) * K);
+        if (d_weight) prefetch_rows<0, T, K, D>(y, slot + (t + kPrefetchTokens) * K);
+      }
       int s[K];
       float w[K], dot[K];
       for (int r = 0; r < K; ++r) s[r] = slot[t * K + r], w[r] = weight ? weight[t * K + r] : 1.0f, dot[r] = 0.0f;
@@ -259,6 +277,7 @@ void route_gather_host(void** a, const HostLaunch* launch) {
   const int64 tokens = host_arg<int64>(a, 5);
   host_for_ranges(launch, tokens, row_grain<T, K, D>(), [&](int64 begin, int64 end) {
     for (int64 t = begin; t < end; ++t) {
+      if (t + kPrefetchTokens < end) prefetch_rows<0, T, K, D>(rows, slot + (t + kPrefetchTokens) * K);
       int s[K];
       float w[K];
       for (int r = 0; r < K; ++r) s[r] = slot[t * K + r], w[r] = weight ? weight[t * K + r] : 1.0f;
