@@ -146,10 +146,10 @@ template <class T, class F>
 struct GroupedRun {
   const F* family;
   Blocks blocks;
+  RowSplit split;
   int64 experts, col_blocks;
   const int64* order;       // (E) the experts, heaviest item first
   const int64* first_item;  // (E + 1) prefix counts of work items, in that order
-  const int64* step;        // (E) rows per item of each expert
   float* scratch;
   int64 scratch_stride;
 
@@ -164,8 +164,9 @@ struct GroupedRun {
         hi = mid;
     }
     const int64 e = run.order[lo], local = index - run.first_item[lo], rows = run.family->rows(e);
-    const int64 i0 = (local / run.col_blocks) * run.step[e], j0 = (local % run.col_blocks) * run.blocks.nc;
-    const int64 mb = min64(run.step[e], rows - i0), nb = min64(run.blocks.nc, run.family->cols() - j0);
+    const int64 step = run.split.item_rows(rows);
+    const int64 i0 = (local / run.col_blocks) * step, j0 = (local % run.col_blocks) * run.blocks.nc;
+    const int64 mb = min64(step, rows - i0), nb = min64(run.blocks.nc, run.family->cols() - j0);
     run.family->template block<T>(e, i0, mb, j0, nb, run.blocks,
                                   scratch_for<T>(run.scratch + worker * run.scratch_stride, run.blocks));
   }
@@ -173,15 +174,15 @@ struct GroupedRun {
 
 template <class T, class F>
 void run_grouped(const F& family, int64 experts, const Blocks& blocks, const HostLaunch* launch) {
-  int64* tables = static_cast<int64*>(std::malloc(sizeof(int64) * (4 * experts + 1)));
-  int64 *order = tables, *step = tables + experts, *work = tables + 2 * experts, *first_item = tables + 3 * experts;
+  int64* tables = static_cast<int64*>(std::malloc(sizeof(int64) * (3 * experts + 1)));
+  int64 *order = tables, *work = tables + experts, *first_item = tables + 2 * experts;
   const int64 col_blocks = ceil_div(family.cols(), blocks.nc);
   int64 total_rows = 0;
   for (int64 e = 0; e < experts; ++e) total_rows += family.rows(e);
   const RowSplit split = split_rows(total_rows, experts, col_blocks, T::MR, blocks.mc, launch->threads);
-  for (int64 e = 0; e < experts; ++e) {
-    step[e] = split.item_rows(family.rows(e));
-    work[e] = family.rows(e) > 0 ? min64(step[e], family.rows(e)) * family.depth(e) : 0;
+  for (int64 e = 0; e < experts; ++e) {  // the work of the expert's first (largest) item
+    const int64 rows = family.rows(e);
+    work[e] = rows > 0 ? min64(split.item_rows(rows), rows) * family.depth(e) : 0;
   }
   order_by_work(work, experts, order);
   first_item[0] = 0;
@@ -189,7 +190,7 @@ void run_grouped(const F& family, int64 experts, const Blocks& blocks, const Hos
     first_item[p + 1] = first_item[p] + split.items(family.rows(order[p])) * col_blocks;
   const int64 stride = round_up(scratch_floats<T>(blocks), 16);
   float* scratch = static_cast<float*>(std::aligned_alloc(64, sizeof(float) * stride * launch->threads));
-  GroupedRun<T, F> run{&family, blocks, experts, col_blocks, order, first_item, step, scratch, stride};
+  GroupedRun<T, F> run{&family, blocks, split, experts, col_blocks, order, first_item, scratch, stride};
   if (first_item[experts] > 0) launch->parallel_for(launch, first_item[experts], &GroupedRun<T, F>::item, &run);
   std::free(scratch);
   std::free(tables);
