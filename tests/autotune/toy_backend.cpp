@@ -28,6 +28,7 @@ class ToyKernel final : public Kernel {
     auto it = world().plans.find(config_.to_string());
     plan_ = it == world().plans.end() ? Plan::normal : it->second;
     cost_ns_ = static_cast<long>(1000.0 * (world().cost_us ? world().cost_us(config_) : default_cost(config_)));
+    load_ = ++world().loads[config_.to_string()];
   }
   // args: (const float* x, float* y, int64 n)
   void launch(const LaunchDims&, void** args) override {
@@ -38,7 +39,8 @@ class ToyKernel final : public Kernel {
     if (plan_ == Plan::hang)
       for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));
     for (int64_t i = 0; i < n; ++i) y[i] = plan_ == Plan::wrong && i == n / 2 ? 2 * x[i] : 2 * x[i] + 1;
-    world().virtual_ns.fetch_add(cost_ns_);
+    const double slowdown = world().slowdown ? world().slowdown(config_, load_, calls_++) : 1.0;
+    world().virtual_ns.fetch_add(static_cast<long>(slowdown * static_cast<double>(cost_ns_)));
   }
   const std::string& name() const override { return name_; }
 
@@ -47,6 +49,8 @@ class ToyKernel final : public Kernel {
   Config config_;
   Plan plan_ = Plan::normal;
   long cost_ns_ = 0;
+  int load_ = 0;
+  long calls_ = 0;
 };
 
 }  // namespace
@@ -62,6 +66,8 @@ void reset_world() {
   w.max_product = 32;
   w.heuristic = Config{{"a", 2}, {"b", 2}};
   w.cost_us = nullptr;
+  w.slowdown = nullptr;
+  w.loads.clear();
   w.plans.clear();
   w.measured_log.clear();
   w.check_sleep_ms = 0;

@@ -28,9 +28,13 @@ struct World {
   int64_t max_product = 32;  // a*b above this is pruned ("too big")
   Config heuristic{{"a", 2}, {"b", 2}};
   std::function<double(const Config&)> cost_us;  // virtual microseconds per call
-  std::map<std::string, Plan> plans;             // by config text
-  std::string measured_log;                      // if set, check() appends the config text here
-  int check_sleep_ms = 0;                        // slow measurement down (resume tests)
+  // Multiplies a call's cost: the config, which load of it in this process (1, 2, ...), and the
+  // call's number on that loaded kernel (0, 1, ...): a core taken away for a while.
+  std::function<double(const Config&, int load, long call)> slowdown;
+  std::map<std::string, int> loads;   // kernels loaded so far, by config text
+  std::map<std::string, Plan> plans;  // by config text
+  std::string measured_log;           // if set, check() appends the config text here
+  int check_sleep_ms = 0;             // slow measurement down (resume tests)
   std::atomic<long> compiles{0};
   std::atomic<long> virtual_ns{0};
   std::vector<std::string> include_dirs;  // for template-hash tests
