@@ -21,6 +21,19 @@
 #define MOEJIT_UNROLL_EXPERTS
 #endif
 
+// The simple per-expert loops (no branch across experts, no early exit). The host JIT (Clang)
+// runs them a whole 16-float vector at a time over the team's padded array (TokenScores: E rounded
+// up to 16 on the host), with no scalar remainder: left to itself it took 32 experts per vector
+// iteration and the other 14 of E = 46 one at a time, and those scalar exps were most of a token's
+// ~600 cycles (bench/results/2026-12-07-host-emr). Sums go through host_sum16, in a fixed order.
+#if MOEJIT_DEVICE_CODE
+#define MOEJIT_EXPERT_VECTORS _Pragma("unroll")
+#elif defined(__clang__)
+#define MOEJIT_EXPERT_VECTORS _Pragma("clang loop vectorize_width(16) interleave_count(1)")
+#else
+#define MOEJIT_EXPERT_VECTORS
+#endif
+
 namespace moejit {
 
 enum RouterScore : int { kScoreSoftmax = 0, kScoreSigmoid = 1 };
@@ -58,6 +71,7 @@ inline constexpr bool kHostTeam = !MOEJIT_DEVICE_CODE && LANES == 1;
 MOEJIT_HD int host_max_key(const float* v, int n) {
   const int none = ordered_key(neg_inf_f32());
   int top = none;
+  MOEJIT_EXPERT_VECTORS
   for (int i = 0; i < n; ++i) {
     const int k = v[i] == v[i] ? ordered_key(v[i] + 0.0f) : none;
     top = k > top ? k : top;
@@ -70,10 +84,26 @@ MOEJIT_HD bool key_beats(float a_key, int a_index, float b_key, int b_index) {
   return a_key > b_key || (a_key == b_key && a_index < b_index);
 }
 
-// Per-token scores held by one lane: logits, scores and the lse of the logits.
+// The sum of x[0 .. N), N a multiple of 16, for a host team: 16 running sums (one vector), then a
+// halving tree. A fixed order, in vectors: Clang keeps a plain loop's sum in order, one dependent
+// scalar add per expert (46 of them, 4 cycles each, for every token's softmax and its backward).
+template <int N>
+MOEJIT_HD float host_sum16(const float* x) {
+  static_assert(N % 16 == 0, "a host team's arrays are padded to whole 16-float vectors");
+  float part[16];
+  for (int i = 0; i < 16; ++i) part[i] = x[i];
+  for (int j = 16; j < N; j += 16)
+    for (int i = 0; i < 16; ++i) part[i] += x[j + i];
+  for (int w = 8; w >= 1; w /= 2)
+    for (int i = 0; i < w; ++i) part[i] += part[i + w];
+  return part[0];
+}
+
+// Per-token scores held by one lane: logits, scores and the lse of the logits. A host team's arrays
+// are padded to whole 16-float vectors (slots past E hold the padding values below).
 template <int E, int LANES>
 struct TokenScores {
-  static constexpr int kPerLane = (E + LANES - 1) / LANES;
+  static constexpr int kPerLane = kHostTeam<LANES> ? (E + 15) / 16 * 16 : (E + LANES - 1) / LANES;
   float score[kPerLane];    // softmax probability or sigmoid; 0 for padding slots
   float softmax[kPerLane];  // softmax probability (== score for softmax routers)
   float lse;                // log-sum-exp of the logits (z-loss)
@@ -86,8 +116,8 @@ MOEJIT_HD void compute_scores(const float* logits, int score_fn, const Lanes& la
   float logit[PER];
   float local_max = neg_inf_f32();
   if constexpr (kHostTeam<LANES>) {
-    MOEJIT_UNROLL_EXPERTS
-    for (int j = 0; j < PER; ++j) logit[j] = active ? logits[j] : neg_inf_f32();
+    MOEJIT_EXPERT_VECTORS
+    for (int j = 0; j < PER; ++j) logit[j] = active && j < E ? logits[j] : neg_inf_f32();
     local_max = from_ordered_key(host_max_key(logit, PER));
   } else {
     MOEJIT_UNROLL_EXPERTS
@@ -98,44 +128,48 @@ MOEJIT_HD void compute_scores(const float* logits, int score_fn, const Lanes& la
     }
   }
   const float max = lanes.max(active ? local_max : 0.0f);
-  // One loop per step (no sum, no branch inside the exp loop), so that the host vectorizes them;
-  // the sum keeps its order, so scores are the same bits as a single fused loop would give.
-  MOEJIT_UNROLL_EXPERTS
+  // One loop per step (no sum, no branch inside the exp loop), so that the host vectorizes them.
+  MOEJIT_EXPERT_VECTORS
   for (int j = 0; j < PER; ++j) out.softmax[j] = exp_f32(logit[j] - max);  // exp(-inf) = 0 for padding slots
   float local_sum = 0.0f;
-  MOEJIT_UNROLL_EXPERTS
-  for (int j = 0; j < PER; ++j) local_sum += out.softmax[j];
+  if constexpr (kHostTeam<LANES>) {
+    local_sum = host_sum16<PER>(out.softmax);
+  } else {
+    MOEJIT_UNROLL_EXPERTS
+    for (int j = 0; j < PER; ++j) local_sum += out.softmax[j];
+  }
   const float sum = lanes.sum(local_sum);
   const float safe_sum = sum > 0.0f ? sum : 1.0f;
   out.lse = max + log_f32(safe_sum);
-  MOEJIT_UNROLL_EXPERTS
+  MOEJIT_EXPERT_VECTORS
   for (int j = 0; j < PER; ++j) out.softmax[j] = out.softmax[j] / safe_sum;
   if (score_fn == kScoreSigmoid) {
-    MOEJIT_UNROLL_EXPERTS
+    MOEJIT_EXPERT_VECTORS
     for (int j = 0; j < PER; ++j) {
       const int e = lanes.lane() + LANES * j;
       out.score[j] = (active && e < E) ? 1.0f / (1.0f + exp_f32(-logit[j])) : 0.0f;
     }
   } else {
-    MOEJIT_UNROLL_EXPERTS
+    MOEJIT_EXPERT_VECTORS
     for (int j = 0; j < PER; ++j) out.score[j] = out.softmax[j];
   }
 }
 
-// The host's top-k round (one lane holds all E keys): the expert that key_beats ranks first among
-// keys that are neither -inf (taken, masked, padding) nor NaN, or E if there is none. One max over
-// (key, E - 1 - index) packed in an int64, which vectorizes, instead of a scan that branches on
-// every key: the same winner, since a higher key wins and equal keys go to the lower index (-0 is
-// taken as +0 first, as the float comparison of key_beats has them equal).
-template <int E>
+// The host's top-k round (one lane holds all E keys, padded to N): the expert that key_beats ranks
+// first among keys that are neither -inf (taken, masked, padding) nor NaN, or E if there is none.
+// One max over (key, N - 1 - index) packed in an int64, which vectorizes, instead of a scan that
+// branches on every key: the same winner, since a higher key wins and equal keys go to the lower
+// index (-0 is taken as +0 first, as the float comparison of key_beats has them equal).
+template <int E, int N>
 MOEJIT_HD int host_best_expert(const float* key) {
   const int64 kNone = int64(ordered_key(neg_inf_f32())) * (int64(1) << 32);
   int64 top = kNone;
-  for (int e = 0; e < E; ++e) {
-    const int64 k = key[e] == key[e] ? int64(ordered_key(key[e] + 0.0f)) * (int64(1) << 32) + (E - 1 - e) : kNone;
+  MOEJIT_EXPERT_VECTORS
+  for (int e = 0; e < N; ++e) {
+    const int64 k = key[e] == key[e] ? int64(ordered_key(key[e] + 0.0f)) * (int64(1) << 32) + (N - 1 - e) : kNone;
     top = k > top ? k : top;
   }
-  return top < kNone + E ? E : E - 1 - int(top & 0xffffffff);
+  return top < kNone + N ? E : N - 1 - int(top & 0xffffffff);
 }
 
 // Forward for one token. Outputs: index[K] and weight[K] in selection order (best first), written
@@ -150,7 +184,7 @@ MOEJIT_HD void gate_token_forward(const float* logits, const float* bias, const 
 
   // Selection keys: score + bias; -inf marks experts that cannot be chosen (padding, masked, taken).
   float key[PER];
-  MOEJIT_UNROLL_EXPERTS
+  MOEJIT_EXPERT_VECTORS
   for (int j = 0; j < PER; ++j) {
     const int e = lane + LANES * j;
     key[j] = (active && e < E) ? s.score[j] + (bias ? bias[e] : 0.0f) : neg_inf_f32();
@@ -197,7 +231,7 @@ MOEJIT_HD void gate_token_forward(const float* logits, const float* bias, const 
     float best_score = 0.0f;
     int best = E;  // E: "none" (loses to every real expert at equal key)
     if constexpr (kHostTeam<LANES>) {
-      best = host_best_expert<E>(key);
+      best = host_best_expert<E, PER>(key);
       if (best < E) best_score = s.score[best], key[best] = neg_inf_f32();
     } else {
       float best_key = neg_inf_f32();
@@ -231,7 +265,7 @@ MOEJIT_HD void gate_token_forward(const float* logits, const float* bias, const 
         weight[r] = (p.renormalize ? chosen_score[r] / norm : chosen_score[r]) * p.scaling;
       }
     if (probs) {
-      MOEJIT_UNROLL_EXPERTS
+      MOEJIT_EXPERT_VECTORS
       for (int j = 0; j < PER; ++j)
         if (lane + LANES * j < E) probs[lane + LANES * j] = s.score[j];
     }
@@ -253,7 +287,7 @@ MOEJIT_HD void gate_token_backward(const float* logits, const int* index, const 
   const int lane = lanes.lane();
 
   float d_score[PER];
-  MOEJIT_UNROLL_EXPERTS
+  MOEJIT_EXPERT_VECTORS
   for (int j = 0; j < PER; ++j) {
     const int e = lane + LANES * j;
     d_score[j] = (aux_scale && e < E) ? aux_scale[e] : 0.0f;
@@ -301,22 +335,29 @@ MOEJIT_HD void gate_token_backward(const float* logits, const int* index, const 
 
   float d_logit[PER];
   if (p.score == kScoreSigmoid) {
-    MOEJIT_UNROLL_EXPERTS
+    MOEJIT_EXPERT_VECTORS
     for (int j = 0; j < PER; ++j) d_logit[j] = d_score[j] * s.score[j] * (1.0f - s.score[j]);
   } else {
     float local_dot = 0.0f;
-    MOEJIT_UNROLL_EXPERTS
-    for (int j = 0; j < PER; ++j) local_dot += d_score[j] * s.score[j];
+    if constexpr (kHostTeam<LANES>) {
+      float product[PER];
+      MOEJIT_EXPERT_VECTORS
+      for (int j = 0; j < PER; ++j) product[j] = d_score[j] * s.score[j];
+      local_dot = host_sum16<PER>(product);
+    } else {
+      MOEJIT_UNROLL_EXPERTS
+      for (int j = 0; j < PER; ++j) local_dot += d_score[j] * s.score[j];
+    }
     const float dot = lanes.sum(local_dot);
-    MOEJIT_UNROLL_EXPERTS
+    MOEJIT_EXPERT_VECTORS
     for (int j = 0; j < PER; ++j) d_logit[j] = s.score[j] * (d_score[j] - dot);
   }
   if (g.z_scale != 0.0f) {
-    MOEJIT_UNROLL_EXPERTS
+    MOEJIT_EXPERT_VECTORS
     for (int j = 0; j < PER; ++j) d_logit[j] += g.z_scale * s.lse * s.softmax[j];
   }
   if (active) {
-    MOEJIT_UNROLL_EXPERTS
+    MOEJIT_EXPERT_VECTORS
     for (int j = 0; j < PER; ++j)
       if (lane + LANES * j < E) d_logits[lane + LANES * j] = d_logit[j];
   }

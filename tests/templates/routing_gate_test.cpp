@@ -295,7 +295,7 @@ TEST(RoutingGate, HostSelectionAgreesWithTheKeyBeatsScan) {
       if (key[e] > max) max = key[e];
     }
     none += best == E;
-    ASSERT_EQ(host_best_expert<E>(key), best) << "trial " << trial;
+    ASSERT_EQ((host_best_expert<E, E>(key)), best) << "trial " << trial;
     const float got = from_ordered_key(host_max_key(key, E));
     ASSERT_TRUE(got == max) << "trial " << trial << ": " << got << " vs " << max;
   }
