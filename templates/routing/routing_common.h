@@ -38,4 +38,12 @@ MOEJIT_HD float add_rn(float a, float b) {
 #endif
 }
 
+// (key, index) total order of the routing tie rule (routing_gate.h): true if a beats b. Here, not
+// in the gate, because the team reductions (routing_lanes.h) use it, and every kernel with a row
+// team (attention's softmax, RMSNorm, cross-entropy, and so every host GEMM) includes those: a
+// change to the gate must not make all of their tuning decisions stale.
+MOEJIT_HD bool key_beats(float a_key, int a_index, float b_key, int b_index) {
+  return a_key > b_key || (a_key == b_key && a_index < b_index);
+}
+
 }  // namespace moejit

@@ -2,6 +2,7 @@
 // routing_rows.h; only the team reductions (routing_lanes.h) and the plan's block scans live here.
 // Nothing here synchronises with the host: counts and offsets stay on the device (graph capturable).
 #pragma once
+#include "routing/routing_gate.h"
 #include "routing/routing_lanes.h"
 #include "routing/routing_plan.h"
 #include "routing/routing_rows.h"

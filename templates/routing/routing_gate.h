@@ -79,11 +79,6 @@ MOEJIT_HD int host_max_key(const float* v, int n) {
   return top;
 }
 
-// (key, index) total order of the tie rule: true if a beats b.
-MOEJIT_HD bool key_beats(float a_key, int a_index, float b_key, int b_index) {
-  return a_key > b_key || (a_key == b_key && a_index < b_index);
-}
-
 // The sum of x[0 .. N), N a multiple of 16, for a host team: 16 running sums (one vector), then a
 // halving tree. A fixed order, in vectors: Clang keeps a plain loop's sum in order, one dependent
 // scalar add per expert (46 of them, 4 cycles each, for every token's softmax and its backward).

@@ -8,6 +8,7 @@
 // come out bit-identical to the GPU's.
 #pragma once
 #include "moejit/abi/host_launch.h"
+#include "routing/routing_gate.h"
 #include "routing/routing_lanes.h"
 #include "routing/routing_plan.h"
 #include "routing/routing_rows.h"

@@ -4,7 +4,7 @@
 // same result. Reductions on (key, index) use the total order key_beats(), so the result does not
 // depend on the reduction tree: a token routes identically for any N.
 #pragma once
-#include "routing/routing_gate.h"
+#include "routing/routing_common.h"
 
 namespace moejit {
 
