@@ -5,7 +5,10 @@
 // OpenBLAS, checks the results against OpenBLAS, and measures Clang compile time per kernel and the
 // warm start (disk cache -> loaded kernel, no Clang).
 // Usage: bench_host_grouped_gemm [--tokens N] [--threads N] [--reps N] [--shape d_model,d_expert,E,top_k ...]
-//        (default shapes: moe-2b and Qwen3-30B-A3B; tiny-moe-r20's experts: --shape 128,64,46,4)
+//        [--family fwd|up_swiglu|dgrad|wgrad ...] [--no-sweep 1]
+//        (default shapes: moe-2b and Qwen3-30B-A3B; tiny-moe-r20's experts: --shape 128,64,46,4; default
+//        families: all four; --no-sweep 1 times the heuristic alone against OpenBLAS, for A/B runs of a
+//        template change with MOEJIT_TEMPLATE_DIR)
 // Writes bench_host_grouped_gemm.json to $MOEJIT_BENCH_OUT (or bench/results/ with MOEJIT_BENCH_SAVE=1).
 #include <cblas.h>
 
@@ -176,6 +179,13 @@ double max_rel_diff(const std::vector<float>& a, const std::vector<float>& b) {
 }  // namespace
 
 // "d_model,d_expert,E,top_k" (as `moejit bench --shape`); false if malformed.
+// "fwd", "up_swiglu", "dgrad" or "wgrad" (the families' names without "grouped_gemm_"); false if none.
+bool parse_family(const std::string& text, Family& kind) {
+  for (Family k : kKinds)
+    if (to_string(k) == "grouped_gemm_" + text) return kind = k, true;
+  return false;
+}
+
 bool parse_shape(const std::string& text, BenchShape& s) {
   long long d, f, e, k;
   char tail;
@@ -190,9 +200,16 @@ int main(int argc, char** argv) {
   int64_t tokens = 4096;
   int threads = 2, reps = 3;
   std::vector<BenchShape> shapes;
+  std::vector<Family> kinds;
+  bool sweep_space = true;
   for (int i = 1; i + 1 < argc; i += 2) {
     BenchShape shape;
-    if (!std::strcmp(argv[i], "--tokens"))
+    Family kind;
+    if (!std::strcmp(argv[i], "--family") && parse_family(argv[i + 1], kind))
+      kinds.push_back(kind);
+    else if (!std::strcmp(argv[i], "--no-sweep"))
+      sweep_space = std::atoi(argv[i + 1]) == 0;
+    else if (!std::strcmp(argv[i], "--tokens"))
       tokens = std::atoll(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--threads"))
       threads = std::atoi(argv[i + 1]);
@@ -201,11 +218,13 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--shape") && parse_shape(argv[i + 1], shape))
       shapes.push_back(shape);
     else {
-      std::cerr << "usage: bench_host_grouped_gemm [--tokens N] [--threads N] [--reps N] [--shape d,f,E,k ...]\n";
+      std::cerr << "usage: bench_host_grouped_gemm [--tokens N] [--threads N] [--reps N] [--shape d,f,E,k ...] "
+                   "[--family fwd|up_swiglu|dgrad|wgrad ...] [--no-sweep 1]\n";
       return 2;
     }
   }
   if (shapes.empty()) shapes = {{"paper moe-2b", 1408, 320, 92, 7}, {"Qwen3-30B-A3B", 2048, 768, 128, 8}};
+  if (kinds.empty()) kinds.assign(std::begin(kKinds), std::end(kKinds));
   openblas_set_num_threads(threads);
   const fs::path cache_dir = fs::temp_directory_path() / ("moejit-bench-host-" + std::to_string(::getpid()));
   BinaryCache cache(cache_dir);  // fresh: compile times are real Clang runs
@@ -220,11 +239,16 @@ int main(int argc, char** argv) {
   std::map<std::string, std::unique_ptr<Kernel>> kernels;  // by binary key
   std::vector<double> compile_s;
   std::vector<Source> sources;
-  for (Family kind : kKinds) {
+  for (Family kind : kinds) {
     const HostGroupedGemmSpec spec(kind);
     for (const auto& c : spec.space(any, device))
-      if (c.get("threads") == threads && spec.prune_reason(any, c, device).empty())
+      if (sweep_space && c.get("threads") == threads && spec.prune_reason(any, c, device).empty())
         sources.push_back(spec.render(any, c, device));
+    for (const BenchShape& s : shapes)  // --no-sweep: the heuristics alone
+      if (!sweep_space) {
+        const Problem p(kind, DType::f32, GemmShape{s.experts, s.top_k, s.d_model, s.d_expert}, tokens);
+        sources.push_back(spec.render(any, spec.heuristic(p, device), device));
+      }
   }
   ThreadPool pool(1);
   const double compile0 = now_ms();
@@ -283,7 +307,7 @@ int main(int argc, char** argv) {
            (long long)rows);
     printf("  %-9s %10s %10s %7s %9s  %s\n", "family", "OpenBLAS", "moejit", "ratio", "GFLOP/s", "config");
     json shape = {{"name", s.name}, {"tokens", tokens}, {"families", json::array()}};
-    for (Family kind : kKinds) {
+    for (Family kind : kinds) {
       const HostGroupedGemmSpec spec(kind);
       const Problem p(kind, DType::f32, GemmShape{s.experts, s.top_k, s.d_model, s.d_expert}, tokens);
       const double gflop =
@@ -297,7 +321,8 @@ int main(int argc, char** argv) {
       // The whole space at these threads, one call each: its best config is the tuned one.
       std::vector<Config> configs;
       for (const auto& c : spec.space(p, device))
-        if (c.get("threads") == threads && spec.prune_reason(p, c, device).empty()) configs.push_back(c);
+        if (sweep_space && c.get("threads") == threads && spec.prune_reason(p, c, device).empty()) configs.push_back(c);
+      if (configs.empty()) configs.push_back(spec.heuristic(p, device));
       json sweep = json::array();
       double best = 1e300, worst = 0;
       std::vector<std::pair<double, size_t>> by_time;
