@@ -40,16 +40,18 @@ struct Scratch {
 
 template <class T>
 int64 scratch_floats(const Blocks& blk) {
-  return round_up(blk.mc, T::MR) * blk.kc + blk.kc * round_up(blk.nc, T::NR) + T::MR * blk.kc + blk.kc * T::NR;
+  const int64 kp = max_panel_depth(blk.kc);
+  return round_up(blk.mc, T::MR) * kp + kp * round_up(blk.nc, T::NR) + T::MR * kp + kp * T::NR;
 }
 
 template <class T>
 Scratch scratch_for(float* base, const Blocks& blk) {
+  const int64 kp = max_panel_depth(blk.kc);
   Scratch s;
   s.a = base;
-  s.b = s.a + round_up(blk.mc, T::MR) * blk.kc;
-  s.edge_a = s.b + blk.kc * round_up(blk.nc, T::NR);
-  s.edge_b = s.edge_a + T::MR * blk.kc;
+  s.b = s.a + round_up(blk.mc, T::MR) * kp;
+  s.edge_a = s.b + kp * round_up(blk.nc, T::NR);
+  s.edge_b = s.edge_a + T::MR * kp;
   return s;
 }
 
@@ -126,8 +128,9 @@ void gemm_block(const View& a, const View& b, float* c, int64 ldc, int64 mb, int
     return;
   }
   const bool b_packed = T::PACK || b.cs != 1;
-  for (int64 pc = 0; pc < k; pc += blk.kc) {
-    const int64 kb = min64(blk.kc, k - pc);
+  const int64 panels = reduction_panels(k, blk.kc);
+  for (int64 panel = 0; panel < panels; ++panel) {
+    const int64 pc = k * panel / panels, kb = k * (panel + 1) / panels - pc;
     if (b_packed) pack_b<T::NR>(b, pc, 0, kb, nb, s.b);
     for (int64 ic = 0; ic < mb; ic += blk.mc)  // the causal diagonal, in the row block's coordinates
       gemm_panel<T>(View{a.ptr(ic, 0), a.rs, a.cs}, b, b_packed, c + ic * ldc, ldc, min64(blk.mc, mb - ic), nb, pc, kb,

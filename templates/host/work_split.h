@@ -52,6 +52,20 @@ inline RowSplit split_rows(int64 total_rows, int64 groups, int64 col_blocks, int
   return {cap, mr, col_blocks, threads > 0 ? threads : 1, groups == 1};
 }
 
+// How many panels a reduction of length k takes (the BLIS kc loop): the nearest whole number of
+// kc-long ones, panel i covering [i k / panels, (i + 1) k / panels). Each panel past the first
+// reads and writes C again, which a reduction just past kc would pay for a short remainder
+// (moe-2b's wgrad: an expert's 311 rows at kc 256, its dgrad's 320 columns: one panel each, 1.04-
+// 1.07x faster than 256 + a remainder); no panel is longer than max_panel_depth(kc), which the
+// per-worker buffers are sized for.
+inline int64 reduction_panels(int64 k, int64 kc) {
+  const int64 panels = (k + kc / 2) / kc;
+  return panels > 1 ? panels : 1;
+}
+inline int64 max_panel_depth(int64 kc) {
+  return kc + kc / 2;
+}
+
 // Orders the groups by the work of one of their items (rows x reduction length), heaviest first,
 // the order a launch hands its items out in (longest processing time first); stable, so equal
 // groups keep their index order. An insertion sort over precomputed keys: a launch has at most a

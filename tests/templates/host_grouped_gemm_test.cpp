@@ -188,7 +188,8 @@ class HostGroupedGemm : public ::testing::TestWithParam<Family> {};
 TEST_P(HostGroupedGemm, EveryConfigInTheSpaceAgreesWithTheReference) {
   const Family kind = GetParam();
   const HostGroupedGemmSpec spec(kind);
-  // rows 123 > every mc tried at mr 6; K 150 > kc 128; N 137 > nc 128; none a multiple of a tile.
+  // rows 123 > every mc tried at mr 6; K 150 > kc 128 (one panel of 150: the buffers hold 1.5 kc);
+  // N 137 > nc 128; none a multiple of a tile.
   const Problem p = problem_for(kind, 6, 3, 41, 150, 137);
   const auto configs = spec.space(p, backend().device());
   ASSERT_FALSE(configs.empty());

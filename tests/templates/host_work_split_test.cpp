@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <random>
 #include <vector>
 
@@ -96,5 +97,31 @@ TEST(HostWorkSplit, RandomWorksAreOrderedAsAStableSortWould) {
     for (size_t i = 0; i < want.size(); ++i) want[i] = int64(i);
     std::stable_sort(want.begin(), want.end(), [&](int64 a, int64 b) { return work[a] > work[b]; });
     EXPECT_EQ(order, want);
+  }
+}
+
+// A reduction's panels: as many as the nearest whole number of kc (at least one), their lengths
+// within one of each other (a remainder never gets a panel of its own), none longer than
+// max_panel_depth, which the kernels' buffers are sized for.
+TEST(HostWorkSplit, ReductionPanelsAreEqualAndNeverAShortRemainder) {
+  EXPECT_EQ(reduction_panels(311, 256), 1);  // moe-2b's wgrad: one panel, not 256 + 55
+  EXPECT_EQ(reduction_panels(320, 256), 1);  // its dgrad
+  EXPECT_EQ(reduction_panels(2048, 256), 8);
+  EXPECT_EQ(reduction_panels(400, 256), 2);
+  EXPECT_EQ(reduction_panels(100, 256), 1);
+  std::mt19937 rng(7);
+  for (int i = 0; i < 2000; ++i) {
+    const int64 kc = 1 + rng() % 512, k = 1 + rng() % 5000, panels = reduction_panels(k, kc);
+    ASSERT_EQ(panels, std::max<int64>(1, int64(std::floor(double(k) / double(kc) + 0.5)))) << k << " " << kc;
+    int64 shortest = k, longest = 0, end = 0;
+    for (int64 p = 0; p < panels; ++p) {  // as gemm_block walks them
+      const int64 pc = k * p / panels, kb = k * (p + 1) / panels - pc;
+      ASSERT_EQ(pc, end);
+      end = pc + kb;
+      shortest = std::min(shortest, kb), longest = std::max(longest, kb);
+    }
+    ASSERT_EQ(end, k);
+    ASSERT_LE(longest - shortest, 1) << k << " " << kc;
+    ASSERT_LE(longest, max_panel_depth(kc)) << k << " " << kc;
   }
 }
