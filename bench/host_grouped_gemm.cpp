@@ -80,10 +80,24 @@ std::vector<int64_t> route(const BenchShape& s, int64_t tokens, std::mt19937& rn
 constexpr Family kKinds[] = {Family::grouped_gemm_fwd, Family::grouped_gemm_up_swiglu, Family::grouped_gemm_dgrad,
                              Family::grouped_gemm_wgrad};
 
+// 64-byte aligned, as the runtime's buffers are (malloc's 16-byte alignment would turn off the
+// streamed wgrad output, whose non-temporal stores need vector-aligned rows).
+template <class T>
+struct Aligned64 {
+  using value_type = T;
+  Aligned64() = default;
+  template <class U>
+  Aligned64(const Aligned64<U>&) {}
+  T* allocate(size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t(64))); }
+  void deallocate(T* p, size_t) { ::operator delete(p, std::align_val_t(64)); }
+  bool operator==(const Aligned64&) const { return true; }
+};
+using Floats = std::vector<float, Aligned64<float>>;
+
 // Operands for every family of one shape. w is sized for the fused gate|up weights (E, K, 2F).
 struct Tensors {
   std::vector<int64_t> offsets;
-  std::vector<float> x, w, dy, out, out2, ref, ref2;
+  Floats x, w, dy, out, out2, ref, ref2;
 };
 
 int to_int(int64_t v) {
@@ -169,7 +183,7 @@ size_t out_floats(Family kind, const BenchShape& s, int64_t rows) {
   }
 }
 
-double max_rel_diff(const std::vector<float>& a, const std::vector<float>& b) {
+double max_rel_diff(const Floats& a, const Floats& b) {
   double worst = 0;
   for (size_t i = 0; i < a.size(); ++i)
     worst = std::max(worst, std::abs(double(a[i]) - b[i]) / (1.0 + std::abs(double(b[i]))));
@@ -247,7 +261,7 @@ int main(int argc, char** argv) {
     for (const BenchShape& s : shapes)  // --no-sweep: the heuristics alone
       if (!sweep_space) {
         const Problem p(kind, DType::f32, GemmShape{s.experts, s.top_k, s.d_model, s.d_expert}, tokens);
-        sources.push_back(spec.render(any, spec.heuristic(p, device), device));
+        sources.push_back(spec.render(p, spec.heuristic(p, device), device));
       }
   }
   ThreadPool pool(1);

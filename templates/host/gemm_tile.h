@@ -111,11 +111,13 @@ inline void pack_b(const View& b, int64 row0, int64 col0, int64 kb, int64 n, flo
 
 // C (m x n corner of an MR x NR tile, row stride ldc) = or += A (MR, kb) * B (kb, NR).
 // A element (i, p) at a[i * ars + p * acs] (packed: ars 1, acs MR, known at compile time);
-// B row p is NR contiguous floats at b + p * brs.
+// B row p is NR contiguous floats at b + p * brs. stream: a full tile whose rows are vector-aligned
+// is written with non-temporal stores, which skip reading C's lines before writing them (for an
+// output that nothing reads soon and that no cache holds; the caller fences).
 template <int MR, int NR, int VW, bool A_PACKED>
 __attribute__((always_inline)) inline void micro_tile(int64 kb, const float* a, int64 ars, int64 acs, const float* b,
-                                                      int64 brs, float* c, int64 ldc, int64 m, int64 n,
-                                                      bool accumulate) {
+                                                      int64 brs, float* c, int64 ldc, int64 m, int64 n, bool accumulate,
+                                                      bool stream = false) {
   static_assert(NR % VW == 0, "NR must be a multiple of the vector width");
   constexpr int NV = NR / VW;
   if (A_PACKED) {
@@ -140,12 +142,17 @@ __attribute__((always_inline)) inline void micro_tile(int64 kb, const float* a, 
     }
   }
   if (m == MR && n == NR) {
+    const bool aligned = (reinterpret_cast<unsigned long long>(c) | (ldc * sizeof(float))) % sizeof(vfloat<VW>) == 0;
 #pragma unroll
     for (int i = 0; i < MR; ++i)
 #pragma unroll
       for (int j = 0; j < NV; ++j) {
         float* out = c + i * ldc + j * VW;
-        store_v<VW>(out, accumulate ? load_v<VW>(out) + acc[i][j] : acc[i][j]);
+        const vfloat<VW> v = accumulate ? load_v<VW>(out) + acc[i][j] : acc[i][j];
+        if (stream && aligned)
+          __builtin_nontemporal_store(v, reinterpret_cast<vfloat<VW>*>(out));
+        else
+          store_v<VW>(out, v);
       }
     return;
   }

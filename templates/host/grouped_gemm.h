@@ -76,10 +76,11 @@ inline void causal_span(const Causal& causal, int64 ir, int64 m, int64 pc, int64
 }
 
 // One kc panel of C (mb, nb) (+)= A (mb, kb) B (kb, nb) for at most mc rows, A and C offset to the
-// rows' origin; B's panel is already packed in s.b when b_packed (else read in place).
+// rows' origin; B's panel is already packed in s.b when b_packed (else read in place). stream: C's
+// full tiles are written with non-temporal stores (micro_tile).
 template <class T>
 void gemm_panel(const View& a, const View& b, bool b_packed, float* c, int64 ldc, int64 mb, int64 nb, int64 pc,
-                int64 kb, const Scratch& s, const Causal& causal, bool accumulate) {
+                int64 kb, const Scratch& s, const Causal& causal, bool accumulate, bool stream = false) {
   if (T::PACK) pack_a<T::MR>(a, 0, pc, mb, kb, s.a);
   for (int64 jr = 0; jr < nb; jr += T::NR) {
     const int64 n = min64(T::NR, nb - jr);
@@ -104,10 +105,10 @@ void gemm_panel(const View& a, const View& b, bool b_packed, float* c, int64 ldc
       const float* bq = bp + p0 * brs;
       if (T::PACK) {
         micro_tile<T::MR, T::NR, T::VW, true>(p1 - p0, s.a + ir * kb + p0 * T::MR, 1, T::MR, bq, brs, cp, ldc, m, n,
-                                              accumulate);
+                                              accumulate, stream);
       } else if (m == T::MR) {
         micro_tile<T::MR, T::NR, T::VW, false>(p1 - p0, a.ptr(ir, pc + p0), a.rs, a.cs, bq, brs, cp, ldc, m, n,
-                                               accumulate);
+                                               accumulate, stream);
       } else {
         pack_a<T::MR>(a, ir, pc + p0, m, p1 - p0, s.edge_a);
         micro_tile<T::MR, T::NR, T::VW, true>(p1 - p0, s.edge_a, 1, T::MR, bq, brs, cp, ldc, m, n, accumulate);
@@ -118,10 +119,11 @@ void gemm_panel(const View& a, const View& b, bool b_packed, float* c, int64 ldc
 
 // C (mb, nb) = (or += when `into`) A (mb, k) * B (k, nb), all three already offset to the block's
 // origin; mb may exceed mc: the rows are walked in mc blocks under each packed B panel. A is read
-// in place when the tile says so; B too when its rows are contiguous.
+// in place when the tile says so; B too when its rows are contiguous. stream: the last panel writes
+// C's final values with non-temporal stores (micro_tile).
 template <class T>
 void gemm_block(const View& a, const View& b, float* c, int64 ldc, int64 mb, int64 nb, int64 k, const Blocks& blk,
-                const Scratch& s, const Causal& causal = {}, bool into = false) {
+                const Scratch& s, const Causal& causal = {}, bool into = false, bool stream = false) {
   if (k == 0) {  // an expert with no rows still owes zeros (wgrad), or nothing when accumulating
     for (int64 i = 0; i < mb && !into; ++i)
       for (int64 j = 0; j < nb; ++j) c[i * ldc + j] = 0.0f;
@@ -134,17 +136,17 @@ void gemm_block(const View& a, const View& b, float* c, int64 ldc, int64 mb, int
     if (b_packed) pack_b<T::NR>(b, pc, 0, kb, nb, s.b);
     for (int64 ic = 0; ic < mb; ic += blk.mc)  // the causal diagonal, in the row block's coordinates
       gemm_panel<T>(View{a.ptr(ic, 0), a.rs, a.cs}, b, b_packed, c + ic * ldc, ldc, min64(blk.mc, mb - ic), nb, pc, kb,
-                    s, Causal{causal.kind, causal.diag + ic}, into || pc > 0);
+                    s, Causal{causal.kind, causal.diag + ic}, into || pc > 0, stream && panel == panels - 1);
   }
 }
 
 // Runs family F over every expert: F provides rows(e) (M of expert e, cut into items by RowSplit),
-// cols() (N, tiled by nc), depth(e) (the reduction's length: K, or wgrad's expert rows) and
-// block<T>(e, i0, mb, j0, nb, blocks, scratch). Threads take items in order, so the experts go
-// heaviest item first (longest-processing-time order): a trained router sends up to a quarter of
-// the rows to one expert, and wgrad runs an expert's whole reduction in one item; were it last,
-// one thread would still run it while the others wait. No item depends on which thread runs it or
-// when, so the order changes no result.
+// cols() (N, tiled by nc), depth(e) (the reduction's length: K, or wgrad's expert rows), streams()
+// (whether its blocks write with non-temporal stores) and block<T>(e, i0, mb, j0, nb, blocks, scratch). Threads take
+// items in order, so the experts go heaviest item first (longest-processing-time order): a trained router sends up to a
+// quarter of the rows to one expert, and wgrad runs an expert's whole reduction in one item; were it last, one thread
+// would still run it while the others wait. No item depends on which thread runs it or when, so the order changes no
+// result.
 template <class T, class F>
 struct GroupedRun {
   const F* family;
@@ -172,6 +174,8 @@ struct GroupedRun {
     const int64 mb = min64(step, rows - i0), nb = min64(run.blocks.nc, run.family->cols() - j0);
     run.family->template block<T>(e, i0, mb, j0, nb, run.blocks,
                                   scratch_for<T>(run.scratch + worker * run.scratch_stride, run.blocks));
+    // Non-temporal stores are weakly ordered: they must be visible before the item counts as done.
+    if (run.family->streams()) __builtin_ia32_sfence();
   }
 };
 

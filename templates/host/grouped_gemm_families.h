@@ -76,6 +76,7 @@ struct GemmFwd {
   int64 rows(int64 e) const { return offsets[e + 1] - offsets[e]; }
   int64 cols() const { return n; }
   int64 depth(int64) const { return k; }
+  bool streams() const { return false; }
   template <class T>
   void block(int64 e, int64 i0, int64 mb, int64 j0, int64 nb, const Blocks& blk, const Scratch& s) const {
     const int64 r0 = offsets[e] + i0;
@@ -100,6 +101,7 @@ struct GemmSwiglu {
   int64 rows(int64 e) const { return offsets[e + 1] - offsets[e]; }
   int64 cols() const { return f; }
   int64 depth(int64) const { return k; }
+  bool streams() const { return false; }
   // The gate block and the matching up block, then the activation while both are in cache.
   template <class T>
   void block(int64 e, int64 i0, int64 mb, int64 j0, int64 nb, const Blocks& blk, const Scratch& s) const {
@@ -137,6 +139,7 @@ struct GemmDgrad {
   int64 rows(int64 e) const { return offsets[e + 1] - offsets[e]; }
   int64 cols() const { return causal ? 1 : k; }  // causal: one work item per row block (causal_rows)
   int64 depth(int64) const { return n; }
+  bool streams() const { return false; }
   template <class T>
   void block(int64 e, int64 i0, int64 mb, int64 j0, int64 nb, const Blocks& blk, const Scratch& s) const {
     if (causal) return causal_rows<T>(e, i0, mb, blk, s);
@@ -176,15 +179,17 @@ struct GemmWgrad {
   int64 k, n;
   bool causal, accumulate;  // accumulate: dW_e += (an empty expert then adds nothing)
   HeadLayout heads;         // causal: dY (d_o or q) and dW_e (d_v or d_k) are head-side
+  bool stream;              // dW's final values go out with non-temporal stores (not causal)
   int64 rows(int64) const { return k; }
   int64 cols() const { return n; }
   int64 depth(int64 e) const { return offsets[e + 1] - offsets[e]; }  // the reduction runs over the expert's rows
+  bool streams() const { return stream; }
   template <class T>
   void block(int64 e, int64 i0, int64 mb, int64 j0, int64 nb, const Blocks& blk, const Scratch& s) const {
     const int64 m = offsets[e + 1] - offsets[e];
     if (!causal)  // A (k, m) = X_e^T: element (i, p) at X[(offsets[e] + p) * k + i].
       return gemm_block<T>(View{x + offsets[e] * k + i0, 1, k}, View{dy + offsets[e] * n + j0, n, 1},
-                           dw + e * k * n + i0 * n + j0, n, mb, nb, m, blk, s, Causal{}, accumulate);
+                           dw + e * k * n + i0 * n + j0, n, mb, nb, m, blk, s, Causal{}, accumulate, stream);
     // X_e's column i is zero above row i, so the reduction starts at the block's first row.
     const int64 p0 = min64(i0, m), r0 = offsets[e] + p0;
     gemm_block<T>(View{x + r0 * k + i0, 1, k}, View{heads.at(dy, 0, e, p0, k, n, offsets) + j0, heads.ld(0, n), 1},
@@ -197,7 +202,8 @@ enum class Family { fwd, swiglu, dgrad, wgrad };
 
 // Entry bodies. args: fwd (x, w, y, offsets, E, K, N, kc, mc, nc); swiglu (x, w, gate_up, h,
 // offsets, E, K, F, kc, mc, nc); dgrad (dy, w, dx, offsets, E, K, N, ...); wgrad (x, dy, dw, ...).
-// After nc: accumulate (1: the output is added to, not written; 0 for swiglu), then the forward's
+// After nc: the output mode (bit 0, accumulate: the output is added to, not written; 0 for swiglu;
+// bit 1, stream: non-temporal stores, the wgrad view only, not causal), then the forward's
 // gate_up for the SwiGLU backward epilogue (null: none; fwd and dgrad views only, not causal).
 // CAUSAL: the attention_* families (fwd, dgrad and wgrad views only) then take their HeadLayout
 // (heads, ld0, ld1), and the causal dgrad view (attention_scores) then its ScoresEpilogue: mode,
@@ -211,7 +217,7 @@ void grouped_gemm_entry(void** args, const HostLaunch* launch) {
   const int64* offsets = *static_cast<const int64* const*>(args[tail - 1]);
   const int64 experts = num(tail), k = num(tail + 1), n = num(tail + 2);
   const Blocks blk{num(tail + 3), num(tail + 4), num(tail + 5)};
-  const bool accumulate = num(tail + 6) != 0;
+  const bool accumulate = (num(tail + 6) & 1) != 0, stream = (num(tail + 6) & 2) != 0;
   const SwigluBwdEpilogue swiglu{ptr(tail + 7)};
   HeadLayout heads{1, 0, 0};
   if constexpr (CAUSAL) heads = {num(tail + 8), num(tail + 9), num(tail + 10)};
@@ -227,7 +233,8 @@ void grouped_gemm_entry(void** args, const HostLaunch* launch) {
     run_grouped<T>(GemmDgrad{ptr(0), ptr(1), ptr(2), offsets, k, n, CAUSAL, accumulate, swiglu, epilogue, heads},
                    experts, blk, launch);
   } else
-    run_grouped<T>(GemmWgrad{ptr(0), ptr(1), ptr(2), offsets, k, n, CAUSAL, accumulate, heads}, experts, blk, launch);
+    run_grouped<T>(GemmWgrad{ptr(0), ptr(1), ptr(2), offsets, k, n, CAUSAL, accumulate, heads, stream && !CAUSAL},
+                   experts, blk, launch);
 }
 
 }  // namespace moejit::host

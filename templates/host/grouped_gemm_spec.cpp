@@ -73,6 +73,13 @@ Config make_config(int64_t isa, TileShape t, int64_t pack, int64_t kc, int64_t m
                 {"kc", kc},   {"mc", mc},   {"nc", nc},   {"threads", threads}};
 }
 
+// The problem's configs carry "stream" only where the output is streamed (host_gemm_streams), so
+// that every other problem's configs, and the decisions stored for them, stay as they were.
+Config with_stream(Config config, const Problem& problem, const DeviceDescription& device) {
+  if (host_gemm_streams(problem, device)) config.set("stream", 1);
+  return config;
+}
+
 // The kernel template's arguments for each family (host::Family and CAUSAL in
 // grouped_gemm_families.h).
 std::string kernel_family(Family family) {
@@ -114,7 +121,14 @@ std::string HostGroupedGemmSpec::compiled_config(const Config& config) {
       .to_string();
 }
 
-std::vector<Config> HostGroupedGemmSpec::space(const Problem&, const DeviceDescription& device) const {
+bool host_gemm_streams(const Problem& problem, const DeviceDescription& device) {
+  const HostGemmView view = host_gemm_view(problem.family);
+  if (view.causal || view.gemm != Family::grouped_gemm_wgrad || device.l2_bytes <= 0) return false;
+  const GemmShape& g = problem.gemm();
+  return g.experts * g.k * g.n * int64_t(sizeof(float)) > device.l2_bytes;
+}
+
+std::vector<Config> HostGroupedGemmSpec::space(const Problem& problem, const DeviceDescription& device) const {
   std::vector<int64_t> thread_counts{1};
   if (device.compute_units > 1) thread_counts.push_back(device.compute_units);
   std::vector<Config> configs;
@@ -124,7 +138,8 @@ std::vector<Config> HostGroupedGemmSpec::space(const Problem&, const DeviceDescr
         for (int64_t kc : {128, 256})
           for (int64_t mc : {8 * t.mr, 16 * t.mr})
             for (int64_t nc : {4 * t.nr, 16 * t.nr})
-              for (int64_t threads : thread_counts) configs.push_back(make_config(isa, t, pack, kc, mc, nc, threads));
+              for (int64_t threads : thread_counts)
+                configs.push_back(with_stream(make_config(isa, t, pack, kc, mc, nc, threads), problem, device));
   return configs;
 }
 
@@ -151,6 +166,12 @@ std::string HostGroupedGemmSpec::prune_reason(const Problem& problem, const Conf
   if (mc % mr != 0) return "mc " + std::to_string(mc) + " % mr " + std::to_string(mr) + " != 0";
   if (nc % nr != 0) return "nc " + std::to_string(nc) + " % nr " + std::to_string(nr) + " != 0";
   if (threads < 1) return "threads must be at least 1";
+  if (const int64_t stream = config.get_or("stream", 0); stream != 0) {
+    const HostGemmView view = host_gemm_view(problem.family);
+    if (stream != 1) return "stream must be 0 or 1";
+    if (view.causal || view.gemm != Family::grouped_gemm_wgrad)
+      return "stream: only the wgrad view (not causal) writes an output that nothing reads soon";
+  }
   if (device.compute_units > 0 && threads > device.compute_units)
     return "threads " + std::to_string(threads) + " > the device's " + std::to_string(device.compute_units) +
            " hardware threads";
@@ -199,7 +220,7 @@ Config HostGroupedGemmSpec::heuristic(const Problem& problem, const DeviceDescri
     else
       break;
   }
-  return make_config(isa, t, heuristic_pack(problem, isa) ? 1 : 0, 256, mc, nc, threads);
+  return with_stream(make_config(isa, t, heuristic_pack(problem, isa) ? 1 : 0, 256, mc, nc, threads), problem, device);
 }
 
 Source HostGroupedGemmSpec::render(const Problem& problem, const Config& config,
@@ -261,7 +282,7 @@ void launch_gemm(Kernel& kernel, const Problem& problem, const Config& config, s
   check_options(problem, o);
   const GemmShape& g = problem.gemm();
   int64_t e = g.experts, k = g.k, n = g.n, kc = config.get("kc"), mc = config.get("mc"), nc = config.get("nc");
-  int64_t into = o.accumulate ? 1 : 0;
+  int64_t into = (o.accumulate ? 1 : 0) | (config.get_or("stream", 0) ? 2 : 0);  // the output mode
   std::vector<void*> args;
   for (auto& p : pointers) args.push_back(&p);
   args.insert(args.end(), {&offsets, &e, &k, &n, &kc, &mc, &nc, &into, &o.swiglu_gate_up});

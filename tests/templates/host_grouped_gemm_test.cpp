@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <map>
 #include <random>
 
@@ -294,6 +295,67 @@ TEST(HostGroupedGemmSwigluEpilogue, WritesTheGateAndUpGradientsOfTheProduct) {
   EXPECT_THROW(launch_host_gemm_wgrad(kernel, wgrad, spec.heuristic(wgrad, backend().device()), d.x.data(), d.dy.data(),
                                       dw.data(), d.offsets.data(), {.swiglu_gate_up = gate_up.data()}),
                Error);
+}
+
+// stream: wgrad's output written with non-temporal stores agrees with the reference, on a 64-byte
+// aligned output (the streamed path), one float off it (every tile falls back to plain stores),
+// over one panel and over several (only the last streams), writing and accumulating.
+TEST(HostGroupedGemmStream, StreamedWgradAgreesWithTheReferenceAlignedOrNot) {
+  const Family kind = Family::grouped_gemm_wgrad;
+  const HostGroupedGemmSpec spec(kind);
+  const Problem p = problem_for(kind, 3, 2, 61, 48, 64);  // N 64: every row of dW starts a vector
+  const Data d = make_data(kind, p, 31);
+  const auto want = reference(kind, d)[0];
+  Config streamed = spec.heuristic(p, backend().device());
+  streamed.set("stream", 1);
+  Config panels = streamed;
+  panels.set("kc", 8);
+  Kernel& kernel = kernel_for(spec.render(p, streamed, backend().device()));
+  const size_t n = want.size();
+  float* buffer = static_cast<float*>(std::aligned_alloc(64, sizeof(float) * (n + 16)));
+  std::mt19937 rng(32);
+  std::uniform_real_distribution<float> u(-1, 1);
+  for (const Config& c : {streamed, panels})
+    for (int64_t shift : {0, 1})
+      for (bool into : {false, true}) {
+        float* dw = buffer + shift;
+        std::vector<float> start(n);
+        for (size_t i = 0; i < n; ++i) dw[i] = start[i] = into ? u(rng) : std::nanf("");
+        launch_host_gemm_wgrad(kernel, p, c, d.x.data(), d.dy.data(), dw, d.offsets.data(), {.accumulate = into});
+        for (size_t i = 0; i < n; ++i) {
+          const double expect = want[i] + (into ? start[i] : 0.0);
+          ASSERT_NEAR(dw[i], expect, 1e-4 + 1e-4 * std::abs(expect))
+              << c.to_string() << " shift " << shift << (into ? " +=" : "") << " element " << i;
+        }
+      }
+  std::free(buffer);
+}
+
+// The space and the heuristic stream wgrad's output exactly where it outgrows the last-level cache;
+// the other views never stream, and refuse a config that asks them to.
+TEST(HostGroupedGemmStream, OnlyWgradOutputsPastTheLastLevelCacheStream) {
+  DeviceDescription device;
+  device.backend = "host";
+  device.features = "avx2,fma,avx512f";
+  device.compute_units = 2;
+  device.l2_bytes = 260 << 20;
+  const Problem qwen3(Family::grouped_gemm_wgrad, DType::f32, GemmShape{128, 8, 2048, 768}, 4096);  // 805 MB
+  const Problem moe2b(Family::grouped_gemm_wgrad, DType::f32, GemmShape{92, 7, 1408, 320}, 4096);   // 166 MB
+  EXPECT_TRUE(host_gemm_streams(qwen3, device));
+  EXPECT_FALSE(host_gemm_streams(moe2b, device));
+  const HostGroupedGemmSpec wgrad(Family::grouped_gemm_wgrad);
+  EXPECT_EQ(wgrad.heuristic(qwen3, device).get_or("stream", 0), 1);
+  EXPECT_FALSE(wgrad.heuristic(moe2b, device).has("stream"));  // its configs and stored decisions as before
+  for (const Config& c : wgrad.space(qwen3, device)) EXPECT_EQ(c.get_or("stream", 0), 1) << c.to_string();
+  for (Family other : {Family::grouped_gemm_fwd, Family::grouped_gemm_dgrad, Family::attention_grads}) {
+    const HostGroupedGemmSpec spec(other);
+    const Problem big(other, DType::f32, GemmShape{128, 8, 2048, 768}, 4096);
+    EXPECT_FALSE(host_gemm_streams(big, device)) << to_string(other);
+    Config c = spec.heuristic(big, device);
+    EXPECT_FALSE(c.has("stream")) << to_string(other);
+    c.set("stream", 1);
+    EXPECT_NE(spec.prune_reason(big, c, device).find("stream"), std::string::npos) << to_string(other);
+  }
 }
 
 // A small output over a long reduction (tiny-moe-r20's router weight gradient: 46 x 128 over 2048
