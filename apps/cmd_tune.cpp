@@ -214,7 +214,9 @@ void add_tune_command(CLI::App& app) {
   cmd->add_option("--exhaustive-limit", f->exhaustive_limit, "Larger spaces use local search")
       ->capture_default_str()
       ->transform(integer_in(0));
-  cmd->add_option("--warmup", f->warmup, "Warm-up samples")->capture_default_str()->transform(integer_in(0, 1000000));
+  cmd->add_option("--warmup", f->warmup, "Warm-up samples (re-timing: and at least 20 ms of them)")
+      ->capture_default_str()
+      ->transform(integer_in(0, 1000000));
   cmd->add_option("--repeats", f->repeats, "Timed samples (median)")
       ->capture_default_str()
       ->transform(integer_in(1, 1000000));

@@ -49,7 +49,7 @@ std::string journal_file(const KernelSpec& spec, const Problem& p, const Backend
   h.field(std::to_string(d.compute_units)).field(d.driver).field(backend.compiler().id());
   h.field(template_hash(spec, p, heuristic, d, backend.compiler()));
   h.field(std::to_string(t.warmup) + "/" + std::to_string(t.repeats) + "/" + std::to_string(t.cold) + "/" +
-          std::to_string(t.min_sample_ms));
+          std::to_string(t.min_sample_ms) + "/" + std::to_string(t.min_warmup_ms));
   return std::string(to_string(p.family)) + "." + h.hex().substr(0, 16) + ".jsonl";
 }
 
@@ -406,11 +406,13 @@ std::vector<Tuning::Finalist> Tuning::retime(const std::vector<std::pair<double,
   // and then taken away for milliseconds, a whole run of a 2-thread config long: it then runs on
   // one thread. Such noise only ever adds time; a median over every sample let two spoiled runs of
   // three pick the 1-thread gate backward and permute backward, 2x slower in the step
-  // (bench/results/2026-12-07-host-emr).
+  // (bench/results/2026-12-07-host-emr). Each run warms up for at least min_warmup_ms: a helper
+  // woken onto the caller's CPU stays there for whole runs until the scheduler moves it
+  // (bench/results/2026-12-08-host-emr).
   const int samples = std::max(options_.timing.repeats, 1), runs = std::min(samples, kRetimeRuns);
   for (int run = 0; run < runs; ++run)
     for (Finalist& f : finalists) {
-      for (int w = 0; w < std::max(options_.timing.warmup, 1); ++w) f.timer->sample(f.loaded);
+      f.timer->warm_up(f.loaded, options_.timing, std::max(options_.timing.warmup, 1));
       std::vector<double>& round = f.rounds.emplace_back();
       for (int k = 0; k < samples / runs + (run < samples % runs ? 1 : 0); ++k)
         round.push_back(f.timer->sample(f.loaded));

@@ -90,6 +90,13 @@ double Timer::sample(LoadedCandidate& candidate) {
   return ms / batch;
 }
 
+void Timer::warm_up(LoadedCandidate& candidate, const TimingOptions& timing, int samples) {
+  constexpr int kMostSamples = 100000;  // a backend whose clock reads 0 must not spin forever
+  double spent = 0;
+  for (int i = 0; i < kMostSamples && (i < samples || spent < timing.min_warmup_ms); ++i)
+    spent += sample(candidate) * batch;
+}
+
 CandidateResult evaluate_loaded(Backend& backend, Workload& workload, LoadedCandidate& candidate,
                                 const TimingOptions& timing, int copies) {
   CandidateResult result;

@@ -29,6 +29,13 @@ CandidateResult candidate_result_from_json(const nlohmann::json& j);  // throws 
 
 struct TimingOptions {
   int warmup = 3;
+  // The re-timing of the finalists (in the tuning process, whose pool's helpers have slept since
+  // the last launch) warms each run up for at least this long, in the samples' own time: a host
+  // candidate on more than one thread runs at one thread's speed until the scheduler has moved a
+  // woken helper off the caller's CPU, which took whole runs of a few samples (tiny-moe-r20's gate
+  // backward re-timed at its 1-thread time in 1 of 6 tunes; bench/results/2026-12-08-host-emr). The
+  // search's candidates start fresh threads in fresh workers and keep the counted warm-up.
+  double min_warmup_ms = 20;
   int repeats = 15;
   // Cold cache: rotate through enough input/output sets to exceed the device's last-level cache
   // (twice its size), so every sample reads from memory as a large training step would.
@@ -54,6 +61,8 @@ struct Timer {
   int batch = 1;
   void calibrate(LoadedCandidate& candidate, const TimingOptions& timing);
   double sample(LoadedCandidate& candidate);  // ms per call
+  // At least `samples` samples, and at least timing.min_warmup_ms of them.
+  void warm_up(LoadedCandidate& candidate, const TimingOptions& timing, int samples);
 };
 
 // Correctness gate, then timing: the whole measurement of one loaded candidate.

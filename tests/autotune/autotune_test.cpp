@@ -141,6 +141,32 @@ TEST_F(AutotuneTest, ReTimingSurvivesACoreTakenAwayForMostOfItsRuns) {
   EXPECT_NEAR(r.decision->time_ms, 0.100, 1e-9);
 }
 
+TEST_F(AutotuneTest, ReTimingWarmsUpLongEnoughForTheSchedulerToSpreadThreads) {
+  // a5_b4 is the fastest (100 us). Once loaded for re-timing, its first 60 calls run at half speed
+  // (a 2-thread config whose woken helper the scheduler left on the caller's CPU): every run of
+  // samples under a warm-up counted in samples (3 each) would fall among them. The warm-up lasts at
+  // least min_warmup_ms (20 ms: 100-200 calls), so the first run already shows its speed.
+  world().cost_us = [](const Config& c) {
+    return c.to_string() == "a5_b4" ? 100.0 : 150.0 + static_cast<double>(c.get("a") + c.get("b"));
+  };
+  world().slowdown = [](const Config& c, int load, long call) {
+    return c.to_string() == "a5_b4" && load == 2 && call < 60 ? 2.0 : 1.0;
+  };
+  options_.isolation = Isolation::none;
+  options_.timing.repeats = 15;
+  ASSERT_GE(options_.timing.min_warmup_ms, 20.0);
+  TuneResult r = run();
+  ASSERT_TRUE(r.decision);
+  EXPECT_EQ(r.decision->config.to_string(), "a5_b4");
+  EXPECT_NEAR(r.decision->time_ms, 0.100, 1e-9);
+  options_.timing.min_warmup_ms = 0;  // the old warm-up: counted in samples only
+  world().loads.clear();
+  fs::remove_all(dir_);
+  TuneResult old = run();
+  ASSERT_TRUE(old.decision);
+  EXPECT_NE(old.decision->config.to_string(), "a5_b4");
+}
+
 TEST_F(AutotuneTest, AHeuristicOffTheSpacesGridIsMeasuredToo) {
   // b 3 is not among the space's values (a heuristic that sizes its blocks for the problem), but it
   // passes pruning: the tuner measures it, and here it is the fastest, so it is the decision.
@@ -281,6 +307,7 @@ TEST_F(AutotuneTest, LargeSpacesUseLocalSearchAndStillFindTheOptimum) {
 TEST_F(AutotuneTest, RacingStopsSlowCandidatesEarlyWithTheSameWinner) {
   options_.isolation = Isolation::none;
   options_.timing.repeats = 15;
+  options_.timing.min_warmup_ms = 0;       // the re-timing's warm-up costs both runs the same: count the search's calls
   world().cost_us = [](const Config& c) {  // best first in space order: later ones race against it
     return 100.0 + 30.0 * static_cast<double>(c.get("a") - 1) + 20.0 * std::log2(static_cast<double>(c.get("b")));
   };
