@@ -412,7 +412,7 @@ std::vector<Tuning::Finalist> Tuning::retime(const std::vector<std::pair<double,
   const int samples = std::max(options_.timing.repeats, 1), runs = std::min(samples, kRetimeRuns);
   for (int run = 0; run < runs; ++run)
     for (Finalist& f : finalists) {
-      f.timer->warm_up(f.loaded, options_.timing, std::max(options_.timing.warmup, 1));
+      f.timer->warm_up(f.loaded, std::max(options_.timing.warmup, 1), options_.timing.min_warmup_ms);
       std::vector<double>& round = f.rounds.emplace_back();
       for (int k = 0; k < samples / runs + (run < samples % runs ? 1 : 0); ++k)
         round.push_back(f.timer->sample(f.loaded));

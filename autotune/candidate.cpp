@@ -90,11 +90,10 @@ double Timer::sample(LoadedCandidate& candidate) {
   return ms / batch;
 }
 
-void Timer::warm_up(LoadedCandidate& candidate, const TimingOptions& timing, int samples) {
+void Timer::warm_up(LoadedCandidate& candidate, int samples, double min_ms) {
   constexpr int kMostSamples = 100000;  // a backend whose clock reads 0 must not spin forever
   double spent = 0;
-  for (int i = 0; i < kMostSamples && (i < samples || spent < timing.min_warmup_ms); ++i)
-    spent += sample(candidate) * batch;
+  for (int i = 0; i < kMostSamples && (i < samples || spent < min_ms); ++i) spent += sample(candidate) * batch;
 }
 
 CandidateResult evaluate_loaded(Backend& backend, Workload& workload, LoadedCandidate& candidate,
@@ -111,7 +110,7 @@ CandidateResult evaluate_loaded(Backend& backend, Workload& workload, LoadedCand
     }
     Timer timer{backend, workload, std::max(copies, 1)};
     timer.calibrate(candidate, timing);
-    for (int i = 0; i < timing.warmup; ++i) timer.sample(candidate);
+    timer.warm_up(candidate, timing.warmup, 0);  // counted only: see TimingOptions::min_warmup_ms
     std::vector<double> samples;
     const int repeats = std::max(timing.repeats, 1);
     double fastest = std::numeric_limits<double>::infinity();

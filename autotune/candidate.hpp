@@ -61,8 +61,8 @@ struct Timer {
   int batch = 1;
   void calibrate(LoadedCandidate& candidate, const TimingOptions& timing);
   double sample(LoadedCandidate& candidate);  // ms per call
-  // At least `samples` samples, and at least timing.min_warmup_ms of them.
-  void warm_up(LoadedCandidate& candidate, const TimingOptions& timing, int samples);
+  // At least `samples` samples, and at least `min_ms` of them (in the samples' own time).
+  void warm_up(LoadedCandidate& candidate, int samples, double min_ms);
 };
 
 // Correctness gate, then timing: the whole measurement of one loaded candidate.

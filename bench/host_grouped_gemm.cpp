@@ -192,7 +192,6 @@ double max_rel_diff(const Floats& a, const Floats& b) {
 
 }  // namespace
 
-// "d_model,d_expert,E,top_k" (as `moejit bench --shape`); false if malformed.
 // "fwd", "up_swiglu", "dgrad" or "wgrad" (the families' names without "grouped_gemm_"); false if none.
 bool parse_family(const std::string& text, Family& kind) {
   for (Family k : kKinds)
@@ -200,6 +199,7 @@ bool parse_family(const std::string& text, Family& kind) {
   return false;
 }
 
+// "d_model,d_expert,E,top_k" (as `moejit bench --shape`); false if malformed.
 bool parse_shape(const std::string& text, BenchShape& s) {
   long long d, f, e, k;
   char tail;
@@ -258,8 +258,8 @@ int main(int argc, char** argv) {
     for (const auto& c : spec.space(any, device))
       if (sweep_space && c.get("threads") == threads && spec.prune_reason(any, c, device).empty())
         sources.push_back(spec.render(any, c, device));
-    for (const BenchShape& s : shapes)  // --no-sweep: the heuristics alone
-      if (!sweep_space) {
+    if (!sweep_space)  // the heuristics alone
+      for (const BenchShape& s : shapes) {
         const Problem p(kind, DType::f32, GemmShape{s.experts, s.top_k, s.d_model, s.d_expert}, tokens);
         sources.push_back(spec.render(p, spec.heuristic(p, device), device));
       }

@@ -142,14 +142,15 @@ __attribute__((always_inline)) inline void micro_tile(int64 kb, const float* a, 
     }
   }
   if (m == MR && n == NR) {
-    const bool aligned = (reinterpret_cast<unsigned long long>(c) | (ldc * sizeof(float))) % sizeof(vfloat<VW>) == 0;
+    const bool nt =
+        stream && (reinterpret_cast<unsigned long long>(c) | (ldc * sizeof(float))) % sizeof(vfloat<VW>) == 0;
 #pragma unroll
     for (int i = 0; i < MR; ++i)
 #pragma unroll
       for (int j = 0; j < NV; ++j) {
         float* out = c + i * ldc + j * VW;
         const vfloat<VW> v = accumulate ? load_v<VW>(out) + acc[i][j] : acc[i][j];
-        if (stream && aligned)
+        if (nt)
           __builtin_nontemporal_store(v, reinterpret_cast<vfloat<VW>*>(out));
         else
           store_v<VW>(out, v);

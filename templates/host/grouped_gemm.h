@@ -142,11 +142,11 @@ void gemm_block(const View& a, const View& b, float* c, int64 ldc, int64 mb, int
 
 // Runs family F over every expert: F provides rows(e) (M of expert e, cut into items by RowSplit),
 // cols() (N, tiled by nc), depth(e) (the reduction's length: K, or wgrad's expert rows), streams()
-// (whether its blocks write with non-temporal stores) and block<T>(e, i0, mb, j0, nb, blocks, scratch). Threads take
-// items in order, so the experts go heaviest item first (longest-processing-time order): a trained router sends up to a
-// quarter of the rows to one expert, and wgrad runs an expert's whole reduction in one item; were it last, one thread
-// would still run it while the others wait. No item depends on which thread runs it or when, so the order changes no
-// result.
+// (whether its blocks write with non-temporal stores) and block<T>(e, i0, mb, j0, nb, blocks,
+// scratch). Threads take items in order, so the experts go heaviest item first (longest-processing-
+// time order): a trained router sends up to a quarter of the rows to one expert, and wgrad runs an
+// expert's whole reduction in one item; were it last, one thread would still run it while the
+// others wait. No item depends on which thread runs it or when, so the order changes no result.
 template <class T, class F>
 struct GroupedRun {
   const F* family;

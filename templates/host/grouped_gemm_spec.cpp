@@ -121,9 +121,17 @@ std::string HostGroupedGemmSpec::compiled_config(const Config& config) {
       .to_string();
 }
 
+namespace {
+// The one view that writes an output nothing reads soon: wgrad's dW (not causal: attention's dK and
+// dV feed the next products at once).
+bool writes_once(Family family) {
+  const HostGemmView view = host_gemm_view(family);
+  return !view.causal && view.gemm == Family::grouped_gemm_wgrad;
+}
+}  // namespace
+
 bool host_gemm_streams(const Problem& problem, const DeviceDescription& device) {
-  const HostGemmView view = host_gemm_view(problem.family);
-  if (view.causal || view.gemm != Family::grouped_gemm_wgrad || device.l2_bytes <= 0) return false;
+  if (!writes_once(problem.family) || device.l2_bytes <= 0) return false;
   const GemmShape& g = problem.gemm();
   return g.experts * g.k * g.n * int64_t(sizeof(float)) > device.l2_bytes;
 }
@@ -167,9 +175,8 @@ std::string HostGroupedGemmSpec::prune_reason(const Problem& problem, const Conf
   if (nc % nr != 0) return "nc " + std::to_string(nc) + " % nr " + std::to_string(nr) + " != 0";
   if (threads < 1) return "threads must be at least 1";
   if (const int64_t stream = config.get_or("stream", 0); stream != 0) {
-    const HostGemmView view = host_gemm_view(problem.family);
     if (stream != 1) return "stream must be 0 or 1";
-    if (view.causal || view.gemm != Family::grouped_gemm_wgrad)
+    if (!writes_once(problem.family))
       return "stream: only the wgrad view (not causal) writes an output that nothing reads soon";
   }
   if (device.compute_units > 0 && threads > device.compute_units)
